@@ -1,0 +1,75 @@
+// Python bindings of the CPU kernels: unpack buffers and scalars, release the GIL, call. Validation,
+// dtype codes, thresholds and scales all come from the Python layer (python/regdrop_fast/_checks.py).
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+
+#include "cpu/isa.h"
+#include "cpu/ops_cpu.h"
+#include "cpu/parallel.h"
+
+namespace py = pybind11;
+
+namespace {
+
+const void* data_of(const py::array& a) { return a.data(); }
+void* mutable_data_of(py::array& a) { return a.mutable_data(); }  // raises if read-only
+uint8_t* optional_bits(py::object bits) {
+  if (bits.is_none()) return nullptr;
+  py::array arr = bits.cast<py::array>();
+  return static_cast<uint8_t*>(mutable_data_of(arr));
+}
+
+rdf::DropoutParams params(uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+  return rdf::DropoutParams{seed, offset, threshold, drop_all, scale};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "regdrop_fast native CPU kernels (private; use the regdrop_fast package)";
+
+  m.def("dropout_forward",
+        [](int dtype, const py::array& x, py::array& y, py::object bits, int64_t n, uint64_t seed,
+           uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+          const void* xp = data_of(x);
+          void* yp = mutable_data_of(y);
+          uint8_t* bp = optional_bits(bits);
+          py::gil_scoped_release release;
+          rdf::cpu::dropout_forward(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
+                                    params(seed, offset, threshold, drop_all, scale));
+        });
+
+  m.def("dropout_backward",
+        [](int dtype, const py::array& grad, py::array& dx, py::object bits, int64_t n, uint64_t seed,
+           uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+          const void* gp = data_of(grad);
+          void* dp = mutable_data_of(dx);
+          const uint8_t* bp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
+          py::gil_scoped_release release;
+          rdf::cpu::dropout_backward(static_cast<rdf::DType>(dtype), gp, dp, bp, n,
+                                     params(seed, offset, threshold, drop_all, scale));
+        });
+
+  m.def("dropout_mask", [](py::array& bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
+                           bool drop_all) {
+    uint8_t* bp = static_cast<uint8_t*>(mutable_data_of(bits));
+    py::gil_scoped_release release;
+    rdf::cpu::dropout_mask(bp, n, params(seed, offset, threshold, drop_all, 0.0));
+  });
+
+  m.def("philox4x32", [](const py::array& counters, const py::array& keys, py::array& out, int64_t n,
+                         int rounds) {
+    const auto* cp = static_cast<const uint32_t*>(data_of(counters));
+    const auto* kp = static_cast<const uint32_t*>(data_of(keys));
+    auto* op = static_cast<uint32_t*>(mutable_data_of(out));
+    py::gil_scoped_release release;
+    rdf::cpu::philox4x32_raw(cp, kp, op, n, rounds);
+  });
+
+  m.def("get_num_threads", &rdf::get_num_threads);
+  m.def("set_num_threads", &rdf::set_num_threads);
+  m.def("default_num_threads", &rdf::default_num_threads);
+  m.def("simd", [] { return rdf::cpu::isa_name(rdf::cpu::active_isa()); });
+  m.def("simd_best", [] { return rdf::cpu::isa_name(rdf::cpu::best_isa()); });
+  m.def("set_simd", [](int isa) { rdf::cpu::set_isa(static_cast<rdf::cpu::Isa>(isa)); });
+}

@@ -1,0 +1,36 @@
+// The element-level body of dropout, shared by the CPU loops and the CUDA kernels. Everything that decides
+// a value lives here; the backends only decide which elements a thread or SIMD lane visits.
+#pragma once
+#include <cstdint>
+
+#include "dtypes.h"
+#include "hd.h"
+
+namespace rdf {
+
+// Parameters of one dropout call, computed once by the Python layer (python/regdrop_fast/_checks.py).
+struct DropoutParams {
+  uint64_t seed;
+  uint64_t offset;     // global index of element 0 of this call, in elements, wrapping mod 2^64
+  uint32_t threshold;  // keep iff the element's 32-bit word >= threshold (round(p * 2^32))
+  bool drop_all;       // p rounds to 2^32: no word can reach the threshold, every element is dropped
+  double scale;        // 1 / (1 - p); 0 when drop_all
+};
+
+// Keep decision for one random word. drop_all is handled by the caller's loop (it needs no random words).
+RDF_HD bool dropout_keep(uint32_t word, uint32_t threshold) { return word >= threshold; }
+
+// Dropout of one value in its compute type: a selection, not a multiply by 0, so a dropped NaN or inf
+// becomes exactly 0 while a kept one propagates.
+template <class C>
+RDF_HD C dropout_value(C x, bool keep, C scale) {
+  return keep ? x * scale : C(0);
+}
+
+// Storage-level element: load, compute, round once, store. Used by forward (x) and backward (grad) alike.
+template <class T>
+RDF_HD void dropout_element(const T& in, T& out, bool keep, compute_t<T> scale) {
+  store(out, dropout_value(load(in), keep, scale));
+}
+
+}  // namespace rdf

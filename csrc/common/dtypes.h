@@ -1,0 +1,125 @@
+// Storage dtypes, their compute types, exact conversions, and the one dtype dispatch of the project.
+//
+// Half types are stored as raw 16-bit patterns and computed in float32; each result is rounded to the
+// storage type exactly once, round-to-nearest-even, which is what NumPy/ml_dtypes' astype does. The
+// conversions are pure integer code so they give the same bits on any CPU, under any FTZ/DAZ mode, and on
+// CUDA; the NumPy reference reaches the same bits through ml_dtypes.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+
+#include "hd.h"
+
+namespace rdf {
+
+// Codes shared with the Python layer (python/regdrop_fast/_checks.py: DTYPE_CODES).
+enum class DType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
+
+struct half_t {
+  uint16_t bits;
+};
+struct bfloat16_t {
+  uint16_t bits;
+};
+
+template <class T>
+struct ComputeOf {
+  using type = float;
+};
+template <>
+struct ComputeOf<double> {
+  using type = double;
+};
+template <class T>
+using compute_t = typename ComputeOf<T>::type;
+
+RDF_HD uint32_t float_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+}
+RDF_HD float bits_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// IEEE binary16 -> binary32, exact for every input (subnormals normalized by integer shifts).
+RDF_HD float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  if (exp == 0x1Fu) return bits_float(sign | 0x7F800000u | (mant << 13));
+  if (exp == 0) {
+    if (mant == 0) return bits_float(sign);
+    exp = 113;  // 127 - 15 + 1: the exponent of a value whose leading mantissa bit is bit 10
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --exp;
+    }
+    return bits_float(sign | (exp << 23) | ((mant & 0x3FFu) << 13));
+  }
+  return bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+// binary32 -> binary16, round to nearest even; overflow goes to inf, NaN stays a quiet NaN.
+RDF_HD uint16_t float_to_half(float f) {
+  const uint32_t u = float_bits(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t a = u & 0x7FFFFFFFu;
+  if (a > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00u | ((a >> 13) & 0x3FFu));
+  if (a >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // >= 65520 rounds to inf
+  if (a >= 0x38800000u) {                                              // normal half range
+    uint32_t h = (a - 0x38000000u) >> 13;
+    const uint32_t rem = a & 0x1FFFu;
+    h += (rem > 0x1000u) || (rem == 0x1000u && (h & 1u));
+    return static_cast<uint16_t>(sign | h);
+  }
+  if (a <= 0x33000000u) return static_cast<uint16_t>(sign);  // <= 2^-25 ties to even (zero)
+  const uint32_t e = a >> 23;                                // 102..112 here
+  const uint32_t m = (a & 0x7FFFFFu) | 0x800000u;
+  const uint32_t shift = 126u - e;
+  uint32_t h = m >> shift;
+  const uint32_t rem = m & ((1u << shift) - 1u);
+  const uint32_t half = 1u << (shift - 1u);
+  h += (rem > half) || (rem == half && (h & 1u));
+  return static_cast<uint16_t>(sign | h);
+}
+
+RDF_HD float bfloat16_to_float(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }
+
+// binary32 -> bfloat16, round to nearest even; NaN stays a quiet NaN of the same sign.
+RDF_HD uint16_t float_to_bfloat16(float f) {
+  const uint32_t u = float_bits(f);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+// load: storage -> compute type; store: compute type -> storage (the single rounding).
+RDF_HD float load(float v) { return v; }
+RDF_HD double load(double v) { return v; }
+RDF_HD float load(half_t v) { return half_to_float(v.bits); }
+RDF_HD float load(bfloat16_t v) { return bfloat16_to_float(v.bits); }
+RDF_HD void store(float& d, float v) { d = v; }
+RDF_HD void store(double& d, double v) { d = v; }
+RDF_HD void store(half_t& d, float v) { d.bits = float_to_half(v); }
+RDF_HD void store(bfloat16_t& d, float v) { d.bits = float_to_bfloat16(v); }
+
+// The one dtype dispatch: calls fn(T{}) with the storage type named by dt.
+template <class Fn>
+decltype(auto) dispatch_dtype(DType dt, Fn&& fn) {
+  switch (dt) {
+    case DType::kFloat32:
+      return fn(float{});
+    case DType::kFloat64:
+      return fn(double{});
+    case DType::kFloat16:
+      return fn(half_t{});
+    case DType::kBFloat16:
+      return fn(bfloat16_t{});
+  }
+  throw std::invalid_argument("regdrop_fast: unknown dtype code");
+}
+
+}  // namespace rdf

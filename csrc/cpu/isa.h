@@ -1,0 +1,47 @@
+// Run-time SIMD dispatch. Each per-ISA source (dropout_cpu.cpp, ...) is compiled once per instruction set
+// with RDF_ISA set to one of the names below (CMakeLists.txt); its functions live in namespace
+// rdf::cpu::<isa>, so copies built with different flags can never be merged by the linker.
+#pragma once
+#include <cstdint>
+
+#include "../common/dropout_element.h"
+
+namespace rdf {
+namespace cpu {
+
+enum class Isa : int { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// The widest ISA this CPU supports that this build contains, lowered by REGDROP_SIMD=generic|avx2|avx512
+// (for tests and benchmarks: every path must give the same bits).
+Isa active_isa();
+const char* isa_name(Isa isa);
+Isa best_isa();          // widest usable here, ignoring the override
+void set_isa(Isa isa);   // clamps to best_isa()
+
+// Elements handled per dropout task: a multiple of 8 so tasks never share a mask byte. Fixed, so the split
+// depends only on n.
+constexpr int64_t kDropoutTaskElems = int64_t{1} << 16;
+
+// What one dropout pass does over elements [begin, end) of a call (begin a multiple of 8):
+// the keep decision comes from bits_in when given, else from the Philox stream; `in`/`out` (both null or
+// both set) receive the dropout of each element; bits_out, when given, receives the packed decisions.
+struct DropoutPass {
+  DType dtype;
+  const void* in;
+  void* out;
+  const uint8_t* bits_in;
+  uint8_t* bits_out;
+  DropoutParams params;
+};
+
+#define RDF_DECLARE_ISA_KERNELS(ns)                                        \
+  namespace ns {                                                           \
+  void dropout_range(const DropoutPass& pass, int64_t begin, int64_t end); \
+  }
+RDF_DECLARE_ISA_KERNELS(generic)
+RDF_DECLARE_ISA_KERNELS(avx2)
+RDF_DECLARE_ISA_KERNELS(avx512)
+#undef RDF_DECLARE_ISA_KERNELS
+
+}  // namespace cpu
+}  // namespace rdf

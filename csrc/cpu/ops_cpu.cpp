@@ -1,0 +1,62 @@
+#include "ops_cpu.h"
+
+#include <algorithm>
+
+#include "../common/philox.h"
+#include "isa.h"
+#include "parallel.h"
+
+namespace rdf {
+namespace cpu {
+namespace {
+
+void run_dropout_pass(const DropoutPass& pass, int64_t n) {
+  void (*range)(const DropoutPass&, int64_t, int64_t) = generic::dropout_range;
+#if defined(RDF_HAVE_X86_ISAS)
+  switch (active_isa()) {
+    case Isa::kAvx512:
+      range = avx512::dropout_range;
+      break;
+    case Isa::kAvx2:
+      range = avx2::dropout_range;
+      break;
+    case Isa::kGeneric:
+      break;
+  }
+#endif
+  const int64_t n_tasks = (n + kDropoutTaskElems - 1) / kDropoutTaskElems;
+  if (n_tasks <= 1) {
+    if (n > 0) range(pass, 0, n);
+    return;
+  }
+  parallel_for(n_tasks, [&](int64_t t) {
+    const int64_t begin = t * kDropoutTaskElems;
+    range(pass, begin, std::min(n, begin + kDropoutTaskElems));
+  });
+}
+
+}  // namespace
+
+void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm) {
+  run_dropout_pass(DropoutPass{dt, x, y, nullptr, bits, prm}, n);
+}
+
+void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
+                      const DropoutParams& prm) {
+  run_dropout_pass(DropoutPass{dt, grad, dx, bits, nullptr, prm}, n);
+}
+
+void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm) {
+  run_dropout_pass(DropoutPass{DType::kFloat32, nullptr, nullptr, nullptr, bits, prm}, n);
+}
+
+void philox4x32_raw(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t c[4] = {counters[4 * i], counters[4 * i + 1], counters[4 * i + 2], counters[4 * i + 3]};
+    philox4x32(c, keys[2 * i], keys[2 * i + 1], rounds);
+    for (int w = 0; w < 4; ++w) out[4 * i + w] = c[w];
+  }
+}
+
+}  // namespace cpu
+}  // namespace rdf

@@ -1,0 +1,22 @@
+// The CPU entry points called by the bindings. Arguments arrive validated by the Python layer
+// (python/regdrop_fast/_checks.py): dtypes known, buffers C-contiguous and sized for n elements.
+#pragma once
+#include <cstdint>
+
+#include "../common/dropout_element.h"
+
+namespace rdf {
+namespace cpu {
+
+// y = dropout(x); bits (ceil(n/8) bytes) receives the packed keep mask unless null.
+void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm);
+// dx = grad * scale where kept, else 0; the mask comes from bits, or is regenerated when bits is null.
+void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
+                      const DropoutParams& prm);
+// The packed keep mask alone.
+void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm);
+// Raw Philox4x32-R over n (counter, key) pairs: counters n x 4, keys n x 2, out n x 4 words.
+void philox4x32_raw(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds);
+
+}  // namespace cpu
+}  // namespace rdf

@@ -1,0 +1,31 @@
+"""regdrop_fast: fused, reproducible dropout and weight-penalty kernels for NumPy (and PyTorch).
+
+Every mask is a pure function of (seed, offset + element index) through Philox4x32-10 (docs/rng.md), so
+results are identical on every thread count and SIMD path, and ``regdrop_fast.reference`` reproduces
+them bit for bit in plain NumPy.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("regdrop_fast")
+except PackageNotFoundError:  # running from a source tree without installed metadata
+    __version__ = "0+unknown"
+
+from . import random, reference
+from ._dropout import dropout, dropout_backward, dropout_mask
+from ._info import backend_info, get_num_threads, set_num_threads, set_simd
+from ._mask import Mask
+
+__all__ = [
+    "Mask",
+    "backend_info",
+    "dropout",
+    "dropout_backward",
+    "dropout_mask",
+    "get_num_threads",
+    "random",
+    "reference",
+    "set_num_threads",
+    "set_simd",
+]

@@ -1,0 +1,73 @@
+"""The Mask record returned by dropout and consumed by dropout_backward (native and reference alike)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+
+
+class Mask:
+    """Which elements a dropout call kept, and everything needed to apply or regenerate that decision.
+
+    Attributes
+    ----------
+    shape : tuple of int      the shape of the array the mask belongs to
+    p : float                 drop probability
+    scale : float             1 / (1 - p), applied to kept values (0.0 when p rounds to 1)
+    seed, offset : int        the Philox stream position of element 0 (docs/rng.md)
+    bits : uint8 array or None
+        ceil(n / 8) bytes, bit k of byte j = element 8j + k of the C-order flattening, 1 = kept
+        (``np.packbits(keep.ravel(), bitorder="little")``); None for ``store="seed"``, in which case the
+        mask is regenerated from (seed, offset) when needed.
+    """
+
+    __slots__ = ("shape", "p", "seed", "offset", "bits")
+
+    def __init__(self, shape, p, seed, offset=0, bits=None):
+        self.shape = _checks.shape_tuple(shape)
+        self.p = _checks.probability(p)
+        self.seed = _checks.uint64(seed, "seed")
+        self.offset = _checks.uint64(offset, "offset")
+        if bits is not None:
+            if not isinstance(bits, np.ndarray):
+                raise TypeError(f"bits: expected a numpy.ndarray or None, got {type(bits).__name__}")
+            if bits.dtype != np.uint8:
+                raise TypeError(f"bits: expected dtype uint8, got {bits.dtype}")
+            if bits.ndim != 1 or bits.size != (self.size + 7) // 8 or not bits.flags.c_contiguous:
+                raise ValueError(
+                    f"bits: expected a contiguous 1-d array of {(self.size + 7) // 8} bytes for shape "
+                    f"{self.shape}, got shape {bits.shape}"
+                )
+        self.bits = bits
+
+    @classmethod
+    def _trusted(cls, shape, p, seed, offset, bits):
+        """Construct from values a kernel wrapper has already validated (skips the checks)."""
+        mask = object.__new__(cls)
+        mask.shape, mask.p, mask.seed, mask.offset, mask.bits = shape, p, seed, offset, bits
+        return mask
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def scale(self) -> float:
+        return _checks.keep_scale(self.p)
+
+    def to_bool(self) -> np.ndarray:
+        """The keep mask as a bool array of the mask's shape (regenerated when no bits are stored)."""
+        bits = self.bits
+        if bits is None:
+            from ._dropout import dropout_mask
+
+            bits = dropout_mask(self.shape, self.p, seed=self.seed, offset=self.offset).bits
+        return np.unpackbits(bits, count=self.size, bitorder="little").view(bool).reshape(self.shape)
+
+    def __repr__(self) -> str:
+        stored = "bits" if self.bits is not None else "seed"
+        return (
+            f"Mask(shape={self.shape}, p={self.p}, seed={self.seed}, offset={self.offset}, "
+            f"store={stored!r})"
+        )

@@ -1,0 +1,11 @@
+"""Readable pure-NumPy versions of every regdrop_fast kernel: the specification in executable form.
+
+Same names and signatures as the native functions in ``regdrop_fast``; the native kernels must agree with
+these bit for bit (masks and values; penalty values within the documented tolerance).
+"""
+
+from .._mask import Mask
+from .dropout import dropout, dropout_backward, dropout_mask
+from .philox import philox4x32
+
+__all__ = ["Mask", "dropout", "dropout_backward", "dropout_mask", "philox4x32"]

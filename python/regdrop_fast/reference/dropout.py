@@ -1,0 +1,77 @@
+"""Inverted dropout, forward and backward, written for reading (docs/rng.md has the same rules in prose)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from .._mask import Mask
+from .philox import dropout_words
+
+
+def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
+    """Bool keep decision of each of the n elements: word >= round(p * 2^32); all False when that is 2^32."""
+    threshold = _checks.keep_threshold(p)
+    if threshold == 1 << 32:
+        return np.zeros(n, dtype=bool)
+    return dropout_words(n, seed, offset) >= np.uint32(threshold)
+
+
+def dropout_mask(shape, p, *, seed, offset=0) -> Mask:
+    shape = _checks.shape_tuple(shape)
+    p = _checks.probability(p)
+    seed = _checks.uint64(seed, "seed")
+    offset = _checks.uint64(offset, "offset")
+    n = int(np.prod(shape, dtype=np.int64))
+    keep = keep_decisions(n, p, seed, offset)
+    return Mask(shape, p, seed, offset, np.packbits(keep, bitorder="little"))
+
+
+def _apply(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
+    """keep ? value * scale : 0, computed in float32 (float64 for float64 input), rounded once to the dtype.
+
+    A selection, not a multiply by zero: dropped NaN/inf become 0, kept ones propagate.
+    """
+    compute = np.float64 if values.dtype == np.float64 else np.float32
+    with np.errstate(all="ignore"):  # overflow to inf is the defined result, not an error
+        scaled = values.astype(compute) * compute(scale)
+        result = np.where(keep.reshape(values.shape), scaled, compute(0))
+        return result.astype(values.dtype)
+
+
+def _deliver(result: np.ndarray, out) -> np.ndarray:
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
+    x = _checks.float_array(x, "x")
+    p = _checks.probability(p)
+    seed = _checks.seed_or_fresh(seed)
+    offset = _checks.uint64(offset, "offset")
+    store = _checks.store_mode(store)
+    if out is not None:
+        _checks.out_array(out, x)
+    mask = dropout_mask(x.shape, p, seed=seed, offset=offset)
+    keep = np.unpackbits(mask.bits, count=x.size, bitorder="little").astype(bool)
+    y = _deliver(_apply(x, keep, mask.scale), out)
+    if store == "seed":
+        mask = Mask(mask.shape, p, seed, offset, None)
+    return y, mask
+
+
+def dropout_backward(grad, mask, *, out=None):
+    if not isinstance(mask, Mask):
+        raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
+    grad = _checks.float_array(grad, "grad")
+    if grad.shape != mask.shape:
+        raise ValueError(f"grad: shape {grad.shape} does not match the mask's {mask.shape}")
+    if out is not None:
+        _checks.out_array(out, grad)
+    if mask.bits is not None:
+        keep = np.unpackbits(mask.bits, count=grad.size, bitorder="little").astype(bool)
+    else:
+        keep = keep_decisions(grad.size, mask.p, mask.seed, mask.offset)
+    return _deliver(_apply(grad, keep, mask.scale), out)

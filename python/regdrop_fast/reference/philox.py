@@ -1,0 +1,48 @@
+"""Philox4x32-R (Salmon et al., SC'11) over arrays of counters and keys, and the dropout stream layout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+
+M0, M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers for counter words 0 and 2
+W0, W1 = 0x9E3779B9, 0xBB67AE85  # key increments between rounds
+MASK32 = 0xFFFFFFFF
+
+
+def _mulhilo(a: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    product = a.astype(np.uint64) * np.uint64(m)
+    return (product >> np.uint64(32)).astype(np.uint32), (product & np.uint64(MASK32)).astype(np.uint32)
+
+
+def philox4x32(counter, key, rounds=10) -> np.ndarray:
+    """Philox4x32 with `rounds` rounds: counter (..., 4) and key (..., 2) uint32 -> (..., 4) uint32."""
+    counter, key, rounds = _checks.philox_args(counter, key, rounds)
+    c0, c1, c2, c3 = (counter[..., w].copy() for w in range(4))
+    k0, k1 = key[..., 0].copy(), key[..., 1].copy()
+    for r in range(rounds):
+        if r > 0:  # the key is bumped between rounds, not before the first
+            k0 = k0 + np.uint32(W0)  # uint32 arithmetic wraps mod 2^32
+            k1 = k1 + np.uint32(W1)
+        hi0, lo0 = _mulhilo(c0, M0)
+        hi1, lo1 = _mulhilo(c2, M1)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return np.stack([c0, c1, c2, c3], axis=-1)
+
+
+def dropout_words(n: int, seed: int, offset: int) -> np.ndarray:
+    """The 32-bit word of each of the n elements of a call at `offset` (docs/rng.md).
+
+    Element i has global index g = (offset + i) mod 2^64 and uses word (g mod 4) of the Philox4x32-10 block
+    with counter (lo32(g // 4), hi32(g // 4), 0, 0) and key (lo32(seed), hi32(seed)).
+    """
+    g = np.uint64(offset) + np.arange(n, dtype=np.uint64)  # uint64 arithmetic wraps mod 2^64
+    block = g >> np.uint64(2)
+    lane = (g & np.uint64(3)).astype(np.intp)
+    counter = np.zeros((n, 4), dtype=np.uint32)
+    counter[:, 0] = block & np.uint64(MASK32)
+    counter[:, 1] = block >> np.uint64(32)
+    key = np.array([seed & MASK32, seed >> 32], dtype=np.uint32)
+    words = philox4x32(counter, key)
+    return words[np.arange(n), lane]
