@@ -21,10 +21,11 @@ struct DropoutParams {
 RDF_HD bool dropout_keep(uint32_t word, uint32_t threshold) { return word >= threshold; }
 
 // Dropout of one value in its compute type: a selection, not a multiply by 0, so a dropped NaN or inf
-// becomes exactly 0 while a kept one propagates.
-template <class C>
-RDF_HD C dropout_value(C x, bool keep, C scale) {
-  return keep ? x * scale : C(0);
+// becomes exactly 0 while a kept one propagates. C may also be a CPU lane vector with K its -1/0 mask
+// (GCC/Clang vector conditional), so the SIMD loops run this very body.
+template <class C, class K>
+RDF_HD C dropout_value(C x, K keep, C scale) {
+  return keep ? x * scale : C{};
 }
 
 // Storage-level element: load, compute, round once, store. Used by forward (x) and backward (grad) alike.

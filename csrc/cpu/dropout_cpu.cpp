@@ -1,9 +1,10 @@
 // CPU iteration for dropout forward, backward and mask generation over one task's element range.
 // Compiled once per ISA (see isa.h); the values come from csrc/common/dropout_element.h.
 //
-// A range is processed in tiles of kTile elements that stay in L1: (1) keep decisions for the tile as one
-// byte per element, from the Philox stream (vectorized, kLanes blocks at a time) or unpacked from bits;
-// (2) the element body over the tile; (3) the decisions packed into mask bits. Memory is touched once.
+// A range is processed in tiles of kTile elements whose random words stay in L1: the tile's words are
+// generated kBlocks Philox blocks at a time, then each group of 16 elements is decided (word >= threshold,
+// or read from mask bits), computed with the shared element body on lane vectors, stored, and its 16
+// decisions written as two mask bytes. x, y and the mask are each touched once.
 #include <cstring>
 
 #include "../common/dropout_element.h"
@@ -16,80 +17,101 @@ namespace cpu {
 namespace RDF_ISA {
 namespace {
 
-constexpr int64_t kTile = 2048;  // multiple of 8 and of 4 * kLanes
+constexpr int64_t kTile = 2048;     // elements per tile; a multiple of kGroup and of 4 * kBlocks
+constexpr int64_t kGroup = 16;      // elements per step: two mask bytes
+constexpr int kVecsPerGroup = kGroup / kLanes;
+constexpr uint64_t kBlockMask = (uint64_t{1} << 62) - 1;  // block indices wrap with the 2^64 element index
 
-// words[j] = word (j % 4) of block (first_block + j / 4) of the dropout stream, for j < 4 * n_blocks.
-// first_block is a block index already reduced mod 2^62 (global index >> 2).
+// words[j] = word (j % 4) of dropout-stream block (first_block + j / 4) mod 2^62, for j < 4 * n_blocks.
 void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_t* words) {
-  const uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  constexpr uint64_t kBlockMask = (uint64_t{1} << 62) - 1;
-  vu64x2 lane_index;
-  for (int l = 0; l < kLanes; ++l) lane_index[l] = static_cast<uint64_t>(l);
+  const vu64 k0 = vu64{} + (seed & 0xFFFFFFFFull), k1 = vu64{} + (seed >> 32);
+  vu64 lane;
+  for (int l = 0; l < kBlocks; ++l) lane[l] = static_cast<uint64_t>(l);
   int64_t b = 0;
-  for (; b + kLanes <= n_blocks; b += kLanes) {
-    const vu64x2 block = (lane_index + (first_block + static_cast<uint64_t>(b))) & kBlockMask;
-    vu32 c[4] = {__builtin_convertvector(block, vu32), __builtin_convertvector(block >> 32, vu32), vu32{},
-                 vu32{}};
-    philox4x32_fixed<kPhiloxRounds>(c, vu32{} + k0, vu32{} + k1, VecMulHiLo());
+  for (; b + kBlocks <= n_blocks; b += kBlocks) {
+    const vu64 block = (lane + (first_block + static_cast<uint64_t>(b))) & kBlockMask;
+    vu64 c[4] = {block, block >> 32, vu64{}, vu64{}};
+    philox4x32_fixed<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
     store_blocks(c, words + 4 * b);
   }
   for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kBlockMask, seed, words + 4 * b);
 }
 
-// keep[i] for the tile's elements [i0, i0 + len) from the Philox stream.
-void keep_from_stream(const DropoutParams& prm, int64_t i0, int64_t len, uint8_t* keep) {
-  alignas(64) uint32_t words[kTile + 4 * kLanes];
-  const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64 by design
-  const int64_t skip = static_cast<int64_t>(g0 & 3u);
-  const int64_t n_blocks = (skip + len + 3) / 4;
-  philox_words(g0 >> 2, n_blocks, prm.seed, words);
-  const uint32_t t = prm.threshold;
-  for (int64_t i = 0; i < len; ++i) keep[i] = dropout_keep(words[skip + i], t);
-}
-
-// Eight 0/1 bytes -> one byte, byte k to bit k (multiplier puts byte k's bit at position 56 + k; all
-// other partial products land on distinct lower or >= 64 positions, so nothing carries into the top byte).
-inline uint8_t pack8(const uint8_t* keep) {
-  uint64_t v;
-  memcpy(&v, keep, 8);
-  return static_cast<uint8_t>((v * 0x0102040810204080ull) >> 56);
-}
-
-// One byte -> eight 0/1 bytes: spread the byte to every lane, keep lane k's bit k, turn nonzero into 1.
-inline void unpack8(uint8_t bits, uint8_t* keep) {
-  const uint64_t spread = (bits * 0x0101010101010101ull) & 0x8040201008040201ull;
-  const uint64_t v = ((spread + 0x7F7F7F7F7F7F7F7Full) >> 7) & 0x0101010101010101ull;
-  memcpy(keep, &v, 8);
-}
+// Where a tile's keep decisions come from.
+enum class Source { kStream, kBits, kAll, kNone };
 
 template <class T>
-void apply_tile(const T* in, T* out, const uint8_t* keep, int64_t len, compute_t<T> scale) {
-  for (int64_t i = 0; i < len; ++i) dropout_element(in[i], out[i], keep[i] != 0, scale);
+using lanes_t = decltype(load_lanes(static_cast<const T*>(nullptr)));
+
+// One group of kGroup elements starting at local index i: decide, apply, record.
+template <class T, Source S>
+inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, lanes_t<T> scale, vu32 t) {
+  const T* in = static_cast<const T*>(pass.in);
+  T* out = static_cast<T*>(pass.out);
+  uint32_t bits16 = 0;
+  if (S == Source::kBits) bits16 = pass.bits_in[i / 8] | (static_cast<uint32_t>(pass.bits_in[i / 8 + 1]) << 8);
+  for (int v = 0; v < kVecsPerGroup; ++v) {
+    vi32 keep;
+    if (S == Source::kStream) keep = reinterpret_cast<vi32>(load_vec<vu32>(words + v * kLanes) >= t);
+    if (S == Source::kBits) keep = mask_from_bits(bits16 >> (v * kLanes));
+    if (S == Source::kAll) keep = vi32{} - 1;
+    if (S == Source::kNone) keep = vi32{};
+    if (out) {
+      const int64_t e = i + v * kLanes;
+      store_lanes(out + e, dropout_value(load_lanes(in + e), lane_mask(keep, static_cast<lanes_t<T>*>(nullptr)), scale));
+    }
+    if (S != Source::kBits) bits16 |= movemask(keep) << (v * kLanes);
+  }
+  if (pass.bits_out) {
+    pass.bits_out[i / 8] = static_cast<uint8_t>(bits16);
+    pass.bits_out[i / 8 + 1] = static_cast<uint8_t>(bits16 >> 8);
+  }
+}
+
+// Elements [i, end) with end - i < kGroup: the same decisions one element at a time.
+template <class T, Source S>
+void tail(const DropoutPass& pass, const uint32_t* words, int64_t i, int64_t end) {
+  const T* in = static_cast<const T*>(pass.in);
+  T* out = static_cast<T*>(pass.out);
+  const auto scale = static_cast<compute_t<T>>(pass.params.scale);
+  for (int64_t e = i; e < end; ++e) {
+    bool keep = S == Source::kAll;
+    if (S == Source::kStream) keep = dropout_keep(words[e - i], pass.params.threshold);
+    if (S == Source::kBits) keep = (pass.bits_in[e / 8] >> (e % 8)) & 1u;
+    if (out) dropout_element(in[e], out[e], keep, scale);
+    if (pass.bits_out) {
+      if (e % 8 == 0) pass.bits_out[e / 8] = 0;  // bits past the last element stay 0
+      pass.bits_out[e / 8] |= static_cast<uint8_t>(keep << (e % 8));
+    }
+  }
+}
+
+template <class T, Source S>
+void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
+  const DropoutParams& prm = pass.params;
+  const lanes_t<T> scale = lanes_t<T>{} + static_cast<compute_t<T>>(prm.scale);
+  const vu32 t = vu32{} + prm.threshold;
+  alignas(64) uint32_t words[kTile + 4 * kBlocks + 4];
+  for (int64_t i0 = begin; i0 < end; i0 += kTile) {
+    const int64_t len = end - i0 < kTile ? end - i0 : kTile;
+    int64_t skip = 0;
+    if (S == Source::kStream) {
+      const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64 by design
+      skip = static_cast<int64_t>(g0 & 3u);
+      philox_words(g0 >> 2, (skip + len + 3) / 4, prm.seed, words);
+    }
+    const int64_t full = len - len % kGroup;
+    for (int64_t j = 0; j < full; j += kGroup) group<T, S>(pass, words + skip + j, i0 + j, scale, t);
+    if (full < len) tail<T, S>(pass, words + skip + full, i0 + full, i0 + len);
+  }
 }
 
 template <class T>
 void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
-  const DropoutParams& prm = pass.params;
-  const auto scale = static_cast<compute_t<T>>(prm.scale);
-  const T* in = static_cast<const T*>(pass.in);
-  T* out = static_cast<T*>(pass.out);
-  alignas(64) uint8_t keep[kTile];
-  for (int64_t i0 = begin; i0 < end; i0 += kTile) {
-    const int64_t len = end - i0 < kTile ? end - i0 : kTile;
-    const int64_t len8 = (len + 7) & ~int64_t{7};
-    if (pass.bits_in) {
-      for (int64_t j = 0; j < len8 / 8; ++j) unpack8(pass.bits_in[i0 / 8 + j], keep + 8 * j);
-    } else if (prm.drop_all || prm.threshold == 0) {
-      memset(keep, prm.drop_all ? 0 : 1, static_cast<size_t>(len));  // no word is needed to decide
-    } else {
-      keep_from_stream(prm, i0, len, keep);
-    }
-    if (out) apply_tile(in + i0, out + i0, keep, len, scale);
-    if (pass.bits_out) {
-      memset(keep + len, 0, static_cast<size_t>(len8 - len));  // bits past the last element are 0
-      for (int64_t j = 0; j < len8 / 8; ++j) pass.bits_out[i0 / 8 + j] = pack8(keep + 8 * j);
-    }
-  }
+  if (pass.bits_in) return run_range<T, Source::kBits>(pass, begin, end);
+  if (pass.params.drop_all) return run_range<T, Source::kNone>(pass, begin, end);
+  if (pass.params.threshold == 0) return run_range<T, Source::kAll>(pass, begin, end);  // no word is needed
+  run_range<T, Source::kStream>(pass, begin, end);
 }
 
 }  // namespace

@@ -1,11 +1,17 @@
 // Lane vectors for the per-ISA sources: GCC/Clang vector extensions sized by RDF_VEC_BYTES (16 generic,
 // 32 AVX2, 64 AVX-512), so one written-out loop becomes SSE2/NEON, AVX2 or AVX-512 code by compile flags.
+// The few operations that need an instruction the extensions cannot express (an even-lane widening
+// multiply, a movemask, half-precision conversion) use intrinsics where the ISA has them and a plain lane
+// loop otherwise.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
+
+#include "../common/dtypes.h"
 
 #ifndef RDF_VEC_BYTES
 #error "RDF_VEC_BYTES must be set by the build (16, 32 or 64)"
@@ -14,77 +20,144 @@
 namespace rdf {
 namespace cpu {
 
+constexpr int kLanes = RDF_VEC_BYTES / 4;   // 32-bit lanes per vector
+constexpr int kBlocks = RDF_VEC_BYTES / 8;  // Philox blocks per vector (one per 64-bit lane)
+
+typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
+typedef int32_t vi32 __attribute__((vector_size(RDF_VEC_BYTES)));
+typedef uint64_t vu64 __attribute__((vector_size(RDF_VEC_BYTES)));
+typedef float vf32 __attribute__((vector_size(RDF_VEC_BYTES)));
+typedef double vf64 __attribute__((vector_size(2 * RDF_VEC_BYTES)));   // kLanes doubles
+typedef int64_t vi64 __attribute__((vector_size(2 * RDF_VEC_BYTES)));  // mask for vf64
+typedef uint16_t vu16 __attribute__((vector_size(RDF_VEC_BYTES / 2)));  // kLanes half words
+
+template <class V>
+inline V load_vec(const void* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V>
+inline void store_vec(void* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Index lists for __builtin_shufflevector (GCC >= 12, Clang); the second operand's lanes are numbered
+// after the first's.
 #if RDF_VEC_BYTES == 16
-#define RDF_LANES 4
+#define RDF_EVEN32_PAIRS 0, 4, 2, 6
+#define RDF_SWAP32 1, 0, 3, 2
+#define RDF_BLOCKS_LO64 0, 2
+#define RDF_BLOCKS_HI64 1, 3
 #elif RDF_VEC_BYTES == 32
-#define RDF_LANES 8
+#define RDF_EVEN32_PAIRS 0, 8, 2, 10, 4, 12, 6, 14
+#define RDF_SWAP32 1, 0, 3, 2, 5, 4, 7, 6
+#define RDF_BLOCKS_LO64 0, 4, 1, 5
+#define RDF_BLOCKS_HI64 2, 6, 3, 7
 #elif RDF_VEC_BYTES == 64
-#define RDF_LANES 16
+#define RDF_EVEN32_PAIRS 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define RDF_SWAP32 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14
+#define RDF_BLOCKS_LO64 0, 8, 1, 9, 2, 10, 3, 11
+#define RDF_BLOCKS_HI64 4, 12, 5, 13, 6, 14, 7, 15
 #else
 #error "RDF_VEC_BYTES must be 16, 32 or 64"
 #endif
-constexpr int kLanes = RDF_LANES;  // 32-bit lanes per vector
-typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
-typedef uint64_t vu64 __attribute__((vector_size(RDF_VEC_BYTES)));      // same bytes, 64-bit lanes
-typedef uint64_t vu64x2 __attribute__((vector_size(2 * RDF_VEC_BYTES)));  // one 64-bit lane per vu32 lane
 
-// Lane-wise 32x32 -> 64-bit multiply for philox4x32_fixed<R, vu32>. The even and odd 32-bit lanes are
-// multiplied as zero-extended 64-bit lanes (one pmuludq each on x86) and the halves put back in place.
-inline vu64 mul_even_lanes(vu64 a, vu64 m) {
+// Philox on kBlocks blocks at once, one block per 64-bit lane, each 32-bit word in the lane's low half.
+// Only the low halves are meaningful: every step (xor, key add, the multiply reading low halves only)
+// computes low bits from low bits, so whatever the high halves hold never reaches a result.
+struct WideMulHiLo {
+  inline void operator()(vu64 a, uint32_t m, vu64& hi, vu64& lo) const {
 #if defined(__AVX512F__) && RDF_VEC_BYTES == 64
-  return reinterpret_cast<vu64>(_mm512_mul_epu32(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(m)));
+    lo = reinterpret_cast<vu64>(_mm512_mul_epu32(reinterpret_cast<__m512i>(a), _mm512_set1_epi64(m)));
 #elif defined(__AVX2__) && RDF_VEC_BYTES == 32
-  return reinterpret_cast<vu64>(_mm256_mul_epu32(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(m)));
+    lo = reinterpret_cast<vu64>(_mm256_mul_epu32(reinterpret_cast<__m256i>(a), _mm256_set1_epi64x(m)));
 #elif defined(__SSE2__) && RDF_VEC_BYTES == 16
-  return reinterpret_cast<vu64>(_mm_mul_epu32(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(m)));
+    lo = reinterpret_cast<vu64>(_mm_mul_epu32(reinterpret_cast<__m128i>(a), _mm_set1_epi64x(m)));
 #else
-  return (a & 0xFFFFFFFFull) * (m & 0xFFFFFFFFull);
+    lo = (a & 0xFFFFFFFFull) * static_cast<uint64_t>(m);
 #endif
-}
-
-struct VecMulHiLo {
-  inline void operator()(vu32 a, uint32_t m, vu32& hi, vu32& lo) const {
-    constexpr uint64_t kLow = 0xFFFFFFFFull;
-    const vu64 wide = reinterpret_cast<vu64&>(a);
-    const vu64 mv = vu64{} + static_cast<uint64_t>(m);
-    const vu64 even = mul_even_lanes(wide, mv);
-    const vu64 odd = mul_even_lanes(wide >> 32, mv);
-    const vu64 lo64 = (even & kLow) | (odd << 32);
-    const vu64 hi64 = (even >> 32) | (odd & ~kLow);
-    lo = reinterpret_cast<const vu32&>(lo64);
-    hi = reinterpret_cast<const vu32&>(hi64);
+    // The high word moved to the low half by a 32-bit lane swap (a shuffle, off the multiply port).
+    const vu32 w = reinterpret_cast<vu32>(lo);
+    hi = reinterpret_cast<vu64>(__builtin_shufflevector(w, w, RDF_SWAP32));
   }
 };
 
-// Index lists for __builtin_shufflevector (GCC >= 12, Clang) of two kLanes vectors (b's lanes numbered
-// from kLanes): the SSE unpack patterns, repeated in every 128-bit chunk.
-#define RDF_Q4(f) f(0)
-#define RDF_Q8(f) f(0), f(4)
-#define RDF_Q16(f) f(0), f(4), f(8), f(12)
-#define RDF_QCAT2(a, b) a##b
-#define RDF_QCAT(a, b) RDF_QCAT2(a, b)
-#define RDF_CHUNKS(f) RDF_QCAT(RDF_Q, RDF_LANES)(f)
-#define RDF_UNPACKLO32(k) k, k + RDF_LANES, k + 1, k + 1 + RDF_LANES
-#define RDF_UNPACKHI32(k) k + 2, k + 2 + RDF_LANES, k + 3, k + 3 + RDF_LANES
-#define RDF_UNPACKLO64(k) k, k + 1, k + RDF_LANES, k + 1 + RDF_LANES
-#define RDF_UNPACKHI64(k) k + 2, k + 3, k + 2 + RDF_LANES, k + 3 + RDF_LANES
-
-// Structure-of-arrays Philox output (c[w] = word w of kLanes consecutive blocks) written to dst in block
-// order, word 0 first: a 4x4 transpose in each 128-bit chunk, then one 16-byte store per block.
-inline void store_blocks(const vu32 c[4], uint32_t* dst) {
-  const vu32 a = __builtin_shufflevector(c[0], c[1], RDF_CHUNKS(RDF_UNPACKLO32));
-  const vu32 b = __builtin_shufflevector(c[0], c[1], RDF_CHUNKS(RDF_UNPACKHI32));
-  const vu32 e = __builtin_shufflevector(c[2], c[3], RDF_CHUNKS(RDF_UNPACKLO32));
-  const vu32 f = __builtin_shufflevector(c[2], c[3], RDF_CHUNKS(RDF_UNPACKHI32));
-  // r[i] chunk k holds block 4k + i.
-  const vu32 r[4] = {__builtin_shufflevector(a, e, RDF_CHUNKS(RDF_UNPACKLO64)),
-                     __builtin_shufflevector(a, e, RDF_CHUNKS(RDF_UNPACKHI64)),
-                     __builtin_shufflevector(b, f, RDF_CHUNKS(RDF_UNPACKLO64)),
-                     __builtin_shufflevector(b, f, RDF_CHUNKS(RDF_UNPACKHI64))};
-  for (int i = 0; i < 4; ++i)
-    for (int k = 0; k < kLanes / 4; ++k)
-      __builtin_memcpy(dst + 4 * (4 * k + i), reinterpret_cast<const char*>(&r[i]) + 16 * k, 16);
+// Blocks from the wide layout (c[w] lane b = word w of block b) stored to dst in block order.
+inline void store_blocks(const vu64 c[4], uint32_t* dst) {
+  const vu64 c01 = reinterpret_cast<vu64>(
+      __builtin_shufflevector(reinterpret_cast<vu32>(c[0]), reinterpret_cast<vu32>(c[1]), RDF_EVEN32_PAIRS));
+  const vu64 c23 = reinterpret_cast<vu64>(
+      __builtin_shufflevector(reinterpret_cast<vu32>(c[2]), reinterpret_cast<vu32>(c[3]), RDF_EVEN32_PAIRS));
+  store_vec(dst, __builtin_shufflevector(c01, c23, RDF_BLOCKS_LO64));
+  store_vec(dst + 2 * kBlocks, __builtin_shufflevector(c01, c23, RDF_BLOCKS_HI64));
 }
+
+// Bit l of the result = lane l of a -1/0 mask.
+inline uint32_t movemask(vi32 m) {
+#if defined(__AVX512DQ__) && RDF_VEC_BYTES == 64
+  return _mm512_movepi32_mask(reinterpret_cast<__m512i>(m));
+#elif defined(__AVX2__) && RDF_VEC_BYTES == 32
+  return static_cast<uint32_t>(_mm256_movemask_ps(reinterpret_cast<__m256>(m)));
+#elif defined(__SSE2__) && RDF_VEC_BYTES == 16
+  return static_cast<uint32_t>(_mm_movemask_ps(reinterpret_cast<__m128>(m)));
+#else
+  uint32_t bits = 0;
+  for (int l = 0; l < kLanes; ++l) bits |= static_cast<uint32_t>(m[l] & 1) << l;
+  return bits;
+#endif
+}
+
+// -1/0 mask from bits 0..kLanes-1 of `bits`.
+inline vi32 mask_from_bits(uint32_t bits) {
+  vu32 lane_bit;
+  for (int l = 0; l < kLanes; ++l) lane_bit[l] = 1u << l;
+  return reinterpret_cast<vi32>(((vu32{} + bits) & lane_bit) != 0);
+}
+
+// kLanes storage values <-> their compute type (vf32, or vf64 for double), rounding once on store with
+// the same round-to-nearest-even rules as the scalar conversions in dtypes.h.
+inline vf32 load_lanes(const float* p) { return load_vec<vf32>(p); }
+inline vf64 load_lanes(const double* p) { return load_vec<vf64>(p); }
+inline void store_lanes(float* p, vf32 v) { store_vec(p, v); }
+inline void store_lanes(double* p, vf64 v) { store_vec(p, v); }
+
+inline vf32 load_lanes(const bfloat16_t* p) {
+  const vu32 wide = __builtin_convertvector(load_vec<vu16>(p), vu32) << 16;
+  return reinterpret_cast<vf32>(wide);
+}
+inline void store_lanes(bfloat16_t* p, vf32 v) {
+  const vu32 u = reinterpret_cast<vu32>(v);
+  const vu32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const vu32 quiet_nan = (u >> 16) | 0x40u;
+  const vu32 out = ((u & 0x7FFFFFFFu) > 0x7F800000u) ? quiet_nan : rounded;
+  store_vec(p, __builtin_convertvector(out, vu16));
+}
+
+inline vf32 load_lanes(const half_t* p) {
+#if defined(__AVX512F__) && RDF_VEC_BYTES == 64
+  return reinterpret_cast<vf32>(_mm512_cvtph_ps(load_vec<__m256i>(p)));
+#elif defined(__F16C__) && RDF_VEC_BYTES == 32
+  return reinterpret_cast<vf32>(_mm256_cvtph_ps(load_vec<__m128i>(p)));
+#else
+  vf32 v;
+  for (int l = 0; l < kLanes; ++l) v[l] = half_to_float(p[l].bits);
+  return v;
+#endif
+}
+inline void store_lanes(half_t* p, vf32 v) {
+#if defined(__AVX512F__) && RDF_VEC_BYTES == 64
+  store_vec(p, _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif defined(__F16C__) && RDF_VEC_BYTES == 32
+  store_vec(p, _mm256_cvtps_ph(reinterpret_cast<__m256>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#else
+  for (int l = 0; l < kLanes; ++l) p[l].bits = float_to_half(v[l]);
+#endif
+}
+
+// The keep mask in the lane shape of the compute vector.
+inline vi32 lane_mask(vi32 m, vf32*) { return m; }
+inline vi64 lane_mask(vi32 m, vf64*) { return __builtin_convertvector(m, vi64); }
 
 }  // namespace cpu
 }  // namespace rdf

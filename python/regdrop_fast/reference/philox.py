@@ -19,8 +19,12 @@ def _mulhilo(a: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 def philox4x32(counter, key, rounds=10) -> np.ndarray:
     """Philox4x32 with `rounds` rounds: counter (..., 4) and key (..., 2) uint32 -> (..., 4) uint32."""
     counter, key, rounds = _checks.philox_args(counter, key, rounds)
-    c0, c1, c2, c3 = (counter[..., w].copy() for w in range(4))
-    k0, k1 = key[..., 0].copy(), key[..., 1].copy()
+    lead = counter.shape[:-1]
+    # Flattened to 1-d lanes so every word is an array even for a single block: NumPy wraps uint32 array
+    # arithmetic silently, while the scalar arithmetic of 0-d operands warns on overflow.
+    counter, key = counter.reshape(-1, 4), key.reshape(-1, 2)
+    c0, c1, c2, c3 = (counter[:, w].copy() for w in range(4))
+    k0, k1 = key[:, 0].copy(), key[:, 1].copy()
     for r in range(rounds):
         if r > 0:  # the key is bumped between rounds, not before the first
             k0 = k0 + np.uint32(W0)  # uint32 arithmetic wraps mod 2^32
@@ -28,7 +32,7 @@ def philox4x32(counter, key, rounds=10) -> np.ndarray:
         hi0, lo0 = _mulhilo(c0, M0)
         hi1, lo1 = _mulhilo(c2, M1)
         c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return np.stack([c0, c1, c2, c3], axis=-1)
+    return np.stack([c0, c1, c2, c3], axis=-1).reshape(lead + (4,))
 
 
 def dropout_words(n: int, seed: int, offset: int) -> np.ndarray:
