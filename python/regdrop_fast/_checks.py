@@ -92,6 +92,8 @@ def keep_scale(p: float) -> float:
 def out_array(out, like: np.ndarray) -> np.ndarray:
     """An `out=` argument: a writeable C-contiguous ndarray of like's shape and dtype."""
     if not isinstance(out, np.ndarray):
+        if hasattr(out, "__cuda_array_interface__") or getattr(out, "is_cuda", False):
+            raise ValueError("out: is on a CUDA device but the input is a host array")
         raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != like.dtype:
         raise ValueError(f"out: dtype {out.dtype} does not match the input's {like.dtype}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _core
+from . import _checks, _core, cuda
 from ._mask import Mask
 
 _DROP_ALL = 1 << 32
@@ -32,11 +32,15 @@ def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
     Each element is kept with probability 1 - p and scaled by 1 / (1 - p); dropped elements are exactly 0.
     The keep decisions are a pure function of (seed, offset + flat index), see docs/rng.md.
     """
-    x = _checks.float_array(x, "x")
+    on_device = not isinstance(x, np.ndarray) and cuda.is_device_array(x)
+    if not on_device:
+        x = _checks.float_array(x, "x")
     p = _checks.probability(p)
     seed = _checks.seed_or_fresh(seed)
     offset = _checks.uint64(offset, "offset")
     store = _checks.store_mode(store)
+    if on_device:
+        return cuda.dropout(x, p, seed, offset, out, store)
     if out is not None:
         _checks.out_array(out, x)
     src = _source(x, out)
@@ -53,6 +57,10 @@ def dropout_backward(grad, mask, *, out=None):
     """grad * mask.scale where the mask kept the element, 0 elsewhere (mask from bits or regenerated)."""
     if not isinstance(mask, Mask):
         raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
+    if not isinstance(grad, np.ndarray) and cuda.is_device_array(grad):
+        return cuda.dropout_backward(grad, mask, out)
+    if mask.bits is not None and not isinstance(mask.bits, np.ndarray):
+        raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
     grad = _checks.float_array(grad, "grad")
     if grad.shape != mask.shape:
         raise ValueError(f"grad: shape {grad.shape} does not match the mask's {mask.shape}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-from . import _core
+from . import _core, cuda
 
 SIMD_LEVELS = ("generic", "avx2", "avx512")
 
@@ -53,4 +53,5 @@ def backend_info() -> dict:
         "num_threads": _core.get_num_threads(),
         "default_num_threads": _core.default_num_threads(),
         "cuda_compiled": cuda_compiled(),
+        "cuda_devices": cuda.device_names(),
     }

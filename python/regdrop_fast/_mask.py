@@ -63,6 +63,10 @@ class Mask:
             from ._dropout import dropout_mask
 
             bits = dropout_mask(self.shape, self.p, seed=self.seed, offset=self.offset).bits
+        if not isinstance(bits, np.ndarray):
+            from . import cuda
+
+            return cuda.bits_to_bool(bits, self.size, self.shape)
         return np.unpackbits(bits, count=self.size, bitorder="little").view(bool).reshape(self.shape)
 
     def __repr__(self) -> str:
