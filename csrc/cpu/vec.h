@@ -1,13 +1,13 @@
 // Lane vectors for the per-ISA sources: GCC/Clang vector extensions sized by RDF_VEC_BYTES (16 generic,
 // 32 AVX2, 64 AVX-512), so one written-out loop becomes SSE2/NEON, AVX2 or AVX-512 code by compile flags.
-// The few operations that need an instruction the extensions cannot express (an even-lane widening
-// multiply, a movemask, half-precision conversion) use intrinsics where the ISA has them and a plain lane
-// loop otherwise.
+// The few operations the extensions express poorly (an even-lane widening multiply, a movemask,
+// half-precision conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build uses no
+// intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
 #pragma once
 #include <cstdint>
 #include <cstring>
 
-#if defined(__SSE2__)
+#if RDF_VEC_BYTES > 16 && (defined(__AVX2__) || defined(__AVX512F__))
 #include <immintrin.h>
 #endif
 
@@ -72,8 +72,6 @@ struct WideMulHiLo {
     lo = reinterpret_cast<vu64>(_mm512_mul_epu32(reinterpret_cast<__m512i>(a), _mm512_set1_epi64(m)));
 #elif defined(__AVX2__) && RDF_VEC_BYTES == 32
     lo = reinterpret_cast<vu64>(_mm256_mul_epu32(reinterpret_cast<__m256i>(a), _mm256_set1_epi64x(m)));
-#elif defined(__SSE2__) && RDF_VEC_BYTES == 16
-    lo = reinterpret_cast<vu64>(_mm_mul_epu32(reinterpret_cast<__m128i>(a), _mm_set1_epi64x(m)));
 #else
     lo = (a & 0xFFFFFFFFull) * static_cast<uint64_t>(m);
 #endif
@@ -99,8 +97,6 @@ inline uint32_t movemask(vi32 m) {
   return _mm512_movepi32_mask(reinterpret_cast<__m512i>(m));
 #elif defined(__AVX2__) && RDF_VEC_BYTES == 32
   return static_cast<uint32_t>(_mm256_movemask_ps(reinterpret_cast<__m256>(m)));
-#elif defined(__SSE2__) && RDF_VEC_BYTES == 16
-  return static_cast<uint32_t>(_mm_movemask_ps(reinterpret_cast<__m128>(m)));
 #else
   uint32_t bits = 0;
   for (int l = 0; l < kLanes; ++l) bits |= static_cast<uint32_t>(m[l] & 1) << l;

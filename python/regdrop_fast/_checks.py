@@ -44,6 +44,8 @@ def float_array(x, name: str) -> np.ndarray:
 
 def probability(p) -> float:
     """A dropout probability: a real number in [0, 1]."""
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, kept cheap for small calls
+        return p
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"p: expected a real number in [0, 1], got {type(p).__name__}")
     p = float(p)
@@ -54,6 +56,8 @@ def probability(p) -> float:
 
 def uint64(value, name: str) -> int:
     """An integer in [0, 2^64) (seeds, offsets)."""
+    if type(value) is int and 0 <= value < U64:  # the common case, kept cheap for small calls
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an int in [0, 2**64), got {type(value).__name__}")
     value = int(value)
@@ -104,6 +108,16 @@ def out_array(out, like: np.ndarray) -> np.ndarray:
     if not out.flags.writeable:
         raise ValueError("out: must be writeable")
     return out
+
+
+def mask_bits_fit(bits: np.ndarray, n: int) -> None:
+    """A host Mask's bits, checked again where a kernel reads them: Mask attributes can be reassigned
+    after construction, and bits too short for n elements would be read past their end."""
+    if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != (n + 7) // 8 or not bits.flags.c_contiguous:
+        raise ValueError(
+            f"mask: bits must be a contiguous 1-d uint8 array of {(n + 7) // 8} bytes for {n} elements, "
+            f"got shape {bits.shape} and dtype {bits.dtype}"
+        )
 
 
 def shape_tuple(shape) -> tuple[int, ...]:
