@@ -89,10 +89,11 @@ RDF_HD uint16_t float_to_half(float f) {
 
 RDF_HD float bfloat16_to_float(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }
 
-// binary32 -> bfloat16, round to nearest even; NaN stays a quiet NaN of the same sign.
+// binary32 -> bfloat16, round to nearest even; every NaN becomes the canonical quiet NaN of its sign
+// (0x7FC0 / 0xFFC0), as ml_dtypes' astype does.
 RDF_HD uint16_t float_to_bfloat16(float f) {
   const uint32_t u = float_bits(f);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7FC0u);
   return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 

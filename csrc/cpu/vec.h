@@ -125,7 +125,7 @@ inline vf32 load_lanes(const bfloat16_t* p) {
 inline void store_lanes(bfloat16_t* p, vf32 v) {
   const vu32 u = reinterpret_cast<vu32>(v);
   const vu32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  const vu32 quiet_nan = (u >> 16) | 0x40u;
+  const vu32 quiet_nan = ((u >> 16) & 0x8000u) | 0x7FC0u;  // canonical, as float_to_bfloat16
   const vu32 out = ((u & 0x7FFFFFFFu) > 0x7F800000u) ? quiet_nan : rounded;
   store_vec(p, __builtin_convertvector(out, vu16));
 }

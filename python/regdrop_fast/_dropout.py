@@ -64,6 +64,8 @@ def dropout_backward(grad, mask, *, out=None):
     grad = _checks.float_array(grad, "grad")
     if grad.shape != mask.shape:
         raise ValueError(f"grad: shape {grad.shape} does not match the mask's {mask.shape}")
+    if mask.bits is not None:
+        _checks.mask_bits_fit(mask.bits, grad.size)
     if out is not None:
         _checks.out_array(out, grad)
     src = _source(grad, out)
