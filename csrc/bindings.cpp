@@ -3,9 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
 
+#include "array_list.h"
 #include "cpu/isa.h"
 #include "cpu/ops_cpu.h"
 #include "cpu/parallel.h"
+#include "cpu/penalty_ops_cpu.h"
 
 namespace py = pybind11;
 
@@ -64,6 +66,60 @@ PYBIND11_MODULE(_core, m) {
     auto* op = static_cast<uint32_t*>(mutable_data_of(out));
     py::gil_scoped_release release;
     rdf::cpu::philox4x32_raw(cp, kp, op, n, rounds);
+  });
+
+  // Penalty list operations: arrays are read from the lists in array_list.h; each returns None, touching
+  // nothing, when an array is not in the kernels' fast form (the Python layer then checks and explains).
+  m.def("penalty_grad", [](py::handle params, py::handle grads, const py::array& l1, const py::array& l2,
+                           const py::tuple& type_nums) -> py::object {
+    std::vector<rdf::cpu::PenaltyItem> items;
+    py::object held[2];
+    if (!rdf::pyarrays::penalty_items(params, grads, static_cast<const double*>(data_of(l1)),
+                                      static_cast<const double*>(data_of(l2)),
+                                      rdf::pyarrays::type_nums(type_nums), items, held))
+      return py::none();
+    double value;
+    {
+      py::gil_scoped_release release;
+      value = rdf::cpu::penalty_grad(items.data(), static_cast<int64_t>(items.size()));
+    }
+    return py::float_(value);
+  });
+
+  m.def("prox_l1", [](py::handle params, const py::array& threshold,
+                      const py::tuple& type_nums) -> py::object {
+    std::vector<rdf::cpu::UpdateItem> items;
+    py::object held;
+    if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(threshold)),
+                                     rdf::pyarrays::type_nums(type_nums), items, held))
+      return py::none();
+    int64_t zeros;
+    {
+      py::gil_scoped_release release;
+      zeros = rdf::cpu::prox_l1(items.data(), static_cast<int64_t>(items.size()));
+    }
+    return py::int_(zeros);
+  });
+
+  m.def("decay", [](py::handle params, const py::array& factor, const py::tuple& type_nums) -> py::object {
+    std::vector<rdf::cpu::UpdateItem> items;
+    py::object held;
+    if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(factor)),
+                                     rdf::pyarrays::type_nums(type_nums), items, held))
+      return py::none();
+    {
+      py::gil_scoped_release release;
+      rdf::cpu::decay(items.data(), static_cast<int64_t>(items.size()));
+    }
+    return py::bool_(true);
+  });
+
+  m.def("max_norm", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
+                       double max_value) {
+    const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
+                                           inner, max_value};
+    py::gil_scoped_release release;
+    return rdf::cpu::max_norm(problem);
   });
 
   m.def("get_num_threads", &rdf::get_num_threads);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../common/dropout_element.h"
+#include "penalty_ops_cpu.h"
 
 namespace rdf {
 namespace cpu {
@@ -37,6 +38,12 @@ struct DropoutPass {
 #define RDF_DECLARE_ISA_KERNELS(ns)                                        \
   namespace ns {                                                           \
   void dropout_range(const DropoutPass& pass, int64_t begin, int64_t end); \
+  double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end);               \
+  int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end);                     \
+  void decay_range(const UpdateItem& item, int64_t begin, int64_t end);                          \
+  int64_t max_norm_rows(const MaxNormProblem& problem, int64_t a0, int64_t a1);                  \
+  int64_t max_norm_columns(const MaxNormProblem& problem, int64_t a, int64_t b0, int64_t b1,     \
+                           double* scratch);                                                     \
   }
 RDF_DECLARE_ISA_KERNELS(generic)
 RDF_DECLARE_ISA_KERNELS(avx2)

@@ -14,16 +14,24 @@ except PackageNotFoundError:  # running from a source tree without installed met
 
 from . import random, reference
 from ._dropout import dropout, dropout_backward, dropout_mask
+from ._generator import Generator
 from ._info import backend_info, get_num_threads, set_num_threads, set_simd
 from ._mask import Mask
+from ._penalty import decay, max_norm, penalty, penalty_grad, prox_l1
 
 __all__ = [
+    "Generator",
     "Mask",
     "backend_info",
+    "decay",
     "dropout",
     "dropout_backward",
     "dropout_mask",
     "get_num_threads",
+    "max_norm",
+    "penalty",
+    "penalty_grad",
+    "prox_l1",
     "random",
     "reference",
     "set_num_threads",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import ml_dtypes
 import numpy as np
@@ -69,7 +70,7 @@ def uint64(value, name: str) -> int:
 def seed_or_fresh(seed) -> int:
     """seed=None draws 64 bits from the OS; anything else must be an int in [0, 2^64)."""
     if seed is None:
-        return int.from_bytes(np.random.SeedSequence().generate_state(2, np.uint32).tobytes(), "little")
+        return int.from_bytes(os.urandom(8), "little")
     return uint64(seed, "seed")
 
 
@@ -173,3 +174,184 @@ def philox_args(counter, key, rounds) -> tuple[np.ndarray, np.ndarray, int]:
     counter = np.ascontiguousarray(np.broadcast_to(counter, lead + (4,)))
     key = np.ascontiguousarray(np.broadcast_to(key, lead + (2,)))
     return counter, key, int(rounds)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Weight penalties (penalty_grad, penalty, prox_l1, decay, max_norm)
+#
+# The native list operations first try csrc/array_list.h, which accepts a call only when every array is
+# already in the kernels' form; otherwise (and always in the reference) the checks below run, one array at
+# a time, before anything is modified.
+
+# NumPy type numbers of the supported dtypes in DType code order (bfloat16's is assigned at run time).
+TYPE_NUMS = tuple(dt.num for dt in sorted(DTYPE_CODES, key=DTYPE_CODES.get))
+
+
+def array_sequence(x, name: str):
+    """One array or a sequence of arrays, as a list or tuple (a single ndarray becomes [x])."""
+    if isinstance(x, (list, tuple)):
+        return x
+    if isinstance(x, np.ndarray):
+        return [x]
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name}: expected an array or a sequence of arrays, got {type(x).__name__}")
+    try:
+        return list(x)
+    except TypeError:
+        pass
+    raise TypeError(f"{name}: expected an array or a sequence of arrays, got {type(x).__name__}")
+
+
+def _real(value, name: str, what: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    return float(value)
+
+
+def nonnegative(value, name: str, upper: float | None = None) -> float:
+    """A finite real number >= 0 (and <= upper when given)."""
+    what = "a finite number >= 0" if upper is None else f"a number in [0, {upper:g}]"
+    v = _real(value, name, what)
+    if not (math.isfinite(v) and v >= 0.0 and (upper is None or v <= upper)):
+        raise ValueError(f"{name}: expected {what}, got {v!r}")
+    return v
+
+
+def coefficients(value, count: int, name: str, upper: float | None = None) -> np.ndarray:
+    """A coefficient for every array: one number for all, or a sequence with one per array.
+
+    Returns a C-contiguous float64 array of length count (the form the kernels take).
+    """
+    if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        v = nonnegative(value.item() if isinstance(value, np.ndarray) else value, name, upper)
+        return np.full(count, v)
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected a number or a sequence of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except Exception:
+        arr = np.asarray(None)  # ragged and the like: reported as not numbers below
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: expected real numbers, got {arr.dtype} values")
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a number or a flat sequence, one per array, got shape {arr.shape}")
+    if arr.shape[0] != count:
+        raise ValueError(f"{name}: {arr.shape[0]} coefficients for {count} arrays; expected one per array")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = ~(np.isfinite(arr) & (arr >= 0.0) & (arr <= (np.inf if upper is None else upper)))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        nonnegative(float(arr[i]), f"{name}[{i}]", upper)
+    return arr
+
+
+def written_array(a, name: str) -> np.ndarray:
+    """An array modified in place: an ndarray of a supported dtype, C-contiguous, aligned, writeable."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray (it is modified in place), got {type(a).__name__}")
+    float_array(a, name)
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous (it is modified in place)")
+    if not a.flags.aligned:
+        raise ValueError(f"{name}: must be aligned (it is modified in place)")
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: must be writeable (it is modified in place)")
+    return a
+
+
+def _readable(a, name: str) -> np.ndarray:
+    """A parameter that is only read: any array-like of a supported dtype, made C-contiguous and aligned."""
+    arr = float_array(a, name)
+    if not (arr.flags.c_contiguous and arr.flags.aligned):
+        arr = np.array(arr, order="C", copy=True)
+    return arr
+
+
+def disjoint_writes(arrays, names, pairs, written) -> None:
+    """A written array may share memory with no other array of the call, except its own parameter when the
+    two are the very same memory (grads is params). Same rule as csrc/array_list.h: disjoint_writes."""
+    ranges = []
+    for k, a in enumerate(arrays):
+        if a.nbytes:
+            lo = a.__array_interface__["data"][0]
+            ranges.append((lo, lo + a.nbytes, k))
+    ranges.sort()
+    first = 0
+    while first < len(ranges):
+        last, hi = first + 1, ranges[first][1]
+        while last < len(ranges) and ranges[last][0] < hi:
+            hi = max(hi, ranges[last][1])
+            last += 1
+        cluster = ranges[first:last]
+        first = last
+        if len(cluster) < 2 or not any(written[k] for _, _, k in cluster):
+            continue
+        (lo_a, hi_a, a), (lo_b, hi_b, b) = cluster[0], cluster[1]
+        if (len(cluster) == 2 and pairs[a] == pairs[b] and written[a] != written[b]
+                and (lo_a, hi_a) == (lo_b, hi_b)):
+            continue
+        w = next(k for _, _, k in cluster if written[k])
+        lo_w, hi_w = next((lo, hi) for lo, hi, k in cluster if k == w)
+        touching = [k for lo, hi, k in cluster if k != w and lo < hi_w and lo_w < hi]
+        other = next((k for k in touching if pairs[k] != pairs[w]), touching[0])
+        raise ValueError(
+            f"{names[w]} overlaps {names[other]} in memory: an array modified in place may not share memory "
+            "with any other array of the call (a gradient may only be its own parameter)"
+        )
+
+
+def penalty_arrays(params, grads=None) -> list:
+    """Checks every array of penalty_grad (grads given) or penalty (grads None) before any is touched.
+
+    Returns params as C-contiguous arrays (read-only inputs are converted or copied as needed); grads must
+    already be writeable C-contiguous ndarrays pairing up with params in shape and dtype.
+    """
+    if grads is not None and len(grads) != len(params):
+        raise ValueError(f"grads: {len(grads)} arrays for {len(params)} params; they must pair up")
+    out = []
+    for i, p in enumerate(params):
+        w = _readable(p, f"params[{i}]")
+        if grads is not None:
+            g = written_array(grads[i], f"grads[{i}]")
+            if g.dtype != w.dtype:
+                raise ValueError(f"grads[{i}]: dtype {g.dtype} does not match params[{i}]'s {w.dtype}")
+            if g.shape != w.shape:
+                raise ValueError(f"grads[{i}]: shape {g.shape} does not match params[{i}]'s {w.shape}")
+        out.append(w)
+    if grads is not None:
+        n = len(out)
+        disjoint_writes(
+            out + list(grads),
+            [f"params[{i}]" for i in range(n)] + [f"grads[{i}]" for i in range(n)],
+            list(range(n)) * 2,
+            [False] * n + [True] * n,
+        )
+    return out
+
+
+def update_arrays(params) -> list:
+    """Checks every array of an in-place list operation (prox_l1, decay) before any is touched."""
+    out = [written_array(p, f"params[{i}]") for i, p in enumerate(params)]
+    disjoint_writes(out, [f"params[{i}]" for i in range(len(out))], list(range(len(out))), [True] * len(out))
+    return out
+
+
+def max_norm_args(w, max_value, axis):
+    """(w, max_value, reduced axes as a sorted tuple) for max_norm."""
+    w = written_array(w, "w")
+    v = _real(max_value, "max_value", "a finite number > 0")
+    if not (math.isfinite(v) and v > 0.0):
+        raise ValueError(f"max_value: expected a finite number > 0, got {v!r}")
+    items = axis if isinstance(axis, (tuple, list)) else (axis,)
+    axes = []
+    for a in items:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"axis: expected an int or a tuple of ints, got {type(a).__name__}")
+        if not -w.ndim <= a < w.ndim:
+            raise ValueError(f"axis: {int(a)} is out of range for an array of {w.ndim} dimension(s)")
+        axes.append(int(a) % w.ndim)
+    if not axes:
+        raise ValueError("axis: expected at least one axis")
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis: repeated axis in {tuple(items)}")
+    return w, v, tuple(sorted(axes))

@@ -6,6 +6,18 @@ these bit for bit (masks and values; penalty values within the documented tolera
 
 from .._mask import Mask
 from .dropout import dropout, dropout_backward, dropout_mask
+from .penalty import decay, max_norm, penalty, penalty_grad, prox_l1
 from .philox import philox4x32
 
-__all__ = ["Mask", "dropout", "dropout_backward", "dropout_mask", "philox4x32"]
+__all__ = [
+    "Mask",
+    "decay",
+    "dropout",
+    "dropout_backward",
+    "dropout_mask",
+    "max_norm",
+    "penalty",
+    "penalty_grad",
+    "philox4x32",
+    "prox_l1",
+]

@@ -1,0 +1,158 @@
+#include "penalty_ops_cpu.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "../common/penalty_element.h"
+#include "isa.h"
+#include "parallel.h"
+
+namespace rdf {
+namespace cpu {
+namespace {
+
+template <class Fn>
+Fn pick_isa(Fn generic_fn, Fn avx2_fn, Fn avx512_fn) {
+  switch (active_isa()) {
+    case Isa::kAvx512:
+      return avx512_fn;
+    case Isa::kAvx2:
+      return avx2_fn;
+    case Isa::kGeneric:
+      break;
+  }
+  return generic_fn;
+}
+#if defined(RDF_HAVE_X86_ISAS)
+#define RDF_PICK(fn) pick_isa(generic::fn, avx2::fn, avx512::fn)
+#else
+#define RDF_PICK(fn) generic::fn
+#endif
+
+// The items that take part in a call, laid end to end in list order and cut into tasks of
+// kPenaltyTaskElems elements (the last one shorter).
+class Concatenation {
+ public:
+  template <class Item, class Takes>
+  Concatenation(const Item* items, int64_t count, Takes takes_part) {
+    starts_.push_back(0);
+    for (int64_t i = 0; i < count; ++i) {
+      if (items[i].n == 0 || !takes_part(items[i])) continue;
+      index_.push_back(i);
+      starts_.push_back(starts_.back() + items[i].n);
+    }
+  }
+
+  int64_t tasks() const { return (starts_.back() + kPenaltyTaskElems - 1) / kPenaltyTaskElems; }
+
+  // Calls segment(item index, begin, end) for the pieces of task t, in list order.
+  template <class Segment>
+  void for_each_segment(int64_t t, Segment segment) const {
+    const int64_t lo = t * kPenaltyTaskElems;
+    const int64_t hi = std::min(lo + kPenaltyTaskElems, starts_.back());
+    // The last participating item that starts at or before lo.
+    const auto after = std::upper_bound(starts_.begin(), starts_.end() - 1, lo);
+    size_t k = static_cast<size_t>(after - starts_.begin()) - 1;
+    for (; k < index_.size() && starts_[k] < hi; ++k) {
+      const int64_t begin = std::max(lo, starts_[k]) - starts_[k];
+      const int64_t end = std::min(hi, starts_[k + 1]) - starts_[k];
+      segment(index_[k], begin, end);
+    }
+  }
+
+ private:
+  std::vector<int64_t> index_;   // item index of each participating item
+  std::vector<int64_t> starts_;  // where each begins in the concatenation; back() = total elements
+};
+
+// Runs task(t) for every t; one task runs on the calling thread without touching the pool.
+template <class Task>
+void run_tasks(int64_t n_tasks, const Task& task) {
+  if (n_tasks == 1) {
+    task(0);
+  } else if (n_tasks > 1) {
+    parallel_for(n_tasks, task);
+  }
+}
+
+}  // namespace
+
+double penalty_grad(const PenaltyItem* items, int64_t count) {
+  const auto range = RDF_PICK(penalty_grad_range);
+  const Concatenation parts(items, count, [](const PenaltyItem& it) {
+    return penalty_terms(it.l1, it.l2) != PenaltyTerms::kNone;
+  });
+  // One slot per task; segment values are added in list order inside a task, slots in task order after.
+  std::vector<double> partial(static_cast<size_t>(parts.tasks()), 0.0);
+  run_tasks(parts.tasks(), [&](int64_t t) {
+    double value = 0.0;
+    parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { value += range(items[i], b, e); });
+    partial[static_cast<size_t>(t)] = value;
+  });
+  double total = 0.0;
+  for (double v : partial) total += v;
+  return total;
+}
+
+int64_t prox_l1(const UpdateItem* items, int64_t count) {
+  const auto range = RDF_PICK(prox_l1_range);
+  const Concatenation parts(items, count, [](const UpdateItem&) { return true; });
+  std::vector<int64_t> zeros(static_cast<size_t>(parts.tasks()), 0);
+  run_tasks(parts.tasks(), [&](int64_t t) {
+    int64_t z = 0;
+    parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { z += range(items[i], b, e); });
+    zeros[static_cast<size_t>(t)] = z;
+  });
+  int64_t total = 0;
+  for (int64_t z : zeros) total += z;
+  return total;
+}
+
+void decay(const UpdateItem* items, int64_t count) {
+  const auto range = RDF_PICK(decay_range);
+  const Concatenation parts(items, count, [](const UpdateItem& it) { return it.coef != 0.0; });
+  run_tasks(parts.tasks(), [&](int64_t t) {
+    parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { range(items[i], b, e); });
+  });
+}
+
+// Tasks hold whole slices, about kPenaltyTaskElems elements each: runs of rows when slices are contiguous
+// (inner == 1); else column bands of one outer block, at least kSumLanes columns wide (a multiple of it
+// unless it is all of them), or runs of whole outer blocks when one band spans all columns.
+int64_t max_norm(const MaxNormProblem& p) {
+  if (p.outer == 0 || p.reduce == 0 || p.inner == 0) return 0;  // no slices, or all norms 0
+  std::vector<int64_t> rescaled;
+  if (p.inner == 1) {
+    const auto rows = RDF_PICK(max_norm_rows);
+    const int64_t per_task = std::max<int64_t>(1, kPenaltyTaskElems / p.reduce);
+    rescaled.assign(static_cast<size_t>((p.outer + per_task - 1) / per_task), 0);
+    run_tasks(static_cast<int64_t>(rescaled.size()), [&](int64_t t) {
+      const int64_t a0 = t * per_task;
+      rescaled[static_cast<size_t>(t)] = rows(p, a0, std::min(p.outer, a0 + per_task));
+    });
+  } else {
+    const auto columns = RDF_PICK(max_norm_columns);
+    int64_t width = std::max<int64_t>(kSumLanes, kPenaltyTaskElems / p.reduce);
+    width = (width + kSumLanes - 1) / kSumLanes * kSumLanes;
+    width = std::min(width, p.inner);
+    const int64_t bands = (p.inner + width - 1) / width;
+    const int64_t blocks_per_task =
+        bands > 1 ? 1 : std::max<int64_t>(1, kPenaltyTaskElems / (p.reduce * p.inner));
+    const int64_t block_tasks = (p.outer + blocks_per_task - 1) / blocks_per_task;
+    rescaled.assign(static_cast<size_t>(block_tasks * bands), 0);
+    run_tasks(static_cast<int64_t>(rescaled.size()), [&](int64_t t) {
+      const int64_t a0 = t / bands * blocks_per_task, b0 = (t % bands) * width;
+      const int64_t a1 = std::min(p.outer, a0 + blocks_per_task), b1 = std::min(p.inner, b0 + width);
+      std::vector<double> scratch(static_cast<size_t>((kSumLanes + 1) * (b1 - b0)));  // lane sums, factors
+      int64_t count = 0;
+      for (int64_t a = a0; a < a1; ++a) count += columns(p, a, b0, b1, scratch.data());
+      rescaled[static_cast<size_t>(t)] = count;
+    });
+  }
+  int64_t total = 0;
+  for (int64_t r : rescaled) total += r;
+  return total;
+}
+
+}  // namespace cpu
+}  // namespace rdf

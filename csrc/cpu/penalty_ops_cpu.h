@@ -1,0 +1,62 @@
+// CPU entry points of the weight penalties, called by the bindings with arrays already checked (dtype codes
+// known, buffers C-contiguous, aligned, sized for n elements, written arrays writeable and disjoint from
+// every other array of the call, coefficients finite and in range).
+//
+// A list of arrays is one call. The arrays that take part are laid end to end (in list order) and the
+// concatenation is cut into tasks of kPenaltyTaskElems elements; a task handles the piece of each array
+// that falls inside it, one "segment" per array. Tasks run on rdf::parallel_for and write their partial
+// results into their own slot, which are then combined in task order. The cut depends only on the sizes,
+// so values and counts are the same bits for every thread count, and one huge array among many tiny ones
+// is shared out as evenly as anything else.
+#pragma once
+#include <cstdint>
+
+#include "../common/dtypes.h"
+
+namespace rdf {
+namespace cpu {
+
+// Elements per penalty task (and per max_norm task, approximately: whole slices are never split).
+constexpr int64_t kPenaltyTaskElems = int64_t{1} << 16;
+
+// One parameter of penalty_grad / penalty: the gradient (same dtype and size) is null for the value only.
+struct PenaltyItem {
+  DType dtype;
+  int64_t n;
+  const void* param;
+  void* grad;
+  double l1;
+  double l2;
+};
+
+// One parameter updated in place by prox_l1 (coef = threshold) or decay (coef = factor).
+struct UpdateItem {
+  DType dtype;
+  int64_t n;
+  void* param;
+  double coef;
+};
+
+// max_norm on a C-contiguous array viewed as (outer, reduce, inner): slice (a, b) is w[a, :, b], its
+// reduced index k runs over the middle axis.
+struct MaxNormProblem {
+  DType dtype;
+  void* w;
+  int64_t outer;
+  int64_t reduce;
+  int64_t inner;
+  double max_value;
+};
+
+// grad += l1 * sign(w) + l2 * w for every item with a grad (terms with a zero coefficient omitted, items
+// with both zero untouched); returns sum over items of l1 * sum|w| + (l2 / 2) * sum w^2.
+double penalty_grad(const PenaltyItem* items, int64_t count);
+// w = sign(w) * max(|w| - threshold, 0); returns the number of exact zeros left in all items.
+int64_t prox_l1(const UpdateItem* items, int64_t count);
+// w *= 1 - factor (items with factor 0 untouched).
+void decay(const UpdateItem* items, int64_t count);
+// Rescales every slice whose L2 norm exceeds max_value to norm max_value; returns how many were rescaled.
+int64_t max_norm(const MaxNormProblem& problem);
+
+}  // namespace cpu
+}  // namespace rdf

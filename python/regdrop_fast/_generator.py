@@ -1,0 +1,131 @@
+"""Generator: a position (seed, offset) in the dropout stream that moves on by the elements each call uses.
+
+Every mask is a pure function of (seed, offset + flat index) (docs/rng.md). A Generator hands out
+consecutive, non-overlapping ranges of that stream: a call on n elements gets the current (seed, offset)
+and the offset advances by n, the way PyTorch's Philox generator advances its offset per kernel launch.
+Two generators with the same seed hand out the same sequence of masks.
+
+The state lives in a two-element uint64 NumPy array. ``regdrop_fast.torch`` reads and advances it through
+a zero-copy int64 tensor view of that same memory, so NumPy code, eager PyTorch and torch.compile'd graphs
+(where the advance is an in-place op on that tensor) all share one state.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import _checks
+
+__all__ = ["Generator"]
+
+_U64 = 1 << 64
+
+# Serializes read-and-advance, here and in regdrop_fast.torch (which advances through its tensor view).
+LOCK = threading.Lock()
+
+# Called with every Generator whose state array has just been created (construction, unpickling,
+# copying); regdrop_fast.torch installs a hook that attaches the tensor view. None without torch.
+on_new_state = None
+
+
+class Generator:
+    """A dropout-stream position: ``Generator(seed=None, offset=0)``.
+
+    ``next(n)`` returns the ``(seed, offset)`` for a call on n elements and advances the offset by n, so
+    consecutive calls draw fresh, non-overlapping masks; ``seed=None`` draws 64 bits from the operating
+    system. Use it with the NumPy API as ``rf.dropout(x, p, seed=s, offset=o)`` after
+    ``s, o = gen.next(x.size)``, or pass it as ``generator=`` to ``regdrop_fast.torch``.
+
+    Each advance is atomic, so threads sharing a generator never get overlapping ranges (which thread gets
+    which range then depends on timing).
+    """
+
+    def __init__(self, seed=None, offset=0):
+        seed = _checks.seed_or_fresh(seed)
+        offset = _checks.uint64(offset, "offset")
+        self._new_state(seed, offset)
+
+    def _new_state(self, seed: int, offset: int) -> None:
+        self._state = np.array([seed, offset], dtype=np.uint64)
+        self._torch_state = None
+        if on_new_state is not None:
+            on_new_state(self)
+
+    # --- state --------------------------------------------------------------------------------------------
+
+    @property
+    def seed(self) -> int:
+        return int(self._state[0])
+
+    @property
+    def offset(self) -> int:
+        """The stream index the next call's element 0 gets."""
+        return int(self._state[1])
+
+    def initial_seed(self) -> int:
+        """The seed (named as torch.Generator names it)."""
+        return self.seed
+
+    def manual_seed(self, seed) -> Generator:
+        """Restart at ``(seed, 0)``, as torch.Generator.manual_seed does; returns self."""
+        seed = _checks.uint64(seed, "seed")
+        with LOCK:
+            self._state[0] = seed
+            self._state[1] = 0
+        return self
+
+    def get_offset(self) -> int:
+        return self.offset
+
+    def set_offset(self, offset) -> None:
+        offset = _checks.uint64(offset, "offset")
+        with LOCK:
+            self._state[1] = offset
+
+    def get_state(self) -> tuple[int, int]:
+        """``(seed, offset)``; ``set_state`` of it restores this exact position."""
+        with LOCK:
+            return int(self._state[0]), int(self._state[1])
+
+    def set_state(self, state) -> None:
+        try:
+            seed, offset = state
+        except (TypeError, ValueError):
+            raise TypeError(f"state: expected a (seed, offset) pair, got {state!r}") from None
+        seed = _checks.uint64(seed, "seed")
+        offset = _checks.uint64(offset, "offset")
+        with LOCK:
+            self._state[0] = seed
+            self._state[1] = offset
+
+    def next(self, n) -> tuple[int, int]:
+        """Reserve n elements: returns ``(seed, offset)`` for a call on n elements and advances the offset by
+        n (mod 2^64, the stream wraps)."""
+        n = _checks.uint64(n, "n")
+        with LOCK:
+            seed, offset = int(self._state[0]), int(self._state[1])
+            self._state[1] = (offset + n) % _U64
+        return seed, offset
+
+    # --- a copy (copy.copy, copy.deepcopy, pickle) gets its own state array with the same values ----------
+
+    def __getstate__(self):
+        return self.get_state()
+
+    def __setstate__(self, state):
+        seed, offset = state
+        self._new_state(_checks.uint64(seed, "seed"), _checks.uint64(offset, "offset"))
+
+    def __copy__(self):
+        new = object.__new__(type(self))
+        new.__setstate__(self.get_state())
+        return new
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __repr__(self) -> str:
+        seed, offset = self.get_state()
+        return f"regdrop_fast.Generator(seed={seed}, offset={offset})"

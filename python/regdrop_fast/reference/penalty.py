@@ -1,0 +1,161 @@
+"""Weight penalties written for reading: the specification of csrc/common/penalty_element.h.
+
+Compute type: float32 for float32, float16 and bfloat16 arrays, float64 for float64 arrays. Each result
+is computed in the compute type with the operations in the order written here (every operation rounded,
+nothing fused) and rounded once to the array's dtype. Coefficients are Python floats (float64) converted
+once to the compute type where they enter an element formula.
+
+Gradients, prox_l1, decay and max_norm agree with the native kernels bit for bit. The penalty value is
+the float64 sum written below; the kernels add the same float64 terms in a fixed blocked order (16 lanes
+per segment of at most 2^16 elements, see csrc/cpu/penalty_ops_cpu.h), so the two agree to within a few
+float64 roundings (1e-12 relative is tested) and the kernels' value is the same bits on any thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _checks
+
+SUM_LANES = 16  # csrc/common/penalty_element.h: kSumLanes
+
+
+def _compute_type(dtype) -> type:
+    return np.float64 if dtype == np.float64 else np.float32
+
+
+def _terms(l1: float, l2: float) -> tuple[bool, bool]:
+    """A zero coefficient leaves its term out (it is not multiplied by 0: an inf weight gives no NaN)."""
+    return l1 != 0.0, l2 != 0.0
+
+
+def _grad_update(w: np.ndarray, g: np.ndarray, l1: float, l2: float) -> None:
+    """g += l1*sign(w) + l2*w, as g + ((c1*sign(w)) + (c2*w)) in the compute type, rounded once."""
+    with_l1, with_l2 = _terms(l1, l2)
+    if not (with_l1 or with_l2):
+        return
+    ct = _compute_type(w.dtype)
+    wc, gc = w.astype(ct), g.astype(ct)
+    c1, c2 = ct(l1), ct(l2)
+    with np.errstate(all="ignore"):  # inf and NaN are propagated, not errors
+        if with_l1 and with_l2:
+            new = gc + (c1 * np.sign(wc) + c2 * wc)
+        elif with_l1:
+            new = gc + c1 * np.sign(wc)
+        else:
+            new = gc + c2 * wc
+        g[...] = new.astype(g.dtype)
+
+
+def _value(w: np.ndarray, l1: float, l2: float) -> float:
+    """l1*sum|w| + (l2/2)*sum w^2 in float64 (each omitted when its coefficient is 0)."""
+    with_l1, with_l2 = _terms(l1, l2)
+    wd = w.astype(np.float64).ravel()
+    value = 0.0
+    with np.errstate(all="ignore"):
+        if with_l1:
+            value += l1 * float(np.sum(np.abs(wd)))
+        if with_l2:
+            value += (0.5 * l2) * float(np.sum(wd * wd))
+    return value
+
+
+def penalty_grad(params, grads, *, l1=0.0, l2=0.0) -> float:
+    params = _checks.array_sequence(params, "params")
+    grads = _checks.array_sequence(grads, "grads")
+    if len(grads) != len(params):
+        raise ValueError(f"grads: {len(grads)} arrays for {len(params)} params; they must pair up")
+    c1 = _checks.coefficients(l1, len(params), "l1")
+    c2 = _checks.coefficients(l2, len(params), "l2")
+    params = _checks.penalty_arrays(params, grads)
+    # Values first: a gradient may be its own parameter (grads is params); the value is of the weights
+    # as they were on entry, which is also what each update reads (it is computed whole before storing).
+    values = [_value(w, float(a), float(b)) for w, a, b in zip(params, c1, c2)]
+    for w, g, a, b in zip(params, grads, c1, c2):
+        _grad_update(w, g, float(a), float(b))
+    return float(sum(values))
+
+
+def penalty(params, *, l1=0.0, l2=0.0) -> float:
+    params = _checks.array_sequence(params, "params")
+    c1 = _checks.coefficients(l1, len(params), "l1")
+    c2 = _checks.coefficients(l2, len(params), "l2")
+    params = _checks.penalty_arrays(params, None)
+    return float(sum(_value(w, float(a), float(b)) for w, a, b in zip(params, c1, c2)))
+
+
+def _soft_threshold(w: np.ndarray, threshold: float) -> np.ndarray:
+    """m = |w| - t; m <= 0 -> +0, else m with w's sign (NaN stays NaN: m <= 0 is false for it)."""
+    ct = _compute_type(w.dtype)
+    wc, t = w.astype(ct), ct(threshold)
+    with np.errstate(all="ignore"):
+        m = np.where(wc < 0, -wc, wc) - t
+        return np.where(m <= 0, ct(0), np.where(wc < 0, -m, m)).astype(w.dtype)
+
+
+def prox_l1(params, threshold) -> int:
+    params = _checks.array_sequence(params, "params")
+    t = _checks.coefficients(threshold, len(params), "threshold")
+    params = _checks.update_arrays(params)
+    zeros = 0
+    for w, ti in zip(params, t):
+        w[...] = _soft_threshold(w, float(ti))
+        zeros += int(np.count_nonzero(w == 0))
+    return zeros
+
+
+def decay(params, factor) -> None:
+    """w = w * C(1 - factor), 1 - factor formed in float64; factor 0 leaves the array alone."""
+    params = _checks.array_sequence(params, "params")
+    f = _checks.coefficients(factor, len(params), "factor", upper=1.0)
+    params = _checks.update_arrays(params)
+    for w, fi in zip(params, f):
+        if fi == 0.0:
+            continue
+        ct = _compute_type(w.dtype)
+        with np.errstate(all="ignore"):
+            w[...] = (w.astype(ct) * ct(1.0 - float(fi))).astype(w.dtype)
+
+
+def slice_norms(rows: np.ndarray) -> np.ndarray:
+    """L2 norm of each row of a 2-D array, in float64, summed exactly as the kernels do.
+
+    Element k of a row adds its square into lane k % 16, lanes filled in increasing k; the 16 lanes are
+    then folded by halving (lane l += lane l + h for h = 8, 4, 2, 1); the norm is the sqrt of lane 0.
+    """
+    n_rows, k = rows.shape
+    padded = np.zeros((n_rows, -(-k // SUM_LANES) * SUM_LANES))  # +0.0 padding leaves every sum unchanged
+    padded[:, :k] = rows.astype(np.float64)
+    with np.errstate(all="ignore"):
+        squares = padded * padded
+        lanes = np.zeros((n_rows, SUM_LANES))
+        for j in range(padded.shape[1] // SUM_LANES):
+            lanes += squares[:, j * SUM_LANES:(j + 1) * SUM_LANES]
+        h = SUM_LANES // 2
+        while h >= 1:
+            lanes[:, :h] += lanes[:, h:2 * h]
+            h //= 2
+    return np.sqrt(lanes[:, 0])
+
+
+def max_norm(w, max_value, *, axis) -> int:
+    """Slices (the kept axes' index) whose norm over `axis` exceeds max_value become
+    w * C(max_value / norm), the factor formed in float64; the others are not changed. Returns the number
+    of slices rescaled."""
+    w, max_value, axes = _checks.max_norm_args(w, max_value, axis)
+    kept = tuple(a for a in range(w.ndim) if a not in axes)
+    order = kept + axes
+    # One row per slice; the reduced axes in their original order make the reduced index C order.
+    n_slices, n_reduced = math.prod(w.shape[a] for a in kept), math.prod(w.shape[a] for a in axes)
+    rows = np.transpose(w, order).reshape(n_slices, n_reduced).copy()
+    norms = slice_norms(rows)
+    exceed = norms > max_value
+    if exceed.any():
+        ct = _compute_type(w.dtype)
+        factor = (max_value / norms[exceed]).astype(ct)
+        with np.errstate(all="ignore"):
+            rows[exceed] = (rows[exceed].astype(ct) * factor[:, None]).astype(w.dtype)
+        w[...] = np.transpose(rows.reshape([w.shape[a] for a in order]), np.argsort(order))
+    return int(np.count_nonzero(exceed))
