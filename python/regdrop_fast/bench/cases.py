@@ -1,0 +1,192 @@
+"""What is measured: dropout forward/backward over a size sweep, penalty_grad over parameter lists, and
+the end-to-end cost of one small dropout call.
+
+A case builds its data when it runs (and drops it afterwards), then hands the timer one callable per
+implementation. Bytes are counted once per case, the same for every implementation of that case, as the
+bytes the operation must move: dropout forward reads x and writes y and the packed mask (n/8 bytes);
+backward reads the gradient and the packed mask and writes dx; ``store="seed"`` rows move no mask bytes;
+penalty_grad reads w and g and writes g. The copy row copies exactly half of the case's bytes with
+``np.copyto`` (so it reads and writes the same total), which is the memory-bandwidth limit at that size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import ml_dtypes
+import numpy as np
+
+import regdrop_fast as rdf
+
+from .frameworks import Framework
+from .shapes import ParameterList
+
+DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+P = 0.5  # drop probability of every dropout case
+SEED = 20240607
+L1, L2 = 1e-5, 1e-4  # penalty coefficients (any positive values exercise the same code)
+LATENCY_SIZE = 1024
+
+
+@dataclass
+class Impl:
+    """One timed implementation of a case."""
+
+    name: str
+    framework: str  # "regdrop_fast", "copy", or a peer framework's name
+    fn: Callable[[], object]
+    bytes: int
+
+
+@dataclass
+class Case:
+    section: str  # "dropout", "penalty" or "latency"
+    op: str
+    dtype: str
+    size: int  # elements
+    label: str
+    build: Callable[[], list[Impl]] = field(repr=False)
+    extra: dict = field(default_factory=dict)
+
+
+def _copy_impl(total_bytes: int) -> Impl:
+    """np.copyto between two byte buffers of half the case's bytes: reads + writes total_bytes."""
+    half = (total_bytes + 1) // 2
+    src = np.full(half, 0x5A, np.uint8)
+    dst = np.empty_like(src)  # its pages are faulted in by the warm-up call, before any timing
+    return Impl("np.copyto (same bytes)", "copy", lambda: np.copyto(dst, src), 2 * half)
+
+
+def _random(shape, dtype: np.dtype, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32).astype(dtype)
+
+
+def _add_peer(impls: list[Impl], fw: Framework, label: str, make: Callable[[], object], nbytes: int,
+              notes: list[str]) -> None:
+    """Append a peer's callable; a framework that fails to set up is noted and skipped, not fatal."""
+    try:
+        fn = make()
+    except Exception as exc:  # a broken third-party install must not stop the benchmark
+        notes.append(f"{fw.name}: {label}: skipped ({type(exc).__name__}: {exc})")
+        return
+    if fn is not None:
+        impls.append(Impl(label, fw.name, fn, nbytes))
+
+
+def dropout_case(op: str, dtype_name: str, n: int, peers: Sequence[Framework], notes: list[str]) -> Case:
+    dtype = DTYPES[dtype_name]
+    mask_bytes = (n + 7) // 8
+    data_bytes = 2 * n * dtype.itemsize
+
+    def build() -> list[Impl]:
+        x = _random(n, dtype, SEED)
+        out = np.empty_like(x)
+        impls = [_copy_impl(data_bytes + mask_bytes)]
+        if op == "forward":
+            impls += [
+                Impl("regdrop_fast bits", "regdrop_fast",
+                     lambda: rdf.dropout(x, P, seed=SEED, out=out), data_bytes + mask_bytes),
+                Impl("regdrop_fast seed", "regdrop_fast",
+                     lambda: rdf.dropout(x, P, seed=SEED, out=out, store="seed"), data_bytes),
+            ]
+            for fw in peers:
+                _add_peer(impls, fw, fw.forward_label, lambda fw=fw: fw.dropout_forward(x, P, SEED),
+                          data_bytes + mask_bytes, notes)
+        else:
+            grad = _random(n, dtype, SEED + 1)
+            _, bits_mask = rdf.dropout(x, P, seed=SEED)
+            _, seed_mask = rdf.dropout(x, P, seed=SEED, store="seed")
+            impls += [
+                Impl("regdrop_fast bits", "regdrop_fast",
+                     lambda: rdf.dropout_backward(grad, bits_mask, out=out), data_bytes + mask_bytes),
+                Impl("regdrop_fast seed", "regdrop_fast",
+                     lambda: rdf.dropout_backward(grad, seed_mask, out=out), data_bytes),
+            ]
+            for fw in peers:
+                _add_peer(impls, fw, fw.backward_label,
+                          lambda fw=fw: fw.dropout_backward(x, grad, P, SEED), data_bytes + mask_bytes, notes)
+        return impls
+
+    return Case("dropout", op, dtype_name, n, f"dropout {op} {dtype_name} n={n}", build)
+
+
+def penalty_case(plist: ParameterList, peers: Sequence[Framework], notes: list[str]) -> Case:
+    n = plist.values
+    nbytes = 3 * 4 * n  # float32: read w, read g, write g
+
+    def build() -> list[Impl]:
+        rng = np.random.default_rng(SEED)
+        params = [rng.standard_normal(s, dtype=np.float32) for s in plist.shapes]
+        grads = [rng.standard_normal(s, dtype=np.float32) for s in plist.shapes]
+        # Every implementation adds into the same grads in place, as a training step would; the growth
+        # (l2 * w per call) is far too small to change the speed of float arithmetic.
+        impls = [
+            _copy_impl(nbytes),
+            Impl("regdrop_fast penalty_grad l2", "regdrop_fast",
+                 lambda: rdf.penalty_grad(params, grads, l2=L2), nbytes),
+            Impl("regdrop_fast penalty_grad l1+l2", "regdrop_fast",
+                 lambda: rdf.penalty_grad(params, grads, l1=L1, l2=L2), nbytes),
+        ]
+        for fw in peers:
+            _add_peer(impls, fw, fw.penalty_label, lambda fw=fw: fw.penalty_l2(params, grads, L2), nbytes, notes)
+        return impls
+
+    return Case("penalty", plist.label, "float32", n, f"penalty_grad {plist.label}", build,
+                extra={"arrays": len(plist.shapes)})
+
+
+def latency_case(peers: Sequence[Framework], notes: list[str]) -> Case:
+    """One 1,024-element float32 dropout forward, end to end from Python, as users call it."""
+    n = LATENCY_SIZE
+
+    def build() -> list[Impl]:
+        x = _random(n, DTYPES["float32"], SEED)
+        out = np.empty_like(x)
+        nbytes = 2 * 4 * n + n // 8
+        impls = [
+            Impl("regdrop_fast dropout(x, p, seed=s)", "regdrop_fast", lambda: rdf.dropout(x, P, seed=SEED), nbytes),
+            Impl("regdrop_fast ... out=y", "regdrop_fast", lambda: rdf.dropout(x, P, seed=SEED, out=out), nbytes),
+            Impl("regdrop_fast ... seed=None", "regdrop_fast", lambda: rdf.dropout(x, P), nbytes),
+        ]
+        for fw in peers:
+            _add_peer(impls, fw, fw.forward_label, lambda fw=fw: fw.dropout_forward(x, P, SEED), nbytes, notes)
+        return impls
+
+    return Case("latency", f"dropout forward, {n} elements", "float32", n, f"latency dropout n={n}", build)
+
+
+def parse_size(text: str) -> int:
+    """An element count written as an integer ("65536") or a power of two ("2^16"); > 0."""
+    s = text.strip()
+    try:
+        if "^" in s:
+            base, exp = s.split("^", 1)
+            if base.strip() != "2":
+                raise ValueError
+            e = int(exp)
+            if e < 0:
+                raise ValueError
+            value = 1 << e
+        else:
+            value = int(s)
+    except ValueError:
+        raise ValueError(f"size {text!r} is neither a positive integer nor 2^K") from None
+    if value <= 0:
+        raise ValueError(f"size {text!r} must be positive")
+    if value > 1 << 34:
+        raise ValueError(f"size {text!r} exceeds 2^34 elements")
+    return value
+
+
+def size_label(n: int) -> str:
+    """'2^20' for powers of two, else the plain count."""
+    return f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else str(n)
+
+
+def default_sizes(quick: bool) -> list[int]:
+    exps = range(10, 25, 2)
+    if quick:
+        exps = (10, 14, 18, 22)
+    return [1 << e for e in exps]
+

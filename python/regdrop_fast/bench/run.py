@@ -1,0 +1,164 @@
+"""`regdrop-fast bench`: run every case, print the tables, write results.json, table.txt and bench.png."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import regdrop_fast as rdf
+
+from . import environment, frameworks, plot, report
+from .cases import Case, P, dropout_case, latency_case, penalty_case, size_label
+from .shapes import penalty_lists
+from .timing import measure
+
+SECTIONS = ("dropout", "penalty", "latency")
+BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
+
+
+@dataclass
+class BenchConfig:
+    out: Path
+    sizes: list[int]
+    dtypes: list[str]
+    sections: list[str]
+    peers: list[str]  # frameworks to compare with; each must import
+    repeats: int
+    min_sample_s: float
+    threads: int | None = None
+    tiny: bool = False
+    progress: bool = True
+    command: str = ""
+    quick: bool = False
+    skipped_peers: dict[str, str] = field(default_factory=dict)  # name -> why it is not compared
+
+
+class _Progress:
+    """tqdm on stderr when it is installed, else a plain counter on stderr."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                pass
+            else:
+                self.bar = tqdm(total=total, desc="bench", unit="case", file=sys.stderr, leave=True,
+                                dynamic_ncols=True)
+
+    def start(self, label: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(label, refresh=True)
+        else:
+            line = f"[{self.done + 1}/{self.total}] {label}"
+            if sys.stderr.isatty():  # redraw one line in place
+                print(line.ljust(60), end="\r", file=sys.stderr, flush=True)
+            else:
+                print(line, file=sys.stderr, flush=True)
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], notes: list[str]) -> list[Case]:
+    cases: list[Case] = []
+    if "dropout" in config.sections:
+        for op in ("forward", "backward"):
+            for dtype in config.dtypes:
+                for n in config.sizes:
+                    cases.append(dropout_case(op, dtype, n, peers, notes))
+    if "penalty" in config.sections:
+        for plist in penalty_lists(tiny=config.tiny):
+            cases.append(penalty_case(plist, peers, notes))
+    if "latency" in config.sections:
+        cases.append(latency_case(peers, notes))
+    return cases
+
+
+def run_cases(cases: Iterable[Case], config: BenchConfig, total: int) -> list[dict]:
+    rows: list[dict] = []
+    progress = _Progress(total, config.progress)
+    try:
+        for case in cases:
+            progress.start(case.label)
+            impls = case.build()
+            timings = measure({i.name: i.fn for i in impls}, repeats=config.repeats,
+                              min_sample_s=config.min_sample_s)
+            rows += report.make_rows(case, impls, timings)
+            del impls  # free the case's arrays before the next one allocates
+            progress.advance()
+    finally:
+        progress.close()
+    return rows
+
+
+def run(config: BenchConfig) -> int:
+    """Run the benchmark described by config; returns the process exit code."""
+    if config.threads is not None:
+        rdf.set_num_threads(config.threads)
+    threads = rdf.get_num_threads()
+    peers = []
+    for name in config.peers:
+        fw = frameworks.load(name)
+        fw.set_threads(threads)  # every framework gets the threads regdrop_fast uses
+        peers.append(fw)
+    notes: list[str] = [f"{name}: not compared ({why})" for name, why in config.skipped_peers.items()]
+
+    load_start = environment.load_average()
+    busy = environment.cpu_busy_fraction()
+    if busy is not None and busy > BUSY_LIMIT:
+        notes.append(f"other processes kept {busy:.0%} of the CPUs busy just before the benchmark started: "
+                     "timings, multi-threaded ones most, are unreliable; rerun on an idle machine")
+    cases = build_cases(config, peers, notes)
+    rows = run_cases(cases, config, len(cases))
+
+    settings = {
+        "quick": config.quick, "tiny": config.tiny, "sizes": config.sizes, "dtypes": config.dtypes,
+        "sections": config.sections, "repeats": config.repeats, "min_sample_s": config.min_sample_s,
+        "p": P, "peers": config.peers,
+    }
+    meta = environment.collect(config.command, {fw.name: fw for fw in peers}, settings)
+    meta["load_average_start"] = load_start
+    meta["cpu_busy_before_start"] = busy
+    meta["notes"] = notes
+    text = report.format_tables(rows, P)
+    header = (f"regdrop_fast {meta['versions']['regdrop_fast']} on {meta['cpu_model']} "
+              f"({meta['usable_cpus']} CPUs), simd={meta['backend_info']['simd']}, threads={threads}; "
+              f"medians of {config.repeats} interleaved repeats")
+    print(header)
+    print()
+    print(text)
+    for note in notes:
+        print(f"note: {note}")
+
+    config.out.mkdir(parents=True, exist_ok=True)
+    json_path = config.out / "results.json"
+    report.write_json(json_path, meta, rows)
+    (config.out / "table.txt").write_text(header + "\n\n" + text + "\n")
+    written = [json_path, config.out / "table.txt"]
+    if plot.available():
+        png = config.out / "bench.png"
+        sizes = ", ".join(size_label(n) for n in config.sizes)
+        plot.plot(rows, png, f"regdrop_fast vs peers on {meta['cpu_model']}, {threads} threads "
+                             f"(sizes {sizes})")
+        written.append(png)
+    else:
+        print("note: matplotlib is not installed, so no plot was drawn "
+              "(pip install 'regdrop_fast[bench]' adds it)")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+

@@ -1,0 +1,437 @@
+"""The `regdrop-fast` command line (bench, demo, info), its benchmark harness and its demo.
+
+The command is run as users run it, in a subprocess (``python -m regdrop_fast``); the harness's pieces
+(timing, byte counting, size parsing, the ResNet-50 list) and the demo's numerics are also checked in
+process. Benchmark figures are never asserted: speed is shown by the benchmark, not by tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import regdrop_fast as rdf
+from regdrop_fast.bench import cases, report, shapes, timing
+
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="the demo needs scikit-learn")
+
+
+def cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m regdrop_fast ARGS` in cwd; returns the finished process (text output)."""
+    env = dict(os.environ)
+    env.pop("REGDROP_SIMD", None)
+    return subprocess.run([sys.executable, "-m", "regdrop_fast", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# help, version, info
+
+
+@pytest.mark.parametrize("args", [[], ["bench"], ["demo"], ["info"]], ids=["top", "bench", "demo", "info"])
+def test_help_of_every_subcommand(args, tmp_path):
+    proc = cli(*args, "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: regdrop-fast")
+    assert proc.stderr == ""
+    if args == ["bench"]:
+        for option in ("--quick", "--out", "--device", "--threads", "--sizes", "--frameworks", "--repeats"):
+            assert option in proc.stdout
+        assert "--tiny" not in proc.stdout  # test-only, hidden
+
+
+def test_version(tmp_path):
+    proc = cli("--version", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"regdrop_fast {rdf.__version__}"
+
+
+def test_console_script_is_installed(tmp_path):
+    script = Path(sys.executable).parent / "regdrop-fast"
+    if not script.exists():
+        pytest.skip("no regdrop-fast script beside this interpreter (package not installed by pip here)")
+    proc = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and rdf.__version__ in proc.stdout
+
+
+def test_info_is_a_table_of_backend_info(tmp_path):
+    proc = cli("info", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    info = rdf.backend_info()
+    lines = proc.stdout.splitlines()
+    table = {line[:line.index("  ")].strip(): line[line.index("  "):].strip() for line in lines}
+    assert table["regdrop_fast version"] == info["version"]
+    assert table["SIMD path in use"] == info["simd"]
+    assert table["threads in use"] == str(info["num_threads"])
+    assert table["CUDA backend compiled"] == ("yes" if info["cuda_compiled"] else "no")
+    assert table["numpy"] == np.__version__
+
+
+def test_info_json_is_backend_info(tmp_path):
+    proc = cli("info", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(json.dumps(rdf.backend_info(), default=str))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bad arguments: exit code 2, one line on stderr, no traceback
+
+
+def _blocked_dir(tmp_path: Path) -> str:
+    """A path no one can create: its parent is a regular file (chmod would not stop root)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    return str(blocker / "out")
+
+
+BAD_ARGUMENTS = {
+    "unknown-device": ["bench", "--device", "tpu"],
+    "negative-size": ["bench", "--sizes", "-5"],
+    "zero-size": ["bench", "--sizes", "1024,0"],
+    "size-not-a-number": ["bench", "--sizes", "2^x"],
+    "negative-power": ["bench", "--sizes", "2^-3"],
+    "zero-threads": ["bench", "--threads", "0"],
+    "negative-repeats": ["bench", "--repeats", "-1"],
+    "unknown-case": ["bench", "--cases", "dropout,conv"],
+    "unknown-framework": ["bench", "--frameworks", "numpy,mxnet"],
+    "unknown-dtype": ["bench", "--dtypes", "float8"],
+    "unwritable-bench-out": ["bench", "--out", "BLOCKED"],
+    "zero-epochs": ["demo", "--epochs", "0"],
+    "unknown-part": ["demo", "--only", "svm"],
+    "unwritable-demo-out": ["demo", "--out", "BLOCKED"],
+    "unknown-subcommand": ["train"],
+    "no-subcommand": [],
+    "unknown-option": ["info", "--verbose"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ARGUMENTS))
+def test_bad_argument_is_one_line_and_exit_2(name, tmp_path):
+    args = [_blocked_dir(tmp_path) if a == "BLOCKED" else a for a in BAD_ARGUMENTS[name]]
+    proc = cli(*args, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.endswith("\n") and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("regdrop-fast")
+    assert "error:" in proc.stderr
+    assert proc.stdout == ""
+    assert not (tmp_path / "bench-out").exists() and not (tmp_path / "demo-out").exists()
+
+
+def test_unwritable_out_names_the_path(tmp_path):
+    blocked = _blocked_dir(tmp_path)
+    proc = cli("bench", "--out", blocked, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert blocked in proc.stderr and "cannot write" in proc.stderr
+
+
+def test_cuda_device_without_a_gpu_is_refused_clearly(tmp_path):
+    if rdf.backend_info().get("cuda_devices"):
+        pytest.skip("a CUDA device is present")
+    proc = cli("bench", "--device", "cuda", "--out", str(tmp_path / "o"), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "--device cuda" in proc.stderr
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bench: a tiny end-to-end run
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    """`bench --quick` shrunk to two sizes, three repeats and small penalty lists (hidden --tiny)."""
+    out = tmp_path_factory.mktemp("bench")
+    proc = cli("bench", "--quick", "--tiny", "--sizes", "2^10,4100", "--repeats", "3", "--out", str(out / "res"),
+               cwd=out)
+    return proc, out / "res"
+
+
+def test_bench_runs_and_writes_its_files(tiny_bench):
+    proc, out = tiny_bench
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    table = (out / "table.txt").read_text().strip()
+    assert table in proc.stdout  # the printed tables, saved
+    for title in ("dropout forward, float32", "dropout backward, bfloat16", "penalty_grad over list a:",
+                  "penalty_grad over list c:", "latency: dropout forward, 1024 elements"):
+        assert title in table
+    if HAVE_MATPLOTLIB:
+        png = (out / "bench.png").read_bytes()
+        assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
+    else:
+        assert not (out / "bench.png").exists()
+        assert "matplotlib is not installed" in proc.stdout
+    # the progress display names the cases as it goes (tqdm or the plain counter)
+    assert "dropout forward float32" in proc.stderr and "penalty_grad" in proc.stderr
+
+
+def test_bench_results_json_records_the_run(tiny_bench):
+    proc, out = tiny_bench
+    data = json.loads((out / "results.json").read_text())
+    meta = data["meta"]
+    assert meta["command"].startswith("regdrop-fast bench --quick --tiny")
+    for key in ("date", "cpu_model", "usable_cpus", "platform", "python", "git", "backend_info", "load_average_end",
+                "load_average_start", "cpu_busy_before_start", "notes"):
+        assert key in meta
+    assert meta["versions"]["numpy"] == np.__version__
+    assert meta["versions"]["regdrop_fast"] == rdf.__version__
+    assert meta["threads"]["regdrop_fast"] == rdf.get_num_threads()
+    assert meta["settings"]["sizes"] == [1024, 4100] and meta["settings"]["repeats"] == 3
+    for name in ("torch", "jax", "tensorflow"):
+        compared = name in meta["versions"]
+        assert compared == (name in meta["settings"]["peers"])
+        if importlib.util.find_spec(name) is None:
+            assert not compared
+
+
+def _rows(out: Path) -> list[dict]:
+    return json.loads((out / "results.json").read_text())["rows"]
+
+
+def test_bench_dropout_rows(tiny_bench):
+    _, out = tiny_bench
+    rows = [r for r in _rows(out) if r["section"] == "dropout"]
+    peers = json.loads((out / "results.json").read_text())["meta"]["settings"]["peers"]
+    for op in ("forward", "backward"):
+        for dtype, itemsize in (("float32", 4), ("bfloat16", 2)):
+            for n in (1024, 4100):
+                group = {r["impl"]: r for r in rows if (r["op"], r["dtype"], r["size"]) == (op, dtype, n)}
+                data_bytes = 2 * n * itemsize
+                assert group["regdrop_fast bits"]["bytes"] == data_bytes + (n + 7) // 8
+                assert group["regdrop_fast seed"]["bytes"] == data_bytes
+                copy = group["np.copyto (same bytes)"]
+                assert abs(copy["bytes"] - (data_bytes + (n + 7) // 8)) <= 1
+                assert copy["copy_fraction"] == pytest.approx(1.0)
+                frameworks = {r["framework"] for r in group.values()}
+                assert "numpy" in frameworks
+                if "torch" in peers:
+                    assert "torch" in frameworks
+                for r in group.values():
+                    assert r["seconds"] > 0 and math.isfinite(r["gbps"]) and r["repeats"] == 3
+                    assert r["seconds_min"] <= r["seconds"] and r["seconds_q1"] <= r["seconds"] <= r["seconds_q3"]
+                ours = group["regdrop_fast bits"]
+                for peer in (r for r in group.values() if r["framework"] in peers):
+                    assert ours["speedup"][peer["framework"]] == pytest.approx(peer["seconds"] / ours["seconds"])
+
+
+def test_bench_penalty_and_latency_rows(tiny_bench):
+    _, out = tiny_bench
+    rows = _rows(out)
+    penalty = [r for r in rows if r["section"] == "penalty"]
+    lists = {r["op"]: r for r in penalty if r["impl"] == "regdrop_fast penalty_grad l2"}
+    assert len(lists) == 3
+    for plist in shapes.penalty_lists(tiny=True):
+        row = lists[plist.label]
+        assert row["arrays"] == len(plist.shapes) and row["size"] == plist.values
+        assert row["bytes"] == 12 * plist.values
+    assert {r["framework"] for r in penalty} >= {"regdrop_fast", "numpy", "copy"}
+    latency = [r for r in rows if r["section"] == "latency"]
+    assert {r["size"] for r in latency} == {1024}
+    assert any(r["impl"].startswith("regdrop_fast dropout(") for r in latency)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bench harness pieces, in process
+
+
+def test_parse_size():
+    assert cases.parse_size("2^10") == 1024
+    assert cases.parse_size(" 65536 ") == 65536
+    for bad in ("0", "-1", "2^-1", "3^4", "x", "", "2^40"):
+        with pytest.raises(ValueError):
+            cases.parse_size(bad)
+    assert cases.size_label(1 << 20) == "2^20" and cases.size_label(1000) == "1000"
+    assert cases.default_sizes(False) == [1 << e for e in range(10, 25, 2)]
+    assert max(cases.default_sizes(True)) < 1 << 24
+
+
+def test_resnet50_list_is_the_architecture():
+    """161 arrays, 25,557,032 values, and the same list as rebuilt from the block structure."""
+    names = [name for name, _ in shapes.RESNET50_PARAMETERS]
+    assert len(names) == 161 and len(set(names)) == 161
+    assert sum(math.prod(s) for _, s in shapes.RESNET50_PARAMETERS) == 25_557_032
+    rebuilt = [("conv1.weight", (64, 3, 7, 7)), ("bn1.weight", (64,)), ("bn1.bias", (64,))]
+    inplanes = 64
+    for stage, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3)), start=1):
+        for b in range(blocks):
+            pre = f"layer{stage}.{b}."
+            for conv, shape in (("1", (width, inplanes, 1, 1)), ("2", (width, width, 3, 3)),
+                                ("3", (4 * width, width, 1, 1))):
+                rebuilt += [(f"{pre}conv{conv}.weight", shape), (f"{pre}bn{conv}.weight", shape[:1]),
+                            (f"{pre}bn{conv}.bias", shape[:1])]
+            if b == 0:
+                rebuilt += [(f"{pre}downsample.0.weight", (4 * width, inplanes, 1, 1)),
+                            (f"{pre}downsample.1.weight", (4 * width,)), (f"{pre}downsample.1.bias", (4 * width,))]
+            inplanes = 4 * width
+    rebuilt += [("fc.weight", (1000, 2048)), ("fc.bias", (1000,))]
+    assert list(shapes.RESNET50_PARAMETERS) == rebuilt
+    lists = shapes.penalty_lists()
+    assert [(len(p.shapes), p.values) for p in lists] == [(200, 200 * 65536), (161, 25_557_032), (1000, 64_000)]
+
+
+def test_resnet50_list_matches_torchvision():
+    tv = pytest.importorskip("torchvision")
+    model = tv.models.resnet50()
+    assert [(n, tuple(p.shape)) for n, p in model.named_parameters()] == list(shapes.RESNET50_PARAMETERS)
+
+
+def test_measure_interleaves_and_reports_medians():
+    calls = {"a": 0, "b": 0}
+    order = []
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+            order.append(name)
+        return fn
+
+    result = timing.measure({"a": make("a"), "b": make("b")}, repeats=4, min_sample_s=1e-4)
+    assert set(result) == {"a", "b"}
+    for name, t in result.items():
+        assert t.repeats == 4 and t.calls >= 1
+        assert 0 < t.min <= t.q1 <= t.median <= t.q3
+        assert calls[name] >= 1 + 4 * t.calls  # warm-up + the timed samples (+ calibration)
+    # the timed samples alternate between the two, starting with a different one each repeat
+    per_repeat = result["a"].calls + result["b"].calls
+    timed = order[-4 * per_repeat:]
+    assert timed[::per_repeat] == ["a", "b", "a", "b"]
+    with pytest.raises(ValueError):
+        timing.measure({"a": make("a")}, repeats=0, min_sample_s=1e-4)
+
+
+def test_make_rows_counts_bytes_and_speedups():
+    case = cases.Case("dropout", "forward", "float32", 1000, "x", build=lambda: [])
+    impls = [cases.Impl("np.copyto (same bytes)", "copy", lambda: None, 8000),
+             cases.Impl("regdrop_fast bits", "regdrop_fast", lambda: None, 8125),
+             cases.Impl("numpy naive", "numpy", lambda: None, 8125),
+             cases.Impl("torch F.dropout", "torch", lambda: None, 8125)]
+
+    def t(median):
+        return timing.Timing(median=median, q1=median, q3=median, min=median, calls=1, repeats=1)
+
+    rows = report.make_rows(case, impls, {"np.copyto (same bytes)": t(1e-6), "regdrop_fast bits": t(2e-6),
+                                          "numpy naive": t(10e-6), "torch F.dropout": t(50e-6)})
+    by = {r["impl"]: r for r in rows}
+    assert by["np.copyto (same bytes)"]["gbps"] == pytest.approx(8.0)
+    assert by["regdrop_fast bits"]["gbps"] == pytest.approx(8125 / 2e-6 / 1e9)
+    assert by["regdrop_fast bits"]["copy_fraction"] == pytest.approx((8125 / 2) / 8000)
+    assert by["regdrop_fast bits"]["speedup"] == pytest.approx({"numpy": 5.0, "torch": 25.0})
+    assert "speedup" not in by["numpy naive"]
+    text = report.format_tables(rows, 0.5)
+    assert "5.00x" in text and "25.00x" in text and "vs torch" in text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# demo
+
+
+@needs_sklearn
+def test_regression_reaches_sklearn():
+    from regdrop_fast.demo import regression
+
+    fits = regression.fit_all()
+    assert [f.name.split("(")[0] for f in fits] == ["Ridge", "Lasso", "ElasticNet"]
+    for fit in fits:
+        assert fit.max_rel_diff <= 1e-6, fit.name
+        assert np.array_equal(fit.ours == 0, fit.sklearn == 0), fit.name
+        assert fit.zeros == int(np.sum(fit.ours == 0))
+    assert fits[1].zeros > 0  # the Lasso fit has exact zeros, found by prox_l1
+
+
+@needs_sklearn
+@pytest.mark.parametrize("cfg_index", [1, 3], ids=["l2", "dropout+max-norm"])
+def test_mlp_gradients_match_finite_differences(cfg_index):
+    """The demo's hand-written backprop (dropout_backward, penalty_grad) is the derivative of its loss."""
+    from regdrop_fast.demo import mlp
+
+    cfg = mlp.CONFIGS[cfg_index]
+    if cfg.l2 == 0:
+        cfg = mlp.Config(cfg.name, l2=0.01, p_input=cfg.p_input, p_hidden=cfg.p_hidden)
+    rng = np.random.default_rng(5)
+    x = rng.random((8, 6))
+    labels = rng.integers(0, 4, 8)
+    net = mlp.MLP(6, 7, 4, seed=3, dtype=np.float64)
+    net.b1 += 0.1  # keep units away from the ReLU kink
+
+    def loss_at():
+        return mlp.loss_and_gradients(net, x, labels, cfg, mlp.Stream(11))[0]  # same masks every time
+
+    _, grads = mlp.loss_and_gradients(net, x, labels, cfg, mlp.Stream(11))
+    eps = 1e-6
+    for param, grad in zip(net.params, grads):
+        numeric = np.zeros_like(param)
+        for i in np.ndindex(param.shape):
+            keep = param[i]
+            param[i] = keep + eps
+            up = loss_at()
+            param[i] = keep - eps
+            down = loss_at()
+            param[i] = keep
+            numeric[i] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+@needs_sklearn
+def test_demo_real_settings(tmp_path):
+    """The demo exactly as users run it: sklearn match and the >= 97% bar, files written, exit 0."""
+    proc = cli("demo", "--out", str(tmp_path / "d"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    results = json.loads((tmp_path / "d" / "results.json").read_text())
+    assert len(results["regression"]) == 3
+    for fit in results["regression"]:
+        assert fit["max_rel_diff"] <= 1e-6 and fit["same_zeros"] and fit["ok"]
+    runs = {r["config"]: r for r in results["mlp"]["runs"]}
+    assert list(runs) == ["no regularization", "L2", "dropout", "dropout + max-norm"]
+    assert results["mlp"]["epochs"] == 100
+    assert runs["dropout + max-norm"]["test_acc"][-1] >= 0.97
+    plain = runs["no regularization"]
+    assert plain["train_loss"][-1] < plain["test_loss"][-1]  # the overfitting gap the plot shows
+    assert "np.dot(theta, 2 * theta)" in proc.stdout  # the article's mistakes are explained
+    if HAVE_MATPLOTLIB:
+        assert (tmp_path / "d" / "mlp_loss.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@needs_sklearn
+def test_demo_output_is_reproducible(tmp_path):
+    first = cli("demo", "--only", "mlp", "--epochs", "2", "--out", "o", cwd=tmp_path)
+    second = cli("demo", "--only", "mlp", "--epochs", "2", "--out", "o", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert "dropout + max-norm" in first.stdout
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert results["mlp"]["epochs"] == 2 and "regression" not in results
+
+
+# ----------------------------------------------------------------------------------------------------------
+# examples/
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py"])
+def test_example_runs(script, tmp_path):
+    path = EXAMPLES / script
+    if not path.exists():
+        pytest.skip("no examples/ beside the tests")
+    if script == "lasso_prox_l1.py" and not HAVE_SKLEARN:
+        pytest.skip("needs scikit-learn")
+    proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    if script == "lasso_prox_l1.py":
+        rel = float(proc.stdout.rsplit("max relative difference", 1)[1])
+        assert rel <= 1e-6
