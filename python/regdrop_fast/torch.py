@@ -1,0 +1,648 @@
+"""PyTorch integration: a drop-in ``nn.Dropout``, the functional ``dropout``, and weight-penalty helpers.
+
+Everything runs on the regdrop_fast kernels: CPU tensors are handed to them zero-copy (NumPy views of the
+tensors' own memory; a non-contiguous input is made contiguous once), CUDA tensors go to the CUDA backend
+on PyTorch's current stream. float32, float64, float16 and bfloat16.
+
+The kernels are registered as ``torch.library`` custom ops (namespace ``regdrop_fast``) with fake
+implementations and autograd formulas, so ``torch.compile(model, fullgraph=True)`` traces a model that
+uses :class:`Dropout` without a graph break, forward and backward. docs/torch.md has the details: seeding,
+memory kept for backward, compile behaviour.
+
+PyTorch is an optional dependency (``pip install torch`` or the ``[torch]`` extra).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as exc:  # torch is optional: say what to install
+    raise ImportError(
+        "regdrop_fast.torch needs PyTorch, which is not installed: pip install torch "
+        "(or pip install 'regdrop_fast[torch]')"
+    ) from exc
+
+import regdrop_fast as _rf
+from regdrop_fast import _checks, _generator
+from regdrop_fast._generator import Generator
+from regdrop_fast._mask import Mask
+
+__all__ = [
+    "Dropout",
+    "Generator",
+    "add_penalty_grad_",
+    "decay_",
+    "dropout",
+    "max_norm_",
+    "penalty",
+    "prox_l1_",
+]
+
+_U64_MASK = (1 << 64) - 1
+
+# The four storage dtypes of the kernels.
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+# Default seeding draws [seed, offset] below this bound from torch's default CPU generator (see _draw_seed).
+_SEED_BOUND = 1 << 62
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tensors <-> NumPy views
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory (same strides); bfloat16 as ml_dtypes.bfloat16."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:  # NumPy has no bfloat16: reinterpret the same 16-bit words
+        return t.view(torch.int16).numpy().view(_checks.BFLOAT16)
+    return t.numpy()
+
+
+# NumPy storage type of each dtype (bfloat16 as its 16-bit words).
+_NP_STORAGE = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
+               torch.bfloat16: np.int16}
+
+
+def _empty_cpu(shape, dtype) -> torch.Tensor:
+    """A new C-contiguous CPU tensor in memory allocated by NumPy.
+
+    NumPy asks the kernel for transparent huge pages on large arrays and torch's CPU allocator does not; a
+    fresh 64 MiB output then costs ~4x less in first-touch page faults (measured: 14 ms vs 59 ms), which is
+    as much as the dropout kernel itself. The tensor owns the array (zero-copy); it is an ordinary tensor.
+    """
+    t = torch.from_numpy(np.empty(shape, _NP_STORAGE[dtype]))
+    return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
+
+
+def _check_tensor(t, name: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in _DTYPES:
+        raise TypeError(f"{name}: dtype {t.dtype} is not supported; expected {_checks.SUPPORTED}")
+    if t.layout != torch.strided:
+        raise ValueError(f"{name}: layout {t.layout} is not supported; expected a dense (strided) tensor")
+    return t
+
+
+def _seed_offset(seed: torch.Tensor) -> tuple[int, int]:
+    """The (seed, offset) pair of a seed tensor: int64 [seed, offset] on the CPU, two's complement."""
+    if seed.dtype != torch.int64 or seed.shape != (2,) or seed.device.type != "cpu":
+        raise ValueError(
+            f"seed: expected a CPU int64 tensor of shape (2,) holding [seed, offset], got {seed.dtype} "
+            f"{tuple(seed.shape)} on {seed.device}"
+        )
+    s, o = seed.tolist()
+    return s & _U64_MASK, o & _U64_MASK
+
+
+def _unsupported_device(t: torch.Tensor, what: str):
+    return NotImplementedError(f"regdrop_fast.torch.{what}: tensors on {t.device.type} are not supported "
+                               "(CPU and CUDA are)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dropout ops
+#
+# dropout_fwd is a pure function of (x, p, seed): the seed tensor [seed, offset] is an input, drawn outside
+# the op (from torch's RNG, or by generator_next_ from a regdrop_fast.Generator). So compilers may treat
+# it like any other functional op (CSE merges two calls only when their seeds are the same node, and then
+# the masks are equal too), and the backward receives exactly the stream position the forward used.
+
+
+@torch.library.custom_op(
+    "regdrop_fast::dropout_fwd", mutates_args=(),
+    schema="(Tensor x, float p, Tensor seed, bool keep_bits) -> (Tensor, Tensor)",
+)
+def _dropout_fwd(x, p, seed, keep_bits):
+    """(y, bits): y C-contiguous; bits uint8 of ceil(n/8) bytes (docs/rng.md), or empty without keep_bits."""
+    s, o = _seed_offset(seed)
+    store = "bits" if keep_bits else "seed"
+    if x.device.type == "cpu":
+        y = _empty_cpu(x.shape, x.dtype)
+        _, mask = _rf.dropout(_np(x.contiguous()), p, seed=s, offset=o, out=_np(y), store=store)
+        bits = torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
+        return y, bits
+    if x.device.type == "cuda":
+        y, mask = _rf.dropout(x, p, seed=s, offset=o, store=store)
+        bits = mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
+        return y, bits
+    raise _unsupported_device(x, "dropout")
+
+
+@_dropout_fwd.register_fake
+def _(x, p, seed, keep_bits):
+    nbytes = (x.numel() + 7) // 8 if keep_bits else 0
+    return x.new_empty(x.shape), x.new_empty((nbytes,), dtype=torch.uint8)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::dropout_fwd_", mutates_args=("x",),
+    schema="(Tensor(a!) x, float p, Tensor seed, bool keep_bits) -> Tensor",
+)
+def _dropout_fwd_(x, p, seed, keep_bits):
+    """In place: x becomes dropout(x); returns the bits (as dropout_fwd). Used only when no grad is needed."""
+    if not x.is_contiguous():
+        y, bits = _dropout_fwd(x, p, seed, keep_bits)
+        x.copy_(y)
+        return bits
+    s, o = _seed_offset(seed)
+    store = "bits" if keep_bits else "seed"
+    if x.device.type == "cpu":
+        xn = _np(x)
+        _, mask = _rf.dropout(xn, p, seed=s, offset=o, out=xn, store=store)  # out is x: no copy is made
+        return torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
+    if x.device.type == "cuda":
+        _, mask = _rf.dropout(x, p, seed=s, offset=o, out=x, store=store)
+        return mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
+    raise _unsupported_device(x, "dropout")
+
+
+@_dropout_fwd_.register_fake
+def _(x, p, seed, keep_bits):
+    nbytes = (x.numel() + 7) // 8 if keep_bits else 0
+    return x.new_empty((nbytes,), dtype=torch.uint8)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::dropout_bwd", mutates_args=(),
+    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits) -> Tensor",
+)
+def _dropout_bwd(grad, bits, seed, p, from_bits):
+    """grad * scale where the forward call at this seed kept the element, 0 elsewhere (C-contiguous)."""
+    s, o = _seed_offset(seed)
+    shape = tuple(grad.shape)
+    if grad.device.type == "cpu":
+        mask = Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
+        dx = _empty_cpu(shape, grad.dtype)
+        _rf.dropout_backward(_np(grad.contiguous()), mask, out=_np(dx))
+        return dx
+    if grad.device.type == "cuda":
+        mask = Mask._trusted(shape, p, s, o, bits if from_bits else None)
+        return _rf.dropout_backward(grad, mask)
+    raise _unsupported_device(grad, "dropout")
+
+
+@_dropout_bwd.register_fake
+def _(grad, bits, seed, p, from_bits):
+    return grad.new_empty(grad.shape)
+
+
+def _dropout_setup_context(ctx, inputs, output):
+    _, p, seed, keep_bits = inputs
+    ctx.save_for_backward(output[1], seed)
+    ctx.p, ctx.from_bits = p, keep_bits
+    # The bits output has no gradient; by default autograd would fill a zero tensor for it on every backward.
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
+
+
+def _dropout_backward(ctx, grad_y, _grad_bits):
+    if grad_y is None:  # y did not reach the loss
+        return None, None, None, None
+    bits, seed = ctx.saved_tensors
+    return _dropout_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits), None, None, None
+
+
+_dropout_fwd.register_autograd(_dropout_backward, setup_context=_dropout_setup_context)
+
+
+def _dropout_bwd_setup_context(ctx, inputs, output):
+    _, bits, seed, p, from_bits = inputs
+    ctx.save_for_backward(bits, seed)
+    ctx.p, ctx.from_bits = p, from_bits
+
+
+def _dropout_bwd_backward(ctx, grad_dx):
+    # The backward is linear in grad with the same mask, so its derivative is itself (double backward).
+    bits, seed = ctx.saved_tensors
+    return _dropout_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
+
+
+_dropout_bwd.register_autograd(_dropout_bwd_backward, setup_context=_dropout_bwd_setup_context)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::generator_next_", mutates_args=("state",), schema="(Tensor(a!) state, SymInt n) -> Tensor"
+)
+def _generator_next_(state, n):
+    """[seed, offset] of a call on n elements from a Generator's state tensor, whose offset advances by n."""
+    with _generator.LOCK:
+        words = _np(state).view(np.uint64)
+        taken = torch.from_numpy(words.view(np.int64).copy())
+        words[1] = (int(words[1]) + n) & _U64_MASK
+    return taken
+
+
+@_generator_next_.register_fake
+def _(state, n):
+    return state.new_empty((2,))
+
+
+def _attach_state_tensor(gen: Generator) -> None:
+    """Give a Generator an int64 tensor view of its state array (the memory is shared, not copied)."""
+    gen._torch_state = torch.from_numpy(gen._state.view(np.int64))
+
+
+# Every Generator created (or copied, or unpickled) from now on gets its tensor view at once, so that its
+# state is a plain tensor attribute when torch.compile traces a call that uses it.
+_generator.on_new_state = _attach_state_tensor
+
+
+def _generator_state(generator):
+    """The state tensor of a regdrop_fast.Generator (None for None)."""
+    if generator is None:
+        return None
+    if not isinstance(generator, Generator):
+        hint = " (a torch.Generator cannot drive these masks)" if isinstance(generator, torch.Generator) else ""
+        raise TypeError(
+            f"generator: expected a regdrop_fast.Generator or None, got {type(generator).__name__}{hint}"
+        )
+    if generator._torch_state is None:  # made before this module was imported
+        if torch.compiler.is_compiling():
+            raise RuntimeError(
+                "generator: this regdrop_fast.Generator was created before regdrop_fast.torch was imported; use "
+                "it once outside torch.compile (or create it after the import) so it can be traced"
+            )
+        _attach_state_tensor(generator)
+    return generator._torch_state
+
+
+def _draw_seed(state, n):
+    """The [seed, offset] tensor of a call on n elements.
+
+    With a Generator: its current position, which then advances by n. Otherwise two draws in [0, 2^62) from
+    torch's default CPU generator (the same for CPU and CUDA tensors, so torch.manual_seed(s) reproduces a
+    run and the masks do not depend on the device). Under torch.compile the draw is an ordinary random op of
+    the graph: masks are reproducible under torch.manual_seed but, as for torch's own dropout, not equal to
+    eager ones unless torch._inductor.config.fallback_random is set.
+    """
+    if state is not None:
+        return _generator_next_(state, n)
+    return torch.randint(0, _SEED_BOUND, (2,), dtype=torch.int64, device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dropout API
+
+
+def _dropout_probability(p) -> float:
+    """p as torch.nn.functional.dropout checks it (same message), NaN included."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"dropout probability must be a real number, got {type(p).__name__}")
+    if not 0.0 <= p <= 1.0:  # formatted before conversion, as torch formats it
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return float(p)
+
+
+def _keep_bits(store) -> bool:
+    return _checks.store_mode(store) == "bits"
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, store="bits", generator=None):
+    """Drop-in ``torch.nn.functional.dropout`` on the regdrop_fast kernels.
+
+    Zeroes each element with probability p and scales the kept ones by 1 / (1 - p). In eval mode
+    (``training=False``) and for p = 0 the input itself is returned, as torch does. The output is
+    C-contiguous (torch keeps a dense input's memory format); the mask belongs to the C-order flat index.
+
+    store: what the backward keeps: ``"bits"`` (1 bit per element, 1/32 of float32) or ``"seed"`` (nothing:
+    the mask is regenerated from the 16-byte seed in the backward pass).
+    generator: a ``regdrop_fast.Generator`` to draw the masks from (its offset advances by numel per call);
+    by default every call draws its seed from torch's RNG, so ``torch.manual_seed`` reproduces a run.
+    """
+    p = _dropout_probability(p)
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input: expected a torch.Tensor, got {type(input).__name__}")
+    keep_bits = _keep_bits(store)
+    state = _generator_state(generator)
+    if not training or p == 0.0:
+        return input
+    _check_tensor(input, "input")
+    seed = _draw_seed(state, input.numel())
+    if inplace:
+        if torch.is_grad_enabled() and input.requires_grad:
+            # Autograd must see the in-place write: compute out of place, then copy into input.
+            y, _ = _dropout_fwd(input, p, seed, keep_bits)
+            return input.copy_(y)
+        _dropout_fwd_(input, p, seed, keep_bits)
+        return input
+    return _dropout_fwd(input, p, seed, keep_bits)[0]
+
+
+class Dropout(torch.nn.Dropout):
+    """Drop-in ``torch.nn.Dropout`` (same constructor, repr, train/eval behaviour and errors; an instance of
+    torch.nn.Dropout) running on the regdrop_fast kernels.
+
+    Keyword-only extras: ``store="bits" | "seed"`` (what the backward keeps, see :func:`dropout`) and
+    ``generator`` (a ``regdrop_fast.Generator``; default: torch's RNG).
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits", generator=None):
+        super().__init__(p, inplace)
+        _dropout_probability(p)  # what torch's own check lets through: NaN, bool
+        _keep_bits(store)
+        _generator_state(generator)
+        self.store = store
+        self.generator = generator
+
+    def forward(self, input):
+        return dropout(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        extra = super().extra_repr()
+        if self.store != "bits":
+            extra += f", store={self.store!r}"
+        if self.generator is not None:
+            extra += f", generator={self.generator!r}"
+        return extra
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Weight penalties
+#
+# Each helper is one custom op over a list of tensors, which is one native call over NumPy views of their
+# memory. A tensor that is modified in place and not contiguous is worked on in a contiguous copy that is
+# copied back. CUDA tensors: there are no CUDA penalty kernels yet, so the helpers raise NotImplementedError.
+
+
+def _tensor_list(tensors, name: str) -> list:
+    if isinstance(tensors, torch.Tensor):
+        return [tensors]
+    if isinstance(tensors, (str, bytes)):
+        raise TypeError(f"{name}: expected a tensor or an iterable of tensors, got {type(tensors).__name__}")
+    try:
+        items = list(tensors)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a tensor or an iterable of tensors, got {type(tensors).__name__}"
+        ) from None
+    for i, t in enumerate(items):
+        _check_tensor(t, f"{name}[{i}]")
+    return items
+
+
+def _penalty_device(tensors, what: str):
+    """The one device of all tensors (CPU here; meta under tracing); CUDA is not implemented yet."""
+    device = tensors[0].device
+    for t in tensors:
+        if t.device != device:
+            raise ValueError(f"{what}: tensors on {device} and {t.device}; all must be on one device")
+    if device.type == "cuda":
+        raise NotImplementedError(
+            f"regdrop_fast.torch.{what}: CUDA tensors are not supported yet (this build has no CUDA penalty "
+            "kernels); move the parameters to the CPU or use torch's own ops on the GPU"
+        )
+    return device
+
+
+def _coefficients(value, count: int, name: str, upper=None) -> list:
+    """One float per tensor from a number or a sequence of numbers; plain Python, so torch.compile traces it
+    (the values are then constants of the graph)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return [_checks.nonnegative(value, name, upper)] * count
+    if isinstance(value, (str, bytes, torch.Tensor)):
+        raise TypeError(f"{name}: expected a number or a sequence of numbers, got {type(value).__name__}")
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a number or a sequence of numbers, got {type(value).__name__}"
+        ) from None
+    if len(items) != count:
+        raise ValueError(f"{name}: {len(items)} coefficients for {count} arrays; expected one per array")
+    return [_checks.nonnegative(v, f"{name}[{i}]", upper) for i, v in enumerate(items)]
+
+
+class _Writable:
+    """NumPy views of tensors to modify in place: contiguous ones directly, others through a contiguous copy
+    that ``write_back`` copies into the tensor afterwards."""
+
+    def __init__(self, tensors):
+        self.pairs = []
+        self.arrays = []
+        for t in tensors:
+            if t.device.type != "cpu":
+                raise _unsupported_device(t, "penalty")
+            work = t if t.is_contiguous() else t.contiguous()
+            if work is not t:
+                self.pairs.append((t, work))
+            self.arrays.append(_np(work))
+
+    def write_back(self):
+        for t, work in self.pairs:
+            t.copy_(work)
+
+
+def _value_dtype(params) -> torch.dtype:
+    """dtype of a penalty value: float64 if any parameter is float64, else float32 (the value is summed in
+    float64 either way), so that ``loss + penalty(...)`` keeps a float32 loss float32."""
+    return torch.float64 if any(w.dtype == torch.float64 for w in params) else torch.float32
+
+
+def _readable(tensors):
+    out = []
+    for t in tensors:
+        if t.device.type != "cpu":
+            raise _unsupported_device(t, "penalty")
+        out.append(_np(t))
+    return out
+
+
+@torch.library.custom_op(
+    "regdrop_fast::add_penalty_grad_", mutates_args=("grads",),
+    schema="(Tensor[] params, Tensor(a!)[] grads, float[] l1, float[] l2) -> Tensor",
+)
+def _add_penalty_grad_(params, grads, l1, l2):
+    g = _Writable(grads)
+    value = _rf.penalty_grad(_readable(params), g.arrays, l1=np.asarray(l1), l2=np.asarray(l2))
+    g.write_back()
+    return torch.tensor(value, dtype=_value_dtype(params))
+
+
+@_add_penalty_grad_.register_fake
+def _(params, grads, l1, l2):
+    return params[0].new_empty((), dtype=_value_dtype(params))
+
+
+def add_penalty_grad_(params, l1=0.0, l2=0.0) -> torch.Tensor:
+    """After ``loss.backward()``: ``p.grad += l1*sign(p) + l2*p`` for every parameter that has a grad, in one
+    native call; returns the penalty value ``l1*sum|p| + (l2/2)*sum p^2`` over those parameters as a 0-d
+    tensor (summed in float64; float64 if a parameter is float64, else float32).
+
+    ``SGD(weight_decay=wd)`` equals plain SGD after ``add_penalty_grad_(params, l2=wd)``. l1, l2: a number
+    >= 0 or one per parameter (of all params given, including those without a grad); a zero coefficient
+    omits its term for that parameter.
+    """
+    params = _tensor_list(params, "params")
+    c1 = _coefficients(l1, len(params), "l1")
+    c2 = _coefficients(l2, len(params), "l2")
+    keep = [i for i, w in enumerate(params) if w.grad is not None]
+    if not keep:
+        return torch.zeros((), dtype=_value_dtype(params))
+    ws = [params[i] for i in keep]
+    gs = [params[i].grad for i in keep]
+    for i, g in zip(keep, gs):
+        _check_tensor(g, f"params[{i}].grad")
+    _penalty_device(ws + gs, "add_penalty_grad_")
+    with torch.no_grad():
+        return _add_penalty_grad_(ws, gs, [c1[i] for i in keep], [c2[i] for i in keep])
+
+
+@torch.library.custom_op(
+    "regdrop_fast::penalty", mutates_args=(), schema="(Tensor[] params, float[] l1, float[] l2) -> Tensor"
+)
+def _penalty(params, l1, l2):
+    value = _rf.penalty(_readable(params), l1=np.asarray(l1), l2=np.asarray(l2))
+    return torch.tensor(value, dtype=_value_dtype(params))
+
+
+@_penalty.register_fake
+def _(params, l1, l2):
+    return params[0].new_empty((), dtype=_value_dtype(params))
+
+
+@torch.library.custom_op(
+    "regdrop_fast::penalty_backward", mutates_args=(),
+    schema="(Tensor grad, Tensor[] params, float[] l1, float[] l2) -> Tensor[]",
+)
+def _penalty_backward(grad, params, l1, l2):
+    """grad * (l1*sign(w) + l2*w) for every w, each C-contiguous in w's dtype."""
+    out = [torch.zeros(w.shape, dtype=w.dtype) for w in params]
+    _rf.penalty_grad(_readable(params), [_np(g) for g in out], l1=np.asarray(l1), l2=np.asarray(l2))
+    if grad.item() != 1.0:  # a CPU scalar (the op runs on CPU tensors only): no device sync
+        for g in out:
+            g.mul_(grad)
+    return out
+
+
+@_penalty_backward.register_fake
+def _(grad, params, l1, l2):
+    return [w.new_empty(w.shape) for w in params]
+
+
+def _penalty_setup_context(ctx, inputs, output):
+    params, l1, l2 = inputs
+    ctx.save_for_backward(*params)
+    ctx.l1, ctx.l2 = l1, l2
+
+
+def _penalty_grad_fn(ctx, grad):
+    return _penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2), None, None
+
+
+_penalty.register_autograd(_penalty_grad_fn, setup_context=_penalty_setup_context)
+
+
+def penalty(params, l1=0.0, l2=0.0) -> torch.Tensor:
+    """The differentiable penalty ``l1*sum|w| + (l2/2)*sum w^2`` over params, a 0-d tensor to add to a loss
+    (dtype as for add_penalty_grad_; its gradient is ``l1*sign(w) + l2*w``, first order only). l1, l2 as in
+    add_penalty_grad_."""
+    params = _tensor_list(params, "params")
+    c1 = _coefficients(l1, len(params), "l1")
+    c2 = _coefficients(l2, len(params), "l2")
+    if not params:
+        return torch.zeros((), dtype=torch.float32)
+    _penalty_device(params, "penalty")
+    return _penalty(params, c1, c2)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::prox_l1_", mutates_args=("params",), schema="(Tensor(a!)[] params, float[] threshold) -> Tensor"
+)
+def _prox_l1_(params, threshold):
+    w = _Writable(params)
+    zeros = _rf.prox_l1(w.arrays, np.asarray(threshold))
+    w.write_back()
+    return torch.tensor(zeros, dtype=torch.int64)
+
+
+@_prox_l1_.register_fake
+def _(params, threshold):
+    return params[0].new_empty((), dtype=torch.int64)
+
+
+def prox_l1_(params, threshold) -> torch.Tensor:
+    """Soft-thresholding in place under ``torch.no_grad()``: ``w = sign(w) * max(|w| - threshold, 0)``
+    (proximal step of an L1 penalty: threshold = lr * l1). Returns the number of elements that are exactly
+    zero afterwards, over all params, as a 0-d int64 tensor."""
+    params = _tensor_list(params, "params")
+    t = _coefficients(threshold, len(params), "threshold")
+    if not params:
+        return torch.zeros((), dtype=torch.int64)
+    _penalty_device(params, "prox_l1_")
+    with torch.no_grad():
+        return _prox_l1_(params, t)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::decay_", mutates_args=("params",), schema="(Tensor(a!)[] params, float[] factor) -> ()"
+)
+def _decay_(params, factor):
+    w = _Writable(params)
+    _rf.decay(w.arrays, np.asarray(factor))
+    w.write_back()
+
+
+@_decay_.register_fake
+def _(params, factor):
+    return None
+
+
+def decay_(params, factor) -> None:
+    """Decoupled weight decay in place under ``torch.no_grad()``: ``w *= 1 - factor`` (AdamW's
+    lr * weight_decay). factor: a number in [0, 1] or one per parameter."""
+    params = _tensor_list(params, "params")
+    f = _coefficients(factor, len(params), "factor", upper=1.0)
+    if not params:
+        return
+    _penalty_device(params, "decay_")
+    with torch.no_grad():
+        _decay_(params, f)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::max_norm_", mutates_args=("w",), schema="(Tensor(a!) w, float max_value, int dim) -> Tensor"
+)
+def _max_norm_(w, max_value, dim):
+    work = _Writable([w])
+    a = work.arrays[0]
+    if a.ndim == 1:  # each slice along dim 0 is one element: its norm is |w_i|
+        a = a.reshape(-1, 1)
+    axes = tuple(k for k in range(a.ndim) if k != dim)
+    rescaled = _rf.max_norm(a, max_value, axis=axes)
+    work.write_back()
+    return torch.tensor(rescaled, dtype=torch.int64)
+
+
+@_max_norm_.register_fake
+def _(w, max_value, dim):
+    return w.new_empty((), dtype=torch.int64)
+
+
+def max_norm_(w, max_value, dim) -> torch.Tensor:
+    """Max-norm constraint in place under ``torch.no_grad()``, ``torch.renorm``'s convention: every slice
+    ``w.select(dim, i)`` whose L2 norm exceeds max_value is rescaled to norm max_value; the others stay bit
+    for bit. (dim=0 for an ``nn.Linear`` weight constrains each unit's incoming weights.) Unlike
+    torch.renorm no 1e-7 is added to the norm. Returns the number of slices rescaled as a 0-d int64 tensor.
+    """
+    _check_tensor(w, "w")
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
+    if w.dim() == 0:
+        raise ValueError("w: expected at least one dimension")
+    if not -w.dim() <= dim < w.dim():
+        raise ValueError(f"dim: {int(dim)} is out of range for a tensor of {w.dim()} dimension(s)")
+    if isinstance(max_value, bool) or not isinstance(max_value, numbers.Real):
+        raise TypeError(f"max_value: expected a finite number > 0, got {type(max_value).__name__}")
+    max_value = float(max_value)
+    if not (math.isfinite(max_value) and max_value > 0.0):
+        raise ValueError(f"max_value: expected a finite number > 0, got {max_value!r}")
+    _penalty_device([w], "max_norm_")
+    with torch.no_grad():
+        return _max_norm_(w, max_value, int(dim) % w.dim())
