@@ -89,9 +89,47 @@ def keep_threshold(p: float) -> int:
     return int(round(p * 4294967296.0))
 
 
+def kernel_params(p: float) -> tuple[int, bool, float]:
+    """(threshold, drop_all, scale) as the native kernels take them (csrc/common/dropout_element.h)."""
+    threshold = keep_threshold(p)
+    if threshold == 1 << 32:
+        return 0, True, 0.0
+    return threshold, False, 1.0 / (1.0 - p)
+
+
 def keep_scale(p: float) -> float:
     """1 / (1 - p), the inverted-dropout scale of kept values; 0.0 when every element is dropped."""
-    return 0.0 if keep_threshold(p) == 1 << 32 else 1.0 / (1.0 - p)
+    return kernel_params(p)[2]
+
+
+def mask_args(shape, p, seed, offset) -> tuple[tuple[int, ...], float, int, int, int]:
+    """dropout_mask's arguments checked, plus the element count n."""
+    shape = shape_tuple(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    return shape, probability(p), uint64(seed, "seed"), uint64(offset, "offset"), n
+
+
+def dropout_args(p, seed, offset, store) -> tuple[float, int, int, str]:
+    """The scalar arguments of dropout(), checked (x and out are checked by the caller's backend)."""
+    return probability(p), seed_or_fresh(seed), uint64(offset, "offset"), store_mode(store)
+
+
+def backward_args(grad, mask, out) -> np.ndarray:
+    """Checks dropout_backward's host arguments; returns grad as a float ndarray."""
+    from ._mask import Mask
+
+    if not isinstance(mask, Mask):
+        raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
+    if mask.bits is not None and not isinstance(mask.bits, np.ndarray):
+        raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
+    grad = float_array(grad, "grad")
+    if grad.shape != mask.shape:
+        raise ValueError(f"grad: shape {grad.shape} does not match the mask's {mask.shape}")
+    if mask.bits is not None:
+        mask_bits_fit(mask.bits, grad.size)
+    if out is not None:
+        out_array(out, grad)
+    return grad
 
 
 def out_array(out, like: np.ndarray) -> np.ndarray:

@@ -7,17 +7,6 @@ import numpy as np
 from . import _checks, _core, cuda
 from ._mask import Mask
 
-_DROP_ALL = 1 << 32
-
-
-def _native_params(p: float) -> tuple[int, bool, float]:
-    """(threshold, drop_all, scale) as the kernels take them (csrc/common/dropout_element.h)."""
-    threshold = _checks.keep_threshold(p)
-    if threshold == _DROP_ALL:
-        return 0, True, 0.0
-    return threshold, False, 1.0 / (1.0 - p)
-
-
 def _source(a: np.ndarray, out) -> np.ndarray:
     """a as a C-contiguous array that the kernel may read while writing `out` (copied if they overlap)."""
     src = a if a.flags.c_contiguous else np.ascontiguousarray(a)
@@ -35,10 +24,7 @@ def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
     on_device = not isinstance(x, np.ndarray) and cuda.is_device_array(x)
     if not on_device:
         x = _checks.float_array(x, "x")
-    p = _checks.probability(p)
-    seed = _checks.seed_or_fresh(seed)
-    offset = _checks.uint64(offset, "offset")
-    store = _checks.store_mode(store)
+    p, seed, offset, store = _checks.dropout_args(p, seed, offset, store)
     if on_device:
         return cuda.dropout(x, p, seed, offset, out, store)
     if out is not None:
@@ -46,7 +32,7 @@ def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
     src = _source(x, out)
     y = np.empty(x.shape, x.dtype) if out is None else out
     bits = np.empty((x.size + 7) // 8, np.uint8) if store == "bits" else None
-    threshold, drop_all, scale = _native_params(p)
+    threshold, drop_all, scale = _checks.kernel_params(p)
     _core.dropout_forward(
         _checks.DTYPE_CODES[x.dtype], src, y, bits, x.size, seed, offset, threshold, drop_all, scale
     )
@@ -55,22 +41,12 @@ def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
 
 def dropout_backward(grad, mask, *, out=None):
     """grad * mask.scale where the mask kept the element, 0 elsewhere (mask from bits or regenerated)."""
-    if not isinstance(mask, Mask):
-        raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
-    if not isinstance(grad, np.ndarray) and cuda.is_device_array(grad):
+    if isinstance(mask, Mask) and not isinstance(grad, np.ndarray) and cuda.is_device_array(grad):
         return cuda.dropout_backward(grad, mask, out)
-    if mask.bits is not None and not isinstance(mask.bits, np.ndarray):
-        raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
-    grad = _checks.float_array(grad, "grad")
-    if grad.shape != mask.shape:
-        raise ValueError(f"grad: shape {grad.shape} does not match the mask's {mask.shape}")
-    if mask.bits is not None:
-        _checks.mask_bits_fit(mask.bits, grad.size)
-    if out is not None:
-        _checks.out_array(out, grad)
+    grad = _checks.backward_args(grad, mask, out)
     src = _source(grad, out)
     dx = np.empty(grad.shape, grad.dtype) if out is None else out
-    threshold, drop_all, scale = _native_params(mask.p)
+    threshold, drop_all, scale = _checks.kernel_params(mask.p)
     _core.dropout_backward(
         _checks.DTYPE_CODES[grad.dtype], src, dx, mask.bits, grad.size, mask.seed, mask.offset,
         threshold, drop_all, scale,
@@ -80,12 +56,8 @@ def dropout_backward(grad, mask, *, out=None):
 
 def dropout_mask(shape, p, *, seed, offset=0) -> Mask:
     """The Mask a dropout call with these arguments would return, without touching any data."""
-    shape = _checks.shape_tuple(shape)
-    p = _checks.probability(p)
-    seed = _checks.uint64(seed, "seed")
-    offset = _checks.uint64(offset, "offset")
-    n = int(np.prod(shape, dtype=np.int64))
+    shape, p, seed, offset, n = _checks.mask_args(shape, p, seed, offset)
     bits = np.empty((n + 7) // 8, np.uint8)
-    threshold, drop_all, _ = _native_params(p)
+    threshold, drop_all, _ = _checks.kernel_params(p)
     _core.dropout_mask(bits, n, seed, offset, threshold, drop_all)
     return Mask._trusted(shape, p, seed, offset, bits)

@@ -138,13 +138,6 @@ def out_device_array(out, like: DeviceArray) -> DeviceArray:
     return o
 
 
-def _kernel_params(p: float):
-    threshold = _checks.keep_threshold(p)
-    if threshold == 1 << 32:
-        return 0, True, 0.0
-    return threshold, False, 1.0 / (1.0 - p)
-
-
 def dropout(x, p: float, seed: int, offset: int, out, store: str):
     """Validated arguments from regdrop_fast.dropout; x is a device array."""
     from ._mask import Mask
@@ -154,7 +147,7 @@ def dropout(x, p: float, seed: int, offset: int, out, store: str):
     src = xa if xa.contiguous else xa.contiguous_copy()
     y = out if out is not None else xa.empty(xa.shape)
     bits = xa.empty(((xa.size + 7) // 8,), "uint8") if store == "bits" else None
-    threshold, drop_all, scale = _kernel_params(p)
+    threshold, drop_all, scale = _checks.kernel_params(p)
     _cuda.dropout_forward(
         _checks.DTYPE_CODES[xa.dtype], src.ptr, (oa or wrap(y)).ptr, 0 if bits is None else wrap(bits).ptr,
         xa.size, seed, offset, threshold, drop_all, scale, xa.stream(),
@@ -174,7 +167,7 @@ def dropout_backward(grad, mask, out):
     oa = out_device_array(out, ga) if out is not None else None
     src = ga if ga.contiguous else ga.contiguous_copy()
     dx = out if out is not None else ga.empty(ga.shape)
-    threshold, drop_all, scale = _kernel_params(mask.p)
+    threshold, drop_all, scale = _checks.kernel_params(mask.p)
     _cuda.dropout_backward(
         _checks.DTYPE_CODES[ga.dtype], src.ptr, (oa or wrap(dx)).ptr, bits_ptr, ga.size, mask.seed,
         mask.offset, threshold, drop_all, scale, ga.stream(),

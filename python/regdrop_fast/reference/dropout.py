@@ -18,11 +18,7 @@ def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
 
 
 def dropout_mask(shape, p, *, seed, offset=0) -> Mask:
-    shape = _checks.shape_tuple(shape)
-    p = _checks.probability(p)
-    seed = _checks.uint64(seed, "seed")
-    offset = _checks.uint64(offset, "offset")
-    n = int(np.prod(shape, dtype=np.int64))
+    shape, p, seed, offset, n = _checks.mask_args(shape, p, seed, offset)
     keep = keep_decisions(n, p, seed, offset)
     return Mask(shape, p, seed, offset, np.packbits(keep, bitorder="little"))
 
@@ -48,10 +44,7 @@ def _deliver(result: np.ndarray, out) -> np.ndarray:
 
 def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
     x = _checks.float_array(x, "x")
-    p = _checks.probability(p)
-    seed = _checks.seed_or_fresh(seed)
-    offset = _checks.uint64(offset, "offset")
-    store = _checks.store_mode(store)
+    p, seed, offset, store = _checks.dropout_args(p, seed, offset, store)
     if out is not None:
         _checks.out_array(out, x)
     mask = dropout_mask(x.shape, p, seed=seed, offset=offset)
@@ -63,15 +56,7 @@ def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
 
 
 def dropout_backward(grad, mask, *, out=None):
-    if not isinstance(mask, Mask):
-        raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
-    grad = _checks.float_array(grad, "grad")
-    if grad.shape != mask.shape:
-        raise ValueError(f"grad: shape {grad.shape} does not match the mask's {mask.shape}")
-    if mask.bits is not None:
-        _checks.mask_bits_fit(mask.bits, grad.size)
-    if out is not None:
-        _checks.out_array(out, grad)
+    grad = _checks.backward_args(grad, mask, out)
     if mask.bits is not None:
         keep = np.unpackbits(mask.bits, count=grad.size, bitorder="little").astype(bool)
     else:
