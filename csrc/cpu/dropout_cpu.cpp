@@ -17,7 +17,11 @@ namespace cpu {
 namespace RDF_ISA {
 namespace {
 
-constexpr int64_t kTile = 2048;     // elements per tile; a multiple of kGroup and of 4 * kBlocks
+// Elements per tile; a multiple of kGroup and of 4 * kBlocks. Short tiles keep the Philox phase (pure
+// arithmetic) and the memory phase close together, so the hardware prefetchers keep streaming x and y
+// through the arithmetic: measured at 2^24 float32 on 2 threads, 256 gives ~1.0x copy bandwidth where 2048
+// gave ~0.76x (BENCHMARKS.md, "tile size").
+constexpr int64_t kTile = 256;
 constexpr int64_t kGroup = 16;      // elements per step: two mask bytes
 constexpr int kVecsPerGroup = kGroup / kLanes;
 constexpr uint64_t kBlockMask = (uint64_t{1} << 62) - 1;  // block indices wrap with the 2^64 element index
