@@ -1,7 +1,12 @@
 // Python bindings of the CUDA kernels (module regdrop_fast._cuda). Device pointers and the stream arrive
-// as integers from __cuda_array_interface__ / the caller's library; validation and allocation happen in
-// python/regdrop_fast/cuda.py. The GIL is released around every launch.
+// as integers from __cuda_array_interface__ / the caller's library, `device` is the CUDA device the arrays
+// live on; validation and allocation happen in python/regdrop_fast/cuda.py and _penalty_cuda.py. The GIL
+// is released around every launch.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <vector>
 
 #include "ops_cuda.h"
 
@@ -18,29 +23,84 @@ rdf::DropoutParams params(uint64_t seed, uint64_t offset, uint32_t threshold, bo
   return rdf::DropoutParams{seed, offset, threshold, drop_all, scale};
 }
 
+// The arrays of a list call from parallel per-array lists (b and c2 may be empty: no gradients, no second
+// coefficient).
+std::vector<rdf::cuda::ListItem> list_items(const std::vector<int>& dtype, const std::vector<int64_t>& n,
+                                            const std::vector<uintptr_t>& a, const std::vector<uintptr_t>& b,
+                                            const std::vector<double>& c1, const std::vector<double>& c2) {
+  const size_t count = dtype.size();
+  if (n.size() != count || a.size() != count || c1.size() != count || (!b.empty() && b.size() != count) ||
+      (!c2.empty() && c2.size() != count))
+    throw std::invalid_argument("regdrop_fast CUDA: per-array lists of different lengths");
+  std::vector<rdf::cuda::ListItem> items(count);
+  for (size_t i = 0; i < count; ++i)
+    items[i] = rdf::cuda::ListItem{dtype[i], n[i], ptr<void>(a[i]), b.empty() ? nullptr : ptr<void>(b[i]), c1[i],
+                                   c2.empty() ? 0.0 : c2[i]};
+  return items;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "regdrop_fast CUDA kernels (private; use the regdrop_fast package)";
 
   m.def("dropout_forward", [](int dtype, uintptr_t x, uintptr_t y, uintptr_t bits, int64_t n, uint64_t seed,
-                              uint64_t offset, uint32_t threshold, bool drop_all, double scale, uintptr_t stream) {
+                              uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
+                              uintptr_t stream) {
     py::gil_scoped_release release;
     rdf::cuda::dropout_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits),
-                               n, params(seed, offset, threshold, drop_all, scale), ptr<void>(stream));
+                               n, params(seed, offset, threshold, drop_all, scale), device, ptr<void>(stream));
   });
   m.def("dropout_backward", [](int dtype, uintptr_t grad, uintptr_t dx, uintptr_t bits, int64_t n, uint64_t seed,
-                               uint64_t offset, uint32_t threshold, bool drop_all, double scale, uintptr_t stream) {
+                               uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
+                               uintptr_t stream) {
     py::gil_scoped_release release;
     rdf::cuda::dropout_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
                                 ptr<const uint8_t>(bits), n, params(seed, offset, threshold, drop_all, scale),
-                                ptr<void>(stream));
+                                device, ptr<void>(stream));
   });
   m.def("dropout_mask", [](uintptr_t bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
-                           bool drop_all, uintptr_t stream) {
+                           bool drop_all, int device, uintptr_t stream) {
     py::gil_scoped_release release;
-    rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, params(seed, offset, threshold, drop_all, 0.0), ptr<void>(stream));
+    rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, params(seed, offset, threshold, drop_all, 0.0), device,
+                            ptr<void>(stream));
   });
+
+  // List ops: one entry per array in each list (grads empty for the value only).
+  m.def("penalty_grad", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
+                           const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,
+                           const std::vector<double>& l1, const std::vector<double>& l2, uintptr_t slots,
+                           int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    const auto items = list_items(dtype, n, params, grads, l1, l2);
+    py::gil_scoped_release release;
+    rdf::cuda::penalty_grad(items.data(), static_cast<int64_t>(items.size()), !grads.empty(), ptr<double>(slots),
+                            slot_capacity, ptr<double>(out), device, ptr<void>(stream));
+  });
+  m.def("prox_l1", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
+                      const std::vector<uintptr_t>& params, const std::vector<double>& threshold, uintptr_t slots,
+                      int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    const auto items = list_items(dtype, n, params, {}, threshold, {});
+    py::gil_scoped_release release;
+    rdf::cuda::prox_l1(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
+                       ptr<int64_t>(out), device, ptr<void>(stream));
+  });
+  m.def("decay", [](const std::vector<int>& dtype, const std::vector<int64_t>& n, const std::vector<uintptr_t>& params,
+                    const std::vector<double>& factor, int device, uintptr_t stream) {
+    const auto items = list_items(dtype, n, params, {}, factor, {});
+    py::gil_scoped_release release;
+    rdf::cuda::decay(items.data(), static_cast<int64_t>(items.size()), device, ptr<void>(stream));
+  });
+  m.def("max_norm", [](int dtype, uintptr_t w, int64_t outer, int64_t reduce, int64_t inner, double max_value,
+                       uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::max_norm(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner, max_value,
+                        ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out), device, ptr<void>(stream));
+  });
+  m.attr("CHUNK_ELEMS") = rdf::cuda::kChunkElems;          // scratch slots of a list call: one per chunk
+  m.attr("MAX_NORM_SLOTS") = rdf::cuda::kMaxNormBlocks;    // scratch slots of a max_norm call
+  m.attr("MAX_TENSORS_PER_LAUNCH") = rdf::cuda::kMaxTensors;
+  m.attr("MAX_BLOCKS_PER_LAUNCH") = rdf::cuda::kMaxBlocks;
+
   m.def("device_count", &rdf::cuda::device_count);
   m.def("device_name", &rdf::cuda::device_name);
   m.def("pointer_device", [](uintptr_t p) { return rdf::cuda::pointer_device(ptr<const void>(p)); });

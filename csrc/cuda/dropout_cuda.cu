@@ -23,14 +23,19 @@ constexpr uint64_t kBlockMask = (uint64_t{1} << 62) - 1;
 __device__ __forceinline__ uint32_t stream_byte(uint64_t g, uint64_t seed, uint32_t threshold) {
   const uint64_t first = g >> 2;
   const uint32_t skip = static_cast<uint32_t>(g & 3u);
-  uint32_t words[12];
+  uint32_t words[12] = {};
 #pragma unroll
   for (int b = 0; b < 3; ++b) {
     if (b < 2 || skip != 0) dropout_block((first + b) & kBlockMask, seed, words + 4 * b);
   }
+  // words[skip + k] with constant indices only (a select on skip), so words stays in registers; indexing it
+  // by the run-time skip would put it in local memory.
   uint32_t byte = 0;
 #pragma unroll
-  for (int k = 0; k < 8; ++k) byte |= static_cast<uint32_t>(dropout_keep(words[skip + k], threshold)) << k;
+  for (int k = 0; k < 8; ++k) {
+    const uint32_t word = skip == 0 ? words[k] : skip == 1 ? words[k + 1] : skip == 2 ? words[k + 2] : words[k + 3];
+    byte |= static_cast<uint32_t>(dropout_keep(word, threshold)) << k;
+  }
   return byte;
 }
 
@@ -72,8 +77,9 @@ __global__ void dropout_kernel(const T* __restrict__ in, T* __restrict__ out, co
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 void launch(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t* bits_out, int64_t n,
-            const DropoutParams& prm, Stream stream) {
+            const DropoutParams& prm, int device, Stream stream) {
   if (n <= 0) return;
+  DeviceGuard guard(device);
   const bool vector_io = (!in || aligned16(in)) && (!out || aligned16(out));
   const unsigned int grid = grid_for((n + 7) / 8);
   auto s = static_cast<cudaStream_t>(stream);
@@ -96,17 +102,17 @@ void launch(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t
 }  // namespace
 
 void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm,
-                     Stream stream) {
-  launch(dt, x, y, nullptr, bits, n, prm, stream);
+                     int device, Stream stream) {
+  launch(dt, x, y, nullptr, bits, n, prm, device, stream);
 }
 
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
-                      const DropoutParams& prm, Stream stream) {
-  launch(dt, grad, dx, bits, nullptr, n, prm, stream);
+                      const DropoutParams& prm, int device, Stream stream) {
+  launch(dt, grad, dx, bits, nullptr, n, prm, device, stream);
 }
 
-void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, Stream stream) {
-  launch(DType::kFloat32, nullptr, nullptr, nullptr, bits, n, prm, stream);
+void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream) {
+  launch(DType::kFloat32, nullptr, nullptr, nullptr, bits, n, prm, device, stream);
 }
 
 }  // namespace cuda

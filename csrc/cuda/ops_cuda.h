@@ -1,21 +1,39 @@
-// CUDA entry points called by the CUDA bindings. Pointers are device pointers of the current device,
+// CUDA entry points called by the CUDA bindings. Pointers are device pointers of device `device`,
 // arguments were validated by the Python layer (python/regdrop_fast/cuda.py); every launch goes on
 // `stream` (the caller's current stream) and nothing synchronizes the host.
 #pragma once
 #include <cstdint>
 
 #include "../common/dropout_element.h"
+#include "list_plan.h"
 
 namespace rdf {
 namespace cuda {
 
 using Stream = void*;  // cudaStream_t, kept opaque so the bindings need no CUDA headers
 
+// `device` (where the arrays live) is made current for the launches and restored after.
 void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm,
-                     Stream stream);
+                     int device, Stream stream);
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
-                      const DropoutParams& prm, Stream stream);
-void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, Stream stream);
+                      const DropoutParams& prm, int device, Stream stream);
+void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream);
+
+// Weight penalties on lists of arrays (csrc/cuda/list_plan.h: the launch layout; csrc/cuda/penalty_cuda.cu).
+// Results that are sums (the penalty value, zero and rescale counts) are written as 0-d device values into
+// `out`: every block writes its partial into its own slot of `slots` (capacity `slot_capacity`, at least
+// one slot per chunk: sum of ceil(n / kChunkElems)), and one final single-block kernel adds the slots in
+// a fixed tree order. Nothing is allocated and the host never waits.
+void penalty_grad(const ListItem* items, int64_t count, bool with_grad, double* slots, int64_t slot_capacity,
+                  double* out, int device, Stream stream);
+void prox_l1(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
+             int device, Stream stream);
+void decay(const ListItem* items, int64_t count, int device, Stream stream);
+// max_norm on a C-contiguous array viewed as (outer, reduce, inner), slices w[a, :, b]; `slots` needs
+// kMaxNormBlocks entries.
+constexpr int kMaxNormBlocks = 1024;
+void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, double max_value, int64_t* slots,
+              int64_t slot_capacity, int64_t* out, int device, Stream stream);
 
 int device_count();                  // 0 when there is no driver or no device
 const char* device_name(int device);  // name of device `device`

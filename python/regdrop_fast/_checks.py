@@ -313,7 +313,12 @@ def disjoint_writes(arrays, names, pairs, written) -> None:
         if a.nbytes:
             lo = a.__array_interface__["data"][0]
             ranges.append((lo, lo + a.nbytes, k))
-    ranges.sort()
+    disjoint_ranges(ranges, names, pairs, written)
+
+
+def disjoint_ranges(ranges, names, pairs, written) -> None:
+    """disjoint_writes on memory ranges (lo, hi, k) of non-empty arrays k (the CUDA path's device memory)."""
+    ranges = sorted(ranges)
     first = 0
     while first < len(ranges):
         last, hi = first + 1, ranges[first][1]
@@ -377,6 +382,12 @@ def update_arrays(params) -> list:
 def max_norm_args(w, max_value, axis):
     """(w, max_value, reduced axes as a sorted tuple) for max_norm."""
     w = written_array(w, "w")
+    v, axes = max_norm_scalars(max_value, axis, w.ndim)
+    return w, v, axes
+
+
+def max_norm_scalars(max_value, axis, ndim: int):
+    """(max_value, reduced axes as a sorted tuple) of max_norm on an array of ndim dimensions."""
     v = _real(max_value, "max_value", "a finite number > 0")
     if not (math.isfinite(v) and v > 0.0):
         raise ValueError(f"max_value: expected a finite number > 0, got {v!r}")
@@ -385,11 +396,11 @@ def max_norm_args(w, max_value, axis):
     for a in items:
         if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
             raise TypeError(f"axis: expected an int or a tuple of ints, got {type(a).__name__}")
-        if not -w.ndim <= a < w.ndim:
-            raise ValueError(f"axis: {int(a)} is out of range for an array of {w.ndim} dimension(s)")
-        axes.append(int(a) % w.ndim)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis: {int(a)} is out of range for an array of {ndim} dimension(s)")
+        axes.append(int(a) % ndim)
     if not axes:
         raise ValueError("axis: expected at least one axis")
     if len(set(axes)) != len(axes):
         raise ValueError(f"axis: repeated axis in {tuple(items)}")
-    return w, v, tuple(sorted(axes))
+    return v, tuple(sorted(axes))

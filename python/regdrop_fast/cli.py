@@ -69,8 +69,8 @@ def _writable_dir(parser: argparse.ArgumentParser, path: Path) -> Path:
     return path
 
 
-def _cuda_problem() -> str:
-    """Why `bench --device cuda` cannot run here, as one sentence."""
+def _cuda_problem() -> str | None:
+    """Why `bench --device cuda` cannot run here, as one sentence; None when it can."""
     from . import backend_info
 
     if not backend_info().get("cuda_compiled"):
@@ -84,7 +84,13 @@ def _cuda_problem() -> str:
         return f"--device cuda: the CUDA backend cannot be used ({type(exc).__name__}: {exc})"
     if devices < 1:
         return "--device cuda: no CUDA device is visible to this process"
-    return "--device cuda: the CUDA benchmark cases are not part of this version; only --device cpu runs"
+    try:
+        import torch
+    except ImportError:
+        return "--device cuda: the CUDA benchmark compares with PyTorch and needs it installed with CUDA support"
+    if not torch.cuda.is_available():
+        return f"--device cuda: PyTorch {torch.__version__} cannot use the GPU (torch.cuda.is_available() is False)"
+    return None
 
 
 def _add_bench(sub) -> None:
@@ -101,7 +107,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute on 2 cores)")
     p.add_argument("--out", type=Path, default=Path("bench-out"), metavar="DIR",
                    help="directory for results.json, table.txt, bench.png (default: ./bench-out)")
-    p.add_argument("--device", default="cpu", metavar="{cpu,cuda}", help="where to run (default: cpu)")
+    p.add_argument("--device", default="cpu", metavar="{cpu,cuda}",
+                   help="where to run (default: cpu; cuda: the GPU cases against PyTorch, see bench/README.md)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="threads for regdrop_fast and torch (default: the CPUs this process may use)")
     p.add_argument("--sizes", type=_size_list, metavar="LIST",
@@ -130,7 +137,10 @@ def _run_bench(args, argv: Sequence[str]) -> int:
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device: unknown device {args.device!r}; expected cpu or cuda")
     if args.device == "cuda":
-        parser.error(_cuda_problem())
+        problem = _cuda_problem()
+        if problem:
+            parser.error(problem)
+        return _run_gpu_bench(args, argv, _writable_dir(parser, args.out))
     out = _writable_dir(parser, args.out)
 
     skipped = {}
@@ -164,6 +174,26 @@ def _run_bench(args, argv: Sequence[str]) -> int:
         skipped_peers=skipped,
     )
     return run(config)
+
+
+def _run_gpu_bench(args, argv: Sequence[str], out: Path) -> int:
+    """`bench --device cuda`: the GPU cases of bench/gpu.py (dropout at 2^28 elements and penalty_grad over
+    ResNet-50 against PyTorch); --sizes, --dtypes, --cases, --repeats, --quick and --tiny apply."""
+    from .bench import gpu
+
+    sections = [c for c in args.cases if c in gpu.SECTIONS]
+    if not sections:
+        args.parser.error("--cases: --device cuda runs dropout and penalty (latency is a CPU case)")
+    if args.tiny:
+        sizes, repeats, min_sample = args.sizes or [1 << 20], args.repeats or 3, 1e-3
+    elif args.quick:
+        sizes, repeats, min_sample = args.sizes or [gpu.DEFAULT_SIZE], args.repeats or 5, 5e-3
+    else:
+        sizes, repeats, min_sample = args.sizes or [gpu.DEFAULT_SIZE], args.repeats or 11, 1e-2
+    config = gpu.GpuConfig(out=out, sizes=sizes, dtypes=args.dtypes, sections=sections, repeats=repeats,
+                           min_sample_s=min_sample, tiny=args.tiny, progress=not args.no_progress,
+                           command=shlex.join([PROG, *argv]))
+    return gpu.run(config)
 
 
 def _add_demo(sub) -> None:

@@ -1,7 +1,8 @@
 """The CUDA backend: PyTorch CUDA tensors and CuPy arrays in, outputs of the same library on the same device.
 
-Kernels launch on the caller's current stream (``torch.cuda.current_stream()``, CuPy's current stream) and
-nothing here synchronizes the host. NumPy arrays never come here: they use the CPU kernels.
+Kernels launch on the caller's current stream (``torch.cuda.current_stream()``, CuPy's current stream) of the
+arrays' device and nothing here synchronizes the host. NumPy arrays never come here: they use the CPU
+kernels. This module has dropout; the weight penalties are in _penalty_cuda (docs/cuda.md describes both).
 """
 
 from __future__ import annotations
@@ -62,6 +63,27 @@ class DeviceArray:
         with cupy.cuda.Device(self.device):
             return wrap(cupy.ascontiguousarray(self.obj))
 
+    def fresh_copy(self):
+        """A new C-contiguous copy (never this array's own memory, unlike contiguous_copy)."""
+        if self.lib == "torch":
+            import torch
+
+            return wrap(self.obj.clone(memory_format=torch.contiguous_format))
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return wrap(cupy.array(self.obj, order="C", copy=True))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def overlaps(self, other: "DeviceArray") -> bool:
+        """Whether the memory spans of two arrays (from their first element, size * itemsize) intersect."""
+        if not (self.nbytes and other.nbytes):
+            return False
+        return self.ptr < other.ptr + other.nbytes and other.ptr < self.ptr + self.nbytes
+
     def stream(self) -> int:
         if self.lib == "torch":
             import torch
@@ -82,19 +104,30 @@ def _torch_dtype(np_dtype):
         "float16": torch.float16,
         "bfloat16": torch.bfloat16,
         "uint8": torch.uint8,
+        "int64": torch.int64,
     }[str(np_dtype)]
 
 
+_TORCH_TO_NUMPY: dict = {}  # torch dtype -> NumPy dtype (None: none), filled as dtypes are met
+
+
 def _numpy_dtype_of_torch(t):
+    try:
+        return _TORCH_TO_NUMPY[t.dtype]
+    except KeyError:
+        pass
     import numpy as np
 
     name = str(t.dtype).removeprefix("torch.")
     if name == "bfloat16":
-        return _checks.BFLOAT16
-    try:
-        return np.dtype(name)
-    except TypeError:
-        return None
+        dtype = _checks.BFLOAT16
+    else:
+        try:
+            dtype = np.dtype(name)
+        except TypeError:
+            dtype = None
+    _TORCH_TO_NUMPY[t.dtype] = dtype
+    return dtype
 
 
 def is_device_array(a) -> bool:
@@ -108,7 +141,7 @@ def is_device_array(a) -> bool:
 def wrap(a) -> DeviceArray:
     if type(a).__module__.startswith("torch"):
         dtype = _numpy_dtype_of_torch(a)
-        return DeviceArray(a, "torch", a.data_ptr(), a.shape, dtype, a.device.index, a.is_contiguous())
+        return DeviceArray(a, "torch", a.data_ptr(), a.shape, dtype, a.get_device(), a.is_contiguous())
     return DeviceArray(a, "cupy", a.data.ptr, a.shape, a.dtype, a.device.id, a.flags.c_contiguous)
 
 
@@ -138,19 +171,29 @@ def out_device_array(out, like: DeviceArray) -> DeviceArray:
     return o
 
 
+def _source(a: DeviceArray, out: DeviceArray | None) -> DeviceArray:
+    """a as a C-contiguous array the kernel may read while writing out: copied when it is not contiguous or
+    when it overlaps out other than exactly (out=x in place is fine: each element is read, then written, by
+    one thread)."""
+    src = a if a.contiguous else a.contiguous_copy()
+    if out is not None and src.ptr != out.ptr and src.overlaps(out):
+        src = src.fresh_copy()
+    return src
+
+
 def dropout(x, p: float, seed: int, offset: int, out, store: str):
     """Validated arguments from regdrop_fast.dropout; x is a device array."""
     from ._mask import Mask
 
     xa = float_device_array(x, "x")
     oa = out_device_array(out, xa) if out is not None else None
-    src = xa if xa.contiguous else xa.contiguous_copy()
+    src = _source(xa, oa)
     y = out if out is not None else xa.empty(xa.shape)
     bits = xa.empty(((xa.size + 7) // 8,), "uint8") if store == "bits" else None
     threshold, drop_all, scale = _checks.kernel_params(p)
     _cuda.dropout_forward(
         _checks.DTYPE_CODES[xa.dtype], src.ptr, (oa or wrap(y)).ptr, 0 if bits is None else wrap(bits).ptr,
-        xa.size, seed, offset, threshold, drop_all, scale, xa.stream(),
+        xa.size, seed, offset, threshold, drop_all, scale, xa.device, xa.stream(),
     )
     return y, Mask._trusted(xa.shape, p, seed, offset, bits)
 
@@ -165,12 +208,12 @@ def dropout_backward(grad, mask, out):
             raise ValueError("mask: its bits live on another device than grad")
         bits_ptr = wrap(mask.bits).ptr
     oa = out_device_array(out, ga) if out is not None else None
-    src = ga if ga.contiguous else ga.contiguous_copy()
+    src = _source(ga, oa)
     dx = out if out is not None else ga.empty(ga.shape)
     threshold, drop_all, scale = _checks.kernel_params(mask.p)
     _cuda.dropout_backward(
         _checks.DTYPE_CODES[ga.dtype], src.ptr, (oa or wrap(dx)).ptr, bits_ptr, ga.size, mask.seed,
-        mask.offset, threshold, drop_all, scale, ga.stream(),
+        mask.offset, threshold, drop_all, scale, ga.device, ga.stream(),
     )
     return dx
 

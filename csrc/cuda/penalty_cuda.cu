@@ -1,0 +1,515 @@
+// CUDA iteration for the weight penalties: penalty_grad / penalty, prox_l1, decay on lists of arrays, and
+// max_norm. Every value comes from the element bodies of csrc/common/penalty_element.h (built with
+// --fmad=false, like the CPU's -ffp-contract=off), so gradients, prox_l1, decay and max_norm are
+// bit-identical to the CPU kernels and the NumPy reference.
+//
+// List ops: csrc/cuda/list_plan.h packs the list into launches; one block of kListThreads threads handles
+// one chunk of kChunkElems elements of one array. The array's dtype (and for the penalty its terms) is read
+// from the launch metadata, so every branch on it is uniform across the block. Data moves in 16-byte
+// vectors when the chunk's pointers are 16-byte aligned (chunks start at multiples of kChunkElems, so a
+// chunk is aligned when its array is), element by element otherwise.
+//
+// Sums (penalty values, zero counts, rescale counts) never use atomics: every block reduces its threads'
+// partials in a fixed tree order and writes the result into its own slot of the caller's scratch buffer;
+// one final single-block kernel adds the slots in a fixed order into the 0-d output. The same call gives the
+// same bits on every run. (The penalty value is grouped differently from the CPU's 16-lane sums, so it
+// agrees with the CPU and the reference to within a few float64 roundings, not bit for bit.)
+//
+// max_norm reproduces the CPU's norms exactly: lane l of a slice sums the squares of the elements
+// k = l, l + 16, l + 32, ... in increasing k, and the 16 lanes are folded by fold_lanes; one thread per
+// (slice, lane) does the first part, one thread per slice the fold, the decision and the factor.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../common/penalty_element.h"
+#include "check_cuda.h"
+#include "list_plan.h"
+#include "ops_cuda.h"
+
+namespace rdf {
+namespace cuda {
+namespace {
+
+constexpr int kListThreads = 256;    // threads per block of the list kernels (one chunk per block)
+constexpr int kReduceThreads = 512;  // threads of the single block that adds the slots
+constexpr int kNormThreads = 256;    // threads per block of the max_norm kernels
+
+using Count = long long;  // the device-side int64 of counts
+static_assert(sizeof(Count) == sizeof(int64_t), "counts are int64 in the scratch and output buffers");
+
+// 16 bytes of T: 4 float32, 2 float64 or 8 half values.
+template <class T>
+struct alignas(16) Vec {
+  static constexpr int kSize = 16 / static_cast<int>(sizeof(T));
+  T v[kSize];
+};
+static_assert(sizeof(Vec<half_t>) == 16 && sizeof(Vec<bfloat16_t>) == 16 && sizeof(Vec<double>) == 16,
+              "a Vec is one 16-byte access");
+static_assert(kChunkElems % 8 == 0, "chunks of an aligned array stay 16-byte aligned");
+
+// One 128-bit load / store, whatever T is (p is 16-byte aligned).
+template <class T>
+__device__ __forceinline__ Vec<T> load_vec(const Vec<T>* p) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  Vec<T> r;
+  memcpy(&r, &u, sizeof r);
+  return r;
+}
+template <class T>
+__device__ __forceinline__ void store_vec(Vec<T>* p, const Vec<T>& x) {
+  uint4 u;
+  memcpy(&u, &x, sizeof u);
+  *reinterpret_cast<uint4*>(p) = u;
+}
+
+__device__ __forceinline__ bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
+
+// The sum over the block's kThreads threads of v, added in a fixed tree order (thread x adds x + h for
+// h = kThreads/2, ..., 1), returned to every thread. Every thread of the block must call it.
+template <int kThreads, class A>
+__device__ __forceinline__ A block_sum(A v, A* shared) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+#pragma unroll
+  for (int h = kThreads / 2; h > 0; h /= 2) {
+    if (static_cast<int>(threadIdx.x) < h) shared[threadIdx.x] += shared[threadIdx.x + h];
+    __syncthreads();
+  }
+  const A total = shared[0];
+  __syncthreads();  // shared may be reused as soon as this returns
+  return total;
+}
+
+// The final step of every sum: slots[0, n) added by one block in a fixed order into out[0] (0 when n = 0).
+template <class A>
+__global__ void __launch_bounds__(kReduceThreads) sum_slots_kernel(const A* slots, int64_t n, A* out) {
+  __shared__ A shared[kReduceThreads];
+  A v = A(0);
+  for (int64_t i = threadIdx.x; i < n; i += kReduceThreads) v += slots[i];
+  v = block_sum<kReduceThreads>(v, shared);
+  if (threadIdx.x == 0) out[0] = v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// penalty_grad / penalty
+
+template <PenaltyTerms kTerms, class T>
+__device__ __forceinline__ void add_value(const T& w, double& s1, double& s2) {
+  constexpr bool kL1 = kTerms == PenaltyTerms::kL1 || kTerms == PenaltyTerms::kL1L2;
+  constexpr bool kL2 = kTerms == PenaltyTerms::kL2 || kTerms == PenaltyTerms::kL1L2;
+  const double x = static_cast<double>(load(w));
+  if constexpr (kL1) s1 += abs_contribution(x);
+  if constexpr (kL2) s2 += square_contribution(x);
+}
+
+template <PenaltyTerms kTerms, bool kGrad, class T>
+__device__ __forceinline__ void penalty_vec(const Vec<T>& w, Vec<T>& g, compute_t<T> c1, compute_t<T> c2,
+                                            double& s1, double& s2) {
+#pragma unroll
+  for (int k = 0; k < Vec<T>::kSize; ++k) {
+    add_value<kTerms>(w.v[k], s1, s2);
+    if constexpr (kGrad) penalty_grad_element<kTerms>(w.v[k], g.v[k], c1, c2);
+  }
+}
+
+// One chunk: count elements at w (and g). g may be w itself (a gradient that is its own parameter): every
+// element is read before it is written, by the same thread, so the value and the update see the original
+// weights. Hence no __restrict__ here.
+template <PenaltyTerms kTerms, bool kGrad, class T>
+__device__ void penalty_chunk(const T* w, T* g, int count, double l1, double l2, double& s1, double& s2) {
+  using C = compute_t<T>;
+  const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  constexpr int kV = Vec<T>::kSize;
+  int first_scalar = 0;
+  if (aligned16(w) && (!kGrad || aligned16(g))) {
+    const int vecs = count / kV;
+    const auto* wv = reinterpret_cast<const Vec<T>*>(w);
+    auto* gv = reinterpret_cast<Vec<T>*>(g);
+    int v = threadIdx.x;
+    // Two vectors per step, both loaded before either is stored, so more loads are in flight; the two
+    // never overlap.
+    for (; v + kListThreads < vecs; v += 2 * kListThreads) {
+      const Vec<T> w0 = load_vec(wv + v), w1 = load_vec(wv + v + kListThreads);
+      Vec<T> g0{}, g1{};
+      if constexpr (kGrad) {
+        g0 = load_vec(gv + v);
+        g1 = load_vec(gv + v + kListThreads);
+      }
+      penalty_vec<kTerms, kGrad>(w0, g0, c1, c2, s1, s2);
+      penalty_vec<kTerms, kGrad>(w1, g1, c1, c2, s1, s2);
+      if constexpr (kGrad) {
+        store_vec(gv + v, g0);
+        store_vec(gv + v + kListThreads, g1);
+      }
+    }
+    for (; v < vecs; v += kListThreads) {
+      const Vec<T> w0 = load_vec(wv + v);
+      Vec<T> g0{};
+      if constexpr (kGrad) g0 = load_vec(gv + v);
+      penalty_vec<kTerms, kGrad>(w0, g0, c1, c2, s1, s2);
+      if constexpr (kGrad) store_vec(gv + v, g0);
+    }
+    first_scalar = vecs * kV;
+  }
+  for (int i = first_scalar + static_cast<int>(threadIdx.x); i < count; i += kListThreads) {
+    add_value<kTerms>(w[i], s1, s2);
+    if constexpr (kGrad) penalty_grad_element<kTerms>(w[i], g[i], c1, c2);
+  }
+}
+
+template <bool kGrad, class T>
+__device__ __forceinline__ void penalty_chunk_terms(PenaltyTerms terms, void* a, void* b, int64_t begin, int count,
+                                                    double l1, double l2, double& s1, double& s2) {
+  const T* w = static_cast<const T*>(a) + begin;
+  T* g = kGrad ? static_cast<T*>(b) + begin : nullptr;
+  switch (terms) {
+    case PenaltyTerms::kL1L2:
+      penalty_chunk<PenaltyTerms::kL1L2, kGrad, T>(w, g, count, l1, l2, s1, s2);
+      break;
+    case PenaltyTerms::kL1:
+      penalty_chunk<PenaltyTerms::kL1, kGrad, T>(w, g, count, l1, l2, s1, s2);
+      break;
+    case PenaltyTerms::kL2:
+      penalty_chunk<PenaltyTerms::kL2, kGrad, T>(w, g, count, l1, l2, s1, s2);
+      break;
+    case PenaltyTerms::kNone:  // never planned
+      break;
+  }
+}
+
+// Where a block's chunk lies: its array slot, first element and length. Read field by field from the
+// kernel parameter (no reference to the struct is taken, so it is never copied to local memory).
+#define RDF_BLOCK_CHUNK(L)                                                                  \
+  const int t = (L).block_tensor[blockIdx.x];                                               \
+  const int64_t begin = static_cast<int64_t>((L).block_chunk[blockIdx.x]) * kChunkElems; \
+  const int64_t left = (L).n[t] - begin;                                                    \
+  const int count = static_cast<int>(left < kChunkElems ? left : kChunkElems)
+
+template <bool kGrad>
+__global__ void __launch_bounds__(kListThreads) penalty_kernel(const ListLaunch L, double* slots) {
+  __shared__ double shared[kListThreads];
+  RDF_BLOCK_CHUNK(L);
+  const double l1 = L.c1[t], l2 = L.c2[t];
+  const PenaltyTerms terms = penalty_terms(l1, l2);
+  void* const a = L.a[t];
+  void* const b = L.b[t];
+  double s1 = 0.0, s2 = 0.0;
+  switch (static_cast<DType>(L.dtype[t])) {
+    case DType::kFloat32:
+      penalty_chunk_terms<kGrad, float>(terms, a, b, begin, count, l1, l2, s1, s2);
+      break;
+    case DType::kFloat64:
+      penalty_chunk_terms<kGrad, double>(terms, a, b, begin, count, l1, l2, s1, s2);
+      break;
+    case DType::kFloat16:
+      penalty_chunk_terms<kGrad, half_t>(terms, a, b, begin, count, l1, l2, s1, s2);
+      break;
+    case DType::kBFloat16:
+      penalty_chunk_terms<kGrad, bfloat16_t>(terms, a, b, begin, count, l1, l2, s1, s2);
+      break;
+  }
+  s1 = block_sum<kListThreads>(s1, shared);
+  s2 = block_sum<kListThreads>(s2, shared);
+  if (threadIdx.x == 0) slots[L.first_slot + blockIdx.x] = penalty_segment_value(terms, l1, l2, s1, s2);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// prox_l1 and decay
+
+template <class T>
+__device__ void prox_chunk(T* w, int count, double threshold, Count& zeros) {
+  using C = compute_t<T>;
+  const C t = static_cast<C>(threshold);
+  constexpr int kV = Vec<T>::kSize;
+  int first_scalar = 0;
+  if (aligned16(w)) {
+    const int vecs = count / kV;
+    auto* wv = reinterpret_cast<Vec<T>*>(w);
+    for (int v = threadIdx.x; v < vecs; v += kListThreads) {
+      Vec<T> x = load_vec(wv + v);
+#pragma unroll
+      for (int k = 0; k < kV; ++k) zeros += soft_threshold_element(x.v[k], t) ? 1 : 0;
+      store_vec(wv + v, x);
+    }
+    first_scalar = vecs * kV;
+  }
+  for (int i = first_scalar + static_cast<int>(threadIdx.x); i < count; i += kListThreads)
+    zeros += soft_threshold_element(w[i], t) ? 1 : 0;
+}
+
+__global__ void __launch_bounds__(kListThreads) prox_l1_kernel(const ListLaunch L, Count* slots) {
+  __shared__ Count shared[kListThreads];
+  RDF_BLOCK_CHUNK(L);
+  void* const a = L.a[t];
+  const double threshold = L.c1[t];
+  Count zeros = 0;
+  switch (static_cast<DType>(L.dtype[t])) {
+    case DType::kFloat32:
+      prox_chunk(static_cast<float*>(a) + begin, count, threshold, zeros);
+      break;
+    case DType::kFloat64:
+      prox_chunk(static_cast<double*>(a) + begin, count, threshold, zeros);
+      break;
+    case DType::kFloat16:
+      prox_chunk(static_cast<half_t*>(a) + begin, count, threshold, zeros);
+      break;
+    case DType::kBFloat16:
+      prox_chunk(static_cast<bfloat16_t*>(a) + begin, count, threshold, zeros);
+      break;
+  }
+  zeros = block_sum<kListThreads>(zeros, shared);
+  if (threadIdx.x == 0) slots[L.first_slot + blockIdx.x] = zeros;
+}
+
+template <class T>
+__device__ void decay_chunk(T* w, int count, double factor) {
+  using C = compute_t<T>;
+  const C m = static_cast<C>(decay_multiplier(factor));
+  constexpr int kV = Vec<T>::kSize;
+  int first_scalar = 0;
+  if (aligned16(w)) {
+    const int vecs = count / kV;
+    auto* wv = reinterpret_cast<Vec<T>*>(w);
+    for (int v = threadIdx.x; v < vecs; v += kListThreads) {
+      Vec<T> x = load_vec(wv + v);
+#pragma unroll
+      for (int k = 0; k < kV; ++k) decay_element(x.v[k], m);
+      store_vec(wv + v, x);
+    }
+    first_scalar = vecs * kV;
+  }
+  for (int i = first_scalar + static_cast<int>(threadIdx.x); i < count; i += kListThreads) decay_element(w[i], m);
+}
+
+__global__ void __launch_bounds__(kListThreads) decay_kernel(const ListLaunch L) {
+  RDF_BLOCK_CHUNK(L);
+  void* const a = L.a[t];
+  const double factor = L.c1[t];
+  switch (static_cast<DType>(L.dtype[t])) {
+    case DType::kFloat32:
+      decay_chunk(static_cast<float*>(a) + begin, count, factor);
+      break;
+    case DType::kFloat64:
+      decay_chunk(static_cast<double*>(a) + begin, count, factor);
+      break;
+    case DType::kFloat16:
+      decay_chunk(static_cast<half_t*>(a) + begin, count, factor);
+      break;
+    case DType::kBFloat16:
+      decay_chunk(static_cast<bfloat16_t*>(a) + begin, count, factor);
+      break;
+  }
+}
+
+#undef RDF_BLOCK_CHUNK
+
+// ---------------------------------------------------------------------------------------------------------
+// max_norm
+//
+// Both kernels walk tiles of slices with a grid-stride loop (uniform across the block, so the barriers
+// inside are reached by every thread) and count the slices they rescale; the block's count goes into slot
+// blockIdx.x. Per tile: each thread sums its lanes, a barrier, one thread per slice folds the 16 lanes and
+// decides (factor -1: leave the slice alone), a barrier, then the slice's threads rescale it. A factor is
+// read only after the barrier that follows its write, and rewritten only after the next tile's first
+// barrier, which every reader of the old one has passed.
+
+constexpr int kRowsPerTile = kNormThreads / kSumLanes;  // contiguous slices (inner == 1): 16 lanes per row
+constexpr int kColsPerTile = 32;                         // strided slices: one warp reads 32 adjacent columns
+constexpr int kLaneGroups = kNormThreads / kColsPerTile;
+constexpr int kLanesPerThread = kSumLanes / kLaneGroups;
+static_assert(kNormThreads % kSumLanes == 0 && kSumLanes % kLaneGroups == 0, "tile shapes");
+
+// Slices are the rows w[a, 0:reduce]: thread (r, lane) of the tile sums lane `lane` of row r.
+template <class T>
+__global__ void __launch_bounds__(kNormThreads)
+    max_norm_rows_kernel(T* w, int64_t outer, int64_t reduce, double max_value, Count* slots) {
+  __shared__ double lanes[kRowsPerTile][kSumLanes];
+  __shared__ double factors[kRowsPerTile];
+  __shared__ Count counts[kNormThreads];
+  const int lane = static_cast<int>(threadIdx.x) % kSumLanes;
+  const int r = static_cast<int>(threadIdx.x) / kSumLanes;
+  const int64_t tiles = (outer + kRowsPerTile - 1) / kRowsPerTile;
+  Count rescaled = 0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t a = tile * kRowsPerTile + r;
+    const bool valid = a < outer;
+    const int64_t row = valid ? a * reduce : 0;  // index of the row's first element
+    double acc = 0.0;
+    if (valid) {
+#pragma unroll 4
+      for (int64_t k = lane; k < reduce; k += kSumLanes)
+        acc += square_contribution(static_cast<double>(load(w[row + k])));
+    }
+    lanes[r][lane] = acc;
+    __syncthreads();
+    if (lane == 0) {
+      double factor = -1.0;
+      if (valid) {
+        const double norm = sqrt(fold_lanes(lanes[r]));
+        if (max_norm_exceeds(norm, max_value)) {
+          factor = max_norm_factor(norm, max_value);
+          ++rescaled;
+        }
+      }
+      factors[r] = factor;
+    }
+    __syncthreads();
+    const double factor = factors[r];
+    if (factor >= 0.0) {
+      const auto f = static_cast<compute_t<T>>(factor);
+      for (int64_t k = lane; k < reduce; k += kSumLanes) rescale_element(w[row + k], f);
+    }
+  }
+  rescaled = block_sum<kNormThreads>(rescaled, counts);
+  if (threadIdx.x == 0) slots[blockIdx.x] = rescaled;
+}
+
+// Slices are the columns w[a, 0:reduce, b] (element k at a * reduce * inner + k * inner + b): a tile is 32
+// adjacent columns of one outer block; thread (group, col) sums lanes group, group + 8 of column col.
+template <class T>
+__global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, int64_t outer, int64_t reduce,
+                                                                        int64_t inner, double max_value,
+                                                                        Count* slots) {
+  __shared__ double lanes[kColsPerTile][kSumLanes + 1];  // a column's lanes contiguous; +1 shifts the banks
+  __shared__ double factors[kColsPerTile];
+  __shared__ Count counts[kNormThreads];
+  const int col = static_cast<int>(threadIdx.x) % kColsPerTile;
+  const int group = static_cast<int>(threadIdx.x) / kColsPerTile;
+  const int64_t col_tiles = (inner + kColsPerTile - 1) / kColsPerTile;
+  const int64_t tiles = outer * col_tiles;
+  Count rescaled = 0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t a = tile / col_tiles;
+    const int64_t b = (tile % col_tiles) * kColsPerTile + col;
+    const bool valid = b < inner;
+    const int64_t first = valid ? a * reduce * inner + b : 0;  // index of the slice's element k = 0
+#pragma unroll
+    for (int j = 0; j < kLanesPerThread; ++j) {
+      const int l = group + j * kLaneGroups;
+      double acc = 0.0;
+      if (valid) {
+#pragma unroll 4
+        for (int64_t k = l; k < reduce; k += kSumLanes)
+          acc += square_contribution(static_cast<double>(load(w[first + k * inner])));
+      }
+      lanes[col][l] = acc;
+    }
+    __syncthreads();
+    if (group == 0) {
+      double factor = -1.0;
+      if (valid) {
+        const double norm = sqrt(fold_lanes(lanes[col]));
+        if (max_norm_exceeds(norm, max_value)) {
+          factor = max_norm_factor(norm, max_value);
+          ++rescaled;
+        }
+      }
+      factors[col] = factor;
+    }
+    __syncthreads();
+    const double factor = factors[col];
+    if (factor >= 0.0) {
+      const auto f = static_cast<compute_t<T>>(factor);
+      for (int64_t k = group; k < reduce; k += kLaneGroups) rescale_element(w[first + k * inner], f);
+    }
+  }
+  rescaled = block_sum<kNormThreads>(rescaled, counts);
+  if (threadIdx.x == 0) slots[blockIdx.x] = rescaled;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// host side
+
+void check_capacity(int64_t needed, int64_t capacity) {
+  if (needed > capacity)
+    throw std::invalid_argument("regdrop_fast CUDA: the scratch buffer has " + std::to_string(capacity) +
+                                " slots, the call needs " + std::to_string(needed));
+}
+
+}  // namespace
+
+void penalty_grad(const ListItem* items, int64_t count, bool with_grad, double* slots, int64_t slot_capacity,
+                  double* out, int device, Stream stream) {
+  const std::vector<ListLaunch> launches = plan_list(items, count, [](const ListItem& it) {
+    return penalty_terms(it.c1, it.c2) != PenaltyTerms::kNone;
+  });
+  const int64_t used = plan_slots(launches);
+  check_capacity(used, slot_capacity);
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  for (const ListLaunch& L : launches) {
+    if (with_grad)
+      penalty_kernel<true><<<L.blocks, kListThreads, 0, s>>>(L, slots);
+    else
+      penalty_kernel<false><<<L.blocks, kListThreads, 0, s>>>(L, slots);
+    check(cudaGetLastError(), "penalty kernel launch");
+  }
+  sum_slots_kernel<double><<<1, kReduceThreads, 0, s>>>(slots, used, out);
+  check(cudaGetLastError(), "penalty sum launch");
+}
+
+void prox_l1(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
+             int device, Stream stream) {
+  // Every non-empty array takes part: a threshold of 0 still turns -0 into +0.
+  const std::vector<ListLaunch> launches = plan_list(items, count, [](const ListItem&) { return true; });
+  const int64_t used = plan_slots(launches);
+  check_capacity(used, slot_capacity);
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  auto* counts = reinterpret_cast<Count*>(slots);
+  for (const ListLaunch& L : launches) {
+    prox_l1_kernel<<<L.blocks, kListThreads, 0, s>>>(L, counts);
+    check(cudaGetLastError(), "prox_l1 kernel launch");
+  }
+  sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, used, reinterpret_cast<Count*>(out));
+  check(cudaGetLastError(), "prox_l1 sum launch");
+}
+
+void decay(const ListItem* items, int64_t count, int device, Stream stream) {
+  const std::vector<ListLaunch> launches = plan_list(items, count, [](const ListItem& it) { return it.c1 != 0.0; });
+  if (launches.empty()) return;
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  for (const ListLaunch& L : launches) {
+    decay_kernel<<<L.blocks, kListThreads, 0, s>>>(L);
+    check(cudaGetLastError(), "decay kernel launch");
+  }
+}
+
+void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, double max_value, int64_t* slots,
+              int64_t slot_capacity, int64_t* out, int device, Stream stream) {
+  if (outer < 0 || reduce < 0 || inner < 0) throw std::invalid_argument("regdrop_fast CUDA: negative max_norm shape");
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  auto* counts = reinterpret_cast<Count*>(slots);
+  int64_t blocks = 0;
+  if (outer > 0 && reduce > 0 && inner > 0) {  // else: no slices, or every norm is 0
+    const int64_t tiles = inner == 1 ? (outer + kRowsPerTile - 1) / kRowsPerTile
+                                     : outer * ((inner + kColsPerTile - 1) / kColsPerTile);
+    blocks = tiles < kMaxNormBlocks ? tiles : kMaxNormBlocks;
+    check_capacity(blocks, slot_capacity);
+    const auto grid = static_cast<unsigned int>(blocks);
+    dispatch_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      T* data = static_cast<T*>(w);
+      if (inner == 1)
+        max_norm_rows_kernel<T><<<grid, kNormThreads, 0, s>>>(data, outer, reduce, max_value, counts);
+      else
+        max_norm_columns_kernel<T><<<grid, kNormThreads, 0, s>>>(data, outer, reduce, inner, max_value, counts);
+    });
+    check(cudaGetLastError(), "max_norm kernel launch");
+  }
+  sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, blocks, reinterpret_cast<Count*>(out));
+  check(cudaGetLastError(), "max_norm sum launch");
+}
+
+}  // namespace cuda
+}  // namespace rdf
