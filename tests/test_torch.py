@@ -821,10 +821,30 @@ def test_cuda_default_seeding_is_device_independent_and_in_place():
 
 
 @needs_cuda
-def test_cuda_penalties_not_implemented():
-    w = nn.Parameter(torch.randn(4, device="cuda"))
-    w.grad = torch.randn(4, device="cuda")
-    with pytest.raises(NotImplementedError, match="CUDA"):
-        rt.add_penalty_grad_([w], l2=0.1)
-    with pytest.raises(NotImplementedError, match="CUDA"):
-        rt.max_norm_(w, 1.0, 0)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_penalties_equal_cpu(dtype):
+    torch.manual_seed(3)
+    shapes = [(33, 7), (5,), (1000,)]
+    cpu = [nn.Parameter(torch.randn(s).to(dtype)) for s in shapes]
+    for w in cpu:
+        w.grad = torch.randn(w.shape).to(dtype)
+    gpu = [nn.Parameter(w.detach().cuda()) for w in cpu]
+    for w, c in zip(gpu, cpu):
+        w.grad = c.grad.cuda()
+    v_cpu = rt.add_penalty_grad_(cpu, l1=1e-3, l2=[1e-2, 0.0, 1e-1])
+    v_gpu = rt.add_penalty_grad_(gpu, l1=1e-3, l2=[1e-2, 0.0, 1e-1])
+    assert v_gpu.is_cuda and abs(v_gpu.item() - v_cpu.item()) <= 1e-6 * abs(v_cpu.item())
+    for w, c in zip(gpu, cpu):
+        assert same_bits(w.grad, c.grad)
+    z_cpu, z_gpu = rt.prox_l1_(cpu, 0.5), rt.prox_l1_(gpu, 0.5)
+    assert z_gpu.is_cuda and z_gpu.item() == z_cpu.item()
+    rt.decay_(cpu, 0.01)
+    rt.decay_(gpu, 0.01)
+    assert rt.max_norm_(gpu[0], 0.5, 0).item() == rt.max_norm_(cpu[0], 0.5, 0).item()
+    for w, c in zip(gpu, cpu):
+        assert same_bits(w, c)
+    loss_gpu = rt.penalty(gpu, l1=1e-3, l2=1e-2)
+    loss_gpu.backward()
+    loss_cpu = rt.penalty(cpu, l1=1e-3, l2=1e-2)
+    loss_cpu.backward()
+    assert abs(loss_gpu.item() - loss_cpu.item()) <= 1e-6 * abs(loss_cpu.item())

@@ -368,7 +368,8 @@ class Dropout(torch.nn.Dropout):
 #
 # Each helper is one custom op over a list of tensors, which is one native call over NumPy views of their
 # memory. A tensor that is modified in place and not contiguous is worked on in a contiguous copy that is
-# copied back. CUDA tensors: there are no CUDA penalty kernels yet, so the helpers raise NotImplementedError.
+# copied back. CUDA tensors go to the CUDA penalty kernels as they are (regdrop_fast routes torch CUDA
+# tensors there); their values and counts stay on the device, so nothing waits for the GPU.
 
 
 def _tensor_list(tensors, name: str) -> list:
@@ -388,16 +389,11 @@ def _tensor_list(tensors, name: str) -> list:
 
 
 def _penalty_device(tensors, what: str):
-    """The one device of all tensors (CPU here; meta under tracing); CUDA is not implemented yet."""
+    """The one device of all tensors (CPU or CUDA; meta under tracing)."""
     device = tensors[0].device
     for t in tensors:
         if t.device != device:
             raise ValueError(f"{what}: tensors on {device} and {t.device}; all must be on one device")
-    if device.type == "cuda":
-        raise NotImplementedError(
-            f"regdrop_fast.torch.{what}: CUDA tensors are not supported yet (this build has no CUDA penalty "
-            "kernels); move the parameters to the CPU or use torch's own ops on the GPU"
-        )
     return device
 
 
@@ -419,20 +415,27 @@ def _coefficients(value, count: int, name: str, upper=None) -> list:
     return [_checks.nonnegative(v, f"{name}[{i}]", upper) for i, v in enumerate(items)]
 
 
+def _kernel_array(t):
+    """What the regdrop_fast functions take for a tensor: a NumPy view on the CPU, the tensor on CUDA."""
+    if t.device.type == "cpu":
+        return _np(t)
+    if t.device.type == "cuda":
+        return t
+    raise _unsupported_device(t, "penalty")
+
+
 class _Writable:
-    """NumPy views of tensors to modify in place: contiguous ones directly, others through a contiguous copy
-    that ``write_back`` copies into the tensor afterwards."""
+    """Arrays of tensors to modify in place (see _kernel_array): contiguous ones directly, others through a
+    contiguous copy that ``write_back`` copies into the tensor afterwards."""
 
     def __init__(self, tensors):
         self.pairs = []
         self.arrays = []
         for t in tensors:
-            if t.device.type != "cpu":
-                raise _unsupported_device(t, "penalty")
             work = t if t.is_contiguous() else t.contiguous()
             if work is not t:
                 self.pairs.append((t, work))
-            self.arrays.append(_np(work))
+            self.arrays.append(_kernel_array(work))
 
     def write_back(self):
         for t, work in self.pairs:
@@ -446,12 +449,15 @@ def _value_dtype(params) -> torch.dtype:
 
 
 def _readable(tensors):
-    out = []
-    for t in tensors:
-        if t.device.type != "cpu":
-            raise _unsupported_device(t, "penalty")
-        out.append(_np(t))
-    return out
+    return [_kernel_array(t) for t in tensors]
+
+
+def _as_tensor(result, dtype, device) -> torch.Tensor:
+    """A 0-d result of a regdrop_fast call as a tensor of `dtype`: CUDA results are already 0-d device
+    tensors (converted on the device, no sync); CPU results are Python numbers."""
+    if isinstance(result, torch.Tensor):
+        return result.to(dtype)
+    return torch.tensor(result, dtype=dtype, device=device)
 
 
 @torch.library.custom_op(
@@ -462,7 +468,7 @@ def _add_penalty_grad_(params, grads, l1, l2):
     g = _Writable(grads)
     value = _rf.penalty_grad(_readable(params), g.arrays, l1=np.asarray(l1), l2=np.asarray(l2))
     g.write_back()
-    return torch.tensor(value, dtype=_value_dtype(params))
+    return _as_tensor(value, _value_dtype(params), params[0].device)
 
 
 @_add_penalty_grad_.register_fake
@@ -484,7 +490,7 @@ def add_penalty_grad_(params, l1=0.0, l2=0.0) -> torch.Tensor:
     c2 = _coefficients(l2, len(params), "l2")
     keep = [i for i, w in enumerate(params) if w.grad is not None]
     if not keep:
-        return torch.zeros((), dtype=_value_dtype(params))
+        return torch.zeros((), dtype=_value_dtype(params), device=params[0].device if params else None)
     ws = [params[i] for i in keep]
     gs = [params[i].grad for i in keep]
     for i, g in zip(keep, gs):
@@ -499,7 +505,7 @@ def add_penalty_grad_(params, l1=0.0, l2=0.0) -> torch.Tensor:
 )
 def _penalty(params, l1, l2):
     value = _rf.penalty(_readable(params), l1=np.asarray(l1), l2=np.asarray(l2))
-    return torch.tensor(value, dtype=_value_dtype(params))
+    return _as_tensor(value, _value_dtype(params), params[0].device)
 
 
 @_penalty.register_fake
@@ -513,9 +519,11 @@ def _(params, l1, l2):
 )
 def _penalty_backward(grad, params, l1, l2):
     """grad * (l1*sign(w) + l2*w) for every w, each C-contiguous in w's dtype."""
-    out = [torch.zeros(w.shape, dtype=w.dtype) for w in params]
-    _rf.penalty_grad(_readable(params), [_np(g) for g in out], l1=np.asarray(l1), l2=np.asarray(l2))
-    if grad.item() != 1.0:  # a CPU scalar (the op runs on CPU tensors only): no device sync
+    out = [torch.zeros(w.shape, dtype=w.dtype, device=w.device) for w in params]
+    _rf.penalty_grad(_readable(params), [_kernel_array(g) for g in out], l1=np.asarray(l1), l2=np.asarray(l2))
+    # On the CPU skip the pass when grad is 1 (a CPU scalar: reading it costs nothing); on CUDA always
+    # multiply (multiplying by 1 changes no bits, and reading the scalar would wait for the GPU).
+    if grad.device.type != "cpu" or grad.item() != 1.0:
         for g in out:
             g.mul_(grad)
     return out
@@ -559,7 +567,7 @@ def _prox_l1_(params, threshold):
     w = _Writable(params)
     zeros = _rf.prox_l1(w.arrays, np.asarray(threshold))
     w.write_back()
-    return torch.tensor(zeros, dtype=torch.int64)
+    return _as_tensor(zeros, torch.int64, params[0].device)
 
 
 @_prox_l1_.register_fake
@@ -617,7 +625,7 @@ def _max_norm_(w, max_value, dim):
     axes = tuple(k for k in range(a.ndim) if k != dim)
     rescaled = _rf.max_norm(a, max_value, axis=axes)
     work.write_back()
-    return torch.tensor(rescaled, dtype=torch.int64)
+    return _as_tensor(rescaled, torch.int64, w.device)
 
 
 @_max_norm_.register_fake
