@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
+import weakref
 
 import numpy as np
 
@@ -38,6 +40,7 @@ __all__ = [
     "add_penalty_grad_",
     "decay_",
     "dropout",
+    "empty_cache",
     "max_norm_",
     "penalty",
     "prox_l1_",
@@ -69,14 +72,72 @@ _NP_STORAGE = {torch.float32: np.float32, torch.float64: np.float64, torch.float
                torch.bfloat16: np.int16}
 
 
+class _OutputCache:
+    """Reuses the memory of large CPU outputs (dropout's y and dx) once torch has freed them.
+
+    A fresh large buffer costs the operating system's first-touch page faults, zeroing included: for a
+    64 MiB output ~9 ms on the 2-vCPU test machine, more than the dropout kernel itself (BENCHMARKS.md). So
+    buffers of at least kMinBytes are handed out as NumPy views of a backing byte array; when the last
+    tensor using a view is freed, a weakref finalizer puts the backing array back here, and the next output
+    of the same byte size takes it instead of new memory (as torch's CUDA caching allocator does on GPUs).
+    At most kMaxCachedBytes stay cached; empty_cache() releases them all.
+    """
+
+    kMinBytes = 1 << 20
+    kMaxCachedBytes = 1 << 30
+
+    def __init__(self):
+        self._free: dict[int, list[np.ndarray]] = {}
+        self._cached_bytes = 0
+        self._lock = threading.RLock()  # finalizers may run inside a locked section of the same thread
+
+    def take(self, nbytes: int) -> np.ndarray:
+        with self._lock:
+            free = self._free.get(nbytes)
+            if free:
+                self._cached_bytes -= nbytes
+                return free.pop()
+        return np.empty(nbytes, np.uint8)
+
+    def give_back(self, backing: np.ndarray) -> None:
+        with self._lock:
+            if self._cached_bytes + backing.nbytes <= self.kMaxCachedBytes:
+                self._free.setdefault(backing.nbytes, []).append(backing)
+                self._cached_bytes += backing.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+            self._cached_bytes = 0
+
+    def cached_bytes(self) -> int:
+        return self._cached_bytes
+
+
+_OUTPUTS = _OutputCache()
+
+
+def empty_cache() -> None:
+    """Release the CPU output memory regdrop_fast.torch keeps for reuse (at most 1 GiB)."""
+    _OUTPUTS.clear()
+
+
 def _empty_cpu(shape, dtype) -> torch.Tensor:
-    """A new C-contiguous CPU tensor in memory allocated by NumPy.
+    """A new C-contiguous CPU tensor in memory allocated by NumPy (the tensor owns it, zero-copy).
 
     NumPy asks the kernel for transparent huge pages on large arrays and torch's CPU allocator does not; a
-    fresh 64 MiB output then costs ~4x less in first-touch page faults (measured: 14 ms vs 59 ms), which is
-    as much as the dropout kernel itself. The tensor owns the array (zero-copy); it is an ordinary tensor.
+    fresh 64 MiB output then costs ~4x less in first-touch page faults (measured: 14 ms vs 59 ms). Large
+    outputs also reuse freed memory through _OUTPUTS.
     """
-    t = torch.from_numpy(np.empty(shape, _NP_STORAGE[dtype]))
+    storage = np.dtype(_NP_STORAGE[dtype])
+    nbytes = math.prod(shape) * storage.itemsize
+    if nbytes < _OutputCache.kMinBytes:
+        array = np.empty(shape, storage)
+    else:
+        backing = _OUTPUTS.take(nbytes)
+        array = backing.view(storage).reshape(shape)
+        weakref.finalize(array, _OUTPUTS.give_back, backing)
+    t = torch.from_numpy(array)
     return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
 
 
