@@ -177,6 +177,12 @@ def test_bench_runs_and_writes_its_files(tiny_bench):
         assert "matplotlib is not installed" in proc.stdout
     # the progress display names the cases as it goes (tqdm or the plain counter)
     assert "dropout forward float32" in proc.stderr and "penalty_grad" in proc.stderr
+    # the layer section (regdrop_fast.torch.Dropout vs torch.nn.Dropout) runs when torch is importable
+    if importlib.util.find_spec("torch") is not None:
+        assert "torch layer forward+backward, float32, n=4100" in table
+        assert "regdrop_fast.torch.Dropout(store='seed')" in table
+    else:
+        assert "layer: regdrop_fast.torch.Dropout vs torch.nn.Dropout needs torch" in proc.stdout
 
 
 def test_bench_results_json_records_the_run(tiny_bench):

@@ -156,6 +156,25 @@ def latency_case(peers: Sequence[Framework], notes: list[str]) -> Case:
     return Case("latency", f"dropout forward, {n} elements", "float32", n, f"latency dropout n={n}", build)
 
 
+def layer_case(n: int, peers: Sequence[Framework], notes: list[str]) -> Case | None:
+    """regdrop_fast.torch.Dropout against torch.nn.Dropout as a layer, forward + backward (torch_layer.py);
+    None (with a note) when torch is not among the peers."""
+    if not any(fw.name == "torch" for fw in peers):
+        notes.append("layer: regdrop_fast.torch.Dropout vs torch.nn.Dropout needs torch")
+        return None
+
+    def build() -> list[Impl]:
+        from .torch_layer import OURS, OURS_SEED, TORCH, layer_bytes, layer_impls
+
+        fns = layer_impls(n)
+        with_mask, seed_only = layer_bytes(n, 4, "bits"), layer_bytes(n, 4, "seed")
+        return [Impl(OURS, "regdrop_fast", fns[OURS], with_mask),
+                Impl(OURS_SEED, "regdrop_fast", fns[OURS_SEED], seed_only),
+                Impl(TORCH, "torch", fns[TORCH], with_mask)]
+
+    return Case("layer", "torch layer forward+backward", "float32", n, f"layer n={size_label(n)}", build)
+
+
 def parse_size(text: str) -> int:
     """An element count written as an integer ("65536") or a power of two ("2^16"); > 0."""
     s = text.strip()

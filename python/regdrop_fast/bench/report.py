@@ -125,6 +125,14 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         body = [[row["impl"], f"{row['seconds'] * 1e6:.2f} us"] + _speedups(row, peers) for row in group]
         out += _table(["implementation", "time"] + [f"vs {p_}" for p_ in peers], body, 1)
         out.append("")
+    for (op, dtype), group in _group(rows, "layer").items():
+        peers = _peers(group)
+        out.append(f"{op}, {dtype}, n={size_label(group[0]['size'])}, p={p}  (regdrop_fast.torch.Dropout vs "
+                   "torch.nn.Dropout in training: forward, then backward)")
+        body = [[row["impl"], format_time(row["seconds"]), f"{row['gbps']:.2f}"] + _speedups(row, peers)
+                for row in group]
+        out += _table(["implementation", "time", "GB/s"] + [f"vs {p_}" for p_ in peers], body, 1)
+        out.append("")
     return "\n".join(out)
 
 

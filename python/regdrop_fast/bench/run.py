@@ -10,11 +10,11 @@ from pathlib import Path
 import regdrop_fast as rdf
 
 from . import environment, frameworks, plot, report
-from .cases import Case, P, dropout_case, latency_case, penalty_case, size_label
+from .cases import Case, P, dropout_case, latency_case, layer_case, penalty_case, size_label
 from .shapes import penalty_lists
 from .timing import measure
 
-SECTIONS = ("dropout", "penalty", "latency")
+SECTIONS = ("dropout", "penalty", "latency", "layer")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
 
 
@@ -86,6 +86,10 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
             cases.append(penalty_case(plist, peers, notes))
     if "latency" in config.sections:
         cases.append(latency_case(peers, notes))
+    if "layer" in config.sections:
+        case = layer_case(max(config.sizes), peers, notes)
+        if case is not None:
+            cases.append(case)
     return cases
 
 
