@@ -327,6 +327,17 @@ constexpr int kLaneGroups = kNormThreads / kColsPerTile;
 constexpr int kLanesPerThread = kSumLanes / kLaneGroups;
 static_assert(kNormThreads % kSumLanes == 0 && kSumLanes % kLaneGroups == 0, "tile shapes");
 
+// One slice's decision from its 16 partial sums: the factor to rescale it by, or -1 to leave it alone;
+// counts the slices it rescales. Called by one thread per slice.
+__device__ __forceinline__ double slice_factor(bool valid, double* slice_lanes, double max_value,
+                                               Count& rescaled) {
+  if (!valid) return -1.0;
+  const double norm = sqrt(fold_lanes(slice_lanes));
+  if (!max_norm_exceeds(norm, max_value)) return -1.0;
+  ++rescaled;
+  return max_norm_factor(norm, max_value);
+}
+
 // Slices are the rows w[a, 0:reduce]: thread (r, lane) of the tile sums lane `lane` of row r.
 template <class T>
 __global__ void __launch_bounds__(kNormThreads)
@@ -350,17 +361,7 @@ __global__ void __launch_bounds__(kNormThreads)
     }
     lanes[r][lane] = acc;
     __syncthreads();
-    if (lane == 0) {
-      double factor = -1.0;
-      if (valid) {
-        const double norm = sqrt(fold_lanes(lanes[r]));
-        if (max_norm_exceeds(norm, max_value)) {
-          factor = max_norm_factor(norm, max_value);
-          ++rescaled;
-        }
-      }
-      factors[r] = factor;
-    }
+    if (lane == 0) factors[r] = slice_factor(valid, lanes[r], max_value, rescaled);
     __syncthreads();
     const double factor = factors[r];
     if (factor >= 0.0) {
@@ -403,17 +404,7 @@ __global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, in
       lanes[col][l] = acc;
     }
     __syncthreads();
-    if (group == 0) {
-      double factor = -1.0;
-      if (valid) {
-        const double norm = sqrt(fold_lanes(lanes[col]));
-        if (max_norm_exceeds(norm, max_value)) {
-          factor = max_norm_factor(norm, max_value);
-          ++rescaled;
-        }
-      }
-      factors[col] = factor;
-    }
+    if (group == 0) factors[col] = slice_factor(valid, lanes[col], max_value, rescaled);
     __syncthreads();
     const double factor = factors[col];
     if (factor >= 0.0) {
