@@ -75,6 +75,22 @@ void run_tasks(int64_t n_tasks, const Task& task) {
   }
 }
 
+// Sums range(item, begin, end) over every segment of every task: each task adds its segments in list order
+// into its own slot, the slots are then added in task order, so the result is the same bits for any
+// number of threads.
+template <class Acc, class Item, class Range>
+Acc sum_over_tasks(const Concatenation& parts, const Item* items, Range range) {
+  std::vector<Acc> partial(static_cast<size_t>(parts.tasks()), Acc{0});
+  run_tasks(parts.tasks(), [&](int64_t t) {
+    Acc acc{0};
+    parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { acc += range(items[i], b, e); });
+    partial[static_cast<size_t>(t)] = acc;
+  });
+  Acc total{0};
+  for (Acc v : partial) total += v;
+  return total;
+}
+
 }  // namespace
 
 double penalty_grad(const PenaltyItem* items, int64_t count) {
@@ -82,30 +98,13 @@ double penalty_grad(const PenaltyItem* items, int64_t count) {
   const Concatenation parts(items, count, [](const PenaltyItem& it) {
     return penalty_terms(it.l1, it.l2) != PenaltyTerms::kNone;
   });
-  // One slot per task; segment values are added in list order inside a task, slots in task order after.
-  std::vector<double> partial(static_cast<size_t>(parts.tasks()), 0.0);
-  run_tasks(parts.tasks(), [&](int64_t t) {
-    double value = 0.0;
-    parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { value += range(items[i], b, e); });
-    partial[static_cast<size_t>(t)] = value;
-  });
-  double total = 0.0;
-  for (double v : partial) total += v;
-  return total;
+  return sum_over_tasks<double>(parts, items, range);
 }
 
 int64_t prox_l1(const UpdateItem* items, int64_t count) {
   const auto range = RDF_PICK(prox_l1_range);
   const Concatenation parts(items, count, [](const UpdateItem&) { return true; });
-  std::vector<int64_t> zeros(static_cast<size_t>(parts.tasks()), 0);
-  run_tasks(parts.tasks(), [&](int64_t t) {
-    int64_t z = 0;
-    parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { z += range(items[i], b, e); });
-    zeros[static_cast<size_t>(t)] = z;
-  });
-  int64_t total = 0;
-  for (int64_t z : zeros) total += z;
-  return total;
+  return sum_over_tasks<int64_t>(parts, items, range);
 }
 
 void decay(const UpdateItem* items, int64_t count) {
