@@ -107,9 +107,16 @@ RDF_HD void store(double& d, double v) { d = v; }
 RDF_HD void store(half_t& d, float v) { d.bits = float_to_half(v); }
 RDF_HD void store(bfloat16_t& d, float v) { d.bits = float_to_bfloat16(v); }
 
-// The one dtype dispatch: calls fn(T{}) with the storage type named by dt.
+// The one dtype dispatch: calls fn(T{}) with the storage type named by dt. Host code and CUDA kernels
+// (per-array dtypes of a list launch) both use it; codes are checked by the Python layer, so an unknown one
+// is a bug: an exception on the host, unreachable on the device.
+// (nv_exec_check_disable: fn is host-only in host code and device-only in kernels; each instantiation calls
+// it from the matching side, which nvcc cannot see through the __host__ __device__ template.)
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
 template <class Fn>
-decltype(auto) dispatch_dtype(DType dt, Fn&& fn) {
+RDF_HD decltype(auto) dispatch_dtype(DType dt, Fn&& fn) {
   switch (dt) {
     case DType::kFloat32:
       return fn(float{});
@@ -120,7 +127,11 @@ decltype(auto) dispatch_dtype(DType dt, Fn&& fn) {
     case DType::kBFloat16:
       return fn(bfloat16_t{});
   }
+#if defined(__CUDA_ARCH__)
+  __builtin_unreachable();
+#else
   throw std::invalid_argument("regdrop_fast: unknown dtype code");
+#endif
 }
 
 }  // namespace rdf

@@ -202,20 +202,9 @@ __global__ void __launch_bounds__(kListThreads) penalty_kernel(const ListLaunch 
   void* const a = L.a[t];
   void* const b = L.b[t];
   double s1 = 0.0, s2 = 0.0;
-  switch (static_cast<DType>(L.dtype[t])) {
-    case DType::kFloat32:
-      penalty_chunk_terms<kGrad, float>(terms, a, b, begin, count, l1, l2, s1, s2);
-      break;
-    case DType::kFloat64:
-      penalty_chunk_terms<kGrad, double>(terms, a, b, begin, count, l1, l2, s1, s2);
-      break;
-    case DType::kFloat16:
-      penalty_chunk_terms<kGrad, half_t>(terms, a, b, begin, count, l1, l2, s1, s2);
-      break;
-    case DType::kBFloat16:
-      penalty_chunk_terms<kGrad, bfloat16_t>(terms, a, b, begin, count, l1, l2, s1, s2);
-      break;
-  }
+  dispatch_dtype(static_cast<DType>(L.dtype[t]), [&](auto tag) {
+    penalty_chunk_terms<kGrad, decltype(tag)>(terms, a, b, begin, count, l1, l2, s1, s2);
+  });
   s1 = block_sum<kListThreads>(s1, shared);
   s2 = block_sum<kListThreads>(s2, shared);
   if (threadIdx.x == 0) slots[L.first_slot + blockIdx.x] = penalty_segment_value(terms, l1, l2, s1, s2);
@@ -224,10 +213,10 @@ __global__ void __launch_bounds__(kListThreads) penalty_kernel(const ListLaunch 
 // ---------------------------------------------------------------------------------------------------------
 // prox_l1 and decay
 
-template <class T>
-__device__ void prox_chunk(T* w, int count, double threshold, Count& zeros) {
-  using C = compute_t<T>;
-  const C t = static_cast<C>(threshold);
+// op(element) on every element of an array's chunk, in place: 16-byte vectors when the chunk is aligned,
+// single elements for the rest (prox_l1 and decay).
+template <class T, class Op>
+__device__ __forceinline__ void update_chunk(T* w, int count, Op op) {
   constexpr int kV = Vec<T>::kSize;
   int first_scalar = 0;
   if (aligned16(w)) {
@@ -236,13 +225,12 @@ __device__ void prox_chunk(T* w, int count, double threshold, Count& zeros) {
     for (int v = threadIdx.x; v < vecs; v += kListThreads) {
       Vec<T> x = load_vec(wv + v);
 #pragma unroll
-      for (int k = 0; k < kV; ++k) zeros += soft_threshold_element(x.v[k], t) ? 1 : 0;
+      for (int k = 0; k < kV; ++k) op(x.v[k]);
       store_vec(wv + v, x);
     }
     first_scalar = vecs * kV;
   }
-  for (int i = first_scalar + static_cast<int>(threadIdx.x); i < count; i += kListThreads)
-    zeros += soft_threshold_element(w[i], t) ? 1 : 0;
+  for (int i = first_scalar + static_cast<int>(threadIdx.x); i < count; i += kListThreads) op(w[i]);
 }
 
 __global__ void __launch_bounds__(kListThreads) prox_l1_kernel(const ListLaunch L, Count* slots) {
@@ -251,62 +239,24 @@ __global__ void __launch_bounds__(kListThreads) prox_l1_kernel(const ListLaunch 
   void* const a = L.a[t];
   const double threshold = L.c1[t];
   Count zeros = 0;
-  switch (static_cast<DType>(L.dtype[t])) {
-    case DType::kFloat32:
-      prox_chunk(static_cast<float*>(a) + begin, count, threshold, zeros);
-      break;
-    case DType::kFloat64:
-      prox_chunk(static_cast<double*>(a) + begin, count, threshold, zeros);
-      break;
-    case DType::kFloat16:
-      prox_chunk(static_cast<half_t*>(a) + begin, count, threshold, zeros);
-      break;
-    case DType::kBFloat16:
-      prox_chunk(static_cast<bfloat16_t*>(a) + begin, count, threshold, zeros);
-      break;
-  }
+  dispatch_dtype(static_cast<DType>(L.dtype[t]), [&](auto tag) {
+    using T = decltype(tag);
+    const auto c = static_cast<compute_t<T>>(threshold);
+    update_chunk(static_cast<T*>(a) + begin, count, [&](T& x) { zeros += soft_threshold_element(x, c) ? 1 : 0; });
+  });
   zeros = block_sum<kListThreads>(zeros, shared);
   if (threadIdx.x == 0) slots[L.first_slot + blockIdx.x] = zeros;
-}
-
-template <class T>
-__device__ void decay_chunk(T* w, int count, double factor) {
-  using C = compute_t<T>;
-  const C m = static_cast<C>(decay_multiplier(factor));
-  constexpr int kV = Vec<T>::kSize;
-  int first_scalar = 0;
-  if (aligned16(w)) {
-    const int vecs = count / kV;
-    auto* wv = reinterpret_cast<Vec<T>*>(w);
-    for (int v = threadIdx.x; v < vecs; v += kListThreads) {
-      Vec<T> x = load_vec(wv + v);
-#pragma unroll
-      for (int k = 0; k < kV; ++k) decay_element(x.v[k], m);
-      store_vec(wv + v, x);
-    }
-    first_scalar = vecs * kV;
-  }
-  for (int i = first_scalar + static_cast<int>(threadIdx.x); i < count; i += kListThreads) decay_element(w[i], m);
 }
 
 __global__ void __launch_bounds__(kListThreads) decay_kernel(const ListLaunch L) {
   RDF_BLOCK_CHUNK(L);
   void* const a = L.a[t];
   const double factor = L.c1[t];
-  switch (static_cast<DType>(L.dtype[t])) {
-    case DType::kFloat32:
-      decay_chunk(static_cast<float*>(a) + begin, count, factor);
-      break;
-    case DType::kFloat64:
-      decay_chunk(static_cast<double*>(a) + begin, count, factor);
-      break;
-    case DType::kFloat16:
-      decay_chunk(static_cast<half_t*>(a) + begin, count, factor);
-      break;
-    case DType::kBFloat16:
-      decay_chunk(static_cast<bfloat16_t*>(a) + begin, count, factor);
-      break;
-  }
+  dispatch_dtype(static_cast<DType>(L.dtype[t]), [&](auto tag) {
+    using T = decltype(tag);
+    const auto m = static_cast<compute_t<T>>(decay_multiplier(factor));
+    update_chunk(static_cast<T*>(a) + begin, count, [&](T& x) { decay_element(x, m); });
+  });
 }
 
 #undef RDF_BLOCK_CHUNK
