@@ -7,6 +7,9 @@ because pytest puts this directory on sys.path in its default "prepend" import m
 from __future__ import annotations
 
 import contextlib
+import pathlib
+import shutil
+import subprocess
 
 import ml_dtypes
 import numpy as np
@@ -175,3 +178,32 @@ def _restore_global_settings():
     rdf.set_num_threads(threads)
     rdf.set_simd(simd)
     assert leaked == (threads, simd), f"test leaked settings {leaked}, expected {(threads, simd)}"
+
+
+def assert_close(value, expected, rtol=1e-12):
+    """A float64 penalty value against the reference: NaN, inf and 0 exactly, anything else within rtol."""
+    value = float(value)
+    if np.isnan(expected):
+        assert np.isnan(value)
+    elif np.isinf(expected) or expected == 0.0:
+        assert value == expected
+    else:
+        assert abs(value - expected) <= rtol * abs(expected), (value, expected)
+
+
+AARCH64_CXX = shutil.which("aarch64-linux-gnu-g++")
+QEMU_AARCH64 = shutil.which("qemu-aarch64")
+
+
+def build_generic_aarch64(directory, main: str, kernel: str):
+    """tests/native/<main> with the portable (generic) build of csrc/cpu/<kernel>, for aarch64 (static)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    exe = directory / pathlib.Path(main).stem
+    subprocess.run(
+        [AARCH64_CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-static", "-DRDF_ISA=generic",
+         "-DRDF_VEC_BYTES=16", str(root / "tests/native" / main), str(root / "csrc/cpu" / kernel),
+         "-o", str(exe)],
+        check=True, capture_output=True, text=True,
+    )
+    return exe
+

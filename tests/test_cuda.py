@@ -6,6 +6,7 @@ values equal bit for bit as well (same element body, same single rounding, no FM
 
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import regdrop_fast as rf
 from regdrop_fast import cuda, reference
@@ -184,16 +185,6 @@ def assert_same_or_nan(actual, expected, what=""):
     assert np.array_equal(np.isnan(a64), nan), f"{what}: NaN positions differ"
     differ = np.count_nonzero(a[~nan].view(np.uint8) != e[~nan].view(np.uint8))
     assert differ == 0, f"{what}: {differ} bytes differ"
-
-
-def assert_close(value, expected, rtol=1e-12):
-    value = float(value)
-    if np.isnan(expected):
-        assert np.isnan(value)
-    elif np.isinf(expected) or expected == 0.0:
-        assert value == expected
-    else:
-        assert abs(value - expected) <= rtol * abs(expected), (value, expected)
 
 
 def is_device_scalar(v, dtype):

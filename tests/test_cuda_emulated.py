@@ -24,6 +24,7 @@ import sysconfig
 
 import numpy as np
 import pytest
+from conftest import assert_close
 from fake_cupy import fake_cupy, ndarray
 
 import regdrop_fast as rdf
@@ -103,16 +104,6 @@ def values(rng, n, dtype, specials=False):
 def same_bits(a, b):
     a, b = np.asarray(a), np.asarray(b)
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
-def assert_close(value, expected, rtol=1e-12):
-    value = float(value)
-    if np.isnan(expected):
-        assert np.isnan(value)
-    elif np.isinf(expected) or expected == 0.0:
-        assert value == expected
-    else:
-        assert abs(value - expected) <= rtol * abs(expected), (value, expected)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -9,32 +9,21 @@ max_norm rescales a slice holding an inf) is x86's default NaN, sign bit set, an
 clear. So NaNs are compared by position, every other value bit for bit.
 """
 
-import pathlib
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
-from conftest import DTYPE_IDS, DTYPES, special_values
+from conftest import AARCH64_CXX, DTYPE_IDS, DTYPES, QEMU_AARCH64, build_generic_aarch64, special_values
 
 import regdrop_fast as rf
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CXX = shutil.which("aarch64-linux-gnu-g++")
-QEMU = shutil.which("qemu-aarch64")
-pytestmark = pytest.mark.skipif(not (CXX and QEMU), reason="needs aarch64-linux-gnu-g++ and qemu-aarch64")
+pytestmark = pytest.mark.skipif(not (AARCH64_CXX and QEMU_AARCH64),
+                                reason="needs aarch64-linux-gnu-g++ and qemu-aarch64")
 
 
 @pytest.fixture(scope="module")
 def generic_aarch64(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("aarch64") / "penalty_generic"
-    subprocess.run(
-        [CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-static", "-DRDF_ISA=generic", "-DRDF_VEC_BYTES=16",
-         str(ROOT / "tests/native/penalty_generic_main.cpp"), str(ROOT / "csrc/cpu/penalty_cpu.cpp"),
-         "-o", str(exe)],
-        check=True, capture_output=True, text=True,
-    )
-    return exe
+    return build_generic_aarch64(tmp_path_factory.mktemp("aarch64"), "penalty_generic_main.cpp", "penalty_cpu.cpp")
 
 
 def assert_same_values(hex_line, expected):
@@ -54,7 +43,7 @@ def test_aarch64_generic_matches_x86(generic_aarch64, rng, dtype, rows, cols):
     g = rng.standard_normal(n).astype(dtype)
     l1, l2, threshold, factor, max_value = 0.03, 0.2, 0.5, 0.01, 2.0
     run = subprocess.run(
-        [QEMU, str(generic_aarch64), str(rf._checks.DTYPE_CODES[np.dtype(dtype)]), str(n), repr(l1), repr(l2),
+        [QEMU_AARCH64, str(generic_aarch64), str(rf._checks.DTYPE_CODES[np.dtype(dtype)]), str(n), repr(l1), repr(l2),
          repr(threshold), repr(factor), repr(max_value), str(rows)],
         input=w.tobytes() + g.tobytes(), check=True, capture_output=True,
     )

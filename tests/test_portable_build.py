@@ -5,33 +5,23 @@ under qemu-user; skipped where aarch64-linux-gnu-g++ or qemu-aarch64 are not ins
 (``apt-get install g++-aarch64-linux-gnu qemu-user``).
 """
 
-import pathlib
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
+from conftest import AARCH64_CXX, QEMU_AARCH64, build_generic_aarch64
 
 import regdrop_fast as rf
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CXX = shutil.which("aarch64-linux-gnu-g++")
-QEMU = shutil.which("qemu-aarch64")
-pytestmark = pytest.mark.skipif(not (CXX and QEMU), reason="needs aarch64-linux-gnu-g++ and qemu-aarch64")
+pytestmark = pytest.mark.skipif(not (AARCH64_CXX and QEMU_AARCH64),
+                                reason="needs aarch64-linux-gnu-g++ and qemu-aarch64")
 
 DTYPES = [np.float32, np.float64, np.float16, rf._checks.BFLOAT16]
 
 
 @pytest.fixture(scope="module")
 def generic_aarch64(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("aarch64") / "dropout_generic"
-    subprocess.run(
-        [CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-static", "-DRDF_ISA=generic", "-DRDF_VEC_BYTES=16",
-         str(ROOT / "tests/native/dropout_generic_main.cpp"), str(ROOT / "csrc/cpu/dropout_cpu.cpp"),
-         "-o", str(exe)],
-        check=True, capture_output=True, text=True,
-    )
-    return exe
+    return build_generic_aarch64(tmp_path_factory.mktemp("aarch64"), "dropout_generic_main.cpp", "dropout_cpu.cpp")
 
 
 def xorshift_input(n: int, dtype) -> np.ndarray:
@@ -56,7 +46,7 @@ def test_aarch64_generic_matches_x86(generic_aarch64, dtype, n, offset):
     code = rf._checks.DTYPE_CODES[np.dtype(dtype)]
     threshold, scale = rf._checks.keep_threshold(p), rf._checks.keep_scale(p)
     run = subprocess.run(
-        [QEMU, str(generic_aarch64), str(code), str(n), str(seed), str(offset), str(threshold), repr(scale)],
+        [QEMU_AARCH64, str(generic_aarch64), str(code), str(n), str(seed), str(offset), str(threshold), repr(scale)],
         check=True, capture_output=True, text=True,
     )
     bits_hex, y_hex = run.stdout.split("\n")[:2]
