@@ -833,7 +833,7 @@ def test_cuda_penalties_equal_cpu(dtype):
         w.grad = c.grad.cuda()
     v_cpu = rt.add_penalty_grad_(cpu, l1=1e-3, l2=[1e-2, 0.0, 1e-1])
     v_gpu = rt.add_penalty_grad_(gpu, l1=1e-3, l2=[1e-2, 0.0, 1e-1])
-    assert v_gpu.is_cuda and abs(v_gpu.item() - v_cpu.item()) <= 1e-6 * abs(v_cpu.item())
+    assert v_gpu.is_cuda and abs(v_gpu.item() - v_cpu.item()) <= 2**-22 * abs(v_cpu.item())  # float64 sums within 1e-12, then one float32 rounding each
     for w, c in zip(gpu, cpu):
         assert same_bits(w.grad, c.grad)
     z_cpu, z_gpu = rt.prox_l1_(cpu, 0.5), rt.prox_l1_(gpu, 0.5)
@@ -847,7 +847,7 @@ def test_cuda_penalties_equal_cpu(dtype):
     loss_gpu.backward()
     loss_cpu = rt.penalty(cpu, l1=1e-3, l2=1e-2)
     loss_cpu.backward()
-    assert abs(loss_gpu.item() - loss_cpu.item()) <= 1e-6 * abs(loss_cpu.item())
+    assert abs(loss_gpu.item() - loss_cpu.item()) <= 2**-22 * abs(loss_cpu.item())
 
 def test_large_outputs_reuse_freed_memory_and_stay_correct():
     """Outputs of >= 1 MiB come from a bounded cache of freed buffers (no fresh page faults per step)."""

@@ -100,7 +100,8 @@ def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench", help="benchmark dropout and penalties against NumPy / PyTorch / JAX / TensorFlow",
         description="Time regdrop_fast's dropout forward/backward (float32, bfloat16) over a size sweep, "
-        "penalty_grad over three parameter lists and a 1,024-element call, next to np.copyto of the same "
+        "penalty_grad over three parameter lists, a 1,024-element call and (with torch) the dropout layer's "
+        "forward+backward, next to np.copyto of the same "
         "bytes and every importable framework, interleaved, medians. Prints tables and writes results.json, "
         "table.txt and bench.png (when matplotlib is installed) into --out.",
     )
