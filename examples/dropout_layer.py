@@ -12,7 +12,7 @@ import regdrop_fast as rdf
 class Dropout:
     def __init__(self, p: float, seed: int, store: str = "bits") -> None:
         self.p, self.seed, self.offset, self.store = p, seed, 0, store
-        self.mask = None
+        self.mask: rdf.Mask | None = None  # set by each training forward()
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         if not training or self.p == 0:
@@ -22,6 +22,8 @@ class Dropout:
         return y
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
+        if self.mask is None:
+            raise RuntimeError("backward() needs the mask of a training forward() first")
         return rdf.dropout_backward(grad, self.mask)  # 1 bit per element kept, or regenerated ("seed")
 
 
@@ -30,10 +32,12 @@ x = rng.standard_normal((4, 8), dtype=np.float32)
 layer = Dropout(0.5, seed=1234)
 y = layer.forward(x)
 dx = layer.backward(np.ones_like(y))
-print("kept fraction", layer.mask.to_bool().mean(), "| mask bytes", layer.mask.bits.nbytes, "for", x.nbytes,
+mask = layer.mask
+assert mask is not None and mask.bits is not None  # a training forward() with store="bits" keeps the bits
+print("kept fraction", mask.to_bool().mean(), "| mask bytes", mask.bits.nbytes, "for", x.nbytes,
       "bytes of activations")
-assert np.array_equal(dx != 0, layer.mask.to_bool())  # the gradient flows exactly where the forward kept
-assert np.array_equal(y, np.where(layer.mask.to_bool(), x * np.float32(2.0), 0))
+assert np.array_equal(dx != 0, mask.to_bool())  # the gradient flows exactly where the forward kept
+assert np.array_equal(y, np.where(mask.to_bool(), x * np.float32(2.0), 0))
 
 # The same layer storing nothing: backward regenerates the mask from (seed, offset).
 again = Dropout(0.5, seed=1234, store="seed")

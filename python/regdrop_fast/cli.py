@@ -10,8 +10,9 @@ import json
 import shlex
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 PROG = "regdrop-fast"
 
@@ -19,7 +20,7 @@ PROG = "regdrop-fast"
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line on stderr (no usage block) and exit code 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
@@ -46,7 +47,7 @@ def _size_list(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def _choice_list(choices: Sequence[str]):
+def _choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         items = [t.strip() for t in text.split(",") if t.strip()]
         bad = [t for t in items if t not in choices]
@@ -93,7 +94,7 @@ def _cuda_problem() -> str | None:
     return None
 
 
-def _add_bench(sub) -> None:
+def _add_bench(sub: argparse._SubParsersAction[_Parser]) -> None:
     from .bench import frameworks
     from .bench.run import SECTIONS
 
@@ -129,7 +130,7 @@ def _add_bench(sub) -> None:
     p.set_defaults(handler=_run_bench, parser=p)
 
 
-def _run_bench(args, argv: Sequence[str]) -> int:
+def _run_bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .bench import frameworks
     from .bench.cases import default_sizes
     from .bench.run import BenchConfig, run
@@ -177,7 +178,7 @@ def _run_bench(args, argv: Sequence[str]) -> int:
     return run(config)
 
 
-def _run_gpu_bench(args, argv: Sequence[str], out: Path) -> int:
+def _run_gpu_bench(args: argparse.Namespace, argv: Sequence[str], out: Path) -> int:
     """`bench --device cuda`: the GPU cases of bench/gpu.py (dropout at 2^28 elements and penalty_grad over
     ResNet-50 against PyTorch); --sizes, --dtypes, --cases, --repeats, --quick and --tiny apply."""
     from .bench import gpu
@@ -197,7 +198,7 @@ def _run_gpu_bench(args, argv: Sequence[str], out: Path) -> int:
     return gpu.run(config)
 
 
-def _add_demo(sub) -> None:
+def _add_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
     from .demo.mlp import EPOCHS
 
     p = sub.add_parser(
@@ -215,7 +216,7 @@ def _add_demo(sub) -> None:
     p.set_defaults(handler=_run_demo, parser=p)
 
 
-def _run_demo(args, argv: Sequence[str]) -> int:
+def _run_demo(args: argparse.Namespace, argv: Sequence[str]) -> int:
     parser = args.parser
     try:
         import sklearn  # noqa: F401
@@ -227,7 +228,7 @@ def _run_demo(args, argv: Sequence[str]) -> int:
     return run(out, only=args.only, epochs=args.epochs)
 
 
-def _add_info(sub) -> None:
+def _add_info(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("info", help="backend_info() as a table: version, SIMD path, threads, CUDA",
                        description="Show what regdrop_fast runs on: backend_info() as a table.")
     p.add_argument("--json", action="store_true", help="print backend_info() as JSON instead")
@@ -245,7 +246,7 @@ _INFO_LABELS = {
 }
 
 
-def _run_info(args, argv: Sequence[str]) -> int:
+def _run_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import ml_dtypes
     import numpy as np
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import ml_dtypes
 import numpy as np
 
 import regdrop_fast as rdf
 
-from .frameworks import Framework
+from .frameworks import Framework, Op
 from .shapes import ParameterList
 
 DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
@@ -47,7 +49,7 @@ class Case:
     size: int  # elements
     label: str
     build: Callable[[], list[Impl]] = field(repr=False)
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _copy_impl(total_bytes: int) -> Impl:
@@ -58,11 +60,11 @@ def _copy_impl(total_bytes: int) -> Impl:
     return Impl("np.copyto (same bytes)", "copy", lambda: np.copyto(dst, src), 2 * half)
 
 
-def _random(shape, dtype: np.dtype, seed: int) -> np.ndarray:
+def _random(shape: int | tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32).astype(dtype)
 
 
-def _add_peer(impls: list[Impl], fw: Framework, label: str, make: Callable[[], object], nbytes: int,
+def _add_peer(impls: list[Impl], fw: Framework, label: str, make: Callable[[], Op | None], nbytes: int,
               notes: list[str]) -> None:
     """Append a peer's callable; a framework that fails to set up is noted and skipped, not fatal."""
     try:
@@ -91,7 +93,7 @@ def dropout_case(op: str, dtype_name: str, n: int, peers: Sequence[Framework], n
                      lambda: rdf.dropout(x, P, seed=SEED, out=out, store="seed"), data_bytes),
             ]
             for fw in peers:
-                _add_peer(impls, fw, fw.forward_label, lambda fw=fw: fw.dropout_forward(x, P, SEED),
+                _add_peer(impls, fw, fw.forward_label, partial(fw.dropout_forward, x, P, SEED),
                           data_bytes + mask_bytes, notes)
         else:
             grad = _random(n, dtype, SEED + 1)
@@ -105,7 +107,7 @@ def dropout_case(op: str, dtype_name: str, n: int, peers: Sequence[Framework], n
             ]
             for fw in peers:
                 _add_peer(impls, fw, fw.backward_label,
-                          lambda fw=fw: fw.dropout_backward(x, grad, P, SEED), data_bytes + mask_bytes, notes)
+                          partial(fw.dropout_backward, x, grad, P, SEED), data_bytes + mask_bytes, notes)
         return impls
 
     return Case("dropout", op, dtype_name, n, f"dropout {op} {dtype_name} n={n}", build)
@@ -129,7 +131,7 @@ def penalty_case(plist: ParameterList, peers: Sequence[Framework], notes: list[s
                  lambda: rdf.penalty_grad(params, grads, l1=L1, l2=L2), nbytes),
         ]
         for fw in peers:
-            _add_peer(impls, fw, fw.penalty_label, lambda fw=fw: fw.penalty_l2(params, grads, L2), nbytes, notes)
+            _add_peer(impls, fw, fw.penalty_label, partial(fw.penalty_l2, params, grads, L2), nbytes, notes)
         return impls
 
     return Case("penalty", plist.label, "float32", n, f"penalty_grad {plist.label}", build,
@@ -150,7 +152,7 @@ def latency_case(peers: Sequence[Framework], notes: list[str]) -> Case:
             Impl("regdrop_fast ... seed=None", "regdrop_fast", lambda: rdf.dropout(x, P), nbytes),
         ]
         for fw in peers:
-            _add_peer(impls, fw, fw.forward_label, lambda fw=fw: fw.dropout_forward(x, P, SEED), nbytes, notes)
+            _add_peer(impls, fw, fw.forward_label, partial(fw.dropout_forward, x, P, SEED), nbytes, notes)
         return impls
 
     return Case("latency", f"dropout forward, {n} elements", "float32", n, f"latency dropout n={n}", build)
@@ -204,7 +206,7 @@ def size_label(n: int) -> str:
 
 
 def default_sizes(quick: bool) -> list[int]:
-    exps = range(10, 25, 2)
+    exps: Sequence[int] = range(10, 25, 2)
     if quick:
         exps = (10, 14, 18, 22)
     return [1 << e for e in exps]

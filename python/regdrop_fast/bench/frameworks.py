@@ -12,6 +12,8 @@ import importlib
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -29,7 +31,7 @@ class Framework:
     backward_label = ""
     penalty_label = ""
 
-    def __init__(self, module) -> None:
+    def __init__(self, module: ModuleType) -> None:
         self.module = module
 
     @property
@@ -60,24 +62,24 @@ class NumpyFramework(Framework):
     backward_label = "numpy naive"
     penalty_label = "numpy loop"
 
-    def dropout_forward(self, x, p, seed):
+    def dropout_forward(self, x: np.ndarray, p: float, seed: int) -> Op:
         rng = np.random.default_rng(seed)
 
-        def forward():
+        def forward() -> np.ndarray:
             return (x * (rng.random(x.shape) >= p) / (1 - p)).astype(x.dtype, copy=False)
 
         return forward
 
-    def dropout_backward(self, x, grad, p, seed):
+    def dropout_backward(self, x: np.ndarray, grad: np.ndarray, p: float, seed: int) -> Op:
         keep = np.random.default_rng(seed).random(x.shape) >= p  # the bool mask the forward kept
 
-        def backward():
+        def backward() -> np.ndarray:
             return (grad * keep / (1 - p)).astype(grad.dtype, copy=False)
 
         return backward
 
-    def penalty_l2(self, params, grads, l2):
-        def step():
+    def penalty_l2(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], l2: float) -> Op:
+        def step() -> float:
             total = 0.0
             for w, g in zip(params, grads):
                 g += l2 * w
@@ -95,47 +97,47 @@ class TorchFramework(Framework):
     backward_label = "torch autograd"
     penalty_label = "torch _foreach_add_ + value loop"
 
-    def set_threads(self, n):
+    def set_threads(self, n: int) -> None:
         self.module.set_num_threads(n)
 
-    def threads(self):
+    def threads(self) -> int:
         return self.module.get_num_threads()
 
-    def _tensor(self, a: np.ndarray):
+    def _tensor(self, a: np.ndarray) -> Any:
         torch = self.module
         if a.dtype == BFLOAT16:  # torch does not know ml_dtypes: reinterpret the same bytes
             return torch.from_numpy(a.view(np.uint16)).view(torch.bfloat16)
         return torch.from_numpy(a)
 
-    def dropout_forward(self, x, p, seed):
+    def dropout_forward(self, x: np.ndarray, p: float, seed: int) -> Op:
         torch = self.module
         torch.manual_seed(seed)
         xt = self._tensor(x)
         dropout = torch.nn.functional.dropout
 
-        def forward():
+        def forward() -> Any:
             return dropout(xt, p, training=True)
 
         return forward
 
-    def dropout_backward(self, x, grad, p, seed):
+    def dropout_backward(self, x: np.ndarray, grad: np.ndarray, p: float, seed: int) -> Op:
         torch = self.module
         torch.manual_seed(seed)
         xt = self._tensor(x).detach().requires_grad_(True)
         gt = self._tensor(grad)
         yt = torch.nn.functional.dropout(xt, p, training=True)
 
-        def backward():
+        def backward() -> Any:
             return torch.autograd.grad(yt, xt, gt, retain_graph=True)[0]
 
         return backward
 
-    def penalty_l2(self, params, grads, l2):
+    def penalty_l2(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], l2: float) -> Op:
         torch = self.module
         tp = [torch.from_numpy(w) for w in params]
         tg = [torch.from_numpy(g) for g in grads]
 
-        def step():
+        def step() -> float:
             torch._foreach_add_(tg, tp, alpha=l2)
             return float(0.5 * l2 * sum((w * w).sum() for w in tp))
 
@@ -151,33 +153,33 @@ class JaxFramework(Framework):
     # No penalty row: issue 3 compares with NumPy and torch, and jitting a function of 1,000 arrays
     # costs seconds of compilation per parameter list.
 
-    def threads(self):
+    def threads(self) -> str:
         return "XLA CPU pool (not settable here)"
 
-    def _dropout_fn(self, p):
+    def _dropout_fn(self, p: float) -> Callable[[Any, Any], Any]:
         jax, jnp = self.module, importlib.import_module("jax.numpy")
 
-        def dropout(key, x):
+        def dropout(key: Any, x: Any) -> Any:
             keep = jax.random.bernoulli(key, 1.0 - p, x.shape)
             return jnp.where(keep, x / (1.0 - p), 0)
 
         return dropout
 
-    def dropout_forward(self, x, p, seed):
+    def dropout_forward(self, x: np.ndarray, p: float, seed: int) -> Op:
         jax = self.module
         key = jax.random.key(seed)
         xj = jax.device_put(x)
         forward = jax.jit(self._dropout_fn(p))
         return lambda: forward(key, xj).block_until_ready()
 
-    def dropout_backward(self, x, grad, p, seed):
+    def dropout_backward(self, x: np.ndarray, grad: np.ndarray, p: float, seed: int) -> Op:
         jax = self.module
         dropout = self._dropout_fn(p)
         key = jax.random.key(seed)
         xj, gj = jax.device_put(x), jax.device_put(grad)
 
         @jax.jit
-        def backward(key, x, g):
+        def backward(key: Any, x: Any, g: Any) -> Any:
             _, vjp = jax.vjp(lambda v: dropout(key, v), x)
             return vjp(g)[0]
 
@@ -190,17 +192,17 @@ class TensorflowFramework(Framework):
     name = "tensorflow"
     forward_label = "tf.nn.dropout"
 
-    def set_threads(self, n):
+    def set_threads(self, n: int) -> None:
         try:  # only possible before TensorFlow's runtime has started
             self.module.config.threading.set_intra_op_parallelism_threads(n)
         except RuntimeError:
             pass
 
-    def threads(self):
+    def threads(self) -> int | str:
         n = self.module.config.threading.get_intra_op_parallelism_threads()
         return n if n else "all cores (TensorFlow default)"
 
-    def dropout_forward(self, x, p, seed):
+    def dropout_forward(self, x: np.ndarray, p: float, seed: int) -> Op:
         tf = self.module
         tf.random.set_seed(seed)
         xt = tf.constant(x)

@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
 
 from . import environment, report
 from .cases import Case, Impl, size_label
@@ -76,49 +78,61 @@ class GpuConfig:
 # timing
 
 
+class Clock(Protocol):
+    """What measure needs of a clock: events to record, a device synchronize, the seconds between events."""
+
+    def event(self) -> Any: ...
+
+    def record(self, event: Any) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+    def elapsed_s(self, start: Any, end: Any) -> float: ...
+
+
 class CudaClock:
     """CUDA events on torch's current stream."""
 
-    def __init__(self, torch) -> None:
+    def __init__(self, torch: ModuleType) -> None:
         self.torch = torch
 
-    def event(self):
+    def event(self) -> Any:  # a torch.cuda.Event
         return self.torch.cuda.Event(enable_timing=True)
 
-    def record(self, event) -> None:
+    def record(self, event: Any) -> None:
         event.record()
 
     def synchronize(self) -> None:
         self.torch.cuda.synchronize()
 
-    def elapsed_s(self, start, end) -> float:
+    def elapsed_s(self, start: Any, end: Any) -> float:
         return start.elapsed_time(end) * 1e-3
 
 
 class WallClock:
     """The same interface on the host clock (for code that runs no device work, and for tests)."""
 
-    def event(self):
+    def event(self) -> list[int]:
         return [0]
 
-    def record(self, event) -> None:
+    def record(self, event: list[int]) -> None:
         event[0] = time.perf_counter_ns()
 
     def synchronize(self) -> None:
         pass
 
-    def elapsed_s(self, start, end) -> float:
+    def elapsed_s(self, start: list[int], end: list[int]) -> float:
         return (end[0] - start[0]) * 1e-9
 
 
-def measure(impls: Mapping[str, Callable[[], object]], clock, *, repeats: int, min_sample_s: float,
+def measure(impls: Mapping[str, Callable[[], object]], clock: Clock, *, repeats: int, min_sample_s: float,
             warmup: int = 3, max_calls: int = 1000) -> dict[str, Timing]:
     """Seconds per call of every implementation: warm-up, calibration, `repeats` interleaved samples."""
     if repeats < 1:
         raise ValueError(f"repeats: expected at least 1, got {repeats}")
     names = list(impls)
 
-    def sample(name: str, calls: int):
+    def sample(name: str, calls: int) -> tuple[Any, Any]:
         clock.synchronize()  # start from an idle device: a host-bound call is charged its host time
         start, end = clock.event(), clock.event()
         clock.record(start)
@@ -155,18 +169,18 @@ def measure(impls: Mapping[str, Callable[[], object]], clock, *, repeats: int, m
 # cases
 
 
-def _copy_impl(torch, total_bytes: int) -> Impl:
+def _copy_impl(torch: ModuleType, total_bytes: int) -> Impl:
     half = (total_bytes + 1) // 2
     src = torch.full((half,), 0x5A, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
     return Impl("copy (same bytes)", "copy", lambda: dst.copy_(src), 2 * half)
 
 
-def _torch_dtype(torch, name: str):
+def _torch_dtype(torch: ModuleType, name: str) -> Any:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
 
 
-def dropout_case(torch, op: str, dtype_name: str, n: int) -> Case:
+def dropout_case(torch: ModuleType, op: str, dtype_name: str, n: int) -> Case:
     import regdrop_fast as rf
 
     dtype = _torch_dtype(torch, dtype_name)
@@ -211,7 +225,7 @@ def dropout_case(torch, op: str, dtype_name: str, n: int) -> Case:
                 extra={"torch_actual_bytes": torch_bytes})
 
 
-def penalty_case(torch, tiny: bool) -> Case:
+def penalty_case(torch: ModuleType, tiny: bool) -> Case:
     import regdrop_fast as rf
 
     shapes = [s for _, s in RESNET50_PARAMETERS][: 12 if tiny else None]
@@ -224,7 +238,7 @@ def penalty_case(torch, tiny: bool) -> Case:
         params = [torch.randn(s, device="cuda", generator=gen) for s in shapes]
         grads = [torch.randn(s, device="cuda", generator=gen) for s in shapes]
 
-        def torch_step():
+        def torch_step() -> Any:
             torch._foreach_add_(grads, params, alpha=L2)
             return sum((p * p).sum() for p in params)
 
@@ -240,8 +254,8 @@ def penalty_case(torch, tiny: bool) -> Case:
     return Case("penalty", label, "float32", n, f"penalty_grad {label}", build, extra={"arrays": len(shapes)})
 
 
-def build_cases(torch, config: GpuConfig) -> list[Case]:
-    cases = []
+def build_cases(torch: ModuleType, config: GpuConfig) -> list[Case]:
+    cases: list[Case] = []
     if "dropout" in config.sections:
         for op in ("forward", "backward"):
             for dtype in config.dtypes:
@@ -256,7 +270,7 @@ def build_cases(torch, config: GpuConfig) -> list[Case]:
 # report
 
 
-def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) -> list[dict]:
+def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) -> list[dict[str, Any]]:
     rows = report.make_rows(case, impls, timings)
     for row in rows:
         if case.section == "dropout" and row["framework"].startswith("torch"):
@@ -314,7 +328,7 @@ def format_targets(targets: Sequence[dict]) -> str:
     return "\n".join(["targets"] + report._table(["target", "dtype", "measured", "wanted", "met"], body, 2))
 
 
-def device_meta(torch) -> dict:
+def device_meta(torch: ModuleType) -> dict[str, Any]:
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     return {
         "gpu": props.name,
@@ -346,9 +360,10 @@ def run(config: GpuConfig) -> int:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
     targets = check_targets(rows)
+    dev = device_meta(torch)
     meta = {
         "command": config.command,
-        "device": device_meta(torch),
+        "device": dev,
         "git": environment.git_commit(),
         "backend_info": rf.backend_info(),
         "versions": {"regdrop_fast": rf.__version__, "torch": torch.__version__},
@@ -358,7 +373,6 @@ def run(config: GpuConfig) -> int:
         "timing": "CUDA events; calls per sample calibrated to min_sample_s; device idle at each sample's "
                   "start; implementations interleaved, order rotated per repeat; medians",
     }
-    dev = meta["device"]
     header = (f"regdrop_fast {rf.__version__} CUDA benchmark on {dev['gpu']} (torch {dev['torch']}, CUDA "
               f"{dev['torch_cuda']}); medians of {config.repeats} interleaved repeats, CUDA events")
     text = header + "\n\n" + format_table(rows) + "\n" + format_targets(targets)

@@ -7,8 +7,10 @@ object-oriented Agg canvas is used directly, so no global backend is switched an
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from .cases import size_label
 
@@ -17,7 +19,7 @@ def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def _dropout_panel(ax, rows: Sequence[dict], title: str) -> None:
+def _dropout_panel(ax: Any, rows: Sequence[dict], title: str) -> None:
     impls: dict[str, list[tuple[int, float]]] = {}
     for row in rows:
         impls.setdefault(row["impl"], []).append((row["size"], row["gbps"]))
@@ -40,7 +42,7 @@ def _dropout_panel(ax, rows: Sequence[dict], title: str) -> None:
     ax.legend(fontsize=6)
 
 
-def _penalty_panel(ax, rows: Sequence[dict]) -> None:
+def _penalty_panel(ax: Any, rows: Sequence[dict]) -> None:
     lists = list(dict.fromkeys(r["op"] for r in rows))
     impls = [name for name in dict.fromkeys(r["impl"] for r in rows) if not name.startswith("np.copyto")]
     width = 0.8 / max(len(impls), 1)
@@ -66,7 +68,7 @@ def _penalty_panel(ax, rows: Sequence[dict]) -> None:
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)  # below: bars fill the top
 
 
-def _latency_panel(ax, rows: Sequence[dict]) -> None:
+def _latency_panel(ax: Any, rows: Sequence[dict]) -> None:
     names = [r["impl"] for r in rows]
     ax.barh(range(len(rows)), [r["seconds"] * 1e6 for r in rows],
             color=["C0" if r["framework"] == "regdrop_fast" else "C1" for r in rows])
@@ -83,29 +85,25 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    panels = []
+    panels: list[Callable[[Any], None]] = []  # each draws one panel on the axes it is given
     for op in ("forward", "backward"):
         for dtype in ("float32", "bfloat16"):
             sel = [r for r in rows if r["section"] == "dropout" and r["op"] == op and r["dtype"] == dtype]
             if sel:
-                panels.append((_dropout_panel, sel, f"dropout {op}, {dtype}"))
+                panels.append(partial(_dropout_panel, rows=sel, title=f"dropout {op}, {dtype}"))
     penalty = [r for r in rows if r["section"] == "penalty"]
     if penalty:
-        panels.append((_penalty_panel, penalty, None))
+        panels.append(partial(_penalty_panel, rows=penalty))
     latency = [r for r in rows if r["section"] == "latency"]
     if latency:
-        panels.append((_latency_panel, latency, None))
+        panels.append(partial(_latency_panel, rows=latency))
     if not panels:
         return
     ncols = 2 if len(panels) > 1 else 1
     nrows = (len(panels) + ncols - 1) // ncols
     fig = Figure(figsize=(6.5 * ncols, 4.2 * nrows), layout="constrained")
     FigureCanvasAgg(fig)
-    for k, (draw, sel, panel_title) in enumerate(panels):
-        ax = fig.add_subplot(nrows, ncols, k + 1)
-        if panel_title is None:
-            draw(ax, sel)
-        else:
-            draw(ax, sel, panel_title)
+    for k, draw in enumerate(panels):
+        draw(fig.add_subplot(nrows, ncols, k + 1))
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)

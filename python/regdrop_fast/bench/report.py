@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .cases import Case, Impl, size_label
 from .timing import Timing
@@ -13,14 +14,14 @@ OURS = "regdrop_fast"
 COPY = "copy"
 
 
-def make_rows(case: Case, impls: Sequence[Impl], timings: dict[str, Timing]) -> list[dict]:
+def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) -> list[dict[str, Any]]:
     """One row per implementation: seconds per call (median and spread), bytes, GB/s, fraction of the
     copy row's GB/s, and for regdrop_fast rows the speedup over every peer row of the case."""
-    copy_gbps = None
+    copy_gbps: float | None = None
     for impl in impls:
         if impl.framework == COPY:
             copy_gbps = impl.bytes / timings[impl.name].median / 1e9
-    rows = []
+    rows: list[dict[str, Any]] = []
     for impl in impls:
         t = timings[impl.name]
         gbps = impl.bytes / t.median / 1e9
@@ -63,7 +64,7 @@ def _table(headers: list[str], body: list[list[str]], left: int) -> list[str]:
     """Columns [0, left) left-aligned, the rest right-aligned."""
     widths = [max(len(r[i]) for r in [headers] + body) for i in range(len(headers))]
 
-    def line(cells):
+    def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
     return [line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in body]

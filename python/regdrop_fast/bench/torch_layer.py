@@ -15,7 +15,8 @@ or from a shell: ``python -m regdrop_fast.bench.torch_layer --log2n 24 [--device
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 TORCH = "torch.nn.Dropout"
 OURS = "regdrop_fast.torch.Dropout"
@@ -35,8 +36,8 @@ def layer_impls(n: int, p: float = 0.5, dtype: str = "float32", device: str = "c
     grad = torch.randn(n, generator=gen).to(device=device, dtype=tdtype)
     sync = torch.cuda.synchronize if x0.is_cuda else (lambda: None)
 
-    def step(module) -> Callable[[], object]:
-        def run():
+    def step(module: Callable[[Any], Any]) -> Callable[[], object]:
+        def run() -> Any:
             x = x0.detach().requires_grad_()
             module(x).backward(grad)
             sync()
@@ -57,7 +58,7 @@ def layer_bytes(n: int, itemsize: int, store: str) -> int:
     return 4 * n * itemsize + (2 * ((n + 7) // 8) if store == "bits" else 0)
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from .timing import measure

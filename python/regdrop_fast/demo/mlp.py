@@ -20,8 +20,10 @@ evaluation mode: their gap is the overfitting the regularizers fight.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from os import PathLike
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 import regdrop_fast as rdf
 
@@ -94,7 +96,7 @@ def _softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[floa
 class MLP:
     """Weights (W1, b1, W2, b2); W has shape (fan_in, fan_out), so axis=0 of max_norm is a unit's input."""
 
-    def __init__(self, n_in: int, n_hidden: int, n_out: int, seed: int, dtype=np.float32) -> None:
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, seed: int, dtype: DTypeLike = np.float32) -> None:
         rng = np.random.default_rng(seed)  # He initialisation, drawn once: these weights are then trained
         self.w1 = (rng.standard_normal((n_in, n_hidden)) * np.sqrt(2.0 / n_in)).astype(dtype)
         self.b1 = np.zeros(n_hidden, dtype)
@@ -118,7 +120,7 @@ class Stream:
     def __init__(self, seed: int) -> None:
         self.seed, self.offset = seed, 0
 
-    def dropout(self, a: np.ndarray, p: float):
+    def dropout(self, a: np.ndarray, p: float) -> tuple[np.ndarray, rdf.Mask]:
         y, mask = rdf.dropout(a, p, seed=self.seed, offset=self.offset)
         self.offset += a.size
         return y, mask
@@ -214,7 +216,7 @@ def format_histories(histories: list[History]) -> str:
     return "\n".join(lines)
 
 
-def plot_losses(histories: list[History], path) -> None:
+def plot_losses(histories: list[History], path: str | PathLike[str]) -> None:
     """Train vs test loss per epoch, one panel per configuration, same log axis."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
