@@ -5,19 +5,14 @@ results are identical on every thread count and SIMD path, and ``regdrop_fast.re
 them bit for bit in plain NumPy.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("regdrop_fast")
-except PackageNotFoundError:  # running from a source tree without installed metadata
-    __version__ = "0+unknown"
-
 from . import random, reference
 from ._dropout import dropout, dropout_backward, dropout_mask
 from ._generator import Generator
-from ._info import backend_info, get_num_threads, set_num_threads, set_simd
+from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
 from ._mask import Mask
 from ._penalty import decay, max_norm, penalty, penalty_grad, prox_l1
+
+__version__ = _version()
 
 __all__ = [
     "Generator",

@@ -13,10 +13,11 @@ a zero-copy int64 tensor view of that same memory, so NumPy code, eager PyTorch 
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable
 
 import numpy as np
 
-from . import _checks
+from . import _args
 
 __all__ = ["Generator"]
 
@@ -27,7 +28,7 @@ LOCK = threading.Lock()
 
 # Called with every Generator whose state array has just been created (construction, unpickling,
 # copying); regdrop_fast.torch installs a hook that attaches the tensor view. None without torch.
-on_new_state = None
+on_new_state: Callable[[Generator], None] | None = None
 
 
 class Generator:
@@ -43,13 +44,13 @@ class Generator:
     """
 
     def __init__(self, seed=None, offset=0):
-        seed = _checks.seed_or_fresh(seed)
-        offset = _checks.uint64(offset, "offset")
+        seed = _args.seed_or_fresh(seed)
+        offset = _args.uint64(offset, "offset")
         self._new_state(seed, offset)
 
     def _new_state(self, seed: int, offset: int) -> None:
         self._state = np.array([seed, offset], dtype=np.uint64)
-        self._torch_state = None
+        self._torch_state: Any = None  # a torch int64 view of _state, once regdrop_fast.torch is imported
         if on_new_state is not None:
             on_new_state(self)
 
@@ -70,7 +71,7 @@ class Generator:
 
     def manual_seed(self, seed) -> Generator:
         """Restart at ``(seed, 0)``, as torch.Generator.manual_seed does; returns self."""
-        seed = _checks.uint64(seed, "seed")
+        seed = _args.uint64(seed, "seed")
         with LOCK:
             self._state[0] = seed
             self._state[1] = 0
@@ -80,7 +81,7 @@ class Generator:
         return self.offset
 
     def set_offset(self, offset) -> None:
-        offset = _checks.uint64(offset, "offset")
+        offset = _args.uint64(offset, "offset")
         with LOCK:
             self._state[1] = offset
 
@@ -94,8 +95,8 @@ class Generator:
             seed, offset = state
         except (TypeError, ValueError):
             raise TypeError(f"state: expected a (seed, offset) pair, got {state!r}") from None
-        seed = _checks.uint64(seed, "seed")
-        offset = _checks.uint64(offset, "offset")
+        seed = _args.uint64(seed, "seed")
+        offset = _args.uint64(offset, "offset")
         with LOCK:
             self._state[0] = seed
             self._state[1] = offset
@@ -103,7 +104,7 @@ class Generator:
     def next(self, n) -> tuple[int, int]:
         """Reserve n elements: returns ``(seed, offset)`` for a call on n elements and advances the offset by
         n (mod 2^64, the stream wraps)."""
-        n = _checks.uint64(n, "n")
+        n = _args.uint64(n, "n")
         with LOCK:
             seed, offset = int(self._state[0]), int(self._state[1])
             self._state[1] = (offset + n) % _U64
@@ -116,7 +117,7 @@ class Generator:
 
     def __setstate__(self, state):
         seed, offset = state
-        self._new_state(_checks.uint64(seed, "seed"), _checks.uint64(offset, "offset"))
+        self._new_state(_args.uint64(seed, "seed"), _args.uint64(offset, "offset"))
 
     def __copy__(self):
         new = object.__new__(type(self))

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import numbers
+from importlib.metadata import PackageNotFoundError, version
 
-from . import _core, cuda
+from . import _native, cuda
 
 SIMD_LEVELS = ("generic", "avx2", "avx512")
 
 
+def _version() -> str:
+    try:
+        return version("regdrop_fast")
+    except PackageNotFoundError:  # running from a source tree without installed metadata
+        return "0+unknown"
+
+
 def get_num_threads() -> int:
     """Threads the kernels may use (default: the CPUs this process may run on)."""
-    return _core.get_num_threads()
+    return _native.core.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
@@ -20,7 +28,7 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n: expected at least 1 thread, got {n}")
-    _core.set_num_threads(int(min(n, 1 << 16)))
+    _native.core.set_num_threads(int(min(n, 1 << 16)))
 
 
 def set_simd(level: str) -> str:
@@ -30,28 +38,22 @@ def set_simd(level: str) -> str:
     """
     if level not in SIMD_LEVELS:
         raise ValueError(f"level: expected one of {SIMD_LEVELS}, got {level!r}")
-    _core.set_simd(SIMD_LEVELS.index(level))
-    return _core.simd()
+    _native.core.set_simd(SIMD_LEVELS.index(level))
+    return _native.core.simd()
 
 
 def cuda_compiled() -> bool:
-    try:
-        from . import _cuda  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _native.cuda is not None
 
 
 def backend_info() -> dict:
     """Version, SIMD path in use (and the best available), thread counts, and whether CUDA was compiled."""
-    from . import __version__
-
     return {
-        "version": __version__,
-        "simd": _core.simd(),
-        "simd_best": _core.simd_best(),
-        "num_threads": _core.get_num_threads(),
-        "default_num_threads": _core.default_num_threads(),
+        "version": _version(),
+        "simd": _native.core.simd(),
+        "simd_best": _native.core.simd_best(),
+        "num_threads": _native.core.get_num_threads(),
+        "default_num_threads": _native.core.default_num_threads(),
         "cuda_compiled": cuda_compiled(),
         "cuda_devices": cuda.device_names(),
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import _args, _route
+from ._calls import MaskCall
 
 
 class Mask:
@@ -25,10 +26,10 @@ class Mask:
     __slots__ = ("shape", "p", "seed", "offset", "bits")
 
     def __init__(self, shape, p, seed, offset=0, bits=None):
-        self.shape = _checks.shape_tuple(shape)
-        self.p = _checks.probability(p)
-        self.seed = _checks.uint64(seed, "seed")
-        self.offset = _checks.uint64(offset, "offset")
+        self.shape = _args.shape_tuple(shape)
+        self.p = _args.probability(p)
+        self.seed = _args.uint64(seed, "seed")
+        self.offset = _args.uint64(offset, "offset")
         if bits is not None:
             if not isinstance(bits, np.ndarray):
                 raise TypeError(f"bits: expected a numpy.ndarray or None, got {type(bits).__name__}")
@@ -54,20 +55,15 @@ class Mask:
 
     @property
     def scale(self) -> float:
-        return _checks.keep_scale(self.p)
+        return _args.keep_rule(self.p).scale
 
     def to_bool(self) -> np.ndarray:
         """The keep mask as a bool array of the mask's shape (regenerated when no bits are stored)."""
         bits = self.bits
         if bits is None:
-            from ._dropout import dropout_mask
-
-            bits = dropout_mask(self.shape, self.p, seed=self.seed, offset=self.offset).bits
-        if not isinstance(bits, np.ndarray):
-            from . import cuda
-
-            return cuda.bits_to_bool(bits, self.size, self.shape)
-        return np.unpackbits(bits, count=self.size, bitorder="little").view(bool).reshape(self.shape)
+            rule = _args.keep_rule(self.p)
+            bits = _route.CPU.dropout_mask(MaskCall(self.shape, self.size, self.p, self.seed, self.offset, rule))
+        return _route.backend_for(bits).bits_to_bool(bits, self.size, self.shape)
 
     def __repr__(self) -> str:
         stored = "bits" if self.bits is not None else "seed"

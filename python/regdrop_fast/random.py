@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _core
+from . import _args, _native
 
 __all__ = ["philox4x32"]
 
 
-def philox4x32(counter, key, rounds=10) -> np.ndarray:
+def philox4x32(counter, key, rounds: int = 10) -> np.ndarray:
     """Philox4x32-R: counter uint32 (..., 4) and key uint32 (..., 2) -> uint32 (..., 4).
 
     Leading axes broadcast. rounds=10 is Philox4x32-10, the generator of the dropout stream.
     """
-    counter, key, rounds = _checks.philox_args(counter, key, rounds)
+    counter, key, rounds = _args.philox_args(counter, key, rounds)
     out = np.empty(counter.shape, np.uint32)
-    _core.philox4x32(counter, key, out, out.size // 4, rounds)
+    _native.core.philox4x32(counter, key, out, out.size // 4, rounds)
     return out

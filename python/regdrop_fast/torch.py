@@ -30,7 +30,7 @@ except ImportError as exc:  # torch is optional: say what to install
     ) from exc
 
 import regdrop_fast as _rf
-from regdrop_fast import _checks, _generator
+from regdrop_fast import _args, _arrays, _dtypes, _generator
 from regdrop_fast._generator import Generator
 from regdrop_fast._mask import Mask
 
@@ -59,12 +59,7 @@ _SEED_BOUND = 1 << 62
 # tensors <-> NumPy views
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor's memory (same strides); bfloat16 as ml_dtypes.bfloat16."""
-    t = t.detach()
-    if t.dtype == torch.bfloat16:  # NumPy has no bfloat16: reinterpret the same 16-bit words
-        return t.view(torch.int16).numpy().view(_checks.BFLOAT16)
-    return t.numpy()
+_np = _arrays.host_view  # a NumPy view of a CPU tensor's memory (zero-copy), as every host call takes it
 
 
 # NumPy storage type of each dtype (bfloat16 as its 16-bit words).
@@ -145,7 +140,7 @@ def _check_tensor(t, name: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
     if t.dtype not in _DTYPES:
-        raise TypeError(f"{name}: dtype {t.dtype} is not supported; expected {_checks.SUPPORTED}")
+        raise _dtypes.unsupported(name, t.dtype)
     if t.layout != torch.strided:
         raise ValueError(f"{name}: layout {t.layout} is not supported; expected a dense (strided) tensor")
     return t
@@ -353,16 +348,12 @@ def _draw_seed(state, n):
 
 
 def _dropout_probability(p) -> float:
-    """p as torch.nn.functional.dropout checks it (same message), NaN included."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"dropout probability must be a real number, got {type(p).__name__}")
-    if not 0.0 <= p <= 1.0:  # formatted before conversion, as torch formats it
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    return float(p)
+    """p as torch.nn.functional.dropout checks it (the same message), NaN included."""
+    return _args.probability(p, label="")
 
 
 def _keep_bits(store) -> bool:
-    return _checks.store_mode(store) == "bits"
+    return _args.store_mode(store) == "bits"
 
 
 def dropout(input, p=0.5, training=True, inplace=False, *, store="bits", generator=None):
@@ -459,21 +450,11 @@ def _penalty_device(tensors, what: str):
 
 
 def _coefficients(value, count: int, name: str, upper=None) -> list:
-    """One float per tensor from a number or a sequence of numbers; plain Python, so torch.compile traces it
-    (the values are then constants of the graph)."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return [_checks.nonnegative(value, name, upper)] * count
-    if isinstance(value, (str, bytes, torch.Tensor)):
+    """One float per tensor (the custom ops' float[]), checked by the package's one coefficient rule (plain
+    Python for numbers and lists, so torch.compile traces it; the values are then constants of the graph)."""
+    if isinstance(value, torch.Tensor):
         raise TypeError(f"{name}: expected a number or a sequence of numbers, got {type(value).__name__}")
-    try:
-        items = list(value)
-    except TypeError:
-        raise TypeError(
-            f"{name}: expected a number or a sequence of numbers, got {type(value).__name__}"
-        ) from None
-    if len(items) != count:
-        raise ValueError(f"{name}: {len(items)} coefficients for {count} arrays; expected one per array")
-    return [_checks.nonnegative(v, f"{name}[{i}]", upper) for i, v in enumerate(items)]
+    return _args.as_list(_args.coefficients(value, count, name, upper), count)
 
 
 def _kernel_array(t):
@@ -707,11 +688,7 @@ def max_norm_(w, max_value, dim) -> torch.Tensor:
         raise ValueError("w: expected at least one dimension")
     if not -w.dim() <= dim < w.dim():
         raise ValueError(f"dim: {int(dim)} is out of range for a tensor of {w.dim()} dimension(s)")
-    if isinstance(max_value, bool) or not isinstance(max_value, numbers.Real):
-        raise TypeError(f"max_value: expected a finite number > 0, got {type(max_value).__name__}")
-    max_value = float(max_value)
-    if not (math.isfinite(max_value) and max_value > 0.0):
-        raise ValueError(f"max_value: expected a finite number > 0, got {max_value!r}")
+    max_value = _args.max_value(max_value)
     _penalty_device([w], "max_norm_")
     with torch.no_grad():
         return _max_norm_(w, max_value, int(dim) % w.dim())

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .. import _checks
+from .. import _args, _validate
 from .._mask import Mask
 from .philox import dropout_words
 
 
 def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
     """Bool keep decision of each of the n elements: word >= round(p * 2^32); all False when that is 2^32."""
-    threshold = _checks.keep_threshold(p)
+    threshold = _args.keep_threshold(p)
     if threshold == 1 << 32:
         return np.zeros(n, dtype=bool)
     return dropout_words(n, seed, offset) >= np.uint32(threshold)
 
 
 def dropout_mask(shape, p, *, seed, offset=0) -> Mask:
-    shape, p, seed, offset, n = _checks.mask_args(shape, p, seed, offset)
-    keep = keep_decisions(n, p, seed, offset)
-    return Mask(shape, p, seed, offset, np.packbits(keep, bitorder="little"))
+    call = _validate.dropout_mask(shape, p, seed, offset)
+    keep = keep_decisions(call.n, call.p, call.seed, call.offset)
+    return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep, bitorder="little"))
 
 
 def _apply(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
@@ -28,7 +30,7 @@ def _apply(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
 
     A selection, not a multiply by zero: dropped NaN/inf become 0, kept ones propagate.
     """
-    compute = np.float64 if values.dtype == np.float64 else np.float32
+    compute: Any = np.float64 if values.dtype == np.float64 else np.float32  # a NumPy scalar type
     with np.errstate(all="ignore"):  # overflow to inf is the defined result, not an error
         scaled = values.astype(compute) * compute(scale)
         result = np.where(keep.reshape(values.shape), scaled, compute(0))
@@ -43,20 +45,19 @@ def _deliver(result: np.ndarray, out) -> np.ndarray:
 
 
 def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
-    x = _checks.float_array(x, "x")
-    p, seed, offset, store = _checks.dropout_args(p, seed, offset, store)
-    if out is not None:
-        _checks.out_array(out, x)
+    _, call = _validate.dropout(x, p, seed, offset, out, store, host_only=True)
+    x, p, seed, offset = call.x, call.p, call.seed, call.offset
     mask = dropout_mask(x.shape, p, seed=seed, offset=offset)
     keep = np.unpackbits(mask.bits, count=x.size, bitorder="little").astype(bool)
-    y = _deliver(_apply(x, keep, mask.scale), out)
-    if store == "seed":
+    y = _deliver(_apply(x, keep, mask.scale), call.out)
+    if not call.keep_bits:
         mask = Mask(mask.shape, p, seed, offset, None)
     return y, mask
 
 
 def dropout_backward(grad, mask, *, out=None):
-    grad = _checks.backward_args(grad, mask, out)
+    _, call = _validate.dropout_backward(grad, mask, out, host_only=True)
+    grad, out = call.grad, call.out
     if mask.bits is not None:
         keep = np.unpackbits(mask.bits, count=grad.size, bitorder="little").astype(bool)
     else:

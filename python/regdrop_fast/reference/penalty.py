@@ -14,15 +14,16 @@ float64 roundings (1e-12 relative is tested) and the kernels' value is the same 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from .. import _checks
+from .. import _args, _lists, _validate
 
 SUM_LANES = 16  # csrc/common/penalty_element.h: kSumLanes
 
 
-def _compute_type(dtype) -> type:
+def _compute_type(dtype) -> Any:  # a NumPy scalar type: float32 or float64
     return np.float64 if dtype == np.float64 else np.float32
 
 
@@ -62,14 +63,15 @@ def _value(w: np.ndarray, l1: float, l2: float) -> float:
     return value
 
 
+def _coefficients(call_coef, count: int) -> list[float]:
+    return _args.as_list(call_coef, count)
+
+
 def penalty_grad(params, grads, *, l1=0.0, l2=0.0) -> float:
-    params = _checks.array_sequence(params, "params")
-    grads = _checks.array_sequence(grads, "grads")
-    if len(grads) != len(params):
-        raise ValueError(f"grads: {len(grads)} arrays for {len(params)} params; they must pair up")
-    c1 = _checks.coefficients(l1, len(params), "l1")
-    c2 = _checks.coefficients(l2, len(params), "l2")
-    params = _checks.penalty_arrays(params, grads)
+    _, call = _validate.penalty(params, grads, l1, l2, False, host_only=True)
+    grads = call.grads
+    params = _lists.host_arrays(call.params, grads, written_params=False)
+    c1, c2 = _coefficients(call.l1, len(params)), _coefficients(call.l2, len(params))
     # Values first: a gradient may be its own parameter (grads is params); the value is of the weights
     # as they were on entry, which is also what each update reads (it is computed whole before storing).
     values = [_value(w, float(a), float(b)) for w, a, b in zip(params, c1, c2)]
@@ -79,10 +81,9 @@ def penalty_grad(params, grads, *, l1=0.0, l2=0.0) -> float:
 
 
 def penalty(params, *, l1=0.0, l2=0.0) -> float:
-    params = _checks.array_sequence(params, "params")
-    c1 = _checks.coefficients(l1, len(params), "l1")
-    c2 = _checks.coefficients(l2, len(params), "l2")
-    params = _checks.penalty_arrays(params, None)
+    _, call = _validate.penalty(params, None, l1, l2, False, host_only=True)
+    params = _lists.host_arrays(call.params, None, written_params=False)
+    c1, c2 = _coefficients(call.l1, len(params)), _coefficients(call.l2, len(params))
     return float(sum(_value(w, float(a), float(b)) for w, a, b in zip(params, c1, c2)))
 
 
@@ -96,9 +97,9 @@ def _soft_threshold(w: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def prox_l1(params, threshold) -> int:
-    params = _checks.array_sequence(params, "params")
-    t = _checks.coefficients(threshold, len(params), "threshold")
-    params = _checks.update_arrays(params)
+    _, call = _validate.update(params, threshold, "threshold", None, False, host_only=True)
+    params = _lists.host_arrays(call.params, None, written_params=True)
+    t = _coefficients(call.coef, len(params))
     zeros = 0
     for w, ti in zip(params, t):
         w[...] = _soft_threshold(w, float(ti))
@@ -108,9 +109,9 @@ def prox_l1(params, threshold) -> int:
 
 def decay(params, factor) -> None:
     """w = w * C(1 - factor), 1 - factor formed in float64; factor 0 leaves the array alone."""
-    params = _checks.array_sequence(params, "params")
-    f = _checks.coefficients(factor, len(params), "factor", upper=1.0)
-    params = _checks.update_arrays(params)
+    _, call = _validate.update(params, factor, "factor", 1.0, False, host_only=True)
+    params = _lists.host_arrays(call.params, None, written_params=True)
+    f = _coefficients(call.coef, len(params))
     for w, fi in zip(params, f):
         if fi == 0.0:
             continue
@@ -144,7 +145,8 @@ def max_norm(w, max_value, *, axis) -> int:
     """Slices (the kept axes' index) whose norm over `axis` exceeds max_value become
     w * C(max_value / norm), the factor formed in float64; the others are not changed. Returns the number
     of slices rescaled."""
-    w, max_value, axes = _checks.max_norm_args(w, max_value, axis)
+    _, call = _validate.max_norm(w, max_value, axis, False, host_only=True)
+    w, max_value, axes = call.w, call.max_value, call.axes
     kept = tuple(a for a in range(w.ndim) if a not in axes)
     order = kept + axes
     # One row per slice; the reduced axes in their original order make the reduced index C order.

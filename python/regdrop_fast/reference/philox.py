@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks
+from .. import _args
 
 M0, M1 = 0xD2511F53, 0xCD9E8D57  # round multipliers for counter words 0 and 2
 W0, W1 = 0x9E3779B9, 0xBB67AE85  # key increments between rounds
@@ -18,7 +18,7 @@ def _mulhilo(a: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 def philox4x32(counter, key, rounds=10) -> np.ndarray:
     """Philox4x32 with `rounds` rounds: counter (..., 4) and key (..., 2) uint32 -> (..., 4) uint32."""
-    counter, key, rounds = _checks.philox_args(counter, key, rounds)
+    counter, key, rounds = _args.philox_args(counter, key, rounds)
     lead = counter.shape[:-1]
     # Flattened to 1-d lanes so every word is an array even for a single block: NumPy wraps uint32 array
     # arithmetic silently, while the scalar arithmetic of 0-d operands warns on overflow.

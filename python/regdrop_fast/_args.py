@@ -1,0 +1,253 @@
+"""Rules for the scalar arguments of every public function (probabilities, seeds, offsets, shapes,
+coefficients, axes, flags). Wrong types raise TypeError, wrong values ValueError, each message naming the
+argument. Plain Python on numbers, so torch.compile traces the torch wrappers that call it."""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+U64 = 1 << 64
+STORE_CHOICES = ("bits", "seed")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def probability(p, label: str = "p: ") -> float:
+    """A dropout probability: a real number in [0, 1]. The message formats p as given, like torch's, which
+    regdrop_fast.torch reproduces exactly with label=""."""
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, kept cheap for small calls
+        return p
+    if not _is_real(p):
+        raise TypeError(f"{label}expected a real number, got {type(p).__name__}")
+    if not 0.0 <= p <= 1.0:  # False for NaN too
+        raise ValueError(f"{label}dropout probability has to be between 0 and 1, but got {p}")
+    return float(p)
+
+
+def uint64(value, name: str) -> int:
+    """An integer in [0, 2^64) (seeds, offsets)."""
+    if type(value) is int and 0 <= value < U64:  # the common case, kept cheap for small calls
+        return value
+    if not _is_int(value):
+        raise TypeError(f"{name}: expected an int in [0, 2**64), got {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value < U64:
+        raise ValueError(f"{name}: {value} is outside [0, 2**64)")
+    return value
+
+
+def seed_or_fresh(seed) -> int:
+    """seed=None draws 64 bits from the OS; anything else must be an int in [0, 2^64)."""
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little")
+    return uint64(seed, "seed")
+
+
+def store_mode(store) -> str:
+    if not isinstance(store, str) or store not in STORE_CHOICES:
+        raise ValueError(f"store: expected 'bits' or 'seed', got {store!r}")
+    return store
+
+
+def flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def shape_tuple(shape) -> tuple[int, ...]:
+    """A shape: an int or a sequence of non-negative ints."""
+    if _is_int(shape):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape: expected an int or a sequence of ints, got {type(shape).__name__}") from None
+    for d in dims:
+        if not _is_int(d):
+            raise TypeError(f"shape: expected ints, got {type(d).__name__}")
+        if d < 0:
+            raise ValueError(f"shape: negative dimension {d}")
+    return tuple(int(d) for d in dims)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dropout: p -> what the kernels take
+
+
+class KeepRule(NamedTuple):
+    """What the kernels take of p (csrc/common/dropout_element.h: DropoutParams)."""
+
+    threshold: int  # keep iff the element's 32-bit word >= threshold
+    drop_all: bool  # no word can reach the threshold: every element is dropped
+    scale: float  # 1 / (1 - p) applied to kept values; 0.0 when drop_all
+
+
+def keep_threshold(p: float) -> int:
+    """The integer threshold of docs/rng.md: an element is kept iff its 32-bit word >= round(p * 2^32).
+
+    p * 2^32 is exact in float64; ties round to even. The result lies in [0, 2^32]; 2^32 means that no
+    word can reach it, so every element is dropped (p == 1, or p within 2^-33 of 1).
+    """
+    return int(round(p * 4294967296.0))
+
+
+@functools.lru_cache(maxsize=256)  # a few distinct p per program; saves a small call ~0.5 us
+def keep_rule(p: float) -> KeepRule:
+    threshold = keep_threshold(p)
+    if threshold == 1 << 32:
+        return KeepRule(0, True, 0.0)
+    return KeepRule(threshold, False, 1.0 / (1.0 - p))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Penalties: coefficients, max_norm's bound and axes
+
+
+def nonnegative(value, name: str, upper: float | None = None) -> float:
+    """A finite real number >= 0 (and <= upper when given)."""
+    what = "a finite number >= 0" if upper is None else f"a number in [0, {upper:g}]"
+    if not _is_real(value):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0.0 and (upper is None or v <= upper)):
+        raise ValueError(f"{name}: expected {what}, got {v!r}")
+    return v
+
+
+def coefficients(value, count: int, name: str, upper: float | None = None):
+    """A coefficient for every array: one number for all, or one per array.
+
+    Returns a float (the same for every array), a list of floats (from a sequence; plain Python, so
+    torch.compile traces it) or a float64 ndarray (from an ndarray, checked in one vectorized pass). The
+    backends expand them with ``per_array``.
+    """
+    if _is_real(value):
+        return nonnegative(value, name, upper)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return nonnegative(value.item(), name, upper)
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"{name}: expected real numbers, got {value.dtype} values")
+        _one_per_array(value.shape, count, name)
+        arr = np.ascontiguousarray(value, dtype=np.float64)
+        bad = ~(np.isfinite(arr) & (arr >= 0.0) & (arr <= (np.inf if upper is None else upper)))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            nonnegative(float(arr[i]), f"{name}[{i}]", upper)
+        return arr
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected a number or a sequence of numbers, got {type(value).__name__}")
+    if not hasattr(value, "__iter__"):
+        raise TypeError(f"{name}: expected real numbers, got object values")
+    items = list(value)
+    for v in items:
+        if isinstance(v, (list, tuple, np.ndarray)):
+            raise ValueError(f"{name}: expected a number or a flat sequence, one per array")
+        if not _is_real(v):
+            raise TypeError(f"{name}: expected real numbers, got {type(v).__name__} values")
+    _one_per_array((len(items),), count, name)
+    return [nonnegative(v, f"{name}[{i}]", upper) for i, v in enumerate(items)]
+
+
+def _one_per_array(shape: tuple, count: int, name: str) -> None:
+    if len(shape) != 1:
+        raise ValueError(f"{name}: expected a number or a flat sequence, one per array, got shape {shape}")
+    if shape[0] != count:
+        raise ValueError(f"{name}: {shape[0]} coefficients for {count} arrays; expected one per array")
+
+
+def per_array(c, count: int) -> np.ndarray:
+    """Checked coefficients (see coefficients) as the C-contiguous float64 array of length count the
+    kernels read."""
+    if isinstance(c, float):
+        return np.full(count, c)
+    return np.asarray(c, dtype=np.float64)
+
+
+def as_list(c, count: int) -> list[float]:
+    """Checked coefficients as a list of count floats (torch custom ops take float[])."""
+    if isinstance(c, float):
+        return [c] * count
+    return [float(v) for v in c]
+
+
+def max_value(value) -> float:
+    if not _is_real(value):
+        raise TypeError(f"max_value: expected a finite number > 0, got {type(value).__name__}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0.0):
+        raise ValueError(f"max_value: expected a finite number > 0, got {v!r}")
+    return v
+
+
+def axes(axis, ndim: int) -> tuple[int, ...]:
+    """max_norm's reduced axes: an int or a tuple of ints, each in [-ndim, ndim), no repeats; sorted."""
+    items = axis if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for a in items:
+        if not _is_int(a):
+            raise TypeError(f"axis: expected an int or a tuple of ints, got {type(a).__name__}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis: {int(a)} is out of range for an array of {ndim} dimension(s)")
+        out.append(int(a) % ndim)
+    if not out:
+        raise ValueError("axis: expected at least one axis")
+    if len(set(out)) != len(out):
+        raise ValueError(f"axis: repeated axis in {tuple(items)}")
+    return tuple(sorted(out))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The raw generator
+
+
+def uint32_words(a, name: str, width: int) -> np.ndarray:
+    """An integer array of shape (..., width) with values in [0, 2^32), as uint32."""
+    arr = np.asarray(a)
+    if arr.dtype == np.uint32:
+        pass
+    elif arr.dtype.kind in "iu":
+        if arr.size and (arr.min() < 0 or arr.max() > 0xFFFFFFFF):
+            raise ValueError(f"{name}: values must lie in [0, 2**32)")
+        arr = arr.astype(np.uint32)
+    elif arr.dtype == object and all(isinstance(v, numbers.Integral) for v in arr.flat):
+        if any(not 0 <= int(v) <= 0xFFFFFFFF for v in arr.flat):
+            raise ValueError(f"{name}: values must lie in [0, 2**32)")
+        arr = arr.astype(np.uint32)
+    else:
+        raise TypeError(f"{name}: expected an unsigned 32-bit integer array, got dtype {arr.dtype}")
+    if arr.ndim == 0 or arr.shape[-1] != width:
+        raise ValueError(f"{name}: expected shape (..., {width}), got {arr.shape}")
+    return arr
+
+
+def philox_args(counter, key, rounds) -> tuple[np.ndarray, np.ndarray, int]:
+    """Counter (..., 4) and key (..., 2) broadcast over their leading axes, C-contiguous uint32."""
+    counter = uint32_words(counter, "counter", 4)
+    key = uint32_words(key, "key", 2)
+    if not _is_int(rounds):
+        raise TypeError(f"rounds: expected an int, got {type(rounds).__name__}")
+    if not 1 <= rounds <= 16:
+        raise ValueError(f"rounds: expected 1..16, got {rounds}")
+    try:
+        lead = np.broadcast_shapes(counter.shape[:-1], key.shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"counter {counter.shape} and key {key.shape}: leading axes do not broadcast"
+        ) from None
+    counter = np.ascontiguousarray(np.broadcast_to(counter, lead + (4,)))
+    key = np.ascontiguousarray(np.broadcast_to(key, lead + (2,)))
+    return counter, key, int(rounds)

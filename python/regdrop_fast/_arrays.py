@@ -1,0 +1,287 @@
+"""What an array is and where it lives: the one place that tells host arrays (NumPy, and torch CPU tensors
+as NumPy views of their memory) from CUDA arrays (PyTorch CUDA tensors, CuPy arrays), checks a single
+array's dtype and layout, and wraps CUDA arrays into the pointer/shape/dtype record the CUDA backend
+uses (DeviceArray), with the means to allocate outputs through the same library on the same device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dtypes, _native
+
+# ---------------------------------------------------------------------------------------------------------
+# kinds
+
+
+def is_device_array(a) -> bool:
+    """A PyTorch CUDA tensor or a CuPy array (anything else is handled as a host array)."""
+    mod = type(a).__module__
+    if mod.startswith("torch"):
+        return getattr(a, "is_cuda", False)
+    return mod.startswith("cupy") and hasattr(a, "__cuda_array_interface__")
+
+
+def _is_torch_tensor(a) -> bool:
+    return type(a).__module__.startswith("torch") and hasattr(a, "numpy")
+
+
+def host_view(t) -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory (same strides, no copy); bfloat16 as ml_dtypes.bfloat16."""
+    t = t.detach()
+    if str(t.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: reinterpret the same 16-bit words
+        import torch
+
+        return t.view(torch.int16).numpy().view(_dtypes.BFLOAT16)
+    return t.numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# host arrays
+
+
+def host_array(x, name: str) -> np.ndarray:
+    """x as an ndarray of a supported dtype (no copy when it already is one or is a CPU tensor)."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif _is_torch_tensor(x) and getattr(x, "device", None) is not None and x.device.type == "cpu":
+        try:
+            arr = host_view(x)
+        except (TypeError, RuntimeError) as exc:  # dtypes NumPy lacks, sparse layouts
+            raise TypeError(f"{name}: cannot be viewed as a NumPy array ({exc})") from None
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
+    if arr.dtype not in _dtypes.CODES:
+        raise _dtypes.unsupported(name, arr.dtype)
+    return arr
+
+
+def host_out(out, like: np.ndarray) -> np.ndarray:
+    """An `out=` argument: a writeable C-contiguous ndarray of like's shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        if is_device_array(out):
+            raise ValueError("out: is on a CUDA device but the input is a host array")
+        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != like.dtype:
+        raise ValueError(f"out: dtype {out.dtype} does not match the input's {like.dtype}")
+    if out.shape != like.shape:
+        raise ValueError(f"out: shape {out.shape} does not match the input's {like.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out: must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out: must be writeable")
+    return out
+
+
+def written_host(a, name: str) -> np.ndarray:
+    """An array modified in place: an ndarray of a supported dtype, C-contiguous, aligned, writeable."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray (it is modified in place), got {type(a).__name__}")
+    if a.dtype not in _dtypes.CODES:
+        raise _dtypes.unsupported(name, a.dtype)
+    for flag, what in (("c_contiguous", "C-contiguous"), ("aligned", "aligned"), ("writeable", "writeable")):
+        if not getattr(a.flags, flag):
+            raise ValueError(f"{name}: must be {what} (it is modified in place)")
+    return a
+
+
+def mask_bits_fit(bits: np.ndarray, n: int) -> None:
+    """A host Mask's bits, checked again where a kernel reads them: Mask attributes can be reassigned
+    after construction, and bits too short for n elements would be read past their end."""
+    if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != (n + 7) // 8 or not bits.flags.c_contiguous:
+        raise ValueError(
+            f"mask: bits must be a contiguous 1-d uint8 array of {(n + 7) // 8} bytes for {n} elements, "
+            f"got shape {bits.shape} and dtype {bits.dtype}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CUDA arrays
+
+
+class DeviceArray:
+    """What the kernels need of a CUDA array, and how to make outputs with the same library."""
+
+    __slots__ = ("obj", "lib", "ptr", "shape", "dtype", "device", "contiguous", "size")
+
+    def __init__(self, obj, lib, ptr, shape, dtype, device, contiguous):
+        self.obj, self.lib, self.ptr = obj, lib, ptr
+        self.shape, self.dtype, self.device, self.contiguous = tuple(shape), dtype, device, contiguous
+        size = 1
+        for d in self.shape:
+            size *= d
+        self.size = size
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def overlaps(self, other: DeviceArray) -> bool:
+        """Whether the memory spans of two arrays (from their first element, size * itemsize) intersect."""
+        if not (self.nbytes and other.nbytes):
+            return False
+        return self.ptr < other.ptr + other.nbytes and other.ptr < self.ptr + self.nbytes
+
+    def empty(self, shape, dtype=None):
+        """A new C-contiguous array of this library on this device (dtype: a NumPy dtype; default ours)."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        if self.lib == "torch":
+            import torch
+
+            return torch.empty(shape, dtype=_torch_dtype(dtype), device=self.obj.device)
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return cupy.empty(shape, dtype=dtype)
+
+    def contiguous_copy(self) -> DeviceArray:
+        """This array when C-contiguous, else a C-contiguous copy."""
+        if self.contiguous:
+            return self
+        if self.lib == "torch":
+            return wrap(self.obj.contiguous())
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return wrap(cupy.ascontiguousarray(self.obj))
+
+    def fresh_copy(self) -> DeviceArray:
+        """A new C-contiguous copy (never this array's own memory, unlike contiguous_copy)."""
+        if self.lib == "torch":
+            import torch
+
+            return wrap(self.obj.clone(memory_format=torch.contiguous_format))
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return wrap(cupy.array(self.obj, order="C", copy=True))
+
+    def permuted_copy(self, order):
+        """A C-contiguous copy with the axes in `order`, in this array's library."""
+        if self.lib == "torch":
+            return self.obj.detach().permute(order).contiguous()
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return cupy.ascontiguousarray(cupy.transpose(self.obj, order))
+
+    def assign_permuted(self, t, order) -> None:
+        """self[...] = t, where t holds this array's axes in `order`."""
+        inverse = tuple(int(k) for k in np.argsort(order))
+        if self.lib == "torch":
+            import torch
+
+            with torch.no_grad():  # a parameter that requires grad is written like any other array
+                self.obj.copy_(t.permute(inverse))
+            return
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            self.obj[...] = cupy.transpose(t, inverse)
+
+    def stream(self) -> int:
+        if self.lib == "torch":
+            import torch
+
+            return torch.cuda.current_stream(self.obj.device).cuda_stream
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return cupy.cuda.get_current_stream().ptr
+
+
+def _torch_dtype(np_dtype):
+    import torch
+
+    return {
+        "float32": torch.float32,
+        "float64": torch.float64,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "uint8": torch.uint8,
+        "int64": torch.int64,
+    }[str(np_dtype)]
+
+
+_TORCH_TO_NUMPY: dict = {}  # torch dtype -> NumPy dtype (None: none), filled as dtypes are met
+
+
+def _numpy_dtype_of_torch(t):
+    try:
+        return _TORCH_TO_NUMPY[t.dtype]
+    except KeyError:
+        pass
+    name = str(t.dtype).removeprefix("torch.")
+    if name == "bfloat16":
+        dtype = _dtypes.BFLOAT16
+    else:
+        try:
+            dtype = np.dtype(name)
+        except TypeError:
+            dtype = None
+    _TORCH_TO_NUMPY[t.dtype] = dtype
+    return dtype
+
+
+def wrap(a) -> DeviceArray:
+    if type(a).__module__.startswith("torch"):
+        dtype = _numpy_dtype_of_torch(a)
+        return DeviceArray(a, "torch", a.data_ptr(), a.shape, dtype, a.get_device(), a.is_contiguous())
+    return DeviceArray(a, "cupy", a.data.ptr, a.shape, a.dtype, a.device.id, a.flags.c_contiguous)
+
+
+def device_array(a, name: str) -> DeviceArray:
+    """A CUDA array of a supported dtype (ValueError when the package has no CUDA kernels)."""
+    _native.cuda_kernels(name)
+    arr = wrap(a)
+    if arr.dtype not in _dtypes.CODES:
+        raise _dtypes.unsupported(name, arr.dtype)
+    return arr
+
+
+def same_device(a, name: str, ref: DeviceArray, ref_name: str) -> DeviceArray:
+    """a as a DeviceArray of ref's library on ref's device (ValueError) with a supported dtype (TypeError)."""
+    if not is_device_array(a):
+        raise ValueError(
+            f"{name}: is a host array but {ref_name} is a CUDA array; all arrays of a call must be on one device"
+        )
+    d = wrap(a)
+    if d.lib != ref.lib:
+        raise ValueError(
+            f"{name}: is a {d.lib} array but {ref_name} is a {ref.lib} array; all arrays of a call must come "
+            "from one library"
+        )
+    if d.device != ref.device:
+        raise ValueError(
+            f"{name}: is on CUDA device {d.device} but {ref_name} is on device {ref.device}; all arrays of a "
+            "call must be on one device"
+        )
+    if d.dtype not in _dtypes.CODES:
+        raise _dtypes.unsupported(name, d.dtype)
+    return d
+
+
+def device_out(out, like: DeviceArray) -> DeviceArray:
+    if not is_device_array(out):
+        raise ValueError("out: must be on the same CUDA device as the input")
+    o = wrap(out)
+    if o.lib != like.lib:
+        raise ValueError(f"out: a {o.lib} array cannot receive the result for a {like.lib} input")
+    if o.device != like.device:
+        raise ValueError(f"out: on device {o.device}, the input is on device {like.device}")
+    if o.dtype != like.dtype:
+        raise ValueError(f"out: dtype {o.dtype} does not match the input's {like.dtype}")
+    if o.shape != like.shape:
+        raise ValueError(f"out: shape {o.shape} does not match the input's {like.shape}")
+    if not o.contiguous:
+        raise ValueError("out: must be C-contiguous")
+    return o
+
+
+def written_device(d: DeviceArray, name: str) -> DeviceArray:
+    if not d.contiguous:
+        raise ValueError(f"{name}: must be C-contiguous (it is modified in place)")
+    return d

@@ -1,0 +1,132 @@
+"""The CUDA backend: runs validated call records (_records) on the CUDA kernels (_native.cuda), with the same
+signature per op as _backend_cpu. Arrays arrive as DeviceArrays (_arrays); outputs, scratch and 0-d results
+are allocated through the caller's library (PyTorch or CuPy) on its current stream, so its allocator orders
+their reuse after these kernels, and nothing here waits for the device unless a Python number is asked for
+(as_float / as_int). docs/cuda.md describes the launches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _args, _arrays, _dtypes, _native
+
+_FLOAT64 = np.dtype(np.float64)
+_INT64 = np.dtype(np.int64)
+_UINT8 = np.dtype(np.uint8)
+
+
+def _source(a: _arrays.DeviceArray, out: _arrays.DeviceArray | None) -> _arrays.DeviceArray:
+    """a as a C-contiguous array the kernel may read while writing out: copied when it is not contiguous or
+    when it overlaps out other than exactly (out=x in place is fine: each element is read, then written, by
+    one thread)."""
+    src = a.contiguous_copy()
+    if out is not None and src.ptr != out.ptr and src.overlaps(out):
+        src = src.fresh_copy()
+    return src
+
+
+def _ptr(obj) -> int:
+    return 0 if obj is None else _arrays.wrap(obj).ptr
+
+
+def dropout(call):
+    """(y, bits) as arrays of the input's library; bits None unless call.keep_bits."""
+    kernels = _native.cuda_kernels("x")
+    x = call.x
+    y = call.out.obj if call.out is not None else x.empty(x.shape)
+    bits = x.empty(((x.size + 7) // 8,), _UINT8) if call.keep_bits else None
+    rule = call.rule
+    kernels.dropout_forward(_dtypes.CODES[x.dtype], _source(x, call.out).ptr, _ptr(y), _ptr(bits), x.size,
+                            call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, x.device, x.stream())
+    return y, bits
+
+
+def dropout_backward(call):
+    kernels = _native.cuda_kernels("grad")
+    g = call.grad
+    dx = call.out.obj if call.out is not None else g.empty(g.shape)
+    rule = call.rule
+    kernels.dropout_backward(_dtypes.CODES[g.dtype], _source(g, call.out).ptr, _ptr(dx), _ptr(call.bits), g.size,
+                             call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, g.device,
+                             g.stream())
+    return dx
+
+
+def bits_to_bool(bits, n: int, shape):
+    """Device mask bits (little bit order) unpacked to a bool array of `shape` with the bits' library."""
+    b = _arrays.wrap(bits)
+    if b.lib == "torch":
+        import torch
+
+        shifts = torch.arange(8, device=bits.device, dtype=torch.uint8)
+        return ((bits.unsqueeze(1) >> shifts) & 1).reshape(-1)[:n].bool().reshape(shape)
+    import cupy
+
+    with cupy.cuda.Device(b.device):
+        return cupy.unpackbits(bits, bitorder="little")[:n].astype(bool).reshape(shape)
+
+
+def _slots(kernels, arrays) -> int:
+    """Scratch slots a list call may use: one per chunk of every array (csrc/cuda/list_plan.h)."""
+    chunk = kernels.CHUNK_ELEMS
+    return sum(-(-a.size // chunk) for a in arrays)
+
+
+def _columns(arrays):
+    """The per-array lists the bindings take: dtype codes, sizes, pointers."""
+    return [_dtypes.CODES[a.dtype] for a in arrays], [a.size for a in arrays], [a.ptr for a in arrays]
+
+
+def _result(out, as_python: bool, kind):
+    return kind(out.item()) if as_python else out
+
+
+def penalty_grad(call):
+    """penalty_grad (call.grads given) or penalty: the value as a 0-d float64 device array (or a float)."""
+    kernels = _native.cuda_kernels("params[0]")
+    ws, gs = call.params, call.grads
+    ref, n = ws[0], len(ws)
+    codes, sizes, ptrs = _columns(ws)
+    slots_n = _slots(kernels, ws)
+    slots = ref.empty((slots_n,), _FLOAT64)
+    out = ref.empty((), _FLOAT64)
+    kernels.penalty_grad(codes, sizes, ptrs, [g.ptr for g in gs or ()], _args.per_array(call.l1, n).tolist(),
+                         _args.per_array(call.l2, n).tolist(), _ptr(slots), slots_n, _ptr(out), ref.device,
+                         ref.stream())
+    return _result(out, call.as_python, float)
+
+
+def prox_l1(call):
+    kernels = _native.cuda_kernels("params[0]")
+    ws = call.params
+    ref = ws[0]
+    codes, sizes, ptrs = _columns(ws)
+    slots_n = _slots(kernels, ws)
+    slots = ref.empty((slots_n,), _INT64)
+    out = ref.empty((), _INT64)
+    kernels.prox_l1(codes, sizes, ptrs, _args.per_array(call.coef, len(ws)).tolist(), _ptr(slots), slots_n,
+                    _ptr(out), ref.device, ref.stream())
+    return _result(out, call.as_python, int)
+
+
+def decay(call) -> None:
+    kernels = _native.cuda_kernels("params[0]")
+    ws = call.params
+    codes, sizes, ptrs = _columns(ws)
+    kernels.decay(codes, sizes, ptrs, _args.per_array(call.coef, len(ws)).tolist(), ws[0].device, ws[0].stream())
+
+
+def max_norm(call):
+    kernels = _native.cuda_kernels("w")
+    w = call.w
+    slots = w.empty((kernels.MAX_NORM_SLOTS,), _INT64)
+    out = w.empty((), _INT64)
+    # Reduced axes apart: work on a permuted copy (see _records.max_norm), written back whole: the host does
+    # not wait to learn whether any slice was rescaled, and slices left alone are copied back bit for bit.
+    t = w.obj if call.order is None else w.permuted_copy(call.order)
+    kernels.max_norm(_dtypes.CODES[w.dtype], _ptr(t), call.outer, call.reduce, call.inner, call.max_value,
+                     _ptr(slots), kernels.MAX_NORM_SLOTS, _ptr(out), w.device, w.stream())
+    if call.order is not None:
+        w.assign_permuted(t, call.order)
+    return _result(out, call.as_python, int)

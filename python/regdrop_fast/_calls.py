@@ -1,0 +1,63 @@
+"""The call records: what validation (_validate) makes of a public call's arguments, and all that a backend
+(_backend_cpu, _backend_cuda) receives. Plain named tuples; arrays in them are already in the backend's form
+(ndarrays for the CPU, _arrays.DeviceArray for CUDA)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from . import _args
+
+
+class DropoutCall(NamedTuple):
+    x: Any  # input: ndarray / DeviceArray
+    out: Any  # out= or None (same form)
+    shape: tuple
+    p: float
+    seed: int
+    offset: int
+    keep_bits: bool  # store="bits"
+    rule: _args.KeepRule
+
+
+class BackwardCall(NamedTuple):
+    grad: Any
+    out: Any
+    bits: Any  # the mask's bits (host ndarray / device array object) or None: regenerate from the stream
+    seed: int
+    offset: int
+    rule: _args.KeepRule
+
+
+class MaskCall(NamedTuple):
+    shape: tuple
+    n: int
+    p: float
+    seed: int
+    offset: int
+    rule: _args.KeepRule
+
+
+class PenaltyCall(NamedTuple):
+    params: Any  # list/tuple; host arrays are checked by the native reader as it reads them (see _lists)
+    grads: Any  # list/tuple, or None for the value only
+    l1: Any  # float, list or float64 ndarray (_args.coefficients)
+    l2: Any
+    as_python: bool  # CUDA: return a Python number (waits for the device) instead of a 0-d device array
+
+
+class UpdateCall(NamedTuple):
+    params: Any
+    coef: Any  # threshold (prox_l1) or factor (decay)
+    as_python: bool
+
+
+class MaxNormCall(NamedTuple):
+    w: Any  # ndarray / DeviceArray, written in place
+    max_value: float
+    axes: tuple  # the reduced axes, sorted, each in [0, ndim)
+    order: tuple | None  # None: the reduced axes are adjacent; else the axis order kept + reduced of a copy
+    outer: int  # slices w[a, :, b] of w (or of the permuted copy) viewed as (outer, reduce, inner)
+    reduce: int
+    inner: int
+    as_python: bool

@@ -1,0 +1,136 @@
+"""Validation, once per call: the arguments of every public function become one call record (_calls), and
+the backend that will run it is chosen (by the kind of the call's first array: _route). A backend receives
+only records (_backend_cpu, _backend_cuda: the same signature per op); nothing here modifies an array, so
+a rejected call leaves everything as it was. The NumPy reference validates with the same functions
+(host_only=True).
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from . import _args, _arrays, _lists, _route
+from ._calls import BackwardCall, DropoutCall, MaskCall, MaxNormCall, PenaltyCall, UpdateCall
+from ._mask import Mask
+
+
+# ---------------------------------------------------------------------------------------------------------
+# dropout
+
+
+def dropout(x, p, seed, offset, out, store, *, host_only: bool = False) -> tuple[ModuleType, DropoutCall]:
+    backend = _route.CPU if host_only else _route.backend_for(x)
+    p = _args.probability(p)
+    seed = _args.seed_or_fresh(seed)
+    offset = _args.uint64(offset, "offset")
+    keep_bits = _args.store_mode(store) == "bits"
+    xa: Any
+    oa: Any = None
+    if backend is _route.CPU:
+        xa = _arrays.host_array(x, "x")
+        if out is not None:
+            oa = _arrays.host_out(out, xa)
+    else:
+        xa = _arrays.device_array(x, "x")
+        if out is not None:
+            oa = _arrays.device_out(out, xa)
+    return backend, DropoutCall(xa, oa, xa.shape, p, seed, offset, keep_bits, _args.keep_rule(p))
+
+
+def dropout_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BackwardCall]:
+    if not isinstance(mask, Mask):
+        raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
+    backend = _route.CPU if host_only else _route.backend_for(grad)
+    bits = mask.bits
+    ga: Any
+    oa: Any = None
+    if backend is _route.CPU:
+        if bits is not None and not isinstance(bits, np.ndarray):
+            raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
+        ga = _arrays.host_array(grad, "grad")
+        if ga.shape != mask.shape:
+            raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask.shape}")
+        if bits is not None:
+            _arrays.mask_bits_fit(bits, ga.size)
+        if out is not None:
+            oa = _arrays.host_out(out, ga)
+    else:
+        ga = _arrays.device_array(grad, "grad")
+        if ga.shape != mask.shape:
+            raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask.shape}")
+        if bits is not None and (not _arrays.is_device_array(bits) or _arrays.wrap(bits).device != ga.device):
+            raise ValueError("mask: its bits live on another device than grad")
+        if out is not None:
+            oa = _arrays.device_out(out, ga)
+    return backend, BackwardCall(ga, oa, bits, mask.seed, mask.offset, _args.keep_rule(mask.p))
+
+
+def dropout_mask(shape, p, seed, offset) -> MaskCall:
+    shape = _args.shape_tuple(shape)
+    p = _args.probability(p)
+    n = math.prod(shape)
+    return MaskCall(shape, n, p, _args.uint64(seed, "seed"), _args.uint64(offset, "offset"), _args.keep_rule(p))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# penalties
+
+
+def _list_backend(params, host_only: bool) -> ModuleType:
+    if host_only or not params:
+        return _route.CPU
+    return _route.backend_for(params[0])
+
+
+def penalty(params, grads, l1, l2, as_float, *, host_only: bool = False) -> tuple[ModuleType, PenaltyCall]:
+    """penalty_grad (grads given) or penalty (grads None)."""
+    params = _lists.sequence(params, "params")
+    if grads is not None:
+        grads = _lists.sequence(grads, "grads")
+        if len(grads) != len(params):
+            raise _lists.refusal_error(("length", "grads", len(grads), len(params)), params, grads)
+    c1 = _args.coefficients(l1, len(params), "l1")
+    c2 = _args.coefficients(l2, len(params), "l2")
+    as_float = _args.flag(as_float, "as_float")
+    backend = _list_backend(params, host_only)
+    if backend is _route.CUDA:
+        params, grads = _lists.device_lists(params, grads, written_params=False)
+    return backend, PenaltyCall(params, grads, c1, c2, as_float)
+
+
+def update(params, coef, name: str, upper, as_int, *, host_only: bool = False) -> tuple[ModuleType, UpdateCall]:
+    """prox_l1 (coef: threshold) or decay (coef: factor, upper 1)."""
+    params = _lists.sequence(params, "params")
+    c = _args.coefficients(coef, len(params), name, upper)
+    as_int = _args.flag(as_int, "as_int")
+    backend = _list_backend(params, host_only)
+    if backend is _route.CUDA:
+        params, _ = _lists.device_lists(params, None, written_params=True)
+    return backend, UpdateCall(params, c, as_int)
+
+
+def max_norm(w, max_value, axis, as_int, *, host_only: bool = False) -> tuple[ModuleType, MaxNormCall]:
+    as_int = _args.flag(as_int, "as_int")
+    backend = _route.CPU if host_only else _route.backend_for(w)
+    wa: Any
+    if backend is _route.CPU:
+        wa = _arrays.written_host(w, "w")
+    else:
+        wa = _arrays.written_device(_arrays.device_array(w, "w"), "w")
+    v = _args.max_value(max_value)
+    axes = _args.axes(axis, len(wa.shape))
+    shape = wa.shape
+    lo, hi = axes[0], axes[-1] + 1
+    if axes == tuple(range(lo, hi)):
+        # Adjacent reduced axes: w itself viewed as (outer, reduce, inner).
+        return backend, MaxNormCall(wa, v, axes, None, math.prod(shape[:lo]), math.prod(shape[lo:hi]),
+                                    math.prod(shape[hi:]), as_int)
+    # Reduced axes apart: a copy with the kept axes first and the reduced axes last (each in its original
+    # order, so the reduced index is the same C order), viewed as (outer, reduce, 1).
+    kept = tuple(a for a in range(len(shape)) if a not in axes)
+    return backend, MaxNormCall(wa, v, axes, kept + axes, math.prod(shape[a] for a in kept),
+                                math.prod(shape[a] for a in axes), 1, as_int)
