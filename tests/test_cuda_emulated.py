@@ -3,7 +3,7 @@ CUDA runtime (tests/native/cuda_emulation/cuda_runtime.h: a fiber per CUDA threa
 barrier of a block's fibers, __shared__ memory shared by them, blocks one after another).
 
 Each launch `kernel<<<grid, block, 0, s>>>(args)` of the sources is rewritten into an emulated launch; the
-rest (the launch planning of csrc/cuda/list_plan.h, the entry points, csrc/cuda/bindings_cuda.cpp) is the
+rest (the launch planning of csrc/cuda/list_plan.h, the entry points, csrc/bindings/cuda.cpp) is the
 code the GPU build compiles. The module stands in for regdrop_fast._cuda, and CuPy is stood in for by host
 arrays (tests/fake_cupy.py), so every public call goes through the real Python path down to the kernels'
 indexing, vector/scalar choice, chunking, block reductions and slot sums, and must give the CPU kernels'
@@ -47,10 +47,10 @@ LAUNCH = re.compile(r"(\w+(?:<[^<>;]*>)?)<<<([^,;]+),\s*([^,;]+),\s*0,\s*s>>>\((
 
 
 def emulated_source(src: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
-    text, launches = LAUNCH.subn(
+    text = LAUNCH.sub(
         lambda m: f"rdf_emulate_launch({m[2]}, {m[3]}, [&] {{ {m[1]}({m[4]}); }});", src.read_text()
     )
-    assert launches >= 1 and "<<<" not in text, f"{src.name}: a launch the rewrite does not understand"
+    assert "<<<" not in text, f"{src.name}: a launch the rewrite does not understand"
     dest = out_dir / f"{src.stem}_emulated.cpp"
     dest.write_text(text)
     return dest
@@ -59,8 +59,9 @@ def emulated_source(src: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def emulated_module(tmp_path_factory):
     out = tmp_path_factory.mktemp("cuda_emulated")
-    sources = [emulated_source(ROOT / "csrc/cuda" / name, out) for name in ("penalty_cuda.cu", "dropout_cuda.cu")]
-    sources += [ROOT / "csrc/cuda/bindings_cuda.cpp", SHIM / "device_emulated.cpp"]
+    # Every .cu of the build, so a new op's kernels are emulated as soon as they exist.
+    sources = [emulated_source(src, out) for src in sorted((ROOT / "csrc/cuda").glob("*.cu"))]
+    sources += [ROOT / "csrc/bindings/cuda.cpp"]
     # RDF_EMULATION_CXXFLAGS adds flags, e.g. "-fsanitize=address" (then run pytest with libasan preloaded:
     # LD_PRELOAD=$(c++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0), so that a kernel's
     # out-of-bounds access stops the test like compute-sanitizer would on a GPU.

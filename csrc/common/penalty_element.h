@@ -1,7 +1,7 @@
 // The element-level bodies of the weight penalties (penalty_grad, penalty, prox_l1, decay, max_norm),
 // shared by the CPU loops and the CUDA kernels. Every rounding step that decides a bit lives here; the
 // backends only choose which elements a thread or SIMD lane visits and how partial sums are grouped
-// (that grouping is fixed by sizes alone, see csrc/cpu/penalty_ops_cpu.h).
+// (that grouping is fixed by sizes alone, see csrc/cpu/penalty_driver.h).
 //
 // The NumPy reference (python/regdrop_fast/reference/penalty.py) performs the same operations in the same
 // order; the build uses -ffp-contract=off, so no a*b+c below is ever fused into one rounding.

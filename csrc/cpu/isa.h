@@ -1,11 +1,11 @@
-// Run-time SIMD dispatch. Each per-ISA source (dropout_cpu.cpp, ...) is compiled once per instruction set
+// Run-time SIMD dispatch. Each per-ISA source (dropout_loop.cpp, ...) is compiled once per instruction set
 // with RDF_ISA set to one of the names below (CMakeLists.txt); its functions live in namespace
 // rdf::cpu::<isa>, so copies built with different flags can never be merged by the linker.
 #pragma once
 #include <cstdint>
 
 #include "../common/dropout_element.h"
-#include "penalty_ops_cpu.h"
+#include "penalty_driver.h"
 
 namespace rdf {
 namespace cpu {

@@ -217,7 +217,7 @@ def philox_args(counter, key, rounds) -> tuple[np.ndarray, np.ndarray, int]:
 # ---------------------------------------------------------------------------------------------------------
 # Weight penalties (penalty_grad, penalty, prox_l1, decay, max_norm)
 #
-# The native list operations first try csrc/array_list.h, which accepts a call only when every array is
+# The native list operations first try csrc/bindings/array_list.h, which accepts a call only when every array is
 # already in the kernels' form; otherwise (and always in the reference) the checks below run, one array at
 # a time, before anything is modified.
 
@@ -307,7 +307,7 @@ def _readable(a, name: str) -> np.ndarray:
 
 def disjoint_writes(arrays, names, pairs, written) -> None:
     """A written array may share memory with no other array of the call, except its own parameter when the
-    two are the very same memory (grads is params). Same rule as csrc/array_list.h: disjoint_writes."""
+    two are the very same memory (grads is params). Same rule as csrc/bindings/array_list.h: disjoint_writes."""
     ranges = []
     for k, a in enumerate(arrays):
         if a.nbytes:

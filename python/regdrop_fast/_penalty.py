@@ -1,7 +1,7 @@
 """Native weight penalties: L1 / L2 / elastic-net value and gradient, proximal L1, decoupled decay, max-norm.
 
-A whole list of arrays is one native call (csrc/cpu/penalty_ops_cpu.h). Coefficients are checked here;
-the arrays are read by csrc/array_list.h, which takes the call only when every array is already in the
+A whole list of arrays is one native call (csrc/cpu/penalty_driver.h). Coefficients are checked here;
+the arrays are read by csrc/bindings/array_list.h, which takes the call only when every array is already in the
 kernels' form. Anything else (a non-contiguous parameter, a wrong dtype, a read-only gradient, ...) goes
 through the checks in _checks, which raise the error or prepare the arrays, before anything is modified.
 The formulas, rounding and summation order are in csrc/common/penalty_element.h and the NumPy reference
@@ -50,7 +50,7 @@ def _flag(value, name: str) -> bool:
 
 
 def _not_in_kernel_form(op: str):
-    # _checks accepted what csrc/array_list.h refused: the two sets of rules disagree (a bug).
+    # _checks accepted what csrc/bindings/array_list.h refused: the two sets of rules disagree (a bug).
     return RuntimeError(
         f"regdrop_fast.{op}: internal error: the native layer refused arrays that passed the checks"
     )

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ops_cuda.h"
+#include "../cuda/entry_points.h"
 
 namespace py = pybind11;
 

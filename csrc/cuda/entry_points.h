@@ -19,7 +19,7 @@ void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits,
                       const DropoutParams& prm, int device, Stream stream);
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream);
 
-// Weight penalties on lists of arrays (csrc/cuda/list_plan.h: the launch layout; csrc/cuda/penalty_cuda.cu).
+// Weight penalties on lists of arrays (csrc/cuda/list_plan.h: the launch layout; csrc/cuda/penalty_kernels.cu).
 // Results that are sums (the penalty value, zero and rescale counts) are written as 0-d device values into
 // `out`: every block writes its partial into its own slot of `slots` (capacity `slot_capacity`, at least
 // one slot per chunk: sum of ceil(n / kChunkElems)), and one final single-block kernel adds the slots in

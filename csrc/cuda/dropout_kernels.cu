@@ -11,7 +11,7 @@
 #include "../common/dropout_element.h"
 #include "../common/philox.h"
 #include "check_cuda.h"
-#include "ops_cuda.h"
+#include "entry_points.h"
 
 namespace rdf {
 namespace cuda {

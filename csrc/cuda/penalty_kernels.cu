@@ -30,7 +30,7 @@
 #include "../common/penalty_element.h"
 #include "check_cuda.h"
 #include "list_plan.h"
-#include "ops_cuda.h"
+#include "entry_points.h"
 
 namespace rdf {
 namespace cuda {

@@ -4,10 +4,10 @@
 #include <pybind11/numpy.h>
 
 #include "array_list.h"
-#include "cpu/isa.h"
-#include "cpu/ops_cpu.h"
-#include "cpu/parallel.h"
-#include "cpu/penalty_ops_cpu.h"
+#include "../cpu/isa.h"
+#include "../cpu/dropout_driver.h"
+#include "../cpu/parallel.h"
+#include "../cpu/penalty_driver.h"
 
 namespace py = pybind11;
 

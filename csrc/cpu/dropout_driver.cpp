@@ -1,4 +1,4 @@
-#include "ops_cpu.h"
+#include "dropout_driver.h"
 
 #include <algorithm>
 

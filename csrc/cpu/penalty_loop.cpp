@@ -1,4 +1,4 @@
-// CPU iteration for the weight penalties over one task's segment (csrc/cpu/penalty_ops_cpu.h describes the
+// CPU iteration for the weight penalties over one task's segment (csrc/cpu/penalty_driver.h describes the
 // task cut). Compiled once per ISA (see isa.h); every value comes from csrc/common/penalty_element.h.
 //
 // Loops run the element bodies on lane vectors of the compute type (one register each; half types are

@@ -1,4 +1,4 @@
-#include "penalty_ops_cpu.h"
+#include "penalty_driver.h"
 
 #include <algorithm>
 #include <vector>

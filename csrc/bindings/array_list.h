@@ -19,8 +19,8 @@
 #include <cstring>
 #include <vector>
 
-#include "common/dtypes.h"
-#include "cpu/penalty_ops_cpu.h"
+#include "../common/dtypes.h"
+#include "../cpu/penalty_driver.h"
 
 namespace rdf {
 namespace pyarrays {
