@@ -4,12 +4,14 @@
 #include <pybind11/numpy.h>
 
 #include "array_list.h"
+#include "common.h"
 #include "../cpu/isa.h"
 #include "../cpu/dropout_driver.h"
 #include "../cpu/parallel.h"
 #include "../cpu/penalty_driver.h"
 
 namespace py = pybind11;
+using rdf::bindings::dropout_params;
 
 namespace {
 
@@ -19,10 +21,6 @@ uint8_t* optional_bits(py::object bits) {
   if (bits.is_none()) return nullptr;
   py::array arr = bits.cast<py::array>();
   return static_cast<uint8_t*>(mutable_data_of(arr));
-}
-
-rdf::DropoutParams params(uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
-  return rdf::DropoutParams{seed, offset, threshold, drop_all, scale};
 }
 
 }  // namespace
@@ -38,7 +36,7 @@ PYBIND11_MODULE(_core, m) {
           uint8_t* bp = optional_bits(bits);
           py::gil_scoped_release release;
           rdf::cpu::dropout_forward(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
-                                    params(seed, offset, threshold, drop_all, scale));
+                                    dropout_params(seed, offset, threshold, drop_all, scale));
         });
 
   m.def("dropout_backward",
@@ -49,14 +47,14 @@ PYBIND11_MODULE(_core, m) {
           const uint8_t* bp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
           py::gil_scoped_release release;
           rdf::cpu::dropout_backward(static_cast<rdf::DType>(dtype), gp, dp, bp, n,
-                                     params(seed, offset, threshold, drop_all, scale));
+                                     dropout_params(seed, offset, threshold, drop_all, scale));
         });
 
   m.def("dropout_mask", [](py::array& bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all) {
     uint8_t* bp = static_cast<uint8_t*>(mutable_data_of(bits));
     py::gil_scoped_release release;
-    rdf::cpu::dropout_mask(bp, n, params(seed, offset, threshold, drop_all, 0.0));
+    rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
   });
 
   m.def("philox4x32", [](const py::array& counters, const py::array& keys, py::array& out, int64_t n,

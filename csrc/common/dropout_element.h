@@ -17,7 +17,19 @@ struct DropoutParams {
   double scale;        // 1 / (1 - p); 0 when drop_all
 };
 
-// Keep decision for one random word. drop_all is handled by the caller's loop (it needs no random words).
+// Where the keep decisions of a pass come from, decided once per call so that the loops can be specialized
+// on it: the given mask bits; none (p rounds to 1: no word can reach the threshold); all (threshold 0:
+// every word reaches it, so none needs generating); else the Philox stream.
+enum class KeepSource { kBits, kNone, kAll, kStream };
+
+RDF_HD KeepSource keep_source(bool has_bits_in, const DropoutParams& prm) {
+  if (has_bits_in) return KeepSource::kBits;
+  if (prm.drop_all) return KeepSource::kNone;
+  if (prm.threshold == 0) return KeepSource::kAll;
+  return KeepSource::kStream;
+}
+
+// Keep decision for one random word of the stream (KeepSource::kStream).
 RDF_HD bool dropout_keep(uint32_t word, uint32_t threshold) { return word >= threshold; }
 
 // Dropout of one value in its compute type: a selection, not a multiply by 0, so a dropped NaN or inf

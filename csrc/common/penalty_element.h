@@ -44,6 +44,14 @@ RDF_HD V penalty_sign(V w) {
 // is not read or written at all.
 enum class PenaltyTerms : int { kNone = 0, kL1 = 1, kL2 = 2, kL1L2 = 3 };
 
+// Whether terms include the L1 (|w|, sign(w)) or the L2 (w * w, w) term: the one spelling of that test.
+RDF_HD constexpr bool has_l1(PenaltyTerms terms) {
+  return terms == PenaltyTerms::kL1 || terms == PenaltyTerms::kL1L2;
+}
+RDF_HD constexpr bool has_l2(PenaltyTerms terms) {
+  return terms == PenaltyTerms::kL2 || terms == PenaltyTerms::kL1L2;
+}
+
 RDF_HD PenaltyTerms penalty_terms(double l1, double l2) {
   return static_cast<PenaltyTerms>((l1 != 0.0 ? 1 : 0) | (l2 != 0.0 ? 2 : 0));
 }
@@ -79,11 +87,9 @@ RDF_HD D square_contribution(D w) {
 }
 
 RDF_HD double penalty_segment_value(PenaltyTerms terms, double l1, double l2, double s1, double s2) {
-  const bool with_l1 = terms == PenaltyTerms::kL1 || terms == PenaltyTerms::kL1L2;
-  const bool with_l2 = terms == PenaltyTerms::kL2 || terms == PenaltyTerms::kL1L2;
-  if (with_l1 && with_l2) return l1 * s1 + (0.5 * l2) * s2;
-  if (with_l1) return l1 * s1;
-  if (with_l2) return (0.5 * l2) * s2;
+  if (has_l1(terms) && has_l2(terms)) return l1 * s1 + (0.5 * l2) * s2;
+  if (has_l1(terms)) return l1 * s1;
+  if (has_l2(terms)) return (0.5 * l2) * s2;
   return 0.0;
 }
 

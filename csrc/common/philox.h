@@ -73,6 +73,10 @@ RDF_HD void philox4x32(uint32_t c[4], uint32_t k0, uint32_t k1, int rounds) {
 // The dropout stream (docs/rng.md): element with global index g = offset + i (mod 2^64) uses word (g & 3)
 // of the block with counter (lo32(g >> 2), hi32(g >> 2), 0, 0) under key (lo32(seed), hi32(seed)).
 // Counter words 2 and 3 are zero for dropout; other streams may claim other values there later.
+// Block indices are g >> 2, so they wrap mod 2^62 as g wraps mod 2^64: a loop that counts blocks past the
+// last one masks the index with kDropoutBlockMask.
+constexpr uint64_t kDropoutBlockMask = (uint64_t{1} << 62) - 1;
+
 RDF_HD void dropout_block(uint64_t block, uint64_t seed, uint32_t out[4]) {
   out[0] = static_cast<uint32_t>(block);
   out[1] = static_cast<uint32_t>(block >> 32);

@@ -11,19 +11,7 @@ namespace cpu {
 namespace {
 
 void run_dropout_pass(const DropoutPass& pass, int64_t n) {
-  void (*range)(const DropoutPass&, int64_t, int64_t) = generic::dropout_range;
-#if defined(RDF_HAVE_X86_ISAS)
-  switch (active_isa()) {
-    case Isa::kAvx512:
-      range = avx512::dropout_range;
-      break;
-    case Isa::kAvx2:
-      range = avx2::dropout_range;
-      break;
-    case Isa::kGeneric:
-      break;
-  }
-#endif
+  const auto range = RDF_ACTIVE_ISA_KERNEL(dropout_range);
   const int64_t n_tasks = (n + kDropoutTaskElems - 1) / kDropoutTaskElems;
   if (n_tasks <= 1) {
     if (n > 0) range(pass, 0, n);

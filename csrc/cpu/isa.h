@@ -50,5 +50,28 @@ RDF_DECLARE_ISA_KERNELS(avx2)
 RDF_DECLARE_ISA_KERNELS(avx512)
 #undef RDF_DECLARE_ISA_KERNELS
 
+// The one ISA pick of the drivers: the copy of a per-ISA kernel built for `isa` (which the caller has
+// clamped to best_isa()). Spelled through RDF_ISA_KERNEL(isa, name) because a build without the x86
+// copies has only generic::name to refer to.
+template <class Fn>
+Fn pick_isa(Isa isa, Fn generic_fn, Fn avx2_fn, Fn avx512_fn) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return avx512_fn;
+    case Isa::kAvx2:
+      return avx2_fn;
+    case Isa::kGeneric:
+      break;
+  }
+  return generic_fn;
+}
+#if defined(RDF_HAVE_X86_ISAS)
+#define RDF_ISA_KERNEL(isa, fn) ::rdf::cpu::pick_isa((isa), generic::fn, avx2::fn, avx512::fn)
+#else
+#define RDF_ISA_KERNEL(isa, fn) ((void)(isa), generic::fn)
+#endif
+// The copy for the ISA in use (active_isa()).
+#define RDF_ACTIVE_ISA_KERNEL(fn) RDF_ISA_KERNEL(::rdf::cpu::active_isa(), fn)
+
 }  // namespace cpu
 }  // namespace rdf
