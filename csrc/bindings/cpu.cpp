@@ -5,6 +5,7 @@
 
 #include "array_list.h"
 #include "common.h"
+#include "../common/philox.h"
 #include "../cpu/isa.h"
 #include "../cpu/dropout_driver.h"
 #include "../cpu/parallel.h"
@@ -64,6 +65,21 @@ PYBIND11_MODULE(_core, m) {
     auto* op = static_cast<uint32_t*>(mutable_data_of(out));
     py::gil_scoped_release release;
     rdf::cpu::philox4x32_raw(cp, kp, op, n, rounds);
+  });
+
+  // The same blocks through the SIMD lane code of one ISA (0 generic, 1 avx2, 2 avx512), for the
+  // known-answer tests of every Philox implementation.
+  m.def("philox4x32_simd", [](const py::array& counters, const py::array& keys, py::array& out, int64_t n,
+                              int rounds, int isa) {
+    if (isa < 0 || isa > static_cast<int>(rdf::cpu::best_isa()))
+      throw py::value_error("philox4x32_simd: ISA " + std::to_string(isa) +
+                            " is not in this build or not supported by this CPU");
+    if (rounds < 1 || rounds > rdf::kPhiloxMaxRounds) throw py::value_error("philox4x32_simd: rounds 1..16");
+    const auto* cp = static_cast<const uint32_t*>(data_of(counters));
+    const auto* kp = static_cast<const uint32_t*>(data_of(keys));
+    auto* op = static_cast<uint32_t*>(mutable_data_of(out));
+    py::gil_scoped_release release;
+    rdf::cpu::philox4x32_simd(cp, kp, op, n, rounds, static_cast<rdf::cpu::Isa>(isa));
   });
 
   // Penalty list operations: arrays are read from the lists in array_list.h; each returns None, touching

@@ -63,6 +63,12 @@ PYBIND11_MODULE(_cuda, m) {
     rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, 0.0), device,
                             ptr<void>(stream));
   });
+  m.def("philox4x32", [](uintptr_t counters, uintptr_t keys, uintptr_t out, int64_t n, int rounds, int device,
+                         uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::philox4x32(ptr<const uint32_t>(counters), ptr<const uint32_t>(keys), ptr<uint32_t>(out), n, rounds,
+                          device, ptr<void>(stream));
+  });
 
   // List ops: one entry per array in each list (grads empty for the value only).
   m.def("penalty_grad", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,

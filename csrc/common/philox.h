@@ -8,6 +8,7 @@
 // the only lane-width-specific piece is the 32x32->64 multiply, passed in as MulHiLo.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "hd.h"
 
@@ -18,6 +19,7 @@ constexpr uint32_t kPhiloxM1 = 0xCD9E8D57u;  // multiplier applied to counter wo
 constexpr uint32_t kPhiloxW0 = 0x9E3779B9u;  // key word 0 increment (golden ratio)
 constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;  // key word 1 increment (sqrt(3) - 1)
 constexpr int kPhiloxRounds = 10;            // Philox4x32-10, the Random123 default used everywhere here
+constexpr int kPhiloxMaxRounds = 16;         // raw generators take 1..16 rounds (regdrop_fast.random)
 
 // Scalar 32x32 -> 64-bit multiply split into its high and low words.
 struct ScalarMulHiLo {
@@ -67,6 +69,17 @@ RDF_HD void philox4x32(uint32_t c[4], uint32_t k0, uint32_t k1, int rounds) {
       k1 += kPhiloxW1;
     }
     philox_round(c, k0, k1, ScalarMulHiLo());
+  }
+}
+
+// Host side: calls fn(std::integral_constant<int, R>()) with R = rounds, for 1 <= rounds <= kPhiloxMaxRounds
+// (nothing otherwise), so a raw generator with a run-time round count runs philox4x32_fixed<R>, the code
+// the dropout kernels run, and the known-answer vectors test that code on every backend.
+template <int R = 1, class Fn>
+void with_fixed_rounds(int rounds, Fn&& fn) {
+  if constexpr (R <= kPhiloxMaxRounds) {
+    if (rounds == R) return fn(std::integral_constant<int, R>());
+    with_fixed_rounds<R + 1>(rounds, fn);
   }
 }
 

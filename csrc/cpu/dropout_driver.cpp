@@ -46,5 +46,10 @@ void philox4x32_raw(const uint32_t* counters, const uint32_t* keys, uint32_t* ou
   }
 }
 
+void philox4x32_simd(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds,
+                     Isa isa) {
+  RDF_ISA_KERNEL(isa, philox4x32_blocks)(counters, keys, out, n, rounds);
+}
+
 }  // namespace cpu
 }  // namespace rdf

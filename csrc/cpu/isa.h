@@ -38,6 +38,8 @@ struct DropoutPass {
 #define RDF_DECLARE_ISA_KERNELS(ns)                                        \
   namespace ns {                                                           \
   void dropout_range(const DropoutPass& pass, int64_t begin, int64_t end); \
+  void philox4x32_blocks(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n,      \
+                         int rounds);                                                                   \
   double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end);               \
   int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end);                     \
   void decay_range(const UpdateItem& item, int64_t begin, int64_t end);                          \
