@@ -3,35 +3,62 @@
 //
 // Why this is C++: a list of 1,000 small arrays must cost well under a microsecond per array, and reading a
 // data pointer, dtype, shape and flags through Python attributes costs about that much on its own. So the
-// bindings read those fields straight from the array structs here and accept the call only when every
-// array is already in the form the kernels take ("fast form"): an ndarray of a supported dtype in native
-// byte order, C-contiguous and aligned, writeable when it is written, paired arrays of equal shape and
-// dtype, and no written array overlapping any other array of the call. Otherwise they return None without
-// touching anything, and the Python layer (python/regdrop_fast/_checks.py: penalty_arrays, update_arrays)
-// applies the same rules one array at a time, raising the error with its message or converting read-only
-// inputs (copies of non-contiguous parameters) before calling again. Every error message lives in Python.
+// fields are read straight from the array structs here, and every rule of a list call is decided here,
+// once, for the Python layer too: an array the kernels take ("fast form") is an ndarray of a supported
+// dtype in native byte order, C-contiguous and aligned, writeable when it is written; paired arrays have
+// equal shape and dtype; and no written array overlaps another array of the call (csrc/common/list_rules.h).
+// A parameter that is only read and not in fast form is converted here (a C-contiguous aligned copy, held
+// until the kernels return), as long as its dtype is supported. Anything else is refused with a Refusal
+// naming the rule and the arrays, before anything is touched; the Python layer turns it into the error and
+// its message (every message lives in Python).
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "../common/dtypes.h"
+#include "../common/list_rules.h"
 #include "../cpu/penalty_driver.h"
 
 namespace rdf {
 namespace pyarrays {
 
 namespace py = pybind11;
+using npy = py::detail::npy_api;
 
 // NumPy type numbers of the supported dtypes, indexed by rdf::DType code; bfloat16's number is assigned
 // when ml_dtypes registers it, so the Python layer passes all four in.
 struct TypeNums {
   int num[4];
 };
+
+inline TypeNums type_nums(const py::tuple& nums) {
+  TypeNums t{};
+  for (int c = 0; c < 4; ++c) t.num[c] = nums[static_cast<size_t>(c)].cast<int>();
+  return t;
+}
+
+// Why a call was refused: rule, the list ("params" or "grads") array i belongs to, and a second index j
+// (-1 when unused). Rules: "sequence" (the list is not a list or tuple), "length" (i = len(grads),
+// j = len(params)), "convert" (array-like that NumPy cannot convert), "type" (written array not an
+// ndarray), "dtype", "contiguous", "aligned", "writeable", "pair_dtype", "pair_shape" (grads[i] against
+// params[i]), "overlap" (i written, j the array it overlaps, both numbered in params + grads).
+struct Refusal {
+  const char* rule = nullptr;
+  const char* name = nullptr;
+  int64_t i = -1;
+  int64_t j = -1;
+};
+
+inline bool refuse(Refusal& r, const char* rule, const char* name, int64_t i, int64_t j = -1) {
+  r = Refusal{rule, name, i, j};
+  return false;
+}
+
+inline py::object refusal_tuple(const Refusal& r) { return py::make_tuple(r.rule, r.name, r.i, r.j); }
 
 struct ArrayFields {
   DType dtype;
@@ -40,16 +67,12 @@ struct ArrayFields {
   int64_t bytes;
   int ndim;
   const ssize_t* dims;
+  int flags;
 };
 
-// Fields of obj when it is an array in fast form (see above); false otherwise.
-inline bool fast_array(PyObject* obj, const TypeNums& nums, bool written, ArrayFields& out) {
-  const auto& api = py::detail::npy_api::get();
-  if (!api.PyArray_Check_(obj)) return false;
+// Fields of ndarray obj; false when its dtype is not one of the four (or not in native byte order).
+inline bool array_fields(PyObject* obj, const TypeNums& nums, ArrayFields& out) {
   const auto* arr = py::detail::array_proxy(obj);
-  const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
-                   (written ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0);
-  if ((arr->flags & need) != need) return false;
   const auto* descr = py::detail::array_descriptor_proxy(arr->descr);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
   if (descr->byteorder == '<') return false;
@@ -68,19 +91,54 @@ inline bool fast_array(PyObject* obj, const TypeNums& nums, bool written, ArrayF
   out.bytes = n * dispatch_dtype(out.dtype, [](auto tag) { return static_cast<int64_t>(sizeof(tag)); });
   out.ndim = arr->nd;
   out.dims = arr->dimensions;
+  out.flags = arr->flags;
   return true;
 }
 
-inline bool same_shape_and_dtype(const ArrayFields& a, const ArrayFields& b) {
-  return a.dtype == b.dtype && a.ndim == b.ndim &&
+constexpr int kFastFlags = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_;
+
+// params[i], only read: in fast form as it is, or converted into `converted` (which keeps the copy alive).
+inline bool read_array(PyObject* obj, const TypeNums& nums, int64_t i, ArrayFields& out,
+                       std::vector<py::object>& converted, Refusal& r) {
+  const auto& api = npy::get();
+  if (api.PyArray_Check_(obj)) {
+    if (!array_fields(obj, nums, out)) return refuse(r, "dtype", "params", i);
+    if ((out.flags & kFastFlags) == kFastFlags) return true;
+  }
+  // Not an ndarray, or one that is not C-contiguous and aligned: NumPy's own conversion (no dtype change:
+  // an int array stays int and is refused below).
+  PyObject* arr = api.PyArray_FromAny_(obj, nullptr, 0, 0, kFastFlags, nullptr);
+  if (!arr) {
+    PyErr_Clear();
+    return refuse(r, "convert", "params", i);
+  }
+  converted.push_back(py::reinterpret_steal<py::object>(arr));
+  if (!array_fields(arr, nums, out)) return refuse(r, "dtype", "params", i);
+  return true;
+}
+
+// params[i] (update ops) or grads[i], written in place: must be in fast form and writeable as it is.
+inline bool written_array(PyObject* obj, const TypeNums& nums, const char* name, int64_t i, ArrayFields& out,
+                          Refusal& r) {
+  if (!npy::get().PyArray_Check_(obj)) return refuse(r, "type", name, i);
+  if (!array_fields(obj, nums, out)) return refuse(r, "dtype", name, i);
+  if (!(out.flags & npy::NPY_ARRAY_C_CONTIGUOUS_)) return refuse(r, "contiguous", name, i);
+  if (!(out.flags & npy::NPY_ARRAY_ALIGNED_)) return refuse(r, "aligned", name, i);
+  if (!(out.flags & npy::NPY_ARRAY_WRITEABLE_)) return refuse(r, "writeable", name, i);
+  return true;
+}
+
+inline bool same_shape(const ArrayFields& a, const ArrayFields& b) {
+  return a.ndim == b.ndim &&
          (a.ndim == 0 || std::memcmp(a.dims, b.dims, sizeof(ssize_t) * static_cast<size_t>(a.ndim)) == 0);
 }
 
 // The items of seq as a tuple that holds a reference to each of them while the kernels run with the GIL
-// released (a list could be changed by another thread meanwhile); false unless seq is a list or tuple
-// (other sequences are turned into lists by the Python layer first).
-inline bool held_items(const py::handle& seq, py::object& held, PyObject* const*& items, Py_ssize_t& count) {
-  if (!PyList_Check(seq.ptr()) && !PyTuple_Check(seq.ptr())) return false;
+// released (a list could be changed by another thread meanwhile); refused unless seq is a list or tuple
+// (the Python layer turns other iterables into lists first).
+inline bool held_items(const py::handle& seq, const char* name, py::object& held, PyObject* const*& items,
+                       Py_ssize_t& count, Refusal& r) {
+  if (!PyList_Check(seq.ptr()) && !PyTuple_Check(seq.ptr())) return refuse(r, "sequence", name, -1);
   held = py::reinterpret_steal<py::object>(PySequence_Tuple(seq.ptr()));
   if (!held) throw py::error_already_set();
   items = &PyTuple_GET_ITEM(held.ptr(), 0);
@@ -88,97 +146,75 @@ inline bool held_items(const py::handle& seq, py::object& held, PyObject* const*
   return true;
 }
 
-// Memory ranges of a call: a written range may overlap no other range, except the read range of its own
-// pair when the two coincide exactly (grads is params). Same rule as _checks.disjoint_writes.
-struct Range {
-  uintptr_t lo, hi;
-  int64_t pair;
-  bool written;
+inline void add_range(std::vector<MemRange>& ranges, const ArrayFields& f, int64_t index, int64_t pair,
+                      bool written) {
+  const auto lo = reinterpret_cast<uintptr_t>(f.data);
+  ranges.push_back(MemRange{lo, lo + static_cast<uintptr_t>(f.bytes), index, pair, written});
+}
+
+// The overlap rule over the ranges of a call; `n_params` tells params (index < n_params) from grads.
+inline bool no_overlap(std::vector<MemRange>& ranges, int64_t n_params, Refusal& r) {
+  int64_t w, other;
+  if (!write_conflict(ranges, w, other)) return true;
+  return refuse(r, "overlap", w < n_params ? "params" : "grads", w, other);
+}
+
+// What a list call holds while its kernels run: the lists' items and any converted parameters.
+struct Held {
+  py::object lists[2];
+  std::vector<py::object> converted;
 };
 
-inline bool disjoint_writes(std::vector<Range>& ranges) {
-  std::sort(ranges.begin(), ranges.end(),
-            [](const Range& a, const Range& b) { return a.lo != b.lo ? a.lo < b.lo : a.hi < b.hi; });
-  // Clusters of chained overlaps: one holding a written range must be that range alone, or it with its
-  // own identical read range.
-  size_t first = 0;
-  while (first < ranges.size()) {
-    size_t last = first + 1;
-    uintptr_t hi = ranges[first].hi;
-    bool written = ranges[first].written;
-    while (last < ranges.size() && ranges[last].lo < hi) {
-      hi = std::max(hi, ranges[last].hi);
-      written = written || ranges[last].written;
-      ++last;
-    }
-    if (written && last - first > 1) {
-      const Range& a = ranges[first];
-      const Range& b = ranges[first + 1];
-      const bool identical_pair =
-          last - first == 2 && a.pair == b.pair && a.written != b.written && a.lo == b.lo && a.hi == b.hi;
-      if (!identical_pair) return false;
-    }
-    first = last;
-  }
-  return true;
-}
-
-inline void add_range(std::vector<Range>& ranges, const ArrayFields& f, int64_t pair, bool written) {
-  if (f.bytes == 0) return;
-  const auto lo = reinterpret_cast<uintptr_t>(f.data);
-  ranges.push_back(Range{lo, lo + static_cast<uintptr_t>(f.bytes), pair, written});
-}
-
-inline TypeNums type_nums(const py::tuple& nums) {
-  TypeNums t{};
-  for (int c = 0; c < 4; ++c) t.num[c] = nums[static_cast<size_t>(c)].cast<int>();
-  return t;
-}
-
 // Items of a penalty call: params[i] read, grads[i] written (grads None: the value only), coefficients
-// l1[i], l2[i]. False, with nothing read beyond the fields, unless every array is in fast form.
+// l1[i], l2[i]. Checks run per index i ascending, params[i] then grads[i]; lengths before any array, the
+// overlap rule after all of them.
 inline bool penalty_items(const py::handle& params, const py::handle& grads, const double* l1,
                           const double* l2, const TypeNums& nums, std::vector<cpu::PenaltyItem>& items,
-                          py::object held[2]) {
+                          Held& held, Refusal& r) {
   PyObject* const* ps;
   PyObject* const* gs = nullptr;
   Py_ssize_t n, n_grads = 0;
   const bool with_grads = !grads.is_none();
-  if (!held_items(params, held[0], ps, n)) return false;
-  if (with_grads && (!held_items(grads, held[1], gs, n_grads) || n_grads != n)) return false;
+  if (!held_items(params, "params", held.lists[0], ps, n, r)) return false;
+  if (with_grads) {
+    if (!held_items(grads, "grads", held.lists[1], gs, n_grads, r)) return false;
+    if (n_grads != n) return refuse(r, "length", "grads", n_grads, n);
+  }
   items.resize(static_cast<size_t>(n));
-  std::vector<Range> ranges;
+  std::vector<MemRange> ranges;
   if (with_grads) ranges.reserve(2 * static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     ArrayFields w, g;
-    if (!fast_array(ps[i], nums, false, w)) return false;
+    if (!read_array(ps[i], nums, i, w, held.converted, r)) return false;
     if (with_grads) {
-      if (!fast_array(gs[i], nums, true, g) || !same_shape_and_dtype(w, g)) return false;
-      add_range(ranges, w, i, false);
-      add_range(ranges, g, i, true);
+      if (!written_array(gs[i], nums, "grads", i, g, r)) return false;
+      if (g.dtype != w.dtype) return refuse(r, "pair_dtype", "grads", i);
+      if (!same_shape(w, g)) return refuse(r, "pair_shape", "grads", i);
+      add_range(ranges, w, i, i, false);
+      add_range(ranges, g, n + i, i, true);
     }
     void* grad = with_grads ? g.data : nullptr;
     items[static_cast<size_t>(i)] = cpu::PenaltyItem{w.dtype, w.n, w.data, grad, l1[i], l2[i]};
   }
-  return !with_grads || disjoint_writes(ranges);
+  return !with_grads || no_overlap(ranges, n, r);
 }
 
 // Items of an in-place list operation (prox_l1, decay): params[i] written with coefficient coef[i].
 inline bool update_items(const py::handle& params, const double* coef, const TypeNums& nums,
-                         std::vector<cpu::UpdateItem>& items, py::object& held) {
+                         std::vector<cpu::UpdateItem>& items, Held& held, Refusal& r) {
   PyObject* const* ps;
   Py_ssize_t n;
-  if (!held_items(params, held, ps, n)) return false;
+  if (!held_items(params, "params", held.lists[0], ps, n, r)) return false;
   items.resize(static_cast<size_t>(n));
-  std::vector<Range> ranges;
+  std::vector<MemRange> ranges;
   ranges.reserve(static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     ArrayFields w;
-    if (!fast_array(ps[i], nums, true, w)) return false;
-    add_range(ranges, w, i, true);
+    if (!written_array(ps[i], nums, "params", i, w, r)) return false;
+    add_range(ranges, w, i, i, true);
     items[static_cast<size_t>(i)] = cpu::UpdateItem{w.dtype, w.n, w.data, coef[i]};
   }
-  return disjoint_writes(ranges);
+  return no_overlap(ranges, n, r);
 }
 
 }  // namespace pyarrays

@@ -2,6 +2,7 @@
 // dtype codes, thresholds and scales all come from the Python layer (python/regdrop_fast/_checks.py).
 #include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
 
 #include "array_list.h"
 #include "common.h"
@@ -82,16 +83,18 @@ PYBIND11_MODULE(_core, m) {
     rdf::cpu::philox4x32_simd(cp, kp, op, n, rounds, static_cast<rdf::cpu::Isa>(isa));
   });
 
-  // Penalty list operations: arrays are read from the lists in array_list.h; each returns None, touching
-  // nothing, when an array is not in the kernels' fast form (the Python layer then checks and explains).
+  // Penalty list operations: arrays are read from the lists by array_list.h, which decides every rule of a
+  // list call. A refused call returns the refusal (rule, name, i, j) and touches nothing; the Python layer
+  // raises the matching error.
   m.def("penalty_grad", [](py::handle params, py::handle grads, const py::array& l1, const py::array& l2,
                            const py::tuple& type_nums) -> py::object {
     std::vector<rdf::cpu::PenaltyItem> items;
-    py::object held[2];
+    rdf::pyarrays::Held held;
+    rdf::pyarrays::Refusal refusal;
     if (!rdf::pyarrays::penalty_items(params, grads, static_cast<const double*>(data_of(l1)),
                                       static_cast<const double*>(data_of(l2)),
-                                      rdf::pyarrays::type_nums(type_nums), items, held))
-      return py::none();
+                                      rdf::pyarrays::type_nums(type_nums), items, held, refusal))
+      return rdf::pyarrays::refusal_tuple(refusal);
     double value;
     {
       py::gil_scoped_release release;
@@ -103,10 +106,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("prox_l1", [](py::handle params, const py::array& threshold,
                       const py::tuple& type_nums) -> py::object {
     std::vector<rdf::cpu::UpdateItem> items;
-    py::object held;
+    rdf::pyarrays::Held held;
+    rdf::pyarrays::Refusal refusal;
     if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(threshold)),
-                                     rdf::pyarrays::type_nums(type_nums), items, held))
-      return py::none();
+                                     rdf::pyarrays::type_nums(type_nums), items, held, refusal))
+      return rdf::pyarrays::refusal_tuple(refusal);
     int64_t zeros;
     {
       py::gil_scoped_release release;
@@ -117,15 +121,31 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("decay", [](py::handle params, const py::array& factor, const py::tuple& type_nums) -> py::object {
     std::vector<rdf::cpu::UpdateItem> items;
-    py::object held;
+    rdf::pyarrays::Held held;
+    rdf::pyarrays::Refusal refusal;
     if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(factor)),
-                                     rdf::pyarrays::type_nums(type_nums), items, held))
-      return py::none();
+                                     rdf::pyarrays::type_nums(type_nums), items, held, refusal))
+      return rdf::pyarrays::refusal_tuple(refusal);
     {
       py::gil_scoped_release release;
       rdf::cpu::decay(items.data(), static_cast<int64_t>(items.size()));
     }
-    return py::bool_(true);
+    return py::none();
+  });
+
+  // The overlap rule of csrc/common/list_rules.h on memory ranges [lo[k], hi[k]) of arrays k (the CUDA
+  // path's device memory): (written array, array it overlaps) of the first conflict, or None.
+  m.def("write_conflict", [](const std::vector<uintptr_t>& lo, const std::vector<uintptr_t>& hi,
+                             const std::vector<int64_t>& pair, const std::vector<bool>& written) -> py::object {
+    const size_t n = lo.size();
+    if (hi.size() != n || pair.size() != n || written.size() != n)
+      throw py::value_error("write_conflict: lo, hi, pair and written must have one entry per array");
+    std::vector<rdf::MemRange> ranges(n);
+    for (size_t k = 0; k < n; ++k)
+      ranges[k] = rdf::MemRange{lo[k], hi[k], static_cast<int64_t>(k), pair[k], written[k]};
+    int64_t w, other;
+    if (!rdf::write_conflict(ranges, w, other)) return py::none();
+    return py::make_tuple(w, other);
   });
 
   m.def("max_norm", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,

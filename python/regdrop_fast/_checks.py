@@ -307,7 +307,7 @@ def _readable(a, name: str) -> np.ndarray:
 
 def disjoint_writes(arrays, names, pairs, written) -> None:
     """A written array may share memory with no other array of the call, except its own parameter when the
-    two are the very same memory (grads is params). Same rule as csrc/bindings/array_list.h: disjoint_writes."""
+    two are the very same memory (grads is params). Same rule as csrc/common/list_rules.h: write_conflict."""
     ranges = []
     for k, a in enumerate(arrays):
         if a.nbytes:
