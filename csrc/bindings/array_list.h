@@ -148,6 +148,7 @@ inline bool held_items(const py::handle& seq, const char* name, py::object& held
 
 inline void add_range(std::vector<MemRange>& ranges, const ArrayFields& f, int64_t index, int64_t pair,
                       bool written) {
+  if (f.bytes == 0) return;  // holds no memory (write_conflict would drop it)
   const auto lo = reinterpret_cast<uintptr_t>(f.data);
   ranges.push_back(MemRange{lo, lo + static_cast<uintptr_t>(f.bytes), index, pair, written});
 }

@@ -25,6 +25,25 @@ uint8_t* optional_bits(py::object bits) {
   return static_cast<uint8_t*>(mutable_data_of(arr));
 }
 
+// An in-place list operation (prox_l1, decay): the refusal, or wrap(kernel(items, count)) with the kernel
+// run without the GIL.
+template <class Kernel, class Wrap>
+py::object update_list(py::handle params, const py::array& coef, const py::tuple& type_nums, Kernel kernel,
+                       Wrap wrap) {
+  std::vector<rdf::cpu::UpdateItem> items;
+  rdf::pyarrays::Held held;
+  rdf::pyarrays::Refusal refusal;
+  if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(coef)),
+                                   rdf::pyarrays::type_nums(type_nums), items, held, refusal))
+    return rdf::pyarrays::refusal_tuple(refusal);
+  int64_t result;
+  {
+    py::gil_scoped_release release;
+    result = kernel(items.data(), static_cast<int64_t>(items.size()));
+  }
+  return wrap(result);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -103,34 +122,16 @@ PYBIND11_MODULE(_core, m) {
     return py::float_(value);
   });
 
-  m.def("prox_l1", [](py::handle params, const py::array& threshold,
-                      const py::tuple& type_nums) -> py::object {
-    std::vector<rdf::cpu::UpdateItem> items;
-    rdf::pyarrays::Held held;
-    rdf::pyarrays::Refusal refusal;
-    if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(threshold)),
-                                     rdf::pyarrays::type_nums(type_nums), items, held, refusal))
-      return rdf::pyarrays::refusal_tuple(refusal);
-    int64_t zeros;
-    {
-      py::gil_scoped_release release;
-      zeros = rdf::cpu::prox_l1(items.data(), static_cast<int64_t>(items.size()));
-    }
-    return py::int_(zeros);
+  m.def("prox_l1", [](py::handle params, const py::array& threshold, const py::tuple& type_nums) {
+    return update_list(params, threshold, type_nums, rdf::cpu::prox_l1, [](int64_t zeros) { return py::int_(zeros); });
   });
 
-  m.def("decay", [](py::handle params, const py::array& factor, const py::tuple& type_nums) -> py::object {
-    std::vector<rdf::cpu::UpdateItem> items;
-    rdf::pyarrays::Held held;
-    rdf::pyarrays::Refusal refusal;
-    if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(factor)),
-                                     rdf::pyarrays::type_nums(type_nums), items, held, refusal))
-      return rdf::pyarrays::refusal_tuple(refusal);
-    {
-      py::gil_scoped_release release;
-      rdf::cpu::decay(items.data(), static_cast<int64_t>(items.size()));
-    }
-    return py::none();
+  m.def("decay", [](py::handle params, const py::array& factor, const py::tuple& type_nums) {
+    const auto decay = [](const rdf::cpu::UpdateItem* items, int64_t count) {
+      rdf::cpu::decay(items, count);
+      return int64_t{0};
+    };
+    return update_list(params, factor, type_nums, decay, [](int64_t) { return py::none(); });
   });
 
   // The overlap rule of csrc/common/list_rules.h on memory ranges [lo[k], hi[k]) of arrays k (the CUDA

@@ -2,6 +2,7 @@
 // a value lives here; the backends only decide which elements a thread or SIMD lane visits.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "dtypes.h"
 #include "hd.h"
@@ -27,6 +28,22 @@ RDF_HD KeepSource keep_source(bool has_bits_in, const DropoutParams& prm) {
   if (prm.drop_all) return KeepSource::kNone;
   if (prm.threshold == 0) return KeepSource::kAll;
   return KeepSource::kStream;
+}
+
+// Host side: calls fn(std::integral_constant<KeepSource, S>()) with S = source, the one switch that
+// specializes a loop (CPU) or kernel (CUDA) on where its decisions come from.
+template <class Fn>
+void with_keep_source(KeepSource source, Fn&& fn) {
+  switch (source) {
+    case KeepSource::kBits:
+      return fn(std::integral_constant<KeepSource, KeepSource::kBits>());
+    case KeepSource::kNone:
+      return fn(std::integral_constant<KeepSource, KeepSource::kNone>());
+    case KeepSource::kAll:
+      return fn(std::integral_constant<KeepSource, KeepSource::kAll>());
+    case KeepSource::kStream:
+      return fn(std::integral_constant<KeepSource, KeepSource::kStream>());
+  }
 }
 
 // Keep decision for one random word of the stream (KeepSource::kStream).

@@ -28,8 +28,9 @@ struct MemRange {
 // allowed only as that range alone, or it with its own identical read range. Otherwise its first written
 // range (in address order) is reported with the ranges that overlap it directly.
 inline bool write_conflict(std::vector<MemRange>& ranges, int64_t& written_index, int64_t& other_index) {
-  ranges.erase(std::remove_if(ranges.begin(), ranges.end(), [](const MemRange& r) { return r.hi <= r.lo; }),
-               ranges.end());
+  if (std::any_of(ranges.begin(), ranges.end(), [](const MemRange& r) { return r.hi <= r.lo; }))
+    ranges.erase(std::remove_if(ranges.begin(), ranges.end(), [](const MemRange& r) { return r.hi <= r.lo; }),
+                 ranges.end());
   std::sort(ranges.begin(), ranges.end(), [](const MemRange& a, const MemRange& b) {
     if (a.lo != b.lo) return a.lo < b.lo;
     return a.hi != b.hi ? a.hi < b.hi : a.index < b.index;

@@ -108,16 +108,8 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
 
 template <class T>
 void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
-  switch (keep_source(pass.bits_in != nullptr, pass.params)) {
-    case KeepSource::kBits:
-      return run_range<T, KeepSource::kBits>(pass, begin, end);
-    case KeepSource::kNone:
-      return run_range<T, KeepSource::kNone>(pass, begin, end);
-    case KeepSource::kAll:
-      return run_range<T, KeepSource::kAll>(pass, begin, end);
-    case KeepSource::kStream:
-      return run_range<T, KeepSource::kStream>(pass, begin, end);
-  }
+  with_keep_source(keep_source(pass.bits_in != nullptr, pass.params),
+                   [&](auto source) { run_range<T, decltype(source)::value>(pass, begin, end); });
 }
 
 }  // namespace

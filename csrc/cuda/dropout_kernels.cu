@@ -83,20 +83,9 @@ void launch(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t
     using T = decltype(tag);
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
-    switch (keep_source(bits_in != nullptr, prm)) {
-      case KeepSource::kBits:
-        dropout_kernel<T, KeepSource::kBits><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
-        break;
-      case KeepSource::kNone:
-        dropout_kernel<T, KeepSource::kNone><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
-        break;
-      case KeepSource::kAll:
-        dropout_kernel<T, KeepSource::kAll><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
-        break;
-      case KeepSource::kStream:
-        dropout_kernel<T, KeepSource::kStream><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
-        break;
-    }
+    with_keep_source(keep_source(bits_in != nullptr, prm), [&](auto source) {
+      dropout_kernel<T, decltype(source)::value><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
+    });
   });
   check(cudaGetLastError(), "dropout kernel launch");
 }
