@@ -7,9 +7,15 @@ because pytest puts this directory on sys.path in its default "prepend" import m
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
+import importlib.util
+import os
 import pathlib
+import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 
 import ml_dtypes
 import numpy as np
@@ -31,6 +37,8 @@ PROBS = (0.0, 0.1, 0.5, 0.9, 1.0)
 U64_MAX = (1 << 64) - 1
 
 ALL_SIMD_LEVELS = ("generic", "avx2", "avx512")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -197,13 +205,63 @@ QEMU_AARCH64 = shutil.which("qemu-aarch64")
 
 def build_generic_aarch64(directory, main: str, kernel: str):
     """tests/native/<main> with the portable (generic) build of csrc/cpu/<kernel>, for aarch64 (static)."""
-    root = pathlib.Path(__file__).resolve().parents[1]
     exe = directory / pathlib.Path(main).stem
     subprocess.run(
         [AARCH64_CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-static", "-DRDF_ISA=generic",
-         "-DRDF_VEC_BYTES=16", str(root / "tests/native" / main), str(root / "csrc/cpu" / kernel),
+         "-DRDF_VEC_BYTES=16", str(ROOT / "tests/native" / main), str(ROOT / "csrc/cpu" / kernel),
          "-o", str(exe)],
         check=True, capture_output=True, text=True,
     )
     return exe
 
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the CUDA sources built against the CPU emulation of CUDA (tests/native/cuda_emulation/cuda_runtime.h)
+
+HOST_CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+CUDA_SHIM = ROOT / "tests/native/cuda_emulation"
+
+# kernel<...><<<grid, block, 0, s>>>(args);  ->  rdf_emulate_launch(grid, block, [&] { kernel<...>(args); });
+LAUNCH = re.compile(r"(\w+(?:<[^<>;]*>)?)<<<([^,;]+),\s*([^,;]+),\s*0,\s*s>>>\((.*?)\);", re.S)
+
+
+def emulated_source(src: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
+    text = LAUNCH.sub(
+        lambda m: f"rdf_emulate_launch({m[2]}, {m[3]}, [&] {{ {m[1]}({m[4]}); }});", src.read_text()
+    )
+    assert "<<<" not in text, f"{src.name}: a launch the rewrite does not understand"
+    dest = out_dir / f"{src.stem}_emulated.cpp"
+    dest.write_text(text)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def emulated_cuda_module(tmp_path_factory):
+    """csrc/cuda/*.cu and csrc/bindings/cuda.cpp built with the host compiler against the CUDA emulation,
+    loaded as a module standing in for regdrop_fast._cuda (device pointers are host addresses)."""
+    if HOST_CXX is None or not sys.platform.startswith("linux"):
+        pytest.skip("needs a host C++ compiler and Linux (the emulation uses ucontext fibers)")
+    pybind11 = pytest.importorskip("pybind11")
+    out = tmp_path_factory.mktemp("cuda_emulated")
+    # Every .cu of the build, so a new op's kernels are emulated as soon as they exist.
+    sources = [emulated_source(src, out) for src in sorted((ROOT / "csrc/cuda").glob("*.cu"))]
+    sources += [ROOT / "csrc/bindings/cuda.cpp"]
+    # RDF_EMULATION_CXXFLAGS adds flags, e.g. "-fsanitize=address" (then run pytest with libasan preloaded:
+    # LD_PRELOAD=$(c++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0), so that a kernel's
+    # out-of-bounds access stops the test like compute-sanitizer would on a GPU.
+    extra = os.environ.get("RDF_EMULATION_CXXFLAGS", "").split()
+    flags = ["-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", f"-I{CUDA_SHIM}", f"-I{ROOT / 'csrc/cuda'}",
+             f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}", *extra]
+    jobs = [(subprocess.Popen([HOST_CXX, *flags, "-c", str(s), "-o", str(out / f"{s.stem}.o")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), s) for s in sources]
+    for proc, src in jobs:
+        log = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, f"{src.name} does not build against the emulation:\n{log[-4000:]}"
+    lib = out / f"_cuda{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run([HOST_CXX, "-shared", *extra, *[str(out / f"{s.stem}.o") for s in sources], "-o", str(lib)],
+                   check=True, capture_output=True, text=True)
+    loader = importlib.machinery.ExtensionFileLoader("_cuda", str(lib))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_cuda", loader))
+    loader.exec_module(module)
+    return module

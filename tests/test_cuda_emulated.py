@@ -1,9 +1,10 @@
 """The CUDA kernels run on the CPU: csrc/cuda/*.cu built with the host compiler against an emulation of the
 CUDA runtime (tests/native/cuda_emulation/cuda_runtime.h: a fiber per CUDA thread, __syncthreads() a
-barrier of a block's fibers, __shared__ memory shared by them, blocks one after another).
+barrier of a block's fibers, __shared__ memory shared by them, blocks one after another), by the fixture
+emulated_cuda_module of tests/conftest.py.
 
 Each launch `kernel<<<grid, block, 0, s>>>(args)` of the sources is rewritten into an emulated launch; the
-rest (the launch planning of csrc/cuda/list_plan.h, the entry points, csrc/cuda/bindings_cuda.cpp) is the
+rest (the launch planning of csrc/cuda/list_plan.h, the entry points, csrc/bindings/cuda.cpp) is the
 code the GPU build compiles. The module stands in for regdrop_fast._cuda, and CuPy is stood in for by host
 arrays (tests/fake_cupy.py), so every public call goes through the real Python path down to the kernels'
 indexing, vector/scalar choice, chunking, block reductions and slot sums, and must give the CPU kernels'
@@ -12,15 +13,7 @@ bits. What only a GPU can show (timing, memory model, the device's own arithmeti
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import os
-import pathlib
-import re
-import shutil
-import subprocess
 import sys
-import sysconfig
 
 import numpy as np
 import pytest
@@ -30,62 +23,17 @@ from fake_cupy import fake_cupy, ndarray
 import regdrop_fast as rdf
 from regdrop_fast import cuda, reference
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-SHIM = ROOT / "tests/native/cuda_emulation"
 BF16 = rdf._checks.BFLOAT16
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
 DTYPE_IDS = ["float32", "float64", "float16", "bfloat16"]
 CHUNK = 1 << 16
 
-pybind11 = pytest.importorskip("pybind11")
-pytestmark = pytest.mark.skipif(CXX is None or not sys.platform.startswith("linux"),
-                                reason="needs a host C++ compiler and Linux (the emulation uses ucontext fibers)")
-
-# kernel<...><<<grid, block, 0, s>>>(args);  ->  rdf_emulate_launch(grid, block, [&] { kernel<...>(args); });
-LAUNCH = re.compile(r"(\w+(?:<[^<>;]*>)?)<<<([^,;]+),\s*([^,;]+),\s*0,\s*s>>>\((.*?)\);", re.S)
-
-
-def emulated_source(src: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
-    text, launches = LAUNCH.subn(
-        lambda m: f"rdf_emulate_launch({m[2]}, {m[3]}, [&] {{ {m[1]}({m[4]}); }});", src.read_text()
-    )
-    assert launches >= 1 and "<<<" not in text, f"{src.name}: a launch the rewrite does not understand"
-    dest = out_dir / f"{src.stem}_emulated.cpp"
-    dest.write_text(text)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def emulated_module(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cuda_emulated")
-    sources = [emulated_source(ROOT / "csrc/cuda" / name, out) for name in ("penalty_cuda.cu", "dropout_cuda.cu")]
-    sources += [ROOT / "csrc/cuda/bindings_cuda.cpp", SHIM / "device_emulated.cpp"]
-    # RDF_EMULATION_CXXFLAGS adds flags, e.g. "-fsanitize=address" (then run pytest with libasan preloaded:
-    # LD_PRELOAD=$(c++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0), so that a kernel's
-    # out-of-bounds access stops the test like compute-sanitizer would on a GPU.
-    extra = os.environ.get("RDF_EMULATION_CXXFLAGS", "").split()
-    flags = ["-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", f"-I{SHIM}", f"-I{ROOT / 'csrc/cuda'}",
-             f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}", *extra]
-    jobs = [(subprocess.Popen([CXX, *flags, "-c", str(s), "-o", str(out / f"{s.stem}.o")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), s) for s in sources]
-    for proc, src in jobs:
-        log = proc.communicate(timeout=600)[0]
-        assert proc.returncode == 0, f"{src.name} does not build against the emulation:\n{log[-4000:]}"
-    lib = out / f"_cuda{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run([CXX, "-shared", *extra, *[str(out / f"{s.stem}.o") for s in sources], "-o", str(lib)],
-                   check=True, capture_output=True, text=True)
-    loader = importlib.machinery.ExtensionFileLoader("_cuda", str(lib))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_cuda", loader))
-    loader.exec_module(module)
-    return module
-
 
 @pytest.fixture
-def emulated(emulated_module, monkeypatch):
+def emulated(emulated_cuda_module, monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy())
-    monkeypatch.setattr(cuda, "_cuda", emulated_module)
-    return emulated_module
+    monkeypatch.setattr(cuda, "_cuda", emulated_cuda_module)
+    return emulated_cuda_module
 
 
 def dev(a):

@@ -42,7 +42,7 @@ p_param = pytest.mark.parametrize("p", PROBS)
 # 1..1025: every size up to 2 SIMD vectors of blocks, then the sides of each power of two, some odd ones.
 SMALL_SIZES = sorted(set(range(1, 34)) | {63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 383, 511, 512, 513,
                                           777, 1000, 1021, 1023, 1024, 1025})
-TILE_SIZES = [2047, 2048, 2049, 4095, 4100, 6151]  # around the 2048-element tile of dropout_cpu.cpp
+TILE_SIZES = [2047, 2048, 2049, 4095, 4100, 6151]  # around the 2048-element tile of dropout_loop.cpp
 TASK = 1 << 16  # elements per parallel task (csrc/cpu/isa.h)
 LARGE_SIZES = [TASK - 1, TASK + 1, 2 * TASK + 3, 278011]  # 2 * TASK + 3 > 2^17
 

@@ -1,6 +1,6 @@
 """The portable (generic) penalty kernels built for aarch64 give the same bits as the x86 extension.
 
-Cross-compiles csrc/cpu/penalty_cpu.cpp with tests/native/penalty_generic_main.cpp for aarch64 and runs it
+Cross-compiles csrc/cpu/penalty_loop.cpp with tests/native/penalty_generic_main.cpp for aarch64 and runs it
 under qemu-user on arrays with every special value; skipped where aarch64-linux-gnu-g++ or qemu-aarch64 are
 not installed (``apt-get install g++-aarch64-linux-gnu qemu-user``).
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not (AARCH64_CXX and QEMU_AARCH64),
 
 @pytest.fixture(scope="module")
 def generic_aarch64(tmp_path_factory):
-    return build_generic_aarch64(tmp_path_factory.mktemp("aarch64"), "penalty_generic_main.cpp", "penalty_cpu.cpp")
+    return build_generic_aarch64(tmp_path_factory.mktemp("aarch64"), "penalty_generic_main.cpp", "penalty_loop.cpp")
 
 
 def assert_same_values(hex_line, expected):

@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 import pytest
-from conftest import U64_MAX, assert_same_bits, assert_unchanged, snapshot
+from conftest import ALL_SIMD_LEVELS, U64_MAX, assert_same_bits, assert_unchanged, available_simd_levels, snapshot
 
 import regdrop_fast as rdf
 from regdrop_fast import reference
@@ -65,6 +65,56 @@ def test_known_answers_batched(philox, rounds):
     key = np.array([r[2] for r in rows], np.uint32)
     expected = np.array([r[3] for r in rows], np.uint32)
     assert_same_bits(philox(ctr, key, rounds=rounds), expected, f"rounds={rounds}")
+
+
+def kat_arrays(rounds):
+    """The KAT rows of one round count as (counters (n, 4), keys (n, 2), expected (n, 4)) uint32 arrays."""
+    rows = [row for row in KAT if row[0] == rounds]
+    return tuple(np.array([r[i] for r in rows], np.uint32) for i in (1, 2, 3))
+
+
+@pytest.mark.parametrize("level", ALL_SIMD_LEVELS)
+@pytest.mark.parametrize("rounds", [7, 10])
+def test_known_answers_simd_lanes(level, rounds):
+    """The SIMD lane code of each ISA (the Philox of the CPU dropout loops), on every KAT row."""
+    if level not in available_simd_levels():
+        pytest.skip(f"SIMD level {level} not supported by this CPU or build")
+    ctr, key, expected = kat_arrays(rounds)
+    for n in (len(ctr), 1, 3):  # lanes filled, and tails shorter than one vector of blocks
+        out = np.zeros((n, 4), np.uint32)
+        rdf._core.philox4x32_simd(ctr[:n], key[:n], out, n, rounds, ALL_SIMD_LEVELS.index(level))
+        assert_same_bits(out, expected[:n], f"{level} rounds={rounds} n={n}")
+
+
+def test_simd_lanes_all_round_counts_and_unsupported_isa(rng):
+    ctr = rng.integers(0, 1 << 32, size=(37, 4), dtype=np.uint32)
+    key = rng.integers(0, 1 << 32, size=(37, 2), dtype=np.uint32)
+    for level in available_simd_levels():
+        for rounds in range(1, 17):
+            out = np.zeros_like(ctr)
+            rdf._core.philox4x32_simd(ctr, key, out, 37, rounds, ALL_SIMD_LEVELS.index(level))
+            assert_same_bits(out, reference.philox4x32(ctr, key, rounds), f"{level} rounds={rounds}")
+    for isa in (-1, len(available_simd_levels()), 3):
+        with pytest.raises(ValueError, match="not in this build or not supported"):
+            rdf._core.philox4x32_simd(ctr, key, np.zeros_like(ctr), 37, 10, isa)
+
+
+@pytest.mark.parametrize("rounds", [7, 10])
+def test_known_answers_emulated_cuda(emulated_cuda_module, rounds):
+    """The device generator (csrc/cuda/philox_kernels.cu) built against the CPU emulation of CUDA."""
+    ctr, key, expected = kat_arrays(rounds)
+    out = np.zeros_like(expected)
+    emulated_cuda_module.philox4x32(ctr.ctypes.data, key.ctypes.data, out.ctypes.data, len(ctr), rounds, 0, 0)
+    assert_same_bits(out, expected, f"emulated CUDA rounds={rounds}")
+
+
+def test_emulated_cuda_all_round_counts(emulated_cuda_module, rng):
+    ctr = rng.integers(0, 1 << 32, size=(300, 4), dtype=np.uint32)
+    key = rng.integers(0, 1 << 32, size=(300, 2), dtype=np.uint32)
+    for rounds in range(1, 17):
+        out = np.zeros_like(ctr)
+        emulated_cuda_module.philox4x32(ctr.ctypes.data, key.ctypes.data, out.ctypes.data, 300, rounds, 0, 0)
+        assert_same_bits(out, reference.philox4x32(ctr, key, rounds), f"rounds={rounds}")
 
 
 @impl_param

@@ -1,6 +1,6 @@
 """The portable (generic) kernel built for aarch64 gives the same bits as the x86 build.
 
-Cross-compiles csrc/cpu/dropout_cpu.cpp with tests/native/dropout_generic_main.cpp for aarch64 and runs it
+Cross-compiles csrc/cpu/dropout_loop.cpp with tests/native/dropout_generic_main.cpp for aarch64 and runs it
 under qemu-user; skipped where aarch64-linux-gnu-g++ or qemu-aarch64 are not installed
 (``apt-get install g++-aarch64-linux-gnu qemu-user``).
 """
@@ -21,7 +21,7 @@ DTYPES = [np.float32, np.float64, np.float16, rf._checks.BFLOAT16]
 
 @pytest.fixture(scope="module")
 def generic_aarch64(tmp_path_factory):
-    return build_generic_aarch64(tmp_path_factory.mktemp("aarch64"), "dropout_generic_main.cpp", "dropout_cpu.cpp")
+    return build_generic_aarch64(tmp_path_factory.mktemp("aarch64"), "dropout_generic_main.cpp", "dropout_loop.cpp")
 
 
 def xorshift_input(n: int, dtype) -> np.ndarray:

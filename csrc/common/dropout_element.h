@@ -2,6 +2,7 @@
 // a value lives here; the backends only decide which elements a thread or SIMD lane visits.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "dtypes.h"
 #include "hd.h"
@@ -17,7 +18,35 @@ struct DropoutParams {
   double scale;        // 1 / (1 - p); 0 when drop_all
 };
 
-// Keep decision for one random word. drop_all is handled by the caller's loop (it needs no random words).
+// Where the keep decisions of a pass come from, decided once per call so that the loops can be specialized
+// on it: the given mask bits; none (p rounds to 1: no word can reach the threshold); all (threshold 0:
+// every word reaches it, so none needs generating); else the Philox stream.
+enum class KeepSource { kBits, kNone, kAll, kStream };
+
+RDF_HD KeepSource keep_source(bool has_bits_in, const DropoutParams& prm) {
+  if (has_bits_in) return KeepSource::kBits;
+  if (prm.drop_all) return KeepSource::kNone;
+  if (prm.threshold == 0) return KeepSource::kAll;
+  return KeepSource::kStream;
+}
+
+// Host side: calls fn(std::integral_constant<KeepSource, S>()) with S = source, the one switch that
+// specializes a loop (CPU) or kernel (CUDA) on where its decisions come from.
+template <class Fn>
+void with_keep_source(KeepSource source, Fn&& fn) {
+  switch (source) {
+    case KeepSource::kBits:
+      return fn(std::integral_constant<KeepSource, KeepSource::kBits>());
+    case KeepSource::kNone:
+      return fn(std::integral_constant<KeepSource, KeepSource::kNone>());
+    case KeepSource::kAll:
+      return fn(std::integral_constant<KeepSource, KeepSource::kAll>());
+    case KeepSource::kStream:
+      return fn(std::integral_constant<KeepSource, KeepSource::kStream>());
+  }
+}
+
+// Keep decision for one random word of the stream (KeepSource::kStream).
 RDF_HD bool dropout_keep(uint32_t word, uint32_t threshold) { return word >= threshold; }
 
 // Dropout of one value in its compute type: a selection, not a multiply by 0, so a dropped NaN or inf

@@ -1,7 +1,7 @@
 // The element-level bodies of the weight penalties (penalty_grad, penalty, prox_l1, decay, max_norm),
 // shared by the CPU loops and the CUDA kernels. Every rounding step that decides a bit lives here; the
 // backends only choose which elements a thread or SIMD lane visits and how partial sums are grouped
-// (that grouping is fixed by sizes alone, see csrc/cpu/penalty_ops_cpu.h).
+// (that grouping is fixed by sizes alone, see csrc/cpu/penalty_driver.h).
 //
 // The NumPy reference (python/regdrop_fast/reference/penalty.py) performs the same operations in the same
 // order; the build uses -ffp-contract=off, so no a*b+c below is ever fused into one rounding.
@@ -44,6 +44,14 @@ RDF_HD V penalty_sign(V w) {
 // is not read or written at all.
 enum class PenaltyTerms : int { kNone = 0, kL1 = 1, kL2 = 2, kL1L2 = 3 };
 
+// Whether terms include the L1 (|w|, sign(w)) or the L2 (w * w, w) term: the one spelling of that test.
+RDF_HD constexpr bool has_l1(PenaltyTerms terms) {
+  return terms == PenaltyTerms::kL1 || terms == PenaltyTerms::kL1L2;
+}
+RDF_HD constexpr bool has_l2(PenaltyTerms terms) {
+  return terms == PenaltyTerms::kL2 || terms == PenaltyTerms::kL1L2;
+}
+
 RDF_HD PenaltyTerms penalty_terms(double l1, double l2) {
   return static_cast<PenaltyTerms>((l1 != 0.0 ? 1 : 0) | (l2 != 0.0 ? 2 : 0));
 }
@@ -79,11 +87,9 @@ RDF_HD D square_contribution(D w) {
 }
 
 RDF_HD double penalty_segment_value(PenaltyTerms terms, double l1, double l2, double s1, double s2) {
-  const bool with_l1 = terms == PenaltyTerms::kL1 || terms == PenaltyTerms::kL1L2;
-  const bool with_l2 = terms == PenaltyTerms::kL2 || terms == PenaltyTerms::kL1L2;
-  if (with_l1 && with_l2) return l1 * s1 + (0.5 * l2) * s2;
-  if (with_l1) return l1 * s1;
-  if (with_l2) return (0.5 * l2) * s2;
+  if (has_l1(terms) && has_l2(terms)) return l1 * s1 + (0.5 * l2) * s2;
+  if (has_l1(terms)) return l1 * s1;
+  if (has_l2(terms)) return (0.5 * l2) * s2;
   return 0.0;
 }
 

@@ -8,6 +8,7 @@
 // the only lane-width-specific piece is the 32x32->64 multiply, passed in as MulHiLo.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "hd.h"
 
@@ -18,6 +19,7 @@ constexpr uint32_t kPhiloxM1 = 0xCD9E8D57u;  // multiplier applied to counter wo
 constexpr uint32_t kPhiloxW0 = 0x9E3779B9u;  // key word 0 increment (golden ratio)
 constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;  // key word 1 increment (sqrt(3) - 1)
 constexpr int kPhiloxRounds = 10;            // Philox4x32-10, the Random123 default used everywhere here
+constexpr int kPhiloxMaxRounds = 16;         // raw generators take 1..16 rounds (regdrop_fast.random)
 
 // Scalar 32x32 -> 64-bit multiply split into its high and low words.
 struct ScalarMulHiLo {
@@ -70,9 +72,24 @@ RDF_HD void philox4x32(uint32_t c[4], uint32_t k0, uint32_t k1, int rounds) {
   }
 }
 
+// Host side: calls fn(std::integral_constant<int, R>()) with R = rounds, for 1 <= rounds <= kPhiloxMaxRounds
+// (nothing otherwise), so a raw generator with a run-time round count runs philox4x32_fixed<R>, the code
+// the dropout kernels run, and the known-answer vectors test that code on every backend.
+template <int R = 1, class Fn>
+void with_fixed_rounds(int rounds, Fn&& fn) {
+  if constexpr (R <= kPhiloxMaxRounds) {
+    if (rounds == R) return fn(std::integral_constant<int, R>());
+    with_fixed_rounds<R + 1>(rounds, fn);
+  }
+}
+
 // The dropout stream (docs/rng.md): element with global index g = offset + i (mod 2^64) uses word (g & 3)
 // of the block with counter (lo32(g >> 2), hi32(g >> 2), 0, 0) under key (lo32(seed), hi32(seed)).
 // Counter words 2 and 3 are zero for dropout; other streams may claim other values there later.
+// Block indices are g >> 2, so they wrap mod 2^62 as g wraps mod 2^64: a loop that counts blocks past the
+// last one masks the index with kDropoutBlockMask.
+constexpr uint64_t kDropoutBlockMask = (uint64_t{1} << 62) - 1;
+
 RDF_HD void dropout_block(uint64_t block, uint64_t seed, uint32_t out[4]) {
   out[0] = static_cast<uint32_t>(block);
   out[1] = static_cast<uint32_t>(block >> 32);

@@ -1,11 +1,11 @@
-// Run-time SIMD dispatch. Each per-ISA source (dropout_cpu.cpp, ...) is compiled once per instruction set
+// Run-time SIMD dispatch. Each per-ISA source (dropout_loop.cpp, ...) is compiled once per instruction set
 // with RDF_ISA set to one of the names below (CMakeLists.txt); its functions live in namespace
 // rdf::cpu::<isa>, so copies built with different flags can never be merged by the linker.
 #pragma once
 #include <cstdint>
 
 #include "../common/dropout_element.h"
-#include "penalty_ops_cpu.h"
+#include "penalty_driver.h"
 
 namespace rdf {
 namespace cpu {
@@ -38,6 +38,8 @@ struct DropoutPass {
 #define RDF_DECLARE_ISA_KERNELS(ns)                                        \
   namespace ns {                                                           \
   void dropout_range(const DropoutPass& pass, int64_t begin, int64_t end); \
+  void philox4x32_blocks(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n,      \
+                         int rounds);                                                                   \
   double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end);               \
   int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end);                     \
   void decay_range(const UpdateItem& item, int64_t begin, int64_t end);                          \
@@ -49,6 +51,29 @@ RDF_DECLARE_ISA_KERNELS(generic)
 RDF_DECLARE_ISA_KERNELS(avx2)
 RDF_DECLARE_ISA_KERNELS(avx512)
 #undef RDF_DECLARE_ISA_KERNELS
+
+// The one ISA pick of the drivers: the copy of a per-ISA kernel built for `isa` (which the caller has
+// clamped to best_isa()). Spelled through RDF_ISA_KERNEL(isa, name) because a build without the x86
+// copies has only generic::name to refer to.
+template <class Fn>
+Fn pick_isa(Isa isa, Fn generic_fn, Fn avx2_fn, Fn avx512_fn) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return avx512_fn;
+    case Isa::kAvx2:
+      return avx2_fn;
+    case Isa::kGeneric:
+      break;
+  }
+  return generic_fn;
+}
+#if defined(RDF_HAVE_X86_ISAS)
+#define RDF_ISA_KERNEL(isa, fn) ::rdf::cpu::pick_isa((isa), generic::fn, avx2::fn, avx512::fn)
+#else
+#define RDF_ISA_KERNEL(isa, fn) ((void)(isa), generic::fn)
+#endif
+// The copy for the ISA in use (active_isa()).
+#define RDF_ACTIVE_ISA_KERNEL(fn) RDF_ISA_KERNEL(::rdf::cpu::active_isa(), fn)
 
 }  // namespace cpu
 }  // namespace rdf

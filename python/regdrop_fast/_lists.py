@@ -2,8 +2,8 @@
 messages when they do not.
 
 The rules, in the order they are checked (array by array, index ascending; the first failure is reported):
-  params[i]  read-only (penalty_grad, penalty): any array-like of a supported dtype (converted to a
-             C-contiguous array when it is not one: "convert", "dtype");
+  params[i]  read-only (penalty_grad, penalty): any host array-like of a supported dtype (converted to a
+             C-contiguous array when it is not one: "device" for a CUDA array, "convert", "dtype");
              written (prox_l1, decay): an ndarray ("type") of a supported dtype ("dtype"), C-contiguous,
              aligned and writeable;
   grads[i]   written, as above, with params[i]'s dtype ("pair_dtype") and shape ("pair_shape");
@@ -64,6 +64,8 @@ def refusal_error(refusal: Refusal, params, grads) -> Exception:
         return ValueError(f"grads: {i} arrays for {j} params; they must pair up")
     if rule == "sequence":
         return TypeError(f"{name}: expected a list or tuple of arrays")
+    if rule == "device":  # not reached: a CUDA array is named above
+        return ValueError(f"{label}: is a CUDA array but params[0] is a host array")
     if rule == "convert":
         return ValueError(f"{label}: cannot be converted to an array")
     if rule == "type":
@@ -146,6 +148,8 @@ def host_refusal(params, grads, written_params: bool) -> tuple[Refusal | None, l
                 return r, []
             w = p
         else:
+            if _arrays.is_device_array(p) or hasattr(p, "__cuda_array_interface__"):
+                return ("device", "params", i, -1), []
             try:
                 w = p if isinstance(p, np.ndarray) else np.asarray(p)
             except Exception:

@@ -97,7 +97,7 @@ void check_plan(const std::vector<int64_t>& sizes, int every, const std::string&
                  L.dtype[t] == static_cast<uint8_t>(it.dtype),
              "array fields differ from the item's", where);
       expect(L.block_chunk[b] == expected[next].second, "chunk out of order", where);
-      // The kernels' element range of this block (RDF_BLOCK_CHUNK in penalty_cuda.cu).
+      // The kernels' element range of this block (RDF_BLOCK_CHUNK in penalty_kernels.cu).
       const int64_t begin = static_cast<int64_t>(L.block_chunk[b]) * kChunkElems;
       const int64_t left = L.n[t] - begin;
       const int64_t count = left < kChunkElems ? left : kChunkElems;

@@ -7,7 +7,7 @@ once to the compute type where they enter an element formula.
 
 Gradients, prox_l1, decay and max_norm agree with the native kernels bit for bit. The penalty value is
 the float64 sum written below; the kernels add the same float64 terms in a fixed blocked order (16 lanes
-per segment of at most 2^16 elements, see csrc/cpu/penalty_ops_cpu.h), so the two agree to within a few
+per segment of at most 2^16 elements, see csrc/cpu/penalty_driver.h), so the two agree to within a few
 float64 roundings (1e-12 relative is tested) and the kernels' value is the same bits on any thread count.
 """
 

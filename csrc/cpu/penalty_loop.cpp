@@ -1,4 +1,4 @@
-// CPU iteration for the weight penalties over one task's segment (csrc/cpu/penalty_ops_cpu.h describes the
+// CPU iteration for the weight penalties over one task's segment (csrc/cpu/penalty_driver.h describes the
 // task cut). Compiled once per ISA (see isa.h); every value comes from csrc/common/penalty_element.h.
 //
 // Loops run the element bodies on lane vectors of the compute type (one register each; half types are
@@ -113,15 +113,6 @@ struct SquareOf {
   vd operator()(vd x) const { return square_contribution(x); }
 };
 
-template <PenaltyTerms kTerms>
-constexpr bool has_l1() {
-  return kTerms == PenaltyTerms::kL1 || kTerms == PenaltyTerms::kL1L2;
-}
-template <PenaltyTerms kTerms>
-constexpr bool has_l2() {
-  return kTerms == PenaltyTerms::kL2 || kTerms == PenaltyTerms::kL1L2;
-}
-
 template <PenaltyTerms kTerms, bool kGrad, class T>
 double grad_segment(const PenaltyItem& item, int64_t begin, int64_t end) {
   using C = compute_t<T>;
@@ -138,8 +129,8 @@ double grad_segment(const PenaltyItem& item, int64_t begin, int64_t end) {
       const int64_t e = i + q * vec_lanes<T>();
       const V x = load_vec(w + e);
       if (kGrad) store_vec(g + e, penalty_grad_value<kTerms>(x, load_vec(g + e), c1v, c2v));
-      if (has_l1<kTerms>()) s1.add(x, q, AbsOf());
-      if (has_l2<kTerms>()) s2.add(x, q, SquareOf());
+      if (has_l1(kTerms)) s1.add(x, q, AbsOf());
+      if (has_l2(kTerms)) s2.add(x, q, SquareOf());
     }
   }
   double a1[kL], a2[kL];
@@ -148,8 +139,8 @@ double grad_segment(const PenaltyItem& item, int64_t begin, int64_t end) {
   for (int l = 0; i + l < n; ++l) {
     const double xd = static_cast<double>(load(w[i + l]));
     if (kGrad) penalty_grad_element<kTerms>(w[i + l], g[i + l], c1, c2);
-    if (has_l1<kTerms>()) a1[l] += abs_contribution(xd);
-    if (has_l2<kTerms>()) a2[l] += square_contribution(xd);
+    if (has_l1(kTerms)) a1[l] += abs_contribution(xd);
+    if (has_l2(kTerms)) a2[l] += square_contribution(xd);
   }
   return penalty_segment_value(kTerms, item.l1, item.l2, fold_lanes(a1), fold_lanes(a2));
 }

@@ -24,7 +24,6 @@ namespace {
 constexpr int64_t kTile = 256;
 constexpr int64_t kGroup = 16;      // elements per step: two mask bytes
 constexpr int kVecsPerGroup = kGroup / kLanes;
-constexpr uint64_t kBlockMask = (uint64_t{1} << 62) - 1;  // block indices wrap with the 2^64 element index
 
 // words[j] = word (j % 4) of dropout-stream block (first_block + j / 4) mod 2^62, for j < 4 * n_blocks.
 void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_t* words) {
@@ -33,38 +32,35 @@ void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_
   for (int l = 0; l < kBlocks; ++l) lane[l] = static_cast<uint64_t>(l);
   int64_t b = 0;
   for (; b + kBlocks <= n_blocks; b += kBlocks) {
-    const vu64 block = (lane + (first_block + static_cast<uint64_t>(b))) & kBlockMask;
+    const vu64 block = (lane + (first_block + static_cast<uint64_t>(b))) & kDropoutBlockMask;
     vu64 c[4] = {block, block >> 32, vu64{}, vu64{}};
     philox4x32_fixed<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
     store_blocks(c, words + 4 * b);
   }
-  for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kBlockMask, seed, words + 4 * b);
+  for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed, words + 4 * b);
 }
-
-// Where a tile's keep decisions come from.
-enum class Source { kStream, kBits, kAll, kNone };
 
 template <class T>
 using lanes_t = decltype(load_lanes(static_cast<const T*>(nullptr)));
 
 // One group of kGroup elements starting at local index i: decide, apply, record.
-template <class T, Source S>
+template <class T, KeepSource S>
 inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, lanes_t<T> scale, vu32 t) {
   const T* in = static_cast<const T*>(pass.in);
   T* out = static_cast<T*>(pass.out);
   uint32_t bits16 = 0;
-  if (S == Source::kBits) bits16 = pass.bits_in[i / 8] | (static_cast<uint32_t>(pass.bits_in[i / 8 + 1]) << 8);
+  if (S == KeepSource::kBits) bits16 = pass.bits_in[i / 8] | (static_cast<uint32_t>(pass.bits_in[i / 8 + 1]) << 8);
   for (int v = 0; v < kVecsPerGroup; ++v) {
     vi32 keep;
-    if (S == Source::kStream) keep = reinterpret_cast<vi32>(load_vec<vu32>(words + v * kLanes) >= t);
-    if (S == Source::kBits) keep = mask_from_bits(bits16 >> (v * kLanes));
-    if (S == Source::kAll) keep = vi32{} - 1;
-    if (S == Source::kNone) keep = vi32{};
+    if (S == KeepSource::kStream) keep = reinterpret_cast<vi32>(load_vec<vu32>(words + v * kLanes) >= t);
+    if (S == KeepSource::kBits) keep = mask_from_bits(bits16 >> (v * kLanes));
+    if (S == KeepSource::kAll) keep = vi32{} - 1;
+    if (S == KeepSource::kNone) keep = vi32{};
     if (out) {
       const int64_t e = i + v * kLanes;
       store_lanes(out + e, dropout_value(load_lanes(in + e), lane_mask(keep, static_cast<lanes_t<T>*>(nullptr)), scale));
     }
-    if (S != Source::kBits) bits16 |= movemask(keep) << (v * kLanes);
+    if (S != KeepSource::kBits) bits16 |= movemask(keep) << (v * kLanes);
   }
   if (pass.bits_out) {
     pass.bits_out[i / 8] = static_cast<uint8_t>(bits16);
@@ -73,15 +69,15 @@ inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, lan
 }
 
 // Elements [i, end) with end - i < kGroup: the same decisions one element at a time.
-template <class T, Source S>
+template <class T, KeepSource S>
 void tail(const DropoutPass& pass, const uint32_t* words, int64_t i, int64_t end) {
   const T* in = static_cast<const T*>(pass.in);
   T* out = static_cast<T*>(pass.out);
   const auto scale = static_cast<compute_t<T>>(pass.params.scale);
   for (int64_t e = i; e < end; ++e) {
-    bool keep = S == Source::kAll;
-    if (S == Source::kStream) keep = dropout_keep(words[e - i], pass.params.threshold);
-    if (S == Source::kBits) keep = (pass.bits_in[e / 8] >> (e % 8)) & 1u;
+    bool keep = S == KeepSource::kAll;
+    if (S == KeepSource::kStream) keep = dropout_keep(words[e - i], pass.params.threshold);
+    if (S == KeepSource::kBits) keep = (pass.bits_in[e / 8] >> (e % 8)) & 1u;
     if (out) dropout_element(in[e], out[e], keep, scale);
     if (pass.bits_out) {
       if (e % 8 == 0) pass.bits_out[e / 8] = 0;  // bits past the last element stay 0
@@ -90,7 +86,7 @@ void tail(const DropoutPass& pass, const uint32_t* words, int64_t i, int64_t end
   }
 }
 
-template <class T, Source S>
+template <class T, KeepSource S>
 void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   const DropoutParams& prm = pass.params;
   const lanes_t<T> scale = lanes_t<T>{} + static_cast<compute_t<T>>(prm.scale);
@@ -99,7 +95,7 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
     int64_t skip = 0;
-    if (S == Source::kStream) {
+    if (S == KeepSource::kStream) {
       const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64 by design
       skip = static_cast<int64_t>(g0 & 3u);
       philox_words(g0 >> 2, (skip + len + 3) / 4, prm.seed, words);
@@ -112,10 +108,8 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
 
 template <class T>
 void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
-  if (pass.bits_in) return run_range<T, Source::kBits>(pass, begin, end);
-  if (pass.params.drop_all) return run_range<T, Source::kNone>(pass, begin, end);
-  if (pass.params.threshold == 0) return run_range<T, Source::kAll>(pass, begin, end);  // no word is needed
-  run_range<T, Source::kStream>(pass, begin, end);
+  with_keep_source(keep_source(pass.bits_in != nullptr, pass.params),
+                   [&](auto source) { run_range<T, decltype(source)::value>(pass, begin, end); });
 }
 
 }  // namespace

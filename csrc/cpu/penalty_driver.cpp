@@ -1,4 +1,4 @@
-#include "penalty_ops_cpu.h"
+#include "penalty_driver.h"
 
 #include <algorithm>
 #include <vector>
@@ -10,24 +10,6 @@
 namespace rdf {
 namespace cpu {
 namespace {
-
-template <class Fn>
-Fn pick_isa(Fn generic_fn, Fn avx2_fn, Fn avx512_fn) {
-  switch (active_isa()) {
-    case Isa::kAvx512:
-      return avx512_fn;
-    case Isa::kAvx2:
-      return avx2_fn;
-    case Isa::kGeneric:
-      break;
-  }
-  return generic_fn;
-}
-#if defined(RDF_HAVE_X86_ISAS)
-#define RDF_PICK(fn) pick_isa(generic::fn, avx2::fn, avx512::fn)
-#else
-#define RDF_PICK(fn) generic::fn
-#endif
 
 // The items that take part in a call, laid end to end in list order and cut into tasks of
 // kPenaltyTaskElems elements (the last one shorter).
@@ -94,7 +76,7 @@ Acc sum_over_tasks(const Concatenation& parts, const Item* items, Range range) {
 }  // namespace
 
 double penalty_grad(const PenaltyItem* items, int64_t count) {
-  const auto range = RDF_PICK(penalty_grad_range);
+  const auto range = RDF_ACTIVE_ISA_KERNEL(penalty_grad_range);
   const Concatenation parts(items, count, [](const PenaltyItem& it) {
     return penalty_terms(it.l1, it.l2) != PenaltyTerms::kNone;
   });
@@ -102,13 +84,13 @@ double penalty_grad(const PenaltyItem* items, int64_t count) {
 }
 
 int64_t prox_l1(const UpdateItem* items, int64_t count) {
-  const auto range = RDF_PICK(prox_l1_range);
+  const auto range = RDF_ACTIVE_ISA_KERNEL(prox_l1_range);
   const Concatenation parts(items, count, [](const UpdateItem&) { return true; });
   return sum_over_tasks<int64_t>(parts, items, range);
 }
 
 void decay(const UpdateItem* items, int64_t count) {
-  const auto range = RDF_PICK(decay_range);
+  const auto range = RDF_ACTIVE_ISA_KERNEL(decay_range);
   const Concatenation parts(items, count, [](const UpdateItem& it) { return it.coef != 0.0; });
   run_tasks(parts.tasks(), [&](int64_t t) {
     parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { range(items[i], b, e); });
@@ -122,7 +104,7 @@ int64_t max_norm(const MaxNormProblem& p) {
   if (p.outer == 0 || p.reduce == 0 || p.inner == 0) return 0;  // no slices, or all norms 0
   std::vector<int64_t> rescaled;
   if (p.inner == 1) {
-    const auto rows = RDF_PICK(max_norm_rows);
+    const auto rows = RDF_ACTIVE_ISA_KERNEL(max_norm_rows);
     const int64_t per_task = std::max<int64_t>(1, kPenaltyTaskElems / p.reduce);
     rescaled.assign(static_cast<size_t>((p.outer + per_task - 1) / per_task), 0);
     run_tasks(static_cast<int64_t>(rescaled.size()), [&](int64_t t) {
@@ -130,7 +112,7 @@ int64_t max_norm(const MaxNormProblem& p) {
       rescaled[static_cast<size_t>(t)] = rows(p, a0, std::min(p.outer, a0 + per_task));
     });
   } else {
-    const auto columns = RDF_PICK(max_norm_columns);
+    const auto columns = RDF_ACTIVE_ISA_KERNEL(max_norm_columns);
     int64_t width = std::max<int64_t>(kSumLanes, kPenaltyTaskElems / p.reduce);
     width = (width + kSumLanes - 1) / kSumLanes * kSumLanes;
     width = std::min(width, p.inner);

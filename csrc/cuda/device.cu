@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "check_cuda.h"
-#include "ops_cuda.h"
+#include "entry_points.h"
 
 namespace rdf {
 namespace cuda {

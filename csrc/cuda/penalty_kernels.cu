@@ -30,7 +30,7 @@
 #include "../common/penalty_element.h"
 #include "check_cuda.h"
 #include "list_plan.h"
-#include "ops_cuda.h"
+#include "entry_points.h"
 
 namespace rdf {
 namespace cuda {
@@ -103,11 +103,9 @@ __global__ void __launch_bounds__(kReduceThreads) sum_slots_kernel(const A* slot
 
 template <PenaltyTerms kTerms, class T>
 __device__ __forceinline__ void add_value(const T& w, double& s1, double& s2) {
-  constexpr bool kL1 = kTerms == PenaltyTerms::kL1 || kTerms == PenaltyTerms::kL1L2;
-  constexpr bool kL2 = kTerms == PenaltyTerms::kL2 || kTerms == PenaltyTerms::kL1L2;
   const double x = static_cast<double>(load(w));
-  if constexpr (kL1) s1 += abs_contribution(x);
-  if constexpr (kL2) s2 += square_contribution(x);
+  if constexpr (has_l1(kTerms)) s1 += abs_contribution(x);
+  if constexpr (has_l2(kTerms)) s2 += square_contribution(x);
 }
 
 template <PenaltyTerms kTerms, bool kGrad, class T>

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "../common/dropout_element.h"
+#include "isa.h"
 
 namespace rdf {
 namespace cpu {
@@ -17,6 +18,9 @@ void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits,
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm);
 // Raw Philox4x32-R over n (counter, key) pairs: counters n x 4, keys n x 2, out n x 4 words.
 void philox4x32_raw(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds);
+// The same through the SIMD lane code of ISA `isa` (at most best_isa()), 1 <= rounds <= kPhiloxMaxRounds.
+void philox4x32_simd(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds,
+                     Isa isa);
 
 }  // namespace cpu
 }  // namespace rdf

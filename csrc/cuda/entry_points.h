@@ -18,8 +18,11 @@ void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n,
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
                       const DropoutParams& prm, int device, Stream stream);
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream);
+// Raw Philox4x32-R over n (counter, key) pairs (counters n x 4, keys n x 2, out n x 4 words), 1 <= rounds <= 16.
+void philox4x32(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds, int device,
+                Stream stream);
 
-// Weight penalties on lists of arrays (csrc/cuda/list_plan.h: the launch layout; csrc/cuda/penalty_cuda.cu).
+// Weight penalties on lists of arrays (csrc/cuda/list_plan.h: the launch layout; csrc/cuda/penalty_kernels.cu).
 // Results that are sums (the penalty value, zero and rescale counts) are written as 0-d device values into
 // `out`: every block writes its partial into its own slot of `slots` (capacity `slot_capacity`, at least
 // one slot per chunk: sum of ceil(n / kChunkElems)), and one final single-block kernel adds the slots in

@@ -1,4 +1,4 @@
-#include "ops_cpu.h"
+#include "dropout_driver.h"
 
 #include <algorithm>
 
@@ -11,19 +11,7 @@ namespace cpu {
 namespace {
 
 void run_dropout_pass(const DropoutPass& pass, int64_t n) {
-  void (*range)(const DropoutPass&, int64_t, int64_t) = generic::dropout_range;
-#if defined(RDF_HAVE_X86_ISAS)
-  switch (active_isa()) {
-    case Isa::kAvx512:
-      range = avx512::dropout_range;
-      break;
-    case Isa::kAvx2:
-      range = avx2::dropout_range;
-      break;
-    case Isa::kGeneric:
-      break;
-  }
-#endif
+  const auto range = RDF_ACTIVE_ISA_KERNEL(dropout_range);
   const int64_t n_tasks = (n + kDropoutTaskElems - 1) / kDropoutTaskElems;
   if (n_tasks <= 1) {
     if (n > 0) range(pass, 0, n);
@@ -56,6 +44,11 @@ void philox4x32_raw(const uint32_t* counters, const uint32_t* keys, uint32_t* ou
     philox4x32(c, keys[2 * i], keys[2 * i + 1], rounds);
     for (int w = 0; w < 4; ++w) out[4 * i + w] = c[w];
   }
+}
+
+void philox4x32_simd(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds,
+                     Isa isa) {
+  RDF_ISA_KERNEL(isa, philox4x32_blocks)(counters, keys, out, n, rounds);
 }
 
 }  // namespace cpu

@@ -8,19 +8,17 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ops_cuda.h"
+#include "../cuda/entry_points.h"
+#include "common.h"
 
 namespace py = pybind11;
+using rdf::bindings::dropout_params;
 
 namespace {
 
 template <class P>
 P* ptr(uintptr_t address) {
   return reinterpret_cast<P*>(address);
-}
-
-rdf::DropoutParams params(uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
-  return rdf::DropoutParams{seed, offset, threshold, drop_all, scale};
 }
 
 // The arrays of a list call from parallel per-array lists (b and c2 may be empty: no gradients, no second
@@ -49,21 +47,27 @@ PYBIND11_MODULE(_cuda, m) {
                               uintptr_t stream) {
     py::gil_scoped_release release;
     rdf::cuda::dropout_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits),
-                               n, params(seed, offset, threshold, drop_all, scale), device, ptr<void>(stream));
+                               n, dropout_params(seed, offset, threshold, drop_all, scale), device, ptr<void>(stream));
   });
   m.def("dropout_backward", [](int dtype, uintptr_t grad, uintptr_t dx, uintptr_t bits, int64_t n, uint64_t seed,
                                uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
                                uintptr_t stream) {
     py::gil_scoped_release release;
     rdf::cuda::dropout_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
-                                ptr<const uint8_t>(bits), n, params(seed, offset, threshold, drop_all, scale),
+                                ptr<const uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, scale),
                                 device, ptr<void>(stream));
   });
   m.def("dropout_mask", [](uintptr_t bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all, int device, uintptr_t stream) {
     py::gil_scoped_release release;
-    rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, params(seed, offset, threshold, drop_all, 0.0), device,
+    rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, 0.0), device,
                             ptr<void>(stream));
+  });
+  m.def("philox4x32", [](uintptr_t counters, uintptr_t keys, uintptr_t out, int64_t n, int rounds, int device,
+                         uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::philox4x32(ptr<const uint32_t>(counters), ptr<const uint32_t>(keys), ptr<uint32_t>(out), n, rounds,
+                          device, ptr<void>(stream));
   });
 
   // List ops: one entry per array in each list (grads empty for the value only).

@@ -11,13 +11,11 @@
 #include "../common/dropout_element.h"
 #include "../common/philox.h"
 #include "check_cuda.h"
-#include "ops_cuda.h"
+#include "entry_points.h"
 
 namespace rdf {
 namespace cuda {
 namespace {
-
-constexpr uint64_t kBlockMask = (uint64_t{1} << 62) - 1;
 
 // The keep decisions of elements g, g+1, ..., g+7 of the dropout stream as one byte (bit k = element k).
 __device__ __forceinline__ uint32_t stream_byte(uint64_t g, uint64_t seed, uint32_t threshold) {
@@ -26,7 +24,7 @@ __device__ __forceinline__ uint32_t stream_byte(uint64_t g, uint64_t seed, uint3
   uint32_t words[12] = {};
 #pragma unroll
   for (int b = 0; b < 3; ++b) {
-    if (b < 2 || skip != 0) dropout_block((first + b) & kBlockMask, seed, words + 4 * b);
+    if (b < 2 || skip != 0) dropout_block((first + b) & kDropoutBlockMask, seed, words + 4 * b);
   }
   // words[skip + k] with constant indices only (a select on skip), so words stays in registers; indexing it
   // by the run-time skip would put it in local memory.
@@ -39,14 +37,12 @@ __device__ __forceinline__ uint32_t stream_byte(uint64_t g, uint64_t seed, uint3
   return byte;
 }
 
-enum class Source { kStream, kBits, kAll, kNone };
-
 template <class T>
 struct alignas(16) Group {
   T v[8];
 };
 
-template <class T, Source S>
+template <class T, KeepSource S>
 __global__ void dropout_kernel(const T* __restrict__ in, T* __restrict__ out, const uint8_t* __restrict__ bits_in,
                                uint8_t* __restrict__ bits_out, int64_t n, DropoutParams prm, bool vector_io) {
   const auto scale = static_cast<compute_t<T>>(prm.scale);
@@ -55,9 +51,9 @@ __global__ void dropout_kernel(const T* __restrict__ in, T* __restrict__ out, co
        grp += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t i0 = grp * 8;
     uint32_t byte = 0;
-    if (S == Source::kStream) byte = stream_byte(prm.offset + static_cast<uint64_t>(i0), prm.seed, prm.threshold);
-    if (S == Source::kBits) byte = bits_in[grp];
-    if (S == Source::kAll) byte = 0xFFu;
+    if (S == KeepSource::kStream) byte = stream_byte(prm.offset + static_cast<uint64_t>(i0), prm.seed, prm.threshold);
+    if (S == KeepSource::kBits) byte = bits_in[grp];
+    if (S == KeepSource::kAll) byte = 0xFFu;
     const int64_t count = n - i0 < 8 ? n - i0 : 8;
     if (count < 8) byte &= (1u << count) - 1u;  // bits past the last element are 0
     if (out) {
@@ -87,14 +83,9 @@ void launch(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t
     using T = decltype(tag);
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
-    if (bits_in)
-      dropout_kernel<T, Source::kBits><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
-    else if (prm.drop_all)
-      dropout_kernel<T, Source::kNone><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
-    else if (prm.threshold == 0)
-      dropout_kernel<T, Source::kAll><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
-    else
-      dropout_kernel<T, Source::kStream><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
+    with_keep_source(keep_source(bits_in != nullptr, prm), [&](auto source) {
+      dropout_kernel<T, decltype(source)::value><<<grid, kThreads, 0, s>>>(x, y, bits_in, bits_out, n, prm, vector_io);
+    });
   });
   check(cudaGetLastError(), "dropout kernel launch");
 }

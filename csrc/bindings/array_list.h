@@ -1,0 +1,225 @@
+// Reading Python lists of NumPy arrays into kernel items, for the list operations (penalty_grad, penalty,
+// prox_l1, decay), without a Python-level step per array.
+//
+// Why this is C++: a list of 1,000 small arrays must cost well under a microsecond per array, and reading a
+// data pointer, dtype, shape and flags through Python attributes costs about that much on its own. So the
+// fields are read straight from the array structs here, and every rule of a list call is decided here,
+// once, for the Python layer too: an array the kernels take ("fast form") is an ndarray of a supported
+// dtype in native byte order, C-contiguous and aligned, writeable when it is written; paired arrays have
+// equal shape and dtype; and no written array overlaps another array of the call (csrc/common/list_rules.h).
+// A parameter that is only read and not in fast form is converted here (a C-contiguous aligned copy, held
+// until the kernels return), as long as its dtype is supported. Anything else is refused with a Refusal
+// naming the rule and the arrays, before anything is touched; the Python layer turns it into the error and
+// its message (every message lives in Python).
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "../common/dtypes.h"
+#include "../common/list_rules.h"
+#include "../cpu/penalty_driver.h"
+
+namespace rdf {
+namespace pyarrays {
+
+namespace py = pybind11;
+using npy = py::detail::npy_api;
+
+// NumPy type numbers of the supported dtypes, indexed by rdf::DType code; bfloat16's number is assigned
+// when ml_dtypes registers it, so the Python layer passes all four in.
+struct TypeNums {
+  int num[4];
+};
+
+inline TypeNums type_nums(const py::tuple& nums) {
+  TypeNums t{};
+  for (int c = 0; c < 4; ++c) t.num[c] = nums[static_cast<size_t>(c)].cast<int>();
+  return t;
+}
+
+// Why a call was refused: rule, the list ("params" or "grads") array i belongs to, and a second index j
+// (-1 when unused). Rules: "sequence" (the list is not a list or tuple), "length" (i = len(grads),
+// j = len(params)), "device" (a CUDA array among host arrays), "convert" (array-like that NumPy cannot convert), "type" (written array not an
+// ndarray), "dtype", "contiguous", "aligned", "writeable", "pair_dtype", "pair_shape" (grads[i] against
+// params[i]), "overlap" (i written, j the array it overlaps, both numbered in params + grads).
+struct Refusal {
+  const char* rule = nullptr;
+  const char* name = nullptr;
+  int64_t i = -1;
+  int64_t j = -1;
+};
+
+inline bool refuse(Refusal& r, const char* rule, const char* name, int64_t i, int64_t j = -1) {
+  r = Refusal{rule, name, i, j};
+  return false;
+}
+
+inline py::object refusal_tuple(const Refusal& r) { return py::make_tuple(r.rule, r.name, r.i, r.j); }
+
+struct ArrayFields {
+  DType dtype;
+  void* data;
+  int64_t n;
+  int64_t bytes;
+  int ndim;
+  const ssize_t* dims;
+  int flags;
+};
+
+// Fields of ndarray obj; false when its dtype is not one of the four (or not in native byte order).
+inline bool array_fields(PyObject* obj, const TypeNums& nums, ArrayFields& out) {
+  const auto* arr = py::detail::array_proxy(obj);
+  const auto* descr = py::detail::array_descriptor_proxy(arr->descr);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  if (descr->byteorder == '<') return false;
+#else
+  if (descr->byteorder == '>') return false;
+#endif
+  int code = -1;
+  for (int c = 0; c < 4; ++c)
+    if (descr->type_num == nums.num[c]) code = c;
+  if (code < 0) return false;
+  int64_t n = 1;
+  for (int d = 0; d < arr->nd; ++d) n *= static_cast<int64_t>(arr->dimensions[d]);
+  out.dtype = static_cast<DType>(code);
+  out.data = arr->data;
+  out.n = n;
+  out.bytes = n * dispatch_dtype(out.dtype, [](auto tag) { return static_cast<int64_t>(sizeof(tag)); });
+  out.ndim = arr->nd;
+  out.dims = arr->dimensions;
+  out.flags = arr->flags;
+  return true;
+}
+
+constexpr int kFastFlags = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_;
+
+// params[i], only read: in fast form as it is, or converted into `converted` (which keeps the copy alive).
+inline bool read_array(PyObject* obj, const TypeNums& nums, int64_t i, ArrayFields& out,
+                       std::vector<py::object>& converted, Refusal& r) {
+  const auto& api = npy::get();
+  if (api.PyArray_Check_(obj)) {
+    if (!array_fields(obj, nums, out)) return refuse(r, "dtype", "params", i);
+    if ((out.flags & kFastFlags) == kFastFlags) return true;
+  }
+  // A CUDA array (CuPy, a torch CUDA tensor) in a host call is refused, never copied to the host: the
+  // Python layer names the device mix-up.
+  if (PyObject_HasAttrString(obj, "__cuda_array_interface__")) return refuse(r, "device", "params", i);
+  // Not an ndarray, or one that is not C-contiguous and aligned: NumPy's own conversion (no dtype change:
+  // an int array stays int and is refused below).
+  PyObject* arr = api.PyArray_FromAny_(obj, nullptr, 0, 0, kFastFlags, nullptr);
+  if (!arr) {
+    PyErr_Clear();
+    return refuse(r, "convert", "params", i);
+  }
+  converted.push_back(py::reinterpret_steal<py::object>(arr));
+  if (!array_fields(arr, nums, out)) return refuse(r, "dtype", "params", i);
+  return true;
+}
+
+// params[i] (update ops) or grads[i], written in place: must be in fast form and writeable as it is.
+inline bool written_array(PyObject* obj, const TypeNums& nums, const char* name, int64_t i, ArrayFields& out,
+                          Refusal& r) {
+  if (!npy::get().PyArray_Check_(obj)) return refuse(r, "type", name, i);
+  if (!array_fields(obj, nums, out)) return refuse(r, "dtype", name, i);
+  if (!(out.flags & npy::NPY_ARRAY_C_CONTIGUOUS_)) return refuse(r, "contiguous", name, i);
+  if (!(out.flags & npy::NPY_ARRAY_ALIGNED_)) return refuse(r, "aligned", name, i);
+  if (!(out.flags & npy::NPY_ARRAY_WRITEABLE_)) return refuse(r, "writeable", name, i);
+  return true;
+}
+
+inline bool same_shape(const ArrayFields& a, const ArrayFields& b) {
+  return a.ndim == b.ndim &&
+         (a.ndim == 0 || std::memcmp(a.dims, b.dims, sizeof(ssize_t) * static_cast<size_t>(a.ndim)) == 0);
+}
+
+// The items of seq as a tuple that holds a reference to each of them while the kernels run with the GIL
+// released (a list could be changed by another thread meanwhile); refused unless seq is a list or tuple
+// (the Python layer turns other iterables into lists first).
+inline bool held_items(const py::handle& seq, const char* name, py::object& held, PyObject* const*& items,
+                       Py_ssize_t& count, Refusal& r) {
+  if (!PyList_Check(seq.ptr()) && !PyTuple_Check(seq.ptr())) return refuse(r, "sequence", name, -1);
+  held = py::reinterpret_steal<py::object>(PySequence_Tuple(seq.ptr()));
+  if (!held) throw py::error_already_set();
+  items = &PyTuple_GET_ITEM(held.ptr(), 0);
+  count = PyTuple_GET_SIZE(held.ptr());
+  return true;
+}
+
+inline void add_range(std::vector<MemRange>& ranges, const ArrayFields& f, int64_t index, int64_t pair,
+                      bool written) {
+  if (f.bytes == 0) return;  // holds no memory (write_conflict would drop it)
+  const auto lo = reinterpret_cast<uintptr_t>(f.data);
+  ranges.push_back(MemRange{lo, lo + static_cast<uintptr_t>(f.bytes), index, pair, written});
+}
+
+// The overlap rule over the ranges of a call; `n_params` tells params (index < n_params) from grads.
+inline bool no_overlap(std::vector<MemRange>& ranges, int64_t n_params, Refusal& r) {
+  int64_t w, other;
+  if (!write_conflict(ranges, w, other)) return true;
+  return refuse(r, "overlap", w < n_params ? "params" : "grads", w, other);
+}
+
+// What a list call holds while its kernels run: the lists' items and any converted parameters.
+struct Held {
+  py::object lists[2];
+  std::vector<py::object> converted;
+};
+
+// Items of a penalty call: params[i] read, grads[i] written (grads None: the value only), coefficients
+// l1[i], l2[i]. Checks run per index i ascending, params[i] then grads[i]; lengths before any array, the
+// overlap rule after all of them.
+inline bool penalty_items(const py::handle& params, const py::handle& grads, const double* l1,
+                          const double* l2, const TypeNums& nums, std::vector<cpu::PenaltyItem>& items,
+                          Held& held, Refusal& r) {
+  PyObject* const* ps;
+  PyObject* const* gs = nullptr;
+  Py_ssize_t n, n_grads = 0;
+  const bool with_grads = !grads.is_none();
+  if (!held_items(params, "params", held.lists[0], ps, n, r)) return false;
+  if (with_grads) {
+    if (!held_items(grads, "grads", held.lists[1], gs, n_grads, r)) return false;
+    if (n_grads != n) return refuse(r, "length", "grads", n_grads, n);
+  }
+  items.resize(static_cast<size_t>(n));
+  std::vector<MemRange> ranges;
+  if (with_grads) ranges.reserve(2 * static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    ArrayFields w, g;
+    if (!read_array(ps[i], nums, i, w, held.converted, r)) return false;
+    if (with_grads) {
+      if (!written_array(gs[i], nums, "grads", i, g, r)) return false;
+      if (g.dtype != w.dtype) return refuse(r, "pair_dtype", "grads", i);
+      if (!same_shape(w, g)) return refuse(r, "pair_shape", "grads", i);
+      add_range(ranges, w, i, i, false);
+      add_range(ranges, g, n + i, i, true);
+    }
+    void* grad = with_grads ? g.data : nullptr;
+    items[static_cast<size_t>(i)] = cpu::PenaltyItem{w.dtype, w.n, w.data, grad, l1[i], l2[i]};
+  }
+  return !with_grads || no_overlap(ranges, n, r);
+}
+
+// Items of an in-place list operation (prox_l1, decay): params[i] written with coefficient coef[i].
+inline bool update_items(const py::handle& params, const double* coef, const TypeNums& nums,
+                         std::vector<cpu::UpdateItem>& items, Held& held, Refusal& r) {
+  PyObject* const* ps;
+  Py_ssize_t n;
+  if (!held_items(params, "params", held.lists[0], ps, n, r)) return false;
+  items.resize(static_cast<size_t>(n));
+  std::vector<MemRange> ranges;
+  ranges.reserve(static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    ArrayFields w;
+    if (!written_array(ps[i], nums, "params", i, w, r)) return false;
+    add_range(ranges, w, i, i, true);
+    items[static_cast<size_t>(i)] = cpu::UpdateItem{w.dtype, w.n, w.data, coef[i]};
+  }
+  return no_overlap(ranges, n, r);
+}
+
+}  // namespace pyarrays
+}  // namespace rdf

@@ -1,0 +1,166 @@
+// Python bindings of the CPU kernels: unpack buffers and scalars, release the GIL, call. Validation,
+// dtype codes, thresholds and scales all come from the Python layer (python/regdrop_fast/_checks.py).
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "array_list.h"
+#include "common.h"
+#include "../common/philox.h"
+#include "../cpu/isa.h"
+#include "../cpu/dropout_driver.h"
+#include "../cpu/parallel.h"
+#include "../cpu/penalty_driver.h"
+
+namespace py = pybind11;
+using rdf::bindings::dropout_params;
+
+namespace {
+
+const void* data_of(const py::array& a) { return a.data(); }
+void* mutable_data_of(py::array& a) { return a.mutable_data(); }  // raises if read-only
+uint8_t* optional_bits(py::object bits) {
+  if (bits.is_none()) return nullptr;
+  py::array arr = bits.cast<py::array>();
+  return static_cast<uint8_t*>(mutable_data_of(arr));
+}
+
+// An in-place list operation (prox_l1, decay): the refusal, or wrap(kernel(items, count)) with the kernel
+// run without the GIL.
+template <class Kernel, class Wrap>
+py::object update_list(py::handle params, const py::array& coef, const py::tuple& type_nums, Kernel kernel,
+                       Wrap wrap) {
+  std::vector<rdf::cpu::UpdateItem> items;
+  rdf::pyarrays::Held held;
+  rdf::pyarrays::Refusal refusal;
+  if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(coef)),
+                                   rdf::pyarrays::type_nums(type_nums), items, held, refusal))
+    return rdf::pyarrays::refusal_tuple(refusal);
+  int64_t result;
+  {
+    py::gil_scoped_release release;
+    result = kernel(items.data(), static_cast<int64_t>(items.size()));
+  }
+  return wrap(result);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "regdrop_fast native CPU kernels (private; use the regdrop_fast package)";
+
+  m.def("dropout_forward",
+        [](int dtype, const py::array& x, py::array& y, py::object bits, int64_t n, uint64_t seed,
+           uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+          const void* xp = data_of(x);
+          void* yp = mutable_data_of(y);
+          uint8_t* bp = optional_bits(bits);
+          py::gil_scoped_release release;
+          rdf::cpu::dropout_forward(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
+                                    dropout_params(seed, offset, threshold, drop_all, scale));
+        });
+
+  m.def("dropout_backward",
+        [](int dtype, const py::array& grad, py::array& dx, py::object bits, int64_t n, uint64_t seed,
+           uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+          const void* gp = data_of(grad);
+          void* dp = mutable_data_of(dx);
+          const uint8_t* bp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
+          py::gil_scoped_release release;
+          rdf::cpu::dropout_backward(static_cast<rdf::DType>(dtype), gp, dp, bp, n,
+                                     dropout_params(seed, offset, threshold, drop_all, scale));
+        });
+
+  m.def("dropout_mask", [](py::array& bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
+                           bool drop_all) {
+    uint8_t* bp = static_cast<uint8_t*>(mutable_data_of(bits));
+    py::gil_scoped_release release;
+    rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
+  });
+
+  m.def("philox4x32", [](const py::array& counters, const py::array& keys, py::array& out, int64_t n,
+                         int rounds) {
+    const auto* cp = static_cast<const uint32_t*>(data_of(counters));
+    const auto* kp = static_cast<const uint32_t*>(data_of(keys));
+    auto* op = static_cast<uint32_t*>(mutable_data_of(out));
+    py::gil_scoped_release release;
+    rdf::cpu::philox4x32_raw(cp, kp, op, n, rounds);
+  });
+
+  // The same blocks through the SIMD lane code of one ISA (0 generic, 1 avx2, 2 avx512), for the
+  // known-answer tests of every Philox implementation.
+  m.def("philox4x32_simd", [](const py::array& counters, const py::array& keys, py::array& out, int64_t n,
+                              int rounds, int isa) {
+    if (isa < 0 || isa > static_cast<int>(rdf::cpu::best_isa()))
+      throw py::value_error("philox4x32_simd: ISA " + std::to_string(isa) +
+                            " is not in this build or not supported by this CPU");
+    if (rounds < 1 || rounds > rdf::kPhiloxMaxRounds) throw py::value_error("philox4x32_simd: rounds 1..16");
+    const auto* cp = static_cast<const uint32_t*>(data_of(counters));
+    const auto* kp = static_cast<const uint32_t*>(data_of(keys));
+    auto* op = static_cast<uint32_t*>(mutable_data_of(out));
+    py::gil_scoped_release release;
+    rdf::cpu::philox4x32_simd(cp, kp, op, n, rounds, static_cast<rdf::cpu::Isa>(isa));
+  });
+
+  // Penalty list operations: arrays are read from the lists by array_list.h, which decides every rule of a
+  // list call. A refused call returns the refusal (rule, name, i, j) and touches nothing; the Python layer
+  // raises the matching error.
+  m.def("penalty_grad", [](py::handle params, py::handle grads, const py::array& l1, const py::array& l2,
+                           const py::tuple& type_nums) -> py::object {
+    std::vector<rdf::cpu::PenaltyItem> items;
+    rdf::pyarrays::Held held;
+    rdf::pyarrays::Refusal refusal;
+    if (!rdf::pyarrays::penalty_items(params, grads, static_cast<const double*>(data_of(l1)),
+                                      static_cast<const double*>(data_of(l2)),
+                                      rdf::pyarrays::type_nums(type_nums), items, held, refusal))
+      return rdf::pyarrays::refusal_tuple(refusal);
+    double value;
+    {
+      py::gil_scoped_release release;
+      value = rdf::cpu::penalty_grad(items.data(), static_cast<int64_t>(items.size()));
+    }
+    return py::float_(value);
+  });
+
+  m.def("prox_l1", [](py::handle params, const py::array& threshold, const py::tuple& type_nums) {
+    return update_list(params, threshold, type_nums, rdf::cpu::prox_l1, [](int64_t zeros) { return py::int_(zeros); });
+  });
+
+  m.def("decay", [](py::handle params, const py::array& factor, const py::tuple& type_nums) {
+    const auto decay = [](const rdf::cpu::UpdateItem* items, int64_t count) {
+      rdf::cpu::decay(items, count);
+      return int64_t{0};
+    };
+    return update_list(params, factor, type_nums, decay, [](int64_t) { return py::none(); });
+  });
+
+  // The overlap rule of csrc/common/list_rules.h on memory ranges [lo[k], hi[k]) of arrays k (the CUDA
+  // path's device memory): (written array, array it overlaps) of the first conflict, or None.
+  m.def("write_conflict", [](const std::vector<uintptr_t>& lo, const std::vector<uintptr_t>& hi,
+                             const std::vector<int64_t>& pair, const std::vector<bool>& written) -> py::object {
+    const size_t n = lo.size();
+    if (hi.size() != n || pair.size() != n || written.size() != n)
+      throw py::value_error("write_conflict: lo, hi, pair and written must have one entry per array");
+    std::vector<rdf::MemRange> ranges(n);
+    for (size_t k = 0; k < n; ++k)
+      ranges[k] = rdf::MemRange{lo[k], hi[k], static_cast<int64_t>(k), pair[k], written[k]};
+    int64_t w, other;
+    if (!rdf::write_conflict(ranges, w, other)) return py::none();
+    return py::make_tuple(w, other);
+  });
+
+  m.def("max_norm", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
+                       double max_value) {
+    const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
+                                           inner, max_value};
+    py::gil_scoped_release release;
+    return rdf::cpu::max_norm(problem);
+  });
+
+  m.def("get_num_threads", &rdf::get_num_threads);
+  m.def("set_num_threads", &rdf::set_num_threads);
+  m.def("default_num_threads", &rdf::default_num_threads);
+  m.def("simd", [] { return rdf::cpu::isa_name(rdf::cpu::active_isa()); });
+  m.def("simd_best", [] { return rdf::cpu::isa_name(rdf::cpu::best_isa()); });
+  m.def("set_simd", [](int isa) { rdf::cpu::set_isa(static_cast<rdf::cpu::Isa>(isa)); });
+}
