@@ -139,3 +139,26 @@ inline cudaError_t cudaSetDevice(int device) {
   rdf_emulated_device = device;
   return cudaSuccess;
 }
+
+// Device queries (csrc/cuda/device*.cu): one device, named "emulated", and every pointer on it.
+struct cudaDeviceProp {
+  char name[256];
+};
+inline cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
+  std::snprintf(prop->name, sizeof prop->name, "emulated");
+  return cudaSuccess;
+}
+enum cudaMemoryType { cudaMemoryTypeUnregistered, cudaMemoryTypeHost, cudaMemoryTypeDevice, cudaMemoryTypeManaged };
+struct cudaPointerAttributes {
+  cudaMemoryType type;
+  int device;
+};
+inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attr, const void*) {
+  attr->type = cudaMemoryTypeDevice;
+  attr->device = 0;
+  return cudaSuccess;
+}
