@@ -43,6 +43,11 @@ def random_values(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     return (3.0 * rng.standard_normal(shape)).astype(dtype)
 
 
+def random_array(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    """random_values as an ndarray also for shape () (NumPy gives a scalar there)."""
+    return np.asarray(random_values(rng, shape, dtype))
+
+
 def special_values(dtype) -> np.ndarray:
     """Finite extremes, signed zeros, subnormals, infinities and a canonical NaN, in `dtype`."""
     info = ml_dtypes.finfo(dtype) if dtype == BFLOAT16 else np.finfo(dtype)
@@ -414,6 +419,14 @@ class Backend:
     def to_numpy(self, a) -> np.ndarray:
         return to_numpy(a)
 
+    def transpose(self, a):
+        """The transposed view of a 2-D array of this backend (not C-contiguous)."""
+        if self.name == "cuda-emulated":
+            import fake_cupy
+
+            return fake_cupy.ndarray(a.host.T, a.device.id)
+        return a.t() if self.library == "torch" else a.T
+
     def full(self, n, value, dtype):
         """An array of n copies of value (a guard band around views)."""
         return self.asarray(np.full(n, value, dtype=np.float64).astype(dtype))
@@ -529,7 +542,7 @@ CHUNK = 1 << 16  # elements per CUDA block chunk and per CPU task
 
 def make_params(rng, dtype, shapes=PENALTY_SHAPES, specials=True):
     """Random arrays of the given shapes; the largest also holds every special value (inf, NaN, -0, ...)."""
-    params = [np.asarray(random_values(rng, s, dtype)) for s in shapes]
+    params = [random_array(rng, s, dtype) for s in shapes]
     if specials:
         big = max(params, key=lambda a: a.size).reshape(-1)
         sv = special_values(dtype)
