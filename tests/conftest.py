@@ -224,18 +224,18 @@ CODE_DTYPES = tuple(sorted(DTYPE_CODES, key=DTYPE_CODES.get))
 
 
 def keep_threshold(p: float) -> int:
-    """The kernels' drop threshold for probability p: an element is dropped when its 32-bit word < this."""
-    return round(p * 2.0**32)
+    """docs/rng.md: an element is kept iff its 32-bit word >= round(p * 2^32) (exact in float64, ties to even)."""
+    return int(round(p * 2.0**32))
 
 
 def keep_scale(p: float) -> float:
-    """The scale of kept elements, 1 / (1 - p) (0 for p = 1: everything is dropped)."""
-    return 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    """1 / (1 - p), the scale of kept values; 0.0 when every element is dropped (threshold 2^32)."""
+    return 0.0 if keep_threshold(p) == 1 << 32 else 1.0 / (1.0 - p)
 
 
 def same_bits(a, b) -> bool:
-    """Same dtype, shape and bytes of two host arrays (so -0.0 and NaN payloads count)."""
-    a, b = np.asarray(a), np.asarray(b)
+    """Same dtype, shape and bytes of two arrays of any backend (so -0.0 and NaN payloads count)."""
+    a, b = to_numpy(a), to_numpy(b)
     return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == \
         np.ascontiguousarray(b).tobytes()
 
@@ -437,7 +437,7 @@ class Backend:
 
 def to_numpy(a) -> np.ndarray:
     """A host copy of a NumPy, fake_cupy, CuPy or torch array, bfloat16 kept bit-exact as ml_dtypes.bfloat16."""
-    if isinstance(a, np.ndarray) or np.isscalar(a):
+    if isinstance(a, np.ndarray) or not hasattr(a, "__cuda_array_interface__") and not hasattr(a, "detach"):
         return np.array(a, copy=True)
     if type(a).__module__ == "cupy" and hasattr(a, "host"):  # tests/fake_cupy.py
         return np.array(a.host, copy=True)
