@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import regdrop_fast as rdf
+from regdrop_fast import reference
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -568,6 +569,19 @@ def assert_same_or_nan(actual, expected, what=""):
     assert np.array_equal(np.isnan(a.astype(np.float64)), nan), f"{what}: NaN positions differ"
     differ = np.count_nonzero(a[~nan].view(np.uint8) != e[~nan].view(np.uint8))
     assert differ == 0, f"{what}: {differ} bytes differ"
+
+
+def assert_backend_bits(backend, actual, expected, what=""):
+    """A backend's result against the CPU's: bit for bit, except that on a real GPU a NaN only has to be a NaN
+    (its arithmetic returns the canonical NaN where x86 keeps the operand's payload)."""
+    if backend.name == "cuda":
+        assert_same_or_nan(backend.to_numpy(actual), expected, what)
+    else:
+        assert_same_bits(backend.to_numpy(actual), expected, what)
+
+
+IMPLS = pytest.mark.parametrize("impl", [rdf, reference], ids=["native", "reference"])
+ALL_DTYPES = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 
 
 def finite_only(params):

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import (
+    ALL_DTYPES,
     CHUNK,
-    DTYPES,
-    DTYPE_IDS,
+    IMPLS,
     UPDATE_BAD,
     assert_all_same_bits,
+    assert_backend_bits,
     assert_same_bits,
-    assert_same_or_nan,
     copies,
     make_params,
     per_backend,
@@ -24,9 +24,6 @@ from conftest import (
 
 import regdrop_fast as rdf
 from regdrop_fast import reference
-
-IMPLS = pytest.mark.parametrize("impl", [rdf, reference], ids=["native", "reference"])
-ALL_DTYPES = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 
 
 @ALL_DTYPES
@@ -65,8 +62,6 @@ def test_decay_factor_above_one_rejected(impl, pair):
     rejects(ValueError, r"factor\[1\]: expected a number in \[0, 1\]", lambda: impl.decay(ws, [0.1, 2.0]), *ws)
 
 
-
-
 # ----------------------------------------------------------------------------------------------------------
 # every backend against the CPU kernels and the reference (a GPU's NaNs are compared as NaN: it returns the
 # canonical NaN where x86 keeps the operand's payload)
@@ -89,10 +84,7 @@ def test_decay_matches_cpu_and_reference(backend, dtype, factor):
     reference.decay(ref, factor)
     assert_all_same_bits(cpu, ref, "params")
     for i in range(len(params)):
-        if backend.name == "cuda":
-            assert_same_or_nan(backend.to_numpy(wd[i]), cpu[i], f"params[{i}]")
-        else:
-            assert_same_bits(backend.to_numpy(wd[i]), cpu[i], f"params[{i}]")
+        assert_backend_bits(backend, wd[i], cpu[i], f"params[{i}]")
         if factor == 0.0:
             assert same_bits(backend.to_numpy(wd[i]), params[i])
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import (
+    ALL_DTYPES,
     CHUNK,
-    DTYPES,
-    DTYPE_IDS,
+    IMPLS,
     UPDATE_BAD,
     assert_all_same_bits,
+    assert_backend_bits,
     assert_same_bits,
-    assert_same_or_nan,
     copies,
     is_result_scalar,
     make_params,
@@ -26,9 +26,6 @@ from conftest import (
 
 import regdrop_fast as rdf
 from regdrop_fast import reference
-
-IMPLS = pytest.mark.parametrize("impl", [rdf, reference], ids=["native", "reference"])
-ALL_DTYPES = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 
 
 @ALL_DTYPES
@@ -63,8 +60,6 @@ def test_prox_l1_rejects(impl, pair, case):
     rejects(exc, match.format(name="threshold"), lambda: impl.prox_l1(params, coef), *arrays)
 
 
-
-
 # ----------------------------------------------------------------------------------------------------------
 # every backend against the CPU kernels and the reference (a GPU's NaNs are compared as NaN: it returns the
 # canonical NaN where x86 keeps the operand's payload)
@@ -85,10 +80,7 @@ def test_prox_l1_matches_cpu_and_reference(backend, dtype, threshold):
     c_cpu = rdf.prox_l1(cpu, threshold)
     assert scalar(count) == c_cpu == reference.prox_l1(ref, threshold)
     for i in range(len(params)):
-        if backend.name == "cuda":
-            assert_same_or_nan(backend.to_numpy(wd[i]), cpu[i], f"params[{i}]")
-        else:
-            assert_same_bits(backend.to_numpy(wd[i]), cpu[i], f"params[{i}]")
+        assert_backend_bits(backend, wd[i], cpu[i], f"params[{i}]")
     again = rdf.prox_l1([backend.asarray(p.copy()) for p in params], threshold, as_int=True)
     assert type(again) is int and again == c_cpu
 
