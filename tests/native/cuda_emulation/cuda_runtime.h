@@ -1,6 +1,6 @@
 // A stand-in for <cuda_runtime.h> that lets the CUDA sources (csrc/cuda/*.cu) build with the host C++
-// compiler and run on the CPU, for tests/test_cuda_emulated.py. Every CUDA thread of a block is a fiber
-// (ucontext) with its own stack; the fibers of a block run one at a time, in a new shuffled order between
+// compiler and run on the CPU, for the "cuda-emulated" backend of tests/conftest.py. Every CUDA thread of a
+// block is a fiber (ucontext) with its own stack; the fibers of a block run one at a time, in a new shuffled order between
 // every two barriers, each until it reaches __syncthreads() or returns, and a barrier is passed when every
 // fiber of the block has reached it. So a thread that reads shared memory another thread writes without a
 // barrier in between sees the wrong value in some block, reproducibly. __shared__ arrays are static (one per kernel, shared by the fibers); blocks run one after
