@@ -619,6 +619,33 @@ UPDATE_BAD = [  # prox_l1 and decay; {name} is the coefficient's name: threshold
 ]
 
 
+def check_update_rejects(op, name, pair, case):
+    """An UPDATE_BAD case against op (prox_l1 or decay of rdf or the reference), its coefficient called name."""
+    _, build, coef, exc, match = case
+    params = build(pair[0])
+    arrays = [a for a in params if isinstance(a, np.ndarray)]
+    rejects(exc, match.format(name=name), lambda: op(params, coef), *arrays)
+
+
+def check_update_on_misaligned_view(backend, dtype, shift, update):
+    """update(view) on a view `shift` elements into a guard band of 5.0 (n around a chunk on the emulation,
+    100003 elsewhere) does to the view what it does on the CPU and writes nothing outside; returns
+    (update's result on the view, on the CPU)."""
+    backend.require(dtype)
+    n = CHUNK + 5 if backend.emulated else 100003
+    w = values(np.random.default_rng(shift), n, dtype)
+    base = np.full(n + 4, 5.0).astype(dtype)
+    base[shift:shift + n] = w
+    bd = backend.asarray(base)
+    result = update(bd[shift:shift + n])
+    cpu = w.copy()
+    expected = update(cpu)
+    bh = backend.to_numpy(bd)
+    assert same_bits(bh[shift:shift + n], cpu)
+    assert np.all(bh[:shift] == 5.0) and np.all(bh[shift + n:] == 5.0), "written outside the view"
+    return result, expected
+
+
 def is_result_scalar(backend, v, dtype) -> bool:
     """A penalty value / count as the backend returns it: a Python float or int on the CPU, a 0-d array of
     `dtype` (float64 / int64) of the arrays' library on a device."""

@@ -14,6 +14,8 @@ from conftest import (
     assert_all_same_bits,
     assert_backend_bits,
     assert_same_bits,
+    check_update_on_misaligned_view,
+    check_update_rejects,
     copies,
     make_params,
     per_backend,
@@ -48,11 +50,7 @@ def test_decay_factor_zero_leaves_bits_alone():
 @IMPLS
 @pytest.mark.parametrize("case", UPDATE_BAD, ids=[c[0] for c in UPDATE_BAD])
 def test_decay_rejects(impl, pair, case):
-    ws, _ = pair
-    _, build, coef, exc, match = case
-    params = build(ws)
-    arrays = [a for a in params if isinstance(a, np.ndarray)]
-    rejects(exc, match.format(name="factor"), lambda: impl.decay(params, coef), *arrays)
+    check_update_rejects(impl.decay, "factor", pair, case)
 
 
 @IMPLS
@@ -92,15 +90,4 @@ def test_decay_matches_cpu_and_reference(backend, dtype, factor):
 @ALL_DTYPES
 @pytest.mark.parametrize("shift", [1, 2, 3])
 def test_decay_misaligned_views_write_nothing_outside(backend, dtype, shift):
-    backend.require(dtype)
-    n = CHUNK + 5 if backend.emulated else 100003
-    w = values(np.random.default_rng(shift), n, dtype)
-    base = np.full(n + 4, 5.0).astype(dtype)
-    base[shift:shift + n] = w
-    bd = backend.asarray(base)
-    rdf.decay(bd[shift:shift + n], 0.25)
-    cpu = w.copy()
-    rdf.decay(cpu, 0.25)
-    bh = backend.to_numpy(bd)
-    assert same_bits(bh[shift:shift + n], cpu)
-    assert np.all(bh[:shift] == 5.0) and np.all(bh[shift + n:] == 5.0)
+    check_update_on_misaligned_view(backend, dtype, shift, lambda w: rdf.decay(w, 0.25))

@@ -14,12 +14,12 @@ from conftest import (
     assert_all_same_bits,
     assert_backend_bits,
     assert_same_bits,
+    check_update_on_misaligned_view,
+    check_update_rejects,
     copies,
     is_result_scalar,
     make_params,
     per_backend,
-    rejects,
-    same_bits,
     scalar,
     values,
 )
@@ -53,11 +53,7 @@ def test_prox_l1_is_soft_thresholding():
 @IMPLS
 @pytest.mark.parametrize("case", UPDATE_BAD, ids=[c[0] for c in UPDATE_BAD])
 def test_prox_l1_rejects(impl, pair, case):
-    ws, _ = pair
-    _, build, coef, exc, match = case
-    params = build(ws)
-    arrays = [a for a in params if isinstance(a, np.ndarray)]
-    rejects(exc, match.format(name="threshold"), lambda: impl.prox_l1(params, coef), *arrays)
+    check_update_rejects(impl.prox_l1, "threshold", pair, case)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -88,15 +84,6 @@ def test_prox_l1_matches_cpu_and_reference(backend, dtype, threshold):
 @ALL_DTYPES
 @pytest.mark.parametrize("shift", [1, 2, 3])
 def test_prox_l1_misaligned_views_write_nothing_outside(backend, dtype, shift):
-    backend.require(dtype)
-    n = CHUNK + 5 if backend.emulated else 100003
-    w = values(np.random.default_rng(shift), n, dtype)
-    base = np.full(n + 4, 5.0).astype(dtype)
-    base[shift:shift + n] = w
-    bd = backend.asarray(base)
-    count = rdf.prox_l1(bd[shift:shift + n], 0.7, as_int=True)
-    cpu = w.copy()
-    assert count == rdf.prox_l1(cpu, 0.7)
-    bh = backend.to_numpy(bd)
-    assert same_bits(bh[shift:shift + n], cpu)
-    assert np.all(bh[:shift] == 5.0) and np.all(bh[shift + n:] == 5.0)
+    count, expected = check_update_on_misaligned_view(backend, dtype, shift,
+                                                      lambda w: rdf.prox_l1(w, 0.7, as_int=True))
+    assert type(count) is int and count == expected
