@@ -7,8 +7,8 @@
 # 2. builds the package with CUDA into a fresh virtual environment that sees the system's packages
 #    (pip --no-build-isolation --no-deps --no-index: PyTorch, CuPy, pybind11, scikit-build-core, CMake,
 #    ninja, nvcc and ml_dtypes must already be installed; nothing is downloaded);
-# 3. runs the GPU tests (tests/test_cuda.py, without and then with the slow 2^28-element mask test, and the
-#    CUDA tests of the PyTorch integration, tests/test_torch.py -k cuda);
+# 3. runs the GPU tests (marker cuda: the "cuda" backend of tests/test_<op>.py), without and then with the
+#    slow 2^28-element mask test, and the CUDA tests of the PyTorch integration, tests/test_torch.py -k cuda);
 # 4. runs the GPU benchmark (`regdrop-fast bench --device cuda`: dropout at 2^28 elements, penalty_grad over
 #    ResNet-50, against PyTorch);
 # 5. runs a subset of the GPU tests under `compute-sanitizer --tool memcheck` (every CUDA kernel at least
@@ -203,33 +203,34 @@ fi
 # sources live under python/)
 pytest_args=(-q -p no:cacheprovider)
 if [ "$built" -eq 1 ]; then
-  run_stage tests 150 "$results/tests.log" "$venv_python" -m pytest "${pytest_args[@]}" tests/test_cuda.py -m "not slow"
-  run_stage slow 60 "$results/slow.log" "$venv_python" -m pytest "${pytest_args[@]}" tests/test_cuda.py -m slow
+  run_stage tests 150 "$results/tests.log" "$venv_python" -m pytest "${pytest_args[@]}" tests -m "cuda and not slow"
+  run_stage slow 60 "$results/slow.log" "$venv_python" -m pytest "${pytest_args[@]}" tests -m "cuda and slow"
   run_stage torch 90 "$results/torch.log" "$venv_python" -m pytest "${pytest_args[@]}" tests/test_torch.py -k cuda
   run_stage bench 150 "$results/bench.log" "$venv_python" -m regdrop_fast bench --device cuda --no-progress \
     --out "$results/bench"
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   if [ -x "$sanitizer" ]; then
     memcheck_tests=(
-      "tests/test_cuda.py::test_forward_matches_cpu_and_reference[3-1025-dtype0]"
-      "tests/test_cuda.py::test_forward_matches_cpu_and_reference[3-1025-dtype3]"
-      "tests/test_cuda.py::test_backward_matches_cpu[seed-dtype0]"
-      "tests/test_cuda.py::test_backward_matches_cpu[bits-dtype3]"
-      "tests/test_cuda.py::test_misaligned_views[1]"
-      "tests/test_cuda.py::test_overlapping_out_view_reads_the_original_values"
-      "tests/test_cuda.py::test_penalty_grad_matches_cpu_and_reference[l1+l2-65537-float32]"
-      "tests/test_cuda.py::test_penalty_grad_matches_cpu_and_reference[l1+l2-65537-bfloat16]"
-      "tests/test_cuda.py::test_penalty_list_mixing_dtypes_and_sizes[49]"
-      "tests/test_cuda.py::test_penalty_misaligned_views[both-1]"
-      "tests/test_cuda.py::test_penalty_misaligned_views[grads-3]"
-      "tests/test_cuda.py::test_prox_l1_matches_cpu_and_reference[0.5-float16]"
-      "tests/test_cuda.py::test_decay_matches_cpu_and_reference[0.5-float64]"
-      "tests/test_cuda.py::test_prox_and_decay_misaligned_views[1]"
-      "tests/test_cuda.py::test_max_norm_matches_cpu_and_reference[(300, 70)-0-float32]"
-      "tests/test_cuda.py::test_max_norm_matches_cpu_and_reference[(300, 70)-1-float32]"
-      "tests/test_cuda.py::test_max_norm_matches_cpu_and_reference[(5, 6, 7, 8)-(0, 2)-float32]"
-      "tests/test_cuda.py::test_max_norm_matches_cpu_and_reference[(1000, 1000)-0-float32]"
-      "tests/test_cuda.py::test_max_norm_matches_cpu_and_reference[(2, 300001)-1-float32]"
+      "tests/test_dropout.py::test_forward_and_backward_match_cpu_and_reference[cuda-1025-3-float32]"
+      "tests/test_dropout.py::test_forward_and_backward_match_cpu_and_reference[cuda-1025-3-bfloat16]"
+      "tests/test_dropout.py::test_backward_matches_cpu[cuda-seed-float32]"
+      "tests/test_dropout.py::test_backward_matches_cpu[cuda-bits-bfloat16]"
+      "tests/test_dropout.py::test_misaligned_and_overlapping_views[cuda-1]"
+      "tests/test_dropout.py::test_overlapping_out_view_reads_the_original_values[cuda]"
+      "tests/test_penalty_grad.py::test_penalty_grad_matches_cpu_and_reference[l1+l2-cuda-65537-float32]"
+      "tests/test_penalty_grad.py::test_penalty_grad_matches_cpu_and_reference[l1+l2-cuda-65537-bfloat16]"
+      "tests/test_penalty_grad.py::test_penalty_list_mixing_dtypes_sizes_and_terms[cuda-49]"
+      "tests/test_penalty_grad.py::test_penalty_misaligned_views_write_nothing_outside[cuda-both-1-float32]"
+      "tests/test_penalty_grad.py::test_penalty_misaligned_views_write_nothing_outside[cuda-grads-3-float32]"
+      "tests/test_prox_l1.py::test_prox_l1_matches_cpu_and_reference[cuda-0.5-float16]"
+      "tests/test_decay.py::test_decay_matches_cpu_and_reference[cuda-0.5-float64]"
+      "tests/test_prox_l1.py::test_prox_l1_misaligned_views_write_nothing_outside[cuda-1-float16]"
+      "tests/test_decay.py::test_decay_misaligned_views_write_nothing_outside[cuda-1-float16]"
+      "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(300, 70)-0-float32]"
+      "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(300, 70)-1-float32]"
+      "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(5, 6, 7, 8)-(0, 2)-float32]"
+      "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(1000, 1000)-0-float32]"
+      "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(2, 300001)-1-float32]"
     )
     run_stage memcheck 150 "$results/memcheck.log" env PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
       "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 30 \

@@ -7,21 +7,17 @@ because pytest puts this directory on sys.path in its default "prepend" import m
 from __future__ import annotations
 
 import contextlib
-import importlib.machinery
-import importlib.util
-import os
 import pathlib
 import re
 import shutil
 import subprocess
-import sys
-import sysconfig
 
 import ml_dtypes
 import numpy as np
 import pytest
 
 import regdrop_fast as rdf
+from regdrop_fast import reference
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -38,8 +34,6 @@ U64_MAX = (1 << 64) - 1
 
 ALL_SIMD_LEVELS = ("generic", "avx2", "avx512")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
 
 # ----------------------------------------------------------------------------------------------------------
 # data
@@ -48,6 +42,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def random_values(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     """Standard-normal values (times 3, so some exceed 1 and half types see rounding) in `dtype`."""
     return (3.0 * rng.standard_normal(shape)).astype(dtype)
+
+
+def random_array(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    """random_values as an ndarray also for shape () (NumPy gives a scalar there)."""
+    return np.asarray(random_values(rng, shape, dtype))
 
 
 def special_values(dtype) -> np.ndarray:
@@ -205,10 +204,11 @@ QEMU_AARCH64 = shutil.which("qemu-aarch64")
 
 def build_generic_aarch64(directory, main: str, kernel: str):
     """tests/native/<main> with the portable (generic) build of csrc/cpu/<kernel>, for aarch64 (static)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
     exe = directory / pathlib.Path(main).stem
     subprocess.run(
         [AARCH64_CXX, "-std=c++17", "-O2", "-ffp-contract=off", "-static", "-DRDF_ISA=generic",
-         "-DRDF_VEC_BYTES=16", str(ROOT / "tests/native" / main), str(ROOT / "csrc/cpu" / kernel),
+         "-DRDF_VEC_BYTES=16", str(root / "tests/native" / main), str(root / "csrc/cpu" / kernel),
          "-o", str(exe)],
         check=True, capture_output=True, text=True,
     )
@@ -217,51 +217,441 @@ def build_generic_aarch64(directory, main: str, kernel: str):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# the CUDA sources built against the CPU emulation of CUDA (tests/native/cuda_emulation/cuda_runtime.h)
+# more shared helpers (one copy each)
 
-HOST_CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-CUDA_SHIM = ROOT / "tests/native/cuda_emulation"
+# The dtype codes of the kernels' interface (csrc/common/dtypes.h).
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.float16): 2, BFLOAT16: 3}
+CODE_DTYPES = tuple(sorted(DTYPE_CODES, key=DTYPE_CODES.get))
+
+
+def keep_threshold(p: float) -> int:
+    """docs/rng.md: an element is kept iff its 32-bit word >= round(p * 2^32) (exact in float64, ties to even)."""
+    return int(round(p * 2.0**32))
+
+
+def keep_scale(p: float) -> float:
+    """1 / (1 - p), the scale of kept values; 0.0 when every element is dropped (threshold 2^32)."""
+    return 0.0 if keep_threshold(p) == 1 << 32 else 1.0 / (1.0 - p)
+
+
+def same_bits(a, b) -> bool:
+    """Same dtype, shape and bytes of two arrays of any backend (so -0.0 and NaN payloads count)."""
+    a, b = to_numpy(a), to_numpy(b)
+    return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == \
+        np.ascontiguousarray(b).tobytes()
+
+
+def values(rng, n, dtype, specials=False) -> np.ndarray:
+    """n standard-normal values times 3 in `dtype`; with specials (and n >= 40) signed zeros, infinities, a NaN,
+    subnormals and values that overflow float16 at indices 10 and up."""
+    a = (3.0 * rng.standard_normal(n)).astype(dtype)
+    if specials and n >= 40:
+        sv = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 1e-40, -1e-45, 1e-30, 0.01, -0.01, 65504.0, 7e4]
+        with np.errstate(over="ignore", under="ignore"):  # 7e4 is inf in float16
+            a[10:10 + len(sv)] = np.array(sv).astype(dtype)
+    return a
+
+
+def assert_value_close(actual, expected, rtol=1e-12):
+    """A Python-float penalty value against the reference: NaN, inf and 0 exactly, anything else within rtol."""
+    assert type(actual) is float
+    assert_close(actual, expected, rtol)
+
+
+def rejects(exc, match, call, *arrays):
+    """call() raises exc with a message matching `match`, and leaves every array in `arrays` unchanged
+    (NumPy arrays, and fake_cupy arrays through their host memory)."""
+    hosts = [getattr(a, "host", a) for a in arrays]
+    before = snapshot(*hosts)
+    with pytest.raises(exc, match=match):
+        call()
+    assert_unchanged(hosts, before)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# backends: the same public calls on NumPy arrays (CPU kernels), on fake_cupy arrays with the CUDA kernels
+# built against the CPU emulation of the CUDA runtime, and on real GPU arrays
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EMULATION = ROOT / "tests/native/cuda_emulation"
 
 # kernel<...><<<grid, block, 0, s>>>(args);  ->  rdf_emulate_launch(grid, block, [&] { kernel<...>(args); });
 LAUNCH = re.compile(r"(\w+(?:<[^<>;]*>)?)<<<([^,;]+),\s*([^,;]+),\s*0,\s*s>>>\((.*?)\);", re.S)
 
 
 def emulated_source(src: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
-    text = LAUNCH.sub(
-        lambda m: f"rdf_emulate_launch({m[2]}, {m[3]}, [&] {{ {m[1]}({m[4]}); }});", src.read_text()
-    )
+    """src with every kernel launch rewritten into an emulated one, as a .cpp file in out_dir."""
+    text = LAUNCH.sub(lambda m: f"rdf_emulate_launch({m[2]}, {m[3]}, [&] {{ {m[1]}({m[4]}); }});",
+                      src.read_text())
     assert "<<<" not in text, f"{src.name}: a launch the rewrite does not understand"
     dest = out_dir / f"{src.stem}_emulated.cpp"
     dest.write_text(text)
     return dest
 
 
+def cuda_bindings_source() -> pathlib.Path:
+    """The pybind11 module of the CUDA build."""
+    return ROOT / "csrc/bindings/cuda.cpp"
+
+
 @pytest.fixture(scope="session")
 def emulated_cuda_module(tmp_path_factory):
-    """csrc/cuda/*.cu and csrc/bindings/cuda.cpp built with the host compiler against the CUDA emulation,
-    loaded as a module standing in for regdrop_fast._cuda (device pointers are host addresses)."""
-    if HOST_CXX is None or not sys.platform.startswith("linux"):
+    """The CUDA kernels (every csrc/cuda/*.cu and the CUDA bindings) built with the host compiler against the
+    emulation of the CUDA runtime (tests/native/cuda_emulation/cuda_runtime.h: a fiber per CUDA thread,
+    __syncthreads() a barrier of a block's fibers, __shared__ memory shared by them, blocks one after
+    another), loaded as a Python module that stands in for the package's CUDA kernel module."""
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+    import sysconfig
+
+    cxx = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if cxx is None or not sys.platform.startswith("linux"):
         pytest.skip("needs a host C++ compiler and Linux (the emulation uses ucontext fibers)")
     pybind11 = pytest.importorskip("pybind11")
     out = tmp_path_factory.mktemp("cuda_emulated")
-    # Every .cu of the build, so a new op's kernels are emulated as soon as they exist.
     sources = [emulated_source(src, out) for src in sorted((ROOT / "csrc/cuda").glob("*.cu"))]
-    sources += [ROOT / "csrc/bindings/cuda.cpp"]
+    sources.append(cuda_bindings_source())
     # RDF_EMULATION_CXXFLAGS adds flags, e.g. "-fsanitize=address" (then run pytest with libasan preloaded:
     # LD_PRELOAD=$(c++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0), so that a kernel's
     # out-of-bounds access stops the test like compute-sanitizer would on a GPU.
     extra = os.environ.get("RDF_EMULATION_CXXFLAGS", "").split()
-    flags = ["-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", f"-I{CUDA_SHIM}", f"-I{ROOT / 'csrc/cuda'}",
-             f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}", *extra]
-    jobs = [(subprocess.Popen([HOST_CXX, *flags, "-c", str(s), "-o", str(out / f"{s.stem}.o")],
+    flags = ["-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", f"-I{EMULATION}", f"-I{ROOT / 'csrc'}",
+             f"-I{ROOT / 'csrc/cuda'}", f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}",
+             *extra]
+    jobs = [(subprocess.Popen([cxx, *flags, "-c", str(s), "-o", str(out / f"{s.stem}.o")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), s) for s in sources]
     for proc, src in jobs:
         log = proc.communicate(timeout=600)[0]
         assert proc.returncode == 0, f"{src.name} does not build against the emulation:\n{log[-4000:]}"
     lib = out / f"_cuda{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run([HOST_CXX, "-shared", *extra, *[str(out / f"{s.stem}.o") for s in sources], "-o", str(lib)],
+    subprocess.run([cxx, "-shared", *extra, *[str(out / f"{s.stem}.o") for s in sources], "-o", str(lib)],
                    check=True, capture_output=True, text=True)
     loader = importlib.machinery.ExtensionFileLoader("_cuda", str(lib))
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_cuda", loader))
     loader.exec_module(module)
     return module
+
+
+def use_cuda_kernels(monkeypatch, module) -> None:
+    """Make `module` the package's CUDA kernel module for this test (None: a build without CUDA)."""
+    monkeypatch.setattr(rdf._native, "cuda", module)
+
+
+def cuda_kernels():
+    """The package's CUDA kernel module now in use (None without CUDA)."""
+    return rdf._native.cuda
+
+
+def _gpu_library():
+    """'cupy' or 'torch' (CuPy preferred; torch only imported when CuPy is missing), or None."""
+    try:
+        import cupy  # noqa: F401
+
+        return "cupy"
+    except ImportError:
+        pass
+    try:
+        import torch
+    except ImportError:
+        return None
+    return "torch" if torch.cuda.is_available() else None
+
+
+class Backend:
+    """Arrays of one backend: asarray(host array) -> its array, to_numpy(its array) -> host copy."""
+
+    def __init__(self, name: str, sizes_scale: str):
+        self.name = name
+        self.size_class = sizes_scale  # "full" or "emulated": which size lists a test uses
+        self.library = "numpy"
+        self.kernels = None
+
+    @property
+    def emulated(self) -> bool:
+        return self.size_class == "emulated"
+
+    @property
+    def is_device(self) -> bool:
+        return self.name != "cpu"
+
+    def sizes(self, full, emulated):
+        """The size list for this backend: `emulated` for the CPU emulation of the GPU (slow), else `full`."""
+        return emulated if self.emulated else full
+
+    def supports(self, dtype) -> bool:
+        return not (self.library == "cupy" and np.dtype(dtype) == BFLOAT16)
+
+    def require(self, dtype) -> None:
+        if not self.supports(dtype):
+            pytest.skip("CuPy has no bfloat16 arrays")
+
+    def dtypes(self):
+        return tuple(d for d in DTYPES if self.supports(d))
+
+    def asarray(self, a):
+        a = np.asarray(a)
+        if self.name == "cpu":
+            return a
+        if self.name == "cuda-emulated":
+            import fake_cupy
+
+            return fake_cupy.ndarray(np.array(a, copy=True))
+        self.require(a.dtype)
+        if self.library == "cupy":
+            import cupy
+
+            return cupy.asarray(np.ascontiguousarray(a))
+        import torch
+
+        a = np.ascontiguousarray(a)
+        if a.dtype == BFLOAT16:
+            return torch.from_numpy(a.view(np.int16).copy()).cuda().view(torch.bfloat16)
+        return torch.from_numpy(a.copy()).cuda()
+
+    def to_numpy(self, a) -> np.ndarray:
+        return to_numpy(a)
+
+    def transpose(self, a):
+        """The transposed view of a 2-D array of this backend (not C-contiguous)."""
+        if self.name == "cuda-emulated":
+            import fake_cupy
+
+            return fake_cupy.ndarray(a.host.T, a.device.id)
+        return a.t() if self.library == "torch" else a.T
+
+    def full(self, n, value, dtype):
+        """An array of n copies of value (a guard band around views)."""
+        return self.asarray(np.full(n, value, dtype=np.float64).astype(dtype))
+
+    def __repr__(self):
+        return f"Backend({self.name})"
+
+
+def to_numpy(a) -> np.ndarray:
+    """A host copy of a NumPy, fake_cupy, CuPy or torch array, bfloat16 kept bit-exact as ml_dtypes.bfloat16."""
+    if isinstance(a, np.ndarray) or not hasattr(a, "__cuda_array_interface__") and not hasattr(a, "detach"):
+        return np.array(a, copy=True)
+    if type(a).__module__ == "cupy" and hasattr(a, "host"):  # tests/fake_cupy.py
+        return np.array(a.host, copy=True)
+    if type(a).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy.asnumpy(a)
+    import torch
+
+    t = a.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(BFLOAT16).copy()
+    return t.numpy().copy()
+
+
+BACKENDS = ("cpu", "cuda-emulated", pytest.param("cuda", marks=pytest.mark.cuda))
+BACKEND_NAMES = ("cpu", "cuda-emulated", "cuda")
+
+
+def per_backend(full, emulated=None, backends=BACKEND_NAMES, ids=str):
+    """(backend, case) parameters for ``@pytest.mark.parametrize("backend,case", ..., indirect=["backend"])``:
+    each case of `full` on each backend, except that "cuda-emulated" (a fiber per CUDA thread: slow) takes the
+    cases of `emulated` when given."""
+    params = []
+    for name in backends:
+        cases = emulated if name == "cuda-emulated" and emulated is not None else full
+        marks = [pytest.mark.cuda] if name == "cuda" else []
+        params += [pytest.param(name, c, marks=marks, id=f"{name}-{ids(c)}") for c in cases]
+    return params
+
+
+def backend_params(*names):
+    """The backend fixture's parameters restricted to `names` (for indirect parametrization)."""
+    return [pytest.param(n, marks=[pytest.mark.cuda] if n == "cuda" else [], id=n) for n in names]
+
+
+def _make_backend(name, request, monkeypatch):
+    name = getattr(request, "param", name) if name is None else name
+    if name == "cpu":
+        return Backend("cpu", "full")
+    if name == "cuda-emulated":
+        import sys
+
+        import fake_cupy
+
+        module = request.getfixturevalue("emulated_cuda_module")
+        monkeypatch.setitem(sys.modules, "cupy", fake_cupy.fake_cupy())
+        use_cuda_kernels(monkeypatch, module)
+        b = Backend("cuda-emulated", "emulated")
+        b.library, b.kernels = "fake_cupy", module
+        return b
+    library = _gpu_library()
+    if not (rdf.cuda.is_available() and library):
+        pytest.skip("needs a CUDA GPU, the CUDA build and CuPy (or torch with CUDA)")
+    b = Backend("cuda", "full")
+    b.library, b.kernels = library, cuda_kernels()
+    return b
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch):
+    """Each backend in turn: "cpu" (NumPy arrays), "cuda-emulated" (the CUDA kernels on the CPU, fake CuPy
+    arrays) and "cuda" (a real GPU: CuPy arrays, or torch tensors without CuPy; skipped without one)."""
+    return _make_backend(None, request, monkeypatch)
+
+
+@pytest.fixture(params=BACKENDS[1:])
+def device_backend(request, monkeypatch):
+    """The two CUDA backends: the kernels emulated on the CPU and a real GPU."""
+    return _make_backend(None, request, monkeypatch)
+
+
+@pytest.fixture
+def cuda_emulated(request, monkeypatch):
+    """The "cuda-emulated" backend alone."""
+    return _make_backend("cuda-emulated", request, monkeypatch)
+
+
+@pytest.fixture
+def gpu(request, monkeypatch):
+    """The "cuda" backend alone (a real GPU; skipped without one)."""
+    return _make_backend("cuda", request, monkeypatch)
+
+
+@pytest.fixture
+def torch_cuda():
+    """torch, for the GPU tests that need torch itself (streams, sync debug mode, parameters); skipped unless
+    the CUDA build, a GPU and torch with CUDA are all there."""
+    torch = pytest.importorskip("torch")
+    if not (rdf.cuda.is_available() and torch.cuda.is_available()):
+        pytest.skip("needs a CUDA GPU, the CUDA build and torch with CUDA")
+    return torch
+
+
+# ----------------------------------------------------------------------------------------------------------
+# weight penalties: data and checks shared by the penalty_grad, prox_l1, decay and max_norm modules
+
+# Odd sizes around the 16-element groups and the 2^16-element tasks, an empty and a 0-d array.
+PENALTY_SHAPES = [(3, 5), (278011,), (0,), (), (1,), (17,), (65536 + 3,), (2, 33, 7)]
+CHUNK = 1 << 16  # elements per CUDA block chunk and per CPU task
+
+
+def make_params(rng, dtype, shapes=PENALTY_SHAPES, specials=True):
+    """Random arrays of the given shapes; the largest also holds every special value (inf, NaN, -0, ...)."""
+    params = [random_array(rng, s, dtype) for s in shapes]
+    if specials:
+        big = max(params, key=lambda a: a.size).reshape(-1)
+        sv = special_values(dtype)
+        big[100:100 + sv.size] = sv
+    return params
+
+
+def copies(arrays):
+    return [a.copy() for a in arrays]
+
+
+def assert_all_same_bits(actual, expected, what):
+    assert len(actual) == len(expected)
+    for i, (a, b) in enumerate(zip(actual, expected)):
+        assert_same_bits(a, b, f"{what}[{i}]")
+
+
+def assert_same_or_nan(actual, expected, what=""):
+    """Bit-identical except that a NaN only has to be a NaN (a GPU's canonical one)."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.dtype == e.dtype and a.shape == e.shape, what
+    nan = np.isnan(e.astype(np.float64))
+    assert np.array_equal(np.isnan(a.astype(np.float64)), nan), f"{what}: NaN positions differ"
+    differ = np.count_nonzero(a[~nan].view(np.uint8) != e[~nan].view(np.uint8))
+    assert differ == 0, f"{what}: {differ} bytes differ"
+
+
+def assert_backend_bits(backend, actual, expected, what=""):
+    """A backend's result against the CPU's: bit for bit, except that on a real GPU a NaN only has to be a NaN
+    (its arithmetic returns the canonical NaN where x86 keeps the operand's payload)."""
+    if backend.name == "cuda":
+        assert_same_or_nan(backend.to_numpy(actual), expected, what)
+    else:
+        assert_same_bits(backend.to_numpy(actual), expected, what)
+
+
+IMPLS = pytest.mark.parametrize("impl", [rdf, reference], ids=["native", "reference"])
+ALL_DTYPES = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+
+
+def finite_only(params):
+    return [np.where(np.isfinite(p.astype(np.float64)), p, p.dtype.type(0)) for p in params]
+
+
+def read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+@pytest.fixture
+def pair():
+    """Two valid (param, grad) pairs; bad entries are appended after them."""
+    ws = [np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4), np.linspace(-2, 2, 7, dtype=np.float32)]
+    gs = [np.full(w.shape, 0.5, np.float32) for w in ws]
+    return ws, gs
+
+
+UPDATE_BAD = [  # prox_l1 and decay; {name} is the coefficient's name: threshold (prox_l1) or factor (decay)
+    ("int array", lambda w: w + [np.ones(3, np.int16)], 0.1, TypeError, r"params\[2\]: dtype int16"),
+    ("list entry", lambda w: w + [[1.0, 2.0]], 0.1, TypeError, r"params\[2\]: expected a numpy.ndarray"),
+    ("read-only", lambda w: w + [read_only(np.ones(3, np.float32))], 0.1, ValueError,
+     r"params\[2\]: must be writeable"),
+    ("strided", lambda w: w + [np.ones((4, 4), np.float32)[:, 1]], 0.1, ValueError,
+     r"params\[2\]: must be C-contiguous"),
+    ("twice", lambda w: w + [w[0]], 0.1, ValueError, r"params\[\d\] overlaps params\[\d\] in memory"),
+    ("negative", lambda w: w, -0.5, ValueError, r"{name}: expected .*, got -0.5"),
+    ("nan", lambda w: w, float("nan"), ValueError, r"{name}: expected .*, got nan"),
+    ("inf", lambda w: w, float("inf"), ValueError, r"{name}: expected .*, got inf"),
+    ("entry", lambda w: w, [0.1, -1.0], ValueError, r"{name}\[1\]: expected .*, got -1.0"),
+    ("wrong length", lambda w: w, [0.1, 0.1, 0.1], ValueError, r"{name}: 3 coefficients for 2 arrays"),
+    ("str", lambda w: w, "x", TypeError, r"{name}: expected a number or a sequence"),
+    ("none", lambda w: w, None, TypeError, r"{name}: expected real numbers, got object"),
+]
+
+
+def check_update_rejects(op, name, pair, case):
+    """An UPDATE_BAD case against op (prox_l1 or decay of rdf or the reference), its coefficient called name."""
+    _, build, coef, exc, match = case
+    params = build(pair[0])
+    arrays = [a for a in params if isinstance(a, np.ndarray)]
+    rejects(exc, match.format(name=name), lambda: op(params, coef), *arrays)
+
+
+def check_update_on_misaligned_view(backend, dtype, shift, update):
+    """update(view) on a view `shift` elements into a guard band of 5.0 (n around a chunk on the emulation,
+    100003 elsewhere) does to the view what it does on the CPU and writes nothing outside; returns
+    (update's result on the view, on the CPU)."""
+    backend.require(dtype)
+    n = CHUNK + 5 if backend.emulated else 100003
+    w = values(np.random.default_rng(shift), n, dtype)
+    base = np.full(n + 4, 5.0).astype(dtype)
+    base[shift:shift + n] = w
+    bd = backend.asarray(base)
+    result = update(bd[shift:shift + n])
+    cpu = w.copy()
+    expected = update(cpu)
+    bh = backend.to_numpy(bd)
+    assert same_bits(bh[shift:shift + n], cpu)
+    assert np.all(bh[:shift] == 5.0) and np.all(bh[shift + n:] == 5.0), "written outside the view"
+    return result, expected
+
+
+def is_result_scalar(backend, v, dtype) -> bool:
+    """A penalty value / count as the backend returns it: a Python float or int on the CPU, a 0-d array of
+    `dtype` (float64 / int64) of the arrays' library on a device."""
+    if not backend.is_device:
+        return type(v) is (float if np.dtype(dtype) == np.float64 else int)
+    if backend.library == "torch":
+        import torch
+
+        return isinstance(v, torch.Tensor) and v.is_cuda and v.dim() == 0 and to_numpy(v).dtype == dtype
+    return type(v).__module__.startswith("cupy") and v.shape == () and v.dtype == dtype
+
+
+def scalar(v):
+    """A result scalar of any backend as a Python number."""
+    return v if isinstance(v, (int, float)) else to_numpy(v).item()

@@ -1,5 +1,5 @@
 """A stand-in for CuPy over host memory, for tests of the CUDA path's Python side on machines without a GPU
-(tests/test_cuda_python.py, tests/test_cuda_emulated.py): regdrop_fast.cuda takes an object for a CuPy array
+(tests/test_routing.py, and the cuda-emulated backend of tests/conftest.py): regdrop_fast.cuda takes an object for a CuPy array
 when its type's module is "cupy" and it has __cuda_array_interface__, and uses only the attributes and the
 module functions provided here.
 """
@@ -45,6 +45,12 @@ class ndarray:  # noqa: N801 - named like the array type it stands in for
     def __setitem__(self, key, value):
         self.host[key] = value.host if isinstance(value, ndarray) else value
 
+    def astype(self, dtype):
+        return ndarray(self.host.astype(dtype), self.device.id)
+
+    def reshape(self, *shape):
+        return ndarray(self.host.reshape(*shape), self.device.id)
+
     def __getitem__(self, key):
         return ndarray(self.host[key], self.device.id)
 
@@ -67,5 +73,6 @@ def fake_cupy():
     mod.ascontiguousarray = lambda a: ndarray(np.ascontiguousarray(a.host), a.device.id)
     mod.transpose = lambda a, axes: ndarray(np.transpose(a.host, axes), a.device.id)
     mod.array = lambda a, order, copy: ndarray(np.array(a.host, order=order, copy=copy), a.device.id)
+    mod.unpackbits = lambda a, bitorder: ndarray(np.unpackbits(a.host, bitorder=bitorder), a.device.id)
     mod.cuda = types.SimpleNamespace(Device=device, get_current_stream=lambda: types.SimpleNamespace(ptr=4242))
     return mod

@@ -11,20 +11,12 @@ import re
 
 import numpy as np
 import pytest
-from conftest import BFLOAT16, U64_MAX, assert_same_bits, assert_unchanged, snapshot
+from conftest import BFLOAT16, U64_MAX, assert_same_bits, assert_unchanged, rejects, snapshot
 
 import regdrop_fast as rdf
 from regdrop_fast import reference
 
 IMPLS = pytest.mark.parametrize("impl", [rdf, reference], ids=["native", "reference"])
-
-
-def rejects(exc, match, call, *arrays):
-    """call() raises exc with a message matching `match`, and leaves every array in `arrays` unchanged."""
-    before = snapshot(*arrays)
-    with pytest.raises(exc, match=match):
-        call()
-    assert_unchanged(arrays, before)
 
 
 @pytest.fixture

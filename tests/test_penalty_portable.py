@@ -13,7 +13,15 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import AARCH64_CXX, DTYPE_IDS, DTYPES, QEMU_AARCH64, build_generic_aarch64, special_values
+from conftest import (
+    AARCH64_CXX,
+    DTYPE_CODES,
+    DTYPE_IDS,
+    DTYPES,
+    QEMU_AARCH64,
+    build_generic_aarch64,
+    special_values,
+)
 
 import regdrop_fast as rf
 
@@ -43,7 +51,7 @@ def test_aarch64_generic_matches_x86(generic_aarch64, rng, dtype, rows, cols):
     g = rng.standard_normal(n).astype(dtype)
     l1, l2, threshold, factor, max_value = 0.03, 0.2, 0.5, 0.01, 2.0
     run = subprocess.run(
-        [QEMU_AARCH64, str(generic_aarch64), str(rf._checks.DTYPE_CODES[np.dtype(dtype)]), str(n), repr(l1), repr(l2),
+        [QEMU_AARCH64, str(generic_aarch64), str(DTYPE_CODES[np.dtype(dtype)]), str(n), repr(l1), repr(l2),
          repr(threshold), repr(factor), repr(max_value), str(rows)],
         input=w.tobytes() + g.tobytes(), check=True, capture_output=True,
     )

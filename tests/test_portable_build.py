@@ -9,14 +9,22 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import AARCH64_CXX, QEMU_AARCH64, build_generic_aarch64
+from conftest import (
+    AARCH64_CXX,
+    BFLOAT16,
+    DTYPE_CODES,
+    QEMU_AARCH64,
+    build_generic_aarch64,
+    keep_scale,
+    keep_threshold,
+)
 
 import regdrop_fast as rf
 
 pytestmark = pytest.mark.skipif(not (AARCH64_CXX and QEMU_AARCH64),
                                 reason="needs aarch64-linux-gnu-g++ and qemu-aarch64")
 
-DTYPES = [np.float32, np.float64, np.float16, rf._checks.BFLOAT16]
+DTYPES = [np.float32, np.float64, np.float16, BFLOAT16]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +51,8 @@ def xorshift_input(n: int, dtype) -> np.ndarray:
 @pytest.mark.parametrize("n, offset", [(1, 0), (77, 3), (4099, (1 << 64) - 9), (20000, 1 << 32)])
 def test_aarch64_generic_matches_x86(generic_aarch64, dtype, n, offset):
     p, seed = 0.3, 987654321
-    code = rf._checks.DTYPE_CODES[np.dtype(dtype)]
-    threshold, scale = rf._checks.keep_threshold(p), rf._checks.keep_scale(p)
+    code = DTYPE_CODES[np.dtype(dtype)]
+    threshold, scale = keep_threshold(p), keep_scale(p)
     run = subprocess.run(
         [QEMU_AARCH64, str(generic_aarch64), str(code), str(n), str(seed), str(offset), str(threshold), repr(scale)],
         check=True, capture_output=True, text=True,

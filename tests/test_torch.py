@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BFLOAT16
+from conftest import BFLOAT16, same_bits, to_numpy
 
 import regdrop_fast as rf
 
@@ -32,24 +32,10 @@ needs_cuda = pytest.mark.skipif(
 )
 
 
-def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """A host copy with bfloat16 as ml_dtypes.bfloat16 (same bits)."""
-    t = t.detach().cpu().contiguous()
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(BFLOAT16).copy()
-    return t.numpy().copy()
-
-
 def from_numpy(a: np.ndarray) -> torch.Tensor:
     if a.dtype == BFLOAT16:
         return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
     return torch.from_numpy(a.copy())
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Same dtype, shape and bytes (so -0.0 and NaN payloads count)."""
-    return (a.dtype == b.dtype and a.shape == b.shape
-            and to_numpy(a).tobytes() == to_numpy(b).tobytes())
 
 
 def keep_mask(shape, p, seed, offset) -> torch.Tensor:
@@ -148,7 +134,13 @@ def test_torch_dropout_case_stride_mean_preserve():
             for p in (1e-10, 0.3, 0.5, 0.7):
                 permuted = inp.permute(perm).contiguous().permute(inverse)[shift[0]:, shift[1]:, :]
                 out = rt.Dropout(p=p)(permuted)
-                torch.testing.assert_close(out.mean(), inp.mean(), rtol=0.5, atol=0.5)
+                # Each output element is 0 (probability p) or 1/(1-p): mean 1, variance p/(1-p). The mean of
+                # the n = permuted.numel() elements (30 to 60 here) has standard error sqrt(p / ((1-p) n));
+                # allow k = 4 of them (a two-sided 4-sigma miss has probability 6e-5 per check, and the seed
+                # is fixed) plus 1e-6 for float32 rounding of the sum. p = 1e-10 thus demands the exact mean.
+                n = permuted.numel()
+                tolerance = 4 * math.sqrt(p / ((1 - p) * n)) + 1e-6
+                assert abs(out.mean().item() - inp.mean().item()) <= tolerance, (perm, shift, p)
                 if p == 1e-10:
                     assert torch.equal(permuted, out)
                 else:

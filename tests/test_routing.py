@@ -1,10 +1,12 @@
-"""The Python side of the CUDA penalties (routing, checks, pointers, sizes, scratch, results), on any machine.
+"""Routing and kernel arguments of the CUDA path's Python side (checks, pointers, sizes, scratch, results), on
+any machine.
 
 A stand-in for CuPy keeps its arrays in host memory and a stand-in for the compiled module runs the CPU
 kernels on the memory behind the pointers it is given, checking on the way what the real kernels rely on
 (list lengths, dtype codes, a scratch buffer of enough slots, the device and stream of the arrays). So the
-whole path from regdrop_fast.penalty_grad & co. through _penalty_cuda down to the kernel arguments is
-exercised here; the kernels themselves are tested on a GPU by tests/test_cuda.py.
+whole path from regdrop_fast.penalty_grad & co. through the validation and the CUDA backend (_backend_cuda) down to the kernel arguments is
+exercised here; the kernels themselves are tested per op (tests/test_<op>.py) on the "cuda-emulated" and
+"cuda" backends.
 """
 
 from __future__ import annotations
@@ -17,14 +19,10 @@ import types
 import numpy as np
 import pytest
 
+from conftest import CHUNK, CODE_DTYPES, rejects, same_bits, use_cuda_kernels, values
 from fake_cupy import fake_cupy, ndarray
 
 import regdrop_fast as rdf
-from regdrop_fast import cuda
-
-BF16 = rdf._checks.BFLOAT16
-CODE_DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
-CHUNK = 1 << 16
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -40,7 +38,7 @@ def _view(ptr, n, code):
 
 
 class FakeKernels(types.ModuleType):
-    """Stands in for regdrop_fast._cuda: the CPU kernels on the memory behind the pointers."""
+    """Stands in for the package's CUDA kernel module: the CPU kernels on the memory behind the pointers."""
 
     CHUNK_ELEMS = CHUNK
     MAX_NORM_SLOTS = 1024
@@ -111,20 +109,12 @@ class FakeKernels(types.ModuleType):
 def fake(monkeypatch):
     kernels = FakeKernels()
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy())
-    monkeypatch.setattr(cuda, "_cuda", kernels)
+    use_cuda_kernels(monkeypatch, kernels)
     return kernels
 
 
 def dev(a, device_id=0):
     return ndarray(np.array(a, copy=True), device_id)
-
-
-def values(rng, n, dtype):
-    return (3.0 * rng.standard_normal(n)).astype(dtype)
-
-
-def same_bits(a, b):
-    return np.asarray(a).tobytes() == np.asarray(b).tobytes()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -222,14 +212,6 @@ def test_device_of_the_arrays_is_used(fake):
 # bad calls: the error, and nothing modified
 
 
-def rejects(exc, match, call, *arrays):
-    before = [np.copy(a.host if isinstance(a, ndarray) else a) for a in arrays]
-    with pytest.raises(exc, match=match):
-        call()
-    for a, b in zip(arrays, before):
-        assert same_bits(a.host if isinstance(a, ndarray) else a, b)
-
-
 def test_bad_calls_modify_nothing(fake):
     w = [dev(np.linspace(-1, 1, 50, dtype=np.float32)), dev(np.linspace(-2, 2, 60, dtype=np.float32))]
     g = [dev(np.ones(50, np.float32)), dev(np.ones(60, np.float32))]
@@ -267,7 +249,7 @@ def test_bad_calls_modify_nothing(fake):
 
 def test_without_the_cuda_build_device_arrays_are_refused(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy())
-    monkeypatch.setattr(cuda, "_cuda", None)
+    use_cuda_kernels(monkeypatch, None)
     w = dev(np.ones(4, np.float32))
     with pytest.raises(ValueError, match="without CUDA support"):
         rdf.penalty_grad(w, dev(np.ones(4, np.float32)), l2=1.0)
