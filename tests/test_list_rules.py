@@ -181,3 +181,47 @@ def test_write_conflict():
     assert wc([0, 90, 150], [100, 160, 200], [0, 1, 2], [False, False, True]) == (2, 1)
     with pytest.raises(ValueError):
         wc([0], [1, 2], [0], [True])
+
+
+# The same rules in Python (regdrop_fast._lists.host_refusal, what the NumPy reference checks with) give the
+# native reader's answers: the list rules are stated twice only because the reader needs C++ speed.
+
+PYTHON_CASES = [(p, g, e) for p, g, e in PENALTY_REFUSALS if e[0] not in ("sequence", "length")]
+
+
+@pytest.mark.parametrize("params, grads, expected", PYTHON_CASES,
+                         ids=[e[2][0] + "-" + str(k) for k, e in enumerate(PYTHON_CASES)])
+def test_python_rules_agree_with_the_reader(params, grads, expected):
+    from regdrop_fast import _lists
+
+    assert _lists.host_refusal(params, grads, written_params=False)[0] == expected == grad_call(params, grads)
+
+
+def test_python_rules_agree_on_overlaps_and_updates():
+    from regdrop_fast import _lists
+
+    w, g = f32(8), f32(8, v=0)
+    for params, grads in (([w[:4], w[4:]], [w[2:6], g[4:]]), ([f32(4), f32(4)], [g[:4], g[2:6]]),
+                          ([w[:4]], [w[1:5]]), ([w], [w]), ([w, w[2:]], [f32(8, v=0), f32(6, v=0)])):
+        native = grad_call(params, grads)
+        python = _lists.host_refusal(params, grads, written_params=False)[0]
+        assert python == (native if isinstance(native, tuple) else None)
+    a, b = f32(6), f32(3)
+    for params in ([a, np.arange(3)], [a, f32(6)[::2]], [a, misaligned(3)], [a, readonly(f32(3))],
+                   [b, a[:2], a[1:3]], [a, a], [a, b], (a, [0.0])):
+        python = _lists.host_refusal(params, None, written_params=True)[0]
+        native = _core.prox_l1(params, coef(len(params)), NUMS)
+        assert python == (native if isinstance(native, tuple) else None), params
+
+
+def test_a_cuda_array_among_host_params_is_refused_not_copied():
+    """An object with __cuda_array_interface__ is never converted to a host copy (for CuPy that would raise
+    or copy the device memory); the Python layer then names the device mix-up."""
+
+    class DeviceLike:
+        __cuda_array_interface__ = {"shape": (2,), "typestr": "<f4", "data": (0, False), "version": 3}
+
+        def __array__(self, dtype=None, copy=None):  # what a host copy would use: must not be called
+            raise AssertionError("converted to a host array")
+
+    assert grad_call([f32(2), DeviceLike()], [f32(2), f32(2)]) == ("device", "params", 1, -1)

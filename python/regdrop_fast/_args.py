@@ -134,7 +134,7 @@ def coefficients(value, count: int, name: str, upper: float | None = None):
     torch.compile traces it) or a float64 ndarray (from an ndarray, checked in one vectorized pass). The
     backends expand them with ``per_array``.
     """
-    if _is_real(value):
+    if isinstance(value, numbers.Real):  # bools included: nonnegative names them
         return nonnegative(value, name, upper)
     if isinstance(value, np.ndarray):
         if value.ndim == 0:

@@ -51,7 +51,7 @@ def bits_to_bool(bits: np.ndarray, n: int, shape) -> np.ndarray:
 
 def _checked(result, params, grads=None):
     if type(result) is tuple:
-        raise _lists.refusal_error(result, params, grads)
+        raise _lists.refusal_error(result, params, grads, host_call=True)
     return result
 
 

@@ -37,7 +37,8 @@ def dropout(call):
     y = call.out.obj if call.out is not None else x.empty(x.shape)
     bits = x.empty(((x.size + 7) // 8,), _UINT8) if call.keep_bits else None
     rule = call.rule
-    kernels.dropout_forward(_dtypes.CODES[x.dtype], _source(x, call.out).ptr, _ptr(y), _ptr(bits), x.size,
+    src = _source(x, call.out)  # held until the launch is queued (a copy's memory must outlive the call)
+    kernels.dropout_forward(_dtypes.CODES[x.dtype], src.ptr, _ptr(y), _ptr(bits), x.size,
                             call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, x.device, x.stream())
     return y, bits
 
@@ -47,7 +48,8 @@ def dropout_backward(call):
     g = call.grad
     dx = call.out.obj if call.out is not None else g.empty(g.shape)
     rule = call.rule
-    kernels.dropout_backward(_dtypes.CODES[g.dtype], _source(g, call.out).ptr, _ptr(dx), _ptr(call.bits), g.size,
+    src = _source(g, call.out)  # held until the launch is queued
+    kernels.dropout_backward(_dtypes.CODES[g.dtype], src.ptr, _ptr(dx), _ptr(call.bits), g.size,
                              call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, g.device,
                              g.stream())
     return dx

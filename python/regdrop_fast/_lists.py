@@ -47,10 +47,10 @@ def _names(n_params: int, n_grads: int) -> list[str]:
     return [f"params[{i}]" for i in range(n_params)] + [f"grads[{i}]" for i in range(n_grads)]
 
 
-def refusal_error(refusal: Refusal, params, grads) -> Exception:
-    """The exception for a refused list call. A CUDA array in a host call is named first: the reader
-    refuses it as an array it cannot read, which says less."""
-    for seq_name, seq in (("params", params), ("grads", grads or ())):
+def refusal_error(refusal: Refusal, params, grads, host_call: bool = False) -> Exception:
+    """The exception for a refused list call. In a host call a CUDA array is named first: the reader
+    refuses it as an array it cannot read or write, which says less."""
+    for seq_name, seq in (("params", params), ("grads", grads or ())) if host_call else ():
         for k, a in enumerate(seq):
             if _arrays.is_device_array(a):
                 return ValueError(
@@ -106,8 +106,9 @@ def pair_refusal(i: int, w, g) -> Refusal | None:
     return None
 
 
-def overlap_refusal(spans, pairs, written) -> Refusal | None:
-    """The overlap rule on memory spans (lo, hi) of the call's arrays, by the native write_conflict."""
+def overlap_refusal(spans, pairs, written, n_params: int) -> Refusal | None:
+    """The overlap rule on memory spans (lo, hi) of the call's arrays (params, then grads), by the native
+    write_conflict."""
     nonempty = [k for k, (lo, hi) in enumerate(spans) if hi > lo]
     if len(nonempty) < 2:
         return None
@@ -118,7 +119,7 @@ def overlap_refusal(spans, pairs, written) -> Refusal | None:
     if conflict is None:
         return None
     w, other = nonempty[conflict[0]], nonempty[conflict[1]]
-    return ("overlap", "params", w, other)
+    return ("overlap", "params" if w < n_params else "grads", w, other)
 
 
 def _host_written_refusal(a, name: str, i: int) -> Refusal | None:
@@ -166,9 +167,9 @@ def host_refusal(params, grads, written_params: bool) -> tuple[Refusal | None, l
     arrays = ws + (list(grads) if grads is not None else [])
     n = len(ws)
     written = [written_params] * n + [True] * (len(arrays) - n)
-    r = overlap_refusal([_span(a) for a in arrays], list(range(n)) * (2 if grads is not None else 1), written)
+    r = overlap_refusal([_span(a) for a in arrays], list(range(n)) * (2 if grads is not None else 1), written, n)
     if r:
-        return ("overlap", "params", r[2], r[3]), []
+        return r, []
     return None, ws
 
 
@@ -195,7 +196,7 @@ def device_lists(params, grads, written_params: bool):
     spans = [(a.ptr, a.ptr + a.nbytes) for a in arrays]
     if not all(b[0] >= a[1] for a, b in zip(sorted(spans), sorted(spans)[1:])):  # the common case: disjoint
         written = [written_params] * n + [True] * len(gs)
-        r = overlap_refusal(spans, list(range(n)) * (2 if grads is not None else 1), written)
+        r = overlap_refusal(spans, list(range(n)) * (2 if grads is not None else 1), written, n)
         if r:
             raise refusal_error(r, params, grads)
     return ws, (gs if grads is not None else None)
@@ -205,5 +206,5 @@ def host_arrays(params, grads, written_params: bool) -> list:
     """host_refusal, raising the refusal's error; else params as C-contiguous arrays."""
     refusal, ws = host_refusal(params, grads, written_params)
     if refusal:
-        raise refusal_error(refusal, params, grads)
+        raise refusal_error(refusal, params, grads, host_call=True)
     return ws
