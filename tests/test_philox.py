@@ -99,22 +99,30 @@ def test_simd_lanes_all_round_counts_and_unsupported_isa(rng):
             rdf._core.philox4x32_simd(ctr, key, np.zeros_like(ctr), 37, 10, isa)
 
 
+def device_philox(backend, ctr: np.ndarray, key: np.ndarray, rounds: int) -> np.ndarray:
+    """Philox blocks from the device generator (csrc/cuda/philox_kernels.cu) of a CUDA backend: under the
+    CPU emulation, or on a GPU. The words travel as int32 (torch has no uint32 tensors), same bits."""
+    c, k = backend.asarray(ctr.view(np.int32)), backend.asarray(key.view(np.int32))
+    out = backend.asarray(np.zeros(ctr.shape, np.int32))
+    wrap = rdf._arrays.wrap
+    o = wrap(out)
+    rdf._native.cuda.philox4x32(wrap(c).ptr, wrap(k).ptr, o.ptr, len(ctr), rounds, o.device, o.stream())
+    return backend.to_numpy(out).view(np.uint32)
+
+
 @pytest.mark.parametrize("rounds", [7, 10])
-def test_known_answers_emulated_cuda(emulated_cuda_module, rounds):
-    """The device generator (csrc/cuda/philox_kernels.cu) built against the CPU emulation of CUDA."""
+def test_known_answers_cuda_generator(device_backend, rounds):
     ctr, key, expected = kat_arrays(rounds)
-    out = np.zeros_like(expected)
-    emulated_cuda_module.philox4x32(ctr.ctypes.data, key.ctypes.data, out.ctypes.data, len(ctr), rounds, 0, 0)
-    assert_same_bits(out, expected, f"emulated CUDA rounds={rounds}")
+    assert_same_bits(device_philox(device_backend, ctr, key, rounds), expected,
+                     f"{device_backend.name} rounds={rounds}")
 
 
-def test_emulated_cuda_all_round_counts(emulated_cuda_module, rng):
+def test_cuda_generator_all_round_counts(device_backend, rng):
     ctr = rng.integers(0, 1 << 32, size=(300, 4), dtype=np.uint32)
     key = rng.integers(0, 1 << 32, size=(300, 2), dtype=np.uint32)
     for rounds in range(1, 17):
-        out = np.zeros_like(ctr)
-        emulated_cuda_module.philox4x32(ctr.ctypes.data, key.ctypes.data, out.ctypes.data, 300, rounds, 0, 0)
-        assert_same_bits(out, reference.philox4x32(ctr, key, rounds), f"rounds={rounds}")
+        assert_same_bits(device_philox(device_backend, ctr, key, rounds), reference.philox4x32(ctr, key, rounds),
+                         f"{device_backend.name} rounds={rounds}")
 
 
 @impl_param
