@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from . import _route, _validate
 from ._mask import Mask
 
 
-def dropout(x, p: float, *, seed: int | None = None, offset: int = 0, out=None,
+# Arrays are Any: a NumPy array (or array-like), a CuPy array or a torch tensor; results are of the input's kind.
+
+
+def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
             store: str = "bits") -> tuple[Any, Mask]:
     """Inverted dropout in one pass: returns (y, mask).
 
@@ -20,13 +23,13 @@ def dropout(x, p: float, *, seed: int | None = None, offset: int = 0, out=None,
     return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits)
 
 
-def dropout_backward(grad, mask: Mask, *, out=None) -> Any:
+def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
     """grad * mask.scale where the mask kept the element, 0 elsewhere (mask from bits or regenerated)."""
     backend, call = _validate.dropout_backward(grad, mask, out)
     return backend.dropout_backward(call)
 
 
-def dropout_mask(shape, p: float, *, seed: int, offset: int = 0) -> Mask:
+def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0) -> Mask:
     """The Mask a dropout call with these arguments would return, without touching any data."""
     call = _validate.dropout_mask(shape, p, seed, offset)
     return Mask._trusted(call.shape, call.p, call.seed, call.offset, _route.CPU.dropout_mask(call))

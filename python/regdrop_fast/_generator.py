@@ -43,7 +43,7 @@ class Generator:
     which range then depends on timing).
     """
 
-    def __init__(self, seed=None, offset=0):
+    def __init__(self, seed: int | None = None, offset: int = 0) -> None:
         seed = _args.seed_or_fresh(seed)
         offset = _args.uint64(offset, "offset")
         self._new_state(seed, offset)
@@ -69,7 +69,7 @@ class Generator:
         """The seed (named as torch.Generator names it)."""
         return self.seed
 
-    def manual_seed(self, seed) -> Generator:
+    def manual_seed(self, seed: int) -> Generator:
         """Restart at ``(seed, 0)``, as torch.Generator.manual_seed does; returns self."""
         seed = _args.uint64(seed, "seed")
         with LOCK:
@@ -80,7 +80,7 @@ class Generator:
     def get_offset(self) -> int:
         return self.offset
 
-    def set_offset(self, offset) -> None:
+    def set_offset(self, offset: int) -> None:
         offset = _args.uint64(offset, "offset")
         with LOCK:
             self._state[1] = offset
@@ -90,7 +90,7 @@ class Generator:
         with LOCK:
             return int(self._state[0]), int(self._state[1])
 
-    def set_state(self, state) -> None:
+    def set_state(self, state: tuple[int, int]) -> None:
         try:
             seed, offset = state
         except (TypeError, ValueError):
@@ -101,7 +101,7 @@ class Generator:
             self._state[0] = seed
             self._state[1] = offset
 
-    def next(self, n) -> tuple[int, int]:
+    def next(self, n: int) -> tuple[int, int]:
         """Reserve n elements: returns ``(seed, offset)`` for a call on n elements and advances the offset by
         n (mod 2^64, the stream wraps)."""
         n = _args.uint64(n, "n")
@@ -112,19 +112,19 @@ class Generator:
 
     # --- a copy (copy.copy, copy.deepcopy, pickle) gets its own state array with the same values ----------
 
-    def __getstate__(self):
+    def __getstate__(self) -> tuple[int, int]:
         return self.get_state()
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: tuple[int, int]) -> None:
         seed, offset = state
         self._new_state(_args.uint64(seed, "seed"), _args.uint64(offset, "offset"))
 
-    def __copy__(self):
+    def __copy__(self) -> Generator:
         new = object.__new__(type(self))
         new.__setstate__(self.get_state())
         return new
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> Generator:
         return self.__copy__()
 
     def __repr__(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import numpy as np
 
 from . import _args, _route
@@ -25,7 +27,14 @@ class Mask:
 
     __slots__ = ("shape", "p", "seed", "offset", "bits")
 
-    def __init__(self, shape, p, seed, offset=0, bits=None):
+    shape: tuple[int, ...]
+    p: float
+    seed: int
+    offset: int
+    bits: Any  # a uint8 ndarray, a device array of the same bytes (CUDA calls), or None
+
+    def __init__(self, shape: int | Sequence[int], p: float, seed: int, offset: int = 0,
+                 bits: np.ndarray | None = None) -> None:
         self.shape = _args.shape_tuple(shape)
         self.p = _args.probability(p)
         self.seed = _args.uint64(seed, "seed")
@@ -43,7 +52,7 @@ class Mask:
         self.bits = bits
 
     @classmethod
-    def _trusted(cls, shape, p, seed, offset, bits):
+    def _trusted(cls, shape: tuple[int, ...], p: float, seed: int, offset: int, bits: Any) -> Mask:
         """Construct from values a kernel wrapper has already validated (skips the checks)."""
         mask = object.__new__(cls)
         mask.shape, mask.p, mask.seed, mask.offset, mask.bits = shape, p, seed, offset, bits

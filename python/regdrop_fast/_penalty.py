@@ -11,12 +11,19 @@ kernels, which return sums as 0-d device arrays unless a Python number is asked 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence, Union
+
+import numpy as np
 
 from . import _validate
 
+# Arrays are Any (NumPy arrays, CuPy arrays or torch CUDA tensors, one or a sequence); coefficients are one
+# number for every array or one per array.
+Coefficient = Union[float, Sequence[float], np.ndarray]
 
-def penalty_grad(params, grads, *, l1=0.0, l2=0.0, as_float: bool = False) -> Any:
+
+def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0,
+                 as_float: bool = False) -> Any:
     """In one pass per parameter, in place ``grad += l1*sign(w) + l2*w``; returns the penalty value
     ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays.
 
@@ -33,14 +40,14 @@ def penalty_grad(params, grads, *, l1=0.0, l2=0.0, as_float: bool = False) -> An
     return backend.penalty_grad(call)
 
 
-def penalty(params, *, l1=0.0, l2=0.0, as_float: bool = False) -> Any:
+def penalty(params: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0, as_float: bool = False) -> Any:
     """The penalty value ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays (l1, l2 and the type of the result
     as in penalty_grad)."""
     backend, call = _validate.penalty(params, None, l1, l2, as_float)
     return backend.penalty_grad(call)
 
 
-def prox_l1(params, threshold, *, as_int: bool = False) -> Any:
+def prox_l1(params: Any, threshold: Coefficient, *, as_int: bool = False) -> Any:
     """Soft-thresholding in place, ``w = sign(w) * max(|w| - threshold, 0)`` (thresholded values are +0);
     returns the number of elements that are exactly zero afterwards, over all arrays.
 
@@ -52,7 +59,7 @@ def prox_l1(params, threshold, *, as_int: bool = False) -> Any:
     return backend.prox_l1(call)
 
 
-def decay(params, factor) -> None:
+def decay(params: Any, factor: Coefficient) -> None:
     """Decoupled weight decay in place, ``w *= (1 - factor)`` (AdamW's lr * weight_decay).
 
     factor: a number in [0, 1] or one per array; 0 leaves an array alone.
@@ -61,7 +68,7 @@ def decay(params, factor) -> None:
     backend.decay(call)
 
 
-def max_norm(w, max_value: float, *, axis, as_int: bool = False) -> Any:
+def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: bool = False) -> Any:
     """Max-norm constraint in place: the L2 norm of w is taken along ``axis`` (an int or a tuple of ints;
     Keras MaxNorm's convention), and every slice whose norm exceeds max_value is rescaled to norm
     max_value; slices within the bound stay bit for bit unchanged. Returns the number of slices rescaled:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _args, _native
@@ -9,7 +11,7 @@ from . import _args, _native
 __all__ = ["philox4x32"]
 
 
-def philox4x32(counter, key, rounds: int = 10) -> np.ndarray:
+def philox4x32(counter: Any, key: Any, rounds: int = 10) -> np.ndarray:  # counter, key: array-likes
     """Philox4x32-R: counter uint32 (..., 4) and key uint32 (..., 2) -> uint32 (..., 4).
 
     Leading axes broadcast. rounds=10 is Philox4x32-10, the generator of the dropout stream.

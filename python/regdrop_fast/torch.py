@@ -18,6 +18,7 @@ import math
 import numbers
 import threading
 import weakref
+from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -54,6 +55,12 @@ _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # Default seeding draws [seed, offset] below this bound from torch's default CPU generator (see _draw_seed).
 _SEED_BOUND = 1 << 62
 
+# Annotations: `ctx` of the autograd callbacks is Any (torch's context object, which carries the attributes
+# set here); an array handed to or returned by the regdrop_fast functions is Any (a NumPy view on the CPU,
+# the tensor itself on CUDA).
+_Tensors = Union[torch.Tensor, Iterable[torch.Tensor]]  # one tensor or any iterable of them
+_Coefficient = Union[float, Sequence[float], np.ndarray]  # one number for every tensor, or one per tensor
+
 
 # ---------------------------------------------------------------------------------------------------------
 # tensors <-> NumPy views
@@ -81,7 +88,7 @@ class _OutputCache:
     kMinBytes = 1 << 20
     kMaxCachedBytes = 1 << 30
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._free: dict[int, list[np.ndarray]] = {}
         self._cached_bytes = 0
         self._lock = threading.RLock()  # finalizers may run inside a locked section of the same thread
@@ -117,7 +124,7 @@ def empty_cache() -> None:
     _OUTPUTS.clear()
 
 
-def _empty_cpu(shape, dtype) -> torch.Tensor:
+def _empty_cpu(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """A new C-contiguous CPU tensor in memory allocated by NumPy (the tensor owns it, zero-copy).
 
     NumPy asks the kernel for transparent huge pages on large arrays and torch's CPU allocator does not; a
@@ -136,7 +143,7 @@ def _empty_cpu(shape, dtype) -> torch.Tensor:
     return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
 
 
-def _check_tensor(t, name: str) -> torch.Tensor:
+def _check_tensor(t: object, name: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
     if t.dtype not in _DTYPES:
@@ -157,7 +164,7 @@ def _seed_offset(seed: torch.Tensor) -> tuple[int, int]:
     return s & _U64_MASK, o & _U64_MASK
 
 
-def _unsupported_device(t: torch.Tensor, what: str):
+def _unsupported_device(t: torch.Tensor, what: str) -> NotImplementedError:
     return NotImplementedError(f"regdrop_fast.torch.{what}: tensors on {t.device.type} are not supported "
                                "(CPU and CUDA are)")
 
@@ -175,7 +182,9 @@ def _unsupported_device(t: torch.Tensor, what: str):
     "regdrop_fast::dropout_fwd", mutates_args=(),
     schema="(Tensor x, float p, Tensor seed, bool keep_bits) -> (Tensor, Tensor)",
 )
-def _dropout_fwd(x, p, seed, keep_bits):
+def _dropout_fwd(
+    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, bits): y C-contiguous; bits uint8 of ceil(n/8) bytes (docs/rng.md), or empty without keep_bits."""
     s, o = _seed_offset(seed)
     store = "bits" if keep_bits else "seed"
@@ -192,7 +201,7 @@ def _dropout_fwd(x, p, seed, keep_bits):
 
 
 @_dropout_fwd.register_fake
-def _(x, p, seed, keep_bits):
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
     nbytes = (x.numel() + 7) // 8 if keep_bits else 0
     return x.new_empty(x.shape), x.new_empty((nbytes,), dtype=torch.uint8)
 
@@ -201,7 +210,7 @@ def _(x, p, seed, keep_bits):
     "regdrop_fast::dropout_fwd_", mutates_args=("x",),
     schema="(Tensor(a!) x, float p, Tensor seed, bool keep_bits) -> Tensor",
 )
-def _dropout_fwd_(x, p, seed, keep_bits):
+def _dropout_fwd_(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> torch.Tensor:
     """In place: x becomes dropout(x); returns the bits (as dropout_fwd). Used only when no grad is needed."""
     if not x.is_contiguous():
         y, bits = _dropout_fwd(x, p, seed, keep_bits)
@@ -220,7 +229,7 @@ def _dropout_fwd_(x, p, seed, keep_bits):
 
 
 @_dropout_fwd_.register_fake
-def _(x, p, seed, keep_bits):
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> torch.Tensor:
     nbytes = (x.numel() + 7) // 8 if keep_bits else 0
     return x.new_empty((nbytes,), dtype=torch.uint8)
 
@@ -229,7 +238,9 @@ def _(x, p, seed, keep_bits):
     "regdrop_fast::dropout_bwd", mutates_args=(),
     schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits) -> Tensor",
 )
-def _dropout_bwd(grad, bits, seed, p, from_bits):
+def _dropout_bwd(
+    grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool
+) -> torch.Tensor:
     """grad * scale where the forward call at this seed kept the element, 0 elsewhere (C-contiguous)."""
     s, o = _seed_offset(seed)
     shape = tuple(grad.shape)
@@ -245,11 +256,11 @@ def _dropout_bwd(grad, bits, seed, p, from_bits):
 
 
 @_dropout_bwd.register_fake
-def _(grad, bits, seed, p, from_bits):
+def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool) -> torch.Tensor:
     return grad.new_empty(grad.shape)
 
 
-def _dropout_setup_context(ctx, inputs, output):
+def _dropout_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
     _, p, seed, keep_bits = inputs
     ctx.save_for_backward(output[1], seed)
     ctx.p, ctx.from_bits = p, keep_bits
@@ -258,7 +269,9 @@ def _dropout_setup_context(ctx, inputs, output):
     ctx.set_materialize_grads(False)
 
 
-def _dropout_backward(ctx, grad_y, _grad_bits):
+def _dropout_backward(
+    ctx: Any, grad_y: torch.Tensor | None, _grad_bits: torch.Tensor | None
+) -> tuple[torch.Tensor | None, None, None, None]:
     if grad_y is None:  # y did not reach the loss
         return None, None, None, None
     bits, seed = ctx.saved_tensors
@@ -268,13 +281,13 @@ def _dropout_backward(ctx, grad_y, _grad_bits):
 _dropout_fwd.register_autograd(_dropout_backward, setup_context=_dropout_setup_context)
 
 
-def _dropout_bwd_setup_context(ctx, inputs, output):
+def _dropout_bwd_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     _, bits, seed, p, from_bits = inputs
     ctx.save_for_backward(bits, seed)
     ctx.p, ctx.from_bits = p, from_bits
 
 
-def _dropout_bwd_backward(ctx, grad_dx):
+def _dropout_bwd_backward(ctx: Any, grad_dx: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
     # The backward is linear in grad with the same mask, so its derivative is itself (double backward).
     bits, seed = ctx.saved_tensors
     return _dropout_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
@@ -286,7 +299,7 @@ _dropout_bwd.register_autograd(_dropout_bwd_backward, setup_context=_dropout_bwd
 @torch.library.custom_op(
     "regdrop_fast::generator_next_", mutates_args=("state",), schema="(Tensor(a!) state, SymInt n) -> Tensor"
 )
-def _generator_next_(state, n):
+def _generator_next_(state: torch.Tensor, n: int) -> torch.Tensor:
     """[seed, offset] of a call on n elements from a Generator's state tensor, whose offset advances by n."""
     with _generator.LOCK:
         words = _np(state).view(np.uint64)
@@ -296,7 +309,7 @@ def _generator_next_(state, n):
 
 
 @_generator_next_.register_fake
-def _(state, n):
+def _(state: torch.Tensor, n: int) -> torch.Tensor:
     return state.new_empty((2,))
 
 
@@ -310,7 +323,7 @@ def _attach_state_tensor(gen: Generator) -> None:
 _generator.on_new_state = _attach_state_tensor
 
 
-def _generator_state(generator):
+def _generator_state(generator: object) -> torch.Tensor | None:
     """The state tensor of a regdrop_fast.Generator (None for None)."""
     if generator is None:
         return None
@@ -329,7 +342,7 @@ def _generator_state(generator):
     return generator._torch_state
 
 
-def _draw_seed(state, n):
+def _draw_seed(state: torch.Tensor | None, n: int) -> torch.Tensor:
     """The [seed, offset] tensor of a call on n elements.
 
     With a Generator: its current position, which then advances by n. Otherwise two draws in [0, 2^62) from
@@ -347,16 +360,19 @@ def _draw_seed(state, n):
 # Dropout API
 
 
-def _dropout_probability(p) -> float:
+def _dropout_probability(p: float) -> float:
     """p as torch.nn.functional.dropout checks it (the same message), NaN included."""
     return _args.probability(p, label="")
 
 
-def _keep_bits(store) -> bool:
+def _keep_bits(store: str) -> bool:
     return _args.store_mode(store) == "bits"
 
 
-def dropout(input, p=0.5, training=True, inplace=False, *, store="bits", generator=None):
+def dropout(
+    input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, store: str = "bits",
+    generator: Generator | None = None,
+) -> torch.Tensor:
     """Drop-in ``torch.nn.functional.dropout`` on the regdrop_fast kernels.
 
     Zeroes each element with probability p and scales the kept ones by 1 / (1 - p). In eval mode
@@ -395,7 +411,9 @@ class Dropout(torch.nn.Dropout):
     ``generator`` (a ``regdrop_fast.Generator``; default: torch's RNG).
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits", generator=None):
+    def __init__(
+        self, p: float = 0.5, inplace: bool = False, *, store: str = "bits", generator: Generator | None = None
+    ) -> None:
         super().__init__(p, inplace)
         _dropout_probability(p)  # what torch's own check lets through: NaN, bool
         _keep_bits(store)
@@ -403,7 +421,7 @@ class Dropout(torch.nn.Dropout):
         self.store = store
         self.generator = generator
 
-    def forward(self, input):
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         return dropout(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
 
     def extra_repr(self) -> str:
@@ -424,7 +442,7 @@ class Dropout(torch.nn.Dropout):
 # tensors there); their values and counts stay on the device, so nothing waits for the GPU.
 
 
-def _tensor_list(tensors, name: str) -> list:
+def _tensor_list(tensors: _Tensors, name: str) -> list[torch.Tensor]:
     if isinstance(tensors, torch.Tensor):
         return [tensors]
     if isinstance(tensors, (str, bytes)):
@@ -440,8 +458,10 @@ def _tensor_list(tensors, name: str) -> list:
     return items
 
 
-def _penalty_device(tensors, what: str):
-    """The one device of all tensors (CPU or CUDA; meta under tracing)."""
+def _penalty_device(tensors: Sequence[torch.Tensor], what: str) -> torch.device:
+    """The one device of all tensors (CPU or CUDA; meta under tracing). Checked before the custom op is
+    called, because torch dispatches the op (and its fake under tracing) by its tensors' devices: a mix must
+    not reach dispatch. It is the package's one-device rule (_lists, _arrays) on torch devices."""
     device = tensors[0].device
     for t in tensors:
         if t.device != device:
@@ -449,7 +469,7 @@ def _penalty_device(tensors, what: str):
     return device
 
 
-def _coefficients(value, count: int, name: str, upper=None) -> list:
+def _coefficients(value: _Coefficient, count: int, name: str, upper: float | None = None) -> list[float]:
     """One float per tensor (the custom ops' float[]), checked by the package's one coefficient rule (plain
     Python for numbers and lists, so torch.compile traces it; the values are then constants of the graph)."""
     if isinstance(value, torch.Tensor):
@@ -457,7 +477,7 @@ def _coefficients(value, count: int, name: str, upper=None) -> list:
     return _args.as_list(_args.coefficients(value, count, name, upper), count)
 
 
-def _kernel_array(t):
+def _kernel_array(t: torch.Tensor) -> Any:
     """What the regdrop_fast functions take for a tensor: a NumPy view on the CPU, the tensor on CUDA."""
     if t.device.type == "cpu":
         return _np(t)
@@ -470,31 +490,31 @@ class _Writable:
     """Arrays of tensors to modify in place (see _kernel_array): contiguous ones directly, others through a
     contiguous copy that ``write_back`` copies into the tensor afterwards."""
 
-    def __init__(self, tensors):
-        self.pairs = []
-        self.arrays = []
+    def __init__(self, tensors: Iterable[torch.Tensor]) -> None:
+        self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.arrays: list[Any] = []
         for t in tensors:
             work = t if t.is_contiguous() else t.contiguous()
             if work is not t:
                 self.pairs.append((t, work))
             self.arrays.append(_kernel_array(work))
 
-    def write_back(self):
+    def write_back(self) -> None:
         for t, work in self.pairs:
             t.copy_(work)
 
 
-def _value_dtype(params) -> torch.dtype:
+def _value_dtype(params: Iterable[torch.Tensor]) -> torch.dtype:
     """dtype of a penalty value: float64 if any parameter is float64, else float32 (the value is summed in
     float64 either way), so that ``loss + penalty(...)`` keeps a float32 loss float32."""
     return torch.float64 if any(w.dtype == torch.float64 for w in params) else torch.float32
 
 
-def _readable(tensors):
+def _readable(tensors: Iterable[torch.Tensor]) -> list[Any]:
     return [_kernel_array(t) for t in tensors]
 
 
-def _as_tensor(result, dtype, device) -> torch.Tensor:
+def _as_tensor(result: float | torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A 0-d result of a regdrop_fast call as a tensor of `dtype`: CUDA results are already 0-d device
     tensors (converted on the device, no sync); CPU results are Python numbers."""
     if isinstance(result, torch.Tensor):
@@ -506,7 +526,9 @@ def _as_tensor(result, dtype, device) -> torch.Tensor:
     "regdrop_fast::add_penalty_grad_", mutates_args=("grads",),
     schema="(Tensor[] params, Tensor(a!)[] grads, float[] l1, float[] l2) -> Tensor",
 )
-def _add_penalty_grad_(params, grads, l1, l2):
+def _add_penalty_grad_(
+    params: list[torch.Tensor], grads: list[torch.Tensor], l1: list[float], l2: list[float]
+) -> torch.Tensor:
     g = _Writable(grads)
     value = _rf.penalty_grad(_readable(params), g.arrays, l1=np.asarray(l1), l2=np.asarray(l2))
     g.write_back()
@@ -514,11 +536,11 @@ def _add_penalty_grad_(params, grads, l1, l2):
 
 
 @_add_penalty_grad_.register_fake
-def _(params, grads, l1, l2):
+def _(params: list[torch.Tensor], grads: list[torch.Tensor], l1: list[float], l2: list[float]) -> torch.Tensor:
     return params[0].new_empty((), dtype=_value_dtype(params))
 
 
-def add_penalty_grad_(params, l1=0.0, l2=0.0) -> torch.Tensor:
+def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) -> torch.Tensor:
     """After ``loss.backward()``: ``p.grad += l1*sign(p) + l2*p`` for every parameter that has a grad, in one
     native call; returns the penalty value ``l1*sum|p| + (l2/2)*sum p^2`` over those parameters as a 0-d
     tensor (summed in float64; float64 if a parameter is float64, else float32).
@@ -534,9 +556,7 @@ def add_penalty_grad_(params, l1=0.0, l2=0.0) -> torch.Tensor:
     if not keep:
         return torch.zeros((), dtype=_value_dtype(params), device=params[0].device if params else None)
     ws = [params[i] for i in keep]
-    gs = [params[i].grad for i in keep]
-    for i, g in zip(keep, gs):
-        _check_tensor(g, f"params[{i}].grad")
+    gs = [_check_tensor(params[i].grad, f"params[{i}].grad") for i in keep]  # checked in order, as tensors
     _penalty_device(ws + gs, "add_penalty_grad_")
     with torch.no_grad():
         return _add_penalty_grad_(ws, gs, [c1[i] for i in keep], [c2[i] for i in keep])
@@ -545,13 +565,13 @@ def add_penalty_grad_(params, l1=0.0, l2=0.0) -> torch.Tensor:
 @torch.library.custom_op(
     "regdrop_fast::penalty", mutates_args=(), schema="(Tensor[] params, float[] l1, float[] l2) -> Tensor"
 )
-def _penalty(params, l1, l2):
+def _penalty(params: list[torch.Tensor], l1: list[float], l2: list[float]) -> torch.Tensor:
     value = _rf.penalty(_readable(params), l1=np.asarray(l1), l2=np.asarray(l2))
     return _as_tensor(value, _value_dtype(params), params[0].device)
 
 
 @_penalty.register_fake
-def _(params, l1, l2):
+def _(params: list[torch.Tensor], l1: list[float], l2: list[float]) -> torch.Tensor:
     return params[0].new_empty((), dtype=_value_dtype(params))
 
 
@@ -559,7 +579,9 @@ def _(params, l1, l2):
     "regdrop_fast::penalty_backward", mutates_args=(),
     schema="(Tensor grad, Tensor[] params, float[] l1, float[] l2) -> Tensor[]",
 )
-def _penalty_backward(grad, params, l1, l2):
+def _penalty_backward(
+    grad: torch.Tensor, params: list[torch.Tensor], l1: list[float], l2: list[float]
+) -> list[torch.Tensor]:
     """grad * (l1*sign(w) + l2*w) for every w, each C-contiguous in w's dtype."""
     out = [torch.zeros(w.shape, dtype=w.dtype, device=w.device) for w in params]
     _rf.penalty_grad(_readable(params), [_kernel_array(g) for g in out], l1=np.asarray(l1), l2=np.asarray(l2))
@@ -572,24 +594,24 @@ def _penalty_backward(grad, params, l1, l2):
 
 
 @_penalty_backward.register_fake
-def _(grad, params, l1, l2):
+def _(grad: torch.Tensor, params: list[torch.Tensor], l1: list[float], l2: list[float]) -> list[torch.Tensor]:
     return [w.new_empty(w.shape) for w in params]
 
 
-def _penalty_setup_context(ctx, inputs, output):
+def _penalty_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     params, l1, l2 = inputs
     ctx.save_for_backward(*params)
     ctx.l1, ctx.l2 = l1, l2
 
 
-def _penalty_grad_fn(ctx, grad):
+def _penalty_grad_fn(ctx: Any, grad: torch.Tensor) -> tuple[list[torch.Tensor], None, None]:
     return _penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2), None, None
 
 
 _penalty.register_autograd(_penalty_grad_fn, setup_context=_penalty_setup_context)
 
 
-def penalty(params, l1=0.0, l2=0.0) -> torch.Tensor:
+def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) -> torch.Tensor:
     """The differentiable penalty ``l1*sum|w| + (l2/2)*sum w^2`` over params, a 0-d tensor to add to a loss
     (dtype as for add_penalty_grad_; its gradient is ``l1*sign(w) + l2*w``, first order only). l1, l2 as in
     add_penalty_grad_."""
@@ -605,7 +627,7 @@ def penalty(params, l1=0.0, l2=0.0) -> torch.Tensor:
 @torch.library.custom_op(
     "regdrop_fast::prox_l1_", mutates_args=("params",), schema="(Tensor(a!)[] params, float[] threshold) -> Tensor"
 )
-def _prox_l1_(params, threshold):
+def _prox_l1_(params: list[torch.Tensor], threshold: list[float]) -> torch.Tensor:
     w = _Writable(params)
     zeros = _rf.prox_l1(w.arrays, np.asarray(threshold))
     w.write_back()
@@ -613,11 +635,11 @@ def _prox_l1_(params, threshold):
 
 
 @_prox_l1_.register_fake
-def _(params, threshold):
+def _(params: list[torch.Tensor], threshold: list[float]) -> torch.Tensor:
     return params[0].new_empty((), dtype=torch.int64)
 
 
-def prox_l1_(params, threshold) -> torch.Tensor:
+def prox_l1_(params: _Tensors, threshold: _Coefficient) -> torch.Tensor:
     """Soft-thresholding in place under ``torch.no_grad()``: ``w = sign(w) * max(|w| - threshold, 0)``
     (proximal step of an L1 penalty: threshold = lr * l1). Returns the number of elements that are exactly
     zero afterwards, over all params, as a 0-d int64 tensor."""
@@ -633,18 +655,18 @@ def prox_l1_(params, threshold) -> torch.Tensor:
 @torch.library.custom_op(
     "regdrop_fast::decay_", mutates_args=("params",), schema="(Tensor(a!)[] params, float[] factor) -> ()"
 )
-def _decay_(params, factor):
+def _decay_(params: list[torch.Tensor], factor: list[float]) -> None:
     w = _Writable(params)
     _rf.decay(w.arrays, np.asarray(factor))
     w.write_back()
 
 
 @_decay_.register_fake
-def _(params, factor):
+def _(params: list[torch.Tensor], factor: list[float]) -> None:
     return None
 
 
-def decay_(params, factor) -> None:
+def decay_(params: _Tensors, factor: _Coefficient) -> None:
     """Decoupled weight decay in place under ``torch.no_grad()``: ``w *= 1 - factor`` (AdamW's
     lr * weight_decay). factor: a number in [0, 1] or one per parameter."""
     params = _tensor_list(params, "params")
@@ -659,7 +681,7 @@ def decay_(params, factor) -> None:
 @torch.library.custom_op(
     "regdrop_fast::max_norm_", mutates_args=("w",), schema="(Tensor(a!) w, float max_value, int dim) -> Tensor"
 )
-def _max_norm_(w, max_value, dim):
+def _max_norm_(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
     work = _Writable([w])
     a = work.arrays[0]
     if a.ndim == 1:  # each slice along dim 0 is one element: its norm is |w_i|
@@ -671,11 +693,11 @@ def _max_norm_(w, max_value, dim):
 
 
 @_max_norm_.register_fake
-def _(w, max_value, dim):
+def _(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
     return w.new_empty((), dtype=torch.int64)
 
 
-def max_norm_(w, max_value, dim) -> torch.Tensor:
+def max_norm_(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
     """Max-norm constraint in place under ``torch.no_grad()``, ``torch.renorm``'s convention: every slice
     ``w.select(dim, i)`` whose L2 norm exceeds max_value is rescaled to norm max_value; the others stay bit
     for bit. (dim=0 for an ``nn.Linear`` weight constrains each unit's incoming weights.) Unlike
@@ -689,6 +711,5 @@ def max_norm_(w, max_value, dim) -> torch.Tensor:
     if not -w.dim() <= dim < w.dim():
         raise ValueError(f"dim: {int(dim)} is out of range for a tensor of {w.dim()} dimension(s)")
     max_value = _args.max_value(max_value)
-    _penalty_device([w], "max_norm_")
     with torch.no_grad():
         return _max_norm_(w, max_value, int(dim) % w.dim())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
     return dropout_words(n, seed, offset) >= np.uint32(threshold)
 
 
-def dropout_mask(shape, p, *, seed, offset=0) -> Mask:
+def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0) -> Mask:
     call = _validate.dropout_mask(shape, p, seed, offset)
     keep = keep_decisions(call.n, call.p, call.seed, call.offset)
     return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep, bitorder="little"))
@@ -37,14 +37,16 @@ def _apply(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
         return result.astype(values.dtype)
 
 
-def _deliver(result: np.ndarray, out) -> np.ndarray:
+def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     if out is None:
         return result
     out[...] = result
     return out
 
 
-def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
+# Array arguments (x, grad, out) are Any: any array-like, or a CPU tensor (viewed as NumPy).
+def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
+            store: str = "bits") -> tuple[np.ndarray, Mask]:
     _, call = _validate.dropout(x, p, seed, offset, out, store, host_only=True)
     x, p, seed, offset = call.x, call.p, call.seed, call.offset
     mask = dropout_mask(x.shape, p, seed=seed, offset=offset)
@@ -55,7 +57,7 @@ def dropout(x, p, *, seed=None, offset=0, out=None, store="bits"):
     return y, mask
 
 
-def dropout_backward(grad, mask, *, out=None):
+def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> np.ndarray:
     _, call = _validate.dropout_backward(grad, mask, out, host_only=True)
     grad, out = call.grad, call.out
     if mask.bits is not None:

@@ -14,7 +14,7 @@ float64 roundings (1e-12 relative is tested) and the kernels' value is the same 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,8 +22,11 @@ from .. import _args, _lists, _validate
 
 SUM_LANES = 16  # csrc/common/penalty_element.h: kSumLanes
 
+# Arrays and lists of arrays (params, grads, w) are Any: NumPy arrays, array-likes or CPU tensors. A
+# coefficient is one number for every array or one per array (a sequence or an ndarray).
 
-def _compute_type(dtype) -> Any:  # a NumPy scalar type: float32 or float64
+
+def _compute_type(dtype: np.dtype) -> Any:  # a NumPy scalar type: float32 or float64
     return np.float64 if dtype == np.float64 else np.float32
 
 
@@ -63,11 +66,12 @@ def _value(w: np.ndarray, l1: float, l2: float) -> float:
     return value
 
 
-def _coefficients(call_coef, count: int) -> list[float]:
+def _coefficients(call_coef: float | list[float] | np.ndarray, count: int) -> list[float]:
     return _args.as_list(call_coef, count)
 
 
-def penalty_grad(params, grads, *, l1=0.0, l2=0.0) -> float:
+def penalty_grad(params: Any, grads: Any, *, l1: float | Sequence[float] | np.ndarray = 0.0,
+                 l2: float | Sequence[float] | np.ndarray = 0.0) -> float:
     _, call = _validate.penalty(params, grads, l1, l2, False, host_only=True)
     grads = call.grads
     params = _lists.host_arrays(call.params, grads, written_params=False)
@@ -80,7 +84,8 @@ def penalty_grad(params, grads, *, l1=0.0, l2=0.0) -> float:
     return float(sum(values))
 
 
-def penalty(params, *, l1=0.0, l2=0.0) -> float:
+def penalty(params: Any, *, l1: float | Sequence[float] | np.ndarray = 0.0,
+            l2: float | Sequence[float] | np.ndarray = 0.0) -> float:
     _, call = _validate.penalty(params, None, l1, l2, False, host_only=True)
     params = _lists.host_arrays(call.params, None, written_params=False)
     c1, c2 = _coefficients(call.l1, len(params)), _coefficients(call.l2, len(params))
@@ -96,7 +101,7 @@ def _soft_threshold(w: np.ndarray, threshold: float) -> np.ndarray:
         return np.where(m <= 0, ct(0), np.where(wc < 0, -m, m)).astype(w.dtype)
 
 
-def prox_l1(params, threshold) -> int:
+def prox_l1(params: Any, threshold: float | Sequence[float] | np.ndarray) -> int:
     _, call = _validate.update(params, threshold, "threshold", None, False, host_only=True)
     params = _lists.host_arrays(call.params, None, written_params=True)
     t = _coefficients(call.coef, len(params))
@@ -107,7 +112,7 @@ def prox_l1(params, threshold) -> int:
     return zeros
 
 
-def decay(params, factor) -> None:
+def decay(params: Any, factor: float | Sequence[float] | np.ndarray) -> None:
     """w = w * C(1 - factor), 1 - factor formed in float64; factor 0 leaves the array alone."""
     _, call = _validate.update(params, factor, "factor", 1.0, False, host_only=True)
     params = _lists.host_arrays(call.params, None, written_params=True)
@@ -141,7 +146,7 @@ def slice_norms(rows: np.ndarray) -> np.ndarray:
     return np.sqrt(lanes[:, 0])
 
 
-def max_norm(w, max_value, *, axis) -> int:
+def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...]) -> int:
     """Slices (the kept axes' index) whose norm over `axis` exceeds max_value become
     w * C(max_value / norm), the factor formed in float64; the others are not changed. Returns the number
     of slices rescaled."""

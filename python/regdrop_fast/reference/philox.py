@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import _args
@@ -16,7 +18,7 @@ def _mulhilo(a: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     return (product >> np.uint64(32)).astype(np.uint32), (product & np.uint64(MASK32)).astype(np.uint32)
 
 
-def philox4x32(counter, key, rounds=10) -> np.ndarray:
+def philox4x32(counter: Any, key: Any, rounds: int = 10) -> np.ndarray:  # counter, key: array-likes
     """Philox4x32 with `rounds` rounds: counter (..., 4) and key (..., 2) uint32 -> (..., 4) uint32."""
     counter, key, rounds = _args.philox_args(counter, key, rounds)
     lead = counter.shape[:-1]
