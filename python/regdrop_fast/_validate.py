@@ -18,12 +18,14 @@ from ._calls import BackwardCall, DropoutCall, MaskCall, MaxNormCall, PenaltyCal
 from ._mask import Mask
 
 
+_new = tuple.__new__
+
 # ---------------------------------------------------------------------------------------------------------
 # dropout
 
 
 def dropout(x, p, seed, offset, out, store, *, host_only: bool = False) -> tuple[ModuleType, DropoutCall]:
-    backend = _route.CPU if host_only else _route.backend_for(x)
+    backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
     p = _args.probability(p)
     seed = _args.seed_or_fresh(seed)
     offset = _args.uint64(offset, "offset")
@@ -38,7 +40,8 @@ def dropout(x, p, seed, offset, out, store, *, host_only: bool = False) -> tuple
         xa = _arrays.device_array(x, "x")
         if out is not None:
             oa = _arrays.device_out(out, xa)
-    return backend, DropoutCall(xa, oa, xa.shape, p, seed, offset, keep_bits, _args.keep_rule(p))
+    # tuple.__new__ skips the generated NamedTuple.__new__ (a Python function): 0.15 us of a ~3.5 us call.
+    return backend, _new(DropoutCall, (xa, oa, xa.shape, p, seed, offset, keep_bits, _args.keep_rule(p)))
 
 
 def dropout_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BackwardCall]:
