@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 U64 = 1 << 64
+I64_LIMIT = 1 << 63  # a shape's element count (and each dimension) must be below it: the kernels count in int64
 STORE_CHOICES = ("bits", "seed")
 
 
@@ -31,9 +32,18 @@ def probability(p, label: str = "p: ") -> float:
         return p
     if not _is_real(p):
         raise TypeError(f"{label}expected a real number, got {type(p).__name__}")
-    if not 0.0 <= p <= 1.0:  # False for NaN too
+    if not 0.0 <= p <= 1.0:  # False for NaN too (and exact for huge ints: no float() is taken before)
         raise ValueError(f"{label}dropout probability has to be between 0 and 1, but got {p}")
-    return float(p)
+    return _float(p, label.removesuffix(": ") or "p")
+
+
+def _float(value, name: str) -> float:
+    """float(value), a ValueError (naming the argument) for a real number too large for a float (an int
+    like 10**400, a Fraction): it is a value out of range, not a wrong type."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name}: {type(value).__name__} value too large for a float (above 1.8e308)") from None
 
 
 def uint64(value, name: str) -> int:
@@ -55,8 +65,20 @@ def seed_or_fresh(seed) -> int:
     return uint64(seed, "seed")
 
 
+def choice(value, choices: tuple[str, ...], name: str) -> str:
+    """One of a few strings: TypeError for anything not a str, ValueError for a str not among them."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+    return value
+
+
 def store_mode(store) -> str:
-    if not isinstance(store, str) or store not in STORE_CHOICES:
+    """store="bits" | "seed": TypeError for anything not a str, ValueError for another str."""
+    if not isinstance(store, str):
+        raise TypeError(f"store: expected 'bits' or 'seed', got {type(store).__name__}")
+    if store not in STORE_CHOICES:
         raise ValueError(f"store: expected 'bits' or 'seed', got {store!r}")
     return store
 
@@ -75,11 +97,17 @@ def shape_tuple(shape) -> tuple[int, ...]:
         dims = tuple(shape)
     except TypeError:
         raise TypeError(f"shape: expected an int or a sequence of ints, got {type(shape).__name__}") from None
+    n = 1
     for d in dims:
         if not _is_int(d):
             raise TypeError(f"shape: expected ints, got {type(d).__name__}")
         if d < 0:
             raise ValueError(f"shape: negative dimension {d}")
+        if d >= I64_LIMIT:
+            raise ValueError(f"shape: dimension {d} is too large; each must be below 2**63")
+        n *= int(d)
+    if n >= I64_LIMIT:
+        raise ValueError(f"shape: {dims} has {n} elements; a shape must have fewer than 2**63")
     return tuple(int(d) for d in dims)
 
 
@@ -121,7 +149,7 @@ def nonnegative(value, name: str, upper: float | None = None) -> float:
     what = "a finite number >= 0" if upper is None else f"a number in [0, {upper:g}]"
     if not _is_real(value):
         raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
-    v = float(value)
+    v = _float(value, name)
     if not (math.isfinite(v) and v >= 0.0 and (upper is None or v <= upper)):
         raise ValueError(f"{name}: expected {what}, got {v!r}")
     return v
@@ -187,7 +215,7 @@ def as_list(c, count: int) -> list[float]:
 def max_value(value) -> float:
     if not _is_real(value):
         raise TypeError(f"max_value: expected a finite number > 0, got {type(value).__name__}")
-    v = float(value)
+    v = _float(value, "max_value")
     if not (math.isfinite(v) and v > 0.0):
         raise ValueError(f"max_value: expected a finite number > 0, got {v!r}")
     return v

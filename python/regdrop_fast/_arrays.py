@@ -59,14 +59,22 @@ def host_array(x, name: str) -> np.ndarray:
     return arr
 
 
+def _out_dtype(dtype, like_dtype) -> None:
+    """out's dtype, as x's is checked: one the kernels do not take is a TypeError (the same message as for
+    x); a supported one other than the input's is a ValueError."""
+    if dtype != like_dtype:
+        if dtype not in _dtypes.CODES:
+            raise _dtypes.unsupported("out", dtype)
+        raise ValueError(f"out: dtype {dtype} does not match the input's {like_dtype}")
+
+
 def host_out(out, like: np.ndarray) -> np.ndarray:
     """An `out=` argument: a writeable C-contiguous ndarray of like's shape and dtype."""
     if not isinstance(out, np.ndarray):
         if is_device_array(out):
             raise ValueError("out: is on a CUDA device but the input is a host array")
         raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != like.dtype:
-        raise ValueError(f"out: dtype {out.dtype} does not match the input's {like.dtype}")
+    _out_dtype(out.dtype, like.dtype)
     if out.shape != like.shape:
         raise ValueError(f"out: shape {out.shape} does not match the input's {like.shape}")
     if not out.flags.c_contiguous:
@@ -88,14 +96,32 @@ def written_host(a, name: str) -> np.ndarray:
     return a
 
 
-def mask_bits_fit(bits: np.ndarray, n: int) -> None:
-    """A host Mask's bits, checked again where a kernel reads them: Mask attributes can be reassigned
-    after construction, and bits too short for n elements would be read past their end."""
-    if bits.dtype != np.uint8 or bits.ndim != 1 or bits.size != (n + 7) // 8 or not bits.flags.c_contiguous:
-        raise ValueError(
-            f"mask: bits must be a contiguous 1-d uint8 array of {(n + 7) // 8} bytes for {n} elements, "
-            f"got shape {bits.shape} and dtype {bits.dtype}"
+def mask_bits(bits, n: int, name: str = "bits"):
+    """A Mask's bits for n elements: None, or ceil(n / 8) bytes as a C-contiguous 1-d uint8 array (a NumPy
+    array, or a CUDA array for a CUDA call's mask). Checked when a Mask is made or a field of it assigned,
+    and again where a kernel or to_bool reads them (bits too short for n elements would be read past their
+    end)."""
+    if bits is None:
+        return None
+    if isinstance(bits, np.ndarray):
+        dtype, shape, contiguous = bits.dtype, bits.shape, bits.flags.c_contiguous
+    elif is_device_array(bits):
+        d = wrap(bits)
+        dtype, shape, contiguous = d.dtype, d.shape, d.contiguous
+    else:
+        raise TypeError(
+            f"{name}: expected a numpy.ndarray or None (or a CUDA array of a CUDA call's mask), "
+            f"got {type(bits).__name__}"
         )
+    if dtype != np.uint8:
+        raise TypeError(f"{name}: expected dtype uint8, got {dtype}")
+    nbytes = (n + 7) // 8
+    if len(shape) != 1 or shape[0] != nbytes or not contiguous:
+        raise ValueError(
+            f"{name}: expected a contiguous 1-d array of {nbytes} bytes for {n} elements, got shape {shape}"
+            + ("" if contiguous else " (not contiguous)")
+        )
+    return bits
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -272,8 +298,7 @@ def device_out(out, like: DeviceArray) -> DeviceArray:
         raise ValueError(f"out: a {o.lib} array cannot receive the result for a {like.lib} input")
     if o.device != like.device:
         raise ValueError(f"out: on device {o.device}, the input is on device {like.device}")
-    if o.dtype != like.dtype:
-        raise ValueError(f"out: dtype {o.dtype} does not match the input's {like.dtype}")
+    _out_dtype(o.dtype, like.dtype)
     if o.shape != like.shape:
         raise ValueError(f"out: shape {o.shape} does not match the input's {like.shape}")
     if not o.contiguous:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from importlib.metadata import PackageNotFoundError, version
 
-from . import _native, cuda
+from . import _args, _native, cuda
 
 SIMD_LEVELS = ("generic", "avx2", "avx512")
 
@@ -36,8 +36,7 @@ def set_simd(level: str) -> str:
 
     For tests and benchmarks: every path produces the same bits. REGDROP_SIMD sets it at import.
     """
-    if level not in SIMD_LEVELS:
-        raise ValueError(f"level: expected one of {SIMD_LEVELS}, got {level!r}")
+    _args.choice(level, SIMD_LEVELS, "level")
     _native.core.set_simd(SIMD_LEVELS.index(level))
     return _native.core.simd()
 

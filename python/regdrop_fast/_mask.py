@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _args, _route
+from . import _args, _arrays, _route
 from ._calls import MaskCall
 
 
@@ -23,40 +23,75 @@ class Mask:
         ceil(n / 8) bytes, bit k of byte j = element 8j + k of the C-order flattening, 1 = kept
         (``np.packbits(keep.ravel(), bitorder="little")``); None for ``store="seed"``, in which case the
         mask is regenerated from (seed, offset) when needed.
+
+    Every field may be assigned; an assignment is checked as the constructor checks its argument
+    (TypeError for a wrong type, ValueError for a bad value), and bits must fit the shape.
     """
 
-    __slots__ = ("shape", "p", "seed", "offset", "bits")
-
-    shape: tuple[int, ...]
-    p: float
-    seed: int
-    offset: int
-    bits: Any  # a uint8 ndarray, a device array of the same bytes (CUDA calls), or None
+    __slots__ = ("_shape", "_p", "_seed", "_offset", "_bits")
 
     def __init__(self, shape: int | Sequence[int], p: float, seed: int, offset: int = 0,
-                 bits: np.ndarray | None = None) -> None:
-        self.shape = _args.shape_tuple(shape)
-        self.p = _args.probability(p)
-        self.seed = _args.uint64(seed, "seed")
-        self.offset = _args.uint64(offset, "offset")
-        if bits is not None:
-            if not isinstance(bits, np.ndarray):
-                raise TypeError(f"bits: expected a numpy.ndarray or None, got {type(bits).__name__}")
-            if bits.dtype != np.uint8:
-                raise TypeError(f"bits: expected dtype uint8, got {bits.dtype}")
-            if bits.ndim != 1 or bits.size != (self.size + 7) // 8 or not bits.flags.c_contiguous:
-                raise ValueError(
-                    f"bits: expected a contiguous 1-d array of {(self.size + 7) // 8} bytes for shape "
-                    f"{self.shape}, got shape {bits.shape}"
-                )
-        self.bits = bits
+                 bits: Any = None) -> None:
+        self._shape = _args.shape_tuple(shape)
+        self._p = _args.probability(p)
+        self._seed = _args.uint64(seed, "seed")
+        self._offset = _args.uint64(offset, "offset")
+        self._bits = _arrays.mask_bits(bits, self.size)
 
     @classmethod
     def _trusted(cls, shape: tuple[int, ...], p: float, seed: int, offset: int, bits: Any) -> Mask:
         """Construct from values a kernel wrapper has already validated (skips the checks)."""
         mask = object.__new__(cls)
-        mask.shape, mask.p, mask.seed, mask.offset, mask.bits = shape, p, seed, offset, bits
+        mask._shape, mask._p, mask._seed, mask._offset, mask._bits = shape, p, seed, offset, bits
         return mask
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @shape.setter
+    def shape(self, shape: int | Sequence[int]) -> None:
+        shape = _args.shape_tuple(shape)
+        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if self._bits is not None and len(self._bits) != (n + 7) // 8:
+            raise ValueError(
+                f"shape: {shape} has {n} elements, which the mask's {len(self._bits)} bytes of bits do not fit; "
+                "make a new Mask (or set bits to None first)"
+            )
+        self._shape = shape
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, p: float) -> None:
+        self._p = _args.probability(p)
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @seed.setter
+    def seed(self, seed: int) -> None:
+        self._seed = _args.uint64(seed, "seed")
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    @offset.setter
+    def offset(self, offset: int) -> None:
+        self._offset = _args.uint64(offset, "offset")
+
+    @property
+    def bits(self) -> Any:
+        """A uint8 ndarray, a device array of the same bytes (CUDA calls), or None."""
+        return self._bits
+
+    @bits.setter
+    def bits(self, bits: Any) -> None:
+        self._bits = _arrays.mask_bits(bits, self.size)
 
     @property
     def size(self) -> int:
@@ -68,11 +103,12 @@ class Mask:
 
     def to_bool(self) -> np.ndarray:
         """The keep mask as a bool array of the mask's shape (regenerated when no bits are stored)."""
-        bits = self.bits
+        bits = _arrays.mask_bits(self._bits, self.size, "mask: bits")  # never unpacked past their end
         if bits is None:
-            rule = _args.keep_rule(self.p)
-            bits = _route.CPU.dropout_mask(MaskCall(self.shape, self.size, self.p, self.seed, self.offset, rule))
-        return _route.backend_for(bits).bits_to_bool(bits, self.size, self.shape)
+            rule = _args.keep_rule(self._p)
+            bits = _route.CPU.dropout_mask(MaskCall(self._shape, self.size, self._p, self._seed, self._offset,
+                                                    rule))
+        return _route.backend_for(bits).bits_to_bool(bits, self.size, self._shape)
 
     def __repr__(self) -> str:
         stored = "bits" if self.bits is not None else "seed"

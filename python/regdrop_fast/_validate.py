@@ -48,28 +48,30 @@ def dropout_backward(grad, mask, out, *, host_only: bool = False) -> tuple[Modul
     if not isinstance(mask, Mask):
         raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
     backend = _route.CPU if host_only else _route.backend_for(grad)
-    bits = mask.bits
+    bits = mask._bits  # the fields as stored (each checked when it was set)
     ga: Any
     oa: Any = None
     if backend is _route.CPU:
         if bits is not None and not isinstance(bits, np.ndarray):
             raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
         ga = _arrays.host_array(grad, "grad")
-        if ga.shape != mask.shape:
-            raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask.shape}")
+        if ga.shape != mask._shape:
+            raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask._shape}")
         if bits is not None:
-            _arrays.mask_bits_fit(bits, ga.size)
+            _arrays.mask_bits(bits, ga.size, "mask: bits")
         if out is not None:
             oa = _arrays.host_out(out, ga)
+            if bits is not None and np.may_share_memory(bits, oa):
+                bits = bits.copy()  # read before out is written, as grad is (the backend copies it)
     else:
         ga = _arrays.device_array(grad, "grad")
-        if ga.shape != mask.shape:
-            raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask.shape}")
+        if ga.shape != mask._shape:
+            raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask._shape}")
         if bits is not None and (not _arrays.is_device_array(bits) or _arrays.wrap(bits).device != ga.device):
             raise ValueError("mask: its bits live on another device than grad")
         if out is not None:
             oa = _arrays.device_out(out, ga)
-    return backend, BackwardCall(ga, oa, bits, mask.seed, mask.offset, _args.keep_rule(mask.p))
+    return backend, BackwardCall(ga, oa, bits, mask._seed, mask._offset, _args.keep_rule(mask._p))
 
 
 def dropout_mask(shape, p, seed, offset) -> MaskCall:

@@ -60,8 +60,8 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
 def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> np.ndarray:
     _, call = _validate.dropout_backward(grad, mask, out, host_only=True)
     grad, out = call.grad, call.out
-    if mask.bits is not None:
-        keep = np.unpackbits(mask.bits, count=grad.size, bitorder="little").astype(bool)
+    if call.bits is not None:
+        keep = np.unpackbits(call.bits, count=grad.size, bitorder="little").astype(bool)
     else:
         keep = keep_decisions(grad.size, mask.p, mask.seed, mask.offset)
     return _deliver(_apply(grad, keep, mask.scale), out)
