@@ -780,6 +780,93 @@ def test_penalty_helpers_reject_bad_input_and_change_nothing():
     assert rt.penalty([]).item() == 0.0
 
 
+OVERLAP = "overlaps .* in memory: an array modified in place may not share memory"
+SELF_OVERLAP = "its elements overlap each other in memory"
+
+
+def _state(tensors):
+    return [t.detach().clone() for t in tensors]
+
+
+def _same_state(tensors, before):
+    return all(torch.equal(t, b) for t, b in zip(tensors, before))
+
+
+def test_penalty_helpers_check_overlap_of_the_original_tensors():
+    """Non-contiguous tensors are modified through contiguous copies; the overlap rule still applies to
+    their own memory, with the NumPy API's message for the contiguous equivalent (before: accepted, and a
+    term was lost or a decay applied once)."""
+    w1, w2 = nn.Parameter(torch.randn(3, 3)), nn.Parameter(torch.randn(3, 3))
+    g = torch.randn(3, 3).t()
+    w1.grad = w2.grad = g
+    before = _state([w1, w2, g])
+    with pytest.raises(ValueError, match=r"grads\[0\] overlaps grads\[1\] in memory"):
+        rt.add_penalty_grad_([w1, w2], l2=1.0)
+    assert _same_state([w1, w2, g], before)
+    gc = g.contiguous()  # the contiguous equivalent through the NumPy API: the same error
+    with pytest.raises(ValueError, match=r"grads\[0\] overlaps grads\[1\] in memory"):
+        rf.penalty_grad([w1.detach().numpy(), w2.detach().numpy()], [gc.numpy(), gc.numpy()], l2=1.0)
+
+    a = torch.randn(3, 3)
+    before = _state([a])
+    with pytest.raises(ValueError, match=r"params\[0\] overlaps params\[1\] in memory"):
+        rt.decay_([a.t(), a.t()], 0.5)
+    b = torch.randn(4, 4)
+    before_b = _state([b])
+    with pytest.raises(ValueError, match=OVERLAP):
+        rt.prox_l1_([b[:, :3], b[:, 1:]], 0.1)
+    with pytest.raises(ValueError, match=OVERLAP):
+        rt.prox_l1_([b, b[:, ::2]], 0.1)  # a contiguous tensor and a strided view of it
+    assert _same_state([a], before) and _same_state([b], before_b)
+    # a parameter written into a non-contiguous grad that views it differently: another parameter's memory
+    w3 = nn.Parameter(torch.randn(3, 3))
+    w4 = nn.Parameter(torch.randn(3, 3))
+    w3.grad, w4.grad = torch.zeros(3, 3), w3.data.t()
+    with pytest.raises(ValueError, match=r"grads\[1\] overlaps params\[0\] in memory"):
+        rt.add_penalty_grad_([w3, w4], l2=1.0)
+
+
+def test_penalty_helpers_accept_what_the_rule_allows():
+    """A gradient that is exactly its own (non-contiguous) parameter, disjoint strided views, and
+    non-contiguous read-only parameters (read from a copy, as the NumPy API reads them)."""
+    base = torch.randn(4, 6)
+    w = nn.Parameter(base[:, ::2])
+    w.grad = w.data  # exactly its own parameter: grad += 2 * w, one term
+    w0 = w.detach().clone()
+    rt.add_penalty_grad_([w], l2=1.0)
+    assert torch.allclose(w.detach(), 2 * w0)
+    a, b = torch.randn(5, 4), torch.randn(4, 5)
+    a0, b0 = a.clone(), b.clone()
+    rt.decay_([a.t(), b.t()], 0.5)
+    assert torch.equal(a, a0 * 0.5) and torch.equal(b, b0 * 0.5)
+    c = torch.randn(4, 4)
+    rt.prox_l1_([c[:2].t(), c[2:].t()], 0.0)  # disjoint rows: spans apart
+
+
+def test_penalty_helpers_reject_self_overlapping_written_tensors_before_writing():
+    """An expanded (stride-0) written tensor is a ValueError raised before any tensor is written (before:
+    torch's RuntimeError from copy_ after the other gradients had been changed)."""
+    w, b = nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(3))
+    w.grad, b.grad = torch.ones(3), torch.zeros(1).expand(3)
+    before = _state([w, w.grad, b])
+    with pytest.raises(ValueError, match=r"grads\[1\]: " + SELF_OVERLAP):
+        rt.add_penalty_grad_([w, b], l2=1.0)
+    assert _same_state([w, w.grad, b], before)
+    x, e = torch.randn(3), torch.zeros(2, 1).expand(2, 3)
+    before = _state([x])
+    with pytest.raises(ValueError, match=r"params\[1\]: " + SELF_OVERLAP):
+        rt.decay_([x, e], 0.5)
+    with pytest.raises(ValueError, match=r"params\[1\]: " + SELF_OVERLAP):
+        rt.prox_l1_([x, e], 0.5)
+    assert _same_state([x], before)
+    with pytest.raises(ValueError, match="w: " + SELF_OVERLAP):
+        rt.max_norm_(torch.ones(1, 3).expand(4, 3), 1.0, 0)
+    interleaved = torch.zeros(10).as_strided((3, 3), (2, 1))  # rows overlap without a zero stride
+    with pytest.raises(ValueError, match=SELF_OVERLAP):
+        rt.decay_([interleaved], 0.5)
+    assert not interleaved.any()
+
+
 # ----------------------------------------------------------------------------------------------------------
 # CUDA (skipped without a GPU)
 

@@ -125,6 +125,50 @@ def mask_bits(bits, n: int, name: str = "bits"):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# strided arrays as they are (regdrop_fast.torch's tensors before any contiguous copy)
+#
+# A layout is (data pointer, shape, strides in elements, itemsize); strides are >= 0 (torch has no
+# negative strides).
+
+
+def strided_span(ptr: int, shape, strides, itemsize: int) -> tuple[int, int]:
+    """The bytes [lo, hi) from an array's lowest to its highest element (empty for no elements)."""
+    if any(d == 0 for d in shape):
+        return ptr, ptr
+    last = sum((d - 1) * s for d, s in zip(shape, strides))
+    return ptr, ptr + (last + 1) * itemsize
+
+
+def self_overlapping(shape, strides) -> bool:
+    """Whether two elements may share memory (stride 0 of an expanded tensor, or strides that interleave):
+    conservative, as torch's own check is: the dimensions sorted by stride must each step past all the
+    elements of the smaller ones."""
+    if any(d == 0 for d in shape):
+        return False
+    reach = 0  # the largest element offset reachable through the dimensions seen so far
+    for s, d in sorted((s, d) for d, s in zip(shape, strides) if d > 1):
+        if s <= reach:
+            return True
+        reach += (d - 1) * s
+    return False
+
+
+def self_overlap_error(name: str) -> ValueError:
+    """The one message for a written array whose elements overlap each other."""
+    return ValueError(
+        f"{name}: its elements overlap each other in memory (an expanded or stride-0 tensor); an array "
+        "modified in place may not overlap itself"
+    )
+
+
+def written_strided(layout, name: str) -> None:
+    """A single strided array modified in place (through a contiguous copy that is copied back): its
+    elements must not overlap each other."""
+    if self_overlapping(layout[1], layout[2]):
+        raise self_overlap_error(name)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # CUDA arrays
 
 

@@ -84,6 +84,8 @@ def refusal_error(refusal: Refusal, params, grads, host_call: bool = False) -> E
         return ValueError(
             f"grads[{i}]: {field} {_field(g, field)} does not match params[{i}]'s {_field(w, field)}"
         )
+    if rule == "self_overlap":
+        return _arrays.self_overlap_error(label)
     if rule == "overlap":
         names = _names(len(params), len(grads) if grads is not None else 0)
         return ValueError(
@@ -120,6 +122,34 @@ def overlap_refusal(spans, pairs, written, n_params: int) -> Refusal | None:
         return None
     w, other = nonempty[conflict[0]], nonempty[conflict[1]]
     return ("overlap", "params" if w < n_params else "grads", w, other)
+
+
+def strided_refusal(params, grads, written_params: bool) -> Refusal | None:
+    """The overlap rules on strided arrays as they are, given as layouts (pointer, shape, strides in
+    elements, itemsize, contiguous: see _arrays): for regdrop_fast.torch, which hands the kernels a
+    contiguous copy of each non-contiguous tensor it modifies and copies it back, so that the native reader
+    sees the copies and the rules must see the originals.
+
+    A written array may not overlap itself ("self_overlap"); then the overlap rule above, through the one
+    overlap test (overlap_refusal), on each array's span from its lowest to its highest element
+    (conservative for strided arrays). A read-only parameter that is not contiguous takes no part: it is
+    read from a copy, as host_refusal converts it. A gradient is exactly its own parameter only when both
+    layouts are identical (same elements in the same order), as for C-contiguous arrays.
+    """
+    grads = grads if grads is not None else []
+    n = len(params)
+    arrays = list(params) + list(grads)
+    written = [written_params] * n + [True] * len(grads)
+    for k, (layout, w) in enumerate(zip(arrays, written)):
+        if w and _arrays.self_overlapping(layout[1], layout[2]):
+            return ("self_overlap", "params" if k < n else "grads", k if k < n else k - n, -1)
+    spans, pairs = [], []
+    for k, (layout, w) in enumerate(zip(arrays, written)):
+        copied = not w and not layout[4]
+        spans.append((0, 0) if copied else _arrays.strided_span(*layout[:4]))
+        same_as_param = k < n or tuple(layout[:4]) == tuple(params[k - n][:4])
+        pairs.append(k % n if same_as_param else k)  # k >= n: an id no parameter has
+    return overlap_refusal(spans, pairs, written, n)
 
 
 def _host_written_refusal(a, name: str, i: int) -> Refusal | None:

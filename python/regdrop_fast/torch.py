@@ -31,7 +31,7 @@ except ImportError as exc:  # torch is optional: say what to install
     ) from exc
 
 import regdrop_fast as _rf
-from regdrop_fast import _args, _arrays, _dtypes, _generator
+from regdrop_fast import _args, _arrays, _dtypes, _generator, _lists
 from regdrop_fast._generator import Generator
 from regdrop_fast._mask import Mask
 
@@ -486,6 +486,25 @@ def _kernel_array(t: torch.Tensor) -> Any:
     raise _unsupported_device(t, "penalty")
 
 
+def _layout(t: torch.Tensor) -> tuple[int, tuple[int, ...], tuple[int, ...], int, bool]:
+    """A tensor's memory as the package's strided rules take it (_arrays.strided_span)."""
+    return t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.element_size(), t.is_contiguous()
+
+
+def _check_written(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor] | None) -> None:
+    """The list rules on the tensors as they are, before _Writable's contiguous copies hide them from the
+    native checks (grads None: the params are written). When every written tensor is contiguous the kernels
+    get their own memory and the package checks it as it is (_lists), so only the rest is looked at here."""
+    written = params if grads is None else grads
+    if all(t.is_contiguous() for t in written):
+        return
+    refusal = _lists.strided_refusal([_layout(t) for t in params],
+                                     None if grads is None else [_layout(g) for g in grads],
+                                     written_params=grads is None)
+    if refusal:
+        raise _lists.refusal_error(refusal, params, grads)
+
+
 class _Writable:
     """Arrays of tensors to modify in place (see _kernel_array): contiguous ones directly, others through a
     contiguous copy that ``write_back`` copies into the tensor afterwards."""
@@ -529,6 +548,7 @@ def _as_tensor(result: float | torch.Tensor, dtype: torch.dtype, device: torch.d
 def _add_penalty_grad_(
     params: list[torch.Tensor], grads: list[torch.Tensor], l1: list[float], l2: list[float]
 ) -> torch.Tensor:
+    _check_written(params, grads)
     g = _Writable(grads)
     value = _rf.penalty_grad(_readable(params), g.arrays, l1=np.asarray(l1), l2=np.asarray(l2))
     g.write_back()
@@ -628,6 +648,7 @@ def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) ->
     "regdrop_fast::prox_l1_", mutates_args=("params",), schema="(Tensor(a!)[] params, float[] threshold) -> Tensor"
 )
 def _prox_l1_(params: list[torch.Tensor], threshold: list[float]) -> torch.Tensor:
+    _check_written(params, None)
     w = _Writable(params)
     zeros = _rf.prox_l1(w.arrays, np.asarray(threshold))
     w.write_back()
@@ -656,6 +677,7 @@ def prox_l1_(params: _Tensors, threshold: _Coefficient) -> torch.Tensor:
     "regdrop_fast::decay_", mutates_args=("params",), schema="(Tensor(a!)[] params, float[] factor) -> ()"
 )
 def _decay_(params: list[torch.Tensor], factor: list[float]) -> None:
+    _check_written(params, None)
     w = _Writable(params)
     _rf.decay(w.arrays, np.asarray(factor))
     w.write_back()
@@ -682,6 +704,8 @@ def decay_(params: _Tensors, factor: _Coefficient) -> None:
     "regdrop_fast::max_norm_", mutates_args=("w",), schema="(Tensor(a!) w, float max_value, int dim) -> Tensor"
 )
 def _max_norm_(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
+    if not w.is_contiguous():
+        _arrays.written_strided(_layout(w), "w")
     work = _Writable([w])
     a = work.arrays[0]
     if a.ndim == 1:  # each slice along dim 0 is one element: its norm is |w_i|
