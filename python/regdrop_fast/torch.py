@@ -1,7 +1,7 @@
 """PyTorch integration: a drop-in ``nn.Dropout``, the functional ``dropout``, and weight-penalty helpers.
 
 Everything runs on the regdrop_fast kernels: CPU tensors are handed to them zero-copy (NumPy views of the
-tensors' own memory; a non-contiguous input is made contiguous once), CUDA tensors go to the CUDA backend
+tensors' own memory; a non-contiguous input is made contiguous once; outputs are allocated by torch), CUDA tensors go to the CUDA backend
 on PyTorch's current stream. float32, float64, float16 and bfloat16.
 
 The kernels are registered as ``torch.library`` custom ops (namespace ``regdrop_fast``) with fake
@@ -14,10 +14,8 @@ PyTorch is an optional dependency (``pip install torch`` or the ``[torch]`` extr
 
 from __future__ import annotations
 
-import math
+import ctypes
 import numbers
-import threading
-import weakref
 from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
@@ -69,78 +67,29 @@ _Coefficient = Union[float, Sequence[float], np.ndarray]  # one number for every
 _np = _arrays.host_view  # a NumPy view of a CPU tensor's memory (zero-copy), as every host call takes it
 
 
-# NumPy storage type of each dtype (bfloat16 as its 16-bit words).
-_NP_STORAGE = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
-               torch.bfloat16: np.int16}
-
-
-class _OutputCache:
-    """Reuses the memory of large CPU outputs (dropout's y and dx) once torch has freed them.
-
-    A fresh large buffer costs the operating system's first-touch page faults, zeroing included: for a
-    64 MiB output ~9 ms on the 2-vCPU test machine, more than the dropout kernel itself (BENCHMARKS.md). So
-    buffers of at least kMinBytes are handed out as NumPy views of a backing byte array; when the last
-    tensor using a view is freed, a weakref finalizer puts the backing array back here, and the next output
-    of the same byte size takes it instead of new memory (as torch's CUDA caching allocator does on GPUs).
-    At most kMaxCachedBytes stay cached; empty_cache() releases them all.
-    """
-
-    kMinBytes = 1 << 20
-    kMaxCachedBytes = 1 << 30
-
-    def __init__(self) -> None:
-        self._free: dict[int, list[np.ndarray]] = {}
-        self._cached_bytes = 0
-        self._lock = threading.RLock()  # finalizers may run inside a locked section of the same thread
-
-    def take(self, nbytes: int) -> np.ndarray:
-        with self._lock:
-            free = self._free.get(nbytes)
-            if free:
-                self._cached_bytes -= nbytes
-                return free.pop()
-        return np.empty(nbytes, np.uint8)
-
-    def give_back(self, backing: np.ndarray) -> None:
-        with self._lock:
-            if self._cached_bytes + backing.nbytes <= self.kMaxCachedBytes:
-                self._free.setdefault(backing.nbytes, []).append(backing)
-                self._cached_bytes += backing.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._free.clear()
-            self._cached_bytes = 0
-
-    def cached_bytes(self) -> int:
-        return self._cached_bytes
-
-
-_OUTPUTS = _OutputCache()
-
-
 def empty_cache() -> None:
-    """Release the CPU output memory regdrop_fast.torch keeps for reuse (at most 1 GiB)."""
-    _OUTPUTS.clear()
+    """Kept for compatibility: CPU outputs are ordinary tensors from torch's allocator, nothing is cached."""
 
 
 def _empty_cpu(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A new C-contiguous CPU tensor in memory allocated by NumPy (the tensor owns it, zero-copy).
+    """A new C-contiguous CPU tensor from torch's own allocator: an ordinary tensor (resizable, its storage
+    torch's). The kernels write it through _out_view."""
+    return torch.empty(shape, dtype=dtype)
 
-    NumPy asks the kernel for transparent huge pages on large arrays and torch's CPU allocator does not; a
-    fresh 64 MiB output then costs ~4x less in first-touch page faults (measured: 14 ms vs 59 ms). Large
-    outputs also reuse freed memory through _OUTPUTS.
-    """
-    storage = np.dtype(_NP_STORAGE[dtype])
-    nbytes = math.prod(shape) * storage.itemsize
-    if nbytes < _OutputCache.kMinBytes:
-        array = np.empty(shape, storage)
-    else:
-        backing = _OUTPUTS.take(nbytes)
-        array = backing.view(storage).reshape(shape)
-        weakref.finalize(array, _OUTPUTS.give_back, backing)
-    t = torch.from_numpy(array)
-    return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
+
+_NP_DTYPE = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64),
+             torch.float16: np.dtype(np.float16), torch.bfloat16: _dtypes.BFLOAT16}
+
+
+def _out_view(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a new output tensor's memory for the kernel to write, made from its address:
+    ``t.numpy()`` would mark the tensor's storage non-resizable for good. Used only during the call that
+    returns t, so t outlives the view."""
+    dtype = _NP_DTYPE[t.dtype]
+    if t.numel() == 0:
+        return np.empty(tuple(t.shape), dtype)
+    buffer = (ctypes.c_char * (t.numel() * dtype.itemsize)).from_address(t.data_ptr())
+    return np.frombuffer(buffer, dtype).reshape(tuple(t.shape))
 
 
 def _check_tensor(t: object, name: str) -> torch.Tensor:
@@ -190,7 +139,7 @@ def _dropout_fwd(
     store = "bits" if keep_bits else "seed"
     if x.device.type == "cpu":
         y = _empty_cpu(x.shape, x.dtype)
-        _, mask = _rf.dropout(_np(x.contiguous()), p, seed=s, offset=o, out=_np(y), store=store)
+        _, mask = _rf.dropout(_np(x.contiguous()), p, seed=s, offset=o, out=_out_view(y), store=store)
         bits = torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
         return y, bits
     if x.device.type == "cuda":
@@ -247,7 +196,7 @@ def _dropout_bwd(
     if grad.device.type == "cpu":
         mask = Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
         dx = _empty_cpu(shape, grad.dtype)
-        _rf.dropout_backward(_np(grad.contiguous()), mask, out=_np(dx))
+        _rf.dropout_backward(_np(grad.contiguous()), mask, out=_out_view(dx))
         return dx
     if grad.device.type == "cuda":
         mask = Mask._trusted(shape, p, s, o, bits if from_bits else None)
