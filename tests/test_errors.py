@@ -296,7 +296,7 @@ def test_backward_shape_mismatch(impl, store, grad_shape, x):
     ("bits", np.zeros(2, np.uint8), ValueError, "bits: expected a contiguous 1-d array of 3 bytes"),
     ("bits", np.zeros(4, np.uint8), ValueError, "bits: expected a contiguous 1-d array of 3 bytes"),
     ("bits", np.zeros(6, np.uint8)[::2], ValueError, "bits: expected a contiguous 1-d array of 3 bytes"),
-], ids=lambda v: v if isinstance(v, str) else None)
+], ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None)
 def test_mask_field_assignment_is_checked(field, value, exc, match):
     """A field assigned after construction is checked as the constructor checks it; the mask keeps its
     old value (before: p = 2.0 reached the kernel as pybind11's "incompatible function arguments" and the
@@ -480,3 +480,229 @@ def test_huge_numbers_are_value_errors(impl, huge):
     rejects(ValueError, r"threshold\[0\]: ", lambda: impl.prox_l1([w], [huge]), w)
     rejects(ValueError, "factor: ", lambda: impl.decay([w], huge), w)
     rejects(ValueError, "max_value: ", lambda: impl.max_norm(w, huge, axis=1), w)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The adversarial table: every public function, bad inputs, the exception type, a message fragment, and
+# nothing changed. A row is (function, exception, message regex, make); make() builds fresh inputs and
+# returns (call, watched): call() must raise, and every watched object (arrays, tensors with their .grad,
+# Masks, Generators, lists of them, or a zero-argument function reading a global setting) must be the same
+# afterwards. A new public function adds its name to PUBLIC and its rows to TABLE.
+
+try:
+    import torch
+
+    import regdrop_fast.torch as rt
+except ImportError:  # the torch rows are left out without torch
+    torch = rt = None
+
+PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =", "penalty_grad", "penalty",
+          "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
+          "set_num_threads", "set_simd"]
+TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty", "rt.prox_l1_", "rt.decay_",
+                "rt.max_norm_"]
+
+
+def state(obj):
+    """A comparable picture of everything about obj a call could change."""
+    if obj is None:
+        return None
+    if callable(obj) and not isinstance(obj, (rdf.Generator, rdf.Mask)):
+        return ("setting", obj())
+    if isinstance(obj, (list, tuple)):
+        return tuple(state(o) for o in obj)
+    if isinstance(obj, np.ndarray):
+        return snapshot(obj)[0]
+    if isinstance(obj, rdf.Mask):
+        return ("mask", obj.shape, obj.p, obj.seed, obj.offset, state(obj.bits))
+    if isinstance(obj, rdf.Generator):
+        return ("generator", obj.get_state())
+    if torch is not None and isinstance(obj, torch.Tensor):
+        flat = obj.detach().clone().reshape(-1).view(torch.uint8)
+        return ("tensor", obj.dtype, tuple(obj.shape), obj.stride(), bytes(flat.numpy().tobytes()),
+                state(obj.grad))
+    raise AssertionError(f"state: cannot picture a {type(obj).__name__}")
+
+
+def _w(n=12, dtype=np.float32):
+    return np.linspace(-1, 1, n, dtype=dtype).reshape(3, -1)
+
+
+def _dropout_rows():
+    def mask_of(shape=(3, 4)):
+        return rdf.dropout_mask(shape, 0.5, seed=1)
+
+    def field(name, value):
+        def make():
+            m = mask_of()
+            return lambda: setattr(m, name, value), [m]
+        return make
+
+    return [
+        ("dropout", ValueError, "p: dropout probability", lambda: (lambda x=_w(): (lambda: rdf.dropout(x, 2.0, seed=1), [x]))()),
+        ("dropout", ValueError, "p: dropout probability", lambda: (lambda x=_w(): (lambda: rdf.dropout(x, 10**400, seed=1), [x]))()),
+        ("dropout", TypeError, "store: expected 'bits' or 'seed', got NoneType",
+         lambda: (lambda x=_w(), o=_w() * 0: (lambda: rdf.dropout(x, 0.5, seed=1, out=o, store=None), [x, o]))()),
+        ("dropout", ValueError, "store: expected 'bits' or 'seed', got 'bytes'",
+         lambda: (lambda x=_w(): (lambda: rdf.dropout(x, 0.5, seed=1, store="bytes"), [x]))()),
+        ("dropout", TypeError, "out: dtype int32 is not supported",
+         lambda: (lambda x=_w(), o=np.zeros((3, 4), np.int32): (lambda: rdf.dropout(x, 0.5, seed=1, out=o), [x, o]))()),
+        ("dropout", ValueError, "out: dtype float64 does not match",
+         lambda: (lambda x=_w(), o=np.zeros((3, 4)): (lambda: rdf.dropout(x, 0.5, seed=1, out=o), [x, o]))()),
+        ("dropout", TypeError, "seed: expected an int", lambda: (lambda x=_w(): (lambda: rdf.dropout(x, 0.5, seed=1.5), [x]))()),
+        ("dropout_backward", TypeError, "mask: expected a regdrop_fast.Mask",
+         lambda: (lambda g=_w(): (lambda: rdf.dropout_backward(g, None), [g]))()),
+        ("dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match",
+         lambda: (lambda g=_w().reshape(4, 3), m=mask_of(): (lambda: rdf.dropout_backward(g, m), [g, m]))()),
+        ("dropout_backward", TypeError, "out: dtype int64 is not supported",
+         lambda: (lambda g=_w(), m=mask_of(), o=np.zeros((3, 4), np.int64):
+                  (lambda: rdf.dropout_backward(g, m, out=o), [g, m, o]))()),
+        ("dropout_mask", ValueError, r"fewer than 2\*\*63", lambda: (lambda: rdf.dropout_mask((2**32, 2**32), 0.5, seed=1), [])),
+        ("dropout_mask", ValueError, r"dimension .* too large", lambda: (lambda: rdf.dropout_mask((2**64,), 0.5, seed=1), [])),
+        ("dropout_mask", TypeError, "shape: expected ints", lambda: (lambda: rdf.dropout_mask((2.0,), 0.5, seed=1), [])),
+        ("Mask", ValueError, r"fewer than 2\*\*63", lambda: (lambda: rdf.Mask((3, 2**62), 0.5, 1), [])),
+        ("Mask", TypeError, "bits: expected a numpy.ndarray or None",
+         lambda: (lambda: rdf.Mask((3, 4), 0.5, 1, 0, [0, 0]), [])),
+        ("Mask", ValueError, "bits: expected a contiguous 1-d array of 2 bytes",
+         lambda: (lambda b=np.zeros(1, np.uint8): (lambda: rdf.Mask((3, 4), 0.5, 1, 0, b), [b]))()),
+        ("Mask.<field> =", ValueError, "p: dropout probability", field("p", 2.0)),
+        ("Mask.<field> =", ValueError, r"seed: -1 is outside", field("seed", -1)),
+        ("Mask.<field> =", ValueError, "offset: .* is outside", field("offset", 2**70)),
+        ("Mask.<field> =", TypeError, "bits: expected a numpy.ndarray or None", field("bits", [0, 0])),
+        ("Mask.<field> =", TypeError, "bits: expected a numpy.ndarray or None", field("bits", b"\x00\x00")),
+        ("Mask.<field> =", ValueError, "bits: expected a contiguous 1-d array", field("bits", np.zeros(1, np.uint8))),
+        ("Mask.<field> =", ValueError, "do not fit", field("shape", (100,))),
+    ]
+
+
+def _penalty_rows():
+    def lists(fn):
+        def make():
+            w, g = _w(), _w() * 0
+            return fn(w, g), [w, g]
+        return make
+
+    def overlapping():
+        base = np.zeros(16, np.float32)
+        a, b = base[:10], base[6:]
+        return (lambda: rdf.prox_l1([a, b], 0.1)), [base]
+
+    return [
+        ("penalty_grad", ValueError, "l1: int value too large", lists(lambda w, g: lambda: rdf.penalty_grad(w, g, l1=10**400))),
+        ("penalty_grad", ValueError, r"grads: 2 arrays for 1 params", lists(lambda w, g: lambda: rdf.penalty_grad([w], [g, g], l2=1.0))),
+        ("penalty_grad", TypeError, r"grads\[0\]: expected a numpy.ndarray", lists(lambda w, g: lambda: rdf.penalty_grad([w], [g.tolist()], l2=1.0))),
+        ("penalty_grad", ValueError, r"grads\[0\] overlaps grads\[1\]", lists(lambda w, g: lambda: rdf.penalty_grad([w, w + 1], [g, g], l2=1.0))),
+        ("penalty", TypeError, "l2: expected a number or a sequence", lists(lambda w, g: lambda: rdf.penalty([w], l2="0.1"))),
+        ("penalty", ValueError, r"l1\[1\]: expected a finite number", lists(lambda w, g: lambda: rdf.penalty([w, g], l1=[0.1, -1]))),
+        ("prox_l1", ValueError, "threshold: int value too large", lists(lambda w, g: lambda: rdf.prox_l1([w], 10**400))),
+        ("prox_l1", ValueError, r"params\[0\] overlaps params\[1\]", overlapping),
+        ("decay", ValueError, r"factor: expected a number in \[0, 1\]", lists(lambda w, g: lambda: rdf.decay([w, g], 1.5))),
+        ("decay", TypeError, r"params\[1\]: dtype int64 is not supported",
+         lambda: (lambda w=_w(), i=np.zeros(3, np.int64): (lambda: rdf.decay([w, i], 0.5), [w, i]))()),
+        ("max_norm", ValueError, "max_value: int value too large", lists(lambda w, g: lambda: rdf.max_norm(w, 10**400, axis=1))),
+        ("max_norm", TypeError, "axis: expected an int", lists(lambda w, g: lambda: rdf.max_norm(w, 1.0, axis=1.0))),
+        ("max_norm", ValueError, "w: must be C-contiguous", lists(lambda w, g: lambda: rdf.max_norm(w.T, 1.0, axis=0))),
+    ]
+
+
+def _other_rows():
+    def gen(method, *args):
+        def make():
+            g = rdf.Generator(5, 7)
+            return (lambda: getattr(g, method)(*args)), [g]
+        return make
+
+    simd = lambda: rdf.backend_info()["simd"]  # noqa: E731
+    ctr = np.zeros((2, 4), np.uint32)
+    return [
+        ("random.philox4x32", ValueError, r"rounds: expected 1..16", lambda: (lambda: rdf.random.philox4x32(ctr, [0, 0], 0), [ctr])),
+        ("random.philox4x32", TypeError, "counter: expected an unsigned 32-bit", lambda: (lambda: rdf.random.philox4x32(ctr * 0.5, [0, 0]), [ctr])),
+        ("Generator", ValueError, "seed: -1 is outside", lambda: (lambda: rdf.Generator(-1), [])),
+        ("Generator", TypeError, "offset: expected an int", lambda: (lambda: rdf.Generator(1, 0.5), [])),
+        ("Generator.<method>", ValueError, "n: -1 is outside", gen("next", -1)),
+        ("Generator.<method>", TypeError, "seed: expected an int", gen("manual_seed", 1.5)),
+        ("Generator.<method>", ValueError, "offset: .* is outside", gen("set_offset", 2**64)),
+        ("Generator.<method>", TypeError, r"state: expected a \(seed, offset\) pair", gen("set_state", 5)),
+        ("Generator.<method>", ValueError, "offset: -1 is outside", gen("set_state", (1, -1))),
+        ("set_num_threads", ValueError, "at least 1 thread", lambda: (lambda: rdf.set_num_threads(0), [rdf.get_num_threads])),
+        ("set_num_threads", TypeError, "n: expected an int", lambda: (lambda: rdf.set_num_threads("2"), [rdf.get_num_threads])),
+        ("set_simd", TypeError, "level: expected one of .*got NoneType", lambda: (lambda: rdf.set_simd(None), [simd])),
+        ("set_simd", TypeError, "level: expected one of .*got int", lambda: (lambda: rdf.set_simd(1), [simd])),
+        ("set_simd", ValueError, "level: expected one of .*got 'sse'", lambda: (lambda: rdf.set_simd("sse"), [simd])),
+    ]
+
+
+def _torch_rows():
+    if torch is None:
+        return []
+
+    def params_with_grads(*grads):
+        ps = [torch.nn.Parameter(torch.randn(3, 3)) for _ in grads]
+        for p, g in zip(ps, grads):
+            p.grad = g
+        return ps
+
+    def shared_transposed_grad():
+        g = torch.randn(3, 3).t()
+        ps = params_with_grads(g, g)
+        return (lambda: rt.add_penalty_grad_(ps, l2=1.0)), [ps, g]
+
+    def expanded_grad():
+        w, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3))
+        w.grad, b.grad = torch.ones(3), torch.zeros(1).expand(3)
+        return (lambda: rt.add_penalty_grad_([w, b], l2=1.0)), [w, b]
+
+    def one(fn):
+        def make():
+            t = torch.randn(3, 4)
+            return fn(t), [t]
+        return make
+
+    return [
+        ("rt.dropout", ValueError, "dropout probability has to be between 0 and 1", one(lambda t: lambda: rt.dropout(t, 2.0))),
+        ("rt.dropout", TypeError, "store: expected 'bits' or 'seed', got NoneType", one(lambda t: lambda: rt.dropout(t, 0.5, store=None))),
+        ("rt.dropout", TypeError, "dtype torch.int64 is not supported",
+         lambda: (lambda t=torch.ones(3, dtype=torch.int64): (lambda: rt.dropout(t, 0.5), [t]))()),
+        ("rt.dropout", TypeError, "regdrop_fast.Generator", one(lambda t: lambda: rt.dropout(t, 0.5, generator=torch.Generator()))),
+        ("rt.Dropout", TypeError, "store: expected 'bits' or 'seed', got int", lambda: (lambda: rt.Dropout(0.5, store=1), [])),
+        ("rt.Dropout", ValueError, "store: expected 'bits' or 'seed', got 'none'", lambda: (lambda: rt.Dropout(0.5, store="none"), [])),
+        ("rt.Dropout", ValueError, "dropout probability", lambda: (lambda: rt.Dropout(1.5), [])),
+        ("rt.add_penalty_grad_", ValueError, r"grads\[0\] overlaps grads\[1\] in memory", shared_transposed_grad),
+        ("rt.add_penalty_grad_", ValueError, r"grads\[1\]: its elements overlap each other", expanded_grad),
+        ("rt.add_penalty_grad_", ValueError, "l2: int value too large",
+         lambda: (lambda ps=params_with_grads(torch.zeros(3, 3)): (lambda: rt.add_penalty_grad_(ps, l2=10**400), [ps]))()),
+        ("rt.penalty", ValueError, "l1: int value too large", one(lambda t: lambda: rt.penalty([t], l1=10**400))),
+        ("rt.penalty", TypeError, "l1: expected a number or a sequence", one(lambda t: lambda: rt.penalty([t], l1=torch.ones(1)))),
+        ("rt.prox_l1_", ValueError, r"params\[0\] overlaps params\[1\] in memory",
+         lambda: (lambda b=torch.randn(4, 4): (lambda: rt.prox_l1_([b[:, :3], b[:, 1:]], 0.1), [b]))()),
+        ("rt.prox_l1_", ValueError, "threshold: ", one(lambda t: lambda: rt.prox_l1_([t], float("nan")))),
+        ("rt.decay_", ValueError, r"params\[0\] overlaps params\[1\] in memory", one(lambda t: lambda: rt.decay_([t.t(), t.t()], 0.5))),
+        ("rt.decay_", ValueError, "factor: ", one(lambda t: lambda: rt.decay_([t], 10**400))),
+        ("rt.max_norm_", ValueError, "w: its elements overlap each other",
+         lambda: (lambda b=torch.ones(1, 3): (lambda: rt.max_norm_(b.expand(4, 3), 1.0, 0), [b]))()),
+        ("rt.max_norm_", ValueError, "max_value: int value too large", one(lambda t: lambda: rt.max_norm_(t, 10**400, 0))),
+        ("rt.max_norm_", TypeError, "dim: expected an int", one(lambda t: lambda: rt.max_norm_(t, 1.0, 0.5))),
+    ]
+
+
+TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows()
+
+
+@pytest.mark.parametrize("fn, exc, match, make", TABLE,
+                         ids=[f"{row[0]}-{k}" for k, row in enumerate(TABLE)])
+def test_bad_input_table(fn, exc, match, make):
+    call, watched = make()
+    before = state(watched)
+    with pytest.raises(exc, match=match) as info:
+        call()
+    assert type(info.value) is exc, f"{fn}: {type(info.value).__name__}, expected exactly {exc.__name__}"
+    assert state(watched) == before, f"{fn}: a rejected call modified its input"
+
+
+def test_bad_input_table_covers_every_public_function():
+    covered = {row[0] for row in TABLE}
+    expected = set(PUBLIC) | (set(TORCH_PUBLIC) if torch is not None else set())
+    assert expected <= covered, f"no rows for {sorted(expected - covered)}"
+    assert covered <= expected, f"rows for unknown functions {sorted(covered - expected)}"
+    exported = {n for n in rdf.__all__ if callable(getattr(rdf, n)) and n not in ("backend_info", "get_num_threads")}
+    assert exported <= covered, f"public functions without rows: {sorted(exported - covered)}"
