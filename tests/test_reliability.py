@@ -145,3 +145,31 @@ def test_pool_shrinks_with_set_num_threads():
     print("ok", baseline, peak, after)
     """, timeout=60)
     assert out.startswith("ok")
+
+
+def test_ctrl_c_stops_a_long_call():
+    """SIGINT 0.3 s into a 2^28-element float64 dropout raises KeyboardInterrupt well before the call would end;
+    the output is then partly written."""
+    out = run_child("""
+    import signal, threading, time
+    n = 1 << 28
+    x = np.ones(n, np.float64)
+    y = np.full(n, np.nan, np.float64)  # 2 x 2 GiB: about 3 s of work on 2 cores
+    sent = []
+
+    def interrupt():
+        time.sleep(0.3)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt).start()
+    try:
+        rdf.dropout(x, 0.5, seed=1, out=y)
+        raise SystemExit("the call finished: no KeyboardInterrupt")
+    except KeyboardInterrupt:
+        late = time.monotonic() - sent[0]
+    assert late < 1.0, late
+    assert np.isnan(y[-1]), "the call ran to the end"
+    print("ok", late)
+    """, timeout=60)
+    assert out.startswith("ok")

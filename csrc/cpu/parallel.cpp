@@ -132,6 +132,8 @@ Pool* g_pool = nullptr;
 bool g_threads_refused = false;  // the pool could not grow; retried after the next set_num_threads
 std::atomic<bool> g_retry_threads{false};
 
+thread_local void (*t_checkpoint)() = nullptr;
+
 // Fork: the child has only the forking thread. The config lock is taken around fork() so the child never
 // inherits it held; the busy lock (held for a whole call) and the pool (whose threads are gone, so it is
 // leaked, not destroyed) are replaced in the child, which starts a pool of its own on its first call.
@@ -156,7 +158,7 @@ Pool* pool_for(int threads, int allowed) {
   return g_pool;
 }
 
-void parallel_for_impl(int64_t n_tasks, const std::function<void(int64_t)>& task) {
+void run_all(int64_t n_tasks, const std::function<void(int64_t)>& task) {
   const int allowed = get_num_threads();
   const int threads = static_cast<int>(std::min<int64_t>(allowed, n_tasks));
   std::unique_lock<std::mutex> busy(*g_busy, std::try_to_lock);
@@ -197,6 +199,18 @@ void set_num_threads(int n) {
   if (busy.owns_lock() && g_pool && g_pool->workers() > n - 1) g_pool->resize(n - 1);
 }
 
-void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& task) { parallel_for_impl(n_tasks, task); }
+void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& task) {
+  if (n_tasks <= kCheckpointTasks || !t_checkpoint) {
+    run_all(n_tasks, task);
+    return;
+  }
+  for (int64_t lo = 0; lo < n_tasks; lo += kCheckpointTasks) {
+    if (lo > 0) t_checkpoint();
+    run_all(std::min(kCheckpointTasks, n_tasks - lo), [&](int64_t t) { task(lo + t); });
+  }
+}
+
+ScopedCheckpoint::ScopedCheckpoint(void (*checkpoint)()) : previous_(t_checkpoint) { t_checkpoint = checkpoint; }
+ScopedCheckpoint::~ScopedCheckpoint() { t_checkpoint = previous_; }
 
 }  // namespace rdf

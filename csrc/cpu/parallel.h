@@ -21,4 +21,19 @@ int max_num_threads();          // the cap of set_num_threads: max(4 x default_n
 // across fork(): the child starts with an empty pool and unlocked state.
 void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& task);
 
+// A call of more than kCheckpointTasks tasks runs in chunks of that many tasks (the same tasks, so the same
+// results), and between chunks calls the calling thread's checkpoint, if a ScopedCheckpoint set one; the
+// checkpoint stops the call by throwing (tasks already run have written their outputs).
+constexpr int64_t kCheckpointTasks = 256;
+class ScopedCheckpoint {
+ public:
+  explicit ScopedCheckpoint(void (*checkpoint)());
+  ~ScopedCheckpoint();
+  ScopedCheckpoint(const ScopedCheckpoint&) = delete;
+  ScopedCheckpoint& operator=(const ScopedCheckpoint&) = delete;
+
+ private:
+  void (*previous_)();
+};
+
 }  // namespace rdf
