@@ -25,6 +25,20 @@ uint8_t* optional_bits(py::object bits) {
   return static_cast<uint8_t*>(mutable_data_of(arr));
 }
 
+// Between chunks of a long call (csrc/cpu/parallel.h): a pending signal (Ctrl-C) stops the call and raises
+// its exception (KeyboardInterrupt), with the outputs partly written. Takes the GIL only there, so calls of
+// up to kCheckpointTasks tasks never do.
+void check_signals() {
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
+// What a kernel call holds while it runs: the GIL released, the signal check set for this thread.
+struct KernelScope {
+  rdf::ScopedCheckpoint checkpoint{check_signals};
+  py::gil_scoped_release release;
+};
+
 // An in-place list operation (prox_l1, decay): the refusal, or wrap(kernel(items, count)) with the kernel
 // run without the GIL.
 template <class Kernel, class Wrap>
@@ -38,7 +52,7 @@ py::object update_list(py::handle params, const py::array& coef, const py::tuple
     return rdf::pyarrays::refusal_tuple(refusal);
   int64_t result;
   {
-    py::gil_scoped_release release;
+    KernelScope release;
     result = kernel(items.data(), static_cast<int64_t>(items.size()));
   }
   return wrap(result);
@@ -55,7 +69,7 @@ PYBIND11_MODULE(_core, m) {
           const void* xp = data_of(x);
           void* yp = mutable_data_of(y);
           uint8_t* bp = optional_bits(bits);
-          py::gil_scoped_release release;
+          KernelScope release;
           rdf::cpu::dropout_forward(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
                                     dropout_params(seed, offset, threshold, drop_all, scale));
         });
@@ -66,7 +80,7 @@ PYBIND11_MODULE(_core, m) {
           const void* gp = data_of(grad);
           void* dp = mutable_data_of(dx);
           const uint8_t* bp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
-          py::gil_scoped_release release;
+          KernelScope release;
           rdf::cpu::dropout_backward(static_cast<rdf::DType>(dtype), gp, dp, bp, n,
                                      dropout_params(seed, offset, threshold, drop_all, scale));
         });
@@ -74,7 +88,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("dropout_mask", [](py::array& bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all) {
     uint8_t* bp = static_cast<uint8_t*>(mutable_data_of(bits));
-    py::gil_scoped_release release;
+    KernelScope release;
     rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
   });
 
@@ -83,7 +97,7 @@ PYBIND11_MODULE(_core, m) {
     const auto* cp = static_cast<const uint32_t*>(data_of(counters));
     const auto* kp = static_cast<const uint32_t*>(data_of(keys));
     auto* op = static_cast<uint32_t*>(mutable_data_of(out));
-    py::gil_scoped_release release;
+    KernelScope release;
     rdf::cpu::philox4x32_raw(cp, kp, op, n, rounds);
   });
 
@@ -98,7 +112,7 @@ PYBIND11_MODULE(_core, m) {
     const auto* cp = static_cast<const uint32_t*>(data_of(counters));
     const auto* kp = static_cast<const uint32_t*>(data_of(keys));
     auto* op = static_cast<uint32_t*>(mutable_data_of(out));
-    py::gil_scoped_release release;
+    KernelScope release;
     rdf::cpu::philox4x32_simd(cp, kp, op, n, rounds, static_cast<rdf::cpu::Isa>(isa));
   });
 
@@ -116,7 +130,7 @@ PYBIND11_MODULE(_core, m) {
       return rdf::pyarrays::refusal_tuple(refusal);
     double value;
     {
-      py::gil_scoped_release release;
+      KernelScope release;
       value = rdf::cpu::penalty_grad(items.data(), static_cast<int64_t>(items.size()));
     }
     return py::float_(value);
@@ -153,7 +167,7 @@ PYBIND11_MODULE(_core, m) {
                        double max_value) {
     const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
                                            inner, max_value};
-    py::gil_scoped_release release;
+    KernelScope release;
     return rdf::cpu::max_norm(problem);
   });
 

@@ -17,6 +17,8 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
 
     Each element is kept with probability 1 - p and scaled by 1 / (1 - p); dropped elements are exactly 0.
     The keep decisions are a pure function of (seed, offset + flat index), see docs/rng.md.
+    A call of more than 2^24 elements checks for Ctrl-C between chunks: on KeyboardInterrupt the outputs
+    (y, out=) are partly written.
     """
     backend, call = _validate.dropout(x, p, seed, offset, out, store)
     y, bits = backend.dropout(call)
@@ -24,7 +26,11 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
 
 
 def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
-    """grad * mask.scale where the mask kept the element, 0 elsewhere (mask from bits or regenerated)."""
+    """grad * mask.scale where the mask kept the element, 0 elsewhere (mask from bits or regenerated).
+
+    Beyond 2^24 elements, on KeyboardInterrupt (Ctrl-C, checked between chunks) the outputs are partly
+    written.
+    """
     backend, call = _validate.dropout_backward(grad, mask, out)
     return backend.dropout_backward(call)
 

@@ -23,7 +23,13 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use at most n >= 1 threads; results are bit-identical for every n."""
+    """Use at most n >= 1 threads; results are bit-identical for every n.
+
+    n is capped at max(4 x the CPUs this process may run on, 256) (get_num_threads() reports the capped
+    value). The pool follows n down as well as up: lowering it joins the surplus worker threads (at once,
+    or when the call running in another thread ends). If the system refuses to start a thread (process or
+    memory limits), calls run on the threads that could be started until set_num_threads is called again.
+    """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if n < 1:

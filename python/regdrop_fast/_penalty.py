@@ -7,6 +7,9 @@ the formulas, rounding and summation order are in csrc/common/penalty_element.h 
 CUDA arrays (PyTorch CUDA tensors, CuPy arrays; decided by the first array of a call) go to the CUDA
 kernels, which return sums as 0-d device arrays unless a Python number is asked for with
 ``as_float=True`` / ``as_int=True``; mixing host and device arrays in one call is a ValueError.
+
+On the CPU a call over more than about 2^24 elements checks for Ctrl-C between chunks: on
+KeyboardInterrupt the outputs (grads, or the arrays updated in place) are partly written.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     device, from one library): the kernels run on the current stream and the value is a 0-d float64 array
     of that library on that device, so the host does not wait; ``as_float=True`` returns a Python float
     instead (which waits for the device).
+
+    On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
+    partly written.
     """
     backend, call = _validate.penalty(params, grads, l1, l2, as_float)
     return backend.penalty_grad(call)
@@ -42,7 +48,7 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
 
 def penalty(params: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0, as_float: bool = False) -> Any:
     """The penalty value ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays (l1, l2 and the type of the result
-    as in penalty_grad)."""
+    as in penalty_grad). On KeyboardInterrupt (calls over 2^24 elements) nothing is written."""
     backend, call = _validate.penalty(params, None, l1, l2, as_float)
     return backend.penalty_grad(call)
 
@@ -54,6 +60,9 @@ def prox_l1(params: Any, threshold: Coefficient, *, as_int: bool = False) -> Any
     threshold: a number >= 0 or one per array (for ISTA / Lasso: step size times the L1 coefficient).
     The count is a Python int for NumPy arrays; for CUDA arrays a 0-d int64 device array (``as_int=True``:
     a Python int, which waits for the device).
+
+    On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
+    partly written.
     """
     backend, call = _validate.update(params, threshold, "threshold", None, as_int)
     return backend.prox_l1(call)
@@ -63,6 +72,9 @@ def decay(params: Any, factor: Coefficient) -> None:
     """Decoupled weight decay in place, ``w *= (1 - factor)`` (AdamW's lr * weight_decay).
 
     factor: a number in [0, 1] or one per array; 0 leaves an array alone.
+
+    On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
+    partly written.
     """
     backend, call = _validate.update(params, factor, "factor", 1.0, False)
     backend.decay(call)
@@ -77,6 +89,9 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
 
     ``torch.renorm(w, 2, dim, max_value)`` corresponds to ``axis`` = every axis except ``dim`` (without
     torch's 1e-7 added to the norm); see docs/conventions.md.
+
+    On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
+    partly written.
     """
     backend, call = _validate.max_norm(w, max_value, axis, as_int)
     return backend.max_norm(call)
