@@ -11,6 +11,10 @@
 
 #include "hd.h"
 
+#if defined(__CUDA_ARCH__)
+#include <cuda_bf16.h>
+#endif
+
 namespace rdf {
 
 // Codes shared with the Python layer (python/regdrop_fast/_checks.py: DTYPE_CODES).
@@ -91,10 +95,19 @@ RDF_HD float bfloat16_to_float(uint16_t b) { return bits_float(static_cast<uint3
 
 // binary32 -> bfloat16, round to nearest even; every NaN becomes the canonical quiet NaN of its sign
 // (0x7FC0 / 0xFFC0), as ml_dtypes' astype does.
+// On the device (nvcc's device pass, __CUDA_ARCH__ defined) the rounding is the hardware conversion
+// (cvt.rn.bf16.f32: round to nearest even, subnormals kept, overflow to inf: the same bits as the integer
+// code), and only NaN is handled apart, because the hardware gives 0x7FFF for every NaN. The host path
+// (CPU loops, and the CUDA emulation, which compiles the host side of the .cu files) is the integer code.
 RDF_HD uint16_t float_to_bfloat16(float f) {
   const uint32_t u = float_bits(f);
+#if defined(__CUDA_ARCH__)
+  const uint16_t nan = static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7FC0u);
+  return f != f ? nan : __bfloat16_as_ushort(__float2bfloat16_rn(f));
+#else
   if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7FC0u);
   return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+#endif
 }
 
 // load: storage -> compute type; store: compute type -> storage (the single rounding).
