@@ -106,7 +106,9 @@ __global__ void __launch_bounds__(kThreads) dropout_kernel(const T* in, T* out, 
     const uint32_t bits = group_bits<S, SKIP>(bits_in, i0, kThreadElems, prm);
     if (out) {
 #pragma unroll
-      for (int k = 0; k < kThreadElems; ++k) dropout_element(g.v[k], g.v[k], (bits >> k) & 1u, scale);
+      for (int k = 0; k < kThreadElems; k += 2) {
+        dropout_element_pair(g.v + k, g.v + k, (bits >> k) & 1u, (bits >> (k + 1)) & 1u, scale);
+      }
       store_group<T, VEC>(out + i0, g);
     }
     if (bits_out) {
