@@ -881,6 +881,24 @@ def test_in_place_on_every_backend(backend):
     assert same_bits(backend.to_numpy(x), expected) and same_bits(backend.to_numpy(y), expected)
 
 
+@dtype_param
+@pytest.mark.parametrize("n", [15, 16, 4097, 70001])
+def test_in_place_every_dtype(backend, dtype, n):
+    """out=x (the CUDA kernel's in and out are the same memory: no __restrict__ on them); 70001 elements take
+    several grid-stride iterations on the emulation's capped grid; offset 6 runs a misaligned-stream kernel."""
+    backend.require(dtype)
+    host = values(np.random.default_rng(n), n, dtype, specials=backend.name != "cuda")
+    for offset in (0, 6):
+        expected, mc = rdf.dropout(host, 0.4, seed=21, offset=offset)
+        x = backend.asarray(host.copy())
+        y, mask = rdf.dropout(x, 0.4, seed=21, offset=offset, out=x)
+        assert same_bits(backend.to_numpy(x), expected) and same_bits(backend.to_numpy(y), expected)
+        assert same_bits(backend.to_numpy(mask.bits), mc.bits)
+        g = backend.asarray(host.copy())
+        dx = rdf.dropout_backward(g, mask, out=g)
+        assert same_bits(backend.to_numpy(dx), rdf.dropout_backward(host, mc))
+
+
 def test_overlapping_out_view_reads_the_original_values(backend):
     host = values(np.random.default_rng(5), 10001, np.float32)
     base = backend.asarray(host.copy())
@@ -921,6 +939,20 @@ def test_large_mask_bit_identical(gpu, dtype):
     mask = rdf.dropout(gpu.asarray(np.zeros(n, dtype)), 0.1, seed=2024, store="bits")[1]
     cpu = rdf.dropout_mask(n, 0.1, seed=2024)
     assert same_bits(gpu.to_numpy(mask.bits), cpu.bits)
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+def test_mask_beyond_2_31_elements_on_the_gpu(gpu):
+    """A dropout mask of 2^31 + 9 elements on the GPU (float16: 4 GiB in, 4 GiB out): 64-bit group indices
+    in the kernel and the last partial group; every bit equal to the CPU's."""
+    n = (1 << 31) + 9
+    x = gpu.asarray(np.zeros(n, np.float16))
+    _, mask = rdf.dropout(x, 0.1, seed=99, offset=3)
+    del x
+    got = gpu.to_numpy(mask.bits)
+    assert got.size == (n + 7) // 8
+    assert same_bits(got, rdf.dropout_mask(n, 0.1, seed=99, offset=3).bits)
 
 
 @pytest.mark.cuda

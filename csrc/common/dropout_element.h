@@ -63,4 +63,13 @@ RDF_HD void dropout_element(const T& in, T& out, bool keep, compute_t<T> scale) 
   store(out, dropout_value(load(in), keep, scale));
 }
 
+// Two adjacent elements (the CUDA loops: bfloat16 pairs round in one conversion); the same values as two
+// dropout_element calls.
+template <class T>
+RDF_HD void dropout_element_pair(const T* in, T* out, bool keep0, bool keep1, compute_t<T> scale) {
+  const compute_t<T> v0 = dropout_value(load(in[0]), keep0, scale);
+  const compute_t<T> v1 = dropout_value(load(in[1]), keep1, scale);
+  store_pair(out[0], out[1], v0, v1);
+}
+
 }  // namespace rdf

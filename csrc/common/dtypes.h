@@ -11,6 +11,10 @@
 
 #include "hd.h"
 
+#if defined(__CUDA_ARCH__)
+#include <cuda_bf16.h>
+#endif
+
 namespace rdf {
 
 // Codes shared with the Python layer (python/regdrop_fast/_checks.py: DTYPE_CODES).
@@ -91,10 +95,36 @@ RDF_HD float bfloat16_to_float(uint16_t b) { return bits_float(static_cast<uint3
 
 // binary32 -> bfloat16, round to nearest even; every NaN becomes the canonical quiet NaN of its sign
 // (0x7FC0 / 0xFFC0), as ml_dtypes' astype does.
+// On the device (nvcc's device pass, __CUDA_ARCH__ defined) the rounding is the hardware conversion
+// (cvt.rn.bf16.f32: round to nearest even, subnormals kept, overflow to inf: the same bits as the integer
+// code), and only NaN is handled apart, because the hardware gives 0x7FFF for every NaN. The host path
+// (CPU loops, and the CUDA emulation, which compiles the host side of the .cu files) is the integer code.
 RDF_HD uint16_t float_to_bfloat16(float f) {
   const uint32_t u = float_bits(f);
+#if defined(__CUDA_ARCH__)
+  const uint16_t nan = static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7FC0u);
+  return f != f ? nan : __bfloat16_as_ushort(__float2bfloat16_rn(f));
+#else
   if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7FC0u);
   return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+#endif
+}
+
+// Two bfloat16 roundings at once, packed (v0 in the low half): the same bits as float_to_bfloat16 on each.
+// On the device one paired hardware conversion (cvt.rn.bf16x2.f32) and a branch-free NaN fix-up per pair
+// (the hardware's NaN is 0x7FFF; ours is sign | 0x7FC0); on the host the scalar code.
+RDF_HD uint32_t floats_to_bfloat16x2(float v0, float v1) {
+#if defined(__CUDA_ARCH__)
+  const uint32_t u0 = float_bits(v0), u1 = float_bits(v1);
+  const __nv_bfloat162 h = __floats2bfloat162_rn(v0, v1);  // .x = v0 (low half), .y = v1
+  uint32_t r;
+  memcpy(&r, &h, sizeof r);
+  const uint32_t nan = (__byte_perm(u0, u1, 0x7632) & 0x80008000u) | 0x7FC07FC0u;  // high halves: signs
+  const uint32_t m = (v0 != v0 ? 0x0000FFFFu : 0u) | (v1 != v1 ? 0xFFFF0000u : 0u);
+  return (r & ~m) | (nan & m);
+#else
+  return static_cast<uint32_t>(float_to_bfloat16(v0)) | (static_cast<uint32_t>(float_to_bfloat16(v1)) << 16);
+#endif
 }
 
 // load: storage -> compute type; store: compute type -> storage (the single rounding).
@@ -106,6 +136,17 @@ RDF_HD void store(float& d, float v) { d = v; }
 RDF_HD void store(double& d, double v) { d = v; }
 RDF_HD void store(half_t& d, float v) { d.bits = float_to_half(v); }
 RDF_HD void store(bfloat16_t& d, float v) { d.bits = float_to_bfloat16(v); }
+// Two adjacent elements at once (d0 at the lower address): bfloat16 pairs round together (above).
+template <class T, class C>
+RDF_HD void store_pair(T& d0, T& d1, C v0, C v1) {
+  store(d0, v0);
+  store(d1, v1);
+}
+RDF_HD void store_pair(bfloat16_t& d0, bfloat16_t& d1, float v0, float v1) {
+  const uint32_t r = floats_to_bfloat16x2(v0, v1);
+  d0.bits = static_cast<uint16_t>(r);
+  d1.bits = static_cast<uint16_t>(r >> 16);
+}
 
 // The one dtype dispatch: calls fn(T{}) with the storage type named by dt. Host code and CUDA kernels
 // (per-array dtypes of a list launch) both use it; codes are checked by the Python layer, so an unknown one

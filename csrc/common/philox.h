@@ -21,12 +21,21 @@ constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;  // key word 1 increment (sqrt(3) - 
 constexpr int kPhiloxRounds = 10;            // Philox4x32-10, the Random123 default used everywhere here
 constexpr int kPhiloxMaxRounds = 16;         // raw generators take 1..16 rounds (regdrop_fast.random)
 
-// Scalar 32x32 -> 64-bit multiply split into its high and low words.
+// Scalar 32x32 -> 64-bit multiply split into its high and low words. On the device (nvcc's device pass,
+// __CUDA_ARCH__ defined) the high word is __umulhi and the low word a plain 32-bit multiply: the 64-bit
+// product compiled into IMAD.WIDE.U32 plus an add of a zero high part per multiply (bench/sass_budget.py).
+// Same bits either way; the host path (CPU loops, and the CUDA emulation, which compiles the host side
+// of the .cu files) keeps the 64-bit product.
 struct ScalarMulHiLo {
   RDF_HD void operator()(uint32_t a, uint32_t m, uint32_t& hi, uint32_t& lo) const {
+#if defined(__CUDA_ARCH__)
+    hi = __umulhi(a, m);
+    lo = a * m;
+#else
     const uint64_t prod = static_cast<uint64_t>(a) * m;
     hi = static_cast<uint32_t>(prod >> 32);
     lo = static_cast<uint32_t>(prod);
+#endif
   }
 };
 

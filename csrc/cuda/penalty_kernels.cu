@@ -389,10 +389,10 @@ void penalty_grad(const ListItem* items, int64_t count, bool with_grad, double* 
       penalty_kernel<true><<<L.blocks, kListThreads, 0, s>>>(L, slots);
     else
       penalty_kernel<false><<<L.blocks, kListThreads, 0, s>>>(L, slots);
-    check(cudaGetLastError(), "penalty kernel launch");
+    check_launch("penalty kernel launch", s);
   }
   sum_slots_kernel<double><<<1, kReduceThreads, 0, s>>>(slots, used, out);
-  check(cudaGetLastError(), "penalty sum launch");
+  check_launch("penalty sum launch", s);
 }
 
 void prox_l1(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
@@ -406,10 +406,10 @@ void prox_l1(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_
   auto* counts = reinterpret_cast<Count*>(slots);
   for (const ListLaunch& L : launches) {
     prox_l1_kernel<<<L.blocks, kListThreads, 0, s>>>(L, counts);
-    check(cudaGetLastError(), "prox_l1 kernel launch");
+    check_launch("prox_l1 kernel launch", s);
   }
   sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, used, reinterpret_cast<Count*>(out));
-  check(cudaGetLastError(), "prox_l1 sum launch");
+  check_launch("prox_l1 sum launch", s);
 }
 
 void decay(const ListItem* items, int64_t count, int device, Stream stream) {
@@ -419,7 +419,7 @@ void decay(const ListItem* items, int64_t count, int device, Stream stream) {
   auto s = static_cast<cudaStream_t>(stream);
   for (const ListLaunch& L : launches) {
     decay_kernel<<<L.blocks, kListThreads, 0, s>>>(L);
-    check(cudaGetLastError(), "decay kernel launch");
+    check_launch("decay kernel launch", s);
   }
 }
 
@@ -444,10 +444,10 @@ void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, d
       else
         max_norm_columns_kernel<T><<<grid, kNormThreads, 0, s>>>(data, outer, reduce, inner, max_value, counts);
     });
-    check(cudaGetLastError(), "max_norm kernel launch");
+    check_launch("max_norm kernel launch", s);
   }
   sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, blocks, reinterpret_cast<Count*>(out));
-  check(cudaGetLastError(), "max_norm sum launch");
+  check_launch("max_norm sum launch", s);
 }
 
 }  // namespace cuda

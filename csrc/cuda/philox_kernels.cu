@@ -34,7 +34,7 @@ void philox4x32(const uint32_t* counters, const uint32_t* keys, uint32_t* out, i
   with_fixed_rounds(rounds, [&](auto r) {
     philox_kernel<decltype(r)::value><<<grid, kThreads, 0, s>>>(counters, keys, out, n);
   });
-  check(cudaGetLastError(), "philox kernel launch");
+  check_launch("philox kernel launch", s);
 }
 
 }  // namespace cuda

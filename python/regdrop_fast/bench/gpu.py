@@ -53,8 +53,9 @@ TARGETS = (  # (what, case op, dtype, implementation, "copy" or a peer's framewo
      "torch native_dropout", 1.15),
     ("dropout backward, seed, vs torch backward", "backward", "bfloat16", "regdrop_fast seed", "torch backward",
      1.2),
+    # float32: torch moves 9 B per element (grad, its 1-byte mask, dx), we move 8: the ceiling is 1.125x
     ("dropout backward, seed, vs torch backward", "backward", "float32", "regdrop_fast seed", "torch backward",
-     1.2),
+     1.05),
     ("penalty_grad ResNet-50, vs torch", "ResNet-50 (161)", "float32", "regdrop_fast penalty_grad l2",
      "torch foreach+loop", 1.5),
 )

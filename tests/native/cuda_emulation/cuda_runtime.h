@@ -3,8 +3,10 @@
 // (ucontext) with its own stack; the fibers of a block run one at a time, in a new shuffled order between
 // every two barriers, each until it reaches __syncthreads() or returns, and a barrier is passed when every
 // fiber of the block has reached it. So a thread that reads shared memory another thread writes without a
-// barrier in between sees the wrong value in some block, reproducibly. __shared__ arrays are static (one per kernel, shared by the fibers); blocks run one after
-// another. The test rewrites each launch `k<<<grid, block, 0, s>>>(args)` into
+// barrier in between sees the wrong value in some block, reproducibly. __shared__ arrays are static (one
+// per kernel, shared by the fibers); blocks run one at a time, in a shuffled order. Launches outside the
+// device's grid/block limits are reported by cudaGetLastError(); 16-byte vectors (uint4) are aligned as on
+// the device and every vector load/store checks its address. The test rewrites each launch `k<<<grid, block, 0, s>>>(args)` into
 // rdf_emulate_launch(grid, block, [&] { k(args); }). Only what the sources use is provided.
 #pragma once
 #include <ucontext.h>
@@ -28,9 +30,26 @@
 struct dim3 {
   unsigned int x = 1, y = 1, z = 1;
 };
-struct uint4 {
+// 16-byte vector, aligned as on the device. Every copy from or into memory (a vector load `*p` or a store
+// `*p = v` of the kernels) checks that the address is 16-byte aligned, as the GPU requires (it faults there).
+struct alignas(16) uint4 {
   unsigned int x, y, z, w;
+  uint4() = default;
+  uint4(const uint4& o) : x(o.x), y(o.y), z(o.z), w(o.w) { check(&o); }
+  uint4& operator=(const uint4& o) {
+    check(this);
+    check(&o);
+    x = o.x, y = o.y, z = o.z, w = o.w;
+    return *this;
+  }
+  static void check(const void* p) {
+    if (reinterpret_cast<uintptr_t>(p) & 15u) {
+      std::fprintf(stderr, "emulated CUDA: misaligned 16-byte vector access at %p\n", p);
+      std::abort();
+    }
+  }
 };
+static_assert(alignof(uint4) == 16 && sizeof(uint4) == 16, "uint4 as on the device");
 
 inline dim3 threadIdx, blockIdx, gridDim, blockDim;
 
@@ -79,9 +98,20 @@ inline void __syncthreads() {
   swapcontext(&b->contexts[b->current], &b->scheduler);
 }
 
+using cudaError_t = int;
+constexpr cudaError_t cudaSuccess = 0;
+constexpr cudaError_t cudaErrorInvalidConfiguration = 9;
+inline cudaError_t rdf_emulated_last_error = cudaSuccess;
+
 template <class Kernel>
 void rdf_emulate_launch(unsigned int grid, unsigned int block, Kernel kernel) {
   using namespace rdf_emulation;
+  // The device's limits (compute capability 8.0 and up): 1..2^31-1 blocks in x, 1..1024 threads per block.
+  // A launch outside them runs nothing and is reported by the next cudaGetLastError(), as on a GPU.
+  if (grid == 0 || grid > 0x7FFFFFFFu || block == 0 || block > 1024) {
+    rdf_emulated_last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
   const std::function<void()> body = kernel;
   Block b;
   b.kernel = &body;
@@ -94,7 +124,12 @@ void rdf_emulate_launch(unsigned int grid, unsigned int block, Kernel kernel) {
   running = &b;
   gridDim.x = grid;
   blockDim.x = block;
-  for (unsigned int g = 0; g < grid; ++g) {
+  // Blocks run in a shuffled order (a GPU gives no order between blocks).
+  std::vector<unsigned int> blocks(grid);
+  for (unsigned int g = 0; g < grid; ++g) blocks[g] = g;
+  uint64_t block_rng = rng ^ 0xD1B54A32D192ED03ull;
+  shuffle(blocks, block_rng);
+  for (unsigned int g : blocks) {
     blockIdx.x = g;
     for (unsigned int t = 0; t < block; ++t) {
       getcontext(&b.contexts[t]);
@@ -125,11 +160,15 @@ void rdf_emulate_launch(unsigned int grid, unsigned int block, Kernel kernel) {
   running = nullptr;
 }
 
-using cudaError_t = int;
-constexpr cudaError_t cudaSuccess = 0;
 using cudaStream_t = struct CUstream_st*;
-inline const char* cudaGetErrorString(cudaError_t) { return "emulated CUDA error"; }
-inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorString(cudaError_t e) {
+  return e == cudaErrorInvalidConfiguration ? "invalid configuration argument (emulated)" : "emulated CUDA error";
+}
+inline cudaError_t cudaGetLastError() {
+  const cudaError_t e = rdf_emulated_last_error;
+  rdf_emulated_last_error = cudaSuccess;
+  return e;
+}
 inline int rdf_emulated_device = 0;
 inline cudaError_t cudaGetDevice(int* device) {
   *device = rdf_emulated_device;
@@ -163,3 +202,13 @@ inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attr, const v
   attr->device = 0;
   return cudaSuccess;
 }
+
+// Grid caps (csrc/cuda/check_cuda.h: grid_capped): 2 emulated SMs, so the grid-stride loops of large
+// calls run several iterations per thread here.
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
+  *value = attr == cudaDevAttrMultiProcessorCount ? 2 : 0;
+  return cudaSuccess;
+}
+// Launches run to completion when they are made, so there is nothing to wait for.
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
