@@ -219,7 +219,7 @@ def test_bench_results_json_records_the_run(tiny_bench):
     data = json.loads((out / "results.json").read_text())
     meta = data["meta"]
     assert meta["command"].startswith("regdrop-fast bench --quick --tiny")
-    for key in ("date", "cpu_model", "usable_cpus", "platform", "python", "git", "backend_info", "load_average_end",
+    for key in ("date", "cpu_model", "usable_cpus", "platform", "python", "git", "build", "backend_info", "load_average_end",
                 "load_average_start", "cpu_busy_before_start", "notes"):
         assert key in meta
     assert meta["versions"]["numpy"] == np.__version__
