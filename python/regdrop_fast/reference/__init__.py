@@ -9,6 +9,8 @@ from .dropout import dropout, dropout_backward, dropout_mask
 from .penalty import decay, max_norm, penalty, penalty_grad, prox_l1
 from .philox import philox4x32
 
+del philox  # the submodule (shadowed names dropout / penalty are the functions): only the API is public
+
 __all__ = [
     "Mask",
     "decay",
