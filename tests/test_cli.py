@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import regdrop_fast as rdf
-from regdrop_fast.bench import cases, report, shapes, timing
+from regdrop_fast.bench import cases, report, run, shapes, timing
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
@@ -137,6 +137,26 @@ def test_unwritable_out_names_the_path(tmp_path):
     assert blocked in proc.stderr and "cannot write" in proc.stderr
 
 
+def test_out_naming_a_file_says_it_is_not_a_directory(tmp_path):
+    existing = tmp_path / "results.txt"
+    existing.write_text("keep me")
+    proc = cli("bench", "--out", str(existing), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert str(existing) in proc.stderr and "not a directory" in proc.stderr
+    assert existing.read_text() == "keep me"
+
+
+def test_too_many_threads_warn_and_report_the_threads_used(tmp_path):
+    proc = cli("bench", "--quick", "--tiny", "--cases", "latency", "--frameworks", "numpy", "--threads", "1000",
+               "--no-progress", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((tmp_path / "o" / "results.json").read_text())["meta"]
+    used = meta["threads"]["regdrop_fast"]
+    assert meta["threads_requested"] == 1000 and used < 1000  # capped at max(4 x CPUs, 256)
+    assert f"using {used} threads" in proc.stderr and f"threads={used}" in proc.stdout
+    assert any(f"using {used} threads" in n for n in meta["notes"])
+
+
 def test_cuda_device_without_a_gpu_is_refused_clearly(tmp_path):
     if rdf.backend_info().get("cuda_devices"):
         pytest.skip("a CUDA device is present")
@@ -175,8 +195,17 @@ def test_bench_runs_and_writes_its_files(tiny_bench):
     else:
         assert not (out / "bench.png").exists()
         assert "matplotlib is not installed" in proc.stdout
-    # the progress display names the cases as it goes (tqdm or the plain counter)
-    assert "dropout forward float32" in proc.stderr and "penalty_grad" in proc.stderr
+    # stderr is not a terminal here: no bar, one plain line per case
+    assert "[1/" in proc.stderr and "dropout forward float32" in proc.stderr and "penalty_grad" in proc.stderr
+    assert "%|" not in proc.stderr and "\r" not in proc.stderr
+    # which peers were compared, at the top and at the bottom, with the commands that add the missing ones
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("peers compared: ")]
+    assert len(summary) == 3  # before the run, in the table header, at the end
+    assert proc.stdout.startswith("peers compared: ") and proc.stdout.rstrip().splitlines()[-1].startswith(
+        ("peers compared: ", "    ")
+    )
+    for name, command in run.PEER_INSTALL.items():
+        assert (command in proc.stdout) == (importlib.util.find_spec(name) is None)
     # the layer section (regdrop_fast.torch.Dropout vs torch.nn.Dropout) runs when torch is importable
     if importlib.util.find_spec("torch") is not None:
         assert "torch layer forward+backward, float32, n=4100" in table
@@ -190,13 +219,24 @@ def test_bench_results_json_records_the_run(tiny_bench):
     data = json.loads((out / "results.json").read_text())
     meta = data["meta"]
     assert meta["command"].startswith("regdrop-fast bench --quick --tiny")
-    for key in ("date", "cpu_model", "usable_cpus", "platform", "python", "git", "backend_info", "load_average_end",
+    for key in ("date", "cpu_model", "usable_cpus", "platform", "python", "git", "build", "backend_info", "load_average_end",
                 "load_average_start", "cpu_busy_before_start", "notes"):
         assert key in meta
     assert meta["versions"]["numpy"] == np.__version__
     assert meta["versions"]["regdrop_fast"] == rdf.__version__
     assert meta["threads"]["regdrop_fast"] == rdf.get_num_threads()
     assert meta["settings"]["sizes"] == [1024, 4100] and meta["settings"]["repeats"] == 3
+    copy = meta["copy_reference"]  # measured before and after the cases
+    assert copy["start"]["gbps"] > 0 and copy["end"]["gbps"] > 0
+    assert copy["change"] == pytest.approx(copy["end"]["gbps"] / copy["start"]["gbps"] - 1)
+    assert meta["noise"]["noisy_above"] == timing.NOISY_SPREAD
+    rows = data["rows"]
+    assert meta["noise"]["noisy_rows"] == sum(r["noisy"] for r in rows)
+    for r in rows:
+        assert r["spread"] == pytest.approx((r["seconds_max"] - r["seconds_min"]) / r["seconds"])
+        assert r["noisy"] == (r["spread"] > timing.NOISY_SPREAD)
+    table = (out / "table.txt").read_text()
+    assert (report.NOISY_LEGEND in table) == any(r["noisy"] for r in rows)
     for name in ("torch", "jax", "tensorflow"):
         compared = name in meta["versions"]
         assert compared == (name in meta["settings"]["peers"])

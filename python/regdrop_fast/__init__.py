@@ -5,7 +5,7 @@ results are identical on every thread count and SIMD path, and ``regdrop_fast.re
 them bit for bit in plain NumPy.
 """
 
-from . import random, reference
+from . import cuda, random, reference
 from ._dropout import dropout, dropout_backward, dropout_mask
 from ._generator import Generator
 from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
@@ -18,6 +18,7 @@ __all__ = [
     "Generator",
     "Mask",
     "backend_info",
+    "cuda",
     "decay",
     "dropout",
     "dropout_backward",

@@ -13,12 +13,57 @@ from ._mask import Mask
 
 def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
             store: str = "bits") -> tuple[Any, Mask]:
-    """Inverted dropout in one pass: returns (y, mask).
+    """Inverted dropout in one pass: returns ``(y, mask)``.
 
-    Each element is kept with probability 1 - p and scaled by 1 / (1 - p); dropped elements are exactly 0.
-    The keep decisions are a pure function of (seed, offset + flat index), see docs/rng.md.
+    Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``; dropped elements are
+    exactly 0. The keep decisions are a pure function of ``(seed, offset + flat index)`` (docs/rng.md), so
+    the result is the same on every thread count and SIMD level.
+
+    Parameters
+    ----------
+    x : array_like
+        float32, float64, float16 or bfloat16 (``ml_dtypes``) array, any shape and strides; a CuPy array
+        or a PyTorch CUDA tensor runs on the GPU.
+    p : float
+        Drop probability, ``0 <= p <= 1`` (``p = 1`` drops everything).
+    seed : int, optional
+        Seed in ``[0, 2**64)``; None draws a fresh one from the OS (recorded in the mask).
+    offset : int, default 0
+        Position of element 0 in the random stream: element ``i`` decides as element ``offset + i`` of one
+        long call.
+    out : array, optional
+        Where to write y (same shape and dtype as x; ``out=x`` works in place).
+    store : {"bits", "seed"}, default "bits"
+        Keep the mask as packed bits (1/8 byte per element) or keep only the seed (backward regenerates
+        the mask).
+
+    Returns
+    -------
+    y : array
+        The dropped-out array, of x's kind (``out`` when given).
+    mask : Mask
+        What ``dropout_backward`` needs.
+
+    Raises
+    ------
+    TypeError
+        x is not an array of a supported dtype, or an argument has the wrong type.
+    ValueError
+        p outside [0, 1], a negative seed or offset, a bad ``store`` or an ``out`` of another shape or dtype.
+
+    Notes
+    -----
     A call of more than 2^24 elements checks for Ctrl-C between chunks: on KeyboardInterrupt the outputs
-    (y, out=) are partly written.
+    (y, ``out=``) are partly written.
+
+    Examples
+    --------
+    >>> x = np.ones(8, np.float32)
+    >>> y, mask = rf.dropout(x, 0.5, seed=42)
+    >>> sorted(set(y.tolist()))
+    [0.0, 2.0]
+    >>> np.array_equal(y, rf.reference.dropout(x, 0.5, seed=42)[0])
+    True
     """
     backend, call = _validate.dropout(x, p, seed, offset, out, store)
     y, bits = backend.dropout(call)
@@ -26,16 +71,78 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
 
 
 def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
-    """grad * mask.scale where the mask kept the element, 0 elsewhere (mask from bits or regenerated).
+    """Backward of dropout: ``grad * mask.scale`` where the mask kept the element, 0 elsewhere.
 
+    Parameters
+    ----------
+    grad : array_like
+        Gradient of the loss with respect to y; the mask's shape, a supported float dtype.
+    mask : Mask
+        From ``dropout`` (bits, or regenerated from the seed when ``store="seed"``).
+    out : array, optional
+        Where to write the result (grad's shape and dtype; ``out=grad`` works in place).
+
+    Returns
+    -------
+    array
+        The gradient with respect to x, of grad's kind.
+
+    Raises
+    ------
+    TypeError
+        grad is not an array of a supported dtype, or mask is not a Mask.
+    ValueError
+        grad's shape differs from the mask's, or ``out`` does not fit.
+
+    Notes
+    -----
     Beyond 2^24 elements, on KeyboardInterrupt (Ctrl-C, checked between chunks) the outputs are partly
     written.
+
+    Examples
+    --------
+    >>> y, mask = rf.dropout(np.ones(6, np.float32), 0.5, seed=1)
+    >>> dx = rf.dropout_backward(np.ones(6, np.float32), mask)
+    >>> np.array_equal(dx, y)  # the same decisions and the same scale
+    True
     """
     backend, call = _validate.dropout_backward(grad, mask, out)
     return backend.dropout_backward(call)
 
 
 def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0) -> Mask:
-    """The Mask a dropout call with these arguments would return, without touching any data."""
+    """The Mask a dropout call with these arguments would return, without touching any data.
+
+    Parameters
+    ----------
+    shape : int or sequence of int
+        Shape of the array the mask is for.
+    p : float
+        Drop probability, ``0 <= p <= 1``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int, default 0
+        Position of element 0 in the random stream.
+
+    Returns
+    -------
+    Mask
+        With packed bits; ``mask.to_bool()`` gives the keep decisions.
+
+    Raises
+    ------
+    TypeError
+        A non-integer shape, seed or offset.
+    ValueError
+        A negative dimension, p outside [0, 1], a negative seed or offset.
+
+    Examples
+    --------
+    >>> m = rf.dropout_mask((2, 3), 0.5, seed=42)
+    >>> m.shape, m.to_bool().dtype
+    ((2, 3), dtype('bool'))
+    >>> np.array_equal(m.to_bool(), rf.dropout(np.ones((2, 3), np.float32), 0.5, seed=42)[1].to_bool())
+    True
+    """
     call = _validate.dropout_mask(shape, p, seed, offset)
     return Mask._trusted(call.shape, call.p, call.seed, call.offset, _route.CPU.dropout_mask(call))

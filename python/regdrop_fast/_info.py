@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import numbers
 from importlib.metadata import PackageNotFoundError, version
 
@@ -10,11 +11,22 @@ from . import _args, _native, cuda
 SIMD_LEVELS = ("generic", "avx2", "avx512")
 
 
+def _build_info() -> dict:
+    """What CMakeLists.txt recorded when this copy was built (regdrop_fast/_build_info.py): version, git commit
+    ("unknown" when built without git metadata) and whether tracked files had changes; {} when the file is
+    absent (an extension built by hand and copied into the source tree)."""
+    try:
+        mod = importlib.import_module("regdrop_fast._build_info")
+    except ImportError:
+        return {}
+    return {"version": mod.version, "git_commit": mod.git_commit, "git_dirty": mod.git_dirty}
+
+
 def _version() -> str:
     try:
         return version("regdrop_fast")
     except PackageNotFoundError:  # running from a source tree without installed metadata
-        return "0+unknown"
+        return str(_build_info().get("version", "0+unknown"))
 
 
 def get_num_threads() -> int:

@@ -41,6 +41,38 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        The weights w (float32, float64, float16 or bfloat16).
+    grads : array or sequence of arrays
+        Their gradients, updated in place (None entries are not allowed).
+    l1, l2 : float or sequence of float, default 0.0
+        Coefficients >= 0, one for all arrays or one per array.
+    as_float : bool, default False
+        For CUDA arrays: return a Python float (waits for the device).
+
+    Returns
+    -------
+    float or 0-d device array
+        The penalty value, summed in float64 in a fixed order (the same bits on any thread count).
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, non-numeric coefficients.
+    ValueError
+        Mismatched lists, shapes or dtypes, negative coefficients, overlapping or read-only grads, host
+        and device arrays mixed. Nothing is written.
+
+    Examples
+    --------
+    >>> w, g = np.full(4, 2.0, np.float32), np.zeros(4, np.float32)
+    >>> rf.penalty_grad([w], [g], l1=0.5, l2=0.25)  # 0.5 * 8 + 0.125 * 16
+    6.0
+    >>> g.tolist()  # 0.5 * sign(w) + 0.25 * w
+    [1.0, 1.0, 1.0, 1.0]
     """
     backend, call = _validate.penalty(params, grads, l1, l2, as_float)
     return backend.penalty_grad(call)
@@ -48,7 +80,34 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
 
 def penalty(params: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0, as_float: bool = False) -> Any:
     """The penalty value ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays (l1, l2 and the type of the result
-    as in penalty_grad). On KeyboardInterrupt (calls over 2^24 elements) nothing is written."""
+    as in penalty_grad). On KeyboardInterrupt (calls over 2^24 elements) nothing is written.
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        The weights w; read only.
+    l1, l2 : float or sequence of float, default 0.0
+        Coefficients >= 0, one for all arrays or one per array.
+    as_float : bool, default False
+        For CUDA arrays: return a Python float (waits for the device).
+
+    Returns
+    -------
+    float or 0-d device array
+        ``l1*sum|w| + (l2/2)*sum w^2``.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, non-numeric coefficients.
+    ValueError
+        Negative coefficients, a coefficient list of the wrong length.
+
+    Examples
+    --------
+    >>> rf.penalty([np.array([3.0, -4.0], np.float32)], l1=1.0, l2=2.0)  # 7 + 25
+    32.0
+    """
     backend, call = _validate.penalty(params, None, l1, l2, as_float)
     return backend.penalty_grad(call)
 
@@ -63,6 +122,33 @@ def prox_l1(params: Any, threshold: Coefficient, *, as_int: bool = False) -> Any
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        Updated in place (writeable, C-contiguous, not overlapping).
+    threshold : float or sequence of float
+        >= 0, one for all arrays or one per array.
+    as_int : bool, default False
+        For CUDA arrays: return a Python int (waits for the device).
+
+    Returns
+    -------
+    int or 0-d device array
+        The number of exact zeros after the update.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, a non-numeric threshold.
+    ValueError
+        A negative threshold, read-only or overlapping arrays. Nothing is written.
+
+    Examples
+    --------
+    >>> w = np.array([0.5, -2.0, 0.1], np.float32)
+    >>> rf.prox_l1([w], 0.25), w.tolist()
+    (1, [0.25, -1.75, 0.0])
     """
     backend, call = _validate.update(params, threshold, "threshold", None, as_int)
     return backend.prox_l1(call)
@@ -75,6 +161,31 @@ def decay(params: Any, factor: Coefficient) -> None:
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        Updated in place (writeable, C-contiguous, not overlapping).
+    factor : float or sequence of float
+        In [0, 1], one for all arrays or one per array.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, a non-numeric factor.
+    ValueError
+        A factor outside [0, 1], read-only or overlapping arrays. Nothing is written.
+
+    Examples
+    --------
+    >>> w = np.array([1.0, -2.0], np.float32)
+    >>> rf.decay(w, 0.5)
+    >>> w.tolist()
+    [0.5, -1.0]
     """
     backend, call = _validate.update(params, factor, "factor", 1.0, False)
     backend.decay(call)
@@ -92,6 +203,37 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
+
+    Parameters
+    ----------
+    w : array
+        Updated in place (writeable, C-contiguous).
+    max_value : float
+        The bound, > 0.
+    axis : int or tuple of int
+        The axes the norm is taken over.
+    as_int : bool, default False
+        For CUDA arrays: return a Python int (waits for the device).
+
+    Returns
+    -------
+    int or 0-d device array
+        The number of slices rescaled.
+
+    Raises
+    ------
+    TypeError
+        An unsupported array or dtype, a non-integer axis.
+    ValueError
+        max_value <= 0, an axis out of range or repeated, a read-only array. Nothing is written.
+
+    Examples
+    --------
+    >>> w = np.array([[3.0, 0.1], [4.0, 0.1]], np.float32)
+    >>> rf.max_norm(w, 1.0, axis=0)  # column 0 has norm 5, column 1 is within the bound
+    1
+    >>> np.round(w[:, 0].astype(float), 6).tolist()
+    [0.6, 0.8]
     """
     backend, call = _validate.max_norm(w, max_value, axis, as_int)
     return backend.max_norm(call)

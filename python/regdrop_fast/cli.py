@@ -61,6 +61,9 @@ def _choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
 
 def _writable_dir(parser: argparse.ArgumentParser, path: Path) -> Path:
     """Create path if needed and prove a file can be written there, before any long work starts."""
+    if path.exists() and not path.is_dir():
+        parser.error(f"--out {path}: is an existing file, not a directory (name a directory; it is created "
+                     "if missing)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".regdrop-fast-probe-"):

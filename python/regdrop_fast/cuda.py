@@ -4,6 +4,8 @@ this module only answers questions about it. docs/cuda.md describes the kernels.
 
 from __future__ import annotations
 
+del annotations  # the __future__ flag, not API
+
 from . import _native
 from ._arrays import is_device_array
 

@@ -45,6 +45,10 @@ __all__ = [
     "prox_l1_",
 ]
 
+
+def __dir__() -> list[str]:  # dir() lists the public API and private names, not the imported modules
+    return sorted(set(__all__) | {n for n in globals() if n.startswith("_")})
+
 _U64_MASK = (1 << 64) - 1
 
 # The four storage dtypes of the kernels.

@@ -85,6 +85,19 @@ def git_commit() -> dict | None:
     return None
 
 
+def build_commit() -> dict:
+    """The commit the package was built from, as recorded at build time (CMakeLists.txt writes
+    regdrop_fast/_build_info.py), so an installed copy knows it outside the checkout: commit ("unknown" when
+    the build had no git metadata), dirty, and where the facts came from."""
+    from regdrop_fast._info import _build_info
+
+    info = _build_info()
+    if info:
+        return {"commit": info["git_commit"], "dirty": info["git_dirty"], "source": "recorded at build time"}
+    return {"commit": "unknown", "dirty": None,
+            "source": "no _build_info.py beside the package (extension copied in by hand, not built by pip)"}
+
+
 def collect(command: str, frameworks: dict, settings: dict) -> dict:
     """Everything needed to read or reproduce a results.json."""
     return {
@@ -94,7 +107,8 @@ def collect(command: str, frameworks: dict, settings: dict) -> dict:
         "usable_cpus": usable_cpus(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "git": git_commit(),
+        "git": git_commit(),  # the checkout the package or the current directory lives in, now
+        "build": build_commit(),  # the commit the installed package was built from
         "load_average_end": load_average(),
         "backend_info": rdf.backend_info(),
         "versions": {

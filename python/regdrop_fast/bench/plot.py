@@ -23,23 +23,49 @@ def _dropout_panel(ax: Any, rows: Sequence[dict], title: str) -> None:
     impls: dict[str, list[tuple[int, float]]] = {}
     for row in rows:
         impls.setdefault(row["impl"], []).append((row["size"], row["gbps"]))
+    sizes = sorted({r["size"] for r in rows})
+    single = len(sizes) == 1
     for name, points in impls.items():
         points.sort()
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         if name.startswith("np.copyto"):
-            ax.plot(xs, ys, "k--", linewidth=1.5, label="copy bandwidth (np.copyto)")
+            label = "copy bandwidth (np.copyto)"
+            if single:  # a dashed line needs two points: a short horizontal segment and a marker instead
+                ax.hlines(ys[0], xs[0] / 1.6, xs[0] * 1.6, colors="k", linestyles="--", linewidth=1.5)
+                ax.plot(xs, ys, "k_", markersize=14, markeredgewidth=2, label=label)
+            else:
+                ax.plot(xs, ys, "k--", linewidth=1.5, label=label)
         else:
-            ax.plot(xs, ys, marker="o", markersize=3, label=name)
-    sizes = sorted({r["size"] for r in rows})
+            ax.plot(xs, ys, marker="o", markersize=4 if not single else 6, label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    if single:
+        ax.set_xlim(sizes[0] / 2, sizes[0] * 2)
     ax.set_xticks(sizes)
     ax.set_xticklabels([size_label(s) for s in sizes], fontsize=7)
+    ax.xaxis.set_minor_locator(_null_locator())
     ax.set_xlabel("elements")
+    _plain_log_ticks(ax.yaxis)
     ax.set_ylabel("GB/s (read + written)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6)
+    # Outside the axes, to the right: inside, it covered the copy line in the bfloat16 panels.
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def _null_locator() -> Any:
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Log-axis ticks at 1, 2, 5 x 10^k written as plain numbers ("20", "0.5"), not "2 x 10^1"."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _penalty_panel(ax: Any, rows: Sequence[dict]) -> None:
@@ -62,6 +88,7 @@ def _penalty_panel(ax: Any, rows: Sequence[dict]) -> None:
     ax.set_xticks(range(len(lists)))
     ax.set_xticklabels(lists, fontsize=7)
     ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
     ax.set_ylabel("GB/s (read w, g; write g)")
     ax.set_title("penalty_grad over parameter lists, float32", fontsize=9)
     ax.grid(True, axis="y", which="both", alpha=0.3)
@@ -69,16 +96,26 @@ def _penalty_panel(ax: Any, rows: Sequence[dict]) -> None:
 
 
 def _latency_panel(ax: Any, rows: Sequence[dict]) -> None:
+    """Horizontal bars on a linear axis from 0, so bar lengths are proportional to the times; each bar is
+    labelled with its time and, for the peers, the ratio to the fastest regdrop_fast row."""
     names = [r["impl"] for r in rows]
-    ax.barh(range(len(rows)), [r["seconds"] * 1e6 for r in rows],
+    micros = [r["seconds"] * 1e6 for r in rows]
+    ours = [us for us, r in zip(micros, rows) if r["framework"] == "regdrop_fast"]
+    best = min(ours) if ours else None
+    ax.barh(range(len(rows)), micros,
             color=["C0" if r["framework"] == "regdrop_fast" else "C1" for r in rows])
+    for i, us in enumerate(micros):
+        text = f" {us:.3g} us"
+        if best and rows[i]["framework"] != "regdrop_fast":
+            text += f" ({us / best:.1f}x)"
+        ax.text(us, i, text, va="center", ha="left", fontsize=7)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(names, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("microseconds per call")
+    ax.set_xlim(0, max(micros) * 1.3)  # linear from 0, room for the labels
+    ax.set_xlabel("microseconds per call (linear axis from 0)")
     ax.set_title(f"{rows[0]['op']}, end to end from Python", fontsize=9)
-    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.grid(True, axis="x", alpha=0.3)
 
 
 def plot(rows: Sequence[dict], path: Path, title: str) -> None:
@@ -101,7 +138,7 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
         return
     ncols = 2 if len(panels) > 1 else 1
     nrows = (len(panels) + ncols - 1) // ncols
-    fig = Figure(figsize=(6.5 * ncols, 4.2 * nrows), layout="constrained")
+    fig = Figure(figsize=(8.0 * ncols, 4.2 * nrows), layout="constrained")
     FigureCanvasAgg(fig)
     for k, draw in enumerate(panels):
         draw(fig.add_subplot(nrows, ncols, k + 1))

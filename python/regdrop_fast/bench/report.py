@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .cases import Case, Impl, size_label
-from .timing import Timing
+from .timing import NOISY_SPREAD, Timing
 
 OURS = "regdrop_fast"
 COPY = "copy"
+NOISY_MARK = "~"
+NOISY_LEGEND = (f"{NOISY_MARK} after a time: noisy row, the repeats' spread (slowest - fastest) / median exceeds "
+                f"{NOISY_SPREAD:.0%}; its ratios are uncertain (close other work and rerun, or raise --repeats)")
 
 
 def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) -> list[dict[str, Any]]:
@@ -36,6 +40,9 @@ def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) 
             "seconds_q1": t.q1,
             "seconds_q3": t.q3,
             "seconds_min": t.min,
+            "seconds_max": t.max,
+            "spread": None if math.isnan(t.spread) else t.spread,  # (max - min) / median of the repeats
+            "noisy": bool(t.spread > NOISY_SPREAD),
             "calls_per_sample": t.calls,
             "repeats": t.repeats,
             "bytes": impl.bytes,
@@ -58,6 +65,15 @@ def format_time(seconds: float) -> str:
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
+
+
+def _time(row: dict) -> str:
+    """The median time, marked when the row is noisy."""
+    return format_time(row["seconds"]) + (NOISY_MARK if row.get("noisy") else " ")
+
+
+def _us(row: dict) -> str:
+    return f"{row['seconds'] * 1e6:.2f} us" + (NOISY_MARK if row.get("noisy") else " ")
 
 
 def _table(headers: list[str], body: list[list[str]], left: int) -> list[str]:
@@ -105,7 +121,7 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         for row in group:
             size = size_label(row["size"]) if row["size"] != last_size else ""
             last_size = row["size"]
-            body.append([size, row["impl"], format_time(row["seconds"]), f"{row['gbps']:.2f}",
+            body.append([size, row["impl"], _time(row), f"{row['gbps']:.2f}",
                          f"{row['copy_fraction']:.2f}"] + _speedups(row, peers))
         out += _table(["size", "implementation", "time", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers],
                       body, 2)
@@ -115,7 +131,7 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         first = group[0]
         out.append(f"penalty_grad over list {op} ({first['size']:,} float32 values; "
                    f"GB/s: read w + read g + write g)")
-        body = [[row["impl"], format_time(row["seconds"]), f"{row['seconds'] / row['arrays'] * 1e6:.3f}",
+        body = [[row["impl"], _time(row), f"{row['seconds'] / row['arrays'] * 1e6:.3f}",
                  f"{row['gbps']:.2f}", f"{row['copy_fraction']:.2f}"] + _speedups(row, peers) for row in group]
         out += _table(["implementation", "time", "us/array", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers],
                       body, 1)
@@ -123,16 +139,19 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
     for (op, _), group in _group(rows, "latency").items():
         peers = _peers(group)
         out.append(f"latency: {op}, float32, end to end from Python")
-        body = [[row["impl"], f"{row['seconds'] * 1e6:.2f} us"] + _speedups(row, peers) for row in group]
+        body = [[row["impl"], _us(row)] + _speedups(row, peers) for row in group]
         out += _table(["implementation", "time"] + [f"vs {p_}" for p_ in peers], body, 1)
         out.append("")
     for (op, dtype), group in _group(rows, "layer").items():
         peers = _peers(group)
         out.append(f"{op}, {dtype}, n={size_label(group[0]['size'])}, p={p}  (regdrop_fast.torch.Dropout vs "
                    "torch.nn.Dropout in training: forward, then backward)")
-        body = [[row["impl"], format_time(row["seconds"]), f"{row['gbps']:.2f}"] + _speedups(row, peers)
+        body = [[row["impl"], _time(row), f"{row['gbps']:.2f}"] + _speedups(row, peers)
                 for row in group]
         out += _table(["implementation", "time", "GB/s"] + [f"vs {p_}" for p_ in peers], body, 1)
+        out.append("")
+    if any(row.get("noisy") for row in rows):
+        out.append(NOISY_LEGEND)
         out.append("")
     return "\n".join(out)
 

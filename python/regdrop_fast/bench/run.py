@@ -10,12 +10,19 @@ from pathlib import Path
 import regdrop_fast as rdf
 
 from . import environment, frameworks, plot, report
-from .cases import Case, P, dropout_case, latency_case, layer_case, penalty_case, size_label
+from .cases import Case, P, _copy_impl, dropout_case, latency_case, layer_case, penalty_case, size_label
 from .shapes import penalty_lists
-from .timing import measure
+from .timing import NOISY_SPREAD, measure
 
 SECTIONS = ("dropout", "penalty", "latency", "layer")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
+COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
+# How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
+PEER_INSTALL = {
+    "torch": "python -m pip install torch --index-url https://download.pytorch.org/whl/cpu",
+    "jax": "python -m pip install jax",
+    "tensorflow": "python -m pip install tensorflow-cpu",
+}
 
 
 @dataclass
@@ -36,12 +43,13 @@ class BenchConfig:
 
 
 class _Progress:
-    """tqdm on stderr when it is installed, else a plain counter on stderr."""
+    """On a terminal: tqdm on stderr when it is installed, else a counter redrawn in place. Otherwise (a log
+    file, a pipe, CI) no bar: one plain line per case on stderr."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total, self.done, self.enabled = total, 0, enabled
         self.bar = None
-        if enabled:
+        if enabled and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
             except ImportError:
@@ -110,17 +118,54 @@ def run_cases(cases: Iterable[Case], config: BenchConfig, total: int) -> list[di
     return rows
 
 
+def peers_summary(peers: Sequence[frameworks.Framework], skipped: dict[str, str]) -> list[str]:
+    """Which peers are compared and, when some are missing, the commands that add them."""
+    compared = ", ".join(f"{fw.name} {fw.version}" for fw in peers) or "none"
+    lines = [f"peers compared: {compared}"]
+    if skipped:
+        lines[0] += "; not compared: " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
+        missing = [name for name, why in skipped.items() if why == "not installed" and name in PEER_INSTALL]
+        if missing:
+            lines.append("to compare them too, install CPU builds and rerun the same command:")
+            lines += [f"    {PEER_INSTALL[name]}" for name in missing]
+            if "torch" in missing:
+                lines.append("    (a plain `pip install torch` from PyPI is a multi-GB CUDA build on Linux; the "
+                             "CPU wheel is about 200 MB)")
+    return lines
+
+
+def _copy_probe(tiny: bool) -> dict:
+    """GB/s of np.copyto over 2 x 64 MiB (2 x 1 MiB with --tiny): the machine's copy bandwidth, measured at
+    the start and again at the end of the run to show drift."""
+    impl = _copy_impl(2 << 20 if tiny else 128 << 20)
+    t = measure({impl.name: impl.fn}, repeats=3 if tiny else 5, min_sample_s=2e-4 if tiny else 2e-2)[impl.name]
+    return {"bytes": impl.bytes, "gbps": impl.bytes / t.median / 1e9, "spread": t.spread}
+
+
 def run(config: BenchConfig) -> int:
     """Run the benchmark described by config; returns the process exit code."""
+    notes: list[str] = [f"{name}: not compared ({why})" for name, why in config.skipped_peers.items()]
     if config.threads is not None:
         rdf.set_num_threads(config.threads)
     threads = rdf.get_num_threads()
+    cpus = environment.usable_cpus()
+    if config.threads is not None and threads != config.threads:
+        notes.append(f"--threads {config.threads}: the thread pool is capped at max(4 x CPUs, 256); "
+                     f"using {threads} threads")
+    if threads > cpus:
+        notes.append(f"{threads} threads on {cpus} usable CPUs: the threads share CPUs, so the timings "
+                     "include oversubscription")
+    for note in notes[len(config.skipped_peers):]:
+        print(f"warning: {note}", file=sys.stderr)
     peers = []
     for name in config.peers:
         fw = frameworks.load(name)
         fw.set_threads(threads)  # every framework gets the threads regdrop_fast uses
         peers.append(fw)
-    notes: list[str] = [f"{name}: not compared ({why})" for name, why in config.skipped_peers.items()]
+    summary = peers_summary(peers, config.skipped_peers)
+    for line in summary:
+        print(line)
+    print(flush=True)
 
     load_start = environment.load_average()
     busy = environment.cpu_busy_fraction()
@@ -128,7 +173,18 @@ def run(config: BenchConfig) -> int:
         notes.append(f"other processes kept {busy:.0%} of the CPUs busy just before the benchmark started: "
                      "timings, multi-threaded ones most, are unreliable; rerun on an idle machine")
     cases = build_cases(config, peers, notes)
+    copy_start = _copy_probe(config.tiny)
     rows = run_cases(cases, config, len(cases))
+    copy_end = _copy_probe(config.tiny)
+    drift = copy_end["gbps"] / copy_start["gbps"] - 1
+    if abs(drift) > COPY_DRIFT_LIMIT:
+        notes.append(f"the copy bandwidth changed by {drift:+.0%} from the start ({copy_start['gbps']:.1f} GB/s) "
+                     f"to the end ({copy_end['gbps']:.1f} GB/s) of the run: the machine's speed drifted "
+                     "(other load, clock or thermal changes); compare rows measured together only")
+    noisy = [r for r in rows if r["noisy"]]
+    if noisy:
+        notes.append(f"{len(noisy)} of {len(rows)} rows are noisy (marked {report.NOISY_MARK}: repeat spread "
+                     f"(max - min) / median > {NOISY_SPREAD:.0%})")
 
     settings = {
         "quick": config.quick, "tiny": config.tiny, "sizes": config.sizes, "dtypes": config.dtypes,
@@ -139,10 +195,17 @@ def run(config: BenchConfig) -> int:
     meta["load_average_start"] = load_start
     meta["cpu_busy_before_start"] = busy
     meta["notes"] = notes
+    meta["copy_reference"] = {"start": copy_start, "end": copy_end, "change": drift,
+                              "drift_limit": COPY_DRIFT_LIMIT}
+    meta["noise"] = {"spread": "(max - min) / median of the repeats' seconds per call",
+                     "noisy_above": NOISY_SPREAD, "noisy_rows": len(noisy)}
+    meta["peers_summary"] = summary
+    meta["threads_requested"] = config.threads
     text = report.format_tables(rows, P)
     header = (f"regdrop_fast {meta['versions']['regdrop_fast']} on {meta['cpu_model']} "
               f"({meta['usable_cpus']} CPUs), simd={meta['backend_info']['simd']}, threads={threads}; "
-              f"medians of {config.repeats} interleaved repeats")
+              f"medians of {config.repeats} interleaved repeats; copy bandwidth {copy_start['gbps']:.1f} GB/s "
+              f"at the start, {copy_end['gbps']:.1f} at the end\n" + "\n".join(summary))
     print(header)
     print()
     print(text)
@@ -164,5 +227,8 @@ def run(config: BenchConfig) -> int:
         print("note: matplotlib is not installed, so no plot was drawn "
               "(pip install 'regdrop_fast[bench]' adds it)")
     print("wrote " + ", ".join(str(p) for p in written))
+    print()  # repeated at the bottom, where the reader of a long run looks first
+    for line in summary:
+        print(line)
     return 0
 

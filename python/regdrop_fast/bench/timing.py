@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 MAX_CALLS_PER_SAMPLE = 1 << 20
+NOISY_SPREAD = 0.25  # (max - min) / median of the repeats above which a row is flagged as noisy
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,15 @@ class Timing:
     min: float
     calls: int  # calls per timed sample
     repeats: int
+    max: float = math.nan  # slowest repeat (nan when built by hand without it)
+
+    @property
+    def spread(self) -> float:
+        """Repeat spread: (slowest - fastest repeat) / median. Above NOISY_SPREAD the row is flagged."""
+        return (self.max - self.min) / self.median if self.median > 0 else math.nan
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "spread": self.spread}
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -93,6 +100,6 @@ def measure(
         s = sorted(samples[name])
         result[name] = Timing(
             median=_quantile(s, 0.5), q1=_quantile(s, 0.25), q3=_quantile(s, 0.75), min=s[0],
-            calls=calls[name], repeats=repeats,
+            calls=calls[name], repeats=repeats, max=s[-1],
         )
     return result

@@ -35,6 +35,8 @@ def run(out: Path, *, only: str | None = None, epochs: int | None = None) -> int
     ok = True
     written = []
 
+    print(article.ABOUT)
+    print()
     if only in (None, "regression"):
         from . import regression
 

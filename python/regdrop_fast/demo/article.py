@@ -3,6 +3,11 @@
 Kept as text so the demo can print it next to the numbers that show the fix working.
 """
 
+ABOUT = """\
+The article: a short Chinese-language NumPy blog post, "Neural network basics: regularization and dropout"
+(its text: shared/seed/article.txt). docs/article.md in the source tree describes its two examples, what
+they computed and what was wrong."""
+
 REGRESSION = """\
 The article's L2 example (section 4.1) computes its gradient as
     gradients = (1 / m) * np.dot(X.T, (y_pred - y)) + (lambda_val / m) * np.dot(theta, 2 * theta)

@@ -9,6 +9,10 @@ from .dropout import dropout, dropout_backward, dropout_mask
 from .penalty import decay, max_norm, penalty, penalty_grad, prox_l1
 from .philox import philox4x32
 
+# The import system binds the submodule `philox` here (dropout / penalty are rebound to the functions): drop
+# the name so the namespace holds only the API; `import regdrop_fast.reference.philox` still works.
+globals().pop("philox", None)
+
 __all__ = [
     "Mask",
     "decay",
