@@ -19,7 +19,7 @@ BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the resu
 COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
 # How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
 PEER_INSTALL = {
-    "torch": "python -m pip install torch --index-url https://download.pytorch.org/whl/cpu",
+    "torch": "python -m pip install torch  (PyTorch's CPU-only build; from PyPI on Linux it is the CUDA build)",
     "jax": "python -m pip install jax",
     "tensorflow": "python -m pip install tensorflow-cpu",
 }
