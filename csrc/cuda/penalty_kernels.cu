@@ -52,6 +52,9 @@ struct alignas(16) Vec {
 static_assert(sizeof(Vec<half_t>) == 16 && sizeof(Vec<bfloat16_t>) == 16 && sizeof(Vec<double>) == 16,
               "a Vec is one 16-byte access");
 static_assert(kChunkElems % 8 == 0, "chunks of an aligned array stay 16-byte aligned");
+#if defined(__CUDACC__) && defined(CUDART_VERSION)
+static_assert(CUDART_VERSION >= 12010, "ListLaunch needs the 32 KB kernel parameters of CUDA 12.1+");
+#endif
 
 // One 128-bit load / store, whatever T is (p is 16-byte aligned).
 template <class T>
@@ -183,16 +186,18 @@ __device__ __forceinline__ void penalty_chunk_terms(PenaltyTerms terms, void* a,
   }
 }
 
-// Where a block's chunk lies: its array slot, first element and length. Read field by field from the
-// kernel parameter (no reference to the struct is taken, so it is never copied to local memory).
+// Where a block's chunk lies: its array slot, first element and length (block_chunk of list_plan.h: a
+// binary search over the launch's array slots). The launch metadata is a __grid_constant__ kernel parameter,
+// read in place through the reference (never copied to local memory).
 #define RDF_BLOCK_CHUNK(L)                                                                  \
-  const int t = (L).block_tensor[blockIdx.x];                                               \
-  const int64_t begin = static_cast<int64_t>((L).block_chunk[blockIdx.x]) * kChunkElems; \
+  const BlockChunk bc = block_chunk((L), static_cast<int>(blockIdx.x));                     \
+  const int t = bc.tensor;                                                                  \
+  const int64_t begin = static_cast<int64_t>(bc.chunk) * kChunkElems;                       \
   const int64_t left = (L).n[t] - begin;                                                    \
   const int count = static_cast<int>(left < kChunkElems ? left : kChunkElems)
 
 template <bool kGrad>
-__global__ void __launch_bounds__(kListThreads) penalty_kernel(const ListLaunch L, double* slots) {
+__global__ void __launch_bounds__(kListThreads) penalty_kernel(const __grid_constant__ ListLaunch L, double* slots) {
   __shared__ double shared[kListThreads];
   RDF_BLOCK_CHUNK(L);
   const double l1 = L.c1[t], l2 = L.c2[t];
@@ -231,7 +236,7 @@ __device__ __forceinline__ void update_chunk(T* w, int count, Op op) {
   for (int i = first_scalar + static_cast<int>(threadIdx.x); i < count; i += kListThreads) op(w[i]);
 }
 
-__global__ void __launch_bounds__(kListThreads) prox_l1_kernel(const ListLaunch L, Count* slots) {
+__global__ void __launch_bounds__(kListThreads) prox_l1_kernel(const __grid_constant__ ListLaunch L, Count* slots) {
   __shared__ Count shared[kListThreads];
   RDF_BLOCK_CHUNK(L);
   void* const a = L.a[t];
@@ -246,7 +251,7 @@ __global__ void __launch_bounds__(kListThreads) prox_l1_kernel(const ListLaunch 
   if (threadIdx.x == 0) slots[L.first_slot + blockIdx.x] = zeros;
 }
 
-__global__ void __launch_bounds__(kListThreads) decay_kernel(const ListLaunch L) {
+__global__ void __launch_bounds__(kListThreads) decay_kernel(const __grid_constant__ ListLaunch L) {
   RDF_BLOCK_CHUNK(L);
   void* const a = L.a[t];
   const double factor = L.c1[t];

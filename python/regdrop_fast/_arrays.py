@@ -296,6 +296,25 @@ def _numpy_dtype_of_torch(t):
     return dtype
 
 
+def _wrap_cupy(a) -> DeviceArray:
+    d = DeviceArray.__new__(DeviceArray)
+    d.obj, d.lib, d.ptr, d.shape, d.dtype = a, "cupy", a.data.ptr, a.shape, a.dtype
+    d.device, d.contiguous, d.size = a.device.id, a.flags.c_contiguous, a.size
+    return d
+
+
+def _wrap_torch(a) -> DeviceArray:
+    d = DeviceArray.__new__(DeviceArray)
+    d.obj, d.lib, d.ptr, d.shape, d.dtype = a, "torch", a.data_ptr(), tuple(a.shape), _numpy_dtype_of_torch(a)
+    d.device, d.contiguous, d.size = a.get_device(), a.is_contiguous(), a.numel()
+    return d
+
+
+def wrapper(a):
+    """The wrap function for arrays of a's library (wrap without the test of the library, for lists)."""
+    return _wrap_torch if type(a).__module__.startswith("torch") else _wrap_cupy
+
+
 def wrap(a) -> DeviceArray:
     if type(a).__module__.startswith("torch"):
         dtype = _numpy_dtype_of_torch(a)

@@ -77,7 +77,13 @@ def _slots(kernels, arrays) -> int:
 
 def _columns(arrays):
     """The per-array lists the bindings take: dtype codes, sizes, pointers."""
-    return [_dtypes.CODES[a.dtype] for a in arrays], [a.size for a in arrays], [a.ptr for a in arrays]
+    codes = _dtypes.CODES
+    return [codes[a.dtype] for a in arrays], [a.size for a in arrays], [a.ptr for a in arrays]
+
+
+def _per_array(c, n: int) -> list:
+    """Checked coefficients (_args.coefficients) as the list of n floats the bindings take."""
+    return [c] * n if isinstance(c, float) else _args.per_array(c, n).tolist()
 
 
 def _result(out, as_python: bool, kind):
@@ -93,8 +99,8 @@ def penalty_grad(call):
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _FLOAT64)
     out = ref.empty((), _FLOAT64)
-    kernels.penalty_grad(codes, sizes, ptrs, [g.ptr for g in gs or ()], _args.per_array(call.l1, n).tolist(),
-                         _args.per_array(call.l2, n).tolist(), _ptr(slots), slots_n, _ptr(out), ref.device,
+    kernels.penalty_grad(codes, sizes, ptrs, [g.ptr for g in gs] if gs else [], _per_array(call.l1, n),
+                         _per_array(call.l2, n), _ptr(slots), slots_n, _ptr(out), ref.device,
                          ref.stream())
     return _result(out, call.as_python, float)
 
@@ -107,7 +113,7 @@ def prox_l1(call):
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _INT64)
     out = ref.empty((), _INT64)
-    kernels.prox_l1(codes, sizes, ptrs, _args.per_array(call.coef, len(ws)).tolist(), _ptr(slots), slots_n,
+    kernels.prox_l1(codes, sizes, ptrs, _per_array(call.coef, len(ws)), _ptr(slots), slots_n,
                     _ptr(out), ref.device, ref.stream())
     return _result(out, call.as_python, int)
 
@@ -116,7 +122,7 @@ def decay(call) -> None:
     kernels = _native.cuda_kernels("params[0]")
     ws = call.params
     codes, sizes, ptrs = _columns(ws)
-    kernels.decay(codes, sizes, ptrs, _args.per_array(call.coef, len(ws)).tolist(), ws[0].device, ws[0].stream())
+    kernels.decay(codes, sizes, ptrs, _per_array(call.coef, len(ws)), ws[0].device, ws[0].stream())
 
 
 def max_norm(call):

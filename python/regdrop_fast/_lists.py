@@ -205,31 +205,43 @@ def host_refusal(params, grads, written_params: bool) -> tuple[Refusal | None, l
 
 def device_lists(params, grads, written_params: bool):
     """The rules above on CUDA arrays (all of one library on one device). Returns (params, grads) as
-    DeviceArrays; read-only parameters that are not C-contiguous become contiguous copies on the device."""
+    DeviceArrays; read-only parameters that are not C-contiguous become contiguous copies on the device.
+
+    The common case (every array of params[0]'s type, on its device, of a supported dtype, contiguous) takes
+    a short path per array (_arrays.wrap_like); anything else goes through the checks that name the error."""
     ref = _arrays.device_array(params[0], "params[0]")
+    ref_type, device, codes = type(params[0]), ref.device, _dtypes.CODES
+    wrap = _arrays.wrapper(params[0])
     ws, gs = [], []
+    pairs = grads is not None
     for i, p in enumerate(params):
-        w = ref if i == 0 else _arrays.same_device(p, f"params[{i}]", ref, "params[0]")
-        if written_params:
-            _arrays.written_device(w, f"params[{i}]")
-        else:
-            w = w.contiguous_copy()
+        w = wrap(p) if i and type(p) is ref_type else None
+        if w is None or w.device != device or w.dtype not in codes:
+            w = ref if i == 0 else _arrays.same_device(p, f"params[{i}]", ref, "params[0]")
+        if not w.contiguous:
+            if written_params:
+                _arrays.written_device(w, f"params[{i}]")
+            else:
+                w = w.contiguous_copy()
         ws.append(w)
-        if grads is not None:
-            g = _arrays.written_device(_arrays.same_device(grads[i], f"grads[{i}]", ref, "params[0]"), f"grads[{i}]")
-            r = pair_refusal(i, w, g)
-            if r:
-                raise refusal_error(r, params, grads)
+        if pairs:
+            g0 = grads[i]
+            g = wrap(g0) if type(g0) is ref_type else None
+            if g is None or g.device != device or g.dtype not in codes or not g.contiguous:
+                g = _arrays.written_device(_arrays.same_device(g0, f"grads[{i}]", ref, "params[0]"), f"grads[{i}]")
+            if g.dtype != w.dtype or g.shape != w.shape:
+                raise refusal_error(pair_refusal(i, w, g), params, grads)
             gs.append(g)
     arrays = ws + gs
     n = len(ws)
-    spans = [(a.ptr, a.ptr + a.nbytes) for a in arrays]
-    if not all(b[0] >= a[1] for a, b in zip(sorted(spans), sorted(spans)[1:])):  # the common case: disjoint
+    spans = sorted([(a.ptr, a.ptr + a.nbytes) for a in arrays])
+    if not all(b[0] >= a[1] for a, b in zip(spans, spans[1:])):  # the common case: disjoint
+        spans = [(a.ptr, a.ptr + a.nbytes) for a in arrays]
         written = [written_params] * n + [True] * len(gs)
-        r = overlap_refusal(spans, list(range(n)) * (2 if grads is not None else 1), written, n)
+        r = overlap_refusal(spans, list(range(n)) * (2 if pairs else 1), written, n)
         if r:
             raise refusal_error(r, params, grads)
-    return ws, (gs if grads is not None else None)
+    return ws, (gs if pairs else None)
 
 
 def host_arrays(params, grads, written_params: bool) -> list:

@@ -24,7 +24,7 @@ using rdf::cuda::kMaxTensors;
 using rdf::cuda::ListItem;
 using rdf::cuda::ListLaunch;
 
-static_assert(sizeof(ListLaunch) + sizeof(void*) <= 4096, "kernel arguments over the 4 KB limit");
+static_assert(sizeof(ListLaunch) + sizeof(void*) <= 32764, "kernel arguments over the 32 KB limit (CUDA 12.1+)");
 
 namespace {
 
@@ -84,8 +84,14 @@ void check_plan(const std::vector<int64_t>& sizes, int every, const std::string&
     expect(L.first_slot == slot, "slots not consecutive", where);
     std::vector<int> slot_used(static_cast<size_t>(L.tensors), 0);
     int last_t = -1;
+    expect(L.first_block[0] == 0, "slot 0 does not start at block 0", where);
+    for (int t = 1; t < L.tensors; ++t)
+      expect(L.first_block[t] > L.first_block[t - 1] && L.first_block[t] < L.blocks,
+             "array slots' first blocks not increasing within the launch", where);
     for (int b = 0; b < L.blocks; ++b) {
-      const int t = L.block_tensor[b];
+      // The kernels' lookup (block_chunk of list_plan.h).
+      const rdf::cuda::BlockChunk bc = rdf::cuda::block_chunk(L, b);
+      const int t = bc.tensor;
       expect(t < L.tensors, "block's array slot past the used slots", where);
       expect(t >= last_t, "array slots not in list order", where);
       last_t = t;
@@ -96,9 +102,9 @@ void check_plan(const std::vector<int64_t>& sizes, int every, const std::string&
       expect(L.a[t] == it.a && L.b[t] == it.b && L.n[t] == it.n && L.c1[t] == it.c1 && L.c2[t] == it.c2 &&
                  L.dtype[t] == static_cast<uint8_t>(it.dtype),
              "array fields differ from the item's", where);
-      expect(L.block_chunk[b] == expected[next].second, "chunk out of order", where);
+      expect(bc.chunk == expected[next].second, "chunk out of order", where);
       // The kernels' element range of this block (RDF_BLOCK_CHUNK in penalty_kernels.cu).
-      const int64_t begin = static_cast<int64_t>(L.block_chunk[b]) * kChunkElems;
+      const int64_t begin = static_cast<int64_t>(bc.chunk) * kChunkElems;
       const int64_t left = L.n[t] - begin;
       const int64_t count = left < kChunkElems ? left : kChunkElems;
       expect(begin >= 0 && count >= 1 && count <= kChunkElems, "empty or oversized chunk", where);

@@ -1,0 +1,81 @@
+"""bench/gpu_check.sh without a GPU: its dry run builds the package with CUDA, collects the GPU tests, checks
+the test ids its sanitizer stages name, skips every device stage and writes at most 8 files; and the warning
+filters it gives pytest (bench/gpu_check_warnings.py) ignore third-party deprecations only."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench/gpu_check.sh"
+DEVICE_STAGES = ("tests", "slow", "torch", "bench", "memcheck", "racecheck", "ncu")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None and not os.path.exists("/usr/local/cuda/bin/nvcc"),
+                    reason="needs nvcc (the dry run builds the CUDA module)")
+def test_dry_run_builds_skips_device_stages_and_writes_few_files(tmp_path):
+    pytest.importorskip("scikit_build_core")
+    out = tmp_path / "out"
+    env = dict(os.environ, OUT=str(out), PYTHON=sys.executable,
+               # kept between runs (build/ is ignored by git): a rerun rebuilds only what changed
+               GPU_CHECK_BUILD_DIR=str(ROOT / "build/gpu-check-dry"))
+    env.pop("GPU_CHECK_DRY", None)
+    proc = subprocess.run(["bash", str(SCRIPT), "--dry-run"], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    assert 2 <= len(files) <= 8, files
+    assert all(len(p.relative_to(out).parts) <= 3 for p in files)  # at most 2 folders down
+    summary = (out / "summary.txt").read_text()
+    for stage in DEVICE_STAGES:
+        assert f"=== {stage}: skipped: no GPU" in proc.stdout
+        assert any(line.startswith(stage) and "skipped: no GPU" in line for line in summary.splitlines()), stage
+    for stage in ("build", "probe", "collect"):
+        assert any(line.split()[:2] == [stage, "ok"] for line in summary.splitlines()), (stage, summary)
+    assert "all passed" in summary
+    check_log = (out / "check.log").read_text()
+    assert "==================== build" in check_log and "==================== collect" in check_log
+
+
+def test_bad_argument_exits_2(tmp_path):
+    proc = subprocess.run(["bash", str(SCRIPT), "--no-such-option"], capture_output=True, text=True,
+                          env=dict(os.environ, OUT=str(tmp_path)), timeout=60)
+    assert proc.returncode == 2 and "unknown argument" in proc.stderr
+
+
+def test_warning_filters_ignore_third_party_deprecations_only(tmp_path):
+    test = tmp_path / "test_warns.py"
+    test.write_text(textwrap.dedent("""
+        import warnings
+
+        import pytest
+
+
+        @pytest.mark.parametrize("module", ["torch", "torch.cuda", "cupy", "cupy._core.core", "cupyx.scipy"])
+        @pytest.mark.parametrize("category", [DeprecationWarning, FutureWarning, PendingDeprecationWarning])
+        def test_third_party_deprecation_ignored(module, category):
+            warnings.warn_explicit("old API", category, "x.py", 1, module=module)
+
+
+        @pytest.mark.parametrize("module,category", [
+            ("regdrop_fast", DeprecationWarning), ("regdrop_fast._backend_cuda", FutureWarning),
+            ("test_warns", DeprecationWarning), ("torch", UserWarning), ("torchish", DeprecationWarning),
+            ("cupy", RuntimeWarning),
+        ])
+        def test_other_warnings_fail(module, category):
+            warnings.warn_explicit("ours", category, "x.py", 1, module=module)
+    """))
+    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                           "gpu_check_warnings", str(test)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert "15 passed" in proc.stdout and "6 failed" in proc.stdout, proc.stdout[-3000:]
