@@ -35,7 +35,12 @@ namespace cuda {
 
 constexpr int64_t kChunkElems = int64_t{1} << 14;  // elements per block (a multiple of every vector width)
 constexpr int kMaxTensors = 640;                   // array slots per launch
-constexpr int kMaxBlocks = 1 << 16;                // blocks (chunks) per launch: 2^30 elements
+// Blocks (chunks) per launch: 2^30 elements. The CPU emulation of the tests builds with a small cap
+// (RDF_LIST_MAX_BLOCKS) so that an array spanning two launches fits in a test's memory and time.
+#ifndef RDF_LIST_MAX_BLOCKS
+#define RDF_LIST_MAX_BLOCKS (1 << 16)
+#endif
+constexpr int kMaxBlocks = RDF_LIST_MAX_BLOCKS;
 // The kernel-parameter space of CUDA 12.1+ on compute capability 7.0+ (32,764 bytes; 4,096 before 12.1).
 // CUDA 13, which this project builds with, targets 7.5 and up only.
 constexpr size_t kKernelParamBytes = 32764;
