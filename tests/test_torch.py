@@ -438,6 +438,89 @@ def test_gradcheck_float64(store):
     assert torch.autograd.gradgradcheck(f, (x,))
 
 
+# ----------------------------------------------------------------------------------------------------------
+# forward-mode AD and vmap
+
+
+def fixed(p=0.4, inplace=False, store="bits"):
+    """rt.dropout with a fresh Generator per call, so every evaluation draws the same mask."""
+    return lambda x: rt.dropout(x, p, inplace=inplace, store=store, generator=rf.Generator(11))
+
+
+@pytest.mark.parametrize("store", ["bits", "seed"])
+def test_fn_fwgrad_bwgrad(store):
+    # OpInfo's fn_fwgrad_bwgrad and gradcheck with every check F.dropout's OpInfo runs
+    x = torch.randn(7, 9, dtype=torch.float64, requires_grad=True)
+    f = fixed(store=store)
+    assert torch.autograd.gradcheck(f, (x,), check_forward_ad=True, check_backward_ad=True,
+                                    check_batched_grad=True, check_batched_forward_grad=True)
+    assert torch.autograd.gradgradcheck(f, (x,), check_fwd_over_rev=True, check_batched_grad=True)
+    # in place on a non-leaf, as F.dropout's inplace variant is checked
+    g = lambda x: fixed(inplace=True, store=store)(x * 1.0)  # noqa: E731
+    assert torch.autograd.gradcheck(g, (x,), check_forward_ad=True, check_batched_grad=True)
+    assert torch.autograd.gradgradcheck(g, (x,), check_fwd_over_rev=True)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_forward_ad_tangent_goes_through_the_mask(inplace):
+    x, t = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    f = fixed(0.3)
+    y, jt = torch.func.jvp(fixed(0.3, inplace), (x.clone(),), (t.clone(),))
+    assert torch.equal(y, f(x)) and torch.equal(jt, f(t))
+    import torch.autograd.forward_ad as fwAD
+    with fwAD.dual_level():
+        d = fwAD.make_dual(x.clone(), t.clone())
+        out = fixed(0.3, inplace)(d)
+        assert (out is d) == inplace
+        primal, tangent = fwAD.unpack_dual(out)
+        assert torch.equal(primal, f(x)) and torch.equal(tangent, f(t))  # not the tangent unchanged
+    jac = torch.func.jacfwd(f, randomness="same")(x)
+    assert torch.equal(jac.reshape(30, 30), torch.diag(f(torch.ones_like(x)).reshape(-1)))
+    assert torch.equal(torch.func.jacrev(f)(x), jac)
+
+
+def test_penalty_forward_ad():
+    ws = [torch.randn(3, 4, dtype=torch.float64, requires_grad=True),
+          torch.randn(5, dtype=torch.float64, requires_grad=True)]
+    f = lambda a, b: rt.penalty([a, b], l1=0.1, l2=[0.3, 0.2])  # noqa: E731
+    assert torch.autograd.gradcheck(f, tuple(ws), check_forward_ad=True)
+    ts = [torch.randn_like(w) for w in ws]
+    _, jt = torch.func.jvp(f, tuple(w.detach() for w in ws), tuple(ts))
+    expected = sum(((0.1 * w.sign() + c * w) * t).sum() for w, t, c in zip(ws, ts, [0.3, 0.2]))
+    assert torch.allclose(jt, expected.detach(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("use_generator", [False, True])
+def test_vmap_randomness_follows_torch(use_generator):
+    x = torch.ones(4, 64)
+    ours = (lambda r: rt.dropout(r, 0.5, generator=rf.Generator(5))) if use_generator else \
+        (lambda r: rt.dropout(r, 0.5))
+    for f in (ours, lambda r: nn.functional.dropout(r, 0.5)):
+        with pytest.raises(RuntimeError, match="randomness error mode"):
+            torch.vmap(f)(x)  # randomness="error" is the default
+        same = torch.vmap(f, randomness="same")(x)
+        assert all(torch.equal(same[0], row) for row in same)
+        different = torch.vmap(f, randomness="different")(x)
+        assert len({tuple(row.tolist()) for row in different}) == 4
+        assert set(different.unique().tolist()) <= {0.0, 2.0}
+    # an unbatched input with randomness="different": every sample its own mask, as torch (default seeding
+    # only: with a Generator nothing of the call is batched, so vmap does not reach the batching rule)
+    if use_generator:
+        return
+    out = torch.vmap(lambda _, r: ours(r), in_dims=(0, None), randomness="different")(torch.arange(3), torch.ones(64))
+    assert out.shape == (3, 64) and not torch.equal(out[0], out[1])
+    # backward under vmap: the gradient of each sample uses that sample's mask
+    grads = torch.vmap(torch.func.grad(lambda r: ours(r).sum()), randomness="different")(x)
+    assert torch.equal(grads, torch.where(grads != 0, 2.0, 0.0)) and len({tuple(g.tolist()) for g in grads}) == 4
+
+
+def test_vmap_same_mask_equals_one_call():
+    x = torch.randn(3, 40)
+    out = torch.vmap(lambda r: rt.dropout(r, 0.3, generator=rf.Generator(8)), randomness="same")(x)
+    keep = keep_mask((40,), 0.3, 8, 0)
+    assert torch.equal(out, torch.where(keep, scaled(x, 0.3), torch.zeros(())))
+
+
 def test_mlp_training_equals_torch_ops_with_same_masks():
     """100 SGD steps: rt.Dropout vs torch.where with masks from regdrop_fast.dropout_mask; same losses."""
     p = 0.3
@@ -579,6 +662,12 @@ def test_compile_dynamic_shapes():
     assert gen_c.get_state() == gen_e.get_state() == (12, 8 * (3 + 5 + 9))
 
 
+# torch 2.15's opcheck (test_aot_dispatch_dynamic) fakes the inputs; its meta_utils reads .grad of a
+# non-leaf tensor and warns.
+@pytest.mark.filterwarnings(
+    "ignore:The .grad attribute of a Tensor that is not a leaf Tensor is being accessed:UserWarning:"
+    "torch._subclasses.meta_utils"
+)
 def test_opcheck_every_op():
     seed = torch.tensor([5, 7])
     x = torch.randn(37, 5, dtype=torch.float64, requires_grad=True)

@@ -249,6 +249,189 @@ def _dropout_bwd_backward(ctx: Any, grad_dx: torch.Tensor) -> tuple[torch.Tensor
 _dropout_bwd.register_autograd(_dropout_bwd_backward, setup_context=_dropout_bwd_setup_context)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Forward-mode AD and vmap
+#
+# torch.library.custom_op registers backward formulas only, so forward-mode AD (torch.func.jvp / jacfwd,
+# torch.autograd.forward_ad dual tensors, gradcheck's check_forward_ad) goes through the autograd.Functions
+# below: each wraps one custom op and gives its jvp. Dropout is linear in x, so its tangent goes through the
+# same mask and scale: the backward op with the forward's bits and seed. TorchDynamo does not trace a
+# Function with a custom jvp (it would break the graph), so under torch.compile the public functions call
+# the custom ops directly, whose registered autograd the compiled backward uses; compiled code has no
+# forward-mode AD anyway.
+#
+# vmap: the custom ops have batching rules that follow vmap's randomness= option, as torch's own dropout:
+# "error" raises, "different" gives every sample its own mask, "same" one mask for the whole batch. The
+# default seeding's torch.randint already follows the option (a batched [seed, offset] per sample under
+# "different"); a Generator's seed is not batched, so under "different" sample b uses offset + b * n.
+
+_VMAP_RANDOMNESS_ERROR = (
+    "vmap: called random operation while in randomness error mode. Please either use the 'same' or "
+    "'different' randomness flags on vmap or perform the randomness operation out of vmap"
+)
+
+
+def _sample(t: torch.Tensor, dim: int | None, b: int) -> torch.Tensor:
+    """Sample b of a batched argument of a vmap rule (the argument itself when it is not batched)."""
+    return t if dim is None else t.select(dim, b)
+
+
+def _sample_seeds(info: Any, seed: torch.Tensor, seed_dim: int | None, n: int) -> list[torch.Tensor]:
+    """The [seed, offset] tensor of each sample under vmap, by vmap's randomness option; n: one sample's
+    numel."""
+    if seed_dim is not None:  # torch.randint under randomness="different"
+        return [seed.select(seed_dim, b) for b in range(info.batch_size)]
+    if info.randomness == "error":
+        raise RuntimeError(_VMAP_RANDOMNESS_ERROR)
+    if info.randomness == "same":
+        return [seed] * info.batch_size
+    s, o = seed.tolist()  # one position for the batch (a Generator): consecutive ranges of n per sample
+    offsets = [((o & _U64_MASK) + b * n) & _U64_MASK for b in range(info.batch_size)]
+    return [torch.tensor([s, v - (1 << 64) if v >> 63 else v], dtype=torch.int64) for v in offsets]
+
+
+def _dropout_fwd_vmap(
+    info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
+    x_dim, _, seed_dim, _ = in_dims
+    n = x.numel() // info.batch_size if x_dim is not None else x.numel()
+    seeds = _sample_seeds(info, seed, seed_dim, n)
+    outs = [_dropout_fwd(_sample(x, x_dim, b), p, s, keep_bits) for b, s in enumerate(seeds)]
+    return (torch.stack([y for y, _ in outs]), torch.stack([bits for _, bits in outs])), (0, 0)
+
+
+_dropout_fwd.register_vmap(_dropout_fwd_vmap)
+
+
+def _dropout_fwd__vmap(
+    info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+) -> tuple[torch.Tensor, int]:
+    x_dim, _, seed_dim, _ = in_dims
+    if x_dim is None:
+        raise RuntimeError(
+            "vmap: dropout(inplace=True) cannot write per-sample masks into a tensor that is not batched; "
+            "use inplace=False"
+        )
+    n = x.numel() // info.batch_size
+    seeds = _sample_seeds(info, seed, seed_dim, n)
+    return torch.stack([_dropout_fwd_(x.select(x_dim, b), p, s, keep_bits) for b, s in enumerate(seeds)]), 0
+
+
+_dropout_fwd_.register_vmap(_dropout_fwd__vmap)
+
+
+def _dropout_bwd_vmap(
+    info: Any, in_dims: tuple[Any, ...], grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
+    from_bits: bool,
+) -> tuple[torch.Tensor, int]:
+    g_dim, b_dim, s_dim, _, _ = in_dims
+    return torch.stack([
+        _dropout_bwd(_sample(grad, g_dim, b), _sample(bits, b_dim, b), _sample(seed, s_dim, b), p, from_bits)
+        for b in range(info.batch_size)
+    ]), 0
+
+
+_dropout_bwd.register_vmap(_dropout_bwd_vmap)
+
+
+def _save_mask(ctx: Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool) -> None:
+    """What the backward and the jvp of a dropout Function need: the forward's bits and seed."""
+    ctx.save_for_backward(bits, seed)
+    ctx.save_for_forward(bits, seed)
+    ctx.p, ctx.from_bits = p, from_bits
+
+
+class _DropoutBwdFn(torch.autograd.Function):
+    """dropout_bwd with its derivatives: it is linear in grad with the same mask, so its backward and its
+    jvp are itself (double backward, forward-over-backward)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool) -> Any:
+        return _dropout_bwd(grad, bits, seed, p, from_bits)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        _, bits, seed, p, from_bits = inputs
+        _save_mask(ctx, p, bits, seed, from_bits)
+
+    @staticmethod
+    def backward(ctx: Any, grad_dx: torch.Tensor) -> tuple[Any, None, None, None, None]:
+        bits, seed = ctx.saved_tensors
+        return _DropoutBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, d_grad: torch.Tensor | None, *_: Any) -> Any:
+        if d_grad is None:
+            return None
+        bits, seed = ctx.saved_tensors
+        return _dropout_bwd(d_grad, bits, seed, ctx.p, ctx.from_bits)
+
+
+class _DropoutFn(torch.autograd.Function):
+    """dropout_fwd with its backward and its jvp (the tangent through the same mask and scale)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> Any:
+        return _dropout_fwd(x, p, seed, keep_bits)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        _, p, seed, keep_bits = inputs
+        _save_mask(ctx, p, output[1], seed, keep_bits)
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor | None, _grad_bits: Any) -> tuple[Any, None, None, None]:
+        if grad_y is None:  # y did not reach the loss
+            return None, None, None, None
+        bits, seed = ctx.saved_tensors
+        return _DropoutBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits), None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, dx: torch.Tensor | None, *_: Any) -> tuple[Any, None]:
+        if dx is None:
+            return None, None
+        bits, seed = ctx.saved_tensors
+        return _dropout_bwd(dx, bits, seed, ctx.p, ctx.from_bits), None
+
+
+class _DropoutInplaceFn(torch.autograd.Function):
+    """dropout_fwd_ (x written in place) with its backward and its jvp (the tangent, written in place too)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> Any:
+        return x, _dropout_fwd_(x, p, seed, keep_bits)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, p, seed, keep_bits = inputs
+        _save_mask(ctx, p, output[1], seed, keep_bits)
+        ctx.mark_dirty(x)
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx: Any, grad_x: torch.Tensor | None, _grad_bits: Any) -> tuple[Any, None, None, None]:
+        if grad_x is None:
+            return None, None, None, None
+        bits, seed = ctx.saved_tensors
+        return _DropoutBwdFn.apply(grad_x, bits, seed, ctx.p, ctx.from_bits), None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, dx: torch.Tensor | None, *_: Any) -> tuple[Any, None]:
+        if dx is None:
+            return None, None
+        bits, seed = ctx.saved_tensors
+        return dx.copy_(_dropout_bwd(dx, bits, seed, ctx.p, ctx.from_bits)), None
+
+
 @torch.library.custom_op(
     "regdrop_fast::generator_next_", mutates_args=("state",), schema="(Tensor(a!) state, SymInt n) -> Tensor"
 )
@@ -346,14 +529,24 @@ def dropout(
         return input
     _check_tensor(input, "input")
     seed = _draw_seed(state, input.numel())
+    if torch.compiler.is_compiling():  # the custom ops themselves (Dynamo does not trace a custom jvp)
+        if inplace:
+            if torch.is_grad_enabled() and input.requires_grad:
+                # Autograd must see the in-place write: compute out of place, then copy into input.
+                y, _ = _dropout_fwd(input, p, seed, keep_bits)
+                return input.copy_(y)
+            _dropout_fwd_(input, p, seed, keep_bits)
+            return input
+        return _dropout_fwd(input, p, seed, keep_bits)[0]
     if inplace:
-        if torch.is_grad_enabled() and input.requires_grad:
-            # Autograd must see the in-place write: compute out of place, then copy into input.
-            y, _ = _dropout_fwd(input, p, seed, keep_bits)
+        if (torch.is_grad_enabled() and input.requires_grad) or torch._C._are_functorch_transforms_active():
+            # Out of place, then copied into input: autograd sees the in-place write, and torch.func's
+            # transforms do not let a Function's jvp write the (captured) tangent in place.
+            y, _ = _DropoutFn.apply(input, p, seed, keep_bits)
             return input.copy_(y)
-        _dropout_fwd_(input, p, seed, keep_bits)
+        _DropoutInplaceFn.apply(input, p, seed, keep_bits)  # its jvp drops the tangent in place too
         return input
-    return _dropout_fwd(input, p, seed, keep_bits)[0]
+    return _DropoutFn.apply(input, p, seed, keep_bits)[0]
 
 
 class Dropout(torch.nn.Dropout):
@@ -584,6 +777,39 @@ def _penalty_grad_fn(ctx: Any, grad: torch.Tensor) -> tuple[list[torch.Tensor], 
 _penalty.register_autograd(_penalty_grad_fn, setup_context=_penalty_setup_context)
 
 
+class _PenaltyFn(torch.autograd.Function):
+    """The penalty op with its backward and its jvp: sum(l1*sign(w)*dw + l2*w*dw) over the params (the
+    slopes from penalty_backward, the sum in float64)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(l1: list[float], l2: list[float], *params: torch.Tensor) -> Any:
+        return _penalty(list(params), l1, l2)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        l1, l2, *params = inputs
+        ctx.save_for_backward(*params)
+        ctx.save_for_forward(*params)
+        ctx.l1, ctx.l2, ctx.dtype = l1, l2, output.dtype
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        return (None, None, *_penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2))
+
+    @staticmethod
+    def jvp(ctx: Any, _l1: Any, _l2: Any, *tangents: torch.Tensor | None) -> Any:
+        params = list(ctx.saved_tensors)
+        one = torch.ones((), dtype=ctx.dtype)
+        slopes = _penalty_backward(one, params, ctx.l1, ctx.l2)
+        total = torch.zeros((), dtype=torch.float64, device=params[0].device)
+        for slope, dw in zip(slopes, tangents):
+            if dw is not None:
+                total = total + (slope.double() * dw.double()).sum()
+        return total.to(ctx.dtype)
+
+
 def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) -> torch.Tensor:
     """The differentiable penalty ``l1*sum|w| + (l2/2)*sum w^2`` over params, a 0-d tensor to add to a loss
     (dtype as for add_penalty_grad_; its gradient is ``l1*sign(w) + l2*w``, first order only). l1, l2 as in
@@ -594,7 +820,9 @@ def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) ->
     if not params:
         return torch.zeros((), dtype=torch.float32)
     _penalty_device(params, "penalty")
-    return _penalty(params, c1, c2)
+    if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
+        return _penalty(params, c1, c2)
+    return _PenaltyFn.apply(c1, c2, *params)
 
 
 @torch.library.custom_op(
