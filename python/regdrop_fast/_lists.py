@@ -229,8 +229,9 @@ def device_lists(params, grads, written_params: bool):
             g = wrap(g0) if type(g0) is ref_type else None
             if g is None or g.device != device or g.dtype not in codes or not g.contiguous:
                 g = _arrays.written_device(_arrays.same_device(g0, f"grads[{i}]", ref, "params[0]"), f"grads[{i}]")
-            if g.dtype != w.dtype or g.shape != w.shape:
-                raise refusal_error(pair_refusal(i, w, g), params, grads)
+            r = pair_refusal(i, w, g)
+            if r:
+                raise refusal_error(r, params, grads)
             gs.append(g)
     arrays = ws + gs
     n = len(ws)
