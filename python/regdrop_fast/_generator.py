@@ -35,12 +35,47 @@ class Generator:
     """A dropout-stream position: ``Generator(seed=None, offset=0)``.
 
     ``next(n)`` returns the ``(seed, offset)`` for a call on n elements and advances the offset by n, so
-    consecutive calls draw fresh, non-overlapping masks; ``seed=None`` draws 64 bits from the operating
-    system. Use it with the NumPy API as ``rf.dropout(x, p, seed=s, offset=o)`` after
-    ``s, o = gen.next(x.size)``, or pass it as ``generator=`` to ``regdrop_fast.torch``.
+    consecutive calls draw fresh, non-overlapping masks. Use it with the NumPy API as
+    ``rf.dropout(x, p, seed=s, offset=o)`` after ``s, o = gen.next(x.size)``, or pass it as ``generator=``
+    to ``regdrop_fast.torch``. Two generators with the same seed hand out the same sequence of masks.
 
     Each advance is atomic, so threads sharing a generator never get overlapping ranges (which thread gets
-    which range then depends on timing).
+    which range then depends on timing). A copy (``copy.copy``, ``copy.deepcopy``, pickle) gets its own
+    state with the same values.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed in ``[0, 2**64)``; None draws 64 bits from the operating system.
+    offset : int, default 0
+        The stream index the first call's element 0 gets.
+
+    Attributes
+    ----------
+    seed : int
+        The seed (read-only; ``manual_seed`` or ``set_state`` change it).
+    offset : int
+        The stream index the next call's element 0 gets (read-only; ``set_offset`` changes it).
+
+    Raises
+    ------
+    TypeError
+        A seed or offset that is not an int.
+    ValueError
+        A seed or offset outside ``[0, 2**64)``.
+
+    Examples
+    --------
+    >>> gen = rf.Generator(seed=42)
+    >>> gen.next(8), gen.next(8)
+    ((42, 0), (42, 8))
+    >>> x = np.ones(8, np.float32)
+    >>> s, o = rf.Generator(seed=42).next(x.size)
+    >>> y, mask = rf.dropout(x, 0.5, seed=s, offset=o)
+    >>> np.array_equal(y, rf.dropout(x, 0.5, seed=42)[0])
+    True
+    >>> gen
+    regdrop_fast.Generator(seed=42, offset=16)
     """
 
     def __init__(self, seed: int | None = None, offset: int = 0) -> None:
@@ -58,19 +93,55 @@ class Generator:
 
     @property
     def seed(self) -> int:
+        """The seed, in ``[0, 2**64)`` (``initial_seed()``)."""
         return int(self._state[0])
 
     @property
     def offset(self) -> int:
-        """The stream index the next call's element 0 gets."""
+        """The stream index the next call's element 0 gets (``get_offset()``)."""
         return int(self._state[1])
 
     def initial_seed(self) -> int:
-        """The seed (named as torch.Generator names it)."""
+        """The seed (named as torch.Generator names it).
+
+        Returns
+        -------
+        int
+            The seed, in ``[0, 2**64)``.
+
+        Examples
+        --------
+        >>> rf.Generator(seed=5).initial_seed()
+        5
+        """
         return self.seed
 
     def manual_seed(self, seed: int) -> Generator:
-        """Restart at ``(seed, 0)``, as torch.Generator.manual_seed does; returns self."""
+        """Restart at ``(seed, 0)``, as torch.Generator.manual_seed does; returns self.
+
+        Parameters
+        ----------
+        seed : int
+            Seed in ``[0, 2**64)``.
+
+        Returns
+        -------
+        Generator
+            self.
+
+        Raises
+        ------
+        TypeError
+            seed is not an int.
+        ValueError
+            seed is outside ``[0, 2**64)``.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=1, offset=100)
+        >>> gen.manual_seed(7).get_state()
+        (7, 0)
+        """
         seed = _args.uint64(seed, "seed")
         with LOCK:
             self._state[0] = seed
@@ -78,19 +149,94 @@ class Generator:
         return self
 
     def get_offset(self) -> int:
+        """The stream index the next call's element 0 gets (torch.Generator's name).
+
+        Returns
+        -------
+        int
+            The offset, in ``[0, 2**64)``.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=1)
+        >>> _ = gen.next(10)
+        >>> gen.get_offset()
+        10
+        """
         return self.offset
 
     def set_offset(self, offset: int) -> None:
+        """Move to stream index offset, keeping the seed.
+
+        Parameters
+        ----------
+        offset : int
+            The stream index the next call's element 0 gets, in ``[0, 2**64)``.
+
+        Raises
+        ------
+        TypeError
+            offset is not an int.
+        ValueError
+            offset is outside ``[0, 2**64)``.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=1)
+        >>> gen.set_offset(64)
+        >>> gen.next(4)
+        (1, 64)
+        """
         offset = _args.uint64(offset, "offset")
         with LOCK:
             self._state[1] = offset
 
     def get_state(self) -> tuple[int, int]:
-        """``(seed, offset)``; ``set_state`` of it restores this exact position."""
+        """``(seed, offset)``; ``set_state`` of it restores this exact position.
+
+        Returns
+        -------
+        tuple of (int, int)
+            The seed and the offset, read together.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=3)
+        >>> state = gen.get_state()
+        >>> first = gen.next(8)
+        >>> gen.set_state(state)
+        >>> gen.next(8) == first
+        True
+        """
         with LOCK:
             return int(self._state[0]), int(self._state[1])
 
     def set_state(self, state: tuple[int, int]) -> None:
+        """Move to the position ``state = (seed, offset)`` (as ``get_state`` returns it).
+
+        Parameters
+        ----------
+        state : tuple of (int, int)
+            Seed and offset, each in ``[0, 2**64)``.
+
+        Raises
+        ------
+        TypeError
+            state is not a pair, or the seed or offset is not an int.
+        ValueError
+            The seed or offset is outside ``[0, 2**64)``.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=0)
+        >>> gen.set_state((9, 32))
+        >>> gen
+        regdrop_fast.Generator(seed=9, offset=32)
+        >>> gen.set_state(9)
+        Traceback (most recent call last):
+            ...
+        TypeError: state: expected a (seed, offset) pair, got 9
+        """
         try:
             seed, offset = state
         except (TypeError, ValueError):
@@ -103,7 +249,37 @@ class Generator:
 
     def next(self, n: int) -> tuple[int, int]:
         """Reserve n elements: returns ``(seed, offset)`` for a call on n elements and advances the offset by
-        n (mod 2^64, the stream wraps)."""
+        n (mod 2^64, the stream wraps).
+
+        The read and the advance are one atomic step, so threads sharing a generator get disjoint ranges.
+
+        Parameters
+        ----------
+        n : int
+            Number of elements the call uses (``x.size``), in ``[0, 2**64)``.
+
+        Returns
+        -------
+        seed : int
+            The generator's seed.
+        offset : int
+            The offset before the advance: pass both as ``seed=``, ``offset=`` to the call.
+
+        Raises
+        ------
+        TypeError
+            n is not an int.
+        ValueError
+            n is outside ``[0, 2**64)``.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=11, offset=2**64 - 4)
+        >>> gen.next(6)
+        (11, 18446744073709551612)
+        >>> gen.offset  # wrapped
+        2
+        """
         n = _args.uint64(n, "n")
         with LOCK:
             seed, offset = int(self._state[0]), int(self._state[1])

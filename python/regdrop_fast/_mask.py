@@ -13,19 +13,69 @@ from ._calls import MaskCall
 class Mask:
     """Which elements a dropout call kept, and everything needed to apply or regenerate that decision.
 
+    ``dropout`` and ``dropout_mask`` return one; ``dropout_backward`` consumes one. Constructing one by hand
+    describes the mask of a dropout call with these arguments: with ``bits=None`` the keep decisions are
+    regenerated from ``(seed, offset)`` when needed (as for ``store="seed"``).
+
+    Parameters
+    ----------
+    shape : int or sequence of int
+        Shape of the array the mask belongs to.
+    p : float
+        Drop probability, ``0 <= p <= 1``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int, default 0
+        Position of element 0 in the random stream (docs/rng.md).
+    bits : uint8 ndarray, optional
+        The packed keep decisions: a C-contiguous 1-d array of ``ceil(size / 8)`` bytes (a CUDA array of
+        those bytes for a CUDA call's mask), or None to keep only the seed.
+
     Attributes
     ----------
-    shape : tuple of int      the shape of the array the mask belongs to
-    p : float                 drop probability
-    scale : float             1 / (1 - p), applied to kept values (0.0 when p rounds to 1)
-    seed, offset : int        the Philox stream position of element 0 (docs/rng.md)
+    shape : tuple of int
+        The shape of the array the mask belongs to.
+    p : float
+        Drop probability.
+    seed, offset : int
+        The Philox stream position of element 0 (docs/rng.md).
     bits : uint8 array or None
-        ceil(n / 8) bytes, bit k of byte j = element 8j + k of the C-order flattening, 1 = kept
+        ``ceil(size / 8)`` bytes, bit k of byte j = element 8j + k of the C-order flattening, 1 = kept
         (``np.packbits(keep.ravel(), bitorder="little")``); None for ``store="seed"``, in which case the
         mask is regenerated from (seed, offset) when needed.
+    size : int
+        Number of elements (the product of shape; read-only).
+    scale : float
+        ``1 / (1 - p)``, applied to kept values (0.0 when p rounds to 1; read-only).
 
-    Every field may be assigned; an assignment is checked as the constructor checks its argument
-    (TypeError for a wrong type, ValueError for a bad value), and bits must fit the shape.
+    Every field except size and scale may be assigned; an assignment is checked as the constructor checks
+    its argument (TypeError for a wrong type, ValueError for a bad value), and bits must fit the shape
+    (a shape whose element count the stored bits do not fit is refused: set bits to None first).
+
+    Raises
+    ------
+    TypeError
+        A non-integer shape, seed or offset, a non-real p, or bits that are not a uint8 array or None.
+    ValueError
+        A negative dimension, p outside [0, 1], a seed or offset outside ``[0, 2**64)``, or bits that are
+        not a contiguous 1-d array of ``ceil(size / 8)`` bytes.
+
+    Examples
+    --------
+    >>> m = rf.Mask((2, 4), 0.5, seed=7)
+    >>> m
+    Mask(shape=(2, 4), p=0.5, seed=7, offset=0, store='seed')
+    >>> m.size, m.scale
+    (8, 2.0)
+    >>> np.array_equal(m.to_bool(), rf.dropout_mask((2, 4), 0.5, seed=7).to_bool())
+    True
+    >>> m.bits = np.packbits(m.to_bool().ravel(), bitorder="little")  # store the bits
+    >>> m.bits.shape
+    (1,)
+    >>> m.p = 1.5
+    Traceback (most recent call last):
+        ...
+    ValueError: p: dropout probability has to be between 0 and 1, but got 1.5
     """
 
     __slots__ = ("_shape", "_p", "_seed", "_offset", "_bits")
@@ -102,7 +152,32 @@ class Mask:
         return _args.keep_rule(self.p).scale
 
     def to_bool(self) -> np.ndarray:
-        """The keep mask as a bool array of the mask's shape (regenerated when no bits are stored)."""
+        """The keep mask as a bool array of the mask's shape (regenerated when no bits are stored).
+
+        Returns
+        -------
+        ndarray of bool
+            Shape ``self.shape``, True where the element is kept. With no bits stored the decisions are
+            regenerated on the CPU from ``(seed, offset)``; with a CUDA array of bits the result is an
+            array of that library on that device.
+
+        Raises
+        ------
+        TypeError, ValueError
+            The stored bits no longer are ``ceil(size / 8)`` contiguous uint8 bytes (they are checked
+            again before being read, e.g. after the array was resized in place).
+
+        Examples
+        --------
+        >>> y, mask = rf.dropout(np.ones((2, 3), np.float32), 0.5, seed=3)
+        >>> keep = mask.to_bool()
+        >>> keep.shape, keep.dtype
+        ((2, 3), dtype('bool'))
+        >>> np.array_equal(y != 0, keep)
+        True
+        >>> np.array_equal(rf.Mask((2, 3), 0.5, seed=3).to_bool(), keep)  # regenerated from the seed
+        True
+        """
         bits = _arrays.mask_bits(self._bits, self.size, "mask: bits")  # never unpacked past their end
         if bits is None:
             rule = _args.keep_rule(self._p)
