@@ -15,7 +15,29 @@ from . import _dtypes, _native
 
 
 def is_device_array(a) -> bool:
-    """A PyTorch CUDA tensor or a CuPy array (anything else is handled as a host array)."""
+    """Whether regdrop_fast routes ``a`` to the CUDA backend: a PyTorch CUDA tensor or a CuPy array.
+
+    Anything else (NumPy arrays, array-likes, CPU tensors) is handled as a host array. Only the type is
+    looked at: nothing is copied, no device is touched, and no CUDA build is needed.
+
+    Parameters
+    ----------
+    a : object
+        Any object.
+
+    Returns
+    -------
+    bool
+        True for a PyTorch tensor whose ``is_cuda`` is true and for a CuPy array (an object of a ``cupy``
+        type with ``__cuda_array_interface__``); False for everything else.
+
+    Examples
+    --------
+    >>> rf.cuda.is_device_array(np.zeros(3, np.float32))
+    False
+    >>> rf.cuda.is_device_array([1.0, 2.0])
+    False
+    """
     mod = type(a).__module__
     if mod.startswith("torch"):
         return getattr(a, "is_cuda", False)

@@ -72,7 +72,17 @@ _np = _arrays.host_view  # a NumPy view of a CPU tensor's memory (zero-copy), as
 
 
 def empty_cache() -> None:
-    """Kept for compatibility: CPU outputs are ordinary tensors from torch's allocator, nothing is cached."""
+    """Kept for compatibility: does nothing.
+
+    CPU outputs are ordinary tensors from torch's allocator and CUDA outputs come from PyTorch's caching
+    allocator (``torch.cuda.empty_cache`` releases that), so regdrop_fast.torch keeps no cache of its own.
+
+    Examples
+    --------
+    >>> import regdrop_fast.torch as rft
+    >>> rft.empty_cache() is None
+    True
+    """
 
 
 def _empty_cpu(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -517,10 +527,57 @@ def dropout(
     (``training=False``) and for p = 0 the input itself is returned, as torch does. The output is
     C-contiguous (torch keeps a dense input's memory format); the mask belongs to the C-order flat index.
 
-    store: what the backward keeps: ``"bits"`` (1 bit per element, 1/32 of float32) or ``"seed"`` (nothing:
-    the mask is regenerated from the 16-byte seed in the backward pass).
-    generator: a ``regdrop_fast.Generator`` to draw the masks from (its offset advances by numel per call);
-    by default every call draws its seed from torch's RNG, so ``torch.manual_seed`` reproduces a run.
+    Differentiable (backward, double backward, forward-mode AD), usable under ``torch.func.vmap`` (by its
+    ``randomness`` option) and traced by ``torch.compile`` without a graph break; docs/torch.md.
+
+    Parameters
+    ----------
+    input : Tensor
+        float32, float64, float16 or bfloat16, dense (strided), on the CPU or a CUDA device.
+    p : float, default 0.5
+        Drop probability, ``0 <= p <= 1``.
+    training : bool, default True
+        False returns input unchanged.
+    inplace : bool, default False
+        Write the result into input and return it.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: ``"bits"`` (1 bit per element, 1/32 of float32) or ``"seed"`` (nothing:
+        the mask is regenerated from the 16-byte seed in the backward pass).
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from (its offset advances by ``input.numel()`` per call); by default every
+        call draws its seed from torch's RNG, so ``torch.manual_seed`` reproduces a run.
+
+    Returns
+    -------
+    Tensor
+        The dropped-out tensor (input itself in eval mode, for p = 0, or with ``inplace=True``).
+
+    Raises
+    ------
+    TypeError
+        input is not a tensor or of an unsupported dtype, p is not a real number, store is not a str,
+        generator is not a regdrop_fast.Generator (a ``torch.Generator`` included).
+    ValueError
+        p outside [0, 1] (torch's message), store other than "bits" or "seed", a non-strided layout.
+    NotImplementedError
+        input on a device other than the CPU or CUDA.
+    RuntimeError
+        Under ``torch.func.vmap`` with ``randomness="error"``, or ``inplace=True`` on an input vmap does
+        not batch; under ``torch.compile``, a Generator created before regdrop_fast.torch was imported and
+        not yet used outside it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> x = torch.ones(8)
+    >>> y = rft.dropout(x, 0.5, generator=rf.Generator(42))
+    >>> y
+    tensor([2., 0., 0., 0., 2., 0., 2., 0.])
+    >>> torch.equal(y, torch.from_numpy(rf.dropout(x.numpy(), 0.5, seed=42)[0]))  # the same stream
+    True
+    >>> rft.dropout(x, 0.5, training=False) is x
+    True
     """
     p = _dropout_probability(p)
     if not isinstance(input, torch.Tensor):
@@ -556,7 +613,54 @@ class Dropout(torch.nn.Dropout):
     torch.nn.Dropout) running on the regdrop_fast kernels.
 
     Keyword-only extras: ``store="bits" | "seed"`` (what the backward keeps, see :func:`dropout`) and
-    ``generator`` (a ``regdrop_fast.Generator``; default: torch's RNG).
+    ``generator`` (a ``regdrop_fast.Generator``; default: torch's RNG). ``forward(input)`` is
+    ``dropout(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)``.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Write the result into the input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: packed bits or only the seed.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p : float
+        The drop probability.
+    inplace : bool
+        Whether forward writes into its input.
+    store : str
+        ``"bits"`` or ``"seed"``.
+    generator : regdrop_fast.Generator or None
+        The generator the masks are drawn from.
+    training : bool
+        Train mode (``train()`` / ``eval()``); in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message), store other than "bits" or "seed".
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.Dropout(0.5, generator=rf.Generator(42))
+    >>> m
+    Dropout(p=0.5, inplace=False, generator=regdrop_fast.Generator(seed=42, offset=0))
+    >>> isinstance(m, torch.nn.Dropout)
+    True
+    >>> m(torch.ones(8))
+    tensor([2., 0., 0., 0., 2., 0., 2., 0.])
+    >>> x = torch.ones(3)
+    >>> m.eval()(x) is x
+    True
     """
 
     def __init__(
@@ -715,7 +819,42 @@ def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient
 
     ``SGD(weight_decay=wd)`` equals plain SGD after ``add_penalty_grad_(params, l2=wd)``. l1, l2: a number
     >= 0 or one per parameter (of all params given, including those without a grad); a zero coefficient
-    omits its term for that parameter.
+    omits its term for that parameter. Runs under ``torch.no_grad()``; CUDA values stay on the device.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        The parameters (e.g. ``model.parameters()``), all on one device; those whose ``.grad`` is None
+        are skipped.
+    l1, l2 : float or sequence of float, default 0.0
+        Coefficients >= 0, one for all parameters or one per parameter.
+
+    Returns
+    -------
+    Tensor
+        0-d: the penalty value over the parameters that have a grad (0 when none has).
+
+    Raises
+    ------
+    TypeError
+        params is not a tensor or an iterable of tensors, a tensor or grad of an unsupported dtype,
+        non-numeric coefficients.
+    ValueError
+        Negative coefficients, a coefficient list of the wrong length, tensors on more than one device,
+        a non-strided layout, overlapping grads. Nothing is written.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.nn.Parameter(torch.tensor([2.0, -2.0]))
+    >>> w.grad = torch.zeros(2)
+    >>> rft.add_penalty_grad_([w], l1=0.5, l2=0.25)  # 0.5 * 4 + 0.125 * 8
+    tensor(3.)
+    >>> w.grad  # 0.5 * sign(w) + 0.25 * w
+    tensor([ 1., -1.])
     """
     params = _tensor_list(params, "params")
     c1 = _coefficients(l1, len(params), "l1")
@@ -815,7 +954,43 @@ class _PenaltyFn(torch.autograd.Function):
 def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) -> torch.Tensor:
     """The differentiable penalty ``l1*sum|w| + (l2/2)*sum w^2`` over params, a 0-d tensor to add to a loss
     (dtype as for add_penalty_grad_; its gradient is ``l1*sign(w) + l2*w``, first order only). l1, l2 as in
-    add_penalty_grad_."""
+    add_penalty_grad_.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        The weights w, all on one device.
+    l1, l2 : float or sequence of float, default 0.0
+        Coefficients >= 0, one for all tensors or one per tensor.
+
+    Returns
+    -------
+    Tensor
+        0-d, summed in float64 and returned as float64 if a parameter is float64, else float32 (float32 0
+        for an empty params); differentiable with respect to params.
+
+    Raises
+    ------
+    TypeError
+        params is not a tensor or an iterable of tensors, a tensor of an unsupported dtype, non-numeric
+        coefficients.
+    ValueError
+        Negative coefficients, a coefficient list of the wrong length, tensors on more than one device.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.tensor([3.0, -4.0], requires_grad=True)
+    >>> value = rft.penalty(w, l1=1.0, l2=2.0)  # 7 + 25
+    >>> value.item()
+    32.0
+    >>> value.backward()
+    >>> w.grad  # sign(w) + 2 * w
+    tensor([ 7., -9.])
+    """
     params = _tensor_list(params, "params")
     c1 = _coefficients(l1, len(params), "l1")
     c2 = _coefficients(l2, len(params), "l2")
@@ -846,7 +1021,42 @@ def _(params: list[torch.Tensor], threshold: list[float]) -> torch.Tensor:
 def prox_l1_(params: _Tensors, threshold: _Coefficient) -> torch.Tensor:
     """Soft-thresholding in place under ``torch.no_grad()``: ``w = sign(w) * max(|w| - threshold, 0)``
     (proximal step of an L1 penalty: threshold = lr * l1). Returns the number of elements that are exactly
-    zero afterwards, over all params, as a 0-d int64 tensor."""
+    zero afterwards, over all params, as a 0-d int64 tensor.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        Updated in place, all on one device (a non-contiguous tensor through a contiguous copy).
+    threshold : float or sequence of float
+        >= 0, one for all tensors or one per tensor.
+
+    Returns
+    -------
+    Tensor
+        0-d int64: the number of exact zeros after the update (0 for an empty params); on the params'
+        device.
+
+    Raises
+    ------
+    TypeError
+        params is not a tensor or an iterable of tensors, a tensor of an unsupported dtype, a non-numeric
+        threshold.
+    ValueError
+        A negative threshold, a list of the wrong length, tensors on more than one device, overlapping
+        tensors. Nothing is written.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.tensor([0.5, -2.0, 0.1])
+    >>> rft.prox_l1_(w, 0.25)
+    tensor(1)
+    >>> w
+    tensor([ 0.2500, -1.7500,  0.0000])
+    """
     params = _tensor_list(params, "params")
     t = _coefficients(threshold, len(params), "threshold")
     if not params:
@@ -873,7 +1083,39 @@ def _(params: list[torch.Tensor], factor: list[float]) -> None:
 
 def decay_(params: _Tensors, factor: _Coefficient) -> None:
     """Decoupled weight decay in place under ``torch.no_grad()``: ``w *= 1 - factor`` (AdamW's
-    lr * weight_decay). factor: a number in [0, 1] or one per parameter."""
+    lr * weight_decay). factor: a number in [0, 1] or one per parameter.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        Updated in place, all on one device (a non-contiguous tensor through a contiguous copy).
+    factor : float or sequence of float
+        In [0, 1], one for all tensors or one per tensor; 0 leaves a tensor alone.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        params is not a tensor or an iterable of tensors, a tensor of an unsupported dtype, a non-numeric
+        factor.
+    ValueError
+        A factor outside [0, 1], a list of the wrong length, tensors on more than one device, overlapping
+        tensors. Nothing is written.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.tensor([1.0, -2.0])
+    >>> rft.decay_(w, 0.5)
+    >>> w
+    tensor([ 0.5000, -1.0000])
+    """
     params = _tensor_list(params, "params")
     f = _coefficients(factor, len(params), "factor", upper=1.0)
     if not params:
@@ -909,6 +1151,42 @@ def max_norm_(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
     ``w.select(dim, i)`` whose L2 norm exceeds max_value is rescaled to norm max_value; the others stay bit
     for bit. (dim=0 for an ``nn.Linear`` weight constrains each unit's incoming weights.) Unlike
     torch.renorm no 1e-7 is added to the norm. Returns the number of slices rescaled as a 0-d int64 tensor.
+
+    Parameters
+    ----------
+    w : Tensor
+        At least 1-d, updated in place (a non-contiguous tensor through a contiguous copy); for a 1-d w
+        each slice is one element.
+    max_value : float
+        The bound, finite and > 0.
+    dim : int
+        The dimension whose index selects a slice, ``-w.dim() <= dim < w.dim()``.
+
+    Returns
+    -------
+    Tensor
+        0-d int64 on w's device: the number of slices rescaled.
+
+    Raises
+    ------
+    TypeError
+        w is not a tensor or of an unsupported dtype, dim is not an int, max_value is not a number.
+    ValueError
+        A 0-d w, dim out of range, max_value not finite or <= 0, a non-strided layout or a non-contiguous
+        w whose elements overlap.
+    NotImplementedError
+        w on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.tensor([[3.0, 4.0], [0.1, 0.1]])  # row 0 has norm 5, row 1 is within the bound
+    >>> rft.max_norm_(w, 1.0, dim=0)
+    tensor(1)
+    >>> w
+    tensor([[0.6000, 0.8000],
+            [0.1000, 0.1000]])
     """
     _check_tensor(w, "w")
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):

@@ -20,6 +20,40 @@ def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
 
 
 def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0) -> Mask:
+    """NumPy specification of ``regdrop_fast.dropout_mask``, equal to it bit for bit.
+
+    Element ``i`` is kept when the 32-bit Philox word of stream position ``offset + i`` is at least
+    ``round(p * 2**32)`` (none is kept when that is ``2**32``, i.e. p = 1); see docs/rng.md.
+
+    Parameters
+    ----------
+    shape : int or sequence of int
+        Shape of the array the mask is for.
+    p : float
+        Drop probability, ``0 <= p <= 1``.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int, default 0
+        Position of element 0 in the random stream.
+
+    Returns
+    -------
+    Mask
+        With packed bits (little bit order, C-order flat index).
+
+    Raises
+    ------
+    TypeError
+        A non-integer shape, seed or offset.
+    ValueError
+        A negative dimension, p outside [0, 1], a negative seed or offset.
+
+    Examples
+    --------
+    >>> m = rf.reference.dropout_mask((2, 3), 0.5, seed=42)
+    >>> np.array_equal(m.bits, rf.dropout_mask((2, 3), 0.5, seed=42).bits)
+    True
+    """
     call = _validate.dropout_mask(shape, p, seed, offset)
     keep = keep_decisions(call.n, call.p, call.seed, call.offset)
     return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep, bitorder="little"))
@@ -47,6 +81,49 @@ def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 # Array arguments (x, grad, out) are Any: any array-like, or a CPU tensor (viewed as NumPy).
 def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
             store: str = "bits") -> tuple[np.ndarray, Mask]:
+    """NumPy specification of ``regdrop_fast.dropout``, equal to it bit for bit (y and mask).
+
+    Kept elements become ``x * (1 / (1 - p))`` computed in float32 (float64 for float64 input) and rounded
+    once to x's dtype; dropped elements are exactly 0 (a selection, so a dropped NaN or inf is 0 too).
+    Works on host arrays only (a NumPy array, an array-like or a CPU tensor, viewed as NumPy).
+
+    Parameters
+    ----------
+    x : array_like
+        float32, float64, float16 or bfloat16 (``ml_dtypes``) array, any shape.
+    p : float
+        Drop probability, ``0 <= p <= 1``.
+    seed : int, optional
+        Seed in ``[0, 2**64)``; None draws a fresh one from the OS (recorded in the mask).
+    offset : int, default 0
+        Position of element 0 in the random stream.
+    out : ndarray, optional
+        Where to write y (x's shape and dtype; ``out=x`` works in place).
+    store : {"bits", "seed"}, default "bits"
+        Keep the mask as packed bits or keep only the seed.
+
+    Returns
+    -------
+    y : ndarray
+        The dropped-out array (``out`` when given).
+    mask : Mask
+        What ``dropout_backward`` needs.
+
+    Raises
+    ------
+    TypeError
+        x is not an array of a supported dtype, or an argument has the wrong type.
+    ValueError
+        p outside [0, 1], a negative seed or offset, a bad ``store`` or an ``out`` of another shape or dtype.
+
+    Examples
+    --------
+    >>> x = np.linspace(-1, 1, 10, dtype=np.float32)
+    >>> y, mask = rf.reference.dropout(x, 0.3, seed=7)
+    >>> y_native, mask_native = rf.dropout(x, 0.3, seed=7)
+    >>> np.array_equal(y, y_native), np.array_equal(mask.bits, mask_native.bits)
+    (True, True)
+    """
     _, call = _validate.dropout(x, p, seed, offset, out, store, host_only=True)
     x, p, seed, offset = call.x, call.p, call.seed, call.offset
     mask = dropout_mask(x.shape, p, seed=seed, offset=offset)
@@ -58,6 +135,40 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
 
 
 def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> np.ndarray:
+    """NumPy specification of ``regdrop_fast.dropout_backward``, equal to it bit for bit.
+
+    ``grad * mask.scale`` where the mask kept the element, 0 elsewhere (computed and rounded as in
+    ``dropout``); the keep decisions come from the mask's bits or, for a ``store="seed"`` mask, are
+    regenerated from its seed and offset. Works on host arrays only (a NumPy array, an array-like or a CPU tensor, viewed as NumPy).
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient with respect to y; the mask's shape, a supported float dtype.
+    mask : Mask
+        From ``dropout`` (either implementation) or ``dropout_mask``.
+    out : ndarray, optional
+        Where to write the result (grad's shape and dtype; ``out=grad`` works in place).
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to x (``out`` when given).
+
+    Raises
+    ------
+    TypeError
+        grad is not an array of a supported dtype, or mask is not a Mask.
+    ValueError
+        grad's shape differs from the mask's, or ``out`` does not fit.
+
+    Examples
+    --------
+    >>> g = np.arange(6, dtype=np.float32)
+    >>> _, mask = rf.dropout(np.ones(6, np.float32), 0.5, seed=3, store="seed")
+    >>> np.array_equal(rf.reference.dropout_backward(g, mask), rf.dropout_backward(g, mask))
+    True
+    """
     _, call = _validate.dropout_backward(grad, mask, out, host_only=True)
     grad, out = call.grad, call.out
     if call.bits is not None:

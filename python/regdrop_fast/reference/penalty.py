@@ -72,6 +72,45 @@ def _coefficients(call_coef: float | list[float] | np.ndarray, count: int) -> li
 
 def penalty_grad(params: Any, grads: Any, *, l1: float | Sequence[float] | np.ndarray = 0.0,
                  l2: float | Sequence[float] | np.ndarray = 0.0) -> float:
+    """NumPy specification of ``regdrop_fast.penalty_grad``, equal to it bit for bit (the gradients; the
+    value within the documented tolerance).
+
+    In place ``grad += l1*sign(w) + l2*w`` (as ``g + (l1*sign(w) + l2*w)`` in float32, float64 for float64
+    arrays, rounded once); returns ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays, of the weights as they
+    were on entry, summed in float64. A zero coefficient leaves its term out. Works on host arrays only (NumPy arrays or CPU tensors, viewed as NumPy).
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        The weights w (float32, float64, float16 or bfloat16).
+    grads : array or sequence of arrays
+        Their gradients, updated in place (each the shape and dtype of its parameter).
+    l1, l2 : float or sequence of float, default 0.0
+        Coefficients >= 0, one for all arrays or one per array.
+
+    Returns
+    -------
+    float
+        The penalty value.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, non-numeric coefficients.
+    ValueError
+        Mismatched lists, shapes or dtypes, negative coefficients, overlapping or read-only grads. Nothing
+        is written.
+
+    Examples
+    --------
+    >>> w = np.array([0.5, -1.5, 0.0, 2.0], np.float32)
+    >>> g_ref, g_native = np.ones(4, np.float32), np.ones(4, np.float32)
+    >>> rf.reference.penalty_grad([w], [g_ref], l1=0.1, l2=0.01)
+    0.4...
+    >>> _ = rf.penalty_grad([w], [g_native], l1=0.1, l2=0.01)
+    >>> np.array_equal(g_ref, g_native)
+    True
+    """
     _, call = _validate.penalty(params, grads, l1, l2, False, host_only=True)
     grads = call.grads
     params = _lists.host_arrays(call.params, grads, written_params=False)
@@ -86,6 +125,39 @@ def penalty_grad(params: Any, grads: Any, *, l1: float | Sequence[float] | np.nd
 
 def penalty(params: Any, *, l1: float | Sequence[float] | np.ndarray = 0.0,
             l2: float | Sequence[float] | np.ndarray = 0.0) -> float:
+    """NumPy specification of ``regdrop_fast.penalty``, equal to it (within the documented tolerance of
+    penalty values).
+
+    ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays, summed in float64; a zero coefficient leaves its term
+    out. Works on host arrays only (NumPy arrays or CPU tensors, viewed as NumPy).
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        The weights w; read only.
+    l1, l2 : float or sequence of float, default 0.0
+        Coefficients >= 0, one for all arrays or one per array.
+
+    Returns
+    -------
+    float
+        The penalty value.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, non-numeric coefficients.
+    ValueError
+        Negative coefficients, a coefficient list of the wrong length.
+
+    Examples
+    --------
+    >>> ws = [np.array([3.0, -4.0], np.float32), np.array([1.0], np.float64)]
+    >>> rf.reference.penalty(ws, l1=1.0, l2=[2.0, 0.0])  # 7 + 25 + 1
+    33.0
+    >>> rf.reference.penalty(ws, l1=1.0, l2=[2.0, 0.0]) == rf.penalty(ws, l1=1.0, l2=[2.0, 0.0])
+    True
+    """
     _, call = _validate.penalty(params, None, l1, l2, False, host_only=True)
     params = _lists.host_arrays(call.params, None, written_params=False)
     c1, c2 = _coefficients(call.l1, len(params)), _coefficients(call.l2, len(params))
@@ -102,6 +174,40 @@ def _soft_threshold(w: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def prox_l1(params: Any, threshold: float | Sequence[float] | np.ndarray) -> int:
+    """NumPy specification of ``regdrop_fast.prox_l1``, equal to it bit for bit.
+
+    Soft-thresholding in place, ``w = sign(w) * max(|w| - threshold, 0)`` in float32 (float64 for float64
+    arrays): thresholded values are +0, NaN stays NaN. Returns the number of elements exactly zero
+    afterwards, over all arrays. Works on host arrays only (NumPy arrays or CPU tensors, viewed as NumPy).
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        Updated in place (writeable, not overlapping).
+    threshold : float or sequence of float
+        >= 0, one for all arrays or one per array.
+
+    Returns
+    -------
+    int
+        The number of exact zeros after the update.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, a non-numeric threshold.
+    ValueError
+        A negative threshold, read-only or overlapping arrays. Nothing is written.
+
+    Examples
+    --------
+    >>> w_ref = np.array([0.5, -2.0, 0.1, -0.3], np.float32)
+    >>> w_native = w_ref.copy()
+    >>> rf.reference.prox_l1(w_ref, 0.25), rf.prox_l1(w_native, 0.25)
+    (1, 1)
+    >>> np.array_equal(w_ref, w_native)
+    True
+    """
     _, call = _validate.update(params, threshold, "threshold", None, False, host_only=True)
     params = _lists.host_arrays(call.params, None, written_params=True)
     t = _coefficients(call.coef, len(params))
@@ -113,7 +219,39 @@ def prox_l1(params: Any, threshold: float | Sequence[float] | np.ndarray) -> int
 
 
 def decay(params: Any, factor: float | Sequence[float] | np.ndarray) -> None:
-    """w = w * C(1 - factor), 1 - factor formed in float64; factor 0 leaves the array alone."""
+    """NumPy specification of ``regdrop_fast.decay``, equal to it bit for bit.
+
+    In place ``w = w * C(1 - factor)``: ``1 - factor`` is formed in float64 and rounded to the compute type
+    C (float32, float64 for float64 arrays), the product rounded once to w's dtype; a factor of 0 leaves
+    its array alone. Works on host arrays only (NumPy arrays or CPU tensors, viewed as NumPy).
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        Updated in place (writeable, not overlapping).
+    factor : float or sequence of float
+        In [0, 1], one for all arrays or one per array.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, a non-numeric factor.
+    ValueError
+        A factor outside [0, 1], read-only or overlapping arrays. Nothing is written.
+
+    Examples
+    --------
+    >>> w_ref = np.array([1.0, -2.0, 3.0], np.float32)
+    >>> w_native = w_ref.copy()
+    >>> rf.reference.decay(w_ref, 0.1)
+    >>> rf.decay(w_native, 0.1)
+    >>> np.array_equal(w_ref, w_native)
+    True
+    """
     _, call = _validate.update(params, factor, "factor", 1.0, False, host_only=True)
     params = _lists.host_arrays(call.params, None, written_params=True)
     f = _coefficients(call.coef, len(params))
@@ -147,9 +285,43 @@ def slice_norms(rows: np.ndarray) -> np.ndarray:
 
 
 def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...]) -> int:
-    """Slices (the kept axes' index) whose norm over `axis` exceeds max_value become
-    w * C(max_value / norm), the factor formed in float64; the others are not changed. Returns the number
-    of slices rescaled."""
+    """NumPy specification of ``regdrop_fast.max_norm``, equal to it bit for bit.
+
+    Slices (indexed by the axes not in ``axis``) whose L2 norm over ``axis`` exceeds max_value become
+    ``w * C(max_value / norm)``, the factor formed in float64 and rounded to the compute type C (float32,
+    float64 for float64 arrays); the others are not changed. The norm is summed in float64 in the kernels'
+    order (see ``slice_norms``). Works on host arrays only (NumPy arrays or CPU tensors, viewed as NumPy).
+
+    Parameters
+    ----------
+    w : array
+        Updated in place (writeable).
+    max_value : float
+        The bound, > 0.
+    axis : int or tuple of int
+        The axes the norm is taken over.
+
+    Returns
+    -------
+    int
+        The number of slices rescaled.
+
+    Raises
+    ------
+    TypeError
+        An unsupported array or dtype, a non-integer axis.
+    ValueError
+        max_value <= 0, an axis out of range or repeated, a read-only array. Nothing is written.
+
+    Examples
+    --------
+    >>> w_ref = np.array([[3.0, 0.1], [4.0, 0.1]], np.float32)
+    >>> w_native = w_ref.copy()
+    >>> rf.reference.max_norm(w_ref, 1.0, axis=0), rf.max_norm(w_native, 1.0, axis=0)
+    (1, 1)
+    >>> np.array_equal(w_ref, w_native)
+    True
+    """
     _, call = _validate.max_norm(w, max_value, axis, False, host_only=True)
     w, max_value, axes = call.w, call.max_value, call.axes
     kept = tuple(a for a in range(w.ndim) if a not in axes)

@@ -19,7 +19,40 @@ def _mulhilo(a: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def philox4x32(counter: Any, key: Any, rounds: int = 10) -> np.ndarray:  # counter, key: array-likes
-    """Philox4x32 with `rounds` rounds: counter (..., 4) and key (..., 2) uint32 -> (..., 4) uint32."""
+    """NumPy specification of ``regdrop_fast.random.philox4x32``, equal to it bit for bit.
+
+    Philox4x32-R: counter uint32 (..., 4) and key uint32 (..., 2) -> uint32 (..., 4), leading axes
+    broadcast; rounds=10 is Philox4x32-10, the generator of the dropout stream.
+
+    Parameters
+    ----------
+    counter : array_like of int
+        Counter words, shape ``(..., 4)``, values in ``[0, 2**32)``.
+    key : array_like of int
+        Key words, shape ``(..., 2)``, values in ``[0, 2**32)``.
+    rounds : int, default 10
+        Number of rounds, 1 to 16.
+
+    Returns
+    -------
+    ndarray of uint32
+        Shape ``(..., 4)``: the leading axes of counter and key broadcast together.
+
+    Raises
+    ------
+    TypeError
+        counter or key is not an integer array, or rounds is not an int.
+    ValueError
+        Values outside ``[0, 2**32)``, a last axis other than 4 (counter) or 2 (key), leading axes that do
+        not broadcast, or rounds outside 1..16.
+
+    Examples
+    --------
+    >>> counter = np.arange(12, dtype=np.uint32).reshape(3, 4)
+    >>> out = rf.reference.philox4x32(counter, [1, 2], rounds=7)
+    >>> out.dtype, np.array_equal(out, rf.random.philox4x32(counter, [1, 2], rounds=7))
+    (dtype('uint32'), True)
+    """
     counter, key, rounds = _args.philox_args(counter, key, rounds)
     lead = counter.shape[:-1]
     # Flattened to 1-d lanes so every word is an array even for a single block: NumPy wraps uint32 array
