@@ -953,8 +953,8 @@ class _PenaltyFn(torch.autograd.Function):
 
 def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) -> torch.Tensor:
     """The differentiable penalty ``l1*sum|w| + (l2/2)*sum w^2`` over params, a 0-d tensor to add to a loss
-    (dtype as for add_penalty_grad_; its gradient is ``l1*sign(w) + l2*w``, first order only). l1, l2 as in
-    add_penalty_grad_.
+    (dtype as for ``add_penalty_grad_``; its gradient is ``l1*sign(w) + l2*w``, first order only). l1, l2 as in
+    ``add_penalty_grad_``.
 
     Parameters
     ----------
