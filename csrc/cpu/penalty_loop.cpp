@@ -37,11 +37,11 @@ static_assert(kL % kLanes == 0, "a group of kSumLanes elements is a whole number
 inline vf32 load_vec(const float* p) { return load_lanes(p); }
 inline vf32 load_vec(const half_t* p) { return load_lanes(p); }
 inline vf32 load_vec(const bfloat16_t* p) { return load_lanes(p); }
-inline vd load_vec(const double* p) { return cpu::load_vec<vd>(p); }
+inline vd load_vec(const double* p) { return RDF_ISA::load_vec<vd>(p); }
 inline void store_vec(float* p, vf32 v) { store_lanes(p, v); }
 inline void store_vec(half_t* p, vf32 v) { store_lanes(p, v); }
 inline void store_vec(bfloat16_t* p, vf32 v) { store_lanes(p, v); }
-inline void store_vec(double* p, vd v) { cpu::store_vec(p, v); }
+inline void store_vec(double* p, vd v) { RDF_ISA::store_vec(p, v); }
 
 template <class T>
 using vec_t = decltype(load_vec(static_cast<const T*>(nullptr)));

@@ -16,9 +16,22 @@
 #ifndef RDF_VEC_BYTES
 #error "RDF_VEC_BYTES must be set by the build (16, 32 or 64)"
 #endif
+#ifndef RDF_ISA
+#error "RDF_ISA must be set by the build (generic, avx2 or avx512)"
+#endif
 
 namespace rdf {
 namespace cpu {
+// Per-ISA like the sources that include this header (isa.h): the vector types are as wide as this
+// translation unit's flags allow, so nothing here may be shared with another ISA's copy. Every function
+// is static (RDF_VEC_FN) in rdf::cpu::<isa>: a copy the compiler keeps out of line stays in its own
+// object, so the linker can never hand one ISA's copy to another's callers, and no vector wider than
+// the baseline ABI (vf64, vi64: twice the ISA's width) is passed by value across objects built with
+// different flags. GCC still notes such signatures where they are defined (-Wpsabi, off for the per-ISA
+// objects in CMakeLists.txt for that reason).
+namespace RDF_ISA {
+
+#define RDF_VEC_FN static inline
 
 constexpr int kLanes = RDF_VEC_BYTES / 4;   // 32-bit lanes per vector
 constexpr int kBlocks = RDF_VEC_BYTES / 8;  // Philox blocks per vector (one per 64-bit lane)
@@ -32,13 +45,13 @@ typedef int64_t vi64 __attribute__((vector_size(2 * RDF_VEC_BYTES)));  // mask f
 typedef uint16_t vu16 __attribute__((vector_size(RDF_VEC_BYTES / 2)));  // kLanes half words
 
 template <class V>
-inline V load_vec(const void* p) {
+RDF_VEC_FN V load_vec(const void* p) {
   V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 template <class V>
-inline void store_vec(void* p, V v) {
+RDF_VEC_FN void store_vec(void* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
@@ -82,7 +95,7 @@ struct WideMulHiLo {
 };
 
 // Blocks from the wide layout (c[w] lane b = word w of block b) stored to dst in block order.
-inline void store_blocks(const vu64 c[4], uint32_t* dst) {
+RDF_VEC_FN void store_blocks(const vu64 c[4], uint32_t* dst) {
   const vu64 c01 = reinterpret_cast<vu64>(
       __builtin_shufflevector(reinterpret_cast<vu32>(c[0]), reinterpret_cast<vu32>(c[1]), RDF_EVEN32_PAIRS));
   const vu64 c23 = reinterpret_cast<vu64>(
@@ -92,7 +105,7 @@ inline void store_blocks(const vu64 c[4], uint32_t* dst) {
 }
 
 // Bit l of the result = lane l of a -1/0 mask.
-inline uint32_t movemask(vi32 m) {
+RDF_VEC_FN uint32_t movemask(vi32 m) {
 #if defined(__AVX512DQ__) && RDF_VEC_BYTES == 64
   return _mm512_movepi32_mask(reinterpret_cast<__m512i>(m));
 #elif defined(__AVX2__) && RDF_VEC_BYTES == 32
@@ -105,7 +118,7 @@ inline uint32_t movemask(vi32 m) {
 }
 
 // -1/0 mask from bits 0..kLanes-1 of `bits`.
-inline vi32 mask_from_bits(uint32_t bits) {
+RDF_VEC_FN vi32 mask_from_bits(uint32_t bits) {
   vu32 lane_bit;
   for (int l = 0; l < kLanes; ++l) lane_bit[l] = 1u << l;
   return reinterpret_cast<vi32>(((vu32{} + bits) & lane_bit) != 0);
@@ -113,16 +126,16 @@ inline vi32 mask_from_bits(uint32_t bits) {
 
 // kLanes storage values <-> their compute type (vf32, or vf64 for double), rounding once on store with
 // the same round-to-nearest-even rules as the scalar conversions in dtypes.h.
-inline vf32 load_lanes(const float* p) { return load_vec<vf32>(p); }
-inline vf64 load_lanes(const double* p) { return load_vec<vf64>(p); }
-inline void store_lanes(float* p, vf32 v) { store_vec(p, v); }
-inline void store_lanes(double* p, vf64 v) { store_vec(p, v); }
+RDF_VEC_FN vf32 load_lanes(const float* p) { return load_vec<vf32>(p); }
+RDF_VEC_FN vf64 load_lanes(const double* p) { return load_vec<vf64>(p); }
+RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
+RDF_VEC_FN void store_lanes(double* p, vf64 v) { store_vec(p, v); }
 
-inline vf32 load_lanes(const bfloat16_t* p) {
+RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
   const vu32 wide = __builtin_convertvector(load_vec<vu16>(p), vu32) << 16;
   return reinterpret_cast<vf32>(wide);
 }
-inline void store_lanes(bfloat16_t* p, vf32 v) {
+RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
   const vu32 u = reinterpret_cast<vu32>(v);
   const vu32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
   const vu32 quiet_nan = ((u >> 16) & 0x8000u) | 0x7FC0u;  // canonical, as float_to_bfloat16
@@ -130,7 +143,7 @@ inline void store_lanes(bfloat16_t* p, vf32 v) {
   store_vec(p, __builtin_convertvector(out, vu16));
 }
 
-inline vf32 load_lanes(const half_t* p) {
+RDF_VEC_FN vf32 load_lanes(const half_t* p) {
 #if defined(__AVX512F__) && RDF_VEC_BYTES == 64
   return reinterpret_cast<vf32>(_mm512_cvtph_ps(load_vec<__m256i>(p)));
 #elif defined(__F16C__) && RDF_VEC_BYTES == 32
@@ -141,7 +154,7 @@ inline vf32 load_lanes(const half_t* p) {
   return v;
 #endif
 }
-inline void store_lanes(half_t* p, vf32 v) {
+RDF_VEC_FN void store_lanes(half_t* p, vf32 v) {
 #if defined(__AVX512F__) && RDF_VEC_BYTES == 64
   store_vec(p, _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 #elif defined(__F16C__) && RDF_VEC_BYTES == 32
@@ -152,8 +165,11 @@ inline void store_lanes(half_t* p, vf32 v) {
 }
 
 // The keep mask in the lane shape of the compute vector.
-inline vi32 lane_mask(vi32 m, vf32*) { return m; }
-inline vi64 lane_mask(vi32 m, vf64*) { return __builtin_convertvector(m, vi64); }
+RDF_VEC_FN vi32 lane_mask(vi32 m, vf32*) { return m; }
+RDF_VEC_FN vi64 lane_mask(vi32 m, vf64*) { return __builtin_convertvector(m, vi64); }
 
+#undef RDF_VEC_FN
+
+}  // namespace RDF_ISA
 }  // namespace cpu
 }  // namespace rdf

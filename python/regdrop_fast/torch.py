@@ -14,11 +14,13 @@ PyTorch is an optional dependency (``pip install torch`` or the ``[torch]`` extr
 
 from __future__ import annotations
 
-import ctypes
-import numbers
-from typing import Any, Iterable, Sequence, Union
+del annotations  # the __future__ flag, not API
 
-import numpy as np
+import ctypes as _ctypes
+import numbers as _numbers
+from typing import Any as _Any, Iterable as _Iterable, Sequence as _Sequence, Union as _Union
+
+import numpy as _numpy
 
 try:
     import torch
@@ -31,7 +33,7 @@ except ImportError as exc:  # torch is optional: say what to install
 import regdrop_fast as _rf
 from regdrop_fast import _args, _arrays, _dtypes, _generator, _lists
 from regdrop_fast._generator import Generator
-from regdrop_fast._mask import Mask
+from regdrop_fast._mask import Mask as _Mask
 
 __all__ = [
     "Dropout",
@@ -45,10 +47,6 @@ __all__ = [
     "prox_l1_",
 ]
 
-
-def __dir__() -> list[str]:  # dir() lists the public API and private names, not the imported modules
-    return sorted(set(__all__) | {n for n in globals() if n.startswith("_")})
-
 _U64_MASK = (1 << 64) - 1
 
 # The four storage dtypes of the kernels.
@@ -60,8 +58,8 @@ _SEED_BOUND = 1 << 62
 # Annotations: `ctx` of the autograd callbacks is Any (torch's context object, which carries the attributes
 # set here); an array handed to or returned by the regdrop_fast functions is Any (a NumPy view on the CPU,
 # the tensor itself on CUDA).
-_Tensors = Union[torch.Tensor, Iterable[torch.Tensor]]  # one tensor or any iterable of them
-_Coefficient = Union[float, Sequence[float], np.ndarray]  # one number for every tensor, or one per tensor
+_Tensors = _Union[torch.Tensor, _Iterable[torch.Tensor]]  # one tensor or any iterable of them
+_Coefficient = _Union[float, _Sequence[float], _numpy.ndarray]  # one number for every tensor, or one per tensor
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -91,19 +89,19 @@ def _empty_cpu(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype)
 
 
-_NP_DTYPE = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64),
-             torch.float16: np.dtype(np.float16), torch.bfloat16: _dtypes.BFLOAT16}
+_NP_DTYPE = {torch.float32: _numpy.dtype(_numpy.float32), torch.float64: _numpy.dtype(_numpy.float64),
+             torch.float16: _numpy.dtype(_numpy.float16), torch.bfloat16: _dtypes.BFLOAT16}
 
 
-def _out_view(t: torch.Tensor) -> np.ndarray:
+def _out_view(t: torch.Tensor) -> _numpy.ndarray:
     """A NumPy view of a new output tensor's memory for the kernel to write, made from its address:
     ``t.numpy()`` would mark the tensor's storage non-resizable for good. Used only during the call that
     returns t, so t outlives the view."""
     dtype = _NP_DTYPE[t.dtype]
     if t.numel() == 0:
-        return np.empty(tuple(t.shape), dtype)
-    buffer = (ctypes.c_char * (t.numel() * dtype.itemsize)).from_address(t.data_ptr())
-    return np.frombuffer(buffer, dtype).reshape(tuple(t.shape))
+        return _numpy.empty(tuple(t.shape), dtype)
+    buffer = (_ctypes.c_char * (t.numel() * dtype.itemsize)).from_address(t.data_ptr())
+    return _numpy.frombuffer(buffer, dtype).reshape(tuple(t.shape))
 
 
 def _check_tensor(t: object, name: str) -> torch.Tensor:
@@ -208,12 +206,12 @@ def _dropout_bwd(
     s, o = _seed_offset(seed)
     shape = tuple(grad.shape)
     if grad.device.type == "cpu":
-        mask = Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
+        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
         dx = _empty_cpu(shape, grad.dtype)
         _rf.dropout_backward(_np(grad.contiguous()), mask, out=_out_view(dx))
         return dx
     if grad.device.type == "cuda":
-        mask = Mask._trusted(shape, p, s, o, bits if from_bits else None)
+        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None)
         return _rf.dropout_backward(grad, mask)
     raise _unsupported_device(grad, "dropout")
 
@@ -223,7 +221,7 @@ def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from
     return grad.new_empty(grad.shape)
 
 
-def _dropout_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+def _dropout_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
     _, p, seed, keep_bits = inputs
     ctx.save_for_backward(output[1], seed)
     ctx.p, ctx.from_bits = p, keep_bits
@@ -233,7 +231,7 @@ def _dropout_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torc
 
 
 def _dropout_backward(
-    ctx: Any, grad_y: torch.Tensor | None, _grad_bits: torch.Tensor | None
+    ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: torch.Tensor | None
 ) -> tuple[torch.Tensor | None, None, None, None]:
     if grad_y is None:  # y did not reach the loss
         return None, None, None, None
@@ -244,13 +242,13 @@ def _dropout_backward(
 _dropout_fwd.register_autograd(_dropout_backward, setup_context=_dropout_setup_context)
 
 
-def _dropout_bwd_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+def _dropout_bwd_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
     _, bits, seed, p, from_bits = inputs
     ctx.save_for_backward(bits, seed)
     ctx.p, ctx.from_bits = p, from_bits
 
 
-def _dropout_bwd_backward(ctx: Any, grad_dx: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
+def _dropout_bwd_backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
     # The backward is linear in grad with the same mask, so its derivative is itself (double backward).
     bits, seed = ctx.saved_tensors
     return _dropout_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
@@ -286,7 +284,7 @@ def _sample(t: torch.Tensor, dim: int | None, b: int) -> torch.Tensor:
     return t if dim is None else t.select(dim, b)
 
 
-def _sample_seeds(info: Any, seed: torch.Tensor, seed_dim: int | None, n: int) -> list[torch.Tensor]:
+def _sample_seeds(info: _Any, seed: torch.Tensor, seed_dim: int | None, n: int) -> list[torch.Tensor]:
     """The [seed, offset] tensor of each sample under vmap, by vmap's randomness option; n: one sample's
     numel."""
     if seed_dim is not None:  # torch.randint under randomness="different"
@@ -301,7 +299,7 @@ def _sample_seeds(info: Any, seed: torch.Tensor, seed_dim: int | None, n: int) -
 
 
 def _dropout_fwd_vmap(
-    info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
     x_dim, _, seed_dim, _ = in_dims
     n = x.numel() // info.batch_size if x_dim is not None else x.numel()
@@ -314,7 +312,7 @@ _dropout_fwd.register_vmap(_dropout_fwd_vmap)
 
 
 def _dropout_fwd__vmap(
-    info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
 ) -> tuple[torch.Tensor, int]:
     x_dim, _, seed_dim, _ = in_dims
     if x_dim is None:
@@ -331,7 +329,7 @@ _dropout_fwd_.register_vmap(_dropout_fwd__vmap)
 
 
 def _dropout_bwd_vmap(
-    info: Any, in_dims: tuple[Any, ...], grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
+    info: _Any, in_dims: tuple[_Any, ...], grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
     from_bits: bool,
 ) -> tuple[torch.Tensor, int]:
     g_dim, b_dim, s_dim, _, _ = in_dims
@@ -344,7 +342,7 @@ def _dropout_bwd_vmap(
 _dropout_bwd.register_vmap(_dropout_bwd_vmap)
 
 
-def _save_mask(ctx: Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool) -> None:
+def _save_mask(ctx: _Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool) -> None:
     """What the backward and the jvp of a dropout Function need: the forward's bits and seed."""
     ctx.save_for_backward(bits, seed)
     ctx.save_for_forward(bits, seed)
@@ -358,21 +356,21 @@ class _DropoutBwdFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool) -> Any:
+    def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool) -> _Any:
         return _dropout_bwd(grad, bits, seed, p, from_bits)
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
         _, bits, seed, p, from_bits = inputs
         _save_mask(ctx, p, bits, seed, from_bits)
 
     @staticmethod
-    def backward(ctx: Any, grad_dx: torch.Tensor) -> tuple[Any, None, None, None, None]:
+    def backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, None, None, None, None]:
         bits, seed = ctx.saved_tensors
         return _DropoutBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
 
     @staticmethod
-    def jvp(ctx: Any, d_grad: torch.Tensor | None, *_: Any) -> Any:
+    def jvp(ctx: _Any, d_grad: torch.Tensor | None, *_: _Any) -> _Any:
         if d_grad is None:
             return None
         bits, seed = ctx.saved_tensors
@@ -385,25 +383,25 @@ class _DropoutFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> Any:
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> _Any:
         return _dropout_fwd(x, p, seed, keep_bits)
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
         _, p, seed, keep_bits = inputs
         _save_mask(ctx, p, output[1], seed, keep_bits)
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
 
     @staticmethod
-    def backward(ctx: Any, grad_y: torch.Tensor | None, _grad_bits: Any) -> tuple[Any, None, None, None]:
+    def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, None, None, None]:
         if grad_y is None:  # y did not reach the loss
             return None, None, None, None
         bits, seed = ctx.saved_tensors
         return _DropoutBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits), None, None, None
 
     @staticmethod
-    def jvp(ctx: Any, dx: torch.Tensor | None, *_: Any) -> tuple[Any, None]:
+    def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> tuple[_Any, None]:
         if dx is None:
             return None, None
         bits, seed = ctx.saved_tensors
@@ -416,11 +414,11 @@ class _DropoutInplaceFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> Any:
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> _Any:
         return x, _dropout_fwd_(x, p, seed, keep_bits)
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, p, seed, keep_bits = inputs
         _save_mask(ctx, p, output[1], seed, keep_bits)
         ctx.mark_dirty(x)
@@ -428,14 +426,14 @@ class _DropoutInplaceFn(torch.autograd.Function):
         ctx.set_materialize_grads(False)
 
     @staticmethod
-    def backward(ctx: Any, grad_x: torch.Tensor | None, _grad_bits: Any) -> tuple[Any, None, None, None]:
+    def backward(ctx: _Any, grad_x: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, None, None, None]:
         if grad_x is None:
             return None, None, None, None
         bits, seed = ctx.saved_tensors
         return _DropoutBwdFn.apply(grad_x, bits, seed, ctx.p, ctx.from_bits), None, None, None
 
     @staticmethod
-    def jvp(ctx: Any, dx: torch.Tensor | None, *_: Any) -> tuple[Any, None]:
+    def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> tuple[_Any, None]:
         if dx is None:
             return None, None
         bits, seed = ctx.saved_tensors
@@ -448,8 +446,8 @@ class _DropoutInplaceFn(torch.autograd.Function):
 def _generator_next_(state: torch.Tensor, n: int) -> torch.Tensor:
     """[seed, offset] of a call on n elements from a Generator's state tensor, whose offset advances by n."""
     with _generator.LOCK:
-        words = _np(state).view(np.uint64)
-        taken = torch.from_numpy(words.view(np.int64).copy())
+        words = _np(state).view(_numpy.uint64)
+        taken = torch.from_numpy(words.view(_numpy.int64).copy())
         words[1] = (int(words[1]) + n) & _U64_MASK
     return taken
 
@@ -461,7 +459,7 @@ def _(state: torch.Tensor, n: int) -> torch.Tensor:
 
 def _attach_state_tensor(gen: Generator) -> None:
     """Give a Generator an int64 tensor view of its state array (the memory is shared, not copied)."""
-    gen._torch_state = torch.from_numpy(gen._state.view(np.int64))
+    gen._torch_state = torch.from_numpy(gen._state.view(_numpy.int64))
 
 
 # Every Generator created (or copied, or unpickled) from now on gets its tensor view at once, so that its
@@ -710,7 +708,7 @@ def _tensor_list(tensors: _Tensors, name: str) -> list[torch.Tensor]:
     return items
 
 
-def _penalty_device(tensors: Sequence[torch.Tensor], what: str) -> torch.device:
+def _penalty_device(tensors: _Sequence[torch.Tensor], what: str) -> torch.device:
     """The one device of all tensors (CPU or CUDA; meta under tracing). Checked before the custom op is
     called, because torch dispatches the op (and its fake under tracing) by its tensors' devices: a mix must
     not reach dispatch. It is the package's one-device rule (_lists, _arrays) on torch devices."""
@@ -729,7 +727,7 @@ def _coefficients(value: _Coefficient, count: int, name: str, upper: float | Non
     return _args.as_list(_args.coefficients(value, count, name, upper), count)
 
 
-def _kernel_array(t: torch.Tensor) -> Any:
+def _kernel_array(t: torch.Tensor) -> _Any:
     """What the regdrop_fast functions take for a tensor: a NumPy view on the CPU, the tensor on CUDA."""
     if t.device.type == "cpu":
         return _np(t)
@@ -743,7 +741,7 @@ def _layout(t: torch.Tensor) -> tuple[int, tuple[int, ...], tuple[int, ...], int
     return t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.element_size(), t.is_contiguous()
 
 
-def _check_written(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor] | None) -> None:
+def _check_written(params: _Sequence[torch.Tensor], grads: _Sequence[torch.Tensor] | None) -> None:
     """The list rules on the tensors as they are, before _Writable's contiguous copies hide them from the
     native checks (grads None: the params are written). When every written tensor is contiguous the kernels
     get their own memory and the package checks it as it is (_lists), so only the rest is looked at here."""
@@ -761,9 +759,9 @@ class _Writable:
     """Arrays of tensors to modify in place (see _kernel_array): contiguous ones directly, others through a
     contiguous copy that ``write_back`` copies into the tensor afterwards."""
 
-    def __init__(self, tensors: Iterable[torch.Tensor]) -> None:
+    def __init__(self, tensors: _Iterable[torch.Tensor]) -> None:
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.arrays: list[Any] = []
+        self.arrays: list[_Any] = []
         for t in tensors:
             work = t if t.is_contiguous() else t.contiguous()
             if work is not t:
@@ -775,13 +773,13 @@ class _Writable:
             t.copy_(work)
 
 
-def _value_dtype(params: Iterable[torch.Tensor]) -> torch.dtype:
+def _value_dtype(params: _Iterable[torch.Tensor]) -> torch.dtype:
     """dtype of a penalty value: float64 if any parameter is float64, else float32 (the value is summed in
     float64 either way), so that ``loss + penalty(...)`` keeps a float32 loss float32."""
     return torch.float64 if any(w.dtype == torch.float64 for w in params) else torch.float32
 
 
-def _readable(tensors: Iterable[torch.Tensor]) -> list[Any]:
+def _readable(tensors: _Iterable[torch.Tensor]) -> list[_Any]:
     return [_kernel_array(t) for t in tensors]
 
 
@@ -802,7 +800,7 @@ def _add_penalty_grad_(
 ) -> torch.Tensor:
     _check_written(params, grads)
     g = _Writable(grads)
-    value = _rf.penalty_grad(_readable(params), g.arrays, l1=np.asarray(l1), l2=np.asarray(l2))
+    value = _rf.penalty_grad(_readable(params), g.arrays, l1=_numpy.asarray(l1), l2=_numpy.asarray(l2))
     g.write_back()
     return _as_tensor(value, _value_dtype(params), params[0].device)
 
@@ -873,7 +871,7 @@ def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient
     "regdrop_fast::penalty", mutates_args=(), schema="(Tensor[] params, float[] l1, float[] l2) -> Tensor"
 )
 def _penalty(params: list[torch.Tensor], l1: list[float], l2: list[float]) -> torch.Tensor:
-    value = _rf.penalty(_readable(params), l1=np.asarray(l1), l2=np.asarray(l2))
+    value = _rf.penalty(_readable(params), l1=_numpy.asarray(l1), l2=_numpy.asarray(l2))
     return _as_tensor(value, _value_dtype(params), params[0].device)
 
 
@@ -891,7 +889,8 @@ def _penalty_backward(
 ) -> list[torch.Tensor]:
     """grad * (l1*sign(w) + l2*w) for every w, each C-contiguous in w's dtype."""
     out = [torch.zeros(w.shape, dtype=w.dtype, device=w.device) for w in params]
-    _rf.penalty_grad(_readable(params), [_kernel_array(g) for g in out], l1=np.asarray(l1), l2=np.asarray(l2))
+    _rf.penalty_grad(_readable(params), [_kernel_array(g) for g in out],
+                     l1=_numpy.asarray(l1), l2=_numpy.asarray(l2))
     # On the CPU skip the pass when grad is 1 (a CPU scalar: reading it costs nothing); on CUDA always
     # multiply (multiplying by 1 changes no bits, and reading the scalar would wait for the GPU).
     if grad.device.type != "cpu" or grad.item() != 1.0:
@@ -905,13 +904,13 @@ def _(grad: torch.Tensor, params: list[torch.Tensor], l1: list[float], l2: list[
     return [w.new_empty(w.shape) for w in params]
 
 
-def _penalty_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+def _penalty_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
     params, l1, l2 = inputs
     ctx.save_for_backward(*params)
     ctx.l1, ctx.l2 = l1, l2
 
 
-def _penalty_grad_fn(ctx: Any, grad: torch.Tensor) -> tuple[list[torch.Tensor], None, None]:
+def _penalty_grad_fn(ctx: _Any, grad: torch.Tensor) -> tuple[list[torch.Tensor], None, None]:
     return _penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2), None, None
 
 
@@ -925,22 +924,22 @@ class _PenaltyFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(l1: list[float], l2: list[float], *params: torch.Tensor) -> Any:
+    def forward(l1: list[float], l2: list[float], *params: torch.Tensor) -> _Any:
         return _penalty(list(params), l1, l2)
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
         l1, l2, *params = inputs
         ctx.save_for_backward(*params)
         ctx.save_for_forward(*params)
         ctx.l1, ctx.l2, ctx.dtype = l1, l2, output.dtype
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+    def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, ...]:
         return (None, None, *_penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2))
 
     @staticmethod
-    def jvp(ctx: Any, _l1: Any, _l2: Any, *tangents: torch.Tensor | None) -> Any:
+    def jvp(ctx: _Any, _l1: _Any, _l2: _Any, *tangents: torch.Tensor | None) -> _Any:
         params = list(ctx.saved_tensors)
         one = torch.ones((), dtype=ctx.dtype)
         slopes = _penalty_backward(one, params, ctx.l1, ctx.l2)
@@ -1008,7 +1007,7 @@ def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) ->
 def _prox_l1_(params: list[torch.Tensor], threshold: list[float]) -> torch.Tensor:
     _check_written(params, None)
     w = _Writable(params)
-    zeros = _rf.prox_l1(w.arrays, np.asarray(threshold))
+    zeros = _rf.prox_l1(w.arrays, _numpy.asarray(threshold))
     w.write_back()
     return _as_tensor(zeros, torch.int64, params[0].device)
 
@@ -1072,7 +1071,7 @@ def prox_l1_(params: _Tensors, threshold: _Coefficient) -> torch.Tensor:
 def _decay_(params: list[torch.Tensor], factor: list[float]) -> None:
     _check_written(params, None)
     w = _Writable(params)
-    _rf.decay(w.arrays, np.asarray(factor))
+    _rf.decay(w.arrays, _numpy.asarray(factor))
     w.write_back()
 
 
@@ -1189,7 +1188,7 @@ def max_norm_(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
             [0.1000, 0.1000]])
     """
     _check_tensor(w, "w")
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+    if isinstance(dim, bool) or not isinstance(dim, _numbers.Integral):
         raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
     if w.dim() == 0:
         raise ValueError("w: expected at least one dimension")
