@@ -371,10 +371,22 @@ class _DropoutBwdFn(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx: _Any, d_grad: torch.Tensor | None, *_: _Any) -> _Any:
-        if d_grad is None:
-            return None
-        bits, seed = ctx.saved_tensors
-        return _dropout_bwd(d_grad, bits, seed, ctx.p, ctx.from_bits)
+        return None if d_grad is None else _through_mask(ctx, d_grad)
+
+
+def _through_mask(ctx: _Any, t: torch.Tensor) -> torch.Tensor:
+    """t through the saved mask and scale: dropout is linear in x, so its jvp and its backward are this."""
+    bits, seed = ctx.saved_tensors
+    return _dropout_bwd(t, bits, seed, ctx.p, ctx.from_bits)
+
+
+def _mask_backward(ctx: _Any, grad: torch.Tensor | None) -> tuple[_Any, None, None, None]:
+    """The backward of a dropout forward (out of place or in place): differentiable again, for double
+    backward and forward-over-backward."""
+    if grad is None:  # the output did not reach the loss
+        return None, None, None, None
+    bits, seed = ctx.saved_tensors
+    return _DropoutBwdFn.apply(grad, bits, seed, ctx.p, ctx.from_bits), None, None, None
 
 
 class _DropoutFn(torch.autograd.Function):
@@ -395,17 +407,11 @@ class _DropoutFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, None, None, None]:
-        if grad_y is None:  # y did not reach the loss
-            return None, None, None, None
-        bits, seed = ctx.saved_tensors
-        return _DropoutBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits), None, None, None
+        return _mask_backward(ctx, grad_y)
 
     @staticmethod
     def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> tuple[_Any, None]:
-        if dx is None:
-            return None, None
-        bits, seed = ctx.saved_tensors
-        return _dropout_bwd(dx, bits, seed, ctx.p, ctx.from_bits), None
+        return (None if dx is None else _through_mask(ctx, dx)), None
 
 
 class _DropoutInplaceFn(torch.autograd.Function):
@@ -427,17 +433,11 @@ class _DropoutInplaceFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: _Any, grad_x: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, None, None, None]:
-        if grad_x is None:
-            return None, None, None, None
-        bits, seed = ctx.saved_tensors
-        return _DropoutBwdFn.apply(grad_x, bits, seed, ctx.p, ctx.from_bits), None, None, None
+        return _mask_backward(ctx, grad_x)
 
     @staticmethod
     def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> tuple[_Any, None]:
-        if dx is None:
-            return None, None
-        bits, seed = ctx.saved_tensors
-        return dx.copy_(_dropout_bwd(dx, bits, seed, ctx.p, ctx.from_bits)), None
+        return (None if dx is None else dx.copy_(_through_mask(ctx, dx))), None
 
 
 @torch.library.custom_op(
