@@ -349,6 +349,25 @@ def test_backward_out_overlapping_the_bits(impl, n):
     assert_same_bits(result, expected)
 
 
+@pytest.mark.parametrize("n", [64, 100003])
+def test_backward_out_overlapping_the_bits_on_cuda(cuda_emulated, n):
+    """The same on the CUDA backend (emulated: fake CuPy arrays over host memory, so the bits can be a view
+    of out's memory): the bits are copied before out is written."""
+    import fake_cupy
+
+    grad = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    mask = rdf.dropout_mask(n, 0.5, seed=3)
+    expected = rdf.dropout_backward(grad, mask)
+    buf = np.zeros(n, np.float32)
+    bits = buf.view(np.uint8)[: mask.bits.size]
+    bits[:] = mask.bits
+    out = fake_cupy.ndarray(buf)
+    result = rdf.dropout_backward(fake_cupy.ndarray(grad), rdf.Mask._trusted((n,), 0.5, 3, 0,
+                                                                             fake_cupy.ndarray(bits)), out=out)
+    assert result is out
+    assert_same_bits(buf, expected)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # dropout_mask and Mask
 

@@ -34,7 +34,10 @@ def dropout_backward(call):
     g = call.grad
     dx = np.empty(g.shape, g.dtype) if call.out is None else call.out
     rule = call.rule
-    _native.core.dropout_backward(_dtypes.CODES[g.dtype], _source(g, call.out), dx, call.bits, g.size,
+    bits = call.bits
+    if bits is not None and call.out is not None and np.may_share_memory(bits, call.out):
+        bits = bits.copy()  # read before out is written, as grad is (_source)
+    _native.core.dropout_backward(_dtypes.CODES[g.dtype], _source(g, call.out), dx, bits, g.size,
                                   call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale)
     return dx
 

@@ -49,7 +49,10 @@ def dropout_backward(call):
     dx = call.out.obj if call.out is not None else g.empty(g.shape)
     rule = call.rule
     src = _source(g, call.out)  # held until the launch is queued
-    kernels.dropout_backward(_dtypes.CODES[g.dtype], src.ptr, _ptr(dx), _ptr(call.bits), g.size,
+    bits = None if call.bits is None else _arrays.wrap(call.bits)
+    if bits is not None and call.out is not None and bits.overlaps(call.out):
+        bits = bits.fresh_copy()  # read before out is written, as grad is; held until the launch is queued
+    kernels.dropout_backward(_dtypes.CODES[g.dtype], src.ptr, _ptr(dx), 0 if bits is None else bits.ptr, g.size,
                              call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, g.device,
                              g.stream())
     return dx

@@ -61,8 +61,6 @@ def dropout_backward(grad, mask, out, *, host_only: bool = False) -> tuple[Modul
             _arrays.mask_bits(bits, ga.size, "mask: bits")
         if out is not None:
             oa = _arrays.host_out(out, ga)
-            if bits is not None and np.may_share_memory(bits, oa):
-                bits = bits.copy()  # read before out is written, as grad is (the backend copies it)
     else:
         ga = _arrays.device_array(grad, "grad")
         if ga.shape != mask._shape:
