@@ -1,9 +1,11 @@
 // Storage dtypes, their compute types, exact conversions, and the one dtype dispatch of the project.
 //
 // Half types are stored as raw 16-bit patterns and computed in float32; each result is rounded to the
-// storage type exactly once, round-to-nearest-even, which is what NumPy/ml_dtypes' astype does. The
-// conversions are pure integer code so they give the same bits on any CPU, under any FTZ/DAZ mode, and on
-// CUDA; the NumPy reference reaches the same bits through ml_dtypes.
+// storage type exactly once, round-to-nearest-even, which is what NumPy/ml_dtypes' astype does. On the host
+// the conversions are pure integer code so they give the same bits on any CPU under any FTZ/DAZ mode; the
+// NumPy reference reaches the same bits through ml_dtypes. On the device (__CUDA_ARCH__) they are the
+// hardware conversions, which round the same way (the integer code cost ~4x the whole dropout kernel's
+// other work per element: bench/sass_budget.py); only NaN is handled apart where the CPU's bits must hold.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -13,6 +15,7 @@
 
 #if defined(__CUDA_ARCH__)
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #endif
 
 namespace rdf {
@@ -49,8 +52,13 @@ RDF_HD float bits_float(uint32_t u) {
   return f;
 }
 
-// IEEE binary16 -> binary32, exact for every input (subnormals normalized by integer shifts).
+// IEEE binary16 -> binary32, exact for every input (subnormals normalized by integer shifts). On the device
+// cvt.f32.f16, also exact (subnormals included; a NaN stays a NaN, and any arithmetic on it gives the GPU's
+// canonical NaN anyway: docs/cuda.md).
 RDF_HD float half_to_float(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  return __half2float(__ushort_as_half(h));
+#endif
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1Fu;
   uint32_t mant = h & 0x3FFu;
@@ -67,8 +75,13 @@ RDF_HD float half_to_float(uint16_t h) {
   return bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
-// binary32 -> binary16, round to nearest even; overflow goes to inf, NaN stays a quiet NaN.
+// binary32 -> binary16, round to nearest even; overflow goes to inf, NaN stays a quiet NaN. On the device
+// cvt.rn.f16.f32: the same rounding, overflow and subnormals; a NaN becomes the canonical 0x7FFF, the
+// documented GPU difference for NaN results (docs/cuda.md), so no fix-up.
 RDF_HD uint16_t float_to_half(float f) {
+#if defined(__CUDA_ARCH__)
+  return __half_as_ushort(__float2half_rn(f));
+#endif
   const uint32_t u = float_bits(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t a = u & 0x7FFFFFFFu;
@@ -111,17 +124,18 @@ RDF_HD uint16_t float_to_bfloat16(float f) {
 }
 
 // Two bfloat16 roundings at once, packed (v0 in the low half): the same bits as float_to_bfloat16 on each.
-// On the device one paired hardware conversion (cvt.rn.bf16x2.f32) and a branch-free NaN fix-up per pair
-// (the hardware's NaN is 0x7FFF; ours is sign | 0x7FC0); on the host the scalar code.
+// On the device one paired hardware conversion (cvt.rn.bf16x2.f32) and a NaN fix-up per pair: the hardware
+// gives 0x7FFF for every NaN, ours is sign | 0x7FC0. Device code reaches here only with arithmetic results,
+// and a GPU's arithmetic NaN is the canonical positive one (docs/cuda.md), so the sign is + and the fix-up
+// is a signed 16-bit minimum with 0x7FC0 per half: every other positive result is <= 0x7F80 (inf), every
+// negative one is below 0 as a signed half, so only 0x7FFF changes (one instruction on sm_90).
+// On the host the scalar code.
 RDF_HD uint32_t floats_to_bfloat16x2(float v0, float v1) {
 #if defined(__CUDA_ARCH__)
-  const uint32_t u0 = float_bits(v0), u1 = float_bits(v1);
   const __nv_bfloat162 h = __floats2bfloat162_rn(v0, v1);  // .x = v0 (low half), .y = v1
   uint32_t r;
   memcpy(&r, &h, sizeof r);
-  const uint32_t nan = (__byte_perm(u0, u1, 0x7632) & 0x80008000u) | 0x7FC07FC0u;  // high halves: signs
-  const uint32_t m = (v0 != v0 ? 0x0000FFFFu : 0u) | (v1 != v1 ? 0xFFFF0000u : 0u);
-  return (r & ~m) | (nan & m);
+  return __vmins2(r, 0x7FC07FC0u);
 #else
   return static_cast<uint32_t>(float_to_bfloat16(v0)) | (static_cast<uint32_t>(float_to_bfloat16(v1)) << 16);
 #endif
