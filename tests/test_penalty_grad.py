@@ -354,7 +354,7 @@ EMULATED_LIST_SIZES = [0, 1, 3, 64, 1000, CHUNK - 1, CHUNK, CHUNK + 1, 100003, 9
 
 @pytest.mark.parametrize("backend,count", per_backend([1, 5, 48, 49, 200], [60]), indirect=["backend"])
 def test_penalty_list_mixing_dtypes_sizes_and_terms(backend, count):
-    """More arrays than one launch takes (48), of every dtype and size, some terms zero (excluded arrays).
+    """Many arrays (the per-launch limit is tested below), of every dtype and size, some terms zero (excluded arrays).
     Special values (inf, NaN, subnormals) are in every third array except on a GPU (whose NaNs are canonical)."""
     rng = np.random.default_rng(count)
     sizes = backend.sizes(FULL_LIST_SIZES, EMULATED_LIST_SIZES)
@@ -404,6 +404,36 @@ def test_penalty_array_spanning_launches(backend, dtype):
         assert same_bits(backend.to_numpy(gd[i]), grads[i]), f"grads[{i}]"
     assert_close(value, v_ref)
     assert_close(value, v_cpu, rtol=2e-12)  # both within 1e-12 of the reference
+
+
+@pytest.mark.parametrize("backend", ["cuda-emulated", "cuda"], indirect=True)
+def test_penalty_list_longer_than_one_launch_takes(backend):
+    """More arrays than one launch has slots for (MAX_TENSORS_PER_LAUNCH, 640): the list is cut by array
+    count, not by blocks, into three launches; every array's result equals the CPU kernels' bit for bit and
+    the value matches the reference. Small arrays of every dtype, some with zero terms (left out)."""
+    kernels = backend.kernels
+    count = 2 * kernels.MAX_TENSORS_PER_LAUNCH + 7
+    rng = np.random.default_rng(640)
+    dtypes = backend.dtypes()
+    params = [values(rng, 1 + i % 37, dtypes[i % len(dtypes)]) for i in range(count)]
+    grads = [values(rng, p.size, p.dtype) for p in params]
+    l2 = [0.0 if i % 11 == 5 else 0.1 / (1 + i % 4) for i in range(count)]
+    gd = [backend.asarray(g.copy()) for g in grads]
+    value = rdf.penalty_grad([backend.asarray(p) for p in params], gd, l1=1e-3, l2=l2, as_float=True)
+    g_cpu = copies(grads)
+    v_cpu = rdf.penalty_grad(params, g_cpu, l1=1e-3, l2=l2)
+    v_ref = reference.penalty_grad(params, copies(grads), l1=1e-3, l2=l2)
+    for i in range(count):
+        assert same_bits(backend.to_numpy(gd[i]), g_cpu[i]), f"grads[{i}] ({params[i].dtype}, {params[i].size})"
+    assert_close(value, v_ref)
+    assert_close(value, v_cpu, rtol=2e-12)
+    threshold = [0.0 if i % 13 == 1 else 0.05 for i in range(count)]
+    wd = [backend.asarray(p.copy()) for p in params]
+    w_cpu = copies(params)
+    zeros = rdf.prox_l1(wd, threshold, as_int=True)
+    assert zeros == rdf.prox_l1(w_cpu, threshold)
+    for i in range(count):
+        assert same_bits(backend.to_numpy(wd[i]), w_cpu[i]), f"prox_l1 params[{i}]"
 
 
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), BFLOAT16], ids=["float32", "bfloat16"])
