@@ -200,6 +200,10 @@ def dropout_case(torch: ModuleType, op: str, dtype_name: str, n: int) -> Case:
                      data_bytes + mask_bytes),
                 Impl("regdrop_fast seed", "regdrop_fast",
                      lambda: rf.dropout(x, P, seed=SEED, out=out, store="seed"), data_bytes),
+                # An offset that is not a multiple of 4 runs the SKIP != 0 kernels: 5 Philox blocks per 16
+                # elements instead of 4 (regdrop_fast.torch draws multiples of 4; a user's offset may not be).
+                Impl("regdrop_fast bits offset 1", "regdrop_fast",
+                     lambda: rf.dropout(x, P, seed=SEED, offset=1, out=out), data_bytes + mask_bytes),
                 Impl("torch F.dropout", "torch F.dropout",
                      lambda: torch.nn.functional.dropout(x, P, training=True), data_bytes + mask_bytes),
                 Impl("torch.native_dropout", "torch native_dropout", lambda: torch.native_dropout(x, P, True),
