@@ -620,7 +620,9 @@ def _penalty_rows():
          lambda: (lambda w=_w(), i=np.zeros(3, np.int64): (lambda: rdf.decay([w, i], 0.5), [w, i]))()),
         ("max_norm", ValueError, "max_value: int value too large", lists(lambda w, g: lambda: rdf.max_norm(w, 10**400, axis=1))),
         ("max_norm", TypeError, "axis: expected an int", lists(lambda w, g: lambda: rdf.max_norm(w, 1.0, axis=1.0))),
-        ("max_norm", ValueError, "w: must be C-contiguous", lists(lambda w, g: lambda: rdf.max_norm(w.T, 1.0, axis=0))),
+        ("max_norm", ValueError, "w: its elements overlap each other",
+         lambda: (lambda w=np.lib.stride_tricks.as_strided(_w(), (3, 4), (0, 4), writeable=True):
+                  (lambda: rdf.max_norm(w, 1.0, axis=0), [w]))()),
     ]
 
 

@@ -1,6 +1,7 @@
 // CPU entry points of the weight penalties, called by the bindings with arrays already checked (dtype codes
-// known, buffers C-contiguous, aligned, sized for n elements, written arrays writeable and disjoint from
-// every other array of the call, coefficients finite and in range).
+// known, buffers aligned and sized for n elements, C-contiguous unless an item carries a StridedLayout,
+// written arrays writeable, not overlapping themselves and disjoint from every other array of the call,
+// coefficients finite and in range).
 //
 // A list of arrays is one call. The arrays that take part are laid end to end (in list order) and the
 // concatenation is cut into tasks of kPenaltyTaskElems elements; a task handles the piece of each array
@@ -19,7 +20,21 @@ namespace cpu {
 // Elements per penalty task (and per max_norm task, approximately: whole slices are never split).
 constexpr int64_t kPenaltyTaskElems = int64_t{1} << 16;
 
+// A written array that is not one C-contiguous block, walked in place: its elements in C order of `dims`
+// (the order of a C-contiguous copy, so sums and counts come out the same), element (i0, i1, ...) at
+// data + sum(i_d * strides[d]) elements (strides of either sign). The reader (csrc/bindings/array_list.h)
+// collapses it first (no size-1 dims; a dim merged into the next when it steps exactly over it), so a
+// sliced matrix has two dims whatever its rank was.
+constexpr int kMaxStridedDims = 64;  // NumPy's NPY_MAXDIMS
+struct StridedLayout {
+  int ndim;
+  int64_t dims[kMaxStridedDims];
+  int64_t strides[kMaxStridedDims];
+};
+
 // One parameter of penalty_grad / penalty: the gradient (same dtype and size) is null for the value only.
+// grad_layout is null when the gradient is C-contiguous (the parameter always is: a parameter that is only
+// read and not C-contiguous is read from a C-contiguous copy).
 struct PenaltyItem {
   DType dtype;
   int64_t n;
@@ -27,14 +42,19 @@ struct PenaltyItem {
   void* grad;
   double l1;
   double l2;
+  const StridedLayout* grad_layout;
 };
 
-// One parameter updated in place by prox_l1 (coef = threshold) or decay (coef = factor).
+// One parameter updated in place by prox_l1 (coef = threshold) or decay (coef = factor). layout is null
+// when param is one contiguous block of n elements: C-contiguous, or dense in another memory order (a
+// transposed or Fortran-ordered array, or one with negative strides, given by its lowest address), since
+// each element's update depends on that element alone and the zero count on no order.
 struct UpdateItem {
   DType dtype;
   int64_t n;
   void* param;
   double coef;
+  const StridedLayout* layout;
 };
 
 // max_norm on a C-contiguous array viewed as (outer, reduce, inner): slice (a, b) is w[a, :, b], its

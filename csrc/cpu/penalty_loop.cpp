@@ -106,6 +106,36 @@ struct SumLanes {
   void spill(double lanes[kL]) const { __builtin_memcpy(lanes, v, sizeof v); }
 };
 
+// Calls f(k, offset) for the elements k in [begin, end) of a strided array (penalty_driver.h: StridedLayout),
+// in C order, offset in elements from the data pointer: the index of `begin` is found once, then the last
+// dim is walked in runs, carrying into the dims before it. Scalar: a strided array has no vector loads.
+template <class F>
+inline void walk_strided(const StridedLayout& layout, int64_t begin, int64_t end, F f) {
+  int64_t idx[kMaxStridedDims];
+  const int last = layout.ndim - 1;
+  int64_t offset = 0, rest = begin;
+  for (int d = last; d >= 0; --d) {
+    idx[d] = rest % layout.dims[d];
+    rest /= layout.dims[d];
+    offset += idx[d] * layout.strides[d];
+  }
+  const int64_t step = layout.strides[last];
+  int64_t k = begin;
+  while (k < end) {
+    const int64_t left = layout.dims[last] - idx[last];
+    const int64_t run = left < end - k ? left : end - k;
+    for (int64_t j = 0; j < run; ++j) f(k + j, offset + j * step);
+    k += run;
+    offset += run * step;
+    idx[last] += run;
+    for (int d = last; d > 0 && idx[d] == layout.dims[d]; --d) {
+      offset += layout.strides[d - 1] - idx[d] * layout.strides[d];
+      idx[d] = 0;
+      ++idx[d - 1];
+    }
+  }
+}
+
 struct AbsOf {
   vd operator()(vd x) const { return abs_contribution(x); }
 };
@@ -145,17 +175,41 @@ double grad_segment(const PenaltyItem& item, int64_t begin, int64_t end) {
   return penalty_segment_value(kTerms, item.l1, item.l2, fold_lanes(a1), fold_lanes(a2));
 }
 
+// A strided gradient (its parameter is C-contiguous): the same bodies one element at a time, element k
+// adding into sum lane (k - begin) % 16 as in grad_segment, so the value is the same bits as for a
+// C-contiguous gradient.
+template <PenaltyTerms kTerms, class T>
+double grad_segment_strided(const PenaltyItem& item, int64_t begin, int64_t end) {
+  using C = compute_t<T>;
+  const T* w = static_cast<const T*>(item.param);
+  T* g = static_cast<T*>(item.grad);
+  const C c1 = static_cast<C>(item.l1), c2 = static_cast<C>(item.l2);
+  double a1[kL] = {}, a2[kL] = {};
+  walk_strided(*item.grad_layout, begin, end, [&](int64_t k, int64_t offset) {
+    const int l = static_cast<int>((k - begin) % kL);
+    const double xd = static_cast<double>(load(w[k]));
+    penalty_grad_element<kTerms>(w[k], g[offset], c1, c2);
+    if (has_l1(kTerms)) a1[l] += abs_contribution(xd);
+    if (has_l2(kTerms)) a2[l] += square_contribution(xd);
+  });
+  return penalty_segment_value(kTerms, item.l1, item.l2, fold_lanes(a1), fold_lanes(a2));
+}
+
 template <class T>
 double grad_segment_terms(const PenaltyItem& item, int64_t begin, int64_t end) {
   const bool with_grad = item.grad != nullptr;
+  const bool strided = with_grad && item.grad_layout != nullptr;
   switch (penalty_terms(item.l1, item.l2)) {
     case PenaltyTerms::kL1L2:
+      if (strided) return grad_segment_strided<PenaltyTerms::kL1L2, T>(item, begin, end);
       return with_grad ? grad_segment<PenaltyTerms::kL1L2, true, T>(item, begin, end)
                        : grad_segment<PenaltyTerms::kL1L2, false, T>(item, begin, end);
     case PenaltyTerms::kL1:
+      if (strided) return grad_segment_strided<PenaltyTerms::kL1, T>(item, begin, end);
       return with_grad ? grad_segment<PenaltyTerms::kL1, true, T>(item, begin, end)
                        : grad_segment<PenaltyTerms::kL1, false, T>(item, begin, end);
     case PenaltyTerms::kL2:
+      if (strided) return grad_segment_strided<PenaltyTerms::kL2, T>(item, begin, end);
       return with_grad ? grad_segment<PenaltyTerms::kL2, true, T>(item, begin, end)
                        : grad_segment<PenaltyTerms::kL2, false, T>(item, begin, end);
     case PenaltyTerms::kNone:
@@ -171,6 +225,12 @@ int64_t prox_segment(const UpdateItem& item, int64_t begin, int64_t end) {
   using V = vec_t<T>;
   T* w = static_cast<T*>(item.param);
   const C t = static_cast<C>(item.coef);
+  if (item.layout != nullptr) {
+    int64_t zeros = 0;
+    walk_strided(*item.layout, begin, end,
+                 [&](int64_t, int64_t offset) { zeros += soft_threshold_element(w[offset], t) ? 1 : 0; });
+    return zeros;
+  }
   const V tv = splat<V>(t), zero = V{};
   decltype(zero == zero) zero_lanes = {};  // each lane counts down by one per zero (true is all ones)
   int64_t i = begin;
@@ -189,6 +249,11 @@ void decay_segment(const UpdateItem& item, int64_t begin, int64_t end) {
   using V = vec_t<T>;
   T* w = static_cast<T*>(item.param);
   const double multiplier = decay_multiplier(item.coef);
+  if (item.layout != nullptr) {
+    walk_strided(*item.layout, begin, end,
+                 [&](int64_t, int64_t offset) { decay_element(w[offset], static_cast<compute_t<T>>(multiplier)); });
+    return;
+  }
   const V mv = splat<V>(static_cast<compute_t<T>>(multiplier));
   int64_t i = begin;
   for (; i + vec_lanes<T>() <= end; i += vec_lanes<T>()) store_vec(w + i, load_vec(w + i) * mv);

@@ -53,7 +53,7 @@ class UpdateCall(NamedTuple):
 
 
 class MaxNormCall(NamedTuple):
-    w: Any  # ndarray / DeviceArray, written in place
+    w: Any  # ndarray / DeviceArray, written in place: the argument, or a C-contiguous view of it (_validate._host_slices)
     max_value: float
     axes: tuple  # the reduced axes, sorted, each in [0, ndim)
     order: tuple | None  # None: the reduced axes are adjacent; else the axis order kept + reduced of a copy

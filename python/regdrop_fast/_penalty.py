@@ -31,13 +31,18 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays.
 
     params, grads: one array or equally long sequences of arrays (each grad the shape and dtype of its
-    parameter; C-contiguous and writeable). l1, l2: a number >= 0 or one per array; a zero coefficient
+    parameter, writeable; host grads in any layout, see below). l1, l2: a number >= 0 or one per array; a zero coefficient
     leaves its term out for that array, both zero leave the array alone (biases, norm scales).
 
     NumPy arrays: the value is a Python float. CUDA arrays (PyTorch CUDA tensors or CuPy arrays, all on one
     device, from one library): the kernels run on the current stream and the value is a 0-d float64 array
     of that library on that device, so the host does not wait; ``as_float=True`` returns a Python float
     instead (which waits for the device).
+
+    Host arrays modified in place may have any layout (transposed, Fortran order, sliced, negative
+    strides) and are modified where they are, with no copy: the elements are visited in the C order of a
+    contiguous copy, so the value is the same bits. Only arrays whose elements overlap each other (a
+    broadcast view) are refused. CUDA arrays modified in place must be C-contiguous.
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
@@ -126,7 +131,7 @@ def prox_l1(params: Any, threshold: Coefficient, *, as_int: bool = False) -> Any
     Parameters
     ----------
     params : array or sequence of arrays
-        Updated in place (writeable, C-contiguous, not overlapping).
+        Updated in place (writeable, not overlapping; host arrays in any layout, as in penalty_grad).
     threshold : float or sequence of float
         >= 0, one for all arrays or one per array.
     as_int : bool, default False
@@ -165,7 +170,7 @@ def decay(params: Any, factor: Coefficient) -> None:
     Parameters
     ----------
     params : array or sequence of arrays
-        Updated in place (writeable, C-contiguous, not overlapping).
+        Updated in place (writeable, not overlapping; host arrays in any layout, as in penalty_grad).
     factor : float or sequence of float
         In [0, 1], one for all arrays or one per array.
 
@@ -207,7 +212,11 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
     Parameters
     ----------
     w : array
-        Updated in place (writeable, C-contiguous).
+        Updated in place (writeable). A host array may have any layout: one dense in some memory order
+        (transposed, Fortran) is worked on where it is when its reduced axes keep their order in memory;
+        any other (a slice, a reversed reduced axis) through a copy with the reduced axes last that is
+        written back, as for reduced axes that are not adjacent. The result is the same bits as on a
+        C-contiguous copy either way. A CUDA array must be C-contiguous.
     max_value : float
         The bound, > 0.
     axis : int or tuple of int
@@ -225,7 +234,8 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
     TypeError
         An unsupported array or dtype, a non-integer axis.
     ValueError
-        max_value <= 0, an axis out of range or repeated, a read-only array. Nothing is written.
+        max_value <= 0, an axis out of range or repeated, a read-only or self-overlapping (broadcast)
+        array. Nothing is written.
 
     Examples
     --------

@@ -116,6 +116,22 @@ def update(params, coef, name: str, upper, as_int, *, host_only: bool = False) -
     return backend, UpdateCall(params, c, as_int)
 
 
+def _host_slices(w: np.ndarray, axes: tuple) -> tuple[np.ndarray, tuple]:
+    """A host array that is not C-contiguous, for max_norm: the array the kernel works on and its reduced
+    axes. Each slice's norm must be summed over the reduced index in C order of the reduced axes (the order
+    of a C-contiguous copy, so the same bits come out): when w is dense in some memory order and its reduced
+    axes of size > 1 keep their order there, unflipped, that C-contiguous view of w itself (no copy); else w
+    with all its axes, which the backend reads through a permuted copy and writes back (the path of
+    reduced axes that are not adjacent)."""
+    viewed = _arrays.memory_order(w)
+    if viewed is not None:
+        v, perm, flipped = viewed
+        moved = [a for a in perm if a in axes and w.shape[a] > 1]
+        if moved == sorted(moved) and not any(flipped[a] for a in axes):
+            return v, tuple(sorted(perm.index(a) for a in axes))
+    return w, axes
+
+
 def max_norm(w, max_value, axis, as_int, *, host_only: bool = False) -> tuple[ModuleType, MaxNormCall]:
     as_int = _args.flag(as_int, "as_int")
     backend = _route.CPU if host_only else _route.backend_for(w)
@@ -126,9 +142,11 @@ def max_norm(w, max_value, axis, as_int, *, host_only: bool = False) -> tuple[Mo
         wa = _arrays.written_device(_arrays.device_array(w, "w"), "w")
     v = _args.max_value(max_value)
     axes = _args.axes(axis, len(wa.shape))
+    if backend is _route.CPU and not wa.flags.c_contiguous:
+        wa, axes = _host_slices(wa, axes)
     shape = wa.shape
     lo, hi = axes[0], axes[-1] + 1
-    if axes == tuple(range(lo, hi)):
+    if axes == tuple(range(lo, hi)) and (backend is not _route.CPU or wa.flags.c_contiguous):
         # Adjacent reduced axes: w itself viewed as (outer, reduce, inner).
         return backend, MaxNormCall(wa, v, axes, None, math.prod(shape[:lo]), math.prod(shape[lo:hi]),
                                     math.prod(shape[hi:]), as_int)

@@ -756,14 +756,15 @@ def _check_written(params: _Sequence[torch.Tensor], grads: _Sequence[torch.Tenso
 
 
 class _Writable:
-    """Arrays of tensors to modify in place (see _kernel_array): contiguous ones directly, others through a
+    """Arrays of tensors to modify in place (see _kernel_array): contiguous ones and CPU tensors of any
+    layout directly (the host kernels write strided arrays where they are), other CUDA tensors through a
     contiguous copy that ``write_back`` copies into the tensor afterwards."""
 
     def __init__(self, tensors: _Iterable[torch.Tensor]) -> None:
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.arrays: list[_Any] = []
         for t in tensors:
-            work = t if t.is_contiguous() else t.contiguous()
+            work = t if t.is_contiguous() or t.device.type == "cpu" else t.contiguous()
             if work is not t:
                 self.pairs.append((t, work))
             self.arrays.append(_kernel_array(work))
