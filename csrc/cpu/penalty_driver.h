@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 
+#include "../common/constraint_element.h"
 #include "../common/dtypes.h"
 
 namespace rdf {
@@ -57,15 +58,16 @@ struct UpdateItem {
   const StridedLayout* layout;
 };
 
-// max_norm on a C-contiguous array viewed as (outer, reduce, inner): slice (a, b) is w[a, :, b], its
-// reduced index k runs over the middle axis.
+// norm_constraint (max_norm, unit_norm: its cases, csrc/common/constraint_element.h) on a C-contiguous
+// array viewed as (outer, reduce, inner): slice (a, b) is w[a, :, b], its reduced index k runs over the
+// middle axis.
 struct MaxNormProblem {
   DType dtype;
   void* w;
   int64_t outer;
   int64_t reduce;
   int64_t inner;
-  double max_value;
+  NormBounds bounds;
 };
 
 // grad += l1 * sign(w) + l2 * w for every item with a grad (terms with a zero coefficient omitted, items
@@ -75,8 +77,11 @@ double penalty_grad(const PenaltyItem* items, int64_t count);
 int64_t prox_l1(const UpdateItem* items, int64_t count);
 // w *= 1 - factor (items with factor 0 untouched).
 void decay(const UpdateItem* items, int64_t count);
-// Rescales every slice whose L2 norm exceeds max_value to norm max_value; returns how many were rescaled.
+// Rescales every slice whose L2 norm is outside the bounds (max_norm: above max_value) as
+// constraint_element.h says; returns how many were rescaled.
 int64_t max_norm(const MaxNormProblem& problem);
+// w = max(w, 0) elementwise (negative -> +0); returns the number of elements that were negative.
+int64_t non_neg(const UpdateItem* items, int64_t count);
 
 }  // namespace cpu
 }  // namespace rdf

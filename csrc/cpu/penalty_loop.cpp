@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../common/constraint_element.h"
 #include "../common/penalty_element.h"
 #include "isa.h"
 #include "vec.h"
@@ -244,6 +245,30 @@ int64_t prox_segment(const UpdateItem& item, int64_t begin, int64_t end) {
   return zeros;
 }
 
+// Negative elements counted as they are set to +0 (constraint_element.h).
+template <class T>
+int64_t non_neg_segment(const UpdateItem& item, int64_t begin, int64_t end) {
+  using V = vec_t<T>;
+  T* w = static_cast<T*>(item.param);
+  int64_t negatives = 0;
+  if (item.layout != nullptr) {
+    walk_strided(*item.layout, begin, end,
+                 [&](int64_t, int64_t offset) { negatives += non_neg_element(w[offset]) ? 1 : 0; });
+    return negatives;
+  }
+  const V zero = V{};
+  decltype(zero == zero) negative_lanes = {};  // each lane counts down by one per negative (true is all ones)
+  int64_t i = begin;
+  for (; i + vec_lanes<T>() <= end; i += vec_lanes<T>()) {
+    const V x = load_vec(w + i);
+    negative_lanes += x < zero;
+    store_vec(w + i, non_neg_value(x));
+  }
+  for (int l = 0; l < vec_lanes<T>(); ++l) negatives -= negative_lanes[l];
+  for (; i < end; ++i) negatives += non_neg_element(w[i]) ? 1 : 0;
+  return negatives;
+}
+
 template <class T>
 void decay_segment(const UpdateItem& item, int64_t begin, int64_t end) {
   using V = vec_t<T>;
@@ -289,8 +314,8 @@ int64_t max_norm_rows_typed(const MaxNormProblem& p, int64_t a0, int64_t a1) {
   for (int64_t a = a0; a < a1; ++a) {
     T* w = static_cast<T*>(p.w) + a * p.reduce;
     const double norm = std::sqrt(contiguous_sum_squares(w, p.reduce));
-    if (!max_norm_exceeds(norm, p.max_value)) continue;
-    rescale_contiguous(w, p.reduce, max_norm_factor(norm, p.max_value));
+    if (!norm_outside(norm, p.bounds)) continue;
+    rescale_contiguous(w, p.reduce, norm_factor(norm, p.bounds));
     ++rescaled;
   }
   return rescaled;
@@ -317,8 +342,8 @@ int64_t max_norm_columns_typed(const MaxNormProblem& p, int64_t a, int64_t b0, i
   for (int64_t j = 0; j < width; ++j) {
     const double norm = std::sqrt(acc[j]);
     factor[j] = -1.0;
-    if (!max_norm_exceeds(norm, p.max_value)) continue;
-    factor[j] = max_norm_factor(norm, p.max_value);
+    if (!norm_outside(norm, p.bounds)) continue;
+    factor[j] = norm_factor(norm, p.bounds);  // >= 0 (constraint_element.h), so -1 stays the mark
     ++rescaled;
   }
   if (rescaled == 0) return 0;
@@ -339,6 +364,10 @@ double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end) {
 
 int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end) {
   return dispatch_dtype(item.dtype, [&](auto tag) { return prox_segment<decltype(tag)>(item, begin, end); });
+}
+
+int64_t non_neg_range(const UpdateItem& item, int64_t begin, int64_t end) {
+  return dispatch_dtype(item.dtype, [&](auto tag) { return non_neg_segment<decltype(tag)>(item, begin, end); });
 }
 
 void decay_range(const UpdateItem& item, int64_t begin, int64_t end) {

@@ -86,3 +86,24 @@ def max_norm(call) -> int:
     if rescaled:  # slices left alone are unchanged, so nothing to write back when none was rescaled
         w[...] = np.transpose(t, np.argsort(call.order))
     return rescaled
+
+
+def norm_constraint(call) -> int:
+    """norm_constraint and unit_norm: max_norm's slices (the same copy rules), Keras MinMaxNorm's bounds."""
+    c = call.slices
+    w = c.w
+    code = _dtypes.CODES[w.dtype]
+    if c.order is None:
+        return _native.core.norm_constraint(code, w, c.outer, c.reduce, c.inner, call.min_value, c.max_value,
+                                            call.rate)
+    t = np.ascontiguousarray(np.transpose(w, c.order))
+    rescaled = _native.core.norm_constraint(code, t, c.outer, c.reduce, c.inner, call.min_value, c.max_value,
+                                            call.rate)
+    if rescaled:  # slices left alone are unchanged, so nothing to write back when none was rescaled
+        w[...] = np.transpose(t, np.argsort(c.order))
+    return rescaled
+
+
+def non_neg(call) -> int:
+    unused = np.zeros(len(call.params))
+    return _checked(_native.core.non_neg(call.params, unused, _dtypes.TYPE_NUMS), call.params)

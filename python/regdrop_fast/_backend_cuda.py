@@ -141,3 +141,31 @@ def max_norm(call):
     if call.order is not None:
         w.assign_permuted(t, call.order)
     return _result(out, call.as_python, int)
+
+
+def norm_constraint(call):
+    """norm_constraint and unit_norm: max_norm's slices (the same permuted copy), Keras MinMaxNorm's bounds."""
+    kernels = _native.cuda_kernels("w")
+    c = call.slices
+    w = c.w
+    slots = w.empty((kernels.MAX_NORM_SLOTS,), _INT64)
+    out = w.empty((), _INT64)
+    t = w.obj if c.order is None else w.permuted_copy(c.order)
+    kernels.norm_constraint(_dtypes.CODES[w.dtype], _ptr(t), c.outer, c.reduce, c.inner, call.min_value,
+                            c.max_value, call.rate, _ptr(slots), kernels.MAX_NORM_SLOTS, _ptr(out), w.device,
+                            w.stream())
+    if c.order is not None:
+        w.assign_permuted(t, c.order)
+    return _result(out, c.as_python, int)
+
+
+def non_neg(call):
+    kernels = _native.cuda_kernels("params[0]")
+    ws = call.params
+    ref = ws[0]
+    codes, sizes, ptrs = _columns(ws)
+    slots_n = _slots(kernels, ws)
+    slots = ref.empty((slots_n,), _INT64)
+    out = ref.empty((), _INT64)
+    kernels.non_neg(codes, sizes, ptrs, _ptr(slots), slots_n, _ptr(out), ref.device, ref.stream())
+    return _result(out, call.as_python, int)

@@ -61,3 +61,12 @@ class MaxNormCall(NamedTuple):
     reduce: int
     inner: int
     as_python: bool
+
+
+class NormConstraintCall(NamedTuple):
+    """norm_constraint and unit_norm: the slices of max_norm (a MaxNormCall's fields) and Keras MinMaxNorm's
+    bounds (csrc/common/constraint_element.h)."""
+
+    slices: MaxNormCall  # its max_value field holds max_value too
+    min_value: float
+    rate: float
