@@ -517,7 +517,7 @@ except ImportError:  # the torch rows are left out without torch
 
 PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =", "penalty_grad", "penalty",
           "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
-          "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg"]
+          "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg", "prox_group_l1"]
 TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty", "rt.prox_l1_", "rt.decay_",
                 "rt.max_norm_", "rt.norm_constraint_", "rt.unit_norm_", "rt.non_neg_"]
 
@@ -757,6 +757,25 @@ def _constraint_rows():
         ("non_neg", ValueError, r"params\[0\] overlaps params\[1\] in memory",
          lambda: (lambda b=-np.ones(16, np.float32): (lambda: rdf.non_neg([b[:10], b[6:]]), [b]))()),
         ("non_neg", TypeError, "params: expected an array or a sequence of arrays, got str", lambda: (lambda: rdf.non_neg("w"), [])),
+        ("prox_group_l1", ValueError, r"threshold: expected a finite number >= 0, got -0.5",
+         one(lambda a: lambda: rdf.prox_group_l1(a, -0.5, axis=1))),
+        ("prox_group_l1", ValueError, r"threshold\[1\]: expected a finite number >= 0, got nan",
+         lambda: (lambda a=_w(), b=_w(): (lambda: rdf.prox_group_l1([a, b], [0.1, float("nan")], axis=0), [a, b]))()),
+        ("prox_group_l1", ValueError, r"threshold: 3 coefficients for 1 arrays",
+         one(lambda a: lambda: rdf.prox_group_l1([a], [0.1, 0.2, 0.3], axis=1))),
+        ("prox_group_l1", TypeError, "threshold: expected a number or a sequence", one(lambda a: lambda: rdf.prox_group_l1(a, "1", axis=1))),
+        ("prox_group_l1", ValueError, r"axis: 1 is out of range for an array of 1 dimension",
+         lambda: (lambda a=np.ones((3, 4), np.float32), b=np.ones(5, np.float32): (lambda: rdf.prox_group_l1([a, b], 0.1, axis=1), [a, b]))()),
+        ("prox_group_l1", TypeError, "axis: expected an int", one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=None))),
+        ("prox_group_l1", TypeError, r"params\[0\]: dtype int32 is not supported",
+         one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=0), lambda: np.ones((2, 2), np.int32))),
+        ("prox_group_l1", ValueError, r"params\[0\]: must be writeable", one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=0), read_only_array)),
+        ("prox_group_l1", ValueError, r"params\[0\]: its elements overlap each other",
+         one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=0), overlapping)),
+        ("prox_group_l1", ValueError, r"params\[0\] overlaps params\[1\] in memory",
+         lambda: (lambda b=np.ones((4, 4), np.float32): (lambda: rdf.prox_group_l1([b[:3], b[2:]], 0.1, axis=1), [b]))()),
+        ("prox_group_l1", TypeError, "missing 1 required keyword-only argument: 'axis'",
+         one(lambda a: lambda: rdf.prox_group_l1(a, 0.1))),
     ]
     if torch is None:
         return rows

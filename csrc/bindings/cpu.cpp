@@ -175,6 +175,14 @@ PYBIND11_MODULE(_core, m) {
     return rdf::cpu::max_norm(problem);
   });
 
+  m.def("prox_group_l1", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
+                            double threshold) {
+    const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
+                                           inner, rdf::group_shrink(threshold)};
+    KernelScope release;
+    return rdf::cpu::max_norm(problem);
+  });
+
   m.def("norm_constraint", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
                               double min_value, double max_value, double rate) {
     const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,

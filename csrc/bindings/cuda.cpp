@@ -108,6 +108,13 @@ PYBIND11_MODULE(_cuda, m) {
                                rdf::NormBounds{min_value, max_value, rate}, ptr<int64_t>(slots), slot_capacity,
                                ptr<int64_t>(out), device, ptr<void>(stream));
   });
+  m.def("prox_group_l1", [](int dtype, uintptr_t w, int64_t outer, int64_t reduce, int64_t inner, double threshold,
+                            uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::norm_constraint(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner,
+                               rdf::group_shrink(threshold), ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out),
+                               device, ptr<void>(stream));
+  });
   m.def("non_neg", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
                       const std::vector<uintptr_t>& params, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
                       int device, uintptr_t stream) {

@@ -314,9 +314,13 @@ int64_t max_norm_rows_typed(const MaxNormProblem& p, int64_t a0, int64_t a1) {
   for (int64_t a = a0; a < a1; ++a) {
     T* w = static_cast<T*>(p.w) + a * p.reduce;
     const double norm = std::sqrt(contiguous_sum_squares(w, p.reduce));
-    if (!norm_outside(norm, p.bounds)) continue;
-    rescale_contiguous(w, p.reduce, norm_factor(norm, p.bounds));
-    ++rescaled;
+    bool counted;
+    const double factor = slice_factor(norm, p.bounds, counted);
+    if (factor == kZeroSlice)
+      for (int64_t k = 0; k < p.reduce; ++k) zero_element(w[k]);
+    else if (factor >= 0.0)
+      rescale_contiguous(w, p.reduce, factor);
+    rescaled += counted ? 1 : 0;
   }
   return rescaled;
 }
@@ -339,18 +343,22 @@ int64_t max_norm_columns_typed(const MaxNormProblem& p, int64_t a, int64_t b0, i
     for (int l = 0; l < h; ++l)
       for (int64_t j = 0; j < width; ++j) acc[l * width + j] += acc[(l + h) * width + j];
   int64_t rescaled = 0;
+  bool writes = false;
   for (int64_t j = 0; j < width; ++j) {
-    const double norm = std::sqrt(acc[j]);
-    factor[j] = -1.0;
-    if (!norm_outside(norm, p.bounds)) continue;
-    factor[j] = norm_factor(norm, p.bounds);  // >= 0 (constraint_element.h), so -1 stays the mark
-    ++rescaled;
+    bool counted;
+    factor[j] = slice_factor(std::sqrt(acc[j]), p.bounds, counted);  // kLeaveSlice, kZeroSlice or >= 0
+    rescaled += counted ? 1 : 0;
+    writes = writes || factor[j] != kLeaveSlice;
   }
-  if (rescaled == 0) return 0;
+  if (!writes) return rescaled;
   for (int64_t k = 0; k < p.reduce; ++k) {
     T* row = block + k * p.inner;
-    for (int64_t j = 0; j < width; ++j)
-      if (factor[j] >= 0.0) rescale_element(row[j], static_cast<compute_t<T>>(factor[j]));
+    for (int64_t j = 0; j < width; ++j) {
+      if (factor[j] >= 0.0)
+        rescale_element(row[j], static_cast<compute_t<T>>(factor[j]));
+      else if (factor[j] == kZeroSlice)
+        zero_element(row[j]);
+    }
   }
   return rescaled;
 }

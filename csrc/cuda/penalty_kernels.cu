@@ -295,15 +295,16 @@ constexpr int kLaneGroups = kNormThreads / kColsPerTile;
 constexpr int kLanesPerThread = kSumLanes / kLaneGroups;
 static_assert(kNormThreads % kSumLanes == 0 && kSumLanes % kLaneGroups == 0, "tile shapes");
 
-// One slice's decision from its 16 partial sums: the factor to rescale it by, or -1 to leave it alone;
-// counts the slices it rescales. Called by one thread per slice.
-__device__ __forceinline__ double slice_factor(bool valid, double* slice_lanes, const NormBounds& bounds,
+// One slice's decision from its 16 partial sums (constraint_element.h: slice_factor): the factor to
+// rescale it by (>= 0), kLeaveSlice or kZeroSlice; counts the slices the op counts. Called by one thread
+// per slice.
+__device__ __forceinline__ double decide_slice(bool valid, double* slice_lanes, const NormBounds& bounds,
                                                Count& rescaled) {
-  if (!valid) return -1.0;
-  const double norm = sqrt(fold_lanes(slice_lanes));
-  if (!norm_outside(norm, bounds)) return -1.0;
-  ++rescaled;
-  return norm_factor(norm, bounds);  // >= 0 (constraint_element.h)
+  if (!valid) return kLeaveSlice;
+  bool counted;
+  const double factor = slice_factor(sqrt(fold_lanes(slice_lanes)), bounds, counted);
+  rescaled += counted ? 1 : 0;
+  return factor;
 }
 
 // Slices are the rows w[a, 0:reduce]: thread (r, lane) of the tile sums lane `lane` of row r.
@@ -329,12 +330,14 @@ __global__ void __launch_bounds__(kNormThreads)
     }
     lanes[r][lane] = acc;
     __syncthreads();
-    if (lane == 0) factors[r] = slice_factor(valid, lanes[r], bounds, rescaled);
+    if (lane == 0) factors[r] = decide_slice(valid, lanes[r], bounds, rescaled);
     __syncthreads();
     const double factor = factors[r];
     if (factor >= 0.0) {
       const auto f = static_cast<compute_t<T>>(factor);
       for (int64_t k = lane; k < reduce; k += kSumLanes) rescale_element(w[row + k], f);
+    } else if (factor == kZeroSlice) {
+      for (int64_t k = lane; k < reduce; k += kSumLanes) zero_element(w[row + k]);
     }
   }
   rescaled = block_sum<kNormThreads>(rescaled, counts);
@@ -372,12 +375,14 @@ __global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, in
       lanes[col][l] = acc;
     }
     __syncthreads();
-    if (group == 0) factors[col] = slice_factor(valid, lanes[col], bounds, rescaled);
+    if (group == 0) factors[col] = decide_slice(valid, lanes[col], bounds, rescaled);
     __syncthreads();
     const double factor = factors[col];
     if (factor >= 0.0) {
       const auto f = static_cast<compute_t<T>>(factor);
       for (int64_t k = group; k < reduce; k += kLaneGroups) rescale_element(w[first + k * inner], f);
+    } else if (factor == kZeroSlice) {
+      for (int64_t k = group; k < reduce; k += kLaneGroups) zero_element(w[first + k * inner]);
     }
   }
   rescaled = block_sum<kNormThreads>(rescaled, counts);

@@ -107,3 +107,19 @@ def norm_constraint(call) -> int:
 def non_neg(call) -> int:
     unused = np.zeros(len(call.params))
     return _checked(_native.core.non_neg(call.params, unused, _dtypes.TYPE_NUMS), call.params)
+
+
+def prox_group_l1(call) -> int:
+    """Each array on max_norm's slices; through the permuted copy (written back whole: groups that are only
+    shrunk are not counted, so the count cannot tell whether anything changed) where max_norm takes it."""
+    zeroed = 0
+    for c, t in zip(call.slices, call.thresholds):
+        w = c.w
+        code = _dtypes.CODES[w.dtype]
+        if c.order is None:
+            zeroed += _native.core.prox_group_l1(code, w, c.outer, c.reduce, c.inner, t)
+            continue
+        work = np.ascontiguousarray(np.transpose(w, c.order))
+        zeroed += _native.core.prox_group_l1(code, work, c.outer, c.reduce, c.inner, t)
+        w[...] = np.transpose(work, np.argsort(c.order))
+    return zeroed

@@ -169,3 +169,22 @@ def non_neg(call):
     out = ref.empty((), _INT64)
     kernels.non_neg(codes, sizes, ptrs, _ptr(slots), slots_n, _ptr(out), ref.device, ref.stream())
     return _result(out, call.as_python, int)
+
+
+def prox_group_l1(call):
+    """Each array on max_norm's slices, its count into its own element of one device array, then summed
+    there (the host does not wait)."""
+    kernels = _native.cuda_kernels("params[0]")
+    ref = call.slices[0].w
+    n = len(call.slices)
+    slots = ref.empty((kernels.MAX_NORM_SLOTS,), _INT64)
+    outs = ref.empty((n,) if n > 1 else (), _INT64)
+    base = _ptr(outs)
+    for i, (c, t) in enumerate(zip(call.slices, call.thresholds)):
+        w = c.w
+        work = w.obj if c.order is None else w.permuted_copy(c.order)
+        kernels.prox_group_l1(_dtypes.CODES[w.dtype], _ptr(work), c.outer, c.reduce, c.inner, t, _ptr(slots),
+                              kernels.MAX_NORM_SLOTS, base + 8 * i, w.device, w.stream())
+        if c.order is not None:
+            w.assign_permuted(work, c.order)
+    return _result(outs if n == 1 else outs.sum(), call.as_python, int)

@@ -70,3 +70,11 @@ class NormConstraintCall(NamedTuple):
     slices: MaxNormCall  # its max_value field holds max_value too
     min_value: float
     rate: float
+
+
+class GroupL1Call(NamedTuple):
+    """prox_group_l1: each array's groups as max_norm's slices (max_value unused), one threshold each."""
+
+    slices: list  # MaxNormCall per array
+    thresholds: list  # float per array
+    as_python: bool

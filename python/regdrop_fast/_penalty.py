@@ -247,3 +247,58 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
     """
     backend, call = _validate.max_norm(w, max_value, axis, as_int)
     return backend.max_norm(call)
+
+
+def prox_group_l1(params: Any, threshold: Coefficient, *, axis: int | tuple[int, ...], as_int: bool = False) -> Any:
+    """Group soft-thresholding in place (the proximal step of ``t * sum_g ||w_g||_2``, group Lasso, L2,1):
+    every group ``w_g`` becomes ``max(0, 1 - t / ||w_g||) * w_g``. The groups of an array are max_norm's
+    slices: the L2 norm is taken over ``axis`` (an int or a tuple of ints, applied to every array), so
+    ``axis=1`` on a (features, tasks) coefficient matrix makes each feature's row a group, ``axis=0`` each
+    column, ``axis=(1, 2, 3)`` on a torch Conv2d weight each filter. Returns the number of groups that are
+    exactly zero afterwards (those with norm <= t; groups of no elements are not counted), over all arrays:
+    a Python int for NumPy arrays; for CUDA
+    arrays a 0-d int64 device array (``as_int=True``: a Python int, which waits for the device).
+
+    A group with norm <= t is set to +0 (every element, signs included); a larger one is multiplied by the
+    factor ``1 - t / norm`` formed in float64 and rounded once to the compute type (float32 for float32,
+    float16 and bfloat16 arrays, float64 for float64), each product rounded once; t = 0 and NaN norms leave
+    a group alone (zero groups still become +0). The norms are summed as max_norm's.
+
+    Layouts as in max_norm (host arrays of any writeable layout; CUDA arrays C-contiguous). On
+    KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the arrays are partly
+    written.
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        Updated in place (writeable, not overlapping each other).
+    threshold : float or sequence of float
+        t >= 0 (step size times the group penalty's coefficient), one for all arrays or one per array.
+    axis : int or tuple of int
+        The axes each group's norm is taken over.
+    as_int : bool, default False
+        For CUDA arrays: return a Python int (waits for the device).
+
+    Returns
+    -------
+    int or 0-d device array
+        The number of groups that are exactly zero afterwards.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, a non-numeric threshold, a non-integer axis.
+    ValueError
+        A negative threshold, an axis out of range or repeated for an array, read-only, self-overlapping
+        or mutually overlapping arrays. Nothing is written.
+
+    Examples
+    --------
+    >>> w = np.array([[3.0, 4.0], [0.3, 0.4]], np.float32)  # row norms 5 and 0.5
+    >>> rf.prox_group_l1(w, 1.0, axis=1)  # row 0 shrinks to norm 4, row 1 becomes zero
+    1
+    >>> np.round(w.astype(float), 6).tolist()
+    [[2.4, 3.2], [0.0, 0.0]]
+    """
+    backend, call = _validate.prox_group_l1(params, threshold, axis, as_int)
+    return backend.prox_group_l1(call)

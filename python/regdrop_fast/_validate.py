@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import _args, _arrays, _lists, _route
-from ._calls import BackwardCall, DropoutCall, MaskCall, MaxNormCall, NormConstraintCall, PenaltyCall, UpdateCall
+from ._calls import (BackwardCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall, NormConstraintCall, PenaltyCall,
+                     UpdateCall)
 from ._mask import Mask
 
 
@@ -183,3 +184,18 @@ def non_neg(params, as_int, *, host_only: bool = False) -> tuple[ModuleType, Upd
     if backend is _route.CUDA:
         params, _ = _lists.device_lists(params, None, written_params=True)
     return backend, UpdateCall(params, 0.0, as_int)
+
+
+def prox_group_l1(params, threshold, axis, as_int, *, host_only: bool = False) -> tuple[ModuleType, GroupL1Call]:
+    """prox_group_l1: the list rules of prox_l1 (written arrays: _lists), then each array's groups as
+    max_norm's slices over `axis`."""
+    params = _lists.sequence(params, "params")
+    t = _args.coefficients(threshold, len(params), "threshold")
+    as_int = _args.flag(as_int, "as_int")
+    backend = _list_backend(params, host_only)
+    if backend is _route.CUDA:
+        arrays, _ = _lists.device_lists(params, None, written_params=True)
+    else:
+        arrays = _lists.host_arrays(params, None, written_params=True)
+    slices = [_slices(backend, a, 0.0, axis, as_int) for a in arrays]
+    return backend, GroupL1Call(slices, _args.as_list(t, len(arrays)), as_int)

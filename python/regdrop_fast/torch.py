@@ -1309,7 +1309,7 @@ def _constraint_dim(params: list[torch.Tensor], dim: object) -> int:
 def norm_constraint_(params: _Tensors, *, min_value: float = 0.0, max_value: float = float("inf"),
                      rate: float = 1.0, dim: int) -> torch.Tensor:
     """Keras MinMaxNorm in place under ``torch.no_grad()``, on every tensor of params, with
-    ``torch.renorm``'s convention for the slices (as max_norm_): every slice ``w.select(dim, i)`` whose L2
+    ``torch.renorm``'s convention for the slices (as in ``max_norm_``): every slice ``w.select(dim, i)`` whose L2
     norm lies outside ``[min_value, max_value]`` is rescaled to norm
     ``rate * clip(norm, min_value, max_value) + (1 - rate) * norm`` (see ``regdrop_fast.norm_constraint``:
     slices within the bounds and of norm 0 stay bit for bit). Returns the number of slices rescaled, over

@@ -7,7 +7,7 @@ these bit for bit (masks and values; penalty values within the documented tolera
 from .._mask import Mask
 from .dropout import dropout, dropout_backward, dropout_mask
 from .penalty import decay, max_norm, penalty, penalty_grad, prox_l1
-from .constraints import non_neg, norm_constraint, unit_norm
+from .constraints import non_neg, norm_constraint, prox_group_l1, unit_norm
 from .philox import philox4x32
 
 # The import system binds the submodule `philox` here (dropout / penalty are rebound to the functions): drop
@@ -27,6 +27,7 @@ __all__ = [
     "penalty",
     "penalty_grad",
     "philox4x32",
+    "prox_group_l1",
     "prox_l1",
     "unit_norm",
 ]

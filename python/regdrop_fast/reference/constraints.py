@@ -4,7 +4,7 @@ norm_constraint (Keras MinMaxNorm; unit_norm is its case min_value = max_value =
 slices with max_norm's norms (regdrop_fast.reference.penalty.slice_norms: float64, 16 lanes folded), so a
 slice's decision and factor are the kernels' bit for bit; the factor is formed in float64 and each element
 becomes w * C(factor) in the compute type C (float32, float64 for float64 arrays), rounded once.
-non_neg sets negative elements to +0.
+non_neg sets negative elements to +0. prox_group_l1 (group soft-thresholding) works on the same slices.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _lists, _validate
+from .. import _args, _lists, _validate
 from .penalty import _compute_type, slice_norms
 
 
@@ -176,3 +176,64 @@ def non_neg(params: Any) -> int:
         negatives += int(np.count_nonzero(negative))
         w[negative] = 0
     return negatives
+
+
+def prox_group_l1(params: Any, threshold: Any, *, axis: int | tuple[int, ...]) -> int:
+    """NumPy specification of ``regdrop_fast.prox_group_l1``, equal to it bit for bit.
+
+    Each group (a slice of max_norm over ``axis``) with norm <= t becomes +0; a group with a larger norm
+    becomes ``w * C(1 - t / norm)`` (the factor in float64, rounded once to the compute type C, each product
+    rounded once); t = 0 and NaN norms leave a group alone. Returns the number of groups zero afterwards
+    (groups of no elements, over an axis of length 0, are not counted). Works on host arrays only.
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        Updated in place (writeable, not overlapping).
+    threshold : float or sequence of float
+        >= 0, one for all arrays or one per array.
+    axis : int or tuple of int
+        The axes each group's norm is taken over.
+
+    Returns
+    -------
+    int
+        The number of groups set to zero.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, a non-numeric threshold, a non-integer axis.
+    ValueError
+        A negative threshold, an axis out of range, read-only or overlapping arrays. Nothing is written.
+
+    Examples
+    --------
+    >>> w_ref = np.array([[3.0, 4.0], [0.3, 0.4]], np.float32)
+    >>> w_native = w_ref.copy()
+    >>> rf.reference.prox_group_l1(w_ref, 1.0, axis=1), rf.prox_group_l1(w_native, 1.0, axis=1)
+    (1, 1)
+    >>> np.array_equal(w_ref, w_native)
+    True
+    """
+    _, call = _validate.prox_group_l1(params, threshold, axis, False, host_only=True)
+    zeroed = 0
+    for c, t in zip(call.slices, _args.as_list(call.thresholds, len(call.slices))):
+        w, axes = c.w, c.axes
+        kept = tuple(a for a in range(w.ndim) if a not in axes)
+        order = kept + axes
+        n_groups, n_reduced = math.prod(w.shape[a] for a in kept), math.prod(w.shape[a] for a in axes)
+        rows = np.transpose(w, order).reshape(n_groups, n_reduced).copy()
+        norms = slice_norms(rows)
+        with np.errstate(invalid="ignore"):
+            zero = norms <= t
+            shrink = (norms > t) & (t != 0.0)
+        ct = _compute_type(w.dtype)
+        rows[zero] = 0
+        if shrink.any():
+            factor = (1.0 - t / norms[shrink]).astype(ct)
+            with np.errstate(all="ignore"):
+                rows[shrink] = (rows[shrink].astype(ct) * factor[:, None]).astype(w.dtype)
+        w[...] = np.transpose(rows.reshape([w.shape[a] for a in order]), np.argsort(order))
+        zeroed += int(np.count_nonzero(zero)) if n_reduced else 0  # a group of no elements is not counted
+    return zeroed
