@@ -54,6 +54,9 @@ class ndarray:  # noqa: N801 - named like the array type it stands in for
     def __getitem__(self, key):
         return ndarray(self.host[key], self.device.id)
 
+    def sum(self):
+        return ndarray(np.asarray(self.host.sum()), self.device.id)
+
 
 def fake_cupy():
     """A module that stands in for cupy (what regdrop_fast.cuda uses of it), over host memory."""

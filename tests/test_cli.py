@@ -290,6 +290,58 @@ def test_bench_penalty_and_latency_rows(tiny_bench):
     assert any(r["impl"].startswith("regdrop_fast dropout(") for r in latency)
 
 
+def test_bench_constraint_rows(tiny_bench):
+    """The constraints section: prox_group_l1 and norm_constraint over (the first few, --tiny) ResNet-50 conv
+    filters, with the copy, NumPy and (when importable) torch rows, bytes read w + write w."""
+    from regdrop_fast.bench import constraints
+
+    _, out = tiny_bench
+    rows = [r for r in _rows(out) if r["section"] == "constraints"]
+    n = sum(math.prod(s) for s in constraints.conv_filters(tiny=True))
+    for op in ("prox_group_l1", "norm_constraint"):
+        group = [r for r in rows if r["op"] == op]
+        frameworks = {r["framework"] for r in group}
+        assert frameworks >= {"regdrop_fast", "numpy", "copy"}
+        assert ("torch" in frameworks) == (importlib.util.find_spec("torch") is not None)
+        assert all(r["size"] == n and r["bytes"] in (8 * n, 8 * n + 1) for r in group)
+        assert f"{op} over ResNet-50's conv filters" in (out / "table.txt").read_text()
+
+
+def test_bench_constraint_implementations_agree_and_keep_the_weights():
+    """Every implementation of a constraints case does the same thing, and repeated calls see the same data:
+    the weights stay as they were (the factors are exactly 1)."""
+    from regdrop_fast.bench import constraints, frameworks
+
+    peers = [frameworks.load("torch")] if frameworks.installed("torch") else []
+    for case in constraints.constraint_cases(peers, [], tiny=True):
+        for impl in case.build():  # each runs (twice: what the timer does, on the same arrays)
+            impl.fn()
+            impl.fn()
+    rng = np.random.default_rng(cases.SEED)
+    original = [rng.standard_normal(s, dtype=np.float32) for s in constraints.conv_filters(tiny=True)]
+    # the compositions against regdrop_fast on real thresholds (not the benchmark's no-op ones)
+    w = [a * 0.1 for a in original]
+    ours, numpy_ = [a.copy() for a in w], [a.copy() for a in w]
+    rdf.prox_group_l1(ours, 0.5, axis=constraints.AXES)
+    constraints._numpy_prox(numpy_, 0.5)
+    for a, b in zip(ours, numpy_):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ours, numpy_ = [a.copy() for a in w], [a.copy() for a in w]
+    for a in ours:
+        rdf.norm_constraint(a, min_value=2.0, max_value=3.0, rate=0.5, axis=constraints.AXES)
+    constraints._numpy_norm_constraint(numpy_, 2.0, 3.0, 0.5)
+    for a, b in zip(ours, numpy_):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the benchmark's arguments leave the weights bit for bit unchanged
+    for a in original:
+        before = a.copy()
+        rdf.prox_group_l1(a, constraints.THRESHOLD, axis=constraints.AXES)
+        rdf.norm_constraint(a, min_value=constraints.MIN_VALUE, rate=constraints.RATE, axis=constraints.AXES)
+        constraints._numpy_prox([a], constraints.THRESHOLD)
+        constraints._numpy_norm_constraint([a], constraints.MIN_VALUE, np.inf, constraints.RATE)
+        assert a.tobytes() == before.tobytes()
+
+
 # ----------------------------------------------------------------------------------------------------------
 # bench harness pieces, in process
 

@@ -243,3 +243,109 @@ def test_every_convention_row_names_a_test_that_exists():
     assert {n for n in defined if n != "test_every_convention_row_names_a_test_that_exists"} <= named, (
         f"tests not listed in docs/conventions.md: {sorted(defined - named)}"
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Keras constraints, torch structured pruning and renorm, scikit-learn's MultiTaskLasso (group sparsity)
+
+
+def keras_min_max_norm(w, min_value, max_value, rate, axis, eps=1e-7):
+    """Keras MinMaxNorm's documented formula (UnitNorm: both bounds 1, rate 1; MaxNorm: min 0)."""
+    w = w.astype(np.float64)
+    norms = np.sqrt(np.sum(np.square(w), axis=axis, keepdims=True))
+    return w * ((rate * np.clip(norms, min_value, max_value) + (1 - rate) * norms) / (eps + norms))
+
+
+def test_keras_min_max_norm_formula(rng):
+    # A Conv2D kernel (h, w, in, out): axis (0, 1, 2), each filter's weights.
+    w = (rng.standard_normal((3, 3, 4, 10)) * rng.uniform(0.05, 1.0, size=10)).astype(np.float32)
+    for lo, hi, rate in ((0.5, 2.0, 1.0), (1.0, 1.5, 0.3)):
+        ours = w.copy()
+        rdf.norm_constraint(ours, min_value=lo, max_value=hi, rate=rate, axis=(0, 1, 2))
+        np.testing.assert_allclose(ours, keras_min_max_norm(w, lo, hi, rate, (0, 1, 2)), rtol=1e-6, atol=1e-7)
+
+
+def test_keras_constraints_themselves(rng):
+    keras = pytest.importorskip("keras")
+    w = (rng.standard_normal((3, 3, 4, 10)) * rng.uniform(0.05, 1.0, size=10)).astype(np.float32)
+    ours = w.copy()
+    rdf.norm_constraint(ours, min_value=0.5, max_value=2.0, rate=0.3, axis=(0, 1, 2))
+    theirs = keras.constraints.MinMaxNorm(0.5, 2.0, 0.3, axis=[0, 1, 2])(w)
+    np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-5)
+
+
+def test_keras_unit_norm_formula(rng):
+    w = rng.standard_normal((20, 7)).astype(np.float32)  # a Dense kernel (in, out): axis 0
+    ours = w.copy()
+    assert rdf.unit_norm(ours, axis=0) == 7
+    np.testing.assert_allclose(ours, keras_min_max_norm(w, 1.0, 1.0, 1.0, 0), rtol=1e-6, atol=1e-7)
+
+
+def test_keras_non_neg_formula(rng):
+    w = rng.standard_normal((20, 7)).astype(np.float32)
+    ours = w.copy()
+    assert rdf.non_neg(ours) == int(np.count_nonzero(w < 0))
+    assert np.array_equal(ours, w * (w >= 0))  # == : Keras's product gives -0.0 where this gives +0
+    assert not np.any(np.signbit(ours))
+
+
+def test_torch_renorm_is_norm_constraint_dim(rng):
+    torch = torch_or_skip()
+    import regdrop_fast.torch as rft
+
+    w = torch.from_numpy((rng.standard_normal((6, 4, 3, 3)) * rng.uniform(0.1, 1.0, (6, 1, 1, 1))).astype(np.float32))
+    for dim in (0, 1):
+        theirs = torch.renorm(w, 2, dim, 1.0)
+        ours = w.clone()
+        rft.norm_constraint_(ours, max_value=1.0, dim=dim)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)  # renorm: norm + 1e-7
+
+
+def test_torch_clamp_min_zero_is_non_neg(rng):
+    torch = torch_or_skip()
+    import regdrop_fast.torch as rft
+
+    w = torch.from_numpy(rng.standard_normal((30, 5)).astype(np.float32))
+    ours = w.clone()
+    rft.non_neg_(ours)
+    assert torch.equal(ours, w.clamp(min=0))
+
+
+def test_torch_ln_structured_pruning_zero_pattern(rng):
+    torch = torch_or_skip()
+    prune = pytest.importorskip("torch.nn.utils.prune")
+    conv = torch.nn.Conv2d(4, 10, 3)
+    with torch.no_grad():
+        conv.weight.mul_(torch.from_numpy(rng.uniform(0.2, 2.0, (10, 1, 1, 1)).astype(np.float32)))
+    w = conv.weight.detach().numpy().copy()
+    k = 4
+    prune.ln_structured(conv, "weight", amount=k, n=2, dim=0)
+    pruned = conv.weight.detach().numpy()
+    norms = np.sort(np.sqrt(np.sum(np.square(w.astype(np.float64)), axis=(1, 2, 3))))
+    ours = w.copy()
+    assert rdf.prox_group_l1(ours, norms[k - 1], axis=(1, 2, 3)) == k  # t: the k-th smallest filter norm
+    np.testing.assert_array_equal(np.all(ours == 0, axis=(1, 2, 3)), np.all(pruned == 0, axis=(1, 2, 3)))
+
+
+def test_sklearn_multi_task_lasso_by_proximal_gradient(diabetes):
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    X, y = diabetes
+    Y = np.stack([y, 0.5 * y + X @ np.linspace(-50, 50, X.shape[1])], axis=1)  # two related tasks
+    n, alpha = X.shape[0], 2.0
+    theirs = linear_model.MultiTaskLasso(alpha=alpha, fit_intercept=False, tol=1e-14,
+                                         max_iter=1_000_000).fit(X, Y).coef_.T
+    assert np.any(np.all(theirs == 0, axis=1))  # some features dropped from every task
+    step = 1.0 / np.linalg.eigvalsh(X.T @ X / n)[-1]
+    B = np.zeros((X.shape[1], 2))
+    Z, s = B.copy(), 1.0
+    for _ in range(5000):
+        B_next = Z - step * (X.T @ (X @ Z - Y) / n)
+        rdf.prox_group_l1(B_next, step * alpha, axis=1)  # one group per feature: its row of B
+        s_next = (1 + np.sqrt(1 + 4 * s * s)) / 2
+        if np.sum((Z - B_next) * (B_next - B)) > 0:  # restart
+            Z, s_next = B_next.copy(), 1.0
+        else:
+            Z = B_next + ((s - 1) / s_next) * (B_next - B)
+        B, s = B_next, s_next
+    np.testing.assert_allclose(B, theirs, rtol=1e-6, atol=1e-6 * np.max(np.abs(theirs)))
+    np.testing.assert_array_equal(np.all(B == 0, axis=1), np.all(theirs == 0, axis=1))

@@ -517,9 +517,9 @@ except ImportError:  # the torch rows are left out without torch
 
 PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =", "penalty_grad", "penalty",
           "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
-          "set_num_threads", "set_simd"]
+          "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg", "prox_group_l1"]
 TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty", "rt.prox_l1_", "rt.decay_",
-                "rt.max_norm_"]
+                "rt.max_norm_", "rt.norm_constraint_", "rt.unit_norm_", "rt.non_neg_"]
 
 
 def state(obj):
@@ -620,7 +620,9 @@ def _penalty_rows():
          lambda: (lambda w=_w(), i=np.zeros(3, np.int64): (lambda: rdf.decay([w, i], 0.5), [w, i]))()),
         ("max_norm", ValueError, "max_value: int value too large", lists(lambda w, g: lambda: rdf.max_norm(w, 10**400, axis=1))),
         ("max_norm", TypeError, "axis: expected an int", lists(lambda w, g: lambda: rdf.max_norm(w, 1.0, axis=1.0))),
-        ("max_norm", ValueError, "w: must be C-contiguous", lists(lambda w, g: lambda: rdf.max_norm(w.T, 1.0, axis=0))),
+        ("max_norm", ValueError, "w: its elements overlap each other",
+         lambda: (lambda w=np.lib.stride_tricks.as_strided(_w(), (3, 4), (0, 4), writeable=True):
+                  (lambda: rdf.max_norm(w, 1.0, axis=0), [w]))()),
     ]
 
 
@@ -704,7 +706,107 @@ def _torch_rows():
     ]
 
 
-TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows()
+def _constraint_rows():
+    def one(fn, w=None):
+        def make():
+            a = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4) if w is None else w()
+            return fn(a), [a]
+        return make
+
+    def overlapping():
+        return np.lib.stride_tricks.as_strided(np.ones(4, np.float32), (3, 4), (0, 4), writeable=True)
+
+    def read_only_array():
+        a = np.ones((3, 4), np.float32)
+        a.flags.writeable = False
+        return a
+
+    rows = [
+        ("norm_constraint", TypeError, "w: expected a numpy.ndarray", lambda: (lambda: rdf.norm_constraint([[1.0]], axis=0), [])),
+        ("norm_constraint", TypeError, "w: dtype int32 is not supported",
+         one(lambda a: lambda: rdf.norm_constraint(a, axis=0), lambda: np.ones((2, 2), np.int32))),
+        ("norm_constraint", ValueError, "w: must be writeable", one(lambda a: lambda: rdf.norm_constraint(a, axis=0), read_only_array)),
+        ("norm_constraint", ValueError, "w: its elements overlap each other", one(lambda a: lambda: rdf.norm_constraint(a, axis=0), overlapping)),
+        ("norm_constraint", ValueError, "min_value: expected a finite number >= 0, got -1.0",
+         one(lambda a: lambda: rdf.norm_constraint(a, min_value=-1.0, axis=0))),
+        ("norm_constraint", ValueError, "min_value: expected a finite number >= 0, got inf",
+         one(lambda a: lambda: rdf.norm_constraint(a, min_value=float("inf"), axis=0))),
+        ("norm_constraint", TypeError, "min_value: expected a finite number >= 0, got str",
+         one(lambda a: lambda: rdf.norm_constraint(a, min_value="0", axis=0))),
+        ("norm_constraint", ValueError, r"max_value: expected a number > 0 and >= min_value \(2.0\), got 1.0",
+         one(lambda a: lambda: rdf.norm_constraint(a, min_value=2.0, max_value=1.0, axis=0))),
+        ("norm_constraint", ValueError, r"max_value: expected a number > 0 .*got 0.0",
+         one(lambda a: lambda: rdf.norm_constraint(a, max_value=0.0, axis=0))),
+        ("norm_constraint", ValueError, r"max_value: expected a number > 0 .*got nan",
+         one(lambda a: lambda: rdf.norm_constraint(a, max_value=float("nan"), axis=0))),
+        ("norm_constraint", TypeError, "max_value: expected a number > 0 and >= min_value, got NoneType",
+         one(lambda a: lambda: rdf.norm_constraint(a, max_value=None, axis=0))),
+        ("norm_constraint", ValueError, r"rate: expected a number in \[0, 1\], got 1.5",
+         one(lambda a: lambda: rdf.norm_constraint(a, max_value=1.0, rate=1.5, axis=0))),
+        ("norm_constraint", TypeError, "axis: expected an int", one(lambda a: lambda: rdf.norm_constraint(a, axis=0.5))),
+        ("norm_constraint", ValueError, "axis: 2 is out of range", one(lambda a: lambda: rdf.norm_constraint(a, axis=2))),
+        ("norm_constraint", TypeError, "as_int: expected True or False", one(lambda a: lambda: rdf.norm_constraint(a, axis=0, as_int=1))),
+        ("unit_norm", ValueError, r"axis: repeated axis", one(lambda a: lambda: rdf.unit_norm(a, axis=(0, 0)))),
+        ("unit_norm", TypeError, "axis: expected an int", one(lambda a: lambda: rdf.unit_norm(a, axis="0"))),
+        ("unit_norm", ValueError, "w: must be writeable", one(lambda a: lambda: rdf.unit_norm(a, axis=0), read_only_array)),
+        ("non_neg", TypeError, r"params\[1\]: dtype int64 is not supported",
+         lambda: (lambda w=_w(), i=np.zeros(3, np.int64): (lambda: rdf.non_neg([w, i]), [w, i]))()),
+        ("non_neg", TypeError, r"params\[0\]: expected a numpy.ndarray", lambda: (lambda: rdf.non_neg([[-1.0, 2.0]]), [])),
+        ("non_neg", ValueError, r"params\[0\]: must be writeable", one(lambda a: lambda: rdf.non_neg(a), read_only_array)),
+        ("non_neg", ValueError, r"params\[0\]: its elements overlap each other", one(lambda a: lambda: rdf.non_neg(a), overlapping)),
+        ("non_neg", ValueError, r"params\[0\] overlaps params\[1\] in memory",
+         lambda: (lambda b=-np.ones(16, np.float32): (lambda: rdf.non_neg([b[:10], b[6:]]), [b]))()),
+        ("non_neg", TypeError, "params: expected an array or a sequence of arrays, got str", lambda: (lambda: rdf.non_neg("w"), [])),
+        ("prox_group_l1", ValueError, r"threshold: expected a finite number >= 0, got -0.5",
+         one(lambda a: lambda: rdf.prox_group_l1(a, -0.5, axis=1))),
+        ("prox_group_l1", ValueError, r"threshold\[1\]: expected a finite number >= 0, got nan",
+         lambda: (lambda a=_w(), b=_w(): (lambda: rdf.prox_group_l1([a, b], [0.1, float("nan")], axis=0), [a, b]))()),
+        ("prox_group_l1", ValueError, r"threshold: 3 coefficients for 1 arrays",
+         one(lambda a: lambda: rdf.prox_group_l1([a], [0.1, 0.2, 0.3], axis=1))),
+        ("prox_group_l1", TypeError, "threshold: expected a number or a sequence", one(lambda a: lambda: rdf.prox_group_l1(a, "1", axis=1))),
+        ("prox_group_l1", ValueError, r"axis: 1 is out of range for an array of 1 dimension",
+         lambda: (lambda a=np.ones((3, 4), np.float32), b=np.ones(5, np.float32): (lambda: rdf.prox_group_l1([a, b], 0.1, axis=1), [a, b]))()),
+        ("prox_group_l1", TypeError, "axis: expected an int", one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=None))),
+        ("prox_group_l1", TypeError, r"params\[0\]: dtype int32 is not supported",
+         one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=0), lambda: np.ones((2, 2), np.int32))),
+        ("prox_group_l1", ValueError, r"params\[0\]: must be writeable", one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=0), read_only_array)),
+        ("prox_group_l1", ValueError, r"params\[0\]: its elements overlap each other",
+         one(lambda a: lambda: rdf.prox_group_l1(a, 0.1, axis=0), overlapping)),
+        ("prox_group_l1", ValueError, r"params\[0\] overlaps params\[1\] in memory",
+         lambda: (lambda b=np.ones((4, 4), np.float32): (lambda: rdf.prox_group_l1([b[:3], b[2:]], 0.1, axis=1), [b]))()),
+        ("prox_group_l1", TypeError, "missing 1 required keyword-only argument: 'axis'",
+         one(lambda a: lambda: rdf.prox_group_l1(a, 0.1))),
+    ]
+    if torch is None:
+        return rows
+
+    def t_one(fn):
+        def make():
+            t = torch.randn(3, 4)
+            return fn(t), [t]
+        return make
+
+    return rows + [
+        ("rt.norm_constraint_", ValueError, r"rate: expected a number in \[0, 1\]",
+         t_one(lambda t: lambda: rt.norm_constraint_([t], max_value=1.0, rate=-0.5, dim=0))),
+        ("rt.norm_constraint_", ValueError, r"max_value: expected a number > 0 and >= min_value",
+         t_one(lambda t: lambda: rt.norm_constraint_([t], min_value=2.0, max_value=1.0, dim=0))),
+        ("rt.norm_constraint_", ValueError, r"dim: 2 is out of range for params\[0\]",
+         t_one(lambda t: lambda: rt.norm_constraint_([t], max_value=1.0, dim=2))),
+        ("rt.norm_constraint_", TypeError, "dim: expected an int", t_one(lambda t: lambda: rt.norm_constraint_([t], dim=0.5))),
+        ("rt.norm_constraint_", ValueError, r"params\[1\]: expected at least one dimension",
+         t_one(lambda t: lambda: rt.norm_constraint_([t, torch.ones(())], max_value=1.0, dim=0))),
+        ("rt.unit_norm_", TypeError, r"params\[1\]: expected a torch.Tensor", t_one(lambda t: lambda: rt.unit_norm_([t, 1.0], dim=0))),
+        ("rt.unit_norm_", ValueError, "its elements overlap each other",
+         lambda: (lambda b=torch.ones(1, 3): (lambda: rt.unit_norm_([b.expand(4, 3)], dim=0), [b]))()),
+        ("rt.non_neg_", ValueError, r"params\[0\] overlaps params\[1\] in memory",
+         lambda: (lambda b=-torch.ones(4, 4): (lambda: rt.non_neg_([b[:, :3], b[:, 1:]]), [b]))()),
+        ("rt.non_neg_", TypeError, "dtype torch.int64 is not supported",
+         lambda: (lambda t=-torch.ones(3, dtype=torch.int64): (lambda: rt.non_neg_([t]), [t]))()),
+    ]
+
+
+TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows() + _constraint_rows()
 
 
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,

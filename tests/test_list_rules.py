@@ -42,6 +42,11 @@ def readonly(a):
     return a
 
 
+def self_overlapping(n, dtype=np.float32):
+    """A writeable view whose elements share memory (stride 0)."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), (n,), (0,), writeable=True)
+
+
 def test_success_results():
     params, grads = [f32(5), f32(3)], [f32(5, v=0), f32(3, v=0)]
     value = grad_call(params, grads)
@@ -64,7 +69,9 @@ PENALTY_REFUSALS = [
     ([f32(2)], [[0.0, 0.0]], ("type", "grads", 0, -1)),
     ([f32(2)], [np.zeros(2, np.int32)], ("dtype", "grads", 0, -1)),
     ([f32(2)], [np.zeros(2, ">f4")], ("dtype", "grads", 0, -1)),
-    ([f32(2)], [f32(4)[::2]], ("contiguous", "grads", 0, -1)),
+    ([f32(2)], [self_overlapping(2)], ("self_overlap", "grads", 0, -1)),
+    ([f32(2, 2)], [np.lib.stride_tricks.as_strided(f32(3), (2, 2), (4, 4), writeable=True)],
+     ("self_overlap", "grads", 0, -1)),
     ([f32(2)], [misaligned(2)], ("aligned", "grads", 0, -1)),
     ([f32(2)], [readonly(f32(2))], ("writeable", "grads", 0, -1)),
     ([f32(2)], [np.zeros(2, np.float64)], ("pair_dtype", "grads", 0, -1)),
@@ -108,6 +115,13 @@ def test_penalty_grad_overlaps():
     assert_unchanged([g], before[1:])
     # ... but not a shifted view of it
     assert grad_call([w[:4]], [w[1:5]]) == ("overlap", "grads", 1, 0)
+    # ... nor a reversed one over the same memory (not the same element for element)
+    assert grad_call([w], [w[::-1]]) == ("overlap", "grads", 1, 0)
+    # strided gradients: their span from lowest to highest element counts (interleaved slices conflict)
+    m = f32(4, 6, v=0)
+    assert grad_call([f32(4, 3), f32(4, 3)], [m[:, ::2], m[:, 1::2]]) == ("overlap", "grads", 2, 3)
+    assert isinstance(grad_call([f32(2, 6), f32(2, 6)], [m[:2], m[2:][::-1]]), float)
+    assert isinstance(grad_call([m.T], [m.T]), float)  # its own parameter: read from a C-contiguous copy
     # read-only params may share memory with each other
     assert isinstance(grad_call([w, w[2:]], [f32(8, v=0), f32(6, v=0)]), float)
 
@@ -118,7 +132,7 @@ def test_update_refusals_touch_nothing():
     cases = [
         ((a, [0.0]), ("type", "params", 1, -1)),
         ([a, np.arange(3)], ("dtype", "params", 1, -1)),
-        ([a, f32(6)[::2]], ("contiguous", "params", 1, -1)),
+        ([a, self_overlapping(3)], ("self_overlap", "params", 1, -1)),
         ([a, misaligned(3)], ("aligned", "params", 1, -1)),
         ([a, readonly(f32(3))], ("writeable", "params", 1, -1)),
         ([b, a[:2], a[1:3]], ("overlap", "params", 1, 2)),
@@ -201,14 +215,20 @@ def test_python_rules_agree_on_overlaps_and_updates():
     from regdrop_fast import _lists
 
     w, g = f32(8), f32(8, v=0)
+    m = f32(4, 6, v=0)
     for params, grads in (([w[:4], w[4:]], [w[2:6], g[4:]]), ([f32(4), f32(4)], [g[:4], g[2:6]]),
-                          ([w[:4]], [w[1:5]]), ([w], [w]), ([w, w[2:]], [f32(8, v=0), f32(6, v=0)])):
+                          ([w[:4]], [w[1:5]]), ([w], [w]), ([w, w[2:]], [f32(8, v=0), f32(6, v=0)]),
+                          ([w], [w[::-1]]), ([f32(4, 3), f32(4, 3)], [m[:, ::2], m[:, 1::2]]),
+                          ([f32(2, 6), f32(2, 6)], [m[:2], m[2:][::-1]]), ([m.T], [m.T]),
+                          ([m.T.copy()], [m.T])):
         native = grad_call(params, grads)
         python = _lists.host_refusal(params, grads, written_params=False)[0]
         assert python == (native if isinstance(native, tuple) else None)
     a, b = f32(6), f32(3)
-    for params in ([a, np.arange(3)], [a, f32(6)[::2]], [a, misaligned(3)], [a, readonly(f32(3))],
-                   [b, a[:2], a[1:3]], [a, a], [a, b], (a, [0.0])):
+    c = f32(4, 6)
+    for params in ([a, np.arange(3)], [a, self_overlapping(3)], [a, misaligned(3)], [a, readonly(f32(3))],
+                   [b, a[:2], a[1:3]], [a, a], [a, b], (a, [0.0]), [a, f32(6)[::2], c.T, c[:, ::-2]],
+                   [c[:, ::2], c[:, 1::2]], [c[::-1], c[:2].T], [a[::-1], a[::2]]):
         python = _lists.host_refusal(params, None, written_params=True)[0]
         native = _core.prox_l1(params, coef(len(params)), NUMS)
         assert python == (native if isinstance(native, tuple) else None), params

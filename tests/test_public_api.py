@@ -17,14 +17,16 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # The documented public names of each public module (README's API lists, docs/torch.md).
 PUBLIC = {
     "regdrop_fast": ["Generator", "Mask", "backend_info", "cuda", "decay", "dropout", "dropout_backward",
-                     "dropout_mask", "get_num_threads", "max_norm", "penalty", "penalty_grad", "prox_l1",
-                     "random", "reference", "set_num_threads", "set_simd"],
+                     "dropout_mask", "get_num_threads", "max_norm", "non_neg", "norm_constraint", "penalty",
+                     "penalty_grad", "prox_group_l1", "prox_l1", "random", "reference", "set_num_threads",
+                     "set_simd", "unit_norm"],
     "regdrop_fast.random": ["philox4x32"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
     "regdrop_fast.reference": ["Mask", "decay", "dropout", "dropout_backward", "dropout_mask", "max_norm",
-                               "penalty", "penalty_grad", "philox4x32", "prox_l1"],
+                               "non_neg", "norm_constraint", "penalty", "penalty_grad", "philox4x32", "prox_group_l1",
+                               "prox_l1", "unit_norm"],
     "regdrop_fast.torch": ["Dropout", "Generator", "add_penalty_grad_", "decay_", "dropout", "empty_cache",
-                           "max_norm_", "penalty", "prox_l1_"],
+                           "max_norm_", "non_neg_", "norm_constraint_", "penalty", "prox_l1_", "unit_norm_"],
 }
 
 
@@ -99,6 +101,10 @@ NUMPYDOC_DONE = {
                                              "penalty", "prox_l1", "decay", "max_norm", "philox4x32")},
     **{f"torch.{name}": ALL for name in ("dropout", "add_penalty_grad_", "penalty", "prox_l1_", "decay_",
                                             "max_norm_")},
+    **{name: ALL for name in ("prox_group_l1", "reference.prox_group_l1")},
+    **{name: ALL for name in ("norm_constraint", "unit_norm", "non_neg", "reference.norm_constraint",
+                              "reference.unit_norm", "reference.non_neg", "torch.norm_constraint_",
+                              "torch.unit_norm_", "torch.non_neg_")},
     "torch.Dropout": ("Parameters", "Attributes", "Raises", "Examples"),
     "torch.empty_cache": ("Examples",),
 }

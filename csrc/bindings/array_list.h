@@ -4,9 +4,11 @@
 // Why this is C++: a list of 1,000 small arrays must cost well under a microsecond per array, and reading a
 // data pointer, dtype, shape and flags through Python attributes costs about that much on its own. So the
 // fields are read straight from the array structs here, and every rule of a list call is decided here,
-// once, for the Python layer too: an array the kernels take ("fast form") is an ndarray of a supported
-// dtype in native byte order, C-contiguous and aligned, writeable when it is written; paired arrays have
-// equal shape and dtype; and no written array overlaps another array of the call (csrc/common/list_rules.h).
+// once, for the Python layer too: an array the kernels read ("fast form") is an ndarray of a supported
+// dtype in native byte order, C-contiguous and aligned; an array they write is an aligned writeable ndarray
+// of a supported dtype in any layout whose elements do not overlap each other (walked in place: see
+// strided_fields); paired arrays have equal shape and dtype; and no written array overlaps another array of
+// the call (csrc/common/list_rules.h).
 // A parameter that is only read and not in fast form is converted here (a C-contiguous aligned copy, held
 // until the kernels return), as long as its dtype is supported. Anything else is refused with a Refusal
 // naming the rule and the arrays, before anything is touched; the Python layer turns it into the error and
@@ -16,7 +18,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <vector>
 
 #include "../common/dtypes.h"
@@ -44,8 +49,9 @@ inline TypeNums type_nums(const py::tuple& nums) {
 // Why a call was refused: rule, the list ("params" or "grads") array i belongs to, and a second index j
 // (-1 when unused). Rules: "sequence" (the list is not a list or tuple), "length" (i = len(grads),
 // j = len(params)), "device" (a CUDA array among host arrays), "convert" (array-like that NumPy cannot convert), "type" (written array not an
-// ndarray), "dtype", "contiguous", "aligned", "writeable", "pair_dtype", "pair_shape" (grads[i] against
-// params[i]), "overlap" (i written, j the array it overlaps, both numbered in params + grads).
+// ndarray), "dtype", "aligned", "writeable", "self_overlap" (a written array whose elements overlap each
+// other), "pair_dtype", "pair_shape" (grads[i] against params[i]), "overlap" (i written, j the array it
+// overlaps, both numbered in params + grads).
 struct Refusal {
   const char* rule = nullptr;
   const char* name = nullptr;
@@ -68,6 +74,7 @@ struct ArrayFields {
   int ndim;
   const ssize_t* dims;
   int flags;
+  uintptr_t lo, hi;  // the memory from the lowest to past the highest element (strided arrays: conservative)
 };
 
 // Fields of ndarray obj; false when its dtype is not one of the four (or not in native byte order).
@@ -92,7 +99,61 @@ inline bool array_fields(PyObject* obj, const TypeNums& nums, ArrayFields& out) 
   out.ndim = arr->nd;
   out.dims = arr->dimensions;
   out.flags = arr->flags;
+  out.lo = reinterpret_cast<uintptr_t>(out.data);
+  out.hi = out.lo + static_cast<uintptr_t>(out.bytes);
   return true;
+}
+
+// How the kernels walk a written array.
+enum class WriteForm { kContiguous, kFlat, kStrided };
+
+// A written array that is not C-contiguous (already aligned and writeable, n > 0). Refused when its
+// elements overlap each other ("self_overlap": the rule of _arrays.self_overlapping, on the dims of size > 1
+// sorted by |stride|, each must step past all the elements the smaller ones reach). Otherwise the memory
+// from its lowest to its highest element goes into out.lo / out.hi, and:
+//   kFlat: it is dense in some memory order (transposed, Fortran, negative strides: exactly n elements in
+//     that span, starting at out.lo); for an op whose elements are independent and whose result has no
+//     order (prox_l1, decay) it is then one contiguous block, with no copy;
+//   kStrided: it is not; the loops walk it in C order.
+// Either way `layout` holds it collapsed (size-1 dims dropped, a dim merged into the next when it steps
+// exactly over it), from out.data.
+inline WriteForm strided_fields(PyObject* obj, ArrayFields& out, cpu::StridedLayout& layout, bool& overlap) {
+  const auto* arr = py::detail::array_proxy(obj);
+  const int64_t item = out.bytes / out.n;
+  layout.ndim = 0;
+  for (int d = 0; d < arr->nd; ++d) {
+    if (arr->dimensions[d] == 1) continue;
+    const int64_t dim = static_cast<int64_t>(arr->dimensions[d]);
+    const int64_t stride = static_cast<int64_t>(arr->strides[d]) / item;  // aligned: whole elements
+    const int m = layout.ndim;
+    if (m > 0 && layout.strides[m - 1] == stride * dim) {
+      layout.dims[m - 1] *= dim;
+      layout.strides[m - 1] = stride;
+      continue;
+    }
+    layout.dims[m] = dim;
+    layout.strides[m] = stride;
+    layout.ndim = m + 1;
+  }
+  const int nd = layout.ndim;
+  int order[cpu::kMaxStridedDims];
+  for (int d = 0; d < nd; ++d) order[d] = d;
+  std::sort(order, order + nd, [&](int a, int b) {
+    return std::llabs(layout.strides[a]) < std::llabs(layout.strides[b]);
+  });
+  int64_t reach = 0, low = 0, high = 0;
+  overlap = false;
+  for (int k = 0; k < nd; ++k) {
+    const int64_t s = layout.strides[order[k]], step = std::llabs(s), extent = (layout.dims[order[k]] - 1) * s;
+    if (step <= reach) overlap = true;
+    reach += extent < 0 ? -extent : extent;
+    (s < 0 ? low : high) += extent;
+  }
+  if (overlap) return WriteForm::kStrided;
+  char* base = static_cast<char*>(out.data);
+  out.lo = reinterpret_cast<uintptr_t>(base + low * item);
+  out.hi = reinterpret_cast<uintptr_t>(base + (high + 1) * item);
+  return high - low + 1 == out.n ? WriteForm::kFlat : WriteForm::kStrided;
 }
 
 constexpr int kFastFlags = npy::NPY_ARRAY_C_CONTIGUOUS_ | npy::NPY_ARRAY_ALIGNED_;
@@ -120,14 +181,31 @@ inline bool read_array(PyObject* obj, const TypeNums& nums, int64_t i, ArrayFiel
   return true;
 }
 
-// params[i] (update ops) or grads[i], written in place: must be in fast form and writeable as it is.
+// params[i] (update ops) or grads[i], written in place as it is: an aligned writeable ndarray of a
+// supported dtype, in any layout that does not overlap itself. A C-contiguous one is taken as it is; any
+// other is described by strided_fields, and a strided one's layout is kept in `layouts` (a deque: the
+// items point into it, and it only grows) and returned through `layout` (else null). `flat_ok`: the op may
+// take an array dense in another memory order as one block (prox_l1, decay; not a gradient, whose elements
+// pair with its parameter's in C order).
 inline bool written_array(PyObject* obj, const TypeNums& nums, const char* name, int64_t i, ArrayFields& out,
-                          Refusal& r) {
+                          bool flat_ok, std::deque<cpu::StridedLayout>& layouts,
+                          const cpu::StridedLayout*& layout, Refusal& r) {
+  layout = nullptr;
   if (!npy::get().PyArray_Check_(obj)) return refuse(r, "type", name, i);
   if (!array_fields(obj, nums, out)) return refuse(r, "dtype", name, i);
-  if (!(out.flags & npy::NPY_ARRAY_C_CONTIGUOUS_)) return refuse(r, "contiguous", name, i);
   if (!(out.flags & npy::NPY_ARRAY_ALIGNED_)) return refuse(r, "aligned", name, i);
   if (!(out.flags & npy::NPY_ARRAY_WRITEABLE_)) return refuse(r, "writeable", name, i);
+  if ((out.flags & npy::NPY_ARRAY_C_CONTIGUOUS_) || out.n == 0) return true;
+  cpu::StridedLayout strided;
+  bool overlap;
+  const WriteForm form = strided_fields(obj, out, strided, overlap);
+  if (overlap) return refuse(r, "self_overlap", name, i);
+  if (form == WriteForm::kFlat && flat_ok) {
+    out.data = reinterpret_cast<void*>(out.lo);
+    return true;
+  }
+  layouts.push_back(strided);
+  layout = &layouts.back();
   return true;
 }
 
@@ -152,8 +230,7 @@ inline bool held_items(const py::handle& seq, const char* name, py::object& held
 inline void add_range(std::vector<MemRange>& ranges, const ArrayFields& f, int64_t index, int64_t pair,
                       bool written) {
   if (f.bytes == 0) return;  // holds no memory (write_conflict would drop it)
-  const auto lo = reinterpret_cast<uintptr_t>(f.data);
-  ranges.push_back(MemRange{lo, lo + static_cast<uintptr_t>(f.bytes), index, pair, written});
+  ranges.push_back(MemRange{f.lo, f.hi, index, pair, written});
 }
 
 // The overlap rule over the ranges of a call; `n_params` tells params (index < n_params) from grads.
@@ -167,6 +244,7 @@ inline bool no_overlap(std::vector<MemRange>& ranges, int64_t n_params, Refusal&
 struct Held {
   py::object lists[2];
   std::vector<py::object> converted;
+  std::deque<cpu::StridedLayout> layouts;  // of the written arrays walked strided (the items point here)
 };
 
 // Items of a penalty call: params[i] read, grads[i] written (grads None: the value only), coefficients
@@ -189,16 +267,19 @@ inline bool penalty_items(const py::handle& params, const py::handle& grads, con
   if (with_grads) ranges.reserve(2 * static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     ArrayFields w, g;
+    const cpu::StridedLayout* grad_layout = nullptr;
     if (!read_array(ps[i], nums, i, w, held.converted, r)) return false;
     if (with_grads) {
-      if (!written_array(gs[i], nums, "grads", i, g, r)) return false;
+      if (!written_array(gs[i], nums, "grads", i, g, false, held.layouts, grad_layout, r)) return false;
       if (g.dtype != w.dtype) return refuse(r, "pair_dtype", "grads", i);
       if (!same_shape(w, g)) return refuse(r, "pair_shape", "grads", i);
       add_range(ranges, w, i, i, false);
-      add_range(ranges, g, n + i, i, true);
+      // A strided gradient is never exactly its parameter's memory element for element (the parameter is
+      // C-contiguous), even over the same span: it gets a pair of its own.
+      add_range(ranges, g, n + i, grad_layout ? n + i : i, true);
     }
     void* grad = with_grads ? g.data : nullptr;
-    items[static_cast<size_t>(i)] = cpu::PenaltyItem{w.dtype, w.n, w.data, grad, l1[i], l2[i]};
+    items[static_cast<size_t>(i)] = cpu::PenaltyItem{w.dtype, w.n, w.data, grad, l1[i], l2[i], grad_layout};
   }
   return !with_grads || no_overlap(ranges, n, r);
 }
@@ -214,9 +295,10 @@ inline bool update_items(const py::handle& params, const double* coef, const Typ
   ranges.reserve(static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     ArrayFields w;
-    if (!written_array(ps[i], nums, "params", i, w, r)) return false;
+    const cpu::StridedLayout* layout;
+    if (!written_array(ps[i], nums, "params", i, w, true, held.layouts, layout, r)) return false;
     add_range(ranges, w, i, i, true);
-    items[static_cast<size_t>(i)] = cpu::UpdateItem{w.dtype, w.n, w.data, coef[i]};
+    items[static_cast<size_t>(i)] = cpu::UpdateItem{w.dtype, w.n, w.data, coef[i], layout};
   }
   return no_overlap(ranges, n, r);
 }

@@ -140,6 +140,10 @@ PYBIND11_MODULE(_core, m) {
     return update_list(params, threshold, type_nums, rdf::cpu::prox_l1, [](int64_t zeros) { return py::int_(zeros); });
   });
 
+  m.def("non_neg", [](py::handle params, const py::array& unused, const py::tuple& type_nums) {
+    return update_list(params, unused, type_nums, rdf::cpu::non_neg, [](int64_t negatives) { return py::int_(negatives); });
+  });
+
   m.def("decay", [](py::handle params, const py::array& factor, const py::tuple& type_nums) {
     const auto decay = [](const rdf::cpu::UpdateItem* items, int64_t count) {
       rdf::cpu::decay(items, count);
@@ -166,7 +170,23 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_norm", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
                        double max_value) {
     const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
-                                           inner, max_value};
+                                           inner, rdf::max_norm_bounds(max_value)};
+    KernelScope release;
+    return rdf::cpu::max_norm(problem);
+  });
+
+  m.def("prox_group_l1", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
+                            double threshold) {
+    const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
+                                           inner, rdf::group_shrink(threshold)};
+    KernelScope release;
+    return rdf::cpu::max_norm(problem);
+  });
+
+  m.def("norm_constraint", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
+                              double min_value, double max_value, double rate) {
+    const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
+                                           inner, rdf::NormBounds{min_value, max_value, rate}};
     KernelScope release;
     return rdf::cpu::max_norm(problem);
   });

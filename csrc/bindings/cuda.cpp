@@ -100,6 +100,30 @@ PYBIND11_MODULE(_cuda, m) {
     rdf::cuda::max_norm(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner, max_value,
                         ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out), device, ptr<void>(stream));
   });
+  m.def("norm_constraint", [](int dtype, uintptr_t w, int64_t outer, int64_t reduce, int64_t inner,
+                              double min_value, double max_value, double rate, uintptr_t slots,
+                              int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::norm_constraint(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner,
+                               rdf::NormBounds{min_value, max_value, rate}, ptr<int64_t>(slots), slot_capacity,
+                               ptr<int64_t>(out), device, ptr<void>(stream));
+  });
+  m.def("prox_group_l1", [](int dtype, uintptr_t w, int64_t outer, int64_t reduce, int64_t inner, double threshold,
+                            uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::norm_constraint(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner,
+                               rdf::group_shrink(threshold), ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out),
+                               device, ptr<void>(stream));
+  });
+  m.def("non_neg", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
+                      const std::vector<uintptr_t>& params, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
+                      int device, uintptr_t stream) {
+    const std::vector<double> unused(params.size(), 0.0);
+    const auto items = list_items(dtype, n, params, {}, unused, {});
+    py::gil_scoped_release release;
+    rdf::cuda::non_neg(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
+                       ptr<int64_t>(out), device, ptr<void>(stream));
+  });
   m.attr("CHUNK_ELEMS") = rdf::cuda::kChunkElems;          // scratch slots of a list call: one per chunk
   m.attr("MAX_NORM_SLOTS") = rdf::cuda::kMaxNormBlocks;    // scratch slots of a max_norm call
   m.attr("MAX_TENSORS_PER_LAUNCH") = rdf::cuda::kMaxTensors;

@@ -123,9 +123,9 @@ RDF_HD void decay_element(T& w, compute_t<T> multiplier) {
 // max_norm: the norm of a slice is sqrt(S) in float64, S its sum of w * w (16 lanes over the reduced index,
 // folded as above). A slice is rescaled only when norm > max_value, by the float64 factor
 // max_value / norm converted once to C: w = w * C(max_value / norm), rounded once to the storage type.
-// Slices with norm <= max_value (and NaN norms) are never written.
-RDF_HD bool max_norm_exceeds(double norm, double max_value) { return norm > max_value; }
-RDF_HD double max_norm_factor(double norm, double max_value) { return max_value / norm; }
+// Slices with norm <= max_value (and NaN norms) are never written. The loops decide and form the factor
+// through norm_constraint's bodies (constraint_element.h), of which this is the case max_norm_bounds:
+// the same comparisons and the same division.
 
 template <class T>
 RDF_HD void rescale_element(T& w, compute_t<T> factor) {

@@ -43,6 +43,7 @@ struct DropoutPass {
   double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end);               \
   int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end);                     \
   void decay_range(const UpdateItem& item, int64_t begin, int64_t end);                          \
+  int64_t non_neg_range(const UpdateItem& item, int64_t begin, int64_t end);                     \
   int64_t max_norm_rows(const MaxNormProblem& problem, int64_t a0, int64_t a1);                  \
   int64_t max_norm_columns(const MaxNormProblem& problem, int64_t a, int64_t b0, int64_t b1,     \
                            double* scratch);                                                     \

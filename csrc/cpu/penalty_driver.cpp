@@ -89,6 +89,12 @@ int64_t prox_l1(const UpdateItem* items, int64_t count) {
   return sum_over_tasks<int64_t>(parts, items, range);
 }
 
+int64_t non_neg(const UpdateItem* items, int64_t count) {
+  const auto range = RDF_ACTIVE_ISA_KERNEL(non_neg_range);
+  const Concatenation parts(items, count, [](const UpdateItem&) { return true; });
+  return sum_over_tasks<int64_t>(parts, items, range);
+}
+
 void decay(const UpdateItem* items, int64_t count) {
   const auto range = RDF_ACTIVE_ISA_KERNEL(decay_range);
   const Concatenation parts(items, count, [](const UpdateItem& it) { return it.coef != 0.0; });

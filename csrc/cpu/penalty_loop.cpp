@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../common/constraint_element.h"
 #include "../common/penalty_element.h"
 #include "isa.h"
 #include "vec.h"
@@ -106,6 +107,36 @@ struct SumLanes {
   void spill(double lanes[kL]) const { __builtin_memcpy(lanes, v, sizeof v); }
 };
 
+// Calls f(k, offset) for the elements k in [begin, end) of a strided array (penalty_driver.h: StridedLayout),
+// in C order, offset in elements from the data pointer: the index of `begin` is found once, then the last
+// dim is walked in runs, carrying into the dims before it. Scalar: a strided array has no vector loads.
+template <class F>
+inline void walk_strided(const StridedLayout& layout, int64_t begin, int64_t end, F f) {
+  int64_t idx[kMaxStridedDims];
+  const int last = layout.ndim - 1;
+  int64_t offset = 0, rest = begin;
+  for (int d = last; d >= 0; --d) {
+    idx[d] = rest % layout.dims[d];
+    rest /= layout.dims[d];
+    offset += idx[d] * layout.strides[d];
+  }
+  const int64_t step = layout.strides[last];
+  int64_t k = begin;
+  while (k < end) {
+    const int64_t left = layout.dims[last] - idx[last];
+    const int64_t run = left < end - k ? left : end - k;
+    for (int64_t j = 0; j < run; ++j) f(k + j, offset + j * step);
+    k += run;
+    offset += run * step;
+    idx[last] += run;
+    for (int d = last; d > 0 && idx[d] == layout.dims[d]; --d) {
+      offset += layout.strides[d - 1] - idx[d] * layout.strides[d];
+      idx[d] = 0;
+      ++idx[d - 1];
+    }
+  }
+}
+
 struct AbsOf {
   vd operator()(vd x) const { return abs_contribution(x); }
 };
@@ -145,17 +176,41 @@ double grad_segment(const PenaltyItem& item, int64_t begin, int64_t end) {
   return penalty_segment_value(kTerms, item.l1, item.l2, fold_lanes(a1), fold_lanes(a2));
 }
 
+// A strided gradient (its parameter is C-contiguous): the same bodies one element at a time, element k
+// adding into sum lane (k - begin) % 16 as in grad_segment, so the value is the same bits as for a
+// C-contiguous gradient.
+template <PenaltyTerms kTerms, class T>
+double grad_segment_strided(const PenaltyItem& item, int64_t begin, int64_t end) {
+  using C = compute_t<T>;
+  const T* w = static_cast<const T*>(item.param);
+  T* g = static_cast<T*>(item.grad);
+  const C c1 = static_cast<C>(item.l1), c2 = static_cast<C>(item.l2);
+  double a1[kL] = {}, a2[kL] = {};
+  walk_strided(*item.grad_layout, begin, end, [&](int64_t k, int64_t offset) {
+    const int l = static_cast<int>((k - begin) % kL);
+    const double xd = static_cast<double>(load(w[k]));
+    penalty_grad_element<kTerms>(w[k], g[offset], c1, c2);
+    if (has_l1(kTerms)) a1[l] += abs_contribution(xd);
+    if (has_l2(kTerms)) a2[l] += square_contribution(xd);
+  });
+  return penalty_segment_value(kTerms, item.l1, item.l2, fold_lanes(a1), fold_lanes(a2));
+}
+
 template <class T>
 double grad_segment_terms(const PenaltyItem& item, int64_t begin, int64_t end) {
   const bool with_grad = item.grad != nullptr;
+  const bool strided = with_grad && item.grad_layout != nullptr;
   switch (penalty_terms(item.l1, item.l2)) {
     case PenaltyTerms::kL1L2:
+      if (strided) return grad_segment_strided<PenaltyTerms::kL1L2, T>(item, begin, end);
       return with_grad ? grad_segment<PenaltyTerms::kL1L2, true, T>(item, begin, end)
                        : grad_segment<PenaltyTerms::kL1L2, false, T>(item, begin, end);
     case PenaltyTerms::kL1:
+      if (strided) return grad_segment_strided<PenaltyTerms::kL1, T>(item, begin, end);
       return with_grad ? grad_segment<PenaltyTerms::kL1, true, T>(item, begin, end)
                        : grad_segment<PenaltyTerms::kL1, false, T>(item, begin, end);
     case PenaltyTerms::kL2:
+      if (strided) return grad_segment_strided<PenaltyTerms::kL2, T>(item, begin, end);
       return with_grad ? grad_segment<PenaltyTerms::kL2, true, T>(item, begin, end)
                        : grad_segment<PenaltyTerms::kL2, false, T>(item, begin, end);
     case PenaltyTerms::kNone:
@@ -171,6 +226,12 @@ int64_t prox_segment(const UpdateItem& item, int64_t begin, int64_t end) {
   using V = vec_t<T>;
   T* w = static_cast<T*>(item.param);
   const C t = static_cast<C>(item.coef);
+  if (item.layout != nullptr) {
+    int64_t zeros = 0;
+    walk_strided(*item.layout, begin, end,
+                 [&](int64_t, int64_t offset) { zeros += soft_threshold_element(w[offset], t) ? 1 : 0; });
+    return zeros;
+  }
   const V tv = splat<V>(t), zero = V{};
   decltype(zero == zero) zero_lanes = {};  // each lane counts down by one per zero (true is all ones)
   int64_t i = begin;
@@ -184,11 +245,40 @@ int64_t prox_segment(const UpdateItem& item, int64_t begin, int64_t end) {
   return zeros;
 }
 
+// Negative elements counted as they are set to +0 (constraint_element.h).
+template <class T>
+int64_t non_neg_segment(const UpdateItem& item, int64_t begin, int64_t end) {
+  using V = vec_t<T>;
+  T* w = static_cast<T*>(item.param);
+  int64_t negatives = 0;
+  if (item.layout != nullptr) {
+    walk_strided(*item.layout, begin, end,
+                 [&](int64_t, int64_t offset) { negatives += non_neg_element(w[offset]) ? 1 : 0; });
+    return negatives;
+  }
+  const V zero = V{};
+  decltype(zero == zero) negative_lanes = {};  // each lane counts down by one per negative (true is all ones)
+  int64_t i = begin;
+  for (; i + vec_lanes<T>() <= end; i += vec_lanes<T>()) {
+    const V x = load_vec(w + i);
+    negative_lanes += x < zero;
+    store_vec(w + i, non_neg_value(x));
+  }
+  for (int l = 0; l < vec_lanes<T>(); ++l) negatives -= negative_lanes[l];
+  for (; i < end; ++i) negatives += non_neg_element(w[i]) ? 1 : 0;
+  return negatives;
+}
+
 template <class T>
 void decay_segment(const UpdateItem& item, int64_t begin, int64_t end) {
   using V = vec_t<T>;
   T* w = static_cast<T*>(item.param);
   const double multiplier = decay_multiplier(item.coef);
+  if (item.layout != nullptr) {
+    walk_strided(*item.layout, begin, end,
+                 [&](int64_t, int64_t offset) { decay_element(w[offset], static_cast<compute_t<T>>(multiplier)); });
+    return;
+  }
   const V mv = splat<V>(static_cast<compute_t<T>>(multiplier));
   int64_t i = begin;
   for (; i + vec_lanes<T>() <= end; i += vec_lanes<T>()) store_vec(w + i, load_vec(w + i) * mv);
@@ -224,9 +314,13 @@ int64_t max_norm_rows_typed(const MaxNormProblem& p, int64_t a0, int64_t a1) {
   for (int64_t a = a0; a < a1; ++a) {
     T* w = static_cast<T*>(p.w) + a * p.reduce;
     const double norm = std::sqrt(contiguous_sum_squares(w, p.reduce));
-    if (!max_norm_exceeds(norm, p.max_value)) continue;
-    rescale_contiguous(w, p.reduce, max_norm_factor(norm, p.max_value));
-    ++rescaled;
+    bool counted;
+    const double factor = slice_factor(norm, p.bounds, counted);
+    if (factor == kZeroSlice)
+      for (int64_t k = 0; k < p.reduce; ++k) zero_element(w[k]);
+    else if (factor >= 0.0)
+      rescale_contiguous(w, p.reduce, factor);
+    rescaled += counted ? 1 : 0;
   }
   return rescaled;
 }
@@ -249,18 +343,22 @@ int64_t max_norm_columns_typed(const MaxNormProblem& p, int64_t a, int64_t b0, i
     for (int l = 0; l < h; ++l)
       for (int64_t j = 0; j < width; ++j) acc[l * width + j] += acc[(l + h) * width + j];
   int64_t rescaled = 0;
+  bool writes = false;
   for (int64_t j = 0; j < width; ++j) {
-    const double norm = std::sqrt(acc[j]);
-    factor[j] = -1.0;
-    if (!max_norm_exceeds(norm, p.max_value)) continue;
-    factor[j] = max_norm_factor(norm, p.max_value);
-    ++rescaled;
+    bool counted;
+    factor[j] = slice_factor(std::sqrt(acc[j]), p.bounds, counted);  // kLeaveSlice, kZeroSlice or >= 0
+    rescaled += counted ? 1 : 0;
+    writes = writes || factor[j] != kLeaveSlice;
   }
-  if (rescaled == 0) return 0;
+  if (!writes) return rescaled;
   for (int64_t k = 0; k < p.reduce; ++k) {
     T* row = block + k * p.inner;
-    for (int64_t j = 0; j < width; ++j)
-      if (factor[j] >= 0.0) rescale_element(row[j], static_cast<compute_t<T>>(factor[j]));
+    for (int64_t j = 0; j < width; ++j) {
+      if (factor[j] >= 0.0)
+        rescale_element(row[j], static_cast<compute_t<T>>(factor[j]));
+      else if (factor[j] == kZeroSlice)
+        zero_element(row[j]);
+    }
   }
   return rescaled;
 }
@@ -274,6 +372,10 @@ double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end) {
 
 int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end) {
   return dispatch_dtype(item.dtype, [&](auto tag) { return prox_segment<decltype(tag)>(item, begin, end); });
+}
+
+int64_t non_neg_range(const UpdateItem& item, int64_t begin, int64_t end) {
+  return dispatch_dtype(item.dtype, [&](auto tag) { return non_neg_segment<decltype(tag)>(item, begin, end); });
 }
 
 void decay_range(const UpdateItem& item, int64_t begin, int64_t end) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "../common/constraint_element.h"
 #include "../common/dropout_element.h"
 #include "list_plan.h"
 
@@ -37,6 +38,13 @@ void decay(const ListItem* items, int64_t count, int device, Stream stream);
 constexpr int kMaxNormBlocks = 1024;
 void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, double max_value, int64_t* slots,
               int64_t slot_capacity, int64_t* out, int device, Stream stream);
+// norm_constraint (csrc/common/constraint_element.h; max_norm is its case max_norm_bounds, prox_group_l1 its
+// op group_shrink), as max_norm.
+void norm_constraint(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, const NormBounds& bounds,
+                     int64_t* slots, int64_t slot_capacity, int64_t* out, int device, Stream stream);
+// non_neg on a list (negative elements -> +0), the count of negatives into `out`, slots as prox_l1's.
+void non_neg(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
+             int device, Stream stream);
 
 int device_count();                  // 0 when there is no driver or no device
 const char* device_name(int device);  // name of device `device`

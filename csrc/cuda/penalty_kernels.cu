@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/constraint_element.h"
 #include "../common/penalty_element.h"
 #include "check_cuda.h"
 #include "list_plan.h"
@@ -251,6 +252,20 @@ __global__ void __launch_bounds__(kListThreads) prox_l1_kernel(const __grid_cons
   if (threadIdx.x == 0) slots[L.first_slot + blockIdx.x] = zeros;
 }
 
+// non_neg: the negatives counted as prox_l1 counts zeros.
+__global__ void __launch_bounds__(kListThreads) non_neg_kernel(const __grid_constant__ ListLaunch L, Count* slots) {
+  __shared__ Count shared[kListThreads];
+  RDF_BLOCK_CHUNK(L);
+  void* const a = L.a[t];
+  Count negatives = 0;
+  dispatch_dtype(static_cast<DType>(L.dtype[t]), [&](auto tag) {
+    using T = decltype(tag);
+    update_chunk(static_cast<T*>(a) + begin, count, [&](T& x) { negatives += non_neg_element(x) ? 1 : 0; });
+  });
+  negatives = block_sum<kListThreads>(negatives, shared);
+  if (threadIdx.x == 0) slots[L.first_slot + blockIdx.x] = negatives;
+}
+
 __global__ void __launch_bounds__(kListThreads) decay_kernel(const __grid_constant__ ListLaunch L) {
   RDF_BLOCK_CHUNK(L);
   void* const a = L.a[t];
@@ -280,21 +295,22 @@ constexpr int kLaneGroups = kNormThreads / kColsPerTile;
 constexpr int kLanesPerThread = kSumLanes / kLaneGroups;
 static_assert(kNormThreads % kSumLanes == 0 && kSumLanes % kLaneGroups == 0, "tile shapes");
 
-// One slice's decision from its 16 partial sums: the factor to rescale it by, or -1 to leave it alone;
-// counts the slices it rescales. Called by one thread per slice.
-__device__ __forceinline__ double slice_factor(bool valid, double* slice_lanes, double max_value,
+// One slice's decision from its 16 partial sums (constraint_element.h: slice_factor): the factor to
+// rescale it by (>= 0), kLeaveSlice or kZeroSlice; counts the slices the op counts. Called by one thread
+// per slice.
+__device__ __forceinline__ double decide_slice(bool valid, double* slice_lanes, const NormBounds& bounds,
                                                Count& rescaled) {
-  if (!valid) return -1.0;
-  const double norm = sqrt(fold_lanes(slice_lanes));
-  if (!max_norm_exceeds(norm, max_value)) return -1.0;
-  ++rescaled;
-  return max_norm_factor(norm, max_value);
+  if (!valid) return kLeaveSlice;
+  bool counted;
+  const double factor = slice_factor(sqrt(fold_lanes(slice_lanes)), bounds, counted);
+  rescaled += counted ? 1 : 0;
+  return factor;
 }
 
 // Slices are the rows w[a, 0:reduce]: thread (r, lane) of the tile sums lane `lane` of row r.
 template <class T>
 __global__ void __launch_bounds__(kNormThreads)
-    max_norm_rows_kernel(T* w, int64_t outer, int64_t reduce, double max_value, Count* slots) {
+    max_norm_rows_kernel(T* w, int64_t outer, int64_t reduce, NormBounds bounds, Count* slots) {
   __shared__ double lanes[kRowsPerTile][kSumLanes];
   __shared__ double factors[kRowsPerTile];
   __shared__ Count counts[kNormThreads];
@@ -314,12 +330,14 @@ __global__ void __launch_bounds__(kNormThreads)
     }
     lanes[r][lane] = acc;
     __syncthreads();
-    if (lane == 0) factors[r] = slice_factor(valid, lanes[r], max_value, rescaled);
+    if (lane == 0) factors[r] = decide_slice(valid, lanes[r], bounds, rescaled);
     __syncthreads();
     const double factor = factors[r];
     if (factor >= 0.0) {
       const auto f = static_cast<compute_t<T>>(factor);
       for (int64_t k = lane; k < reduce; k += kSumLanes) rescale_element(w[row + k], f);
+    } else if (factor == kZeroSlice) {
+      for (int64_t k = lane; k < reduce; k += kSumLanes) zero_element(w[row + k]);
     }
   }
   rescaled = block_sum<kNormThreads>(rescaled, counts);
@@ -330,7 +348,7 @@ __global__ void __launch_bounds__(kNormThreads)
 // adjacent columns of one outer block; thread (group, col) sums lanes group, group + 8 of column col.
 template <class T>
 __global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, int64_t outer, int64_t reduce,
-                                                                        int64_t inner, double max_value,
+                                                                        int64_t inner, NormBounds bounds,
                                                                         Count* slots) {
   __shared__ double lanes[kColsPerTile][kSumLanes + 1];  // a column's lanes contiguous; +1 shifts the banks
   __shared__ double factors[kColsPerTile];
@@ -357,12 +375,14 @@ __global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, in
       lanes[col][l] = acc;
     }
     __syncthreads();
-    if (group == 0) factors[col] = slice_factor(valid, lanes[col], max_value, rescaled);
+    if (group == 0) factors[col] = decide_slice(valid, lanes[col], bounds, rescaled);
     __syncthreads();
     const double factor = factors[col];
     if (factor >= 0.0) {
       const auto f = static_cast<compute_t<T>>(factor);
       for (int64_t k = group; k < reduce; k += kLaneGroups) rescale_element(w[first + k * inner], f);
+    } else if (factor == kZeroSlice) {
+      for (int64_t k = group; k < reduce; k += kLaneGroups) zero_element(w[first + k * inner]);
     }
   }
   rescaled = block_sum<kNormThreads>(rescaled, counts);
@@ -417,6 +437,22 @@ void prox_l1(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_
   check_launch("prox_l1 sum launch", s);
 }
 
+void non_neg(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
+             int device, Stream stream) {
+  const std::vector<ListLaunch> launches = plan_list(items, count, [](const ListItem&) { return true; });
+  const int64_t used = plan_slots(launches);
+  check_capacity(used, slot_capacity);
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  auto* counts = reinterpret_cast<Count*>(slots);
+  for (const ListLaunch& L : launches) {
+    non_neg_kernel<<<L.blocks, kListThreads, 0, s>>>(L, counts);
+    check_launch("non_neg kernel launch", s);
+  }
+  sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, used, reinterpret_cast<Count*>(out));
+  check_launch("non_neg sum launch", s);
+}
+
 void decay(const ListItem* items, int64_t count, int device, Stream stream) {
   const std::vector<ListLaunch> launches = plan_list(items, count, [](const ListItem& it) { return it.c1 != 0.0; });
   if (launches.empty()) return;
@@ -430,6 +466,12 @@ void decay(const ListItem* items, int64_t count, int device, Stream stream) {
 
 void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, double max_value, int64_t* slots,
               int64_t slot_capacity, int64_t* out, int device, Stream stream) {
+  norm_constraint(dt, w, outer, reduce, inner, max_norm_bounds(max_value), slots, slot_capacity, out, device,
+                  stream);
+}
+
+void norm_constraint(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, const NormBounds& bounds,
+                     int64_t* slots, int64_t slot_capacity, int64_t* out, int device, Stream stream) {
   if (outer < 0 || reduce < 0 || inner < 0) throw std::invalid_argument("regdrop_fast CUDA: negative max_norm shape");
   DeviceGuard guard(device);
   auto s = static_cast<cudaStream_t>(stream);
@@ -445,9 +487,9 @@ void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, d
       using T = decltype(tag);
       T* data = static_cast<T*>(w);
       if (inner == 1)
-        max_norm_rows_kernel<T><<<grid, kNormThreads, 0, s>>>(data, outer, reduce, max_value, counts);
+        max_norm_rows_kernel<T><<<grid, kNormThreads, 0, s>>>(data, outer, reduce, bounds, counts);
       else
-        max_norm_columns_kernel<T><<<grid, kNormThreads, 0, s>>>(data, outer, reduce, inner, max_value, counts);
+        max_norm_columns_kernel<T><<<grid, kNormThreads, 0, s>>>(data, outer, reduce, inner, bounds, counts);
     });
     check_launch("max_norm kernel launch", s);
   }

@@ -11,6 +11,8 @@ from ._generator import Generator
 from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
 from ._mask import Mask
 from ._penalty import decay, max_norm, penalty, penalty_grad, prox_l1
+from ._penalty import prox_group_l1
+from ._constraints import non_neg, norm_constraint, unit_norm
 
 __version__ = _version()
 
@@ -25,11 +27,15 @@ __all__ = [
     "dropout_mask",
     "get_num_threads",
     "max_norm",
+    "non_neg",
+    "norm_constraint",
     "penalty",
     "penalty_grad",
+    "prox_group_l1",
     "prox_l1",
     "random",
     "reference",
     "set_num_threads",
     "set_simd",
+    "unit_norm",
 ]

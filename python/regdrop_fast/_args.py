@@ -221,6 +221,18 @@ def max_value(value) -> float:
     return v
 
 
+def norm_bounds(min_value, max_value, rate) -> tuple[float, float, float]:
+    """norm_constraint's bounds (Keras MinMaxNorm): 0 <= min_value finite, min_value <= max_value (inf
+    allowed) and max_value > 0, rate in [0, 1]."""
+    lo = nonnegative(min_value, "min_value")
+    if not _is_real(max_value):
+        raise TypeError(f"max_value: expected a number > 0 and >= min_value, got {type(max_value).__name__}")
+    hi = _float(max_value, "max_value")
+    if not (hi > 0.0 and hi >= lo):  # NaN fails both
+        raise ValueError(f"max_value: expected a number > 0 and >= min_value ({lo!r}), got {hi!r}")
+    return lo, hi, nonnegative(rate, "rate", 1.0)
+
+
 def axes(axis, ndim: int) -> tuple[int, ...]:
     """max_norm's reduced axes: an int or a tuple of ints, each in [-ndim, ndim), no repeats; sorted."""
     items = axis if isinstance(axis, (tuple, list)) else (axis,)

@@ -106,16 +106,39 @@ def host_out(out, like: np.ndarray) -> np.ndarray:
     return out
 
 
+def host_self_overlapping(a: np.ndarray) -> bool:
+    """Whether two elements of host array a may share memory (self_overlapping on its element strides,
+    whose sign does not matter); for an aligned array every stride is a whole number of elements."""
+    return self_overlapping(a.shape, [abs(s) // a.itemsize for s in a.strides])
+
+
 def written_host(a, name: str) -> np.ndarray:
-    """An array modified in place: an ndarray of a supported dtype, C-contiguous, aligned, writeable."""
+    """An array modified in place: an ndarray of a supported dtype, aligned, writeable, in any layout whose
+    elements do not overlap each other (a broadcast view is refused)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray (it is modified in place), got {type(a).__name__}")
     if a.dtype not in _dtypes.CODES:
         raise _dtypes.unsupported(name, a.dtype)
-    for flag, what in (("c_contiguous", "C-contiguous"), ("aligned", "aligned"), ("writeable", "writeable")):
+    for flag, what in (("aligned", "aligned"), ("writeable", "writeable")):
         if not getattr(a.flags, flag):
             raise ValueError(f"{name}: must be {what} (it is modified in place)")
+    if not a.flags.c_contiguous and host_self_overlapping(a):
+        raise self_overlap_error(name)
     return a
+
+
+def memory_order(a: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[bool, ...]] | None:
+    """A view of `a` that is C-contiguous when `a` is dense in some memory order (transposed, Fortran,
+    negative strides), with no copy: (view, perm, flipped), view = a flipped on the axes marked in
+    `flipped` (those of negative stride) and then transposed to `perm` (axes by decreasing |stride|, ties
+    and size-1 axes in axis order). None when `a` is not dense."""
+    if a.flags.c_contiguous:
+        return a, tuple(range(a.ndim)), (False,) * a.ndim
+    flipped = tuple(s < 0 and d > 1 for d, s in zip(a.shape, a.strides))
+    v = a[tuple(slice(None, None, -1) if f else slice(None) for f in flipped)]
+    perm = tuple(sorted(range(a.ndim), key=lambda k: (-abs(a.strides[k]) if a.shape[k] > 1 else 0, k)))
+    v = np.transpose(v, perm)
+    return (v, perm, flipped) if v.flags.c_contiguous else None
 
 
 def mask_bits(bits, n: int, name: str = "bits"):

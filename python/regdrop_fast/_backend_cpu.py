@@ -86,3 +86,40 @@ def max_norm(call) -> int:
     if rescaled:  # slices left alone are unchanged, so nothing to write back when none was rescaled
         w[...] = np.transpose(t, np.argsort(call.order))
     return rescaled
+
+
+def norm_constraint(call) -> int:
+    """norm_constraint and unit_norm: max_norm's slices (the same copy rules), Keras MinMaxNorm's bounds."""
+    c = call.slices
+    w = c.w
+    code = _dtypes.CODES[w.dtype]
+    if c.order is None:
+        return _native.core.norm_constraint(code, w, c.outer, c.reduce, c.inner, call.min_value, c.max_value,
+                                            call.rate)
+    t = np.ascontiguousarray(np.transpose(w, c.order))
+    rescaled = _native.core.norm_constraint(code, t, c.outer, c.reduce, c.inner, call.min_value, c.max_value,
+                                            call.rate)
+    if rescaled:  # slices left alone are unchanged, so nothing to write back when none was rescaled
+        w[...] = np.transpose(t, np.argsort(c.order))
+    return rescaled
+
+
+def non_neg(call) -> int:
+    unused = np.zeros(len(call.params))
+    return _checked(_native.core.non_neg(call.params, unused, _dtypes.TYPE_NUMS), call.params)
+
+
+def prox_group_l1(call) -> int:
+    """Each array on max_norm's slices; through the permuted copy (written back whole: groups that are only
+    shrunk are not counted, so the count cannot tell whether anything changed) where max_norm takes it."""
+    zeroed = 0
+    for c, t in zip(call.slices, call.thresholds):
+        w = c.w
+        code = _dtypes.CODES[w.dtype]
+        if c.order is None:
+            zeroed += _native.core.prox_group_l1(code, w, c.outer, c.reduce, c.inner, t)
+            continue
+        work = np.ascontiguousarray(np.transpose(w, c.order))
+        zeroed += _native.core.prox_group_l1(code, work, c.outer, c.reduce, c.inner, t)
+        w[...] = np.transpose(work, np.argsort(c.order))
+    return zeroed

@@ -141,3 +141,50 @@ def max_norm(call):
     if call.order is not None:
         w.assign_permuted(t, call.order)
     return _result(out, call.as_python, int)
+
+
+def norm_constraint(call):
+    """norm_constraint and unit_norm: max_norm's slices (the same permuted copy), Keras MinMaxNorm's bounds."""
+    kernels = _native.cuda_kernels("w")
+    c = call.slices
+    w = c.w
+    slots = w.empty((kernels.MAX_NORM_SLOTS,), _INT64)
+    out = w.empty((), _INT64)
+    t = w.obj if c.order is None else w.permuted_copy(c.order)
+    kernels.norm_constraint(_dtypes.CODES[w.dtype], _ptr(t), c.outer, c.reduce, c.inner, call.min_value,
+                            c.max_value, call.rate, _ptr(slots), kernels.MAX_NORM_SLOTS, _ptr(out), w.device,
+                            w.stream())
+    if c.order is not None:
+        w.assign_permuted(t, c.order)
+    return _result(out, c.as_python, int)
+
+
+def non_neg(call):
+    kernels = _native.cuda_kernels("params[0]")
+    ws = call.params
+    ref = ws[0]
+    codes, sizes, ptrs = _columns(ws)
+    slots_n = _slots(kernels, ws)
+    slots = ref.empty((slots_n,), _INT64)
+    out = ref.empty((), _INT64)
+    kernels.non_neg(codes, sizes, ptrs, _ptr(slots), slots_n, _ptr(out), ref.device, ref.stream())
+    return _result(out, call.as_python, int)
+
+
+def prox_group_l1(call):
+    """Each array on max_norm's slices, its count into its own element of one device array, then summed
+    there (the host does not wait)."""
+    kernels = _native.cuda_kernels("params[0]")
+    ref = call.slices[0].w
+    n = len(call.slices)
+    slots = ref.empty((kernels.MAX_NORM_SLOTS,), _INT64)
+    outs = ref.empty((n,) if n > 1 else (), _INT64)
+    base = _ptr(outs)
+    for i, (c, t) in enumerate(zip(call.slices, call.thresholds)):
+        w = c.w
+        work = w.obj if c.order is None else w.permuted_copy(c.order)
+        kernels.prox_group_l1(_dtypes.CODES[w.dtype], _ptr(work), c.outer, c.reduce, c.inner, t, _ptr(slots),
+                              kernels.MAX_NORM_SLOTS, base + 8 * i, w.device, w.stream())
+        if c.order is not None:
+            w.assign_permuted(work, c.order)
+    return _result(outs if n == 1 else outs.sum(), call.as_python, int)

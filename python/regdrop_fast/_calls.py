@@ -53,11 +53,28 @@ class UpdateCall(NamedTuple):
 
 
 class MaxNormCall(NamedTuple):
-    w: Any  # ndarray / DeviceArray, written in place
+    w: Any  # ndarray / DeviceArray, written in place: the argument, or a C-contiguous view of it (_validate._host_slices)
     max_value: float
     axes: tuple  # the reduced axes, sorted, each in [0, ndim)
     order: tuple | None  # None: the reduced axes are adjacent; else the axis order kept + reduced of a copy
     outer: int  # slices w[a, :, b] of w (or of the permuted copy) viewed as (outer, reduce, inner)
     reduce: int
     inner: int
+    as_python: bool
+
+
+class NormConstraintCall(NamedTuple):
+    """norm_constraint and unit_norm: the slices of max_norm (a MaxNormCall's fields) and Keras MinMaxNorm's
+    bounds (csrc/common/constraint_element.h)."""
+
+    slices: MaxNormCall  # its max_value field holds max_value too
+    min_value: float
+    rate: float
+
+
+class GroupL1Call(NamedTuple):
+    """prox_group_l1: each array's groups as max_norm's slices (max_value unused), one threshold each."""
+
+    slices: list  # MaxNormCall per array
+    thresholds: list  # float per array
     as_python: bool

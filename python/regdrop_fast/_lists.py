@@ -4,12 +4,16 @@ messages when they do not.
 The rules, in the order they are checked (array by array, index ascending; the first failure is reported):
   params[i]  read-only (penalty_grad, penalty): any host array-like of a supported dtype (converted to a
              C-contiguous array when it is not one: "device" for a CUDA array, "convert", "dtype");
-             written (prox_l1, decay): an ndarray ("type") of a supported dtype ("dtype"), C-contiguous,
-             aligned and writeable;
+             written (prox_l1, decay): an ndarray ("type") of a supported dtype ("dtype"), aligned and
+             writeable, in any layout (transposed, Fortran, sliced, negative strides: modified in place
+             where it is) whose elements do not overlap each other ("self_overlap": a broadcast view);
   grads[i]   written, as above, with params[i]'s dtype ("pair_dtype") and shape ("pair_shape");
   lengths    len(grads) == len(params) ("length"), checked before any array (by _records, first);
   overlap    a written array shares memory with no other array of the call, except its own parameter when
-             both are exactly the same memory (grads is params) ("overlap"), checked last.
+             both are exactly the same memory (grads is params) ("overlap"), checked last; an array's
+             memory is the span from its lowest to its highest element (conservative for strided arrays:
+             two interleaved slices of one array count as overlapping), and a gradient that is not
+             C-contiguous is never exactly its parameter's memory (the parameter is read C-contiguous).
 
 For host arrays the native reader (csrc/bindings/array_list.h) applies these rules while it reads the
 list, in C++, because a list of 1,000 small arrays must cost well under a microsecond per array; it
@@ -157,15 +161,22 @@ def _host_written_refusal(a, name: str, i: int) -> Refusal | None:
         return ("type", name, i, -1)
     if a.dtype not in _dtypes.CODES:
         return ("dtype", name, i, -1)
-    for flag, rule in (("c_contiguous", "contiguous"), ("aligned", "aligned"), ("writeable", "writeable")):
+    for flag, rule in (("aligned", "aligned"), ("writeable", "writeable")):
         if not getattr(a.flags, flag):
             return (rule, name, i, -1)
+    if not a.flags.c_contiguous and _arrays.host_self_overlapping(a):
+        return ("self_overlap", name, i, -1)
     return None
 
 
 def _span(a: np.ndarray) -> tuple[int, int]:
-    lo = a.__array_interface__["data"][0]
-    return lo, lo + a.nbytes
+    """From a's lowest to past its highest element (any strides)."""
+    ptr = a.__array_interface__["data"][0]
+    if a.size == 0:
+        return ptr, ptr
+    low = sum((d - 1) * s for d, s in zip(a.shape, a.strides) if s < 0)
+    high = sum((d - 1) * s for d, s in zip(a.shape, a.strides) if s > 0)
+    return ptr + low, ptr + high + a.itemsize
 
 
 def host_refusal(params, grads, written_params: bool) -> tuple[Refusal | None, list]:
@@ -197,7 +208,9 @@ def host_refusal(params, grads, written_params: bool) -> tuple[Refusal | None, l
     arrays = ws + (list(grads) if grads is not None else [])
     n = len(ws)
     written = [written_params] * n + [True] * (len(arrays) - n)
-    r = overlap_refusal([_span(a) for a in arrays], list(range(n)) * (2 if grads is not None else 1), written, n)
+    # A gradient pairs with its parameter (the same memory allowed) only when C-contiguous, as the reader.
+    pairs = list(range(n)) + [i if g.flags.c_contiguous else n + i for i, g in enumerate(arrays[n:])]
+    r = overlap_refusal([_span(a) for a in arrays], pairs, written, n)
     if r:
         return r, []
     return None, ws

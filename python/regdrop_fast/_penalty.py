@@ -31,13 +31,18 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays.
 
     params, grads: one array or equally long sequences of arrays (each grad the shape and dtype of its
-    parameter; C-contiguous and writeable). l1, l2: a number >= 0 or one per array; a zero coefficient
+    parameter, writeable; host grads in any layout, see below). l1, l2: a number >= 0 or one per array; a zero coefficient
     leaves its term out for that array, both zero leave the array alone (biases, norm scales).
 
     NumPy arrays: the value is a Python float. CUDA arrays (PyTorch CUDA tensors or CuPy arrays, all on one
     device, from one library): the kernels run on the current stream and the value is a 0-d float64 array
     of that library on that device, so the host does not wait; ``as_float=True`` returns a Python float
     instead (which waits for the device).
+
+    Host arrays modified in place may have any layout (transposed, Fortran order, sliced, negative
+    strides) and are modified where they are, with no copy: the elements are visited in the C order of a
+    contiguous copy, so the value is the same bits. Only arrays whose elements overlap each other (a
+    broadcast view) are refused. CUDA arrays modified in place must be C-contiguous.
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
@@ -126,7 +131,7 @@ def prox_l1(params: Any, threshold: Coefficient, *, as_int: bool = False) -> Any
     Parameters
     ----------
     params : array or sequence of arrays
-        Updated in place (writeable, C-contiguous, not overlapping).
+        Updated in place (writeable, not overlapping; host arrays in any layout, as in penalty_grad).
     threshold : float or sequence of float
         >= 0, one for all arrays or one per array.
     as_int : bool, default False
@@ -165,7 +170,7 @@ def decay(params: Any, factor: Coefficient) -> None:
     Parameters
     ----------
     params : array or sequence of arrays
-        Updated in place (writeable, C-contiguous, not overlapping).
+        Updated in place (writeable, not overlapping; host arrays in any layout, as in penalty_grad).
     factor : float or sequence of float
         In [0, 1], one for all arrays or one per array.
 
@@ -207,7 +212,11 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
     Parameters
     ----------
     w : array
-        Updated in place (writeable, C-contiguous).
+        Updated in place (writeable). A host array may have any layout: one dense in some memory order
+        (transposed, Fortran) is worked on where it is when its reduced axes keep their order in memory;
+        any other (a slice, a reversed reduced axis) through a copy with the reduced axes last that is
+        written back, as for reduced axes that are not adjacent. The result is the same bits as on a
+        C-contiguous copy either way. A CUDA array must be C-contiguous.
     max_value : float
         The bound, > 0.
     axis : int or tuple of int
@@ -225,7 +234,8 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
     TypeError
         An unsupported array or dtype, a non-integer axis.
     ValueError
-        max_value <= 0, an axis out of range or repeated, a read-only array. Nothing is written.
+        max_value <= 0, an axis out of range or repeated, a read-only or self-overlapping (broadcast)
+        array. Nothing is written.
 
     Examples
     --------
@@ -237,3 +247,58 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
     """
     backend, call = _validate.max_norm(w, max_value, axis, as_int)
     return backend.max_norm(call)
+
+
+def prox_group_l1(params: Any, threshold: Coefficient, *, axis: int | tuple[int, ...], as_int: bool = False) -> Any:
+    """Group soft-thresholding in place (the proximal step of ``t * sum_g ||w_g||_2``, group Lasso, L2,1):
+    every group ``w_g`` becomes ``max(0, 1 - t / ||w_g||) * w_g``. The groups of an array are max_norm's
+    slices: the L2 norm is taken over ``axis`` (an int or a tuple of ints, applied to every array), so
+    ``axis=1`` on a (features, tasks) coefficient matrix makes each feature's row a group, ``axis=0`` each
+    column, ``axis=(1, 2, 3)`` on a torch Conv2d weight each filter. Returns the number of groups that are
+    exactly zero afterwards (those with norm <= t; groups of no elements are not counted), over all arrays:
+    a Python int for NumPy arrays; for CUDA
+    arrays a 0-d int64 device array (``as_int=True``: a Python int, which waits for the device).
+
+    A group with norm <= t is set to +0 (every element, signs included); a larger one is multiplied by the
+    factor ``1 - t / norm`` formed in float64 and rounded once to the compute type (float32 for float32,
+    float16 and bfloat16 arrays, float64 for float64), each product rounded once; t = 0 and NaN norms leave
+    a group alone (zero groups still become +0). The norms are summed as max_norm's.
+
+    Layouts as in max_norm (host arrays of any writeable layout; CUDA arrays C-contiguous). On
+    KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the arrays are partly
+    written.
+
+    Parameters
+    ----------
+    params : array or sequence of arrays
+        Updated in place (writeable, not overlapping each other).
+    threshold : float or sequence of float
+        t >= 0 (step size times the group penalty's coefficient), one for all arrays or one per array.
+    axis : int or tuple of int
+        The axes each group's norm is taken over.
+    as_int : bool, default False
+        For CUDA arrays: return a Python int (waits for the device).
+
+    Returns
+    -------
+    int or 0-d device array
+        The number of groups that are exactly zero afterwards.
+
+    Raises
+    ------
+    TypeError
+        Arrays of an unsupported kind or dtype, a non-numeric threshold, a non-integer axis.
+    ValueError
+        A negative threshold, an axis out of range or repeated for an array, read-only, self-overlapping
+        or mutually overlapping arrays. Nothing is written.
+
+    Examples
+    --------
+    >>> w = np.array([[3.0, 4.0], [0.3, 0.4]], np.float32)  # row norms 5 and 0.5
+    >>> rf.prox_group_l1(w, 1.0, axis=1)  # row 0 shrinks to norm 4, row 1 becomes zero
+    1
+    >>> np.round(w.astype(float), 6).tolist()
+    [[2.4, 3.2], [0.0, 0.0]]
+    """
+    backend, call = _validate.prox_group_l1(params, threshold, axis, as_int)
+    return backend.prox_group_l1(call)

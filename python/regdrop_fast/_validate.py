@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import _args, _arrays, _lists, _route
-from ._calls import BackwardCall, DropoutCall, MaskCall, MaxNormCall, PenaltyCall, UpdateCall
+from ._calls import (BackwardCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall, NormConstraintCall, PenaltyCall,
+                     UpdateCall)
 from ._mask import Mask
 
 
@@ -116,6 +117,22 @@ def update(params, coef, name: str, upper, as_int, *, host_only: bool = False) -
     return backend, UpdateCall(params, c, as_int)
 
 
+def _host_slices(w: np.ndarray, axes: tuple) -> tuple[np.ndarray, tuple]:
+    """A host array that is not C-contiguous, for max_norm: the array the kernel works on and its reduced
+    axes. Each slice's norm must be summed over the reduced index in C order of the reduced axes (the order
+    of a C-contiguous copy, so the same bits come out): when w is dense in some memory order and its reduced
+    axes of size > 1 keep their order there, unflipped, that C-contiguous view of w itself (no copy); else w
+    with all its axes, which the backend reads through a permuted copy and writes back (the path of
+    reduced axes that are not adjacent)."""
+    viewed = _arrays.memory_order(w)
+    if viewed is not None:
+        v, perm, flipped = viewed
+        moved = [a for a in perm if a in axes and w.shape[a] > 1]
+        if moved == sorted(moved) and not any(flipped[a] for a in axes):
+            return v, tuple(sorted(perm.index(a) for a in axes))
+    return w, axes
+
+
 def max_norm(w, max_value, axis, as_int, *, host_only: bool = False) -> tuple[ModuleType, MaxNormCall]:
     as_int = _args.flag(as_int, "as_int")
     backend = _route.CPU if host_only else _route.backend_for(w)
@@ -124,16 +141,61 @@ def max_norm(w, max_value, axis, as_int, *, host_only: bool = False) -> tuple[Mo
         wa = _arrays.written_host(w, "w")
     else:
         wa = _arrays.written_device(_arrays.device_array(w, "w"), "w")
-    v = _args.max_value(max_value)
+    return backend, _slices(backend, wa, _args.max_value(max_value), axis, as_int)
+
+
+def norm_constraint(w, min_value, max_value, rate, axis, as_int, *,
+                    host_only: bool = False) -> tuple[ModuleType, NormConstraintCall]:
+    """norm_constraint (unit_norm: min_value = max_value = rate = 1)."""
+    as_int = _args.flag(as_int, "as_int")
+    backend = _route.CPU if host_only else _route.backend_for(w)
+    wa: Any
+    if backend is _route.CPU:
+        wa = _arrays.written_host(w, "w")
+    else:
+        wa = _arrays.written_device(_arrays.device_array(w, "w"), "w")
+    lo, hi, r = _args.norm_bounds(min_value, max_value, rate)
+    return backend, NormConstraintCall(_slices(backend, wa, hi, axis, as_int), lo, r)
+
+
+def _slices(backend, wa, v: float, axis, as_int: bool) -> MaxNormCall:
+    """The slices of a max_norm / norm_constraint call (wa already checked, v the bound)."""
     axes = _args.axes(axis, len(wa.shape))
+    if backend is _route.CPU and not wa.flags.c_contiguous:
+        wa, axes = _host_slices(wa, axes)
     shape = wa.shape
     lo, hi = axes[0], axes[-1] + 1
-    if axes == tuple(range(lo, hi)):
+    if axes == tuple(range(lo, hi)) and (backend is not _route.CPU or wa.flags.c_contiguous):
         # Adjacent reduced axes: w itself viewed as (outer, reduce, inner).
-        return backend, MaxNormCall(wa, v, axes, None, math.prod(shape[:lo]), math.prod(shape[lo:hi]),
-                                    math.prod(shape[hi:]), as_int)
+        return MaxNormCall(wa, v, axes, None, math.prod(shape[:lo]), math.prod(shape[lo:hi]),
+                           math.prod(shape[hi:]), as_int)
     # Reduced axes apart: a copy with the kept axes first and the reduced axes last (each in its original
     # order, so the reduced index is the same C order), viewed as (outer, reduce, 1).
     kept = tuple(a for a in range(len(shape)) if a not in axes)
-    return backend, MaxNormCall(wa, v, axes, kept + axes, math.prod(shape[a] for a in kept),
-                                math.prod(shape[a] for a in axes), 1, as_int)
+    return MaxNormCall(wa, v, axes, kept + axes, math.prod(shape[a] for a in kept),
+                       math.prod(shape[a] for a in axes), 1, as_int)
+
+
+def non_neg(params, as_int, *, host_only: bool = False) -> tuple[ModuleType, UpdateCall]:
+    """non_neg: a list operation like prox_l1, without a coefficient (coef 0.0, unused)."""
+    params = _lists.sequence(params, "params")
+    as_int = _args.flag(as_int, "as_int")
+    backend = _list_backend(params, host_only)
+    if backend is _route.CUDA:
+        params, _ = _lists.device_lists(params, None, written_params=True)
+    return backend, UpdateCall(params, 0.0, as_int)
+
+
+def prox_group_l1(params, threshold, axis, as_int, *, host_only: bool = False) -> tuple[ModuleType, GroupL1Call]:
+    """prox_group_l1: the list rules of prox_l1 (written arrays: _lists), then each array's groups as
+    max_norm's slices over `axis`."""
+    params = _lists.sequence(params, "params")
+    t = _args.coefficients(threshold, len(params), "threshold")
+    as_int = _args.flag(as_int, "as_int")
+    backend = _list_backend(params, host_only)
+    if backend is _route.CUDA:
+        arrays, _ = _lists.device_lists(params, None, written_params=True)
+    else:
+        arrays = _lists.host_arrays(params, None, written_params=True)
+    slices = [_slices(backend, a, 0.0, axis, as_int) for a in arrays]
+    return backend, GroupL1Call(slices, _args.as_list(t, len(arrays)), as_int)

@@ -43,8 +43,11 @@ __all__ = [
     "dropout",
     "empty_cache",
     "max_norm_",
+    "non_neg_",
+    "norm_constraint_",
     "penalty",
     "prox_l1_",
+    "unit_norm_",
 ]
 
 _U64_MASK = (1 << 64) - 1
@@ -756,14 +759,15 @@ def _check_written(params: _Sequence[torch.Tensor], grads: _Sequence[torch.Tenso
 
 
 class _Writable:
-    """Arrays of tensors to modify in place (see _kernel_array): contiguous ones directly, others through a
+    """Arrays of tensors to modify in place (see _kernel_array): contiguous ones and CPU tensors of any
+    layout directly (the host kernels write strided arrays where they are), other CUDA tensors through a
     contiguous copy that ``write_back`` copies into the tensor afterwards."""
 
     def __init__(self, tensors: _Iterable[torch.Tensor]) -> None:
         self.pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.arrays: list[_Any] = []
         for t in tensors:
-            work = t if t.is_contiguous() else t.contiguous()
+            work = t if t.is_contiguous() or t.device.type == "cpu" else t.contiguous()
             if work is not t:
                 self.pairs.append((t, work))
             self.arrays.append(_kernel_array(work))
@@ -1197,3 +1201,204 @@ def max_norm_(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
     max_value = _args.max_value(max_value)
     with torch.no_grad():
         return _max_norm_(w, max_value, int(dim) % w.dim())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Keras's weight constraints on parameter lists: norm_constraint_ (MinMaxNorm), unit_norm_ (UnitNorm),
+# non_neg_ (NonNeg)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::non_neg_", mutates_args=("params",), schema="(Tensor(a!)[] params) -> Tensor"
+)
+def _non_neg_(params: list[torch.Tensor]) -> torch.Tensor:
+    _check_written(params, None)
+    w = _Writable(params)
+    negatives = _rf.non_neg(w.arrays)
+    w.write_back()
+    return _as_tensor(negatives, torch.int64, params[0].device)
+
+
+@_non_neg_.register_fake
+def _(params: list[torch.Tensor]) -> torch.Tensor:
+    return params[0].new_empty((), dtype=torch.int64)
+
+
+def non_neg_(params: _Tensors) -> torch.Tensor:
+    """Keras NonNeg in place under ``torch.no_grad()``: every negative element becomes +0 (see
+    ``regdrop_fast.non_neg``). Returns the number of elements that were negative, over all params, as a
+    0-d int64 tensor.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        Updated in place, all on one device (a non-contiguous CUDA tensor through a contiguous copy).
+
+    Returns
+    -------
+    Tensor
+        0-d int64 on the params' device (0 for an empty params).
+
+    Raises
+    ------
+    TypeError
+        params is not a tensor or an iterable of tensors, a tensor of an unsupported dtype.
+    ValueError
+        Tensors on more than one device, overlapping tensors. Nothing is written.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.tensor([-1.0, 0.5, -2.0])
+    >>> rft.non_neg_(w)
+    tensor(2)
+    >>> w
+    tensor([0.0000, 0.5000, 0.0000])
+    """
+    params = _tensor_list(params, "params")
+    if not params:
+        return torch.zeros((), dtype=torch.int64)
+    _penalty_device(params, "non_neg_")
+    with torch.no_grad():
+        return _non_neg_(params)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::norm_constraint_", mutates_args=("params",),
+    schema="(Tensor(a!)[] params, float min_value, float max_value, float rate, int dim) -> Tensor",
+)
+def _norm_constraint_(params: list[torch.Tensor], min_value: float, max_value: float, rate: float,
+                      dim: int) -> torch.Tensor:
+    _check_written(params, None)
+    total = torch.zeros((), dtype=torch.int64, device=params[0].device)
+    for w in params:
+        work = _Writable([w])
+        a = work.arrays[0]
+        if a.ndim == 1:  # each slice along dim 0 is one element: its norm is |w_i|
+            a = a.reshape(-1, 1)
+        d = dim % w.dim()
+        axes = tuple(k for k in range(a.ndim) if k != d)
+        rescaled = _rf.norm_constraint(a, min_value=min_value, max_value=max_value, rate=rate, axis=axes)
+        work.write_back()
+        total += _as_tensor(rescaled, torch.int64, w.device)
+    return total
+
+
+@_norm_constraint_.register_fake
+def _(params: list[torch.Tensor], min_value: float, max_value: float, rate: float, dim: int) -> torch.Tensor:
+    return params[0].new_empty((), dtype=torch.int64)
+
+
+def _constraint_dim(params: list[torch.Tensor], dim: object) -> int:
+    """dim of norm_constraint_ / unit_norm_: an int in range for every tensor (each at least 1-d)."""
+    if isinstance(dim, bool) or not isinstance(dim, _numbers.Integral):
+        raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
+    d = int(dim)
+    for i, w in enumerate(params):
+        _check_tensor(w, f"params[{i}]")
+        if w.dim() == 0:
+            raise ValueError(f"params[{i}]: expected at least one dimension")
+        if not -w.dim() <= d < w.dim():
+            raise ValueError(f"dim: {d} is out of range for params[{i}] of {w.dim()} dimension(s)")
+    return d
+
+
+def norm_constraint_(params: _Tensors, *, min_value: float = 0.0, max_value: float = float("inf"),
+                     rate: float = 1.0, dim: int) -> torch.Tensor:
+    """Keras MinMaxNorm in place under ``torch.no_grad()``, on every tensor of params, with
+    ``torch.renorm``'s convention for the slices (as in ``max_norm_``): every slice ``w.select(dim, i)`` whose L2
+    norm lies outside ``[min_value, max_value]`` is rescaled to norm
+    ``rate * clip(norm, min_value, max_value) + (1 - rate) * norm`` (see ``regdrop_fast.norm_constraint``:
+    slices within the bounds and of norm 0 stay bit for bit). Returns the number of slices rescaled, over
+    all params, as a 0-d int64 tensor.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        Each at least 1-d (a 1-d tensor's slices are its elements), updated in place, all on one device.
+    min_value : float, default 0.0
+        Finite, >= 0.
+    max_value : float, default inf
+        > 0 and >= min_value.
+    rate : float, default 1.0
+        In [0, 1].
+    dim : int
+        The dimension whose index selects a slice (0 for ``nn.Linear`` and ``nn.Conv2d`` weights: one slice
+        per output unit or filter), in range for every tensor.
+
+    Returns
+    -------
+    Tensor
+        0-d int64 on the params' device.
+
+    Raises
+    ------
+    TypeError
+        A non-tensor or a tensor of an unsupported dtype, a non-int dim, non-numeric bounds.
+    ValueError
+        Bounds out of range, a 0-d tensor, dim out of range, tensors on more than one device. Nothing is
+        written.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.tensor([[3.0, 4.0], [0.1, 0.1]])  # row norms 5 and 0.14
+    >>> rft.norm_constraint_(w, min_value=1.0, max_value=2.0, dim=0)
+    tensor(2)
+    >>> w.norm(dim=1)
+    tensor([2.0000, 1.0000])
+    """
+    params = _tensor_list(params, "params")
+    d = _constraint_dim(params, dim)
+    lo, hi, r = _args.norm_bounds(min_value, max_value, rate)
+    if not params:
+        return torch.zeros((), dtype=torch.int64)
+    _penalty_device(params, "norm_constraint_")
+    with torch.no_grad():
+        return _norm_constraint_(params, lo, hi, r, d)
+
+
+def unit_norm_(params: _Tensors, *, dim: int) -> torch.Tensor:
+    """Keras UnitNorm in place under ``torch.no_grad()``: ``norm_constraint_(params, min_value=1,
+    max_value=1, dim=dim)``, every slice ``w.select(dim, i)`` rescaled to L2 norm 1 (slices of norm 0
+    stay 0). Returns the number of slices rescaled, over all params, as a 0-d int64 tensor.
+
+    Parameters
+    ----------
+    params : Tensor or iterable of Tensor
+        Each at least 1-d, updated in place, all on one device.
+    dim : int
+        The dimension whose index selects a slice, in range for every tensor.
+
+    Returns
+    -------
+    Tensor
+        0-d int64 on the params' device.
+
+    Raises
+    ------
+    TypeError
+        A non-tensor or a tensor of an unsupported dtype, a non-int dim.
+    ValueError
+        A 0-d tensor, dim out of range, tensors on more than one device. Nothing is written.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> w = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    >>> rft.unit_norm_(w, dim=0)
+    tensor(1)
+    >>> w
+    tensor([[0.6000, 0.8000],
+            [0.0000, 0.0000]])
+    """
+    return norm_constraint_(params, min_value=1.0, max_value=1.0, rate=1.0, dim=dim)

@@ -150,6 +150,14 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
                 for row in group]
         out += _table(["implementation", "time", "GB/s"] + [f"vs {p_}" for p_ in peers], body, 1)
         out.append("")
+    for (op, _), group in _group(rows, "constraints").items():
+        peers = _peers(group)
+        out.append(f"{op} over ResNet-50's conv filters ({group[0]['size']:,} float32 values, a group per filter; "
+                   "GB/s: read w + write w)")
+        body = [[row["impl"], _time(row), f"{row['gbps']:.2f}", f"{row['copy_fraction']:.2f}"] + _speedups(row, peers)
+                for row in group]
+        out += _table(["implementation", "time", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers], body, 1)
+        out.append("")
     if any(row.get("noisy") for row in rows):
         out.append(NOISY_LEGEND)
         out.append("")

@@ -11,10 +11,11 @@ import regdrop_fast as rdf
 
 from . import environment, frameworks, plot, report
 from .cases import Case, P, _copy_impl, dropout_case, latency_case, layer_case, penalty_case, size_label
+from .constraints import constraint_cases
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
 
-SECTIONS = ("dropout", "penalty", "latency", "layer")
+SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
 COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
 # How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
@@ -98,6 +99,8 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
         case = layer_case(max(config.sizes), peers, notes)
         if case is not None:
             cases.append(case)
+    if "constraints" in config.sections:
+        cases += constraint_cases(peers, notes, tiny=config.tiny)
     return cases
 
 

@@ -7,11 +7,13 @@ these bit for bit (masks and values; penalty values within the documented tolera
 from .._mask import Mask
 from .dropout import dropout, dropout_backward, dropout_mask
 from .penalty import decay, max_norm, penalty, penalty_grad, prox_l1
+from .constraints import non_neg, norm_constraint, prox_group_l1, unit_norm
 from .philox import philox4x32
 
 # The import system binds the submodule `philox` here (dropout / penalty are rebound to the functions): drop
 # the name so the namespace holds only the API; `import regdrop_fast.reference.philox` still works.
 globals().pop("philox", None)
+globals().pop("constraints", None)
 
 __all__ = [
     "Mask",
@@ -20,8 +22,12 @@ __all__ = [
     "dropout_backward",
     "dropout_mask",
     "max_norm",
+    "non_neg",
+    "norm_constraint",
     "penalty",
     "penalty_grad",
     "philox4x32",
+    "prox_group_l1",
     "prox_l1",
+    "unit_norm",
 ]
