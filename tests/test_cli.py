@@ -230,6 +230,10 @@ def test_bench_results_json_records_the_run(tiny_bench):
     assert copy["start"]["gbps"] > 0 and copy["end"]["gbps"] > 0
     assert copy["change"] == pytest.approx(copy["end"]["gbps"] / copy["start"]["gbps"] - 1)
     assert meta["noise"]["noisy_above"] == timing.NOISY_SPREAD
+    assert copy["start"]["kernel"] == "regdrop_fast.bench.limits.copy"
+    rng = meta["rng_ceiling"]  # mask-only words per second, from the largest dropout case
+    assert rng["size"] == 4100 and rng["threads"] == meta["threads"]["regdrop_fast"]
+    assert rng["words_per_s_per_thread"] == pytest.approx(rng["words_per_s"] / rng["threads"])
     rows = data["rows"]
     assert meta["noise"]["noisy_rows"] == sum(r["noisy"] for r in rows)
     for r in rows:

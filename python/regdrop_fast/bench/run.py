@@ -190,6 +190,14 @@ def run(config: BenchConfig) -> int:
         notes.append(f"{len(noisy)} of {len(rows)} rows are noisy (marked {report.NOISY_MARK}: repeat spread "
                      f"(max - min) / median > {NOISY_SPREAD:.0%})")
 
+    # The mask-only ceiling per thread, from the largest dropout case (the least overhead per call).
+    masks = [r for r in rows if r.get("ceiling") == "rng"]
+    rng_ceiling = None
+    if masks:
+        big = max(masks, key=lambda r: r["size"])
+        rng_ceiling = {"size": big["size"], "threads": threads, "simd": rdf.backend_info()["simd"],
+                       "words_per_s": big["words_per_s"], "words_per_s_per_thread": big["words_per_s"] / threads}
+
     settings = {
         "quick": config.quick, "tiny": config.tiny, "sizes": config.sizes, "dtypes": config.dtypes,
         "sections": config.sections, "repeats": config.repeats, "min_sample_s": config.min_sample_s,
@@ -201,6 +209,7 @@ def run(config: BenchConfig) -> int:
     meta["notes"] = notes
     meta["copy_reference"] = {"start": copy_start, "end": copy_end, "change": drift,
                               "drift_limit": COPY_DRIFT_LIMIT}
+    meta["rng_ceiling"] = rng_ceiling
     meta["noise"] = {"spread": "(max - min) / median of the repeats' seconds per call",
                      "noisy_above": NOISY_SPREAD, "noisy_rows": len(noisy)}
     meta["peers_summary"] = summary
@@ -209,7 +218,11 @@ def run(config: BenchConfig) -> int:
     header = (f"regdrop_fast {meta['versions']['regdrop_fast']} on {meta['cpu_model']} "
               f"({meta['usable_cpus']} CPUs), simd={meta['backend_info']['simd']}, threads={threads}; "
               f"medians of {config.repeats} interleaved repeats; copy bandwidth ({threads} threads) "
-              f"{copy_start['gbps']:.1f} GB/s at the start, {copy_end['gbps']:.1f} at the end\n" + "\n".join(summary))
+              f"{copy_start['gbps']:.1f} GB/s at the start, {copy_end['gbps']:.1f} at the end")
+    if rng_ceiling:
+        header += (f"; mask generation alone (n={size_label(rng_ceiling['size'])}) "
+                   f"{rng_ceiling['words_per_s_per_thread'] / 1e9:.2f} G words/s per thread")
+    header += "\n" + "\n".join(summary)
     print(header)
     print()
     print(text)
