@@ -35,6 +35,12 @@ namespace RDF_ISA {
 
 constexpr int kLanes = RDF_VEC_BYTES / 4;   // 32-bit lanes per vector
 constexpr int kBlocks = RDF_VEC_BYTES / 8;  // Philox blocks per vector (one per 64-bit lane)
+// Lane vectors of Philox blocks the dropout stream generates side by side (philox4x32_fixed_interleaved).
+// The generic build has no 32x32->64 lane multiply to call: its 64-bit lane product compiles to a long
+// chain (SSE2: three pmuludq plus shifts and adds), so one vector leaves the pipes waiting, and four
+// chains side by side generated masks 1.6-2.2x faster. The AVX2/AVX-512 rounds (one vpmuludq each) gained
+// nothing from 2 or 4 (BENCHMARKS.md, "Philox"): one vector there.
+constexpr int kPhiloxVecs = RDF_VEC_BYTES == 16 ? 4 : 1;
 
 typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
 typedef int32_t vi32 __attribute__((vector_size(RDF_VEC_BYTES)));
