@@ -132,7 +132,17 @@ RDF_VEC_FN vi32 mask_from_bits(uint32_t bits) {
 
 // kLanes storage values <-> their compute type (vf32, or vf64 for double), rounding once on store with
 // the same round-to-nearest-even rules as the scalar conversions in dtypes.h.
-RDF_VEC_FN vf32 load_lanes(const float* p) { return load_vec<vf32>(p); }
+// The float load stays a plain load: GCC would fold it into the masked multiply of
+// dropout_value (vmulps mem, ..., {k}{z}), a zero-masked memory operand, which on the AMD EPYC (Zen 5) of
+// BENCHMARKS.md ("AVX-512 masked loads") ran backward from bits 4-5x slower than AVX2. The empty asm only
+// hides the value from the folding; it emits nothing.
+RDF_VEC_FN vf32 load_lanes(const float* p) {
+  vf32 v = load_vec<vf32>(p);
+#if RDF_VEC_BYTES == 64
+  __asm__("" : "+v"(v));
+#endif
+  return v;
+}
 RDF_VEC_FN vf64 load_lanes(const double* p) { return load_vec<vf64>(p); }
 RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
 RDF_VEC_FN void store_lanes(double* p, vf64 v) { store_vec(p, v); }
