@@ -230,6 +230,10 @@ def test_bench_results_json_records_the_run(tiny_bench):
     assert copy["start"]["gbps"] > 0 and copy["end"]["gbps"] > 0
     assert copy["change"] == pytest.approx(copy["end"]["gbps"] / copy["start"]["gbps"] - 1)
     assert meta["noise"]["noisy_above"] == timing.NOISY_SPREAD
+    assert copy["start"]["kernel"] == "regdrop_fast.bench.limits.copy"
+    rng = meta["rng_ceiling"]  # mask-only words per second, from the largest dropout case
+    assert rng["size"] == 4100 and rng["threads"] == meta["threads"]["regdrop_fast"]
+    assert rng["words_per_s_per_thread"] == pytest.approx(rng["words_per_s"] / rng["threads"])
     rows = data["rows"]
     assert meta["noise"]["noisy_rows"] == sum(r["noisy"] for r in rows)
     for r in rows:
@@ -259,9 +263,27 @@ def test_bench_dropout_rows(tiny_bench):
                 data_bytes = 2 * n * itemsize
                 assert group["regdrop_fast bits"]["bytes"] == data_bytes + (n + 7) // 8
                 assert group["regdrop_fast seed"]["bytes"] == data_bytes
-                copy = group["np.copyto (same bytes)"]
+                copy = group[cases.COPY_NAME]
                 assert abs(copy["bytes"] - (data_bytes + (n + 7) // 8)) <= 1
-                assert copy["copy_fraction"] == pytest.approx(1.0)
+                # the limits: the same bytes copied on the same threads, and the mask-only stream
+                limit_bits, limit_seed = group["limit: copy (bits bytes)"], group["limit: copy (seed bytes)"]
+                assert abs(limit_bits["bytes"] - (data_bytes + (n + 7) // 8)) <= 1
+                assert limit_seed["bytes"] == data_bytes
+                rng = group["limit: mask only (RNG)"]
+                assert rng["ceiling"] == "rng" and rng["words_per_s"] == pytest.approx(n / rng["seconds"])
+                for name, r in group.items():
+                    if r["framework"] == "limit":
+                        assert r["limit_fraction"] is None
+                        continue
+                    draws = r["framework"] == "regdrop_fast" and (op == "forward" or name.endswith("seed"))
+                    assert (r["rng_seconds"] is not None) == draws, name
+                    if draws:
+                        assert r["limit_seconds"] == max(r["memory_seconds"], r["rng_seconds"])
+                        assert r["bound"] == ("memory" if r["memory_seconds"] >= r["rng_seconds"] else "rng")
+                    else:
+                        assert r["bound"] == "memory" and r["limit_seconds"] == r["memory_seconds"]
+                    assert r["limit_fraction"] == pytest.approx(r["limit_seconds"] / r["seconds"])
+                assert group["regdrop_fast seed"]["memory_seconds"] == pytest.approx(limit_seed["seconds"])
                 frameworks = {r["framework"] for r in group.values()}
                 assert "numpy" in frameworks
                 if "torch" in peers:
@@ -284,7 +306,12 @@ def test_bench_penalty_and_latency_rows(tiny_bench):
         row = lists[plist.label]
         assert row["arrays"] == len(plist.shapes) and row["size"] == plist.values
         assert row["bytes"] == 12 * plist.values
-    assert {r["framework"] for r in penalty} >= {"regdrop_fast", "numpy", "copy"}
+    assert {r["framework"] for r in penalty} >= {"regdrop_fast", "numpy", "copy", "limit"}
+    for r in penalty:
+        if r["framework"] == "limit":
+            assert r["impl"] == "limit: read-modify-write" and abs(r["bytes"] - 12 * r["size"]) <= 2
+        else:
+            assert r["bound"] == "memory" and r["limit_fraction"] == pytest.approx(r["limit_seconds"] / r["seconds"])
     latency = [r for r in rows if r["section"] == "latency"]
     assert {r["size"] for r in latency} == {1024}
     assert any(r["impl"].startswith("regdrop_fast dropout(") for r in latency)
@@ -292,7 +319,7 @@ def test_bench_penalty_and_latency_rows(tiny_bench):
 
 def test_bench_constraint_rows(tiny_bench):
     """The constraints section: prox_group_l1 and norm_constraint over (the first few, --tiny) ResNet-50 conv
-    filters, with the copy, NumPy and (when importable) torch rows, bytes read w + write w."""
+    filters, with the limit (same-bytes copy), NumPy and (when importable) torch rows, bytes read w + write w."""
     from regdrop_fast.bench import constraints
 
     _, out = tiny_bench
@@ -301,7 +328,8 @@ def test_bench_constraint_rows(tiny_bench):
     for op in ("prox_group_l1", "norm_constraint"):
         group = [r for r in rows if r["op"] == op]
         frameworks = {r["framework"] for r in group}
-        assert frameworks >= {"regdrop_fast", "numpy", "copy"}
+        assert frameworks >= {"regdrop_fast", "numpy", "limit"}
+        assert all(r["limit_fraction"] > 0 for r in group if r["framework"] != "limit"), "x limit on every row"
         assert ("torch" in frameworks) == (importlib.util.find_spec("torch") is not None)
         assert all(r["size"] == n and r["bytes"] in (8 * n, 8 * n + 1) for r in group)
         assert f"{op} over ResNet-50's conv filters" in (out / "table.txt").read_text()
@@ -413,24 +441,43 @@ def test_measure_interleaves_and_reports_medians():
 
 def test_make_rows_counts_bytes_and_speedups():
     case = cases.Case("dropout", "forward", "float32", 1000, "x", build=lambda: [])
-    impls = [cases.Impl("np.copyto (same bytes)", "copy", lambda: None, 8000),
-             cases.Impl("regdrop_fast bits", "regdrop_fast", lambda: None, 8125),
+    impls = [cases.Impl(cases.COPY_NAME, "copy", lambda: None, 8000),
+             cases.Impl("limit: copy (bits bytes)", "limit", lambda: None, 8126, ceiling="memory"),
+             cases.Impl("limit: copy (seed bytes)", "limit", lambda: None, 8000, ceiling="memory"),
+             cases.Impl("limit: mask only (RNG)", "limit", lambda: None, 125, ceiling="rng", elements=1000),
+             cases.Impl("regdrop_fast bits", "regdrop_fast", lambda: None, 8125, draws=True),
+             cases.Impl("regdrop_fast seed", "regdrop_fast", lambda: None, 8000, draws=True),
              cases.Impl("numpy naive", "numpy", lambda: None, 8125),
              cases.Impl("torch F.dropout", "torch", lambda: None, 8125)]
 
     def t(median):
         return timing.Timing(median=median, q1=median, q3=median, min=median, calls=1, repeats=1)
 
-    rows = report.make_rows(case, impls, {"np.copyto (same bytes)": t(1e-6), "regdrop_fast bits": t(2e-6),
+    rows = report.make_rows(case, impls, {cases.COPY_NAME: t(1e-6), "limit: copy (bits bytes)": t(1.6e-6),
+                                          "limit: copy (seed bytes)": t(0.8e-6),
+                                          "limit: mask only (RNG)": t(1.0e-6),
+                                          "regdrop_fast bits": t(2e-6), "regdrop_fast seed": t(1.25e-6),
                                           "numpy naive": t(10e-6), "torch F.dropout": t(50e-6)})
     by = {r["impl"]: r for r in rows}
-    assert by["np.copyto (same bytes)"]["gbps"] == pytest.approx(8.0)
-    assert by["regdrop_fast bits"]["gbps"] == pytest.approx(8125 / 2e-6 / 1e9)
-    assert by["regdrop_fast bits"]["copy_fraction"] == pytest.approx((8125 / 2) / 8000)
-    assert by["regdrop_fast bits"]["speedup"] == pytest.approx({"numpy": 5.0, "torch": 25.0})
+    assert by[cases.COPY_NAME]["gbps"] == pytest.approx(8.0)
+    bits, seed = by["regdrop_fast bits"], by["regdrop_fast seed"]
+    assert bits["gbps"] == pytest.approx(8125 / 2e-6 / 1e9)
+    # bits: memory limit 1.6 us scaled to 8125 of 8126 bytes, slower than the mask-only 1.0 us: memory binds
+    assert bits["memory_seconds"] == pytest.approx(1.6e-6 * 8125 / 8126)
+    assert bits["bound"] == "memory" and bits["bound_margin"] == pytest.approx(1.6 * 8125 / 8126)
+    assert bits["limit_fraction"] == pytest.approx(1.6e-6 * 8125 / 8126 / 2e-6)
+    # seed: memory 0.8 us (its own bytes), mask-only 1.0 us: the stream binds, by 1.25x
+    assert seed["bound"] == "rng" and seed["bound_margin"] == pytest.approx(1.25)
+    assert seed["limit_fraction"] == pytest.approx(1.0 / 1.25)
+    # peers: the memory limit of their bytes only
+    assert by["numpy naive"]["bound"] == "memory" and by["numpy naive"]["rng_seconds"] is None
+    assert by["limit: mask only (RNG)"]["words_per_s"] == pytest.approx(1e9)
+    assert by["limit: copy (bits bytes)"]["limit_fraction"] is None
+    assert bits["speedup"] == pytest.approx({"numpy": 5.0, "torch": 25.0})  # copy and limits are not peers
     assert "speedup" not in by["numpy naive"]
     text = report.format_tables(rows, 0.5)
     assert "5.00x" in text and "25.00x" in text and "vs torch" in text
+    assert "x limit" in text and "rng 1.25x" in text and "1.00 Gw/s" in text and report.LIMIT_LEGEND in text
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "../common/philox.h"
 #include "../cpu/isa.h"
 #include "../cpu/dropout_driver.h"
+#include "../cpu/limit_driver.h"
 #include "../cpu/parallel.h"
 #include "../cpu/penalty_driver.h"
 
@@ -189,6 +190,21 @@ PYBIND11_MODULE(_core, m) {
                                            inner, rdf::NormBounds{min_value, max_value, rate}};
     KernelScope release;
     return rdf::cpu::max_norm(problem);
+  });
+
+  // Benchmark instruments (python/regdrop_fast/bench/limits.py checks the arguments): the same-bytes,
+  // same-threads memory limits every CPU row is measured against. Private: not part of the API.
+  m.def("limit_copy", [](const py::array& src, py::array& dst, int64_t n, int64_t task_bytes) {
+    const auto* sp = static_cast<const uint8_t*>(data_of(src));
+    auto* dp = static_cast<uint8_t*>(mutable_data_of(dst));
+    KernelScope release;
+    rdf::cpu::limit_copy(sp, dp, n, task_bytes);
+  });
+  m.def("limit_rmw", [](const py::array& src, py::array& dst, int64_t n, int64_t task_bytes) {
+    const auto* sp = static_cast<const uint8_t*>(data_of(src));
+    auto* dp = static_cast<uint8_t*>(mutable_data_of(dst));
+    KernelScope release;
+    rdf::cpu::limit_rmw(sp, dp, n, task_bytes);
   });
 
   m.def("get_num_threads", &rdf::get_num_threads);

@@ -70,6 +70,21 @@ RDF_HD void philox4x32_fixed(W c[4], K k0, K k1, MulHiLo mulhilo = MulHiLo()) {
   }
 }
 
+// U independent counters (each W, so U lane vectors on the CPU) through the same R rounds, interleaved round
+// by round: the same bits as U calls of philox4x32_fixed. Where a round's multiply is a long dependency
+// chain, U chains side by side in the instruction stream keep the SIMD pipes busy (csrc/cpu/vec.h,
+// kPhiloxVecs).
+template <int R, int U, class W, class K, class MulHiLo>
+inline void philox4x32_fixed_interleaved(W (&c)[U][4], K k0, K k1, MulHiLo mulhilo) {
+  for (int r = 0; r < R; ++r) {
+    if (r > 0) {
+      k0 += kPhiloxW0;
+      k1 += kPhiloxW1;
+    }
+    for (int u = 0; u < U; ++u) philox_round(c[u], k0, k1, mulhilo);
+  }
+}
+
 // The same with a run-time round count (the raw generator, regdrop_fast.random.philox4x32).
 RDF_HD void philox4x32(uint32_t c[4], uint32_t k0, uint32_t k1, int rounds) {
   for (int r = 0; r < rounds; ++r) {

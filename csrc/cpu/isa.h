@@ -47,6 +47,8 @@ struct DropoutPass {
   int64_t max_norm_rows(const MaxNormProblem& problem, int64_t a0, int64_t a1);                  \
   int64_t max_norm_columns(const MaxNormProblem& problem, int64_t a, int64_t b0, int64_t b1,     \
                            double* scratch);                                                     \
+  void limit_copy_range(const uint8_t* src, uint8_t* dst, int64_t n);                            \
+  void limit_rmw_range(const uint8_t* src, uint8_t* dst, int64_t n);                             \
   }
 RDF_DECLARE_ISA_KERNELS(generic)
 RDF_DECLARE_ISA_KERNELS(avx2)

@@ -34,6 +34,12 @@ namespace RDF_ISA {
 
 constexpr int kLanes = RDF_VEC_BYTES / 4;   // 32-bit lanes per vector
 constexpr int kBlocks = RDF_VEC_BYTES / 8;  // Philox blocks per vector (one per 64-bit lane)
+// Lane vectors of Philox blocks the dropout stream generates side by side (philox4x32_fixed_interleaved).
+// The generic build has no 32x32->64 lane multiply to call: its 64-bit lane product compiles to a long
+// chain (SSE2: three pmuludq plus shifts and adds), so one vector leaves the pipes waiting, and four
+// chains side by side generated masks 1.6-2.2x faster. The AVX2/AVX-512 rounds (one vpmuludq each) gained
+// nothing from 2 or 4 (BENCHMARKS.md, "Philox"): one vector there.
+constexpr int kPhiloxVecs = RDF_VEC_BYTES == 16 ? 4 : 1;
 
 typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
 typedef int32_t vi32 __attribute__((vector_size(RDF_VEC_BYTES)));
@@ -131,7 +137,17 @@ RDF_VEC_FN vi32 mask_from_bits(uint32_t bits) {
 
 // kLanes storage values <-> vf32, rounding once on store with the same round-to-nearest-even rules as the
 // scalar conversions in dtypes.h. (kLanes doubles are two vf64: see split_mask.)
-RDF_VEC_FN vf32 load_lanes(const float* p) { return load_vec<vf32>(p); }
+// The float load stays a plain load: GCC would fold it into the masked multiply of
+// dropout_value (vmulps mem, ..., {k}{z}), a zero-masked memory operand, which on the AMD EPYC (Zen 5) of
+// BENCHMARKS.md ("AVX-512 masked loads") ran backward from bits 4-5x slower than AVX2. The empty asm only
+// hides the value from the folding; it emits nothing.
+RDF_VEC_FN vf32 load_lanes(const float* p) {
+  vf32 v = load_vec<vf32>(p);
+#if RDF_VEC_BYTES == 64
+  __asm__("" : "+v"(v));
+#endif
+  return v;
+}
 RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
 
 RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {

@@ -105,8 +105,9 @@ def _add_bench(sub: argparse._SubParsersAction[_Parser]) -> None:
         "bench", help="benchmark dropout and penalties against NumPy / PyTorch / JAX / TensorFlow",
         description="Time regdrop_fast's dropout forward/backward (float32, bfloat16) over a size sweep, "
         "penalty_grad over three parameter lists, a 1,024-element call and (with torch) the dropout layer's "
-        "forward+backward, next to np.copyto of the same "
-        "bytes and every importable framework, interleaved, medians. Prints tables and writes results.json, "
+        "forward+backward, next to their limits (the same bytes copied or updated in place on the same "
+        "threads; the mask-only time of the random stream), np.copyto of the same bytes and every "
+        "importable framework, interleaved, medians. Prints tables and writes results.json, "
         "table.txt and bench.png (when matplotlib is installed) into --out.",
     )
     p.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute on 2 cores)")

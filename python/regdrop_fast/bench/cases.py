@@ -5,8 +5,12 @@ A case builds its data when it runs (and drops it afterwards), then hands the ti
 implementation. Bytes are counted once per case, the same for every implementation of that case, as the
 bytes the operation must move: dropout forward reads x and writes y and the packed mask (n/8 bytes);
 backward reads the gradient and the packed mask and writes dx; ``store="seed"`` rows move no mask bytes;
-penalty_grad reads w and g and writes g. The copy row copies exactly half of the case's bytes with
-``np.copyto`` (so it reads and writes the same total), which is the memory-bandwidth limit at that size.
+penalty_grad reads w and g and writes g.
+
+Every CPU case also times its limits (limits.py), on the threads and task split regdrop_fast uses: a copy of
+the same bytes for each byte count of the case's rows (dropout), an in-place read-modify-write of the same
+bytes (penalty_grad), and for the dropout cases the mask-only ceiling, the stream's arithmetic without the
+data. ``np.copyto`` of the same bytes (one thread) stays as a peer row.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 import regdrop_fast as rdf
 
+from . import limits
 from .frameworks import Framework, Op
 from .shapes import ParameterList
 
@@ -36,9 +41,12 @@ class Impl:
     """One timed implementation of a case."""
 
     name: str
-    framework: str  # "regdrop_fast", "copy", or a peer framework's name
+    framework: str  # "regdrop_fast", "copy" (np.copyto), "limit", or a peer framework's name
     fn: Callable[[], object]
     bytes: int
+    draws: bool = False  # generates the dropout stream's words: the mask-only ceiling applies to it too
+    ceiling: str = ""  # for framework "limit": "memory" or "rng"
+    elements: int = 0  # for the "rng" ceiling: keep decisions (Philox words) per call
 
 
 @dataclass
@@ -52,12 +60,39 @@ class Case:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+COPY_NAME = "np.copyto (same bytes, 1 thread)"
+
+
 def _copy_impl(total_bytes: int) -> Impl:
     """np.copyto between two byte buffers of half the case's bytes: reads + writes total_bytes."""
     half = (total_bytes + 1) // 2
     src = np.full(half, 0x5A, np.uint8)
     dst = np.empty_like(src)  # its pages are faulted in by the warm-up call, before any timing
-    return Impl("np.copyto (same bytes)", "copy", lambda: np.copyto(dst, src), 2 * half)
+    return Impl(COPY_NAME, "copy", lambda: np.copyto(dst, src), 2 * half)
+
+
+def copy_limit_impl(total_bytes: int, tasks: int, name: str = "limit: copy") -> Impl:
+    """limits.copy of half of total_bytes into the other half, in `tasks` tasks on the kernels' threads."""
+    half = (total_bytes + 1) // 2
+    src = np.full(half, 0x5A, np.uint8)
+    dst = np.empty_like(src)
+    return Impl(name, "limit", lambda: limits.copy(src, dst, tasks), 2 * half, ceiling="memory")
+
+
+def rmw_limit_impl(total_bytes: int, tasks: int) -> Impl:
+    """limits.rmw (dst ^= src) over a third of total_bytes each: reads 2/3, writes 1/3, as penalty_grad."""
+    third = (total_bytes + 2) // 3
+    src = np.full(third, 0x5A, np.uint8)
+    dst = np.zeros_like(src)
+    return Impl("limit: read-modify-write", "limit", lambda: limits.rmw(src, dst, tasks), 3 * third,
+                ceiling="memory")
+
+
+def mask_limit_impl(n: int) -> Impl:
+    """The packed keep mask of n elements alone (limits.mask_only): the dropout stream's ceiling."""
+    bits = np.empty((n + 7) // 8, np.uint8)
+    return Impl("limit: mask only (RNG)", "limit", lambda: limits.mask_only(bits, n, P, SEED), bits.size,
+                ceiling="rng", elements=n)
 
 
 def _random(shape: int | tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
@@ -84,13 +119,16 @@ def dropout_case(op: str, dtype_name: str, n: int, peers: Sequence[Framework], n
     def build() -> list[Impl]:
         x = _random(n, dtype, SEED)
         out = np.empty_like(x)
-        impls = [_copy_impl(data_bytes + mask_bytes)]
+        tasks = limits.tasks_for(n, limits.DROPOUT_TASK_ELEMS)
+        impls = [copy_limit_impl(data_bytes + mask_bytes, tasks, "limit: copy (bits bytes)"),
+                 copy_limit_impl(data_bytes, tasks, "limit: copy (seed bytes)"),
+                 mask_limit_impl(n), _copy_impl(data_bytes + mask_bytes)]
         if op == "forward":
             impls += [
                 Impl("regdrop_fast bits", "regdrop_fast",
-                     lambda: rdf.dropout(x, P, seed=SEED, out=out), data_bytes + mask_bytes),
+                     lambda: rdf.dropout(x, P, seed=SEED, out=out), data_bytes + mask_bytes, draws=True),
                 Impl("regdrop_fast seed", "regdrop_fast",
-                     lambda: rdf.dropout(x, P, seed=SEED, out=out, store="seed"), data_bytes),
+                     lambda: rdf.dropout(x, P, seed=SEED, out=out, store="seed"), data_bytes, draws=True),
             ]
             for fw in peers:
                 _add_peer(impls, fw, fw.forward_label, partial(fw.dropout_forward, x, P, SEED),
@@ -103,7 +141,7 @@ def dropout_case(op: str, dtype_name: str, n: int, peers: Sequence[Framework], n
                 Impl("regdrop_fast bits", "regdrop_fast",
                      lambda: rdf.dropout_backward(grad, bits_mask, out=out), data_bytes + mask_bytes),
                 Impl("regdrop_fast seed", "regdrop_fast",
-                     lambda: rdf.dropout_backward(grad, seed_mask, out=out), data_bytes),
+                     lambda: rdf.dropout_backward(grad, seed_mask, out=out), data_bytes, draws=True),
             ]
             for fw in peers:
                 _add_peer(impls, fw, fw.backward_label,
@@ -124,6 +162,7 @@ def penalty_case(plist: ParameterList, peers: Sequence[Framework], notes: list[s
         # Every implementation adds into the same grads in place, as a training step would; the growth
         # (l2 * w per call) is far too small to change the speed of float arithmetic.
         impls = [
+            rmw_limit_impl(nbytes, limits.tasks_for(n, limits.PENALTY_TASK_ELEMS)),
             _copy_impl(nbytes),
             Impl("regdrop_fast penalty_grad l2", "regdrop_fast",
                  lambda: rdf.penalty_grad(params, grads, l2=L2), nbytes),

@@ -7,8 +7,8 @@ doing every step of a real call: prox_group_l1 with a threshold far below every 
 is multiplied by 1 - t/norm, which is exactly 1.0 in float64) and norm_constraint with every norm below
 min_value and rate 1e-300 (desired = rate*min + (1 - rate)*norm rounds to norm, the factor to exactly 1.0).
 Every filter is still read for its norm and then written. Bytes counted: read w + write w (what one fused
-pass over a filter in cache must move), the same for every implementation; the copy row moves the same
-bytes.
+pass over a filter in cache must move), the same for every implementation. The limit row (limits.copy)
+moves the same bytes on the kernels' threads, read once and written once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 
 import regdrop_fast as rdf
 
-from .cases import SEED, Case, Impl, _copy_impl
+from . import limits
+from .cases import SEED, Case, Impl, copy_limit_impl
 from .frameworks import Framework
 from .shapes import RESNET50_PARAMETERS
 
@@ -67,6 +68,7 @@ def constraint_cases(peers: Sequence[Framework], notes: list[str], tiny: bool = 
     shapes = conv_filters(tiny)
     n = sum(int(np.prod(s)) for s in shapes)
     nbytes = 2 * 4 * n
+    tasks = limits.tasks_for(n, limits.PENALTY_TASK_ELEMS)
     torch = next((fw.module for fw in peers if fw.name == "torch"), None)
     label = f"ResNet-50 conv filters ({len(shapes)} weights{', tiny' if tiny else ''})"
 
@@ -76,7 +78,7 @@ def constraint_cases(peers: Sequence[Framework], notes: list[str], tiny: bool = 
 
     def build_prox() -> list[Impl]:
         ws = weights()
-        impls = [_copy_impl(nbytes),
+        impls = [copy_limit_impl(nbytes, tasks),
                  Impl("regdrop_fast prox_group_l1", "regdrop_fast",
                       lambda: rdf.prox_group_l1(ws, THRESHOLD, axis=AXES), nbytes),
                  Impl("numpy norm/where/multiply", "numpy", lambda: _numpy_prox(ws, THRESHOLD), nbytes)]
@@ -91,7 +93,7 @@ def constraint_cases(peers: Sequence[Framework], notes: list[str], tiny: bool = 
             for w in ws:
                 rdf.norm_constraint(w, min_value=MIN_VALUE, rate=RATE, axis=AXES)
 
-        impls = [_copy_impl(nbytes),
+        impls = [copy_limit_impl(nbytes, tasks),
                  Impl("regdrop_fast norm_constraint", "regdrop_fast", ours, nbytes),
                  Impl("numpy norm/clip/divide/multiply", "numpy",
                       lambda: _numpy_norm_constraint(ws, MIN_VALUE, np.inf, RATE), nbytes)]

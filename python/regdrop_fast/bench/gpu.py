@@ -276,8 +276,13 @@ def build_cases(torch: ModuleType, config: GpuConfig) -> list[Case]:
 
 
 def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) -> list[dict[str, Any]]:
+    """report.make_rows plus "x copy": on the GPU the copy row is torch's device copy of the same bytes,
+    which uses the whole device as the kernels do, so it is already the same-resources limit the CPU rows
+    measure with regdrop_fast.bench.limits (issue 18)."""
     rows = report.make_rows(case, impls, timings)
+    copy_gbps = next((r["gbps"] for r in rows if r["framework"] == report.COPY), None)
     for row in rows:
+        row["copy_fraction"] = row["gbps"] / copy_gbps if copy_gbps else None
         if case.section == "dropout" and row["framework"].startswith("torch"):
             row["actual_bytes"] = case.extra["torch_actual_bytes"]
     return rows

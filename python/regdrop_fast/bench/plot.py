@@ -1,4 +1,6 @@
-"""The benchmark figure: GB/s against size per implementation, with the copy bandwidth as a line.
+"""The benchmark figure: GB/s against size per implementation, with the limits as lines: the same bytes
+copied on the same threads (dashed), and the mask-only ceiling expressed as the GB/s a store="bits" call
+would reach if drawing the words were all it did (dotted).
 
 matplotlib is optional (the `bench` extra); without it no figure is drawn and the caller says so. The
 object-oriented Agg canvas is used directly, so no global backend is switched and no display is needed.
@@ -19,23 +21,34 @@ def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+# Limit rows drawn as lines: impl name -> (legend label, line style).
+LIMIT_LINES = {
+    "limit: copy (bits bytes)": ("limit: same bytes copied, same threads", "--"),
+    "limit: mask only (RNG)": ("limit: mask only (RNG), as GB/s of a bits row", ":"),
+}
+
+
 def _dropout_panel(ax: Any, rows: Sequence[dict], title: str) -> None:
     impls: dict[str, list[tuple[int, float]]] = {}
+    bits_bytes = {r["size"]: r["bytes"] for r in rows if r["impl"] == "regdrop_fast bits"}
     for row in rows:
-        impls.setdefault(row["impl"], []).append((row["size"], row["gbps"]))
+        gbps = row["gbps"]
+        if row.get("ceiling") == "rng":  # the rate a bits row would have at the mask-only time
+            gbps = bits_bytes.get(row["size"], row["bytes"]) / row["seconds"] / 1e9
+        impls.setdefault(row["impl"], []).append((row["size"], gbps))
     sizes = sorted({r["size"] for r in rows})
     single = len(sizes) == 1
     for name, points in impls.items():
         points.sort()
         xs, ys = [p[0] for p in points], [p[1] for p in points]
-        if name.startswith("np.copyto"):
-            label = "copy bandwidth (np.copyto)"
+        if name in LIMIT_LINES:
+            label, style = LIMIT_LINES[name]
             if single:  # a dashed line needs two points: a short horizontal segment and a marker instead
-                ax.hlines(ys[0], xs[0] / 1.6, xs[0] * 1.6, colors="k", linestyles="--", linewidth=1.5)
+                ax.hlines(ys[0], xs[0] / 1.6, xs[0] * 1.6, colors="k", linestyles=style, linewidth=1.5)
                 ax.plot(xs, ys, "k_", markersize=14, markeredgewidth=2, label=label)
             else:
-                ax.plot(xs, ys, "k--", linewidth=1.5, label=label)
-        else:
+                ax.plot(xs, ys, "k" + style, linewidth=1.5, label=label)
+        elif not name.startswith("limit:"):
             ax.plot(xs, ys, marker="o", markersize=4 if not single else 6, label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -70,7 +83,7 @@ def _plain_log_ticks(axis: Any) -> None:
 
 def _penalty_panel(ax: Any, rows: Sequence[dict]) -> None:
     lists = list(dict.fromkeys(r["op"] for r in rows))
-    impls = [name for name in dict.fromkeys(r["impl"] for r in rows) if not name.startswith("np.copyto")]
+    impls = [name for name in dict.fromkeys(r["impl"] for r in rows) if not name.startswith("limit:")]
     width = 0.8 / max(len(impls), 1)
     for j, name in enumerate(impls):
         xs, ys = [], []
@@ -82,9 +95,9 @@ def _penalty_panel(ax: Any, rows: Sequence[dict]) -> None:
         ax.bar(xs, ys, width, label=name)
     for i, key in enumerate(lists):
         for r in rows:
-            if r["op"] == key and r["impl"].startswith("np.copyto"):
+            if r["op"] == key and r["impl"].startswith("limit:"):
                 ax.hlines(r["gbps"], i - 0.45, i + 0.45, colors="k", linestyles="--",
-                          label="copy bandwidth (np.copyto)" if i == 0 else None)
+                          label="limit: same bytes updated in place, same threads" if i == 0 else None)
     ax.set_xticks(range(len(lists)))
     ax.set_xticklabels(lists, fontsize=7)
     ax.set_yscale("log")

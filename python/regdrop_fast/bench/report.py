@@ -13,22 +13,53 @@ from .timing import NOISY_SPREAD, Timing
 
 OURS = "regdrop_fast"
 COPY = "copy"
+LIMIT = "limit"
+NOT_PEERS = (OURS, COPY, LIMIT)
+LIMIT_LEGEND = ("x limit: the limit's time / the row's time (1.00 = at the limit). The limit is the same bytes "
+                "copied (dropout) or updated in place (penalty_grad) on the same threads and tasks, or for a "
+                "row that draws random words the mask-only time if that is slower; bound: the ceiling that "
+                "sets it (mem, rng) and its time over the other's. The mask-only row's GB/s column gives "
+                "G words/s.")
 NOISY_MARK = "~"
 NOISY_LEGEND = (f"{NOISY_MARK} after a time: noisy row, the repeats' spread (slowest - fastest) / median exceeds "
                 f"{NOISY_SPREAD:.0%}; its ratios are uncertain (close other work and rerun, or raise --repeats)")
 
 
+def row_limit(impl: Impl, limit_impls: Sequence[Impl], timings: Mapping[str, Timing]) -> dict[str, Any]:
+    """The limit of one row: the memory ceiling (the case's memory limit whose bytes are nearest the row's,
+    its time scaled to the row's bytes) and, for a row that draws the stream's words, the mask-only time;
+    the slower of the two is the limit. Empty when the case has no limits (latency, layer) or the row is
+    a limit itself."""
+    memory = [m for m in limit_impls if m.ceiling == "memory"]
+    if impl.framework == LIMIT or not memory:
+        return {}
+    nearest = min(memory, key=lambda m: abs(m.bytes - impl.bytes))
+    mem_s = timings[nearest.name].median * impl.bytes / nearest.bytes
+    rng = [m for m in limit_impls if m.ceiling == "rng"]
+    rng_s = timings[rng[0].name].median if impl.draws and rng else None
+    if rng_s is None:
+        return {"limit_seconds": mem_s, "bound": "memory", "bound_margin": None, "memory_seconds": mem_s,
+                "rng_seconds": None}
+    bound = "memory" if mem_s >= rng_s else "rng"
+    return {"limit_seconds": max(mem_s, rng_s), "bound": bound, "bound_margin": max(mem_s, rng_s) / min(mem_s, rng_s),
+            "memory_seconds": mem_s, "rng_seconds": rng_s}
+
+
 def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) -> list[dict[str, Any]]:
-    """One row per implementation: seconds per call (median and spread), bytes, GB/s, fraction of the
-    copy row's GB/s, and for regdrop_fast rows the speedup over every peer row of the case."""
-    copy_gbps: float | None = None
-    for impl in impls:
-        if impl.framework == COPY:
-            copy_gbps = impl.bytes / timings[impl.name].median / 1e9
+    """One row per implementation: seconds per call (median and spread), bytes, GB/s, the row's limit and
+    its fraction of it (x limit: limit time / row time), which ceiling binds, and for regdrop_fast rows the
+    speedup over every peer row of the case."""
+    limit_impls = [i for i in impls if i.framework == LIMIT]
     rows: list[dict[str, Any]] = []
     for impl in impls:
         t = timings[impl.name]
         gbps = impl.bytes / t.median / 1e9
+        limit = row_limit(impl, limit_impls, timings)
+        ceiling: dict[str, Any] = {}
+        if impl.framework == LIMIT:
+            ceiling = {"ceiling": impl.ceiling}
+            if impl.ceiling == "rng":
+                ceiling["words_per_s"] = impl.elements / t.median
         rows.append({
             "section": case.section,
             "op": case.op,
@@ -47,7 +78,9 @@ def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) 
             "repeats": t.repeats,
             "bytes": impl.bytes,
             "gbps": gbps,
-            "copy_fraction": gbps / copy_gbps if copy_gbps else None,
+            "limit_fraction": limit["limit_seconds"] / t.median if limit else None,
+            **limit,
+            **ceiling,
             **case.extra,
         })
     for row in rows:
@@ -55,7 +88,7 @@ def make_rows(case: Case, impls: Sequence[Impl], timings: Mapping[str, Timing]) 
             row["speedup"] = {
                 peer["framework"]: peer["seconds"] / row["seconds"]
                 for peer in rows
-                if peer["framework"] not in (OURS, COPY)
+                if peer["framework"] not in NOT_PEERS
             }
     return rows
 
@@ -102,6 +135,25 @@ def _speedups(row: dict, peers: list[str]) -> list[str]:
     return [f"{sp[p]:.2f}x" if p in sp else "" for p in peers]
 
 
+def _x_limit(row: dict) -> str:
+    return "" if row.get("limit_fraction") is None else f"{row['limit_fraction']:.2f}"
+
+
+def _bound(row: dict) -> str:
+    """"mem", or "mem 1.52x" / "rng 1.30x" (the binding ceiling's time over the other's) for drawing rows."""
+    bound = row.get("bound")
+    if bound is None:
+        return {"memory": "(mem)", "rng": "(rng)"}.get(row.get("ceiling", ""), "")
+    short = {"memory": "mem", "rng": "rng"}[bound]
+    return short if row.get("bound_margin") is None else f"{short} {row['bound_margin']:.2f}x"
+
+
+def _gbps(row: dict) -> str:
+    if row.get("ceiling") == "rng":
+        return f"{row['words_per_s'] / 1e9:.2f} Gw/s"
+    return f"{row['gbps']:.2f}"
+
+
 def _group(rows: Sequence[dict], section: str) -> dict[tuple[str, str], list[dict]]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
@@ -121,10 +173,10 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         for row in group:
             size = size_label(row["size"]) if row["size"] != last_size else ""
             last_size = row["size"]
-            body.append([size, row["impl"], _time(row), f"{row['gbps']:.2f}",
-                         f"{row['copy_fraction']:.2f}"] + _speedups(row, peers))
-        out += _table(["size", "implementation", "time", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers],
-                      body, 2)
+            body.append([size, row["impl"], _time(row), _gbps(row), _x_limit(row), _bound(row)]
+                        + _speedups(row, peers))
+        out += _table(["size", "implementation", "time", "GB/s", "x limit", "bound"]
+                      + [f"vs {p_}" for p_ in peers], body, 2)
         out.append("")
     for (op, _), group in _group(rows, "penalty").items():
         peers = _peers(group)
@@ -132,9 +184,9 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         out.append(f"penalty_grad over list {op} ({first['size']:,} float32 values; "
                    f"GB/s: read w + read g + write g)")
         body = [[row["impl"], _time(row), f"{row['seconds'] / row['arrays'] * 1e6:.3f}",
-                 f"{row['gbps']:.2f}", f"{row['copy_fraction']:.2f}"] + _speedups(row, peers) for row in group]
-        out += _table(["implementation", "time", "us/array", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers],
-                      body, 1)
+                 _gbps(row), _x_limit(row), _bound(row)] + _speedups(row, peers) for row in group]
+        out += _table(["implementation", "time", "us/array", "GB/s", "x limit", "bound"]
+                      + [f"vs {p_}" for p_ in peers], body, 1)
         out.append("")
     for (op, _), group in _group(rows, "latency").items():
         peers = _peers(group)
@@ -154,13 +206,16 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         peers = _peers(group)
         out.append(f"{op} over ResNet-50's conv filters ({group[0]['size']:,} float32 values, a group per filter; "
                    "GB/s: read w + write w)")
-        body = [[row["impl"], _time(row), f"{row['gbps']:.2f}", f"{row['copy_fraction']:.2f}"] + _speedups(row, peers)
+        body = [[row["impl"], _time(row), _gbps(row), _x_limit(row), _bound(row)] + _speedups(row, peers)
                 for row in group]
-        out += _table(["implementation", "time", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers], body, 1)
+        out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],
+                      body, 1)
         out.append("")
+    legends = [LIMIT_LEGEND] if any(row.get("limit_fraction") is not None for row in rows) else []
     if any(row.get("noisy") for row in rows):
-        out.append(NOISY_LEGEND)
-        out.append("")
+        legends.append(NOISY_LEGEND)
+    if legends:
+        out += legends + [""]
     return "\n".join(out)
 
 

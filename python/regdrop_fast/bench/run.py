@@ -10,7 +10,8 @@ from pathlib import Path
 import regdrop_fast as rdf
 
 from . import environment, frameworks, plot, report
-from .cases import Case, P, _copy_impl, dropout_case, latency_case, layer_case, penalty_case, size_label
+from . import limits
+from .cases import Case, P, copy_limit_impl, dropout_case, latency_case, layer_case, penalty_case, size_label
 from .constraints import constraint_cases
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
@@ -138,11 +139,14 @@ def peers_summary(peers: Sequence[frameworks.Framework], skipped: dict[str, str]
 
 
 def _copy_probe(tiny: bool) -> dict:
-    """GB/s of np.copyto over 2 x 64 MiB (2 x 1 MiB with --tiny): the machine's copy bandwidth, measured at
-    the start and again at the end of the run to show drift."""
-    impl = _copy_impl(2 << 20 if tiny else 128 << 20)
+    """GB/s of the limit copy (limits.copy, the kernels' threads, the task split of a float32 dropout of the
+    same bytes) over 2 x 64 MiB (2 x 1 MiB with --tiny): the machine's copy bandwidth, measured at the start
+    and again at the end of the run to show drift."""
+    total = 2 << 20 if tiny else 128 << 20
+    impl = copy_limit_impl(total, limits.tasks_for(total // 8, limits.DROPOUT_TASK_ELEMS))
     t = measure({impl.name: impl.fn}, repeats=3 if tiny else 5, min_sample_s=2e-4 if tiny else 2e-2)[impl.name]
-    return {"bytes": impl.bytes, "gbps": impl.bytes / t.median / 1e9, "spread": t.spread}
+    return {"bytes": impl.bytes, "gbps": impl.bytes / t.median / 1e9, "spread": t.spread,
+            "kernel": "regdrop_fast.bench.limits.copy"}
 
 
 def run(config: BenchConfig) -> int:
@@ -189,6 +193,14 @@ def run(config: BenchConfig) -> int:
         notes.append(f"{len(noisy)} of {len(rows)} rows are noisy (marked {report.NOISY_MARK}: repeat spread "
                      f"(max - min) / median > {NOISY_SPREAD:.0%})")
 
+    # The mask-only ceiling per thread, from the largest dropout case (the least overhead per call).
+    masks = [r for r in rows if r.get("ceiling") == "rng"]
+    rng_ceiling = None
+    if masks:
+        big = max(masks, key=lambda r: r["size"])
+        rng_ceiling = {"size": big["size"], "threads": threads, "simd": rdf.backend_info()["simd"],
+                       "words_per_s": big["words_per_s"], "words_per_s_per_thread": big["words_per_s"] / threads}
+
     settings = {
         "quick": config.quick, "tiny": config.tiny, "sizes": config.sizes, "dtypes": config.dtypes,
         "sections": config.sections, "repeats": config.repeats, "min_sample_s": config.min_sample_s,
@@ -200,6 +212,7 @@ def run(config: BenchConfig) -> int:
     meta["notes"] = notes
     meta["copy_reference"] = {"start": copy_start, "end": copy_end, "change": drift,
                               "drift_limit": COPY_DRIFT_LIMIT}
+    meta["rng_ceiling"] = rng_ceiling
     meta["noise"] = {"spread": "(max - min) / median of the repeats' seconds per call",
                      "noisy_above": NOISY_SPREAD, "noisy_rows": len(noisy)}
     meta["peers_summary"] = summary
@@ -207,8 +220,12 @@ def run(config: BenchConfig) -> int:
     text = report.format_tables(rows, P)
     header = (f"regdrop_fast {meta['versions']['regdrop_fast']} on {meta['cpu_model']} "
               f"({meta['usable_cpus']} CPUs), simd={meta['backend_info']['simd']}, threads={threads}; "
-              f"medians of {config.repeats} interleaved repeats; copy bandwidth {copy_start['gbps']:.1f} GB/s "
-              f"at the start, {copy_end['gbps']:.1f} at the end\n" + "\n".join(summary))
+              f"medians of {config.repeats} interleaved repeats; copy bandwidth ({threads} threads) "
+              f"{copy_start['gbps']:.1f} GB/s at the start, {copy_end['gbps']:.1f} at the end")
+    if rng_ceiling:
+        header += (f"; mask generation alone (n={size_label(rng_ceiling['size'])}) "
+                   f"{rng_ceiling['words_per_s_per_thread'] / 1e9:.2f} G words/s per thread")
+    header += "\n" + "\n".join(summary)
     print(header)
     print()
     print(text)
