@@ -90,8 +90,44 @@ def _out_dtype(dtype, like_dtype) -> None:
         raise ValueError(f"out: dtype {dtype} does not match the input's {like_dtype}")
 
 
+# Axes of a strided layout the kernels iterate over (csrc/common/strided_layout.h kMaxLayoutDims); arrays
+# with more go through C order.
+MAX_LAYOUT_DIMS = 32
+
+
+def dense_strides(a: np.ndarray) -> tuple[int, ...] | None:
+    """a's strides in elements when a is dense (its elements fill its memory span once, in any axis order,
+    with non-negative strides, aligned, at most MAX_LAYOUT_DIMS axes) but not C-contiguous: the layout the
+    kernels read and write in memory order. None otherwise (C-contiguous, or not such an array)."""
+    if a.flags.c_contiguous or a.ndim > MAX_LAYOUT_DIMS or not a.flags.aligned:
+        return None
+    item = a.itemsize
+    if any(s < 0 or s % item for s in a.strides):
+        return None
+    strides = tuple(s // item for s in a.strides)
+    if self_overlapping(a.shape, strides):
+        return None
+    span = sum((d - 1) * s for d, s in zip(a.shape, strides) if d > 1) + 1
+    return strides if span == a.size else None
+
+
+def is_dense(a: np.ndarray) -> bool:
+    """Whether a host array can be read or written by the kernels as it is (C-contiguous or dense_strides)."""
+    return a.flags.c_contiguous or dense_strides(a) is not None
+
+
+def new_like(a: np.ndarray) -> np.ndarray:
+    """A new array for the result of an element-wise op on a: in a's layout, as torch's preserve_format
+    and NumPy's order="K" (np.empty_like: a's strides when a is dense, its axis order otherwise), C order
+    beyond MAX_LAYOUT_DIMS axes."""
+    if a.flags.c_contiguous or a.ndim > MAX_LAYOUT_DIMS:
+        return np.empty(a.shape, a.dtype)
+    return np.empty_like(a)
+
+
 def host_out(out, like: np.ndarray) -> np.ndarray:
-    """An `out=` argument: a writeable C-contiguous ndarray of like's shape and dtype."""
+    """An `out=` argument: a writeable dense ndarray (C-contiguous, or another axis order: is_dense) of
+    like's shape and dtype."""
     if not isinstance(out, np.ndarray):
         if is_device_array(out):
             raise ValueError("out: is on a CUDA device but the input is a host array")
@@ -99,8 +135,11 @@ def host_out(out, like: np.ndarray) -> np.ndarray:
     _out_dtype(out.dtype, like.dtype)
     if out.shape != like.shape:
         raise ValueError(f"out: shape {out.shape} does not match the input's {like.shape}")
-    if not out.flags.c_contiguous:
-        raise ValueError("out: must be C-contiguous")
+    if not is_dense(out):
+        raise ValueError(
+            "out: must be dense: C-contiguous, or with its axes in another order (as channels_last), with no "
+            "gaps or overlap"
+        )
     if not out.flags.writeable:
         raise ValueError("out: must be writeable")
     return out
