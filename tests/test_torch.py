@@ -190,6 +190,54 @@ def test_strided_and_permuted_inputs(p):
     assert torch.equal(base, before)
 
 
+# Memory formats (issue 11 part 1): the result has the input's strides, as torch's dropout, and the mask of
+# the input's C-contiguous twin (decisions by logical index), forward and backward, both store modes.
+MEMORY_FORMATS = [((2, 3, 5, 7), torch.channels_last), ((2, 3, 4, 5, 6), torch.channels_last_3d),
+                  ((3, 70, 9, 11), torch.channels_last)]
+
+
+@pytest.mark.parametrize("store", ["bits", "seed"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_memory_formats_keep_the_layout_and_the_twins_mask(dtype, store):
+    for k, (shape, fmt) in enumerate(MEMORY_FORMATS):
+        data = torch.randn(shape, generator=torch.Generator().manual_seed(k)).to(dtype)
+        x = data.to(memory_format=fmt).requires_grad_()
+        twin = data.clone().requires_grad_()
+        y = rt.dropout(x, 0.3, store=store, generator=rf.Generator(7 + k))
+        y_twin = rt.dropout(twin, 0.3, store=store, generator=rf.Generator(7 + k))
+        assert y.stride() == x.stride() and y.is_contiguous(memory_format=fmt)
+        assert torch.equal(y, y_twin)
+        grad = torch.randn(shape, generator=torch.Generator().manual_seed(50 + k)).to(dtype)
+        y.backward(grad.to(memory_format=fmt))
+        y_twin.backward(grad)
+        assert x.grad.stride() == x.stride()
+        assert torch.equal(x.grad, twin.grad)
+
+
+def test_every_permutation_keeps_its_strides_and_the_twins_mask():
+    data = torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(1))
+    for perm in itertools.permutations(range(4)):
+        x = data.permute(perm).detach().requires_grad_()  # dense; C-contiguous only for the identity
+        assert x.is_contiguous() == (perm == (0, 1, 2, 3))
+        y = rt.dropout(x, 0.4, generator=rf.Generator(3))
+        twin = rt.dropout(x.detach().contiguous(), 0.4, generator=rf.Generator(3))
+        assert y.stride() == x.stride(), perm
+        assert torch.equal(y, twin), perm
+        y.backward(torch.ones_like(y))
+        assert torch.equal(x.grad, (twin != 0).to(x.dtype) / 0.6), perm
+
+
+@pytest.mark.parametrize("store", ["bits", "seed"])
+def test_in_place_on_channels_last_keeps_the_tensor(store):
+    data = torch.randn(2, 8, 5, 7, generator=torch.Generator().manual_seed(4))
+    expected = rt.dropout(data, 0.5, store=store, generator=rf.Generator(11))
+    x = data.to(memory_format=torch.channels_last)
+    ptr, stride = x.data_ptr(), x.stride()
+    out = rt.Dropout(0.5, inplace=True, store=store, generator=rf.Generator(11))(x)
+    assert out is x and x.data_ptr() == ptr and x.stride() == stride
+    assert torch.equal(x, expected)
+
+
 def test_in_place_on_views_writes_through():
     _, views = strided_views()
     for k, x in enumerate(views):
