@@ -195,3 +195,57 @@ def test_thread_counts_on_small_layouts(threads, rng):
     with num_threads(threads):
         for storage, perm in CASES[:10]:
             check_twin(permuted(rng, storage, perm, np.float64), 0.6, 123, 1, "bits")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CUDA kernels (csrc/cuda/dropout_kernels.cu, dropout_strided_kernel): the same contract on the device
+# backends; the emulation runs a fiber per CUDA thread, so it takes the small cases.
+
+
+def device_permuted(backend, host_storage, perm):
+    """The device array of host_storage with its axes permuted (a dense, permuted view)."""
+    a = backend.asarray(host_storage)
+    if backend.name == "cuda-emulated":
+        import fake_cupy
+
+        return fake_cupy.ndarray(a.host.transpose(perm), a.device.id)
+    return a.permute(perm) if backend.library == "torch" else a.transpose(perm)
+
+
+def element_strides(a):
+    if hasattr(a, "host"):  # fake CuPy
+        return tuple(s // a.host.itemsize for s in a.host.strides)
+    if hasattr(a, "stride"):
+        return tuple(a.stride())
+    return tuple(s // a.dtype.itemsize for s in a.strides)
+
+
+DEVICE_CASES = CASES[:4] + [((33, 100), (1, 0)), ((3, 4, 37), (1, 0, 2)), ((2, 3, 4, 5), (3, 1, 0, 2))]
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES, ids=[f"{'x'.join(map(str, s))}-{''.join(map(str, p))}"
+                                                    for s, p in DEVICE_CASES])
+def test_device_layouts_match_the_contiguous_twin(device_backend, case, rng):
+    backend = device_backend
+    storage, perm = case
+    dtype = np.dtype(np.float32)
+    host_storage = random_values(rng, storage, dtype)
+    twin = np.ascontiguousarray(host_storage.transpose(perm))
+    x = device_permuted(backend, host_storage, perm)
+    for store in ("bits", "seed"):
+        for offset in (0, 3):
+            y, mask = rdf.dropout(x, 0.3, seed=17, offset=offset, store=store)
+            y_ref, mask_ref = reference.dropout(twin, 0.3, seed=17, offset=offset, store=store)
+            assert element_strides(y) == element_strides(x)
+            assert_same_bits(np.ascontiguousarray(backend.to_numpy(y)), y_ref, "forward")
+            if store == "bits":
+                assert_same_bits(backend.to_numpy(mask.bits), mask_ref.bits, "bits")
+            dx = rdf.dropout_backward(x, mask)
+            assert element_strides(dx) == element_strides(x)
+            assert_same_bits(np.ascontiguousarray(backend.to_numpy(dx)),
+                             reference.dropout_backward(twin, mask_ref), "backward")
+    # in place keeps the array and its layout
+    y_ref, _ = reference.dropout(twin, 0.5, seed=2)
+    y, _ = rdf.dropout(x, 0.5, seed=2, out=x)
+    assert y is x
+    assert_same_bits(np.ascontiguousarray(backend.to_numpy(x)), y_ref, "in place")

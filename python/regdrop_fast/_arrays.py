@@ -95,20 +95,26 @@ def _out_dtype(dtype, like_dtype) -> None:
 MAX_LAYOUT_DIMS = 32
 
 
+def layout_strides(shape, strides) -> tuple[int, ...] | None:
+    """strides (in elements) when an array of this shape is dense with them (its elements fill its memory
+    span once, in some axis order, strides non-negative) and has at most MAX_LAYOUT_DIMS axes: the layout the
+    kernels read and write in memory order. None otherwise."""
+    strides = tuple(strides)
+    if len(shape) > MAX_LAYOUT_DIMS or any(s < 0 for s in strides) or self_overlapping(shape, strides):
+        return None
+    size = 1
+    for d in shape:
+        size *= d
+    span = sum((d - 1) * s for d, s in zip(shape, strides) if d > 1) + 1
+    return strides if size == 0 or span == size else None
+
+
 def dense_strides(a: np.ndarray) -> tuple[int, ...] | None:
-    """a's strides in elements when a is dense (its elements fill its memory span once, in any axis order,
-    with non-negative strides, aligned, at most MAX_LAYOUT_DIMS axes) but not C-contiguous: the layout the
-    kernels read and write in memory order. None otherwise (C-contiguous, or not such an array)."""
-    if a.flags.c_contiguous or a.ndim > MAX_LAYOUT_DIMS or not a.flags.aligned:
+    """A host array's strides in elements when it is dense (layout_strides) and aligned but not
+    C-contiguous; None otherwise (C-contiguous, or not dense)."""
+    if a.flags.c_contiguous or not a.flags.aligned or any(s % a.itemsize for s in a.strides):
         return None
-    item = a.itemsize
-    if any(s < 0 or s % item for s in a.strides):
-        return None
-    strides = tuple(s // item for s in a.strides)
-    if self_overlapping(a.shape, strides):
-        return None
-    span = sum((d - 1) * s for d, s in zip(a.shape, strides) if d > 1) + 1
-    return strides if span == a.size else None
+    return layout_strides(a.shape, (s // a.itemsize for s in a.strides))
 
 
 def is_dense(a: np.ndarray) -> bool:
@@ -125,6 +131,10 @@ def new_like(a: np.ndarray) -> np.ndarray:
     return np.empty_like(a)
 
 
+_NOT_DENSE = ("out: must be dense: C-contiguous, or with its axes in another order (as channels_last), with no "
+              "gaps or overlap")
+
+
 def host_out(out, like: np.ndarray) -> np.ndarray:
     """An `out=` argument: a writeable dense ndarray (C-contiguous, or another axis order: is_dense) of
     like's shape and dtype."""
@@ -136,10 +146,7 @@ def host_out(out, like: np.ndarray) -> np.ndarray:
     if out.shape != like.shape:
         raise ValueError(f"out: shape {out.shape} does not match the input's {like.shape}")
     if not is_dense(out):
-        raise ValueError(
-            "out: must be dense: C-contiguous, or with its axes in another order (as channels_last), with no "
-            "gaps or overlap"
-        )
+        raise ValueError(_NOT_DENSE)
     if not out.flags.writeable:
         raise ValueError("out: must be writeable")
     return out
@@ -236,15 +243,52 @@ def written_strided(layout, name: str) -> None:
 class DeviceArray:
     """What the kernels need of a CUDA array, and how to make outputs with the same library."""
 
-    __slots__ = ("obj", "lib", "ptr", "shape", "dtype", "device", "contiguous", "size")
+    __slots__ = ("obj", "lib", "ptr", "shape", "dtype", "device", "contiguous", "size", "strides")
 
-    def __init__(self, obj, lib, ptr, shape, dtype, device, contiguous):
+    def __init__(self, obj, lib, ptr, shape, dtype, device, contiguous, strides):
         self.obj, self.lib, self.ptr = obj, lib, ptr
         self.shape, self.dtype, self.device, self.contiguous = tuple(shape), dtype, device, contiguous
+        self.strides = tuple(strides)  # in elements
         size = 1
         for d in self.shape:
             size *= d
         self.size = size
+
+    def layout(self) -> tuple[int, ...] | None:
+        """The element strides a kernel iterates over: None when C-contiguous, else the strides of a dense
+        layout (layout_strides; None also when not dense)."""
+        return None if self.contiguous else layout_strides(self.shape, self.strides)
+
+    def same_layout(self, other: DeviceArray) -> bool:
+        """Whether both (one shape) place every element at the same offset (size-1 axes aside)."""
+        return all(d == 1 or s == t for d, s, t in zip(self.shape, self.strides, other.strides))
+
+    def new_like(self) -> DeviceArray:
+        """A new array for an element-wise result on this one, in its layout (as new_like for host arrays:
+        torch's preserve_format, CuPy's order="K"), C order beyond MAX_LAYOUT_DIMS axes."""
+        if self.contiguous or len(self.shape) > MAX_LAYOUT_DIMS:
+            return wrap(self.empty(self.shape))
+        if self.lib == "torch":
+            import torch
+
+            return wrap(torch.empty_like(self.obj, memory_format=torch.preserve_format))
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return wrap(cupy.empty_like(self.obj))
+
+    def copy_in_layout_of(self, like: DeviceArray) -> DeviceArray:
+        """A new array with like's layout (dense) holding this array's values."""
+        if self.lib == "torch":
+            import torch
+
+            return wrap(torch.empty_like(like.obj, memory_format=torch.preserve_format).copy_(self.obj))
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            c = cupy.empty_like(like.obj)
+            c[...] = self.obj
+            return wrap(c)
 
     @property
     def nbytes(self) -> int:
@@ -361,6 +405,7 @@ def _wrap_cupy(a) -> DeviceArray:
     d = DeviceArray.__new__(DeviceArray)
     d.obj, d.lib, d.ptr, d.shape, d.dtype = a, "cupy", a.data.ptr, a.shape, a.dtype
     d.device, d.contiguous, d.size = a.device.id, a.flags.c_contiguous, a.size
+    d.strides = tuple(s // a.dtype.itemsize for s in a.strides)
     return d
 
 
@@ -368,6 +413,7 @@ def _wrap_torch(a) -> DeviceArray:
     d = DeviceArray.__new__(DeviceArray)
     d.obj, d.lib, d.ptr, d.shape, d.dtype = a, "torch", a.data_ptr(), tuple(a.shape), _numpy_dtype_of_torch(a)
     d.device, d.contiguous, d.size = a.get_device(), a.is_contiguous(), a.numel()
+    d.strides = tuple(a.stride())
     return d
 
 
@@ -379,8 +425,9 @@ def wrapper(a):
 def wrap(a) -> DeviceArray:
     if type(a).__module__.startswith("torch"):
         dtype = _numpy_dtype_of_torch(a)
-        return DeviceArray(a, "torch", a.data_ptr(), a.shape, dtype, a.get_device(), a.is_contiguous())
-    return DeviceArray(a, "cupy", a.data.ptr, a.shape, a.dtype, a.device.id, a.flags.c_contiguous)
+        return DeviceArray(a, "torch", a.data_ptr(), a.shape, dtype, a.get_device(), a.is_contiguous(), a.stride())
+    return DeviceArray(a, "cupy", a.data.ptr, a.shape, a.dtype, a.device.id, a.flags.c_contiguous,
+                       (s // a.dtype.itemsize for s in a.strides))
 
 
 def device_array(a, name: str) -> DeviceArray:
@@ -425,8 +472,8 @@ def device_out(out, like: DeviceArray) -> DeviceArray:
     _out_dtype(o.dtype, like.dtype)
     if o.shape != like.shape:
         raise ValueError(f"out: shape {o.shape} does not match the input's {like.shape}")
-    if not o.contiguous:
-        raise ValueError("out: must be C-contiguous")
+    if not o.contiguous and o.layout() is None:
+        raise ValueError(_NOT_DENSE)
     return o
 
 

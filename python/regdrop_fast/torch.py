@@ -114,14 +114,6 @@ def _new_like(t: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(t, memory_format=torch.preserve_format)
 
 
-def _in_layout_of(result: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A CUDA result (C-contiguous) in the layout _new_like gives for `like` (a copy when they differ)."""
-    target = _new_like(like)
-    if target.stride() == result.stride():
-        return result
-    return target.copy_(result)
-
-
 def _check_tensor(t: object, name: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
@@ -177,7 +169,7 @@ def _dropout_fwd(
     if x.device.type == "cuda":
         y, mask = _rf.dropout(x, p, seed=s, offset=o, store=store)
         bits = mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
-        return _in_layout_of(y, x), bits
+        return y, bits
     raise _unsupported_device(x, "dropout")
 
 
@@ -194,7 +186,10 @@ def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> tuple[t
 def _dropout_fwd_(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> torch.Tensor:
     """In place: x becomes dropout(x); returns the bits (as dropout_fwd). Used only when no grad is needed.
     A dense x (any memory format) is written directly; others through an out-of-place result."""
-    dense = x.is_contiguous() if x.device.type != "cpu" else _arrays.is_dense(_np(x))
+    if x.device.type == "cpu":
+        dense = _arrays.is_dense(_np(x))
+    else:
+        dense = x.is_contiguous() or _arrays.layout_strides(tuple(x.shape), x.stride()) is not None
     if not dense:
         y, bits = _dropout_fwd(x, p, seed, keep_bits)
         x.copy_(y)
@@ -235,7 +230,7 @@ def _dropout_bwd(
         return dx
     if grad.device.type == "cuda":
         mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None)
-        return _in_layout_of(_rf.dropout_backward(grad, mask), grad)
+        return _rf.dropout_backward(grad, mask)
     raise _unsupported_device(grad, "dropout")
 
 
