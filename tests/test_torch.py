@@ -564,6 +564,37 @@ def test_vmap_randomness_follows_torch(use_generator):
     assert torch.equal(grads, torch.where(grads != 0, 2.0, 0.0)) and len({tuple(g.tolist()) for g in grads}) == 4
 
 
+@pytest.mark.parametrize("store", ["bits", "seed"])
+@pytest.mark.parametrize("n", [16, 13], ids=["one-call", "per-sample"])
+@pytest.mark.parametrize("in_dim", [0, 1])
+def test_vmap_different_with_a_generator_is_the_call_over_the_batch(n, store, in_dim, monkeypatch):
+    """randomness="different" with a Generator: sample b uses offsets o + b * n .. (consecutive ranges), the
+    masks of one call over the batch (batch axis first); made by one kernel call when n % 8 == 0 (per-sample
+    mask bits start on a byte), forward and backward. The gradients use each sample's own mask, also with
+    store="seed" (the backward's seed is not batched: the vmap rule keeps the bits)."""
+    batch = torch.randn(3, n, generator=torch.Generator().manual_seed(n))
+    whole = rt.dropout(batch, 0.5, generator=rf.Generator(1))
+    x = batch if in_dim == 0 else batch.t().contiguous()
+    calls = []
+    for name in ("dropout", "dropout_backward"):
+        original = getattr(rf, name)
+        monkeypatch.setattr(rf, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+
+    def f(v):
+        return rt.dropout(v, 0.5, store=store, generator=rf.Generator(1))
+
+    y = torch.vmap(f, in_dims=in_dim, randomness="different")(x)
+    assert torch.equal(y, whole)
+    assert calls == (["dropout"] if n % 8 == 0 else ["dropout"] * 3)
+    calls.clear()
+    grads = torch.vmap(torch.func.grad(lambda v: (f(v) * v).sum()), in_dims=in_dim, randomness="different")(x)
+    assert torch.equal(grads, 2 * whole)  # d/dv (dropout(v) * v) = keep * 2 * v + dropout(v), sample by sample
+    assert calls.count("dropout_backward") == (1 if n % 8 == 0 else 3)
+    inplace = torch.vmap(lambda v: rt.dropout(v, 0.5, inplace=True, store=store, generator=rf.Generator(1)),
+                         in_dims=in_dim, randomness="different")(x.clone())
+    assert torch.equal(inplace, whole)
+
+
 def test_vmap_same_mask_equals_one_call():
     x = torch.randn(3, 40)
     out = torch.vmap(lambda r: rt.dropout(r, 0.3, generator=rf.Generator(8)), randomness="same")(x)

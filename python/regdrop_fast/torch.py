@@ -223,6 +223,7 @@ def _dropout_bwd(
     format (_new_like; autograd gives a leaf's .grad the leaf's own layout in any case)."""
     s, o = _seed_offset(seed)
     shape = tuple(grad.shape)
+    from_bits = from_bits or bits.numel() > 0  # bits kept by a vmap rule for a store="seed" call
     if grad.device.type == "cpu":
         mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
         dx = _new_like(grad)
@@ -316,11 +317,29 @@ def _sample_seeds(info: _Any, seed: torch.Tensor, seed_dim: int | None, n: int) 
     return [torch.tensor([s, v - (1 << 64) if v >> 63 else v], dtype=torch.int64) for v in offsets]
 
 
+def _batch_first(info: _Any, x: torch.Tensor, x_dim: int | None) -> torch.Tensor:
+    """The batch of x with the batch axis first: a view (a permuted one when x_dim > 0, dense when x is, so the
+    kernels read it in place), or an expanded view of an unbatched x."""
+    if x_dim is None:
+        return x.expand(info.batch_size, *x.shape)
+    return x.movedim(x_dim, 0)
+
+
 def _dropout_fwd_vmap(
     info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
     x_dim, _, seed_dim, _ = in_dims
     n = x.numel() // info.batch_size if x_dim is not None else x.numel()
+    if seed_dim is None and info.randomness == "different":
+        # One position for the batch (a Generator): sample b uses the stream from offset o + b * n, which is
+        # element b * n + i of one call over the batch with its batch axis first, so one call gives every
+        # sample's mask. The bits are kept even for store="seed": the backward sees the same unbatched seed
+        # and could not tell the samples' offsets apart (_dropout_bwd reads bits whenever there are any).
+        # Per-sample bits must start on a byte: one call when n is a multiple of 8, else one per sample.
+        if n % 8 == 0:
+            y, bits = _dropout_fwd(_batch_first(info, x, x_dim), p, seed, True)
+            return (y, bits.view(info.batch_size, n // 8)), (0, 0)
+        keep_bits = True
     seeds = _sample_seeds(info, seed, seed_dim, n)
     outs = [_dropout_fwd(_sample(x, x_dim, b), p, s, keep_bits) for b, s in enumerate(seeds)]
     return (torch.stack([y for y, _ in outs]), torch.stack([bits for _, bits in outs])), (0, 0)
@@ -339,6 +358,11 @@ def _dropout_fwd__vmap(
             "use inplace=False"
         )
     n = x.numel() // info.batch_size
+    if seed_dim is None and info.randomness == "different":
+        # As _dropout_fwd_vmap: one call over the batch (written in place through the batch-first view).
+        if n % 8 == 0:
+            return _dropout_fwd_(x.movedim(x_dim, 0), p, seed, True).view(info.batch_size, n // 8), 0
+        keep_bits = True
     seeds = _sample_seeds(info, seed, seed_dim, n)
     return torch.stack([_dropout_fwd_(x.select(x_dim, b), p, s, keep_bits) for b, s in enumerate(seeds)]), 0
 
@@ -351,6 +375,12 @@ def _dropout_bwd_vmap(
     from_bits: bool,
 ) -> tuple[torch.Tensor, int]:
     g_dim, b_dim, s_dim, _, _ = in_dims
+    n = grad.numel() // info.batch_size if g_dim is not None else grad.numel()
+    if b_dim is not None and bits.numel() > 0 and n % 8 == 0:
+        # Every sample's bits (byte-aligned: n % 8 == 0) side by side are the bits of one call over the batch
+        # with its batch axis first: one call.
+        flat = bits.movedim(b_dim, 0).reshape(-1)
+        return _dropout_bwd(_batch_first(info, grad, g_dim), flat, _sample(seed, s_dim, 0), p, True), 0
     return torch.stack([
         _dropout_bwd(_sample(grad, g_dim, b), _sample(bits, b_dim, b), _sample(seed, s_dim, b), p, from_bits)
         for b in range(info.batch_size)
