@@ -17,6 +17,7 @@ import tracemalloc
 import numpy as np
 import pytest
 from conftest import (
+    BFLOAT16,
     DTYPE_IDS,
     DTYPES,
     U64_MAX,
@@ -249,3 +250,17 @@ def test_device_layouts_match_the_contiguous_twin(device_backend, case, rng):
     y, _ = rdf.dropout(x, 0.5, seed=2, out=x)
     assert y is x
     assert_same_bits(np.ascontiguousarray(backend.to_numpy(x)), y_ref, "in place")
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64), BFLOAT16], ids=str)
+def test_small_layouts_on_every_simd_level(dtype, rng):
+    """The lane-vector paths of every ISA (vector rows, the shifted decision words, the scalar tails)."""
+    arrays = [permuted(rng, storage, perm, dtype) for storage, perm in CASES[:14]]
+
+    def run():
+        for x in arrays:
+            for store in ("bits", "seed"):
+                check_twin(x, 0.45, 77, 6, store)
+        return True
+
+    assert all(run_each_simd(run).values())

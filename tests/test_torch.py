@@ -678,6 +678,30 @@ def test_compile_aot_eager_fullgraph_equals_eager():
     assert not torch.equal(out_c, out_c2)  # the next call draws new masks
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_keeps_channels_last():
+    """A compiled graph (inductor) on a channels_last input returns what eager returns: layout, values and
+    gradients (test_opcheck_every_op holds the fakes' strides to the real ones)."""
+    torch._dynamo.reset()
+    data = torch.randn(2, 6, 5, 7, generator=torch.Generator().manual_seed(9))
+    gen_c, gen_e = rf.Generator(21), rf.Generator(21)
+
+    def model(gen):
+        return lambda x, store: rt.dropout(x, 0.4, store=store, generator=gen) * 3
+
+    compiled = torch.compile(model(gen_c), fullgraph=True, backend="inductor")
+    for store in ("bits", "seed"):
+        results = []
+        for fn in (compiled, model(gen_e)):
+            x = data.to(memory_format=torch.channels_last).requires_grad_()
+            y = fn(x, store)
+            y.backward(torch.ones_like(y))
+            results.append((y, x.grad))
+        (y_c, g_c), (y_e, g_e) = results
+        assert y_c.stride() == y_e.stride() == data.to(memory_format=torch.channels_last).stride()
+        assert torch.equal(y_c, y_e) and torch.equal(g_c, g_e)
+
+
 # Inductor's CPU codegen touches a deprecated torch.jit API; pytest turns warnings into errors here.
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compile_inductor_fullgraph_forward_backward():
@@ -755,12 +779,21 @@ def test_opcheck_every_op():
     _, bits = torch.ops.regdrop_fast.dropout_fwd(x.detach(), 0.3, seed, True)
     params = [torch.randn(4, 3, requires_grad=True), torch.randn(5, requires_grad=True)]
     detached = [w.detach().clone() for w in params]
+    cl = torch.randn(2, 3, 4, 5, dtype=torch.float64).to(memory_format=torch.channels_last)
+    cl_grad = torch.randn(2, 3, 4, 5, dtype=torch.float64).to(memory_format=torch.channels_last)
+    _, cl_bits = torch.ops.regdrop_fast.dropout_fwd(cl, 0.3, seed, True)
     cases = [
         (torch.ops.regdrop_fast.dropout_fwd, (x, 0.3, seed, True)),
         (torch.ops.regdrop_fast.dropout_fwd, (x, 0.3, seed, False)),
         (torch.ops.regdrop_fast.dropout_bwd, (torch.randn(37, 5, dtype=torch.float64, requires_grad=True),
                                               bits, seed, 0.3, True)),
         (torch.ops.regdrop_fast.dropout_fwd_, (torch.randn(4, 6), 0.5, seed, True)),
+        # channels_last and permuted inputs: the fakes must give the real outputs' strides
+        (torch.ops.regdrop_fast.dropout_fwd, (cl.requires_grad_(), 0.3, seed, True)),
+        (torch.ops.regdrop_fast.dropout_fwd, (x.detach().t().requires_grad_(), 0.3, seed, False)),
+        (torch.ops.regdrop_fast.dropout_bwd, (cl_grad, cl_bits, seed, 0.3, True)),
+        (torch.ops.regdrop_fast.dropout_fwd_, (cl.detach().clone(memory_format=torch.channels_last), 0.5, seed,
+                                               True)),
         (torch.ops.regdrop_fast.penalty, (params, [0.1, 0.2], [0.3, 0.0])),
         (torch.ops.regdrop_fast.add_penalty_grad_, (detached, [torch.randn(4, 3), torch.randn(5)],
                                                     [0.1, 0.2], [0.3, 0.0])),
