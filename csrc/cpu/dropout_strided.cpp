@@ -1,18 +1,20 @@
 // CPU iteration for dropout over a dense strided array (channels_last, any permutation of the axes), for
-// the units [begin, end) of a call (units: see dropout_strided_units). Compiled once per ISA (isa.h); the
+// the units [begin, end) of a call (strided::tile_extent in isa.h; counted by run_strided_pass in
+// dropout_driver.cpp). Compiled once per ISA (isa.h); the
 // values come from csrc/common/dropout_element.h, the layout from csrc/common/strided_layout.h.
 //
 // x and y are read and written in memory order while each element's decision comes from its logical
 // (C-order) index. The work is cut into tiles of the plane spanned by the layout's `inner` axis (logical
 // stride 1) and its `minor` axis (memory stride 1), sized by strided::tile_extent (isa.h):
-// - first the tile's decisions, one logical row at a time: a row is up to kTileInnerMax logically
-//   consecutive elements, so its Philox blocks are consecutive blocks of the stream, each of whose 4 words
-//   is used (a row wastes at most the words before its first element and after its last in their blocks);
-//   they are stored as -1/0 lane masks, transposed into memory order (keep[i * tm + j] for inner index i,
-//   minor index j);
+// - first the tile's decisions, one logical row (fixed minor index) at a time: a row is up to
+//   kTileInnerMax logically consecutive elements, so its Philox blocks are consecutive blocks of the stream,
+//   each of whose 4 words is used (a row wastes at most the words before its first element and after its
+//   last in their blocks). They are transposed into memory order as 32-bit words of 32 decisions each
+//   (rows[c * tm + j]: inner indices 32 c .. 32 c + 31 of minor index j), one store per 32 decisions;
+//   tiles whose rows are shorter than a lane vector (few channels) store one -1/0 mask per element instead;
 // - then the values, in memory order: for each inner index, tm elements contiguous in memory (the whole
 //   tile at once when its rows follow each other in memory), through the shared element body on lane
-//   vectors.
+//   vectors, each lane's mask shifted out of its decision word.
 // When inner and minor are the same axis, a unit is a run of up to kRun elements contiguous both logically
 // and in memory: decisions, then values, in one order.
 //
@@ -48,7 +50,9 @@ void stream_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_
     philox4x32_fixed<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
     store_blocks(c, words + 4 * b);
   }
-  for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed, words + 4 * b);
+  for (; b < n_blocks; ++b) {
+    dropout_block((first_block + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed, words + 4 * b);
+  }
 }
 
 // keep[k * step] = -1 (kept) or 0 for the len <= kTileInnerMax elements of logical indices l .. l + len - 1.
@@ -176,7 +180,10 @@ void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, i
       if (inner_stride == tm) {
         apply(in + mem, out + mem, keep, ti * tm, scale, s);
       } else {
-        for (int64_t i = 0; i < ti; ++i) apply(in + mem + i * inner_stride, out + mem + i * inner_stride, keep + i * tm, tm, scale, s);
+        for (int64_t i = 0; i < ti; ++i) {
+          const int64_t m = mem + i * inner_stride;
+          apply(in + m, out + m, keep + i * tm, tm, scale, s);
+        }
       }
       continue;
     }

@@ -177,9 +177,9 @@ __device__ __forceinline__ uint32_t segment_bits(const uint8_t* bits_in, int64_t
 }
 
 template <class T, KeepSource S>
-__global__ void __launch_bounds__(kThreads) dropout_strided_kernel(const T* in, T* out, const uint8_t* __restrict__ bits_in,
-                                                                   StridedLayout L, int64_t segments, int64_t chunks,
-                                                                   DropoutParams prm) {
+__global__ void __launch_bounds__(kThreads) dropout_strided_kernel(const T* in, T* out,
+                                                                   const uint8_t* __restrict__ bits_in, StridedLayout L,
+                                                                   int64_t segments, int64_t chunks, DropoutParams prm) {
   const auto scale = static_cast<compute_t<T>>(prm.scale);
   const int64_t n_inner = L.shape[L.inner], inner_stride = L.stride[L.inner];
   const bool split = L.minor != L.inner;
