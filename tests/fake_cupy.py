@@ -35,6 +35,7 @@ class ndarray:  # noqa: N801 - named like the array type it stands in for
         return types.SimpleNamespace(ptr=self.host.__array_interface__["data"][0] if self.host.size else 0)
 
     shape = property(lambda self: self.host.shape)
+    strides = property(lambda self: self.host.strides)
     dtype = property(lambda self: self.host.dtype)
     size = property(lambda self: self.host.size)
     flags = property(lambda self: _Flags(self.host))
@@ -73,6 +74,7 @@ def fake_cupy():
     mod = types.ModuleType("cupy")
     mod.ndarray = ndarray
     mod.empty = lambda shape, dtype: ndarray(np.empty(shape, dtype), current["device"])
+    mod.empty_like = lambda a: ndarray(np.empty_like(a.host), a.device.id)
     mod.ascontiguousarray = lambda a: ndarray(np.ascontiguousarray(a.host), a.device.id)
     mod.transpose = lambda a, axes: ndarray(np.transpose(a.host, axes), a.device.id)
     mod.array = lambda a, order, copy: ndarray(np.array(a.host, order=order, copy=copy), a.device.id)

@@ -187,7 +187,9 @@ def test_bench_runs_and_writes_its_files(tiny_bench):
     table = (out / "table.txt").read_text().strip()
     assert table in proc.stdout  # the printed tables, saved
     for title in ("dropout forward, float32", "dropout backward, bfloat16", "penalty_grad over list a:",
-                  "penalty_grad over list c:", "latency: dropout forward, 1024 elements"):
+                  "penalty_grad over list c:", "latency: dropout forward, 1024 elements",
+                  "dropout forward on a channels_last array vs its C-contiguous twin, float32",
+                  "dropout forward+backward on a channels_last array vs its C-contiguous twin, float32"):
         assert title in table
     if HAVE_MATPLOTLIB:
         png = (out / "bench.png").read_bytes()

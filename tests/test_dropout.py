@@ -200,7 +200,7 @@ def test_non_contiguous_inputs(dtype, rng):
             (y, mask), (y_ref, mask_ref) = both(view, p, seed=3, offset=9)
             assert_same_bits(y, y_ref, f"{name} p={p}")
             assert_same_bits(y, rdf.dropout(contiguous, p, seed=3, offset=9)[0], f"{name} vs copy")
-            assert y.flags.c_contiguous
+            assert y.strides == np.empty_like(view).strides, name  # the input's layout (order="K")
             assert_same_mask(mask, mask_ref, name)
             dx = rdf.dropout_backward(view, mask)
             assert_same_bits(dx, reference.dropout_backward(view, mask_ref), f"backward {name}")

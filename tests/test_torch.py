@@ -182,12 +182,60 @@ def test_strided_and_permuted_inputs(p):
     for k, x in enumerate(views):
         y = rt.dropout(x, p, generator=rf.Generator(100 + k))
         keep = keep_mask(x.shape, p, 100 + k, 0)
-        assert y.is_contiguous() and y.shape == x.shape
+        assert y.shape == x.shape and y.stride() == torch.empty_like(x).stride(), f"view {k}"  # torch's layout
         assert torch.equal(y, torch.where(keep, scaled(x, p), torch.zeros(()))), f"view {k}"
         # default seeding: every element is 0 or x / (1 - p)
         y = rt.dropout(x, p)
         assert bool(((y == 0) | (y == scaled(x, p))).all())
     assert torch.equal(base, before)
+
+
+# Memory formats (issue 11 part 1): the result has the input's strides, as torch's dropout, and the mask of
+# the input's C-contiguous twin (decisions by logical index), forward and backward, both store modes.
+MEMORY_FORMATS = [((2, 3, 5, 7), torch.channels_last), ((2, 3, 4, 5, 6), torch.channels_last_3d),
+                  ((3, 70, 9, 11), torch.channels_last)]
+
+
+@pytest.mark.parametrize("store", ["bits", "seed"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_memory_formats_keep_the_layout_and_the_twins_mask(dtype, store):
+    for k, (shape, fmt) in enumerate(MEMORY_FORMATS):
+        data = torch.randn(shape, generator=torch.Generator().manual_seed(k)).to(dtype)
+        x = data.to(memory_format=fmt).requires_grad_()
+        twin = data.clone().requires_grad_()
+        y = rt.dropout(x, 0.3, store=store, generator=rf.Generator(7 + k))
+        y_twin = rt.dropout(twin, 0.3, store=store, generator=rf.Generator(7 + k))
+        assert y.stride() == x.stride() and y.is_contiguous(memory_format=fmt)
+        assert torch.equal(y, y_twin)
+        grad = torch.randn(shape, generator=torch.Generator().manual_seed(50 + k)).to(dtype)
+        y.backward(grad.to(memory_format=fmt))
+        y_twin.backward(grad)
+        assert x.grad.stride() == x.stride()
+        assert torch.equal(x.grad, twin.grad)
+
+
+def test_every_permutation_keeps_its_strides_and_the_twins_mask():
+    data = torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(1))
+    for perm in itertools.permutations(range(4)):
+        x = data.permute(perm).detach().requires_grad_()  # dense; C-contiguous only for the identity
+        assert x.is_contiguous() == (perm == (0, 1, 2, 3))
+        y = rt.dropout(x, 0.4, generator=rf.Generator(3))
+        twin = rt.dropout(x.detach().contiguous(), 0.4, generator=rf.Generator(3))
+        assert y.stride() == x.stride(), perm
+        assert torch.equal(y, twin), perm
+        y.backward(torch.ones_like(y))
+        assert torch.equal(x.grad, (twin != 0).to(x.dtype) / 0.6), perm
+
+
+@pytest.mark.parametrize("store", ["bits", "seed"])
+def test_in_place_on_channels_last_keeps_the_tensor(store):
+    data = torch.randn(2, 8, 5, 7, generator=torch.Generator().manual_seed(4))
+    expected = rt.dropout(data, 0.5, store=store, generator=rf.Generator(11))
+    x = data.to(memory_format=torch.channels_last)
+    ptr, stride = x.data_ptr(), x.stride()
+    out = rt.Dropout(0.5, inplace=True, store=store, generator=rf.Generator(11))(x)
+    assert out is x and x.data_ptr() == ptr and x.stride() == stride
+    assert torch.equal(x, expected)
 
 
 def test_in_place_on_views_writes_through():
@@ -516,6 +564,37 @@ def test_vmap_randomness_follows_torch(use_generator):
     assert torch.equal(grads, torch.where(grads != 0, 2.0, 0.0)) and len({tuple(g.tolist()) for g in grads}) == 4
 
 
+@pytest.mark.parametrize("store", ["bits", "seed"])
+@pytest.mark.parametrize("n", [16, 13], ids=["one-call", "per-sample"])
+@pytest.mark.parametrize("in_dim", [0, 1])
+def test_vmap_different_with_a_generator_is_the_call_over_the_batch(n, store, in_dim, monkeypatch):
+    """randomness="different" with a Generator: sample b uses offsets o + b * n .. (consecutive ranges), the
+    masks of one call over the batch (batch axis first); made by one kernel call when n % 8 == 0 (per-sample
+    mask bits start on a byte), forward and backward. The gradients use each sample's own mask, also with
+    store="seed" (the backward's seed is not batched: the vmap rule keeps the bits)."""
+    batch = torch.randn(3, n, generator=torch.Generator().manual_seed(n))
+    whole = rt.dropout(batch, 0.5, generator=rf.Generator(1))
+    x = batch if in_dim == 0 else batch.t().contiguous()
+    calls = []
+    for name in ("dropout", "dropout_backward"):
+        original = getattr(rf, name)
+        monkeypatch.setattr(rf, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+
+    def f(v):
+        return rt.dropout(v, 0.5, store=store, generator=rf.Generator(1))
+
+    y = torch.vmap(f, in_dims=in_dim, randomness="different")(x)
+    assert torch.equal(y, whole)
+    assert calls == (["dropout"] if n % 8 == 0 else ["dropout"] * 3)
+    calls.clear()
+    grads = torch.vmap(torch.func.grad(lambda v: (f(v) * v).sum()), in_dims=in_dim, randomness="different")(x)
+    assert torch.equal(grads, 2 * whole)  # d/dv (dropout(v) * v) = keep * 2 * v + dropout(v), sample by sample
+    assert calls.count("dropout_backward") == (1 if n % 8 == 0 else 3)
+    inplace = torch.vmap(lambda v: rt.dropout(v, 0.5, inplace=True, store=store, generator=rf.Generator(1)),
+                         in_dims=in_dim, randomness="different")(x.clone())
+    assert torch.equal(inplace, whole)
+
+
 def test_vmap_same_mask_equals_one_call():
     x = torch.randn(3, 40)
     out = torch.vmap(lambda r: rt.dropout(r, 0.3, generator=rf.Generator(8)), randomness="same")(x)
@@ -599,6 +678,30 @@ def test_compile_aot_eager_fullgraph_equals_eager():
     assert not torch.equal(out_c, out_c2)  # the next call draws new masks
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_keeps_channels_last():
+    """A compiled graph (inductor) on a channels_last input returns what eager returns: layout, values and
+    gradients (test_opcheck_every_op holds the fakes' strides to the real ones)."""
+    torch._dynamo.reset()
+    data = torch.randn(2, 6, 5, 7, generator=torch.Generator().manual_seed(9))
+    gen_c, gen_e = rf.Generator(21), rf.Generator(21)
+
+    def model(gen):
+        return lambda x, store: rt.dropout(x, 0.4, store=store, generator=gen) * 3
+
+    compiled = torch.compile(model(gen_c), fullgraph=True, backend="inductor")
+    for store in ("bits", "seed"):
+        results = []
+        for fn in (compiled, model(gen_e)):
+            x = data.to(memory_format=torch.channels_last).requires_grad_()
+            y = fn(x, store)
+            y.backward(torch.ones_like(y))
+            results.append((y, x.grad))
+        (y_c, g_c), (y_e, g_e) = results
+        assert y_c.stride() == y_e.stride() == data.to(memory_format=torch.channels_last).stride()
+        assert torch.equal(y_c, y_e) and torch.equal(g_c, g_e)
+
+
 # Inductor's CPU codegen touches a deprecated torch.jit API; pytest turns warnings into errors here.
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compile_inductor_fullgraph_forward_backward():
@@ -676,12 +779,21 @@ def test_opcheck_every_op():
     _, bits = torch.ops.regdrop_fast.dropout_fwd(x.detach(), 0.3, seed, True)
     params = [torch.randn(4, 3, requires_grad=True), torch.randn(5, requires_grad=True)]
     detached = [w.detach().clone() for w in params]
+    cl = torch.randn(2, 3, 4, 5, dtype=torch.float64).to(memory_format=torch.channels_last)
+    cl_grad = torch.randn(2, 3, 4, 5, dtype=torch.float64).to(memory_format=torch.channels_last)
+    _, cl_bits = torch.ops.regdrop_fast.dropout_fwd(cl, 0.3, seed, True)
     cases = [
         (torch.ops.regdrop_fast.dropout_fwd, (x, 0.3, seed, True)),
         (torch.ops.regdrop_fast.dropout_fwd, (x, 0.3, seed, False)),
         (torch.ops.regdrop_fast.dropout_bwd, (torch.randn(37, 5, dtype=torch.float64, requires_grad=True),
                                               bits, seed, 0.3, True)),
         (torch.ops.regdrop_fast.dropout_fwd_, (torch.randn(4, 6), 0.5, seed, True)),
+        # channels_last and permuted inputs: the fakes must give the real outputs' strides
+        (torch.ops.regdrop_fast.dropout_fwd, (cl.requires_grad_(), 0.3, seed, True)),
+        (torch.ops.regdrop_fast.dropout_fwd, (x.detach().t().requires_grad_(), 0.3, seed, False)),
+        (torch.ops.regdrop_fast.dropout_bwd, (cl_grad, cl_bits, seed, 0.3, True)),
+        (torch.ops.regdrop_fast.dropout_fwd_, (cl.detach().clone(memory_format=torch.channels_last), 0.5, seed,
+                                               True)),
         (torch.ops.regdrop_fast.penalty, (params, [0.1, 0.2], [0.3, 0.0])),
         (torch.ops.regdrop_fast.add_penalty_grad_, (detached, [torch.randn(4, 3), torch.randn(5)],
                                                     [0.1, 0.2], [0.3, 0.0])),

@@ -117,7 +117,7 @@ enum class WriteForm { kContiguous, kFlat, kStrided };
 //   kStrided: it is not; the loops walk it in C order.
 // Either way `layout` holds it collapsed (size-1 dims dropped, a dim merged into the next when it steps
 // exactly over it), from out.data.
-inline WriteForm strided_fields(PyObject* obj, ArrayFields& out, cpu::StridedLayout& layout, bool& overlap) {
+inline WriteForm strided_fields(PyObject* obj, ArrayFields& out, cpu::StridedWalk& layout, bool& overlap) {
   const auto* arr = py::detail::array_proxy(obj);
   const int64_t item = out.bytes / out.n;
   layout.ndim = 0;
@@ -188,15 +188,15 @@ inline bool read_array(PyObject* obj, const TypeNums& nums, int64_t i, ArrayFiel
 // take an array dense in another memory order as one block (prox_l1, decay; not a gradient, whose elements
 // pair with its parameter's in C order).
 inline bool written_array(PyObject* obj, const TypeNums& nums, const char* name, int64_t i, ArrayFields& out,
-                          bool flat_ok, std::deque<cpu::StridedLayout>& layouts,
-                          const cpu::StridedLayout*& layout, Refusal& r) {
+                          bool flat_ok, std::deque<cpu::StridedWalk>& layouts,
+                          const cpu::StridedWalk*& layout, Refusal& r) {
   layout = nullptr;
   if (!npy::get().PyArray_Check_(obj)) return refuse(r, "type", name, i);
   if (!array_fields(obj, nums, out)) return refuse(r, "dtype", name, i);
   if (!(out.flags & npy::NPY_ARRAY_ALIGNED_)) return refuse(r, "aligned", name, i);
   if (!(out.flags & npy::NPY_ARRAY_WRITEABLE_)) return refuse(r, "writeable", name, i);
   if ((out.flags & npy::NPY_ARRAY_C_CONTIGUOUS_) || out.n == 0) return true;
-  cpu::StridedLayout strided;
+  cpu::StridedWalk strided;
   bool overlap;
   const WriteForm form = strided_fields(obj, out, strided, overlap);
   if (overlap) return refuse(r, "self_overlap", name, i);
@@ -244,7 +244,7 @@ inline bool no_overlap(std::vector<MemRange>& ranges, int64_t n_params, Refusal&
 struct Held {
   py::object lists[2];
   std::vector<py::object> converted;
-  std::deque<cpu::StridedLayout> layouts;  // of the written arrays walked strided (the items point here)
+  std::deque<cpu::StridedWalk> layouts;  // of the written arrays walked strided (the items point here)
 };
 
 // Items of a penalty call: params[i] read, grads[i] written (grads None: the value only), coefficients
@@ -267,7 +267,7 @@ inline bool penalty_items(const py::handle& params, const py::handle& grads, con
   if (with_grads) ranges.reserve(2 * static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     ArrayFields w, g;
-    const cpu::StridedLayout* grad_layout = nullptr;
+    const cpu::StridedWalk* grad_layout = nullptr;
     if (!read_array(ps[i], nums, i, w, held.converted, r)) return false;
     if (with_grads) {
       if (!written_array(gs[i], nums, "grads", i, g, false, held.layouts, grad_layout, r)) return false;
@@ -295,7 +295,7 @@ inline bool update_items(const py::handle& params, const double* coef, const Typ
   ranges.reserve(static_cast<size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
     ArrayFields w;
-    const cpu::StridedLayout* layout;
+    const cpu::StridedWalk* layout;
     if (!written_array(ps[i], nums, "params", i, w, true, held.layouts, layout, r)) return false;
     add_range(ranges, w, i, i, true);
     items[static_cast<size_t>(i)] = cpu::UpdateItem{w.dtype, w.n, w.data, coef[i], layout};

@@ -26,6 +26,20 @@ uint8_t* optional_bits(py::object bits) {
   return static_cast<uint8_t*>(mutable_data_of(arr));
 }
 
+// The layout argument of the dropout calls: None for C-contiguous arrays, else the element strides the
+// input and output share (the shape is the input's).
+struct LayoutArg {
+  std::vector<int64_t> shape, strides;
+  rdf::cpu::ArrayLayout layout{};
+  const rdf::cpu::ArrayLayout* get() const { return strides.empty() ? nullptr : &layout; }
+  LayoutArg(const py::array& a, const py::object& strides_obj) {
+    if (strides_obj.is_none()) return;
+    strides = strides_obj.cast<std::vector<int64_t>>();
+    shape.assign(a.shape(), a.shape() + a.ndim());
+    layout = rdf::cpu::ArrayLayout{static_cast<int>(a.ndim()), shape.data(), strides.data()};
+  }
+};
+
 // Between chunks of a long call (csrc/cpu/parallel.h): a pending signal (Ctrl-C) stops the call and raises
 // its exception (KeyboardInterrupt), with the outputs partly written. Takes the GIL only there, so calls of
 // up to kCheckpointTasks tasks never do.
@@ -66,25 +80,33 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("dropout_forward",
         [](int dtype, const py::array& x, py::array& y, py::object bits, int64_t n, uint64_t seed,
-           uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+           uint64_t offset, uint32_t threshold, bool drop_all, double scale, py::object strides) {
           const void* xp = data_of(x);
           void* yp = mutable_data_of(y);
           uint8_t* bp = optional_bits(bits);
+          const LayoutArg layout(x, strides);
           KernelScope release;
           rdf::cpu::dropout_forward(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
-                                    dropout_params(seed, offset, threshold, drop_all, scale));
-        });
+                                    dropout_params(seed, offset, threshold, drop_all, scale), layout.get());
+        },
+        py::arg("dtype"), py::arg("x"), py::arg("y"), py::arg("bits"), py::arg("n"), py::arg("seed"),
+        py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
+        py::arg("strides") = py::none());
 
   m.def("dropout_backward",
         [](int dtype, const py::array& grad, py::array& dx, py::object bits, int64_t n, uint64_t seed,
-           uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+           uint64_t offset, uint32_t threshold, bool drop_all, double scale, py::object strides) {
           const void* gp = data_of(grad);
           void* dp = mutable_data_of(dx);
           const uint8_t* bp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
+          const LayoutArg layout(grad, strides);
           KernelScope release;
           rdf::cpu::dropout_backward(static_cast<rdf::DType>(dtype), gp, dp, bp, n,
-                                     dropout_params(seed, offset, threshold, drop_all, scale));
-        });
+                                     dropout_params(seed, offset, threshold, drop_all, scale), layout.get());
+        },
+        py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("n"), py::arg("seed"),
+        py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
+        py::arg("strides") = py::none());
 
   m.def("dropout_mask", [](py::array& bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all) {

@@ -42,21 +42,29 @@ std::vector<rdf::cuda::ListItem> list_items(const std::vector<int>& dtype, const
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "regdrop_fast CUDA kernels (private; use the regdrop_fast package)";
 
+  // shape and strides (elements): empty for C-contiguous arrays, else the layout x and y share.
   m.def("dropout_forward", [](int dtype, uintptr_t x, uintptr_t y, uintptr_t bits, int64_t n, uint64_t seed,
                               uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
-                              uintptr_t stream) {
+                              uintptr_t stream, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+    const rdf::cuda::ArrayLayout layout{static_cast<int>(shape.size()), shape.data(), strides.data()};
     py::gil_scoped_release release;
     rdf::cuda::dropout_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits),
-                               n, dropout_params(seed, offset, threshold, drop_all, scale), device, ptr<void>(stream));
-  });
+                               n, dropout_params(seed, offset, threshold, drop_all, scale), device, ptr<void>(stream),
+                               strides.empty() ? nullptr : &layout);
+  }, py::arg("dtype"), py::arg("x"), py::arg("y"), py::arg("bits"), py::arg("n"), py::arg("seed"), py::arg("offset"),
+     py::arg("threshold"), py::arg("drop_all"), py::arg("scale"), py::arg("device"), py::arg("stream"),
+     py::arg("shape") = std::vector<int64_t>(), py::arg("strides") = std::vector<int64_t>());
   m.def("dropout_backward", [](int dtype, uintptr_t grad, uintptr_t dx, uintptr_t bits, int64_t n, uint64_t seed,
                                uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
-                               uintptr_t stream) {
+                               uintptr_t stream, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+    const rdf::cuda::ArrayLayout layout{static_cast<int>(shape.size()), shape.data(), strides.data()};
     py::gil_scoped_release release;
     rdf::cuda::dropout_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
                                 ptr<const uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, scale),
-                                device, ptr<void>(stream));
-  });
+                                device, ptr<void>(stream), strides.empty() ? nullptr : &layout);
+  }, py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("n"), py::arg("seed"),
+     py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"), py::arg("device"),
+     py::arg("stream"), py::arg("shape") = std::vector<int64_t>(), py::arg("strides") = std::vector<int64_t>());
   m.def("dropout_mask", [](uintptr_t bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all, int device, uintptr_t stream) {
     py::gil_scoped_release release;

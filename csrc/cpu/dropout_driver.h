@@ -9,11 +9,21 @@
 namespace rdf {
 namespace cpu {
 
+// The strides shared by the input and the output of a call (x and y, grad and dx), in elements: a dense,
+// non-overlapping array of ndim <= kMaxLayoutDims axes (channels_last, permuted axes). Null: C-contiguous.
+// Either way element i of the mask, and of the random stream, is the element of C-order flat index i.
+struct ArrayLayout {
+  int ndim;
+  const int64_t* shape;
+  const int64_t* strides;
+};
+
 // y = dropout(x); bits (ceil(n/8) bytes) receives the packed keep mask unless null.
-void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm);
+void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm,
+                     const ArrayLayout* layout = nullptr);
 // dx = grad * scale where kept, else 0; the mask comes from bits, or is regenerated when bits is null.
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
-                      const DropoutParams& prm);
+                      const DropoutParams& prm, const ArrayLayout* layout = nullptr);
 // The packed keep mask alone.
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm);
 // Raw Philox4x32-R over n (counter, key) pairs: counters n x 4, keys n x 2, out n x 4 words.

@@ -9,6 +9,7 @@
 
 #include "../common/dropout_element.h"
 #include "../common/philox.h"
+#include "dropout_lanes.h"
 #include "isa.h"
 #include "vec.h"
 
@@ -25,57 +26,6 @@ constexpr int64_t kTile = 256;
 constexpr int64_t kGroup = 16;      // elements per step: two mask bytes
 constexpr int kVecsPerGroup = kGroup / kLanes;
 
-// words[j] = word (j % 4) of dropout-stream block (first_block + j / 4) mod 2^62, for j < 4 * n_blocks;
-// kPhiloxVecs vectors of kBlocks blocks per step (vec.h), the rest one vector, then one block, at a time.
-void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_t* words) {
-  const vu64 k0 = vu64{} + (seed & 0xFFFFFFFFull), k1 = vu64{} + (seed >> 32);
-  vu64 lane;
-  for (int l = 0; l < kBlocks; ++l) lane[l] = static_cast<uint64_t>(l);
-  int64_t b = 0;
-  for (; b + kPhiloxVecs * kBlocks <= n_blocks; b += kPhiloxVecs * kBlocks) {
-    vu64 c[kPhiloxVecs][4];
-    for (int u = 0; u < kPhiloxVecs; ++u) {
-      const vu64 block = (lane + (first_block + static_cast<uint64_t>(b + u * kBlocks))) & kDropoutBlockMask;
-      c[u][0] = block;
-      c[u][1] = block >> 32;
-      c[u][2] = vu64{};
-      c[u][3] = vu64{};
-    }
-    philox4x32_fixed_interleaved<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
-    for (int u = 0; u < kPhiloxVecs; ++u) store_blocks(c[u], words + 4 * (b + u * kBlocks));
-  }
-  // Whole vectors left over when fewer than kPhiloxVecs remain (none when kPhiloxVecs is 1).
-  for (; b + kBlocks <= n_blocks; b += kBlocks) {
-    const vu64 block = (lane + (first_block + static_cast<uint64_t>(b))) & kDropoutBlockMask;
-    vu64 c[1][4] = {{block, block >> 32, vu64{}, vu64{}}};
-    philox4x32_fixed_interleaved<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
-    store_blocks(c[0], words + 4 * b);
-  }
-  for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed, words + 4 * b);
-}
-
-// The compute vector of kLanes elements: vf32 (float, half, bfloat16), or for double two vf64 halves,
-// never one vector wider than the ISA.
-template <class T>
-struct Lanes {
-  typedef vf32 scale_type;
-  static void apply(const T* in, T* out, vi32 keep, vf32 scale) {
-    store_lanes(out, dropout_value(load_lanes(in), keep, scale));
-  }
-};
-template <>
-struct Lanes<double> {
-  typedef vf64 scale_type;
-  static void apply(const double* in, double* out, vi32 keep, vf64 scale) {
-    constexpr int kHalf = kLanes / 2;
-    vi64 keep_lo, keep_hi;
-    split_mask(keep, keep_lo, keep_hi);
-    store_vec(out, dropout_value(load_vec<vf64>(in), keep_lo, scale));
-    store_vec(out + kHalf, dropout_value(load_vec<vf64>(in + kHalf), keep_hi, scale));
-  }
-};
-template <class T>
-using lanes_t = typename Lanes<T>::scale_type;
 
 // One group of kGroup elements starting at local index i: decide, apply, record.
 template <class T, KeepSource S>

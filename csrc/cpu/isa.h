@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../common/dropout_element.h"
+#include "../common/strided_layout.h"
 #include "penalty_driver.h"
 
 namespace rdf {
@@ -35,9 +36,33 @@ struct DropoutPass {
   DropoutParams params;
 };
 
+// Dropout over a dense strided array (dropout_strided.cpp) works in units: tiles of the plane of the
+// layout's inner and minor axes, or runs of up to kRun elements when those axes are one. A tile holds the
+// whole minor axis up to kTileMinorMax elements (so with a short minor axis, as channels_last with up to
+// 128 channels, the tile is one contiguous stretch of memory), and as many inner indices as fit in
+// kTileElems, between kTileInnerMin (a row of 8 Philox blocks at least) and kTileInnerMax; its decisions
+// (4 bytes each, 16 KiB) stay in L1. The sizes depend only on the layout, so the units do too.
+namespace strided {
+constexpr int64_t kRun = 4096;
+constexpr int64_t kTileElems = 4096;
+constexpr int64_t kTileMinorMax = 128;
+constexpr int64_t kTileInnerMin = 32;
+constexpr int64_t kTileInnerMax = 512;
+
+// (inner, minor) extent of a full tile of layout L (inner != minor).
+inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
+  tm = L.shape[L.minor] < kTileMinorMax ? L.shape[L.minor] : kTileMinorMax;
+  ti = kTileElems / tm;
+  ti = ti < kTileInnerMin ? kTileInnerMin : ti > kTileInnerMax ? kTileInnerMax : ti;
+  if (ti > L.shape[L.inner]) ti = L.shape[L.inner];
+}
+}  // namespace strided
+
 #define RDF_DECLARE_ISA_KERNELS(ns)                                        \
   namespace ns {                                                           \
   void dropout_range(const DropoutPass& pass, int64_t begin, int64_t end); \
+  void dropout_strided_range(const DropoutPass& pass, const StridedLayout& layout, int64_t begin,         \
+                             int64_t end);                                                              \
   void philox4x32_blocks(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n,      \
                          int rounds);                                                                   \
   double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end);               \

@@ -1,5 +1,5 @@
 // CPU entry points of the weight penalties, called by the bindings with arrays already checked (dtype codes
-// known, buffers aligned and sized for n elements, C-contiguous unless an item carries a StridedLayout,
+// known, buffers aligned and sized for n elements, C-contiguous unless an item carries a StridedWalk,
 // written arrays writeable, not overlapping themselves and disjoint from every other array of the call,
 // coefficients finite and in range).
 //
@@ -27,7 +27,7 @@ constexpr int64_t kPenaltyTaskElems = int64_t{1} << 16;
 // collapses it first (no size-1 dims; a dim merged into the next when it steps exactly over it), so a
 // sliced matrix has two dims whatever its rank was.
 constexpr int kMaxStridedDims = 64;  // NumPy's NPY_MAXDIMS
-struct StridedLayout {
+struct StridedWalk {
   int ndim;
   int64_t dims[kMaxStridedDims];
   int64_t strides[kMaxStridedDims];
@@ -43,7 +43,7 @@ struct PenaltyItem {
   void* grad;
   double l1;
   double l2;
-  const StridedLayout* grad_layout;
+  const StridedWalk* grad_layout;
 };
 
 // One parameter updated in place by prox_l1 (coef = threshold) or decay (coef = factor). layout is null
@@ -55,7 +55,7 @@ struct UpdateItem {
   int64_t n;
   void* param;
   double coef;
-  const StridedLayout* layout;
+  const StridedWalk* layout;
 };
 
 // norm_constraint (max_norm, unit_norm: its cases, csrc/common/constraint_element.h) on a C-contiguous

@@ -107,11 +107,11 @@ struct SumLanes {
   void spill(double lanes[kL]) const { __builtin_memcpy(lanes, v, sizeof v); }
 };
 
-// Calls f(k, offset) for the elements k in [begin, end) of a strided array (penalty_driver.h: StridedLayout),
+// Calls f(k, offset) for the elements k in [begin, end) of a strided array (penalty_driver.h: StridedWalk),
 // in C order, offset in elements from the data pointer: the index of `begin` is found once, then the last
 // dim is walked in runs, carrying into the dims before it. Scalar: a strided array has no vector loads.
 template <class F>
-inline void walk_strided(const StridedLayout& layout, int64_t begin, int64_t end, F f) {
+inline void walk_strided(const StridedWalk& layout, int64_t begin, int64_t end, F f) {
   int64_t idx[kMaxStridedDims];
   const int last = layout.ndim - 1;
   int64_t offset = 0, rest = begin;

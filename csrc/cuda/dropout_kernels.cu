@@ -12,6 +12,14 @@
 // is a multiple of 4, else 5. The last n % 16 elements (a partial group) are done after the loop by one
 // thread, element by element.
 //
+// Dense strided arrays (channels_last, permuted axes; csrc/common/strided_layout.h) take
+// dropout_strided_kernel: a thread handles a segment of up to 16 logically consecutive elements along the
+// layout's inner axis (one run of the stream: 4 or 5 Philox blocks, or up to 3 mask bytes), reading and
+// writing them at the inner axis' memory stride; consecutive threads take consecutive indices along the
+// minor axis (memory stride 1), so a warp's loads and stores of one step are contiguous. The mask bits of
+// such a call are written first, in logical order, by the contiguous kernel without values, and the
+// strided kernel reads them back (segments do not cover whole mask bytes).
+//
 // x and y may be the same array (dropout in place, out=x): so no __restrict__ on them (a restrict-qualified
 // pair may be read through the non-coherent cache path, which is undefined when the kernel writes the same
 // memory); a thread loads every value of a group before it stores any, and groups never overlap.
@@ -19,6 +27,7 @@
 
 #include "../common/dropout_element.h"
 #include "../common/philox.h"
+#include "../common/strided_layout.h"
 #include "check_cuda.h"
 #include "entry_points.h"
 
@@ -134,6 +143,86 @@ __global__ void __launch_bounds__(kThreads) dropout_kernel(const T* in, T* out, 
   }
 }
 
+// Keep bits of the `len` (1..16) logically consecutive elements from logical index l (bit k = element l + k).
+template <KeepSource S>
+__device__ __forceinline__ uint32_t segment_bits(const uint8_t* bits_in, int64_t l, int len, const DropoutParams& prm) {
+  if constexpr (S == KeepSource::kStream) {
+    const uint64_t g = prm.offset + static_cast<uint64_t>(l);  // wraps mod 2^64 by design
+    const int skip = static_cast<int>(g & 3u);
+    const int n_blocks = (skip + len + 3) / 4;  // at most 5
+    uint32_t bits = 0;
+#pragma unroll
+    for (int b = 0; b < 5; ++b) {
+      if (b < n_blocks) {
+        uint32_t w[4];
+        dropout_block(((g >> 2) + b) & kDropoutBlockMask, prm.seed, w);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int k = 4 * b + q - skip;
+          if (k >= 0 && k < len) bits |= static_cast<uint32_t>(dropout_keep(w[q], prm.threshold)) << k;
+        }
+      }
+    }
+    return bits;
+  }
+  if constexpr (S == KeepSource::kBits) {
+    const int shift = static_cast<int>(l & 7);
+    const int n_bytes = (shift + len + 7) / 8;  // at most 3
+    uint32_t b = 0;
+    for (int k = 0; k < n_bytes; ++k) b |= static_cast<uint32_t>(bits_in[(l >> 3) + k]) << (8 * k);
+    return (b >> shift) & ((1u << len) - 1u);
+  }
+  if constexpr (S == KeepSource::kAll) return (1u << len) - 1u;
+  return 0u;
+}
+
+template <class T, KeepSource S>
+__global__ void __launch_bounds__(kThreads) dropout_strided_kernel(const T* in, T* out,
+                                                                   const uint8_t* __restrict__ bits_in, StridedLayout L,
+                                                                   int64_t segments, int64_t chunks, DropoutParams prm) {
+  const auto scale = static_cast<compute_t<T>>(prm.scale);
+  const int64_t n_inner = L.shape[L.inner], inner_stride = L.stride[L.inner];
+  const bool split = L.minor != L.inner;
+  const int64_t n_minor = split ? L.shape[L.minor] : 1, minor_lstride = split ? L.lstride[L.minor] : 0;
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t t = first; t < segments; t += stride) {
+    const int64_t j = t % n_minor;  // minor index (0 when minor is inner)
+    const int64_t rest = t / n_minor;
+    const int64_t i0 = (rest % chunks) * kThreadElems;
+    int64_t mem, log;
+    outer_offsets(L, rest / chunks, mem, log);
+    mem += i0 * inner_stride + j;  // the minor axis has memory stride 1
+    log += i0 + j * minor_lstride;
+    const int len = static_cast<int>(n_inner - i0 < kThreadElems ? n_inner - i0 : kThreadElems);
+    const uint32_t bits = segment_bits<S>(bits_in, log, len, prm);
+#pragma unroll
+    for (int k = 0; k < kThreadElems; ++k) {
+      if (k < len) dropout_element(in[mem + k * inner_stride], out[mem + k * inner_stride], (bits >> k) & 1u, scale);
+    }
+  }
+}
+
+void launch_strided(DType dt, const void* in, void* out, const uint8_t* bits_in, const StridedLayout& L,
+                    const DropoutParams& prm, int device, Stream stream) {
+  DeviceGuard guard(device);
+  const int64_t chunks = (L.shape[L.inner] + kThreadElems - 1) / kThreadElems;
+  const int64_t segments = outer_count(L) * chunks * (L.minor != L.inner ? L.shape[L.minor] : 1);
+  const unsigned int grid = grid_capped(segments, device);
+  auto s = static_cast<cudaStream_t>(stream);
+  const KeepSource source = keep_source(bits_in != nullptr, prm);
+  dispatch_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    with_keep_source(source, [&](auto src) {
+      constexpr KeepSource S = decltype(src)::value;
+      dropout_strided_kernel<T, S><<<grid, kThreads, 0, s>>>(x, y, bits_in, L, segments, chunks, prm);
+    });
+  });
+  check_launch("dropout strided kernel launch", s);
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // calls fn(std::integral_constant<int, SKIP>()) with SKIP = skip (0..3).
@@ -175,16 +264,32 @@ void launch(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t
   check_launch("dropout kernel launch", s);
 }
 
+// One pass of a call over its layout (null: C-contiguous). A strided layout's mask bits are written first
+// in logical order, then read back for the values.
+void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t* bits_out, int64_t n,
+              const DropoutParams& prm, int device, Stream stream, const ArrayLayout* layout) {
+  StridedLayout L;
+  if (n <= 0 || layout == nullptr || !simplify_layout(layout->ndim, layout->shape, layout->strides, L)) {
+    launch(dt, in, out, bits_in, bits_out, n, prm, device, stream);
+    return;
+  }
+  if (bits_out != nullptr) {
+    launch(dt, nullptr, nullptr, nullptr, bits_out, n, prm, device, stream);
+    bits_in = bits_out;
+  }
+  launch_strided(dt, in, out, bits_in, L, prm, device, stream);
+}
+
 }  // namespace
 
 void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm,
-                     int device, Stream stream) {
-  launch(dt, x, y, nullptr, bits, n, prm, device, stream);
+                     int device, Stream stream, const ArrayLayout* layout) {
+  run_call(dt, x, y, nullptr, bits, n, prm, device, stream, layout);
 }
 
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
-                      const DropoutParams& prm, int device, Stream stream) {
-  launch(dt, grad, dx, bits, nullptr, n, prm, device, stream);
+                      const DropoutParams& prm, int device, Stream stream, const ArrayLayout* layout) {
+  run_call(dt, grad, dx, bits, nullptr, n, prm, device, stream, layout);
 }
 
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream) {

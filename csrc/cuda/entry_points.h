@@ -13,11 +13,20 @@ namespace cuda {
 
 using Stream = void*;  // cudaStream_t, kept opaque so the bindings need no CUDA headers
 
+// The strides shared by a dropout call's input and output, in elements: a dense, non-overlapping array of
+// ndim <= kMaxLayoutDims axes (csrc/common/strided_layout.h); null for C-contiguous arrays. The mask and the
+// stream belong to the C-order flat index either way.
+struct ArrayLayout {
+  int ndim;
+  const int64_t* shape;
+  const int64_t* strides;
+};
+
 // `device` (where the arrays live) is made current for the launches and restored after.
 void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm,
-                     int device, Stream stream);
+                     int device, Stream stream, const ArrayLayout* layout = nullptr);
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
-                      const DropoutParams& prm, int device, Stream stream);
+                      const DropoutParams& prm, int device, Stream stream, const ArrayLayout* layout = nullptr);
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream);
 // Raw Philox4x32-R over n (counter, key) pairs (counters n x 4, keys n x 2, out n x 4 words), 1 <= rounds <= 16.
 void philox4x32(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds, int device,

@@ -90,8 +90,54 @@ def _out_dtype(dtype, like_dtype) -> None:
         raise ValueError(f"out: dtype {dtype} does not match the input's {like_dtype}")
 
 
+# Axes of a strided layout the kernels iterate over (csrc/common/strided_layout.h kMaxLayoutDims); arrays
+# with more go through C order.
+MAX_LAYOUT_DIMS = 32
+
+
+def layout_strides(shape, strides) -> tuple[int, ...] | None:
+    """strides (in elements) when an array of this shape is dense with them (its elements fill its memory
+    span once, in some axis order, strides non-negative) and has at most MAX_LAYOUT_DIMS axes: the layout the
+    kernels read and write in memory order. None otherwise."""
+    strides = tuple(strides)
+    if len(shape) > MAX_LAYOUT_DIMS or any(s < 0 for s in strides) or self_overlapping(shape, strides):
+        return None
+    size = 1
+    for d in shape:
+        size *= d
+    span = sum((d - 1) * s for d, s in zip(shape, strides) if d > 1) + 1
+    return strides if size == 0 or span == size else None
+
+
+def dense_strides(a: np.ndarray) -> tuple[int, ...] | None:
+    """A host array's strides in elements when it is dense (layout_strides) and aligned but not
+    C-contiguous; None otherwise (C-contiguous, or not dense)."""
+    if a.flags.c_contiguous or not a.flags.aligned or any(s % a.itemsize for s in a.strides):
+        return None
+    return layout_strides(a.shape, (s // a.itemsize for s in a.strides))
+
+
+def is_dense(a: np.ndarray) -> bool:
+    """Whether a host array can be read or written by the kernels as it is (C-contiguous or dense_strides)."""
+    return a.flags.c_contiguous or dense_strides(a) is not None
+
+
+def new_like(a: np.ndarray) -> np.ndarray:
+    """A new array for the result of an element-wise op on a: in a's layout, as torch's preserve_format
+    and NumPy's order="K" (np.empty_like: a's strides when a is dense, its axis order otherwise), C order
+    beyond MAX_LAYOUT_DIMS axes."""
+    if a.flags.c_contiguous or a.ndim > MAX_LAYOUT_DIMS:
+        return np.empty(a.shape, a.dtype)
+    return np.empty_like(a)
+
+
+_NOT_DENSE = ("out: must be dense: C-contiguous, or with its axes in another order (as channels_last), with no "
+              "gaps or overlap")
+
+
 def host_out(out, like: np.ndarray) -> np.ndarray:
-    """An `out=` argument: a writeable C-contiguous ndarray of like's shape and dtype."""
+    """An `out=` argument: a writeable dense ndarray (C-contiguous, or another axis order: is_dense) of
+    like's shape and dtype."""
     if not isinstance(out, np.ndarray):
         if is_device_array(out):
             raise ValueError("out: is on a CUDA device but the input is a host array")
@@ -99,8 +145,8 @@ def host_out(out, like: np.ndarray) -> np.ndarray:
     _out_dtype(out.dtype, like.dtype)
     if out.shape != like.shape:
         raise ValueError(f"out: shape {out.shape} does not match the input's {like.shape}")
-    if not out.flags.c_contiguous:
-        raise ValueError("out: must be C-contiguous")
+    if not is_dense(out):
+        raise ValueError(_NOT_DENSE)
     if not out.flags.writeable:
         raise ValueError("out: must be writeable")
     return out
@@ -220,15 +266,52 @@ def written_strided(layout, name: str) -> None:
 class DeviceArray:
     """What the kernels need of a CUDA array, and how to make outputs with the same library."""
 
-    __slots__ = ("obj", "lib", "ptr", "shape", "dtype", "device", "contiguous", "size")
+    __slots__ = ("obj", "lib", "ptr", "shape", "dtype", "device", "contiguous", "size", "strides")
 
-    def __init__(self, obj, lib, ptr, shape, dtype, device, contiguous):
+    def __init__(self, obj, lib, ptr, shape, dtype, device, contiguous, strides):
         self.obj, self.lib, self.ptr = obj, lib, ptr
         self.shape, self.dtype, self.device, self.contiguous = tuple(shape), dtype, device, contiguous
+        self.strides = tuple(strides)  # in elements
         size = 1
         for d in self.shape:
             size *= d
         self.size = size
+
+    def layout(self) -> tuple[int, ...] | None:
+        """The element strides a kernel iterates over: None when C-contiguous, else the strides of a dense
+        layout (layout_strides; None also when not dense)."""
+        return None if self.contiguous else layout_strides(self.shape, self.strides)
+
+    def same_layout(self, other: DeviceArray) -> bool:
+        """Whether both (one shape) place every element at the same offset (size-1 axes aside)."""
+        return all(d == 1 or s == t for d, s, t in zip(self.shape, self.strides, other.strides))
+
+    def new_like(self) -> DeviceArray:
+        """A new array for an element-wise result on this one, in its layout (as new_like for host arrays:
+        torch's preserve_format, CuPy's order="K"), C order beyond MAX_LAYOUT_DIMS axes."""
+        if self.contiguous or len(self.shape) > MAX_LAYOUT_DIMS:
+            return wrap(self.empty(self.shape))
+        if self.lib == "torch":
+            import torch
+
+            return wrap(torch.empty_like(self.obj, memory_format=torch.preserve_format))
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            return wrap(cupy.empty_like(self.obj))
+
+    def copy_in_layout_of(self, like: DeviceArray) -> DeviceArray:
+        """A new array with like's layout (dense) holding this array's values."""
+        if self.lib == "torch":
+            import torch
+
+            return wrap(torch.empty_like(like.obj, memory_format=torch.preserve_format).copy_(self.obj))
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            c = cupy.empty_like(like.obj)
+            c[...] = self.obj
+            return wrap(c)
 
     @property
     def nbytes(self) -> int:
@@ -345,6 +428,7 @@ def _wrap_cupy(a) -> DeviceArray:
     d = DeviceArray.__new__(DeviceArray)
     d.obj, d.lib, d.ptr, d.shape, d.dtype = a, "cupy", a.data.ptr, a.shape, a.dtype
     d.device, d.contiguous, d.size = a.device.id, a.flags.c_contiguous, a.size
+    d.strides = tuple(s // a.dtype.itemsize for s in a.strides)
     return d
 
 
@@ -352,6 +436,7 @@ def _wrap_torch(a) -> DeviceArray:
     d = DeviceArray.__new__(DeviceArray)
     d.obj, d.lib, d.ptr, d.shape, d.dtype = a, "torch", a.data_ptr(), tuple(a.shape), _numpy_dtype_of_torch(a)
     d.device, d.contiguous, d.size = a.get_device(), a.is_contiguous(), a.numel()
+    d.strides = tuple(a.stride())
     return d
 
 
@@ -363,8 +448,9 @@ def wrapper(a):
 def wrap(a) -> DeviceArray:
     if type(a).__module__.startswith("torch"):
         dtype = _numpy_dtype_of_torch(a)
-        return DeviceArray(a, "torch", a.data_ptr(), a.shape, dtype, a.get_device(), a.is_contiguous())
-    return DeviceArray(a, "cupy", a.data.ptr, a.shape, a.dtype, a.device.id, a.flags.c_contiguous)
+        return DeviceArray(a, "torch", a.data_ptr(), a.shape, dtype, a.get_device(), a.is_contiguous(), a.stride())
+    return DeviceArray(a, "cupy", a.data.ptr, a.shape, a.dtype, a.device.id, a.flags.c_contiguous,
+                       (s // a.dtype.itemsize for s in a.strides))
 
 
 def device_array(a, name: str) -> DeviceArray:
@@ -409,8 +495,8 @@ def device_out(out, like: DeviceArray) -> DeviceArray:
     _out_dtype(o.dtype, like.dtype)
     if o.shape != like.shape:
         raise ValueError(f"out: shape {o.shape} does not match the input's {like.shape}")
-    if not o.contiguous:
-        raise ValueError("out: must be C-contiguous")
+    if not o.contiguous and o.layout() is None:
+        raise ValueError(_NOT_DENSE)
     return o
 
 

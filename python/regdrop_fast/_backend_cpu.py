@@ -8,37 +8,52 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args, _dtypes, _lists, _native
+from . import _args, _arrays, _dtypes, _lists, _native
 
 
-def _source(a: np.ndarray, out) -> np.ndarray:
-    """a as a C-contiguous array that the kernel may read while writing `out` (copied if they overlap)."""
-    src = a if a.flags.c_contiguous else np.ascontiguousarray(a)
-    if out is not None and src is not out and np.may_share_memory(src, out):
-        src = src.copy()
+def _same_layout(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a and b (one shape) place every element at the same offset (strides of size-1 axes aside)."""
+    return all(d == 1 or s == t for d, s, t in zip(a.shape, a.strides, b.strides))
+
+
+def _source(a: np.ndarray, y: np.ndarray, out) -> np.ndarray:
+    """a in y's layout (y dense: C-contiguous or _arrays.dense_strides), as the kernel reads it while it
+    writes y: a itself when it has that layout and is out itself or does not overlap out, else a copy with
+    y's strides. (In place, out=a, each element is read before it is written, by one task.)"""
+    if a is out or (_same_layout(a, y) and not (out is not None and np.may_share_memory(a, out))):
+        return a
+    src = np.lib.stride_tricks.as_strided(np.empty(y.size, y.dtype), y.shape, y.strides)
+    np.copyto(src, a)
     return src
 
 
+def _output(a: np.ndarray, out) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """(the output array, the element strides the kernel iterates over: None for C order): out, or a new
+    array in a's layout (_arrays.new_like)."""
+    y = _arrays.new_like(a) if out is None else out
+    return y, _arrays.dense_strides(y)
+
+
 def dropout(call):
-    """(y, bits): bits None unless call.keep_bits."""
+    """(y, bits): y in x's layout (or out); bits None unless call.keep_bits."""
     x = call.x
-    y = np.empty(x.shape, x.dtype) if call.out is None else call.out
+    y, strides = _output(x, call.out)
     bits = np.empty((x.size + 7) // 8, np.uint8) if call.keep_bits else None
     rule = call.rule
-    _native.core.dropout_forward(_dtypes.CODES[x.dtype], _source(x, call.out), y, bits, x.size, call.seed,
-                                 call.offset, rule.threshold, rule.drop_all, rule.scale)
+    _native.core.dropout_forward(_dtypes.CODES[x.dtype], _source(x, y, call.out), y, bits, x.size, call.seed,
+                                 call.offset, rule.threshold, rule.drop_all, rule.scale, strides)
     return y, bits
 
 
 def dropout_backward(call):
     g = call.grad
-    dx = np.empty(g.shape, g.dtype) if call.out is None else call.out
+    dx, strides = _output(g, call.out)
     rule = call.rule
     bits = call.bits
     if bits is not None and call.out is not None and np.may_share_memory(bits, call.out):
         bits = bits.copy()  # read before out is written, as grad is (_source)
-    _native.core.dropout_backward(_dtypes.CODES[g.dtype], _source(g, call.out), dx, bits, g.size,
-                                  call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale)
+    _native.core.dropout_backward(_dtypes.CODES[g.dtype], _source(g, dx, call.out), dx, bits, g.size,
+                                  call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, strides)
     return dx
 
 

@@ -16,14 +16,26 @@ _INT64 = np.dtype(np.int64)
 _UINT8 = np.dtype(np.uint8)
 
 
-def _source(a: _arrays.DeviceArray, out: _arrays.DeviceArray | None) -> _arrays.DeviceArray:
-    """a as a C-contiguous array the kernel may read while writing out: copied when it is not contiguous or
-    when it overlaps out other than exactly (out=x in place is fine: each element is read, then written, by
-    one thread)."""
-    src = a.contiguous_copy()
-    if out is not None and src.ptr != out.ptr and src.overlaps(out):
-        src = src.fresh_copy()
-    return src
+def _source(a: _arrays.DeviceArray, y: _arrays.DeviceArray, out: _arrays.DeviceArray | None) -> _arrays.DeviceArray:
+    """a in y's layout (C-contiguous or dense strided), an array the kernel may read while writing y: a
+    itself when it has that layout and is out exactly or does not overlap it (out=x in place is fine: each
+    element is read, then written, by one thread), else a copy in y's layout."""
+    if y.contiguous:
+        src = a.contiguous_copy()
+        if out is not None and src.ptr != out.ptr and src.overlaps(out):
+            src = src.fresh_copy()
+        return src
+    if a.same_layout(y) and (out is None or a.ptr == out.ptr or not a.overlaps(out)):
+        return a
+    return a.copy_in_layout_of(y)
+
+
+def _output(a: _arrays.DeviceArray, out: _arrays.DeviceArray | None):
+    """(the output as a DeviceArray, the (shape, strides) arguments of the kernel: empty for C order): out,
+    or a new array in a's layout."""
+    y = a.new_like() if out is None else out
+    strides = y.layout()
+    return y, (() if strides is None else y.shape), (() if strides is None else strides)
 
 
 def _ptr(obj) -> int:
@@ -34,28 +46,28 @@ def dropout(call):
     """(y, bits) as arrays of the input's library; bits None unless call.keep_bits."""
     kernels = _native.cuda_kernels("x")
     x = call.x
-    y = call.out.obj if call.out is not None else x.empty(x.shape)
+    y, shape, strides = _output(x, call.out)
     bits = x.empty(((x.size + 7) // 8,), _UINT8) if call.keep_bits else None
     rule = call.rule
-    src = _source(x, call.out)  # held until the launch is queued (a copy's memory must outlive the call)
-    kernels.dropout_forward(_dtypes.CODES[x.dtype], src.ptr, _ptr(y), _ptr(bits), x.size,
-                            call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, x.device, x.stream())
-    return y, bits
+    src = _source(x, y, call.out)  # held until the launch is queued (a copy's memory must outlive the call)
+    kernels.dropout_forward(_dtypes.CODES[x.dtype], src.ptr, y.ptr, _ptr(bits), x.size, call.seed, call.offset,
+                            rule.threshold, rule.drop_all, rule.scale, x.device, x.stream(), shape, strides)
+    return y.obj, bits
 
 
 def dropout_backward(call):
     kernels = _native.cuda_kernels("grad")
     g = call.grad
-    dx = call.out.obj if call.out is not None else g.empty(g.shape)
+    dx, shape, strides = _output(g, call.out)
     rule = call.rule
-    src = _source(g, call.out)  # held until the launch is queued
+    src = _source(g, dx, call.out)  # held until the launch is queued
     bits = None if call.bits is None else _arrays.wrap(call.bits)
     if bits is not None and call.out is not None and bits.overlaps(call.out):
         bits = bits.fresh_copy()  # read before out is written, as grad is; held until the launch is queued
-    kernels.dropout_backward(_dtypes.CODES[g.dtype], src.ptr, _ptr(dx), 0 if bits is None else bits.ptr, g.size,
+    kernels.dropout_backward(_dtypes.CODES[g.dtype], src.ptr, dx.ptr, 0 if bits is None else bits.ptr, g.size,
                              call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, g.device,
-                             g.stream())
-    return dx
+                             g.stream(), shape, strides)
+    return dx.obj
 
 
 def bits_to_bool(bits, n: int, shape):

@@ -17,7 +17,9 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
 
     Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``; dropped elements are
     exactly 0. The keep decisions are a pure function of ``(seed, offset + flat index)`` (docs/rng.md), so
-    the result is the same on every thread count and SIMD level.
+    the result is the same on every thread count and SIMD level. The flat index is the logical C-order
+    one, so an array stored in another axis order (channels_last, transposed) gets the mask of its
+    C-contiguous twin, and y comes back in x's layout (as ``np.empty_like(x)``; docs/rng.md, "Layouts").
 
     Parameters
     ----------
@@ -32,7 +34,8 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
         Position of element 0 in the random stream: element ``i`` decides as element ``offset + i`` of one
         long call.
     out : array, optional
-        Where to write y (same shape and dtype as x; ``out=x`` works in place).
+        Where to write y (same shape and dtype as x, dense: C-contiguous or its axes in any order;
+        ``out=x`` works in place).
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits (1/8 byte per element) or keep only the seed (backward regenerates
         the mask).
@@ -40,7 +43,9 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
     Returns
     -------
     y : array
-        The dropped-out array, of x's kind (``out`` when given).
+        The dropped-out array, of x's kind (``out`` when given), in x's layout: x's strides when x is
+        dense (C order, channels_last, any permutation of the axes: read and written in place, no copy),
+        else dense in x's axis order.
     mask : Mask
         What ``dropout_backward`` needs.
 
@@ -64,6 +69,10 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
     [0.0, 2.0]
     >>> np.array_equal(y, rf.reference.dropout(x, 0.5, seed=42)[0])
     True
+    >>> xt = np.ones((3, 4), np.float32).T  # Fortran order: its twin is np.ascontiguousarray(xt)
+    >>> yt, mt = rf.dropout(xt, 0.5, seed=42)
+    >>> yt.strides == xt.strides, np.array_equal(yt, rf.dropout(np.ascontiguousarray(xt), 0.5, seed=42)[0])
+    (True, True)
     """
     backend, call = _validate.dropout(x, p, seed, offset, out, store)
     y, bits = backend.dropout(call)
@@ -80,12 +89,13 @@ def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
     mask : Mask
         From ``dropout`` (bits, or regenerated from the seed when ``store="seed"``).
     out : array, optional
-        Where to write the result (grad's shape and dtype; ``out=grad`` works in place).
+        Where to write the result (grad's shape and dtype, dense in any axis order; ``out=grad`` works in
+        place).
 
     Returns
     -------
     array
-        The gradient with respect to x, of grad's kind.
+        The gradient with respect to x, of grad's kind, in grad's layout (as ``dropout`` returns y).
 
     Raises
     ------

@@ -1,7 +1,8 @@
 """PyTorch integration: a drop-in ``nn.Dropout``, the functional ``dropout``, and weight-penalty helpers.
 
 Everything runs on the regdrop_fast kernels: CPU tensors are handed to them zero-copy (NumPy views of the
-tensors' own memory; a non-contiguous input is made contiguous once; outputs are allocated by torch), CUDA tensors go to the CUDA backend
+tensors' own memory; outputs are allocated by torch in the input's memory format, as torch's own dropout
+does), CUDA tensors go to the CUDA backend
 on PyTorch's current stream. float32, float64, float16 and bfloat16.
 
 The kernels are registered as ``torch.library`` custom ops (namespace ``regdrop_fast``) with fake
@@ -86,25 +87,34 @@ def empty_cache() -> None:
     """
 
 
-def _empty_cpu(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A new C-contiguous CPU tensor from torch's own allocator: an ordinary tensor (resizable, its storage
-    torch's). The kernels write it through _out_view."""
-    return torch.empty(shape, dtype=dtype)
-
-
 _NP_DTYPE = {torch.float32: _numpy.dtype(_numpy.float32), torch.float64: _numpy.dtype(_numpy.float64),
              torch.float16: _numpy.dtype(_numpy.float16), torch.bfloat16: _dtypes.BFLOAT16}
 
 
 def _out_view(t: torch.Tensor) -> _numpy.ndarray:
     """A NumPy view of a new output tensor's memory for the kernel to write, made from its address:
-    ``t.numpy()`` would mark the tensor's storage non-resizable for good. Used only during the call that
-    returns t, so t outlives the view."""
+    ``t.numpy()`` would mark the tensor's storage non-resizable for good. t is dense (from _new_like: its
+    numel elements fill its memory span, in any axis order), so the view has t's strides. Used only during
+    the call that returns t, so t outlives the view."""
     dtype = _NP_DTYPE[t.dtype]
     if t.numel() == 0:
         return _numpy.empty(tuple(t.shape), dtype)
     buffer = (_ctypes.c_char * (t.numel() * dtype.itemsize)).from_address(t.data_ptr())
-    return _numpy.frombuffer(buffer, dtype).reshape(tuple(t.shape))
+    flat = _numpy.frombuffer(buffer, dtype)
+    if t.is_contiguous():
+        return flat.reshape(tuple(t.shape))
+    strides = tuple(s * dtype.itemsize for s in t.stride())
+    return _numpy.lib.stride_tricks.as_strided(flat, tuple(t.shape), strides, writeable=True)
+
+
+def _new_like(t: torch.Tensor) -> torch.Tensor:
+    """A new tensor for an element-wise result on t, in t's memory format as torch's own dropout gives it
+    (empty_like, preserve_format: t's strides when t is dense, its axis order otherwise); C order beyond
+    the kernels' axis limit (_arrays.MAX_LAYOUT_DIMS). The fake implementations use it too, so compiled
+    graphs see the same strides."""
+    if t.dim() > _arrays.MAX_LAYOUT_DIMS:
+        return torch.empty(t.shape, dtype=t.dtype, device=t.device)
+    return torch.empty_like(t, memory_format=torch.preserve_format)
 
 
 def _check_tensor(t: object, name: str) -> torch.Tensor:
@@ -149,12 +159,14 @@ def _unsupported_device(t: torch.Tensor, what: str) -> NotImplementedError:
 def _dropout_fwd(
     x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y, bits): y C-contiguous; bits uint8 of ceil(n/8) bytes (docs/rng.md), or empty without keep_bits."""
+    """(y, bits): y in x's memory format (_new_like); bits uint8 of ceil(n/8) bytes in logical (C-order)
+    element order (docs/rng.md), or empty without keep_bits."""
     s, o = _seed_offset(seed)
     store = "bits" if keep_bits else "seed"
     if x.device.type == "cpu":
-        y = _empty_cpu(x.shape, x.dtype)
-        _, mask = _rf.dropout(_np(x.contiguous()), p, seed=s, offset=o, out=_out_view(y), store=store)
+        y = _new_like(x)
+        # x as it is: the kernel reads it in y's layout, through a copy only when x's differs (not dense)
+        _, mask = _rf.dropout(_np(x), p, seed=s, offset=o, out=_out_view(y), store=store)
         bits = torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
         return y, bits
     if x.device.type == "cuda":
@@ -167,7 +179,7 @@ def _dropout_fwd(
 @_dropout_fwd.register_fake
 def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
     nbytes = (x.numel() + 7) // 8 if keep_bits else 0
-    return x.new_empty(x.shape), x.new_empty((nbytes,), dtype=torch.uint8)
+    return _new_like(x), x.new_empty((nbytes,), dtype=torch.uint8)
 
 
 @torch.library.custom_op(
@@ -175,8 +187,13 @@ def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> tuple[t
     schema="(Tensor(a!) x, float p, Tensor seed, bool keep_bits) -> Tensor",
 )
 def _dropout_fwd_(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> torch.Tensor:
-    """In place: x becomes dropout(x); returns the bits (as dropout_fwd). Used only when no grad is needed."""
-    if not x.is_contiguous():
+    """In place: x becomes dropout(x); returns the bits (as dropout_fwd). Used only when no grad is needed.
+    A dense x (any memory format) is written directly; others through an out-of-place result."""
+    if x.device.type == "cpu":
+        dense = _arrays.is_dense(_np(x))
+    else:
+        dense = x.is_contiguous() or _arrays.layout_strides(tuple(x.shape), x.stride()) is not None
+    if not dense:
         y, bits = _dropout_fwd(x, p, seed, keep_bits)
         x.copy_(y)
         return bits
@@ -205,13 +222,15 @@ def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> torch.T
 def _dropout_bwd(
     grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool
 ) -> torch.Tensor:
-    """grad * scale where the forward call at this seed kept the element, 0 elsewhere (C-contiguous)."""
+    """grad * scale where the forward call at this seed kept the element, 0 elsewhere, in grad's memory
+    format (_new_like; autograd gives a leaf's .grad the leaf's own layout in any case)."""
     s, o = _seed_offset(seed)
     shape = tuple(grad.shape)
+    from_bits = from_bits or bits.numel() > 0  # bits kept by a vmap rule for a store="seed" call
     if grad.device.type == "cpu":
         mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
-        dx = _empty_cpu(shape, grad.dtype)
-        _rf.dropout_backward(_np(grad.contiguous()), mask, out=_out_view(dx))
+        dx = _new_like(grad)
+        _rf.dropout_backward(_np(grad), mask, out=_out_view(dx))
         return dx
     if grad.device.type == "cuda":
         mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None)
@@ -221,7 +240,7 @@ def _dropout_bwd(
 
 @_dropout_bwd.register_fake
 def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool) -> torch.Tensor:
-    return grad.new_empty(grad.shape)
+    return _new_like(grad)
 
 
 def _dropout_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -301,11 +320,29 @@ def _sample_seeds(info: _Any, seed: torch.Tensor, seed_dim: int | None, n: int) 
     return [torch.tensor([s, v - (1 << 64) if v >> 63 else v], dtype=torch.int64) for v in offsets]
 
 
+def _batch_first(info: _Any, x: torch.Tensor, x_dim: int | None) -> torch.Tensor:
+    """The batch of x with the batch axis first: a view (a permuted one when x_dim > 0, dense when x is, so the
+    kernels read it in place), or an expanded view of an unbatched x."""
+    if x_dim is None:
+        return x.expand(info.batch_size, *x.shape)
+    return x.movedim(x_dim, 0)
+
+
 def _dropout_fwd_vmap(
     info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
     x_dim, _, seed_dim, _ = in_dims
     n = x.numel() // info.batch_size if x_dim is not None else x.numel()
+    if seed_dim is None and info.randomness == "different":
+        # One position for the batch (a Generator): sample b uses the stream from offset o + b * n, which is
+        # element b * n + i of one call over the batch with its batch axis first, so one call gives every
+        # sample's mask. The bits are kept even for store="seed": the backward sees the same unbatched seed
+        # and could not tell the samples' offsets apart (_dropout_bwd reads bits whenever there are any).
+        # Per-sample bits must start on a byte: one call when n is a multiple of 8, else one per sample.
+        if n % 8 == 0:
+            y, bits = _dropout_fwd(_batch_first(info, x, x_dim), p, seed, True)
+            return (y, bits.view(info.batch_size, n // 8)), (0, 0)
+        keep_bits = True
     seeds = _sample_seeds(info, seed, seed_dim, n)
     outs = [_dropout_fwd(_sample(x, x_dim, b), p, s, keep_bits) for b, s in enumerate(seeds)]
     return (torch.stack([y for y, _ in outs]), torch.stack([bits for _, bits in outs])), (0, 0)
@@ -324,6 +361,11 @@ def _dropout_fwd__vmap(
             "use inplace=False"
         )
     n = x.numel() // info.batch_size
+    if seed_dim is None and info.randomness == "different":
+        # As _dropout_fwd_vmap: one call over the batch (written in place through the batch-first view).
+        if n % 8 == 0:
+            return _dropout_fwd_(x.movedim(x_dim, 0), p, seed, True).view(info.batch_size, n // 8), 0
+        keep_bits = True
     seeds = _sample_seeds(info, seed, seed_dim, n)
     return torch.stack([_dropout_fwd_(x.select(x_dim, b), p, s, keep_bits) for b, s in enumerate(seeds)]), 0
 
@@ -336,6 +378,12 @@ def _dropout_bwd_vmap(
     from_bits: bool,
 ) -> tuple[torch.Tensor, int]:
     g_dim, b_dim, s_dim, _, _ = in_dims
+    n = grad.numel() // info.batch_size if g_dim is not None else grad.numel()
+    if b_dim is not None and bits.numel() > 0 and n % 8 == 0:
+        # Every sample's bits (byte-aligned: n % 8 == 0) side by side are the bits of one call over the batch
+        # with its batch axis first: one call.
+        flat = bits.movedim(b_dim, 0).reshape(-1)
+        return _dropout_bwd(_batch_first(info, grad, g_dim), flat, _sample(seed, s_dim, 0), p, True), 0
     return torch.stack([
         _dropout_bwd(_sample(grad, g_dim, b), _sample(bits, b_dim, b), _sample(seed, s_dim, b), p, from_bits)
         for b in range(info.batch_size)
@@ -525,8 +573,10 @@ def dropout(
     """Drop-in ``torch.nn.functional.dropout`` on the regdrop_fast kernels.
 
     Zeroes each element with probability p and scales the kept ones by 1 / (1 - p). In eval mode
-    (``training=False``) and for p = 0 the input itself is returned, as torch does. The output is
-    C-contiguous (torch keeps a dense input's memory format); the mask belongs to the C-order flat index.
+    (``training=False``) and for p = 0 the input itself is returned, as torch does. The output has the
+    input's memory format, as torch's (channels_last stays channels_last; a dense input's strides are
+    kept exactly, with no copy of the data); the mask belongs to the logical C-order flat index, so a
+    channels_last tensor gets the mask of its contiguous twin (docs/rng.md).
 
     Differentiable (backward, double backward, forward-mode AD), usable under ``torch.func.vmap`` (by its
     ``randomness`` option) and traced by ``torch.compile`` without a graph break; docs/torch.md.

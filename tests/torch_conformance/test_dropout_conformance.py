@@ -14,8 +14,7 @@ Upstream sources (PyTorch, not installed with the wheel; ported from what they a
   finite differences need it); float32 and bfloat16 get the value checks (forward, backward, tangent, and
   the inplace variant against the out-of-place one) against a float64 reference with the same mask.
 
-Where torch's assertion is about the output's memory layout (channels_last, strides preserved), our output
-is C-contiguous today: those tests are strict xfails that flip when the layout work (issue 11 part 1) lands.
+The layout assertions (channels_last kept, strides preserved, discontiguous inputs) run as upstream's.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import regdrop_fast.torch as rt  # noqa: E402  (only importable with torch)
 nn = torch.nn
 F = torch.nn.functional
 
-LAYOUT_XFAIL = pytest.mark.xfail(strict=True, reason="output layout: issue 11 part 1")
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
 dtype_param = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
 
@@ -95,7 +93,6 @@ def test_Dropout_discontiguous_values(p):
     assert torch.equal(inp_discontiguous, inp)  # the input is not written
 
 
-@LAYOUT_XFAIL
 @pytest.mark.parametrize("memory_format", [torch.channels_last])
 def test_Dropout_discontiguous_strides(memory_format):
     """Upstream ``_test_dropout_discontiguous``, layout part: for p != 0 a discontiguous input gives an
@@ -106,7 +103,6 @@ def test_Dropout_discontiguous_strides(memory_format):
     assert out.stride() == nn.Dropout(p=0.3)(inp_discontiguous).stride()
 
 
-@LAYOUT_XFAIL
 def test_Dropout_channels_last():
     """Upstream ``test_Dropout``'s channels_last runs: ``_test_dropout(..., memory_format=channels_last)``,
     whose outputs stay channels_last."""
@@ -127,7 +123,6 @@ def test_Dropout_stride_mean_preserve_values():
         assert abs(out.mean().item() - 1.0) < 0.25  # 120 elements: a loose bound, upstream checks shape
 
 
-@LAYOUT_XFAIL
 def test_Dropout_stride_mean_preserve_strides():
     """Upstream ``_test_dropout_stride_mean_preserve``, layout part: ``out.stride() == inp.stride()``."""
     for perm in itertools.permutations((0, 1, 2, 3), r=4):

@@ -216,6 +216,44 @@ def layer_case(n: int, peers: Sequence[Framework], notes: list[str]) -> Case | N
     return Case("layer", "torch layer forward+backward", "float32", n, f"layer n={size_label(n)}", build)
 
 
+LAYOUT_TARGET = 0.8  # channels_last speed / C-contiguous speed the layout case is held to (issue 11)
+
+
+def layout_shape(n: int) -> tuple[int, int, int, int]:
+    """An NCHW shape of about n elements (64 channels, 32 x 32 images; at least one image)."""
+    return (max(1, n // (64 * 32 * 32)), 64, 32, 32)
+
+
+def layout_case(op: str, n: int) -> Case:
+    """dropout on a channels_last float32 array against its C-contiguous twin (same values, same mask):
+    ``op`` "forward" (dropout) or "forward+backward" (dropout, then dropout_backward of a gradient in the
+    same layout). The ratio of the two is what the strided iteration costs (target LAYOUT_TARGET)."""
+    shape = layout_shape(n)
+    size = shape[0] * shape[1] * shape[2] * shape[3]
+
+    def build() -> list[Impl]:
+        twin = _random(shape, DTYPES["float32"], SEED)
+        grad_twin = _random(shape, DTYPES["float32"], SEED + 1)
+        channels_last = np.ascontiguousarray(twin.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        grad_last = np.ascontiguousarray(grad_twin.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+        def run(x: np.ndarray, g: np.ndarray) -> Callable[[], object]:
+            if op == "forward":
+                return partial(rdf.dropout, x, P, seed=SEED)
+
+            def both() -> object:
+                _, mask = rdf.dropout(x, P, seed=SEED)
+                return rdf.dropout_backward(g, mask)
+
+            return both
+
+        nbytes = 2 * size * 4 + size // 8 if op == "forward" else 4 * size * 4 + 2 * (size // 8)
+        return [Impl("channels_last", "regdrop_fast", run(channels_last, grad_last), nbytes),
+                Impl("C-contiguous twin", "contiguous", run(twin, grad_twin), nbytes)]
+
+    return Case("layout", f"dropout {op}", "float32", size, f"layout {op} n={size_label(size)}", build)
+
+
 def parse_size(text: str) -> int:
     """An element count written as an integer ("65536") or a power of two ("2^16"); > 0."""
     s = text.strip()

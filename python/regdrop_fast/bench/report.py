@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cases import Case, Impl, size_label
+from .cases import LAYOUT_TARGET, Case, Impl, size_label
 from .timing import NOISY_SPREAD, Timing
 
 OURS = "regdrop_fast"
@@ -210,6 +210,14 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
                 for row in group]
         out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],
                       body, 1)
+        out.append("")
+    for (op, dtype), group in _group(rows, "layout").items():
+        out.append(f"{op} on a channels_last array vs its C-contiguous twin, {dtype}, "
+                   f"n={size_label(group[0]['size'])}, p={p}  (speed ratio = twin time / channels_last time; "
+                   f"target >= {LAYOUT_TARGET})")
+        body = [[row["impl"], _time(row), f"{row['gbps']:.2f}",
+                 f"{row['speedup']['contiguous']:.2f}" if "speedup" in row else ""] for row in group]
+        out += _table(["implementation", "time", "GB/s", "speed ratio"], body, 1)
         out.append("")
     legends = [LIMIT_LEGEND] if any(row.get("limit_fraction") is not None for row in rows) else []
     if any(row.get("noisy") for row in rows):

@@ -11,12 +11,13 @@ import regdrop_fast as rdf
 
 from . import environment, frameworks, plot, report
 from . import limits
-from .cases import Case, P, copy_limit_impl, dropout_case, latency_case, layer_case, penalty_case, size_label
+from .cases import (Case, P, copy_limit_impl, dropout_case, latency_case, layer_case, layout_case, penalty_case,
+                    size_label)
 from .constraints import constraint_cases
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
 
-SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints")
+SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints", "layout")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
 COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
 # How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
@@ -102,6 +103,8 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
             cases.append(case)
     if "constraints" in config.sections:
         cases += constraint_cases(peers, notes, tiny=config.tiny)
+    if "layout" in config.sections:
+        cases += [layout_case(op, max(config.sizes)) for op in ("forward", "forward+backward")]
     return cases
 
 

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import _args, _validate
+from .. import _args, _arrays, _validate
 from .._mask import Mask
 from .philox import dropout_words
 
@@ -71,9 +71,10 @@ def _apply(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
         return result.astype(values.dtype)
 
 
-def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+def _deliver(result: np.ndarray, like: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """result written into out, or into a new array in the input's layout (as the native call returns it)."""
     if out is None:
-        return result
+        out = _arrays.new_like(like)
     out[...] = result
     return out
 
@@ -128,7 +129,7 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
     x, p, seed, offset = call.x, call.p, call.seed, call.offset
     mask = dropout_mask(x.shape, p, seed=seed, offset=offset)
     keep = np.unpackbits(mask.bits, count=x.size, bitorder="little").astype(bool)
-    y = _deliver(_apply(x, keep, mask.scale), call.out)
+    y = _deliver(_apply(x, keep, mask.scale), x, call.out)
     if not call.keep_bits:
         mask = Mask(mask.shape, p, seed, offset, None)
     return y, mask
@@ -175,4 +176,4 @@ def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> np.ndarray:
         keep = np.unpackbits(call.bits, count=grad.size, bitorder="little").astype(bool)
     else:
         keep = keep_decisions(grad.size, mask.p, mask.seed, mask.offset)
-    return _deliver(_apply(grad, keep, mask.scale), out)
+    return _deliver(_apply(grad, keep, mask.scale), grad, out)

@@ -1,0 +1,202 @@
+// CPU iteration for dropout over a dense strided array (channels_last, any permutation of the axes), for
+// the units [begin, end) of a call (strided::tile_extent in isa.h; counted by run_strided_pass in
+// dropout_driver.cpp). Compiled once per ISA (isa.h); the
+// values come from csrc/common/dropout_element.h, the layout from csrc/common/strided_layout.h.
+//
+// x and y are read and written in memory order while each element's decision comes from its logical
+// (C-order) index. The work is cut into tiles of the plane spanned by the layout's `inner` axis (logical
+// stride 1) and its `minor` axis (memory stride 1), sized by strided::tile_extent (isa.h):
+// - first the tile's decisions, one logical row (fixed minor index) at a time: a row is up to
+//   kTileInnerMax logically consecutive elements, so its Philox blocks are consecutive blocks of the stream,
+//   each of whose 4 words is used (a row wastes at most the words before its first element and after its
+//   last in their blocks). They are transposed into memory order as 32-bit words of 32 decisions each
+//   (rows[c * tm + j]: inner indices 32 c .. 32 c + 31 of minor index j), one store per 32 decisions;
+//   tiles whose rows are shorter than a lane vector (few channels) store one -1/0 mask per element instead;
+// - then the values, in memory order: for each inner index, tm elements contiguous in memory (the whole
+//   tile at once when its rows follow each other in memory), through the shared element body on lane
+//   vectors, each lane's mask shifted out of its decision word.
+// When inner and minor are the same axis, a unit is a run of up to kRun elements contiguous both logically
+// and in memory: decisions, then values, in one order.
+//
+// Decisions come from the Philox stream or from mask bits (the logical bit order of docs/rng.md). This pass
+// never writes mask bits: the driver writes them first, in logical order, with the contiguous mask pass,
+// and then runs this pass reading them (bits shared between tasks would need atomic writes otherwise).
+// x and y may be the same array (in place): every element is read before it is written, by one task.
+#include <cstring>
+
+#include "../common/dropout_element.h"
+#include "../common/philox.h"
+#include "../common/strided_layout.h"
+#include "dropout_lanes.h"
+#include "isa.h"
+#include "vec.h"
+
+namespace rdf {
+namespace cpu {
+namespace RDF_ISA {
+namespace {
+
+using namespace ::rdf::cpu::strided;
+
+// keep[k * step] = -1 (kept) or 0 for the len <= kTileInnerMax elements of logical indices l .. l + len - 1.
+template <KeepSource S>
+void row_keep(const DropoutPass& pass, int64_t l, int64_t len, uint32_t* keep, int64_t step, uint32_t* words) {
+  if (S == KeepSource::kStream) {
+    const uint64_t g0 = pass.params.offset + static_cast<uint64_t>(l);  // wraps mod 2^64 by design
+    const int64_t skip = static_cast<int64_t>(g0 & 3u);
+    philox_words(g0 >> 2, (skip + len + 3) / 4, pass.params.seed, words);
+    const uint32_t t = pass.params.threshold;
+    for (int64_t k = 0; k < len; ++k) keep[k * step] = dropout_keep(words[skip + k], t) ? ~0u : 0u;
+  } else if (S == KeepSource::kBits) {
+    const uint8_t* bits = pass.bits_in;
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t e = l + k;
+      keep[k * step] = ((bits[e >> 3] >> (e & 7)) & 1u) ? ~0u : 0u;
+    }
+  } else {
+    const uint32_t all = S == KeepSource::kAll ? ~0u : 0u;
+    for (int64_t k = 0; k < len; ++k) keep[k * step] = all;
+  }
+}
+
+// out[j] = dropout(in[j]) under keep[j] (-1/0), j < len: lane vectors, then one element at a time.
+template <class T>
+inline void apply(const T* in, T* out, const uint32_t* keep, int64_t len, lanes_t<T> scale, compute_t<T> s) {
+  int64_t j = 0;
+  for (; j + kLanes <= len; j += kLanes) {
+    const vi32 k = load_vec<vi32>(keep + j);
+    Lanes<T>::apply(in + j, out + j, k, scale);
+  }
+  for (; j < len; ++j) dropout_element(in[j], out[j], keep[j] != 0, s);
+}
+
+// rows[c * tm] bit b = decision of element 32 c + b of the len <= kTileInnerMax logically consecutive
+// elements l .. l + len - 1 (bits past len are 0): one word per 32 elements, so the transpose into memory
+// order costs a word store per 32 decisions.
+template <KeepSource S>
+void row_bits(const DropoutPass& pass, int64_t l, int64_t len, uint32_t* rows, int64_t tm, uint32_t* words) {
+  const int64_t n_words = (len + 31) / 32;
+  if (S == KeepSource::kStream) {
+    const uint64_t g0 = pass.params.offset + static_cast<uint64_t>(l);  // wraps mod 2^64 by design
+    const int64_t skip = static_cast<int64_t>(g0 & 3u);
+    philox_words(g0 >> 2, (skip + len + 3) / 4, pass.params.seed, words);
+    const vu32 t = vu32{} + pass.params.threshold;
+    for (int64_t c = 0; c < n_words; ++c) {
+      const int64_t k0 = 32 * c;
+      uint32_t w = 0;
+      if (len - k0 >= 32) {
+        for (int v = 0; v < 32 / kLanes; ++v)
+          w |= movemask(reinterpret_cast<vi32>(load_vec<vu32>(words + skip + k0 + v * kLanes) >= t)) << (v * kLanes);
+      } else {
+        for (int64_t k = k0; k < len; ++k)
+          w |= static_cast<uint32_t>(dropout_keep(words[skip + k], pass.params.threshold)) << (k - k0);
+      }
+      rows[c * tm] = w;
+    }
+  } else if (S == KeepSource::kBits) {
+    for (int64_t c = 0; c < n_words; ++c) {
+      const int64_t e = l + 32 * c;  // bits e .. e + m - 1 of the mask, m <= 32: at most 5 bytes
+      const int64_t m = len - 32 * c < 32 ? len - 32 * c : 32;
+      const int64_t n_bytes = ((e & 7) + m + 7) / 8;
+      uint64_t b = 0;
+      for (int64_t k = 0; k < n_bytes; ++k) b |= static_cast<uint64_t>(pass.bits_in[(e >> 3) + k]) << (8 * k);
+      b >>= (e & 7);
+      rows[c * tm] = static_cast<uint32_t>(m == 32 ? b : b & ((uint64_t{1} << m) - 1));
+    }
+  } else {
+    for (int64_t c = 0; c < n_words; ++c) {
+      const int64_t m = len - 32 * c < 32 ? len - 32 * c : 32;
+      rows[c * tm] = S == KeepSource::kAll ? static_cast<uint32_t>((uint64_t{1} << m) - 1) : 0u;
+    }
+  }
+}
+
+template <class T, KeepSource S>
+void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, int64_t end) {
+  const T* in = static_cast<const T*>(pass.in);
+  T* out = static_cast<T*>(pass.out);
+  const auto s = static_cast<compute_t<T>>(pass.params.scale);
+  const lanes_t<T> scale = lanes_t<T>{} + s;
+  alignas(64) uint32_t keep[kTileElems];
+  // ceil(ti / 32) * tm <= ti * tm / 32 + tm words (tile_extent: ti * tm <= kTileElems when tm >= kLanes)
+  alignas(64) uint32_t rows[kTileElems / 32 + kTileMinorMax];
+  alignas(64) uint32_t words[kTileInnerMax + 8];
+  const int64_t n_inner = L.shape[L.inner];
+  if (L.inner == L.minor) {
+    const int64_t per_row = (n_inner + kRun - 1) / kRun;
+    for (int64_t u = begin; u < end; ++u) {
+      int64_t mem, log;
+      outer_offsets(L, u / per_row, mem, log);
+      const int64_t i0 = (u % per_row) * kRun;
+      const int64_t len = n_inner - i0 < kRun ? n_inner - i0 : kRun;
+      for (int64_t c = 0; c < len; c += kTileInnerMax) {
+        const int64_t clen = len - c < kTileInnerMax ? len - c : kTileInnerMax;
+        row_keep<S>(pass, log + i0 + c, clen, keep, 1, words);
+        apply(in + mem + i0 + c, out + mem + i0 + c, keep, clen, scale, s);
+      }
+    }
+    return;
+  }
+  const int64_t n_minor = L.shape[L.minor];
+  int64_t tile_i, tile_m;
+  tile_extent(L, tile_i, tile_m);
+  const int64_t tiles_minor = (n_minor + tile_m - 1) / tile_m;
+  const int64_t tiles_inner = (n_inner + tile_i - 1) / tile_i;
+  const int64_t inner_stride = L.stride[L.inner], minor_lstride = L.lstride[L.minor];
+  for (int64_t u = begin; u < end; ++u) {
+    const int64_t tm_i = u % tiles_minor;
+    const int64_t ti_i = (u / tiles_minor) % tiles_inner;
+    int64_t mem, log;
+    outer_offsets(L, u / tiles_minor / tiles_inner, mem, log);
+    const int64_t i0 = ti_i * tile_i, j0 = tm_i * tile_m;
+    const int64_t ti = n_inner - i0 < tile_i ? n_inner - i0 : tile_i;
+    const int64_t tm = n_minor - j0 < tile_m ? n_minor - j0 : tile_m;
+    mem += i0 * inner_stride + j0;
+    log += i0 + j0 * minor_lstride;
+    if (tm < kLanes) {
+      // Rows shorter than a lane vector: the decisions one by one into memory order, then the values of
+      // each memory row (of the whole tile at once when the rows follow each other in memory).
+      for (int64_t j = 0; j < tm; ++j) row_keep<S>(pass, log + j * minor_lstride, ti, keep + j, tm, words);
+      if (inner_stride == tm) {
+        apply(in + mem, out + mem, keep, ti * tm, scale, s);
+      } else {
+        for (int64_t i = 0; i < ti; ++i) {
+          const int64_t m = mem + i * inner_stride;
+          apply(in + m, out + m, keep + i * tm, tm, scale, s);
+        }
+      }
+      continue;
+    }
+    // Decisions as 32-bit words, rows[c * tm + j] bit b for inner index 32 c + b and minor index j; then
+    // for each inner index i a memory row of tm values, its lane masks shifted out of those words.
+    for (int64_t j = 0; j < tm; ++j) row_bits<S>(pass, log + j * minor_lstride, ti, rows + j, tm, words);
+    for (int64_t i = 0; i < ti; ++i) {
+      const T* x = in + mem + i * inner_stride;
+      T* y = out + mem + i * inner_stride;
+      const uint32_t* r = rows + (i >> 5) * tm;
+      const uint32_t shift = static_cast<uint32_t>(i & 31);
+      int64_t j = 0;
+      for (; j + kLanes <= tm; j += kLanes) {
+        const vi32 k = vi32{} - reinterpret_cast<vi32>((load_vec<vu32>(r + j) >> shift) & 1u);
+        Lanes<T>::apply(x + j, y + j, k, scale);
+      }
+      for (; j < tm; ++j) dropout_element(x[j], y[j], ((r[j] >> shift) & 1u) != 0, s);
+    }
+  }
+}
+
+template <class T>
+void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, int64_t end) {
+  with_keep_source(keep_source(pass.bits_in != nullptr, pass.params),
+                   [&](auto source) { run_units<T, decltype(source)::value>(pass, L, begin, end); });
+}
+
+}  // namespace
+
+void dropout_strided_range(const DropoutPass& pass, const StridedLayout& layout, int64_t begin, int64_t end) {
+  dispatch_dtype(pass.dtype, [&](auto tag) { run_units<decltype(tag)>(pass, layout, begin, end); });
+}
+
+}  // namespace RDF_ISA
+}  // namespace cpu
+}  // namespace rdf
