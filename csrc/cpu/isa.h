@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../common/dropout_element.h"
+#include "bias_dropout_add_driver.h"
 #include "penalty_driver.h"
 
 namespace rdf {
@@ -38,6 +39,10 @@ struct DropoutPass {
 #define RDF_DECLARE_ISA_KERNELS(ns)                                        \
   namespace ns {                                                           \
   void dropout_range(const DropoutPass& pass, int64_t begin, int64_t end); \
+  void bias_dropout_add_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end);              \
+  void bias_grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, int64_t c1);      \
+  void bias_grad_combine(DType dt, const void* partials, int64_t blocks, int64_t h, void* dbias, int64_t c0, \
+                         int64_t c1);                                                                   \
   void philox4x32_blocks(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n,      \
                          int rounds);                                                                   \
   double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end);               \

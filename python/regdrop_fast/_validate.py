@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _args, _arrays, _lists, _route
-from ._calls import BackwardCall, DropoutCall, MaskCall, MaxNormCall, PenaltyCall, UpdateCall
+from ._calls import BackwardCall, BiasDropoutAddCall, BiasGradCall, DropoutCall, MaskCall, MaxNormCall, PenaltyCall, UpdateCall
 from ._mask import Mask
 
 
@@ -77,6 +77,83 @@ def dropout_mask(shape, p, seed, offset) -> MaskCall:
     p = _args.probability(p)
     n = math.prod(shape)
     return MaskCall(shape, n, p, _args.uint64(seed, "seed"), _args.uint64(offset, "offset"), _args.keep_rule(p))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bias_dropout_add (and dropout_add: bias None)
+
+
+def _host_alias(a: np.ndarray, out: np.ndarray) -> bool:
+    """out is exactly a (same first byte, both C-contiguous, same shape and dtype): in place is allowed."""
+    return a.flags.c_contiguous and a.ctypes.data == out.ctypes.data and a.shape == out.shape
+
+
+def _device_alias(a, out) -> bool:
+    return a.contiguous and a.ptr == out.ptr and a.shape == out.shape
+
+
+def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
+                     host_only: bool = False) -> tuple[ModuleType, BiasDropoutAddCall]:
+    backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
+    p = _args.probability(p)
+    seed = _args.seed_or_fresh(seed)
+    offset = _args.uint64(offset, "offset")
+    keep_bits = _args.store_mode(store) == "bits"
+    xa: Any
+    ra: Any
+    ba: Any = None
+    oa: Any = None
+    if backend is _route.CPU:
+        xa = _arrays.host_array(x, "x")
+        ra = _arrays.host_array(residual, "residual")
+        if bias is not None:
+            ba = _arrays.host_array(bias, "bias")
+    else:
+        xa = _arrays.device_array(x, "x")
+        ra = _arrays.same_device(residual, "residual", xa, "x")
+        if bias is not None:
+            ba = _arrays.same_device(bias, "bias", xa, "x")
+    if ra.dtype != xa.dtype:
+        raise ValueError(f"residual: dtype {ra.dtype} does not match x's {xa.dtype}")
+    if ra.shape != xa.shape:
+        raise ValueError(f"residual: shape {ra.shape} does not match x's {xa.shape}")
+    h = math.prod(xa.shape)
+    if ba is not None:
+        if ba.dtype != xa.dtype:
+            raise ValueError(f"bias: dtype {ba.dtype} does not match x's {xa.dtype}")
+        if len(xa.shape) == 0 or ba.shape != xa.shape[-1:]:
+            raise ValueError(f"bias: shape {ba.shape} is not ({xa.shape[-1] if xa.shape else 'H'},), the length of "
+                             f"x's last axis (x has shape {xa.shape})")
+        h = xa.shape[-1]
+    if out is not None:
+        # y may replace x or residual whole (each element is read before it is written, by the same lane or
+        # thread), but no other overlap: a partly shifted x or residual would be read after being written,
+        # and bias is read again for every row.
+        if backend is _route.CPU:
+            oa = _arrays.host_out(out, xa)
+            for a, name in ((xa, "x"), (ra, "residual")):
+                if not _host_alias(a, oa) and np.may_share_memory(a, oa):
+                    raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
+                                     "or memory apart from it")
+            if ba is not None and np.may_share_memory(ba, oa):
+                raise ValueError("out: overlaps bias; bias is read for every row")
+        else:
+            oa = _arrays.device_out(out, xa)
+            for a, name in ((xa, "x"), (ra, "residual")):
+                if not _device_alias(a, oa) and a.overlaps(oa):
+                    raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
+                                     "or memory apart from it")
+            if ba is not None and ba.overlaps(oa):
+                raise ValueError("out: overlaps bias; bias is read for every row")
+    return backend, BiasDropoutAddCall(xa, ba, ra, oa, xa.shape, h, p, seed, offset, keep_bits, _args.keep_rule(p))
+
+
+def bias_dropout_add_backward(grad, mask, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
+    backend, call = dropout_backward(grad, mask, None, host_only=host_only)
+    shape = call.grad.shape
+    if len(shape) == 0:
+        raise ValueError("grad: is 0-d; the bias gradient sums over all axes but the last, so grad needs one")
+    return backend, BiasGradCall(call, math.prod(shape[:-1]), shape[-1])
 
 
 # ---------------------------------------------------------------------------------------------------------

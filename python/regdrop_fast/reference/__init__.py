@@ -5,6 +5,7 @@ these bit for bit (masks and values; penalty values within the documented tolera
 """
 
 from .._mask import Mask
+from .bias_dropout_add import bias_dropout_add, bias_dropout_add_backward, dropout_add
 from .dropout import dropout, dropout_backward, dropout_mask
 from .penalty import decay, max_norm, penalty, penalty_grad, prox_l1
 from .philox import philox4x32
@@ -15,8 +16,11 @@ globals().pop("philox", None)
 
 __all__ = [
     "Mask",
+    "bias_dropout_add",
+    "bias_dropout_add_backward",
     "decay",
     "dropout",
+    "dropout_add",
     "dropout_backward",
     "dropout_mask",
     "max_norm",
