@@ -108,15 +108,16 @@ void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8
   }
   DeviceGuard guard(device);
   auto s = static_cast<cudaStream_t>(stream);
+  const unsigned int grid = grid_capped(blocks * h, device), combine_grid = grid_capped(h, device);
   dispatch_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
     if (blocks > 0) {
-      bias_grad_kernel<T><<<grid_capped(blocks * h, device), kThreads, 0, s>>>(
-          static_cast<const T*>(grad), static_cast<T*>(dx), bits, static_cast<C*>(partials), rows, h, blocks, prm);
+      bias_grad_kernel<T><<<grid, kThreads, 0, s>>>(static_cast<const T*>(grad), static_cast<T*>(dx), bits,
+                                                    static_cast<C*>(partials), rows, h, blocks, prm);
     }
-    bias_grad_combine_kernel<T><<<grid_capped(h, device), kThreads, 0, s>>>(static_cast<const C*>(partials),
-                                                                            static_cast<T*>(dbias), blocks, h);
+    bias_grad_combine_kernel<T><<<combine_grid, kThreads, 0, s>>>(static_cast<const C*>(partials),
+                                                                  static_cast<T*>(dbias), blocks, h);
   });
   check_launch("bias_dropout_add backward launch", s);
 }
