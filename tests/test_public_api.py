@@ -16,12 +16,14 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 # The documented public names of each public module (README's API lists, docs/torch.md).
 PUBLIC = {
-    "regdrop_fast": ["Generator", "Mask", "backend_info", "cuda", "decay", "dropout", "dropout_backward",
+    "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
+                     "decay", "dropout", "dropout_add", "dropout_backward",
                      "dropout_mask", "get_num_threads", "max_norm", "penalty", "penalty_grad", "prox_l1",
                      "random", "reference", "set_num_threads", "set_simd"],
     "regdrop_fast.random": ["philox4x32"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
-    "regdrop_fast.reference": ["Mask", "decay", "dropout", "dropout_backward", "dropout_mask", "max_norm",
+    "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
+                               "dropout_add", "dropout_backward", "dropout_mask", "max_norm",
                                "penalty", "penalty_grad", "philox4x32", "prox_l1"],
     "regdrop_fast.torch": ["Dropout", "Generator", "add_penalty_grad_", "decay_", "dropout", "empty_cache",
                            "max_norm_", "penalty", "prox_l1_"],
@@ -79,7 +81,8 @@ ALL = ("Parameters", "Returns", "Raises", "Examples")
 NUMPYDOC_DONE = {
     **{name: ALL for name in ("dropout", "dropout_backward", "dropout_mask", "penalty_grad", "penalty",
                               "prox_l1", "decay", "max_norm", "set_simd", "random.philox4x32",
-                              "Generator.manual_seed", "Generator.next")},
+                              "Generator.manual_seed", "Generator.next", "bias_dropout_add",
+                              "bias_dropout_add_backward", "dropout_add")},
     "Mask": ("Parameters", "Attributes", "Raises", "Examples"),
     "Mask.to_bool": ("Returns", "Raises", "Examples"),
     "Generator": ("Parameters", "Attributes", "Raises", "Examples"),
@@ -96,7 +99,8 @@ NUMPYDOC_DONE = {
     "cuda.device_names": ("Returns", "Examples"),
     "cuda.is_device_array": ("Parameters", "Returns", "Examples"),
     **{f"reference.{name}": ALL for name in ("dropout", "dropout_backward", "dropout_mask", "penalty_grad",
-                                             "penalty", "prox_l1", "decay", "max_norm", "philox4x32")},
+                                             "penalty", "prox_l1", "decay", "max_norm", "philox4x32",
+                                             "bias_dropout_add", "bias_dropout_add_backward", "dropout_add")},
     **{f"torch.{name}": ALL for name in ("dropout", "add_penalty_grad_", "penalty", "prox_l1_", "decay_",
                                             "max_norm_")},
     "torch.Dropout": ("Parameters", "Attributes", "Raises", "Examples"),

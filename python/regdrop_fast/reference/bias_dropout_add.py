@@ -14,7 +14,7 @@ from .dropout import _apply, _deliver, dropout_backward, dropout_mask
 ROW_BLOCK = 64
 
 
-def _compute_type(dtype) -> Any:
+def _compute_type(dtype: np.dtype) -> Any:
     return np.float64 if dtype == np.float64 else np.float32
 
 
