@@ -469,13 +469,15 @@ def test_demo_output_is_reproducible(tmp_path):
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py"])
+@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py", "gpt_block.py"])
 def test_example_runs(script, tmp_path):
     path = EXAMPLES / script
     if not path.exists():
         pytest.skip("no examples/ beside the tests")
     if script == "lasso_prox_l1.py" and not HAVE_SKLEARN:
         pytest.skip("needs scikit-learn")
+    if script == "gpt_block.py" and importlib.util.find_spec("torch") is None:
+        pytest.skip("needs torch")
     proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     if script == "lasso_prox_l1.py":

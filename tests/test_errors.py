@@ -521,6 +521,7 @@ PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =
 PUBLIC += ["bias_dropout_add", "dropout_add", "bias_dropout_add_backward"]
 TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty", "rt.prox_l1_", "rt.decay_",
                 "rt.max_norm_"]
+TORCH_PUBLIC += ["rt.bias_dropout_add", "rt.BiasDropoutAdd"]
 
 
 def state(obj):
@@ -763,8 +764,36 @@ def _torch_rows():
     ]
 
 
+def _torch_fused_rows():
+    if torch is None:
+        return []
+
+    def fused(x=(3, 4), bias=(4,), residual=(3, 4), dtype=None, **kw):
+        """rt.bias_dropout_add on fresh tensors of these shapes (bias None: no bias), with a Generator watched."""
+        def make():
+            g = rdf.Generator(3)
+            xt, rt_ = torch.randn(x), torch.randn(residual, dtype=torch.float64).to(dtype or torch.float32)
+            bt = None if bias is None else torch.randn(bias)
+            return (lambda: rt.bias_dropout_add(xt, bt, rt_, generator=g, **kw)), [xt, bt, rt_, g]
+        return make
+
+    return [
+        ("rt.bias_dropout_add", ValueError, r"bias: shape \(3,\) is not \(4,\)", fused(bias=(3,))),
+        ("rt.bias_dropout_add", ValueError, r"residual: shape \(4, 3\) does not match", fused(residual=(4, 3))),
+        ("rt.bias_dropout_add", ValueError, "residual: dtype float64 does not match x's float32", fused(dtype=torch.float64)),
+        ("rt.bias_dropout_add", ValueError, "dropout probability has to be between 0 and 1", fused(p=1.5)),
+        ("rt.bias_dropout_add", TypeError, "store: expected 'bits' or 'seed', got NoneType", fused(store=None)),
+        ("rt.bias_dropout_add", TypeError, "residual: dtype torch.int64 is not supported", fused(dtype=torch.int64)),
+        ("rt.bias_dropout_add", TypeError, "input: expected a torch.Tensor, got ndarray",
+         lambda: (lambda x=np.ones((3, 4), np.float32): (lambda: rt.bias_dropout_add(x, None, torch.ones(3, 4)), [x]))()),
+        ("rt.BiasDropoutAdd", ValueError, "dropout probability", lambda: (lambda: rt.BiasDropoutAdd(-0.1), [])),
+        ("rt.BiasDropoutAdd", TypeError, "store: expected 'bits' or 'seed', got int", lambda: (lambda: rt.BiasDropoutAdd(0.1, store=2), [])),
+        ("rt.BiasDropoutAdd", TypeError, "regdrop_fast.Generator", lambda: (lambda: rt.BiasDropoutAdd(0.1, generator=torch.Generator()), [])),
+    ]
+
+
 TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows()
-TABLE += _fused_rows()
+TABLE += _fused_rows() + _torch_fused_rows()
 
 
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,

@@ -25,7 +25,7 @@ PUBLIC = {
     "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
                                "dropout_add", "dropout_backward", "dropout_mask", "max_norm",
                                "penalty", "penalty_grad", "philox4x32", "prox_l1"],
-    "regdrop_fast.torch": ["Dropout", "Generator", "add_penalty_grad_", "decay_", "dropout", "empty_cache",
+    "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "bias_dropout_add", "add_penalty_grad_", "decay_", "dropout", "empty_cache",
                            "max_norm_", "penalty", "prox_l1_"],
 }
 
@@ -104,6 +104,8 @@ NUMPYDOC_DONE = {
     **{f"torch.{name}": ALL for name in ("dropout", "add_penalty_grad_", "penalty", "prox_l1_", "decay_",
                                             "max_norm_")},
     "torch.Dropout": ("Parameters", "Attributes", "Raises", "Examples"),
+    "torch.bias_dropout_add": ALL,
+    "torch.BiasDropoutAdd": ("Parameters", "Attributes", "Raises", "Examples"),
     "torch.empty_cache": ("Examples",),
 }
 

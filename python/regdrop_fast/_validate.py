@@ -92,6 +92,24 @@ def _device_alias(a, out) -> bool:
     return a.contiguous and a.ptr == out.ptr and a.shape == out.shape
 
 
+def bias_operands(x_shape: tuple, x_dtype, bias: tuple | None, r_shape: tuple, r_dtype) -> int:
+    """The rules between x, bias ((shape, dtype) or None) and residual, all of supported dtypes (also used by
+    regdrop_fast.torch before it draws a seed); returns h, the bias length (x's size without a bias)."""
+    if r_dtype != x_dtype:
+        raise ValueError(f"residual: dtype {r_dtype} does not match x's {x_dtype}")
+    if r_shape != x_shape:
+        raise ValueError(f"residual: shape {r_shape} does not match x's {x_shape}")
+    if bias is None:
+        return math.prod(x_shape)
+    b_shape, b_dtype = bias
+    if b_dtype != x_dtype:
+        raise ValueError(f"bias: dtype {b_dtype} does not match x's {x_dtype}")
+    if len(x_shape) == 0 or b_shape != x_shape[-1:]:
+        raise ValueError(f"bias: shape {b_shape} is not ({x_shape[-1] if x_shape else 'H'},), the length of "
+                         f"x's last axis (x has shape {x_shape})")
+    return x_shape[-1]
+
+
 def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
                      host_only: bool = False) -> tuple[ModuleType, BiasDropoutAddCall]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
@@ -113,18 +131,7 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
         ra = _arrays.same_device(residual, "residual", xa, "x")
         if bias is not None:
             ba = _arrays.same_device(bias, "bias", xa, "x")
-    if ra.dtype != xa.dtype:
-        raise ValueError(f"residual: dtype {ra.dtype} does not match x's {xa.dtype}")
-    if ra.shape != xa.shape:
-        raise ValueError(f"residual: shape {ra.shape} does not match x's {xa.shape}")
-    h = math.prod(xa.shape)
-    if ba is not None:
-        if ba.dtype != xa.dtype:
-            raise ValueError(f"bias: dtype {ba.dtype} does not match x's {xa.dtype}")
-        if len(xa.shape) == 0 or ba.shape != xa.shape[-1:]:
-            raise ValueError(f"bias: shape {ba.shape} is not ({xa.shape[-1] if xa.shape else 'H'},), the length of "
-                             f"x's last axis (x has shape {xa.shape})")
-        h = xa.shape[-1]
+    h = bias_operands(xa.shape, xa.dtype, None if ba is None else (ba.shape, ba.dtype), ra.shape, ra.dtype)
     if out is not None:
         # y may replace x or residual whole (each element is read before it is written, by the same lane or
         # thread), but no other overlap: a partly shifted x or residual would be read after being written,
