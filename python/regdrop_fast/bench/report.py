@@ -150,6 +150,15 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
                 for row in group]
         out += _table(["implementation", "time", "GB/s"] + [f"vs {p_}" for p_ in peers], body, 1)
         out.append("")
+    for (op, dtype), group in _group(rows, "epilogue").items():
+        peers = _peers(group)
+        shape = "x".join(str(d) for d in group[0].get("shape", [group[0]["size"]]))
+        out.append(f"epilogue residual + dropout(x + bias) {op}, {dtype}, {shape}, p={p}  (GB/s: bytes the op "
+                   "must move, incl. packed mask / time)")
+        body = [[row["impl"], _time(row), f"{row['gbps']:.2f}", f"{row['copy_fraction']:.2f}"] + _speedups(row, peers)
+                for row in group]
+        out += _table(["implementation", "time", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers], body, 1)
+        out.append("")
     if any(row.get("noisy") for row in rows):
         out.append(NOISY_LEGEND)
         out.append("")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import regdrop_fast as rdf
 
-from . import environment, frameworks, plot, report
+from . import environment, epilogue, frameworks, plot, report
 from .cases import Case, P, _copy_impl, dropout_case, latency_case, layer_case, penalty_case, size_label
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
 
-SECTIONS = ("dropout", "penalty", "latency", "layer")
+SECTIONS = ("dropout", "penalty", "latency", "layer", "epilogue")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
 COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
 # How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
@@ -98,6 +98,12 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
         case = layer_case(max(config.sizes), peers, notes)
         if case is not None:
             cases.append(case)
+    if "epilogue" in config.sections:
+        names = {fw.name for fw in peers}
+        for op in epilogue.OPS:
+            for dtype in config.dtypes:
+                cases.append(epilogue.epilogue_case(op, dtype, epilogue.TINY_SHAPE if config.tiny else epilogue.SHAPE,
+                                                    names, config.tiny, notes))
     return cases
 
 
