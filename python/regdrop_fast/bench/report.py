@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import epilogue
 from .cases import Case, Impl, size_label
 from .timing import NOISY_SPREAD, Timing
 
@@ -158,6 +159,7 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         body = [[row["impl"], _time(row), f"{row['gbps']:.2f}", f"{row['copy_fraction']:.2f}"] + _speedups(row, peers)
                 for row in group]
         out += _table(["implementation", "time", "GB/s", "x copy"] + [f"vs {p_}" for p_ in peers], body, 1)
+        out += epilogue.target_lines(group)
         out.append("")
     if any(row.get("noisy") for row in rows):
         out.append(NOISY_LEGEND)
