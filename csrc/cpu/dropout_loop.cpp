@@ -40,8 +40,28 @@ void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_
   for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed, words + 4 * b);
 }
 
+// The compute vector of kLanes elements: vf32 (float, half, bfloat16), or for double two vf64 halves,
+// never one vector wider than the ISA.
 template <class T>
-using lanes_t = decltype(load_lanes(static_cast<const T*>(nullptr)));
+struct Lanes {
+  typedef vf32 scale_type;
+  static void apply(const T* in, T* out, vi32 keep, vf32 scale) {
+    store_lanes(out, dropout_value(load_lanes(in), keep, scale));
+  }
+};
+template <>
+struct Lanes<double> {
+  typedef vf64 scale_type;
+  static void apply(const double* in, double* out, vi32 keep, vf64 scale) {
+    constexpr int kHalf = kLanes / 2;
+    vi64 keep_lo, keep_hi;
+    split_mask(keep, keep_lo, keep_hi);
+    store_vec(out, dropout_value(load_vec<vf64>(in), keep_lo, scale));
+    store_vec(out + kHalf, dropout_value(load_vec<vf64>(in + kHalf), keep_hi, scale));
+  }
+};
+template <class T>
+using lanes_t = typename Lanes<T>::scale_type;
 
 // One group of kGroup elements starting at local index i: decide, apply, record.
 template <class T, KeepSource S>
@@ -58,7 +78,7 @@ inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, lan
     if (S == KeepSource::kNone) keep = vi32{};
     if (out) {
       const int64_t e = i + v * kLanes;
-      store_lanes(out + e, dropout_value(load_lanes(in + e), lane_mask(keep, static_cast<lanes_t<T>*>(nullptr)), scale));
+      Lanes<T>::apply(in + e, out + e, keep, scale);
     }
     if (S != KeepSource::kBits) bits16 |= movemask(keep) << (v * kLanes);
   }

@@ -27,8 +27,8 @@ constexpr int kL = kSumLanes;
 
 // Every vector below is one register wide (RDF_VEC_BYTES): GCC lowers wider vector conditionals and
 // conversions lane by lane. Float-computed types use vec.h's vf32 (kLanes values, half types converted
-// by load_lanes/store_lanes); float64 uses vd (kLanes / 2 values). Sums are vd vectors.
-typedef double vd __attribute__((vector_size(RDF_VEC_BYTES)));
+// by load_lanes/store_lanes); float64 uses vd, vec.h's vf64 (kLanes / 2 values). Sums are vd vectors.
+using vd = vf64;
 typedef float vf_half __attribute__((vector_size(RDF_VEC_BYTES / 2)));
 constexpr int kDoubleLanes = kLanes / 2;
 constexpr int kSumVectors = kL / kDoubleLanes;  // vd vectors holding the kSumLanes sum lanes

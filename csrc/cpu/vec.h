@@ -25,10 +25,9 @@ namespace cpu {
 // Per-ISA like the sources that include this header (isa.h): the vector types are as wide as this
 // translation unit's flags allow, so nothing here may be shared with another ISA's copy. Every function
 // is static (RDF_VEC_FN) in rdf::cpu::<isa>: a copy the compiler keeps out of line stays in its own
-// object, so the linker can never hand one ISA's copy to another's callers, and no vector wider than
-// the baseline ABI (vf64, vi64: twice the ISA's width) is passed by value across objects built with
-// different flags. GCC still notes such signatures where they are defined (-Wpsabi, off for the per-ISA
-// objects in CMakeLists.txt for that reason).
+// object, so the linker can never hand one ISA's copy to another's callers. Every vector type is at most
+// the ISA's width (float64 values travel as two vf64 halves of a kLanes group, see dropout_loop.cpp), so
+// no signature depends on an ABI the flags do not give (GCC's -Wpsabi stays on and silent).
 namespace RDF_ISA {
 
 #define RDF_VEC_FN static inline
@@ -40,8 +39,8 @@ typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
 typedef int32_t vi32 __attribute__((vector_size(RDF_VEC_BYTES)));
 typedef uint64_t vu64 __attribute__((vector_size(RDF_VEC_BYTES)));
 typedef float vf32 __attribute__((vector_size(RDF_VEC_BYTES)));
-typedef double vf64 __attribute__((vector_size(2 * RDF_VEC_BYTES)));   // kLanes doubles
-typedef int64_t vi64 __attribute__((vector_size(2 * RDF_VEC_BYTES)));  // mask for vf64
+typedef double vf64 __attribute__((vector_size(RDF_VEC_BYTES)));   // kLanes / 2 doubles
+typedef int64_t vi64 __attribute__((vector_size(RDF_VEC_BYTES)));  // mask for vf64
 typedef uint16_t vu16 __attribute__((vector_size(RDF_VEC_BYTES / 2)));  // kLanes half words
 
 template <class V>
@@ -62,16 +61,22 @@ RDF_VEC_FN void store_vec(void* p, V v) {
 #define RDF_SWAP32 1, 0, 3, 2
 #define RDF_BLOCKS_LO64 0, 2
 #define RDF_BLOCKS_HI64 1, 3
+#define RDF_LOW_HALF32 0, 1
+#define RDF_HIGH_HALF32 2, 3
 #elif RDF_VEC_BYTES == 32
 #define RDF_EVEN32_PAIRS 0, 8, 2, 10, 4, 12, 6, 14
 #define RDF_SWAP32 1, 0, 3, 2, 5, 4, 7, 6
 #define RDF_BLOCKS_LO64 0, 4, 1, 5
 #define RDF_BLOCKS_HI64 2, 6, 3, 7
+#define RDF_LOW_HALF32 0, 1, 2, 3
+#define RDF_HIGH_HALF32 4, 5, 6, 7
 #elif RDF_VEC_BYTES == 64
 #define RDF_EVEN32_PAIRS 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
 #define RDF_SWAP32 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14
 #define RDF_BLOCKS_LO64 0, 8, 1, 9, 2, 10, 3, 11
 #define RDF_BLOCKS_HI64 4, 12, 5, 13, 6, 14, 7, 15
+#define RDF_LOW_HALF32 0, 1, 2, 3, 4, 5, 6, 7
+#define RDF_HIGH_HALF32 8, 9, 10, 11, 12, 13, 14, 15
 #else
 #error "RDF_VEC_BYTES must be 16, 32 or 64"
 #endif
@@ -124,12 +129,10 @@ RDF_VEC_FN vi32 mask_from_bits(uint32_t bits) {
   return reinterpret_cast<vi32>(((vu32{} + bits) & lane_bit) != 0);
 }
 
-// kLanes storage values <-> their compute type (vf32, or vf64 for double), rounding once on store with
-// the same round-to-nearest-even rules as the scalar conversions in dtypes.h.
+// kLanes storage values <-> vf32, rounding once on store with the same round-to-nearest-even rules as the
+// scalar conversions in dtypes.h. (kLanes doubles are two vf64: see split_mask.)
 RDF_VEC_FN vf32 load_lanes(const float* p) { return load_vec<vf32>(p); }
-RDF_VEC_FN vf64 load_lanes(const double* p) { return load_vec<vf64>(p); }
 RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
-RDF_VEC_FN void store_lanes(double* p, vf64 v) { store_vec(p, v); }
 
 RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
   const vu32 wide = __builtin_convertvector(load_vec<vu16>(p), vu32) << 16;
@@ -164,9 +167,11 @@ RDF_VEC_FN void store_lanes(half_t* p, vf32 v) {
 #endif
 }
 
-// The keep mask in the lane shape of the compute vector.
-RDF_VEC_FN vi32 lane_mask(vi32 m, vf32*) { return m; }
-RDF_VEC_FN vi64 lane_mask(vi32 m, vf64*) { return __builtin_convertvector(m, vi64); }
+// A kLanes-lane -1/0 mask as the two vi64 masks of the vf64 halves holding the same kLanes elements.
+RDF_VEC_FN void split_mask(vi32 m, vi64& lo, vi64& hi) {
+  lo = __builtin_convertvector(__builtin_shufflevector(m, m, RDF_LOW_HALF32), vi64);
+  hi = __builtin_convertvector(__builtin_shufflevector(m, m, RDF_HIGH_HALF32), vi64);
+}
 
 #undef RDF_VEC_FN
 
