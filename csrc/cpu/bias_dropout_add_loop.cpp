@@ -10,6 +10,7 @@
 // order, writes dx, and adds each stored dx into per-column sums held on the stack, so dx is never read
 // back from memory; the block's sums go to the partials, which bias_grad_combine adds in block order.
 #include <algorithm>
+#include <type_traits>
 
 #include "../common/bias_dropout_add_element.h"
 #include "isa.h"
@@ -25,8 +26,48 @@ constexpr int64_t kGroup = 16;      // elements per step: two mask bytes
 constexpr int kVecsPerGroup = kGroup / kLanes;
 static_assert(kBiasGradColumns % 8 == 0, "a column range's mask bits must fit its buffer");
 
+// The compute vector of kLanes elements: vf32 (float, half, bfloat16), or for double two vf64 halves (vec.h:
+// no vector wider than the ISA). `scale` is broadcast in that type.
 template <class T>
-using lanes_t = decltype(load_lanes(static_cast<const T*>(nullptr)));
+using scale_t = std::conditional_t<std::is_same_v<T, double>, vf64, vf32>;
+
+// y[0..kLanes) = residual + dropout(x + bias) for one lane group, keep a -1/0 lane mask.
+template <bool HAS_BIAS, class T>
+inline void forward_lanes(const T* x, const T* b, const T* r, T* y, vi32 keep, vf32 scale) {
+  vf32 bv{};
+  if constexpr (HAS_BIAS) bv = load_lanes(b);
+  store_lanes(y, bias_dropout_add_value<HAS_BIAS>(load_lanes(x), bv, load_lanes(r), keep, scale));
+}
+template <bool HAS_BIAS>
+inline void forward_lanes(const double* x, const double* b, const double* r, double* y, vi32 keep, vf64 scale) {
+  constexpr int kHalf = kLanes / 2;
+  vi64 m[2];
+  split_mask(keep, m[0], m[1]);
+  for (int part = 0; part < 2; ++part) {
+    const int o = part * kHalf;
+    vf64 bv{};
+    if constexpr (HAS_BIAS) bv = load_vec<vf64>(b + o);
+    store_vec(y + o, bias_dropout_add_value<HAS_BIAS>(load_vec<vf64>(x + o), bv, load_vec<vf64>(r + o), m[part], scale));
+  }
+}
+
+// d[0..kLanes) = dropout_backward(g) for one lane group, each stored d added to its column sum acc (read back
+// from L1, so the sum is of the rounded dx the call returns).
+template <class T>
+inline void grad_lanes(const T* g, T* d, float* acc, vi32 keep, vf32 scale) {
+  store_lanes(d, dropout_value(load_lanes(g), keep, scale));
+  store_vec(acc, load_vec<vf32>(acc) + load_lanes(d));
+}
+inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 scale) {
+  constexpr int kHalf = kLanes / 2;
+  vi64 m[2];
+  split_mask(keep, m[0], m[1]);
+  for (int part = 0; part < 2; ++part) {
+    const int o = part * kHalf;
+    store_vec(d + o, dropout_value(load_vec<vf64>(g + o), m[part], scale));
+    store_vec(acc + o, load_vec<vf64>(acc + o) + load_vec<vf64>(d + o));
+  }
+}
 
 // Bits i .. i+15 of a packed little-order mask as bits 0..15; reads only the bytes that hold them.
 inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
@@ -55,16 +96,14 @@ void segment(const BiasDropoutAddPass& pass, const uint8_t* bits, int64_t li, in
   T* y = static_cast<T*>(pass.y) + e;
   const T* b = HAS_BIAS ? static_cast<const T*>(pass.bias) + c : nullptr;
   const auto scale1 = static_cast<compute_t<T>>(pass.params.scale);
-  const lanes_t<T> scale = lanes_t<T>{} + scale1;
+  const scale_t<T> scale = scale_t<T>{} + scale1;
   int64_t j = 0;
   for (; j + kGroup <= len; j += kGroup) {
     const uint32_t k16 = bits16_at(bits, li + j);
     for (int v = 0; v < kVecsPerGroup; ++v) {
       const int64_t o = j + v * kLanes;
-      const auto keep = lane_mask(mask_from_bits(k16 >> (v * kLanes)), static_cast<lanes_t<T>*>(nullptr));
-      lanes_t<T> bv{};
-      if constexpr (HAS_BIAS) bv = load_lanes(b + o);
-      store_lanes(y + o, bias_dropout_add_value<HAS_BIAS>(load_lanes(x + o), bv, load_lanes(r + o), keep, scale));
+      forward_lanes<HAS_BIAS>(x + o, HAS_BIAS ? b + o : nullptr, r + o, y + o, mask_from_bits(k16 >> (v * kLanes)),
+                              scale);
     }
   }
   for (; j < len; ++j) {
@@ -93,7 +132,7 @@ void grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, i
   using C = compute_t<T>;
   const int64_t h = pass.h, width = c1 - c0;  // width <= kBiasGradColumns
   const C scale1 = static_cast<C>(pass.params.scale);
-  const lanes_t<T> scale = lanes_t<T>{} + scale1;
+  const scale_t<T> scale = scale_t<T>{} + scale1;
   alignas(64) C acc[kBiasGradColumns];
   alignas(64) uint8_t row_bits[kBiasGradColumns / 8];
   for (int64_t blk = b0; blk < b1; ++blk) {
@@ -115,9 +154,7 @@ void grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, i
         const uint32_t k16 = bits16_at(bits, li + j);
         for (int v = 0; v < kVecsPerGroup; ++v) {
           const int64_t o = j + v * kLanes;
-          const auto keep = lane_mask(mask_from_bits(k16 >> (v * kLanes)), static_cast<lanes_t<T>*>(nullptr));
-          store_lanes(d + o, dropout_value(load_lanes(g + o), keep, scale));
-          store_vec(acc + o, load_lanes(acc + o) + load_lanes(d + o));  // the stored (rounded) dx, from L1
+          grad_lanes(g + o, d + o, acc + o, mask_from_bits(k16 >> (v * kLanes)), scale);
         }
       }
       for (; j < width; ++j) bias_dropout_add_grad_element(g[j], d[j], bit_at(bits, li + j), scale1, acc[j]);
