@@ -208,6 +208,25 @@ def test_in_place_on_the_residual_and_on_x(backend):
             assert same_bits(backend.to_numpy(mask.bits), mc.bits)
 
 
+def test_backward_out(backend):
+    """out= receives dx (also when it overlaps the mask's bits, which are read first); dbias unchanged."""
+    g = values(np.random.default_rng(5), 80 * 24, np.float32).reshape(80, 24)
+    _, mc = rdf.bias_dropout_add(g, None, g, 0.5, seed=2)
+    expected = rdf.bias_dropout_add_backward(g, mc)
+    _, mask = rdf.bias_dropout_add(backend.asarray(g.copy()), None, backend.asarray(g.copy()), 0.5, seed=2)
+    out = backend.asarray(np.zeros_like(g))
+    gd = backend.asarray(g.copy())
+    dx, dbias, dres = rdf.bias_dropout_add_backward(gd, mask, out=out)
+    assert dx is out and dres is gd
+    assert same_bits(backend.to_numpy(out), expected[0]) and same_bits(backend.to_numpy(dbias), expected[1])
+    if backend.name == "cpu":  # out sharing memory with the bits (a buffer the caller reuses)
+        buf = np.zeros(g.size + 64, np.float32)
+        bits = buf.view(np.uint8)[: mc.bits.size]
+        bits[:] = mc.bits
+        got = rdf.bias_dropout_add_backward(g, rdf.Mask(g.shape, 0.5, 2, 0, bits), out=buf[:g.size].reshape(g.shape))
+        assert same_bits(got[0], expected[0]) and same_bits(got[1], expected[1])
+
+
 def test_non_contiguous_inputs(backend):
     rng = np.random.default_rng(8)
     xh = values(rng, 40 * 25, np.float32).reshape(40, 25)

@@ -649,6 +649,12 @@ def _fused_rows():
          backward(lambda: np.array(1.0, np.float32), lambda: rdf.dropout_mask((), 0.5, seed=1))),
         ("bias_dropout_add_backward", ValueError, r"grad: shape \(3, 4\) does not match the mask's \(4, 3\)",
          backward(_w, lambda: rdf.dropout_mask((4, 3), 0.5, seed=1))),
+        ("bias_dropout_add_backward", ValueError, "out: overlaps grad",
+         lambda: (lambda b=np.zeros(13, np.float32), m=rdf.dropout_mask((12,), 0.5, seed=1):
+                  (lambda: rdf.bias_dropout_add_backward(b[1:], m, out=b[:12]), [b, m]))()),
+        ("bias_dropout_add_backward", ValueError, r"out: shape \(4, 3\) does not match",
+         lambda: (lambda g=_w(), m=rdf.dropout_mask((3, 4), 0.5, seed=1), o=np.zeros((4, 3), np.float32):
+                  (lambda: rdf.bias_dropout_add_backward(g, m, out=o), [g, m, o]))()),
         ("bias_dropout_add_backward", TypeError, "grad: dtype int64 is not supported",
          backward(lambda: np.zeros((3, 4), np.int64), lambda: rdf.dropout_mask((3, 4), 0.5, seed=1))),
     ]

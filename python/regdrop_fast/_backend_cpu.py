@@ -65,10 +65,13 @@ def bias_dropout_add_backward(call):
     """(dx, dbias, dresidual): dresidual is grad itself."""
     b = call.grad
     g = b.grad
-    dx = np.empty(g.shape, g.dtype)
+    dx = np.empty(g.shape, g.dtype) if b.out is None else b.out  # out never overlaps grad (validated)
     dbias = np.empty(call.h, g.dtype)
     rule = b.rule
-    _native.core.bias_dropout_add_backward(_dtypes.CODES[g.dtype], np.ascontiguousarray(g), dx, b.bits, dbias,
+    bits = b.bits
+    if bits is not None and b.out is not None and np.may_share_memory(bits, b.out):
+        bits = bits.copy()  # read before out is written, as in dropout_backward
+    _native.core.bias_dropout_add_backward(_dtypes.CODES[g.dtype], np.ascontiguousarray(g), dx, bits, dbias,
                                            call.rows, call.h, b.seed, b.offset, rule.threshold, rule.drop_all,
                                            rule.scale)
     return dx, dbias, g

@@ -82,13 +82,17 @@ def bias_dropout_add_backward(call):
     b = call.grad
     g = b.grad
     gs = g.contiguous_copy()  # held until the launch is queued
-    dx = g.empty(g.shape)
+    dx = g.empty(g.shape) if b.out is None else b.out.obj  # out never overlaps grad (validated)
+    bits = None if b.bits is None else _arrays.wrap(b.bits)
+    if bits is not None and b.out is not None and bits.overlaps(b.out):
+        bits = bits.fresh_copy()  # read before out is written, as in dropout_backward; held until queued
     dbias = g.empty((call.h,))
     blocks = -(-call.rows // kernels.BIAS_ROW_BLOCK)
     partials = g.empty((max(blocks * call.h, 1),), _FLOAT64 if g.dtype == _FLOAT64 else np.dtype(np.float32))
     scratch = g.empty(((g.size + 7) // 8,), _UINT8) if b.bits is None else None
     rule = b.rule
-    kernels.bias_dropout_add_backward(_dtypes.CODES[g.dtype], gs.ptr, _ptr(dx), _ptr(b.bits), _ptr(scratch),
+    kernels.bias_dropout_add_backward(_dtypes.CODES[g.dtype], gs.ptr, _ptr(dx), 0 if bits is None else bits.ptr,
+                                      _ptr(scratch),
                                       _ptr(partials), _ptr(dbias), call.rows, call.h, b.seed, b.offset,
                                       rule.threshold, rule.drop_all, rule.scale, g.device, g.stream())
     return dx, dbias, g.obj

@@ -123,7 +123,7 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
     return bias_dropout_add(x, None, residual, p, seed=seed, offset=offset, out=out, store=store)
 
 
-def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[Any, Any, Any]:
+def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tuple[Any, Any, Any]:
     """Backward of ``bias_dropout_add``: returns ``(dx, dbias, dresidual)``.
 
     ``dx`` is exactly ``dropout_backward(grad, mask)``; ``dbias`` is dx summed over every axis but the last,
@@ -141,11 +141,14 @@ def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[Any, Any, Any]:
         Gradient of the loss with respect to y: the mask's shape (at least one axis), a supported float dtype.
     mask : Mask
         From ``bias_dropout_add`` / ``dropout_add`` (bits, or regenerated from the seed for ``store="seed"``).
+    out : array, optional
+        Where to write dx (grad's shape and dtype, C-contiguous); it may not overlap grad, which is returned
+        as dresidual.
 
     Returns
     -------
     dx : array
-        Gradient with respect to x, of grad's kind.
+        Gradient with respect to x, of grad's kind (``out`` when given).
     dbias : array
         Shape ``(grad.shape[-1],)``, grad's dtype.
     dresidual : array
@@ -156,7 +159,7 @@ def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[Any, Any, Any]:
     TypeError
         grad is not an array of a supported dtype, or mask is not a Mask.
     ValueError
-        grad's shape differs from the mask's, or grad is 0-d.
+        grad's shape differs from the mask's, grad is 0-d, or ``out`` does not fit or overlaps grad.
 
     Examples
     --------
@@ -168,5 +171,5 @@ def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[Any, Any, Any]:
     >>> np.array_equal(dbias, dx.sum(axis=0))
     True
     """
-    backend, call = _validate.bias_dropout_add_backward(grad, mask)
+    backend, call = _validate.bias_dropout_add_backward(grad, mask, out)
     return backend.bias_dropout_add_backward(call)

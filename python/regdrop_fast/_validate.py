@@ -155,11 +155,14 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
     return backend, BiasDropoutAddCall(xa, ba, ra, oa, xa.shape, h, p, seed, offset, keep_bits, _args.keep_rule(p))
 
 
-def bias_dropout_add_backward(grad, mask, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
-    backend, call = dropout_backward(grad, mask, None, host_only=host_only)
+def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
+    backend, call = dropout_backward(grad, mask, out, host_only=host_only)
     shape = call.grad.shape
     if len(shape) == 0:
         raise ValueError("grad: is 0-d; the bias gradient sums over all axes but the last, so grad needs one")
+    o, g = call.out, call.grad
+    if o is not None and (np.may_share_memory(o, g) if backend is _route.CPU else o.overlaps(g)):
+        raise ValueError("out: overlaps grad; grad is returned as dresidual, so dx needs memory of its own")
     return backend, BiasGradCall(call, math.prod(shape[:-1]), shape[-1])
 
 

@@ -742,8 +742,9 @@ def _bias_dropout_add_bwd(
     shape = tuple(grad.shape)
     if grad.device.type == "cpu":
         mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
-        dx, dbias, _ = _rf.bias_dropout_add_backward(_np(grad.contiguous()), mask)
-        return _host_tensor(dx), _host_tensor(dbias)
+        dx = _empty_cpu(shape, grad.dtype)
+        _, dbias, _ = _rf.bias_dropout_add_backward(_np(grad.contiguous()), mask, out=_out_view(dx))
+        return dx, _host_tensor(dbias)
     if grad.device.type == "cuda":
         mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None)
         dx, dbias, _ = _rf.bias_dropout_add_backward(grad, mask)

@@ -119,7 +119,7 @@ def epilogue_case(op: str, dtype_name: str, shape: tuple[int, int], peer_names: 
     def build() -> list[Impl]:
         x, r, g = (_random(shape, dtype, SEED + k) for k in range(3))
         b = _random(shape[1], dtype, SEED + 3)
-        out = np.empty_like(x)
+        out, dx = np.empty_like(x), np.empty_like(x)  # preallocated outputs, as in the dropout cases
         impls = [_copy_impl(nbytes)]
         if op == "forward":
             impls += [
@@ -132,7 +132,7 @@ def epilogue_case(op: str, dtype_name: str, shape: tuple[int, int], peer_names: 
             def ours(store: str) -> Any:
                 def step() -> Any:
                     _, mask = rdf.bias_dropout_add(x, b, r, P, seed=SEED, out=out, store=store)
-                    return rdf.bias_dropout_add_backward(g, mask)
+                    return rdf.bias_dropout_add_backward(g, mask, out=dx)
                 return step
 
             impls += [Impl("regdrop_fast bias_dropout_add + backward bits", "regdrop_fast", ours("bits"), nbytes),

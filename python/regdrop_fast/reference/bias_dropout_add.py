@@ -128,7 +128,7 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
     return bias_dropout_add(x, None, residual, p, seed=seed, offset=offset, out=out, store=store)
 
 
-def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NumPy specification of ``regdrop_fast.bias_dropout_add_backward``, equal to it bit for bit.
 
     ``dx = dropout_backward(grad, mask)``; ``dbias`` adds the rows of dx (viewed as ``(rows, H)``, loaded into
@@ -142,11 +142,13 @@ def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[np.ndarray, np.nda
         Gradient with respect to y: the mask's shape, at least one axis.
     mask : Mask
         From ``bias_dropout_add`` (either implementation).
+    out : ndarray, optional
+        Where to write dx; may not overlap grad.
 
     Returns
     -------
     dx : ndarray
-        ``dropout_backward(grad, mask)``.
+        ``dropout_backward(grad, mask)`` (``out`` when given).
     dbias : ndarray
         Shape ``(grad.shape[-1],)``, grad's dtype.
     dresidual : ndarray
@@ -157,7 +159,7 @@ def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[np.ndarray, np.nda
     TypeError
         grad is not an array of a supported dtype, or mask is not a Mask.
     ValueError
-        grad's shape differs from the mask's, or grad is 0-d.
+        grad's shape differs from the mask's, grad is 0-d, or ``out`` does not fit or overlaps grad.
 
     Examples
     --------
@@ -167,9 +169,9 @@ def bias_dropout_add_backward(grad: Any, mask: Mask) -> tuple[np.ndarray, np.nda
     >>> all(np.array_equal(a, b) for a, b in zip(ref, native))
     True
     """
-    _, call = _validate.bias_dropout_add_backward(grad, mask, host_only=True)
+    _, call = _validate.bias_dropout_add_backward(grad, mask, out, host_only=True)
     grad = call.grad.grad
-    dx = dropout_backward(grad, mask)
+    dx = dropout_backward(grad, mask, out=call.grad.out)
     compute = _compute_type(dx.dtype)
     rows = dx.reshape(call.rows, call.h).astype(compute)
     total = np.zeros(call.h, compute)
