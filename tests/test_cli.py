@@ -254,6 +254,29 @@ def _rows(out: Path) -> list[dict]:
     return json.loads((out / "results.json").read_text())["rows"]
 
 
+def test_bench_epilogue_rows(tiny_bench):
+    """The epilogue section: both ops and dtypes at --tiny's shape, the bytes each op must move, ratios
+    against every compared peer (torch.compile is left out with --tiny)."""
+    from regdrop_fast.bench import epilogue
+
+    _, out = tiny_bench
+    rows = [r for r in _rows(out) if r["section"] == "epilogue"]
+    peers = json.loads((out / "results.json").read_text())["meta"]["settings"]["peers"]
+    table = (out / "table.txt").read_text()
+    h, w = epilogue.TINY_SHAPE
+    for op in epilogue.OPS:
+        for dtype, itemsize in (("float32", 4), ("bfloat16", 2)):
+            assert f"epilogue residual + dropout(x + bias) {op}, {dtype}, {h}x{w}" in table
+            group = {r["impl"]: r for r in rows if (r["op"], r["dtype"]) == (op, dtype)}
+            ours = [r for r in group.values() if r["framework"] == "regdrop_fast"]
+            assert len(ours) == 2
+            bits = next(r for r in ours if r["impl"].endswith("bits"))
+            assert bits["bytes"] == epilogue.epilogue_bytes((h, w), itemsize, op)
+            assert bits["bytes"] == (3 * h * w * itemsize + w * itemsize + h * w // 8 if op == "forward" else
+                                     5 * h * w * itemsize + 2 * w * itemsize + 2 * (h * w // 8))
+            assert set(bits["speedup"]) == {p_ for p_ in peers if p_ in ("numpy", "torch")}
+
+
 def test_bench_dropout_rows(tiny_bench):
     _, out = tiny_bench
     rows = [r for r in _rows(out) if r["section"] == "dropout"]
@@ -570,13 +593,15 @@ def test_demo_output_is_reproducible(tmp_path):
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py"])
+@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py", "gpt_block.py"])
 def test_example_runs(script, tmp_path):
     path = EXAMPLES / script
     if not path.exists():
         pytest.skip("no examples/ beside the tests")
     if script == "lasso_prox_l1.py" and not HAVE_SKLEARN:
         pytest.skip("needs scikit-learn")
+    if script == "gpt_block.py" and importlib.util.find_spec("torch") is None:
+        pytest.skip("needs torch")
     proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     if script == "lasso_prox_l1.py":

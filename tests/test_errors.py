@@ -518,8 +518,10 @@ except ImportError:  # the torch rows are left out without torch
 PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =", "penalty_grad", "penalty",
           "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
           "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg", "prox_group_l1"]
+PUBLIC += ["bias_dropout_add", "dropout_add", "bias_dropout_add_backward"]
 TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty", "rt.prox_l1_", "rt.decay_",
                 "rt.max_norm_", "rt.norm_constraint_", "rt.unit_norm_", "rt.non_neg_"]
+TORCH_PUBLIC += ["rt.bias_dropout_add", "rt.BiasDropoutAdd"]
 
 
 def state(obj):
@@ -591,6 +593,70 @@ def _dropout_rows():
         ("Mask.<field> =", TypeError, "bits: expected a numpy.ndarray or None", field("bits", b"\x00\x00")),
         ("Mask.<field> =", ValueError, "bits: expected a contiguous 1-d array", field("bits", np.zeros(1, np.uint8))),
         ("Mask.<field> =", ValueError, "do not fit", field("shape", (100,))),
+    ]
+
+
+def _fused_rows():
+    def fused(*, x=None, bias=None, residual=None, out=None, **kw):
+        """A bias_dropout_add call on fresh (3, 4) float32 arrays, any of them replaced by a maker."""
+        def make():
+            base = np.linspace(-1, 1, 40, dtype=np.float32)
+            xa = _w() if x is None else x(base)
+            ba = np.ones(4, np.float32) if bias is None else bias(base)
+            ra = _w() * 2 if residual is None else residual(base)
+            oa = None if out is None else out(base, xa, ra)
+            return (lambda: rdf.bias_dropout_add(xa, ba, ra, 0.5, seed=1, out=oa, **kw)), [base, xa, ba, ra, oa]
+        return make
+
+    def backward(grad, mask):
+        def make():
+            g, m = grad(), mask()
+            return (lambda: rdf.bias_dropout_add_backward(g, m)), [g, m]
+        return make
+
+    return [
+        ("bias_dropout_add", ValueError, r"bias: shape \(3,\) is not \(4,\)", fused(bias=lambda b: np.ones(3, np.float32))),
+        ("bias_dropout_add", ValueError, r"bias: shape \(3, 4\) is not \(4,\)", fused(bias=lambda b: _w())),
+        ("bias_dropout_add", ValueError, r"bias: shape \(\) is not \(H,\)",
+         fused(x=lambda b: np.array(1.0, np.float32), residual=lambda b: np.array(2.0, np.float32),
+               bias=lambda b: np.array(1.0, np.float32))),
+        ("bias_dropout_add", ValueError, "bias: dtype float64 does not match x's float32", fused(bias=lambda b: np.ones(4))),
+        ("bias_dropout_add", TypeError, "bias: dtype int32 is not supported", fused(bias=lambda b: np.ones(4, np.int32))),
+        ("bias_dropout_add", ValueError, r"residual: shape \(4, 3\) does not match x's \(3, 4\)",
+         fused(residual=lambda b: _w().reshape(4, 3))),
+        ("bias_dropout_add", ValueError, "residual: dtype float16 does not match x's float32",
+         fused(residual=lambda b: _w(dtype=np.float16))),
+        ("bias_dropout_add", TypeError, "residual: dtype int64 is not supported",
+         fused(residual=lambda b: np.zeros((3, 4), np.int64))),
+        ("bias_dropout_add", ValueError, "out: overlaps x partially",
+         fused(x=lambda b: b[:12].reshape(3, 4), out=lambda b, x, r: b[1:13].reshape(3, 4))),
+        ("bias_dropout_add", ValueError, "out: overlaps residual partially",
+         fused(residual=lambda b: b[4:16].reshape(3, 4), out=lambda b, x, r: b[:12].reshape(3, 4))),
+        ("bias_dropout_add", ValueError, "out: overlaps bias",
+         fused(bias=lambda b: b[8:12], out=lambda b, x, r: b[:12].reshape(3, 4))),
+        ("bias_dropout_add", ValueError, r"out: shape \(4, 3\) does not match", fused(out=lambda b, x, r: _w().reshape(4, 3))),
+        ("bias_dropout_add", ValueError, "p: dropout probability", lambda: (lambda x=_w(): (lambda: rdf.bias_dropout_add(x, None, x, -0.5, seed=1), [x]))()),
+        ("bias_dropout_add", ValueError, "store: expected 'bits' or 'seed'", fused(store="both")),
+        ("dropout_add", ValueError, r"residual: shape \(12,\) does not match",
+         lambda: (lambda x=_w(), r=np.zeros(12, np.float32): (lambda: rdf.dropout_add(x, r, 0.5, seed=1), [x, r]))()),
+        ("dropout_add", TypeError, "seed: expected an int",
+         lambda: (lambda x=_w(): (lambda: rdf.dropout_add(x, x, 0.5, seed="1"), [x]))()),
+        ("dropout_add", ValueError, "out: overlaps x partially",
+         lambda: (lambda b=np.zeros(13, np.float32): (lambda: rdf.dropout_add(b[1:], b[1:] * 0, 0.5, seed=1, out=b[:12]), [b]))()),
+        ("bias_dropout_add_backward", TypeError, "mask: expected a regdrop_fast.Mask",
+         backward(_w, lambda: np.ones(12, np.uint8))),
+        ("bias_dropout_add_backward", ValueError, "grad: is 0-d",
+         backward(lambda: np.array(1.0, np.float32), lambda: rdf.dropout_mask((), 0.5, seed=1))),
+        ("bias_dropout_add_backward", ValueError, r"grad: shape \(3, 4\) does not match the mask's \(4, 3\)",
+         backward(_w, lambda: rdf.dropout_mask((4, 3), 0.5, seed=1))),
+        ("bias_dropout_add_backward", ValueError, "out: overlaps grad",
+         lambda: (lambda b=np.zeros(13, np.float32), m=rdf.dropout_mask((12,), 0.5, seed=1):
+                  (lambda: rdf.bias_dropout_add_backward(b[1:], m, out=b[:12]), [b, m]))()),
+        ("bias_dropout_add_backward", ValueError, r"out: shape \(4, 3\) does not match",
+         lambda: (lambda g=_w(), m=rdf.dropout_mask((3, 4), 0.5, seed=1), o=np.zeros((4, 3), np.float32):
+                  (lambda: rdf.bias_dropout_add_backward(g, m, out=o), [g, m, o]))()),
+        ("bias_dropout_add_backward", TypeError, "grad: dtype int64 is not supported",
+         backward(lambda: np.zeros((3, 4), np.int64), lambda: rdf.dropout_mask((3, 4), 0.5, seed=1))),
     ]
 
 
@@ -806,7 +872,40 @@ def _constraint_rows():
     ]
 
 
+
+
+def _torch_fused_rows():
+    if torch is None:
+        return []
+
+    def fused(x=(3, 4), bias=(4,), residual=(3, 4), dtype=None, **kw):
+        """rt.bias_dropout_add on fresh tensors of these shapes (bias None: no bias), with a Generator watched."""
+        def make():
+            g = rdf.Generator(3)
+            xt, rt_ = torch.randn(x), torch.randn(residual, dtype=torch.float64).to(dtype or torch.float32)
+            bt = None if bias is None else torch.randn(bias)
+            return (lambda: rt.bias_dropout_add(xt, bt, rt_, generator=g, **kw)), [xt, bt, rt_, g]
+        return make
+
+    return [
+        ("rt.bias_dropout_add", ValueError, r"bias: shape \(3,\) is not \(4,\)", fused(bias=(3,))),
+        ("rt.bias_dropout_add", ValueError, r"residual: shape \(4, 3\) does not match", fused(residual=(4, 3))),
+        ("rt.bias_dropout_add", ValueError, "residual: dtype float64 does not match x's float32", fused(dtype=torch.float64)),
+        ("rt.bias_dropout_add", ValueError, "dropout probability has to be between 0 and 1", fused(p=1.5)),
+        ("rt.bias_dropout_add", TypeError, "store: expected 'bits' or 'seed', got NoneType", fused(store=None)),
+        ("rt.bias_dropout_add", TypeError, "residual: dtype torch.int64 is not supported", fused(dtype=torch.int64)),
+        ("rt.bias_dropout_add", TypeError, "input: expected a torch.Tensor, got ndarray",
+         lambda: (lambda x=np.ones((3, 4), np.float32): (lambda: rt.bias_dropout_add(x, None, torch.ones(3, 4)), [x]))()),
+        ("rt.BiasDropoutAdd", ValueError, "dropout probability", lambda: (lambda: rt.BiasDropoutAdd(-0.1), [])),
+        ("rt.BiasDropoutAdd", TypeError, "store: expected 'bits' or 'seed', got int", lambda: (lambda: rt.BiasDropoutAdd(0.1, store=2), [])),
+        ("rt.BiasDropoutAdd", TypeError, "regdrop_fast.Generator", lambda: (lambda: rt.BiasDropoutAdd(0.1, generator=torch.Generator()), [])),
+    ]
+
+
+
+
 TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows() + _constraint_rows()
+TABLE += _fused_rows() + _torch_fused_rows()
 
 
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,

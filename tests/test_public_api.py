@@ -16,17 +16,19 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 # The documented public names of each public module (README's API lists, docs/torch.md).
 PUBLIC = {
-    "regdrop_fast": ["Generator", "Mask", "backend_info", "cuda", "decay", "dropout", "dropout_backward",
-                     "dropout_mask", "get_num_threads", "max_norm", "non_neg", "norm_constraint", "penalty",
-                     "penalty_grad", "prox_group_l1", "prox_l1", "random", "reference", "set_num_threads",
-                     "set_simd", "unit_norm"],
+    "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
+                     "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "get_num_threads",
+                     "max_norm", "non_neg", "norm_constraint", "penalty", "penalty_grad", "prox_group_l1",
+                     "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"],
     "regdrop_fast.random": ["philox4x32"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
-    "regdrop_fast.reference": ["Mask", "decay", "dropout", "dropout_backward", "dropout_mask", "max_norm",
-                               "non_neg", "norm_constraint", "penalty", "penalty_grad", "philox4x32", "prox_group_l1",
+    "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
+                               "dropout_add", "dropout_backward", "dropout_mask", "max_norm", "non_neg",
+                               "norm_constraint", "penalty", "penalty_grad", "philox4x32", "prox_group_l1",
                                "prox_l1", "unit_norm"],
-    "regdrop_fast.torch": ["Dropout", "Generator", "add_penalty_grad_", "decay_", "dropout", "empty_cache",
-                           "max_norm_", "non_neg_", "norm_constraint_", "penalty", "prox_l1_", "unit_norm_"],
+    "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
+                           "decay_", "dropout", "empty_cache", "max_norm_", "non_neg_", "norm_constraint_",
+                           "penalty", "prox_l1_", "unit_norm_"],
 }
 
 
@@ -81,7 +83,8 @@ ALL = ("Parameters", "Returns", "Raises", "Examples")
 NUMPYDOC_DONE = {
     **{name: ALL for name in ("dropout", "dropout_backward", "dropout_mask", "penalty_grad", "penalty",
                               "prox_l1", "decay", "max_norm", "set_simd", "random.philox4x32",
-                              "Generator.manual_seed", "Generator.next")},
+                              "Generator.manual_seed", "Generator.next", "bias_dropout_add",
+                              "bias_dropout_add_backward", "dropout_add")},
     "Mask": ("Parameters", "Attributes", "Raises", "Examples"),
     "Mask.to_bool": ("Returns", "Raises", "Examples"),
     "Generator": ("Parameters", "Attributes", "Raises", "Examples"),
@@ -98,7 +101,8 @@ NUMPYDOC_DONE = {
     "cuda.device_names": ("Returns", "Examples"),
     "cuda.is_device_array": ("Parameters", "Returns", "Examples"),
     **{f"reference.{name}": ALL for name in ("dropout", "dropout_backward", "dropout_mask", "penalty_grad",
-                                             "penalty", "prox_l1", "decay", "max_norm", "philox4x32")},
+                                             "penalty", "prox_l1", "decay", "max_norm", "philox4x32",
+                                             "bias_dropout_add", "bias_dropout_add_backward", "dropout_add")},
     **{f"torch.{name}": ALL for name in ("dropout", "add_penalty_grad_", "penalty", "prox_l1_", "decay_",
                                             "max_norm_")},
     **{name: ALL for name in ("prox_group_l1", "reference.prox_group_l1")},
@@ -106,6 +110,8 @@ NUMPYDOC_DONE = {
                               "reference.unit_norm", "reference.non_neg", "torch.norm_constraint_",
                               "torch.unit_norm_", "torch.non_neg_")},
     "torch.Dropout": ("Parameters", "Attributes", "Raises", "Examples"),
+    "torch.bias_dropout_add": ALL,
+    "torch.BiasDropoutAdd": ("Parameters", "Attributes", "Raises", "Examples"),
     "torch.empty_cache": ("Examples",),
 }
 

@@ -7,6 +7,7 @@
 #include "array_list.h"
 #include "common.h"
 #include "../common/philox.h"
+#include "../cpu/bias_dropout_add_driver.h"
 #include "../cpu/isa.h"
 #include "../cpu/dropout_driver.h"
 #include "../cpu/limit_driver.h"
@@ -114,6 +115,33 @@ PYBIND11_MODULE(_core, m) {
     KernelScope release;
     rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
   });
+
+  // The fused epilogue y = residual + dropout(x + bias) (bias None: dropout_add) and its backward.
+  m.def("bias_dropout_add_forward",
+        [](int dtype, const py::array& x, py::object bias, const py::array& residual, py::array& y, py::object bits,
+           int64_t n, int64_t h, uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+          const void* xp = data_of(x);
+          const void* bp = bias.is_none() ? nullptr : data_of(bias.cast<py::array>());
+          const void* rp = data_of(residual);
+          void* yp = mutable_data_of(y);
+          uint8_t* mp = optional_bits(bits);
+          KernelScope release;
+          rdf::cpu::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), xp, bp, rp, yp, mp, n, h,
+                                             dropout_params(seed, offset, threshold, drop_all, scale));
+        });
+
+  m.def("bias_dropout_add_backward",
+        [](int dtype, const py::array& grad, py::array& dx, py::object bits, py::array& dbias, int64_t rows,
+           int64_t h, uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+          const void* gp = data_of(grad);
+          void* dp = mutable_data_of(dx);
+          const uint8_t* mp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
+          void* bp = mutable_data_of(dbias);
+          KernelScope release;
+          rdf::cpu::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), gp, dp, mp, bp, rows, h,
+                                              dropout_params(seed, offset, threshold, drop_all, scale));
+        });
+  m.attr("BIAS_ROW_BLOCK") = rdf::kBiasRowBlock;  // rows per partial sum of dbias (the reference checks it)
 
   m.def("philox4x32", [](const py::array& counters, const py::array& keys, py::array& out, int64_t n,
                          int rounds) {

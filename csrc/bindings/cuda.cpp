@@ -71,6 +71,26 @@ PYBIND11_MODULE(_cuda, m) {
     rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, 0.0), device,
                             ptr<void>(stream));
   });
+  m.def("bias_dropout_add_forward", [](int dtype, uintptr_t x, uintptr_t bias, uintptr_t residual, uintptr_t y,
+                                       uintptr_t bits, int64_t n, int64_t h, uint64_t seed, uint64_t offset,
+                                       uint32_t threshold, bool drop_all, double scale, int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<const void>(bias),
+                                        ptr<const void>(residual), ptr<void>(y), ptr<uint8_t>(bits), n, h,
+                                        dropout_params(seed, offset, threshold, drop_all, scale), device,
+                                        ptr<void>(stream));
+  });
+  m.def("bias_dropout_add_backward", [](int dtype, uintptr_t grad, uintptr_t dx, uintptr_t bits, uintptr_t scratch_bits,
+                                        uintptr_t partials, uintptr_t dbias, int64_t rows, int64_t h, uint64_t seed,
+                                        uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
+                                        uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
+                                         ptr<const uint8_t>(bits), ptr<uint8_t>(scratch_bits), ptr<void>(partials),
+                                         ptr<void>(dbias), rows, h,
+                                         dropout_params(seed, offset, threshold, drop_all, scale), device,
+                                         ptr<void>(stream));
+  });
   m.def("philox4x32", [](uintptr_t counters, uintptr_t keys, uintptr_t out, int64_t n, int rounds, int device,
                          uintptr_t stream) {
     py::gil_scoped_release release;
@@ -133,6 +153,7 @@ PYBIND11_MODULE(_cuda, m) {
                        ptr<int64_t>(out), device, ptr<void>(stream));
   });
   m.attr("CHUNK_ELEMS") = rdf::cuda::kChunkElems;          // scratch slots of a list call: one per chunk
+  m.attr("BIAS_ROW_BLOCK") = rdf::kBiasRowBlock;           // rows per partial of a bias gradient
   m.attr("MAX_NORM_SLOTS") = rdf::cuda::kMaxNormBlocks;    // scratch slots of a max_norm call
   m.attr("MAX_TENSORS_PER_LAUNCH") = rdf::cuda::kMaxTensors;
   m.attr("MAX_BLOCKS_PER_LAUNCH") = rdf::cuda::kMaxBlocks;

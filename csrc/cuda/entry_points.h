@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../common/constraint_element.h"
+#include "../common/bias_dropout_add_element.h"
 #include "../common/dropout_element.h"
 #include "list_plan.h"
 
@@ -28,6 +29,17 @@ void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n,
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
                       const DropoutParams& prm, int device, Stream stream, const ArrayLayout* layout = nullptr);
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream);
+// The fused epilogue y = residual + dropout(x + bias) (bias null: no bias; h its length) on rows of h; bits
+// (ceil(n/8) bytes) receives dropout's keep mask (a scratch buffer when the mask keeps only its seed).
+void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const void* residual, void* y,
+                              uint8_t* bits, int64_t n, int64_t h, const DropoutParams& prm, int device,
+                              Stream stream);
+// dx = dropout_backward(grad) and dbias (h values) = its fixed-order sum over the rows (kBiasRowBlock). bits
+// null: the mask is regenerated into scratch_bits (ceil(rows*h/8) bytes); partials holds
+// ceil(rows / kBiasRowBlock) * h values of the compute type (float, double for float64).
+void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, uint8_t* scratch_bits,
+                               void* partials, void* dbias, int64_t rows, int64_t h, const DropoutParams& prm,
+                               int device, Stream stream);
 // Raw Philox4x32-R over n (counter, key) pairs (counters n x 4, keys n x 2, out n x 4 words), 1 <= rounds <= 16.
 void philox4x32(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds, int device,
                 Stream stream);

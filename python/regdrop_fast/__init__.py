@@ -6,6 +6,7 @@ them bit for bit in plain NumPy.
 """
 
 from . import cuda, random, reference
+from ._bias_dropout_add import bias_dropout_add, bias_dropout_add_backward, dropout_add
 from ._dropout import dropout, dropout_backward, dropout_mask
 from ._generator import Generator
 from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
@@ -20,9 +21,12 @@ __all__ = [
     "Generator",
     "Mask",
     "backend_info",
+    "bias_dropout_add",
+    "bias_dropout_add_backward",
     "cuda",
     "decay",
     "dropout",
+    "dropout_add",
     "dropout_backward",
     "dropout_mask",
     "get_num_threads",

@@ -63,6 +63,35 @@ def dropout_mask(call) -> np.ndarray:
     return bits
 
 
+def bias_dropout_add(call):
+    """(y, bits): bits None unless call.keep_bits. out may be x or residual itself (validated: no other overlap)."""
+    x = call.x
+    y = np.empty(x.shape, x.dtype) if call.out is None else call.out
+    bits = np.empty((x.size + 7) // 8, np.uint8) if call.keep_bits else None
+    bias = None if call.bias is None else np.ascontiguousarray(call.bias)
+    rule = call.rule
+    _native.core.bias_dropout_add_forward(_dtypes.CODES[x.dtype], np.ascontiguousarray(x), bias,
+                                          np.ascontiguousarray(call.residual), y, bits, x.size, call.h, call.seed,
+                                          call.offset, rule.threshold, rule.drop_all, rule.scale)
+    return y, bits
+
+
+def bias_dropout_add_backward(call):
+    """(dx, dbias, dresidual): dresidual is grad itself."""
+    b = call.grad
+    g = b.grad
+    dx = np.empty(g.shape, g.dtype) if b.out is None else b.out  # out never overlaps grad (validated)
+    dbias = np.empty(call.h, g.dtype)
+    rule = b.rule
+    bits = b.bits
+    if bits is not None and b.out is not None and np.may_share_memory(bits, b.out):
+        bits = bits.copy()  # read before out is written, as in dropout_backward
+    _native.core.bias_dropout_add_backward(_dtypes.CODES[g.dtype], np.ascontiguousarray(g), dx, bits, dbias,
+                                           call.rows, call.h, b.seed, b.offset, rule.threshold, rule.drop_all,
+                                           rule.scale)
+    return dx, dbias, g
+
+
 def bits_to_bool(bits: np.ndarray, n: int, shape) -> np.ndarray:
     return np.unpackbits(bits, count=n, bitorder="little").view(bool).reshape(shape)
 

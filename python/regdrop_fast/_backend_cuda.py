@@ -70,6 +70,46 @@ def dropout_backward(call):
     return dx.obj
 
 
+def bias_dropout_add(call):
+    """(y, bits) as arrays of the input's library; bits None unless call.keep_bits (the kernels write the mask
+    first either way: a store="seed" call's is scratch)."""
+    kernels = _native.cuda_kernels("x")
+    x = call.x
+    y = call.out.obj if call.out is not None else x.empty(x.shape)
+    bits = x.empty(((x.size + 7) // 8,), _UINT8)
+    rule = call.rule
+    # contiguous sources, held until the launch is queued; out overlaps x or residual only exactly (validated)
+    xs, rs = x.contiguous_copy(), call.residual.contiguous_copy()
+    bs = None if call.bias is None else call.bias.contiguous_copy()
+    kernels.bias_dropout_add_forward(_dtypes.CODES[x.dtype], xs.ptr, 0 if bs is None else bs.ptr, rs.ptr, _ptr(y),
+                                     _ptr(bits), x.size, call.h, call.seed, call.offset, rule.threshold,
+                                     rule.drop_all, rule.scale, x.device, x.stream())
+    return y, bits if call.keep_bits else None
+
+
+def bias_dropout_add_backward(call):
+    """(dx, dbias, dresidual): dresidual is grad itself. Scratch: the block partials of dbias and, for a
+    store="seed" mask, its regenerated bits."""
+    kernels = _native.cuda_kernels("grad")
+    b = call.grad
+    g = b.grad
+    gs = g.contiguous_copy()  # held until the launch is queued
+    dx = g.empty(g.shape) if b.out is None else b.out.obj  # out never overlaps grad (validated)
+    bits = None if b.bits is None else _arrays.wrap(b.bits)
+    if bits is not None and b.out is not None and bits.overlaps(b.out):
+        bits = bits.fresh_copy()  # read before out is written, as in dropout_backward; held until queued
+    dbias = g.empty((call.h,))
+    blocks = -(-call.rows // kernels.BIAS_ROW_BLOCK)
+    partials = g.empty((max(blocks * call.h, 1),), _FLOAT64 if g.dtype == _FLOAT64 else np.dtype(np.float32))
+    scratch = g.empty(((g.size + 7) // 8,), _UINT8) if b.bits is None else None
+    rule = b.rule
+    kernels.bias_dropout_add_backward(_dtypes.CODES[g.dtype], gs.ptr, _ptr(dx), 0 if bits is None else bits.ptr,
+                                      _ptr(scratch),
+                                      _ptr(partials), _ptr(dbias), call.rows, call.h, b.seed, b.offset,
+                                      rule.threshold, rule.drop_all, rule.scale, g.device, g.stream())
+    return dx, dbias, g.obj
+
+
 def bits_to_bool(bits, n: int, shape):
     """Device mask bits (little bit order) unpacked to a bool array of `shape` with the bits' library."""
     b = _arrays.wrap(bits)

@@ -29,6 +29,26 @@ class BackwardCall(NamedTuple):
     rule: _args.KeepRule
 
 
+class BiasDropoutAddCall(NamedTuple):
+    x: Any  # ndarray / DeviceArray
+    bias: Any  # (h,) of x's dtype, or None (dropout_add)
+    residual: Any  # x's shape and dtype
+    out: Any  # out= or None; may be x or residual itself, never a partial overlap of them or of bias
+    shape: tuple
+    h: int  # the bias length: x.shape[-1] (x.size without a bias)
+    p: float
+    seed: int
+    offset: int
+    keep_bits: bool  # store="bits"
+    rule: _args.KeepRule
+
+
+class BiasGradCall(NamedTuple):
+    grad: BackwardCall  # dropout_backward's record of (dy, mask): dx is exactly dropout_backward(dy, mask)
+    rows: int  # dy viewed as (rows, h): the bias axis is the last
+    h: int
+
+
 class MaskCall(NamedTuple):
     shape: tuple
     n: int

@@ -4,6 +4,7 @@ from typing import Sequence
 
 CHUNK_ELEMS: int
 MAX_NORM_SLOTS: int
+BIAS_ROW_BLOCK: int
 MAX_TENSORS_PER_LAUNCH: int
 MAX_BLOCKS_PER_LAUNCH: int
 
@@ -15,6 +16,12 @@ def dropout_backward(dtype: int, grad: int, dx: int, bits: int, n: int, seed: in
                      strides: Sequence[int] = ...) -> None: ...
 def dropout_mask(bits: int, n: int, seed: int, offset: int, threshold: int, drop_all: bool, device: int,
                  stream: int) -> None: ...
+def bias_dropout_add_forward(dtype: int, x: int, bias: int, residual: int, y: int, bits: int, n: int, h: int,
+                             seed: int, offset: int, threshold: int, drop_all: bool, scale: float, device: int,
+                             stream: int) -> None: ...
+def bias_dropout_add_backward(dtype: int, grad: int, dx: int, bits: int, scratch_bits: int, partials: int,
+                              dbias: int, rows: int, h: int, seed: int, offset: int, threshold: int,
+                              drop_all: bool, scale: float, device: int, stream: int) -> None: ...
 def philox4x32(counters: int, keys: int, out: int, n: int, rounds: int, device: int, stream: int) -> None: ...
 def penalty_grad(dtype: Sequence[int], n: Sequence[int], params: Sequence[int], grads: Sequence[int],
                  l1: Sequence[float], l2: Sequence[float], slots: int, slot_capacity: int, out: int, device: int,

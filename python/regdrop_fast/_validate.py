@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import _args, _arrays, _lists, _route
-from ._calls import (BackwardCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall, NormConstraintCall, PenaltyCall,
-                     UpdateCall)
+from ._calls import (BackwardCall, BiasDropoutAddCall, BiasGradCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall,
+                     NormConstraintCall, PenaltyCall, UpdateCall)
 from ._mask import Mask
 
 
@@ -78,6 +78,93 @@ def dropout_mask(shape, p, seed, offset) -> MaskCall:
     p = _args.probability(p)
     n = math.prod(shape)
     return MaskCall(shape, n, p, _args.uint64(seed, "seed"), _args.uint64(offset, "offset"), _args.keep_rule(p))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bias_dropout_add (and dropout_add: bias None)
+
+
+def _host_alias(a: np.ndarray, out: np.ndarray) -> bool:
+    """out is exactly a (same first byte, both C-contiguous, same shape and dtype): in place is allowed."""
+    return a.flags.c_contiguous and a.ctypes.data == out.ctypes.data and a.shape == out.shape
+
+
+def _device_alias(a, out) -> bool:
+    return a.contiguous and a.ptr == out.ptr and a.shape == out.shape
+
+
+def bias_operands(x_shape: tuple, x_dtype, bias: tuple | None, r_shape: tuple, r_dtype) -> int:
+    """The rules between x, bias ((shape, dtype) or None) and residual, all of supported dtypes (also used by
+    regdrop_fast.torch before it draws a seed); returns h, the bias length (x's size without a bias)."""
+    if r_dtype != x_dtype:
+        raise ValueError(f"residual: dtype {r_dtype} does not match x's {x_dtype}")
+    if r_shape != x_shape:
+        raise ValueError(f"residual: shape {r_shape} does not match x's {x_shape}")
+    if bias is None:
+        return math.prod(x_shape)
+    b_shape, b_dtype = bias
+    if b_dtype != x_dtype:
+        raise ValueError(f"bias: dtype {b_dtype} does not match x's {x_dtype}")
+    if len(x_shape) == 0 or b_shape != x_shape[-1:]:
+        raise ValueError(f"bias: shape {b_shape} is not ({x_shape[-1] if x_shape else 'H'},), the length of "
+                         f"x's last axis (x has shape {x_shape})")
+    return x_shape[-1]
+
+
+def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
+                     host_only: bool = False) -> tuple[ModuleType, BiasDropoutAddCall]:
+    backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
+    p = _args.probability(p)
+    seed = _args.seed_or_fresh(seed)
+    offset = _args.uint64(offset, "offset")
+    keep_bits = _args.store_mode(store) == "bits"
+    xa: Any
+    ra: Any
+    ba: Any = None
+    oa: Any = None
+    if backend is _route.CPU:
+        xa = _arrays.host_array(x, "x")
+        ra = _arrays.host_array(residual, "residual")
+        if bias is not None:
+            ba = _arrays.host_array(bias, "bias")
+    else:
+        xa = _arrays.device_array(x, "x")
+        ra = _arrays.same_device(residual, "residual", xa, "x")
+        if bias is not None:
+            ba = _arrays.same_device(bias, "bias", xa, "x")
+    h = bias_operands(xa.shape, xa.dtype, None if ba is None else (ba.shape, ba.dtype), ra.shape, ra.dtype)
+    if out is not None:
+        # y may replace x or residual whole (each element is read before it is written, by the same lane or
+        # thread), but no other overlap: a partly shifted x or residual would be read after being written,
+        # and bias is read again for every row.
+        if backend is _route.CPU:
+            oa = _arrays.host_out(out, xa)
+            for a, name in ((xa, "x"), (ra, "residual")):
+                if not _host_alias(a, oa) and np.may_share_memory(a, oa):
+                    raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
+                                     "or memory apart from it")
+            if ba is not None and np.may_share_memory(ba, oa):
+                raise ValueError("out: overlaps bias; bias is read for every row")
+        else:
+            oa = _arrays.device_out(out, xa)
+            for a, name in ((xa, "x"), (ra, "residual")):
+                if not _device_alias(a, oa) and a.overlaps(oa):
+                    raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
+                                     "or memory apart from it")
+            if ba is not None and ba.overlaps(oa):
+                raise ValueError("out: overlaps bias; bias is read for every row")
+    return backend, BiasDropoutAddCall(xa, ba, ra, oa, xa.shape, h, p, seed, offset, keep_bits, _args.keep_rule(p))
+
+
+def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
+    backend, call = dropout_backward(grad, mask, out, host_only=host_only)
+    shape = call.grad.shape
+    if len(shape) == 0:
+        raise ValueError("grad: is 0-d; the bias gradient sums over all axes but the last, so grad needs one")
+    o, g = call.out, call.grad
+    if o is not None and (np.may_share_memory(o, g) if backend is _route.CPU else o.overlaps(g)):
+        raise ValueError("out: overlaps grad; grad is returned as dresidual, so dx needs memory of its own")
+    return backend, BiasGradCall(call, math.prod(shape[:-1]), shape[-1])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -32,14 +32,16 @@ except ImportError as exc:  # torch is optional: say what to install
     ) from exc
 
 import regdrop_fast as _rf
-from regdrop_fast import _args, _arrays, _dtypes, _generator, _lists
+from regdrop_fast import _args, _arrays, _dtypes, _generator, _lists, _validate
 from regdrop_fast._generator import Generator
 from regdrop_fast._mask import Mask as _Mask
 
 __all__ = [
+    "BiasDropoutAdd",
     "Dropout",
     "Generator",
     "add_penalty_grad_",
+    "bias_dropout_add",
     "decay_",
     "dropout",
     "empty_cache",
@@ -729,6 +731,305 @@ class Dropout(torch.nn.Dropout):
 
     def extra_repr(self) -> str:
         extra = super().extra_repr()
+        if self.store != "bits":
+            extra += f", store={self.store!r}"
+        if self.generator is not None:
+            extra += f", generator={self.generator!r}"
+        return extra
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fused transformer epilogue: residual + dropout(x + bias)
+#
+# bias_dropout_add_fwd is, like dropout_fwd, a pure function of its inputs and the [seed, offset] tensor;
+# its mask bits are dropout's. The backward is one op for dx and dbias together (bias_dropout_add_bwd, one
+# pass over memory); without a bias it is dropout_bwd. The residual's gradient is grad_y itself.
+
+
+@torch.library.custom_op(
+    "regdrop_fast::bias_dropout_add_fwd", mutates_args=(),
+    schema="(Tensor x, Tensor? bias, Tensor residual, float p, Tensor seed, bool keep_bits) -> (Tensor, Tensor)",
+)
+def _bias_dropout_add_fwd(
+    x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, bits) as dropout_fwd: y C-contiguous, bits the mask bytes or empty without keep_bits."""
+    s, o = _seed_offset(seed)
+    store = "bits" if keep_bits else "seed"
+    if x.device.type == "cpu":
+        y = torch.empty(x.shape, dtype=x.dtype)  # C order: the fused op does not keep x's layout (its fake too)
+        b = None if bias is None else _np(bias.contiguous())
+        _, mask = _rf.bias_dropout_add(_np(x.contiguous()), b, _np(residual.contiguous()), p, seed=s, offset=o,
+                                       out=_out_view(y), store=store)
+        return y, torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
+    if x.device.type == "cuda":
+        y, mask = _rf.bias_dropout_add(x, bias, residual, p, seed=s, offset=o, store=store)
+        return y, mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
+    raise _unsupported_device(x, "bias_dropout_add")
+
+
+@_bias_dropout_add_fwd.register_fake
+def _(x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor,
+      keep_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    nbytes = (x.numel() + 7) // 8 if keep_bits else 0
+    return x.new_empty(x.shape), x.new_empty((nbytes,), dtype=torch.uint8)
+
+
+def _host_tensor(a: _numpy.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing a kernel result's memory (bfloat16 through its 16-bit patterns: torch.from_numpy
+    does not know ml_dtypes' bfloat16)."""
+    if a.dtype == _dtypes.BFLOAT16:
+        return torch.from_numpy(a.view(_numpy.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::bias_dropout_add_bwd", mutates_args=(),
+    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits) -> (Tensor, Tensor)",
+)
+def _bias_dropout_add_bwd(
+    grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dx, dbias): dx = dropout_bwd(grad), dbias its fixed-order sum over all axes but the last."""
+    s, o = _seed_offset(seed)
+    shape = tuple(grad.shape)
+    if grad.device.type == "cpu":
+        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
+        dx = torch.empty(shape, dtype=grad.dtype)
+        _, dbias, _ = _rf.bias_dropout_add_backward(_np(grad.contiguous()), mask, out=_out_view(dx))
+        return dx, _host_tensor(dbias)
+    if grad.device.type == "cuda":
+        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None)
+        dx, dbias, _ = _rf.bias_dropout_add_backward(grad, mask)
+        return dx, dbias
+    raise _unsupported_device(grad, "bias_dropout_add")
+
+
+@_bias_dropout_add_bwd.register_fake
+def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
+      from_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return grad.new_empty(grad.shape), grad.new_empty(grad.shape[-1:])
+
+
+def _bias_dropout_add_setup_context(ctx: _Any, inputs: tuple[_Any, ...],
+                                    output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    _, bias, _, p, seed, keep_bits = inputs
+    ctx.save_for_backward(output[1], seed)
+    ctx.p, ctx.from_bits, ctx.with_bias = p, keep_bits, bias is not None
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
+
+
+def _bias_dropout_add_backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
+    """(dx, dbias, dresidual, None, None, None): one fused pass for dx and dbias; dresidual is grad_y."""
+    if grad_y is None:  # y did not reach the loss
+        return None, None, None, None, None, None
+    bits, seed = ctx.saved_tensors
+    if ctx.with_bias:
+        dx, dbias = _bias_dropout_add_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits)
+    else:
+        dx, dbias = _dropout_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits), None
+    return dx, dbias, grad_y, None, None, None
+
+
+_bias_dropout_add_fwd.register_autograd(_bias_dropout_add_backward, setup_context=_bias_dropout_add_setup_context)
+
+
+def _plus_row(a: torch.Tensor | None, row: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
+    """a + row broadcast along the last axis, either of them possibly absent (None: both are)."""
+    if row is None:
+        return a
+    return row.expand(shape) if a is None else a + row
+
+
+def _bias_dropout_add_bwd_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
+    grad, bits, seed, p, from_bits = inputs
+    ctx.save_for_backward(bits, seed)
+    ctx.p, ctx.from_bits, ctx.shape = p, from_bits, grad.shape
+    ctx.set_materialize_grads(False)
+
+
+def _bias_dropout_add_bwd_backward(ctx: _Any, g_dx: torch.Tensor | None,
+                                   g_dbias: torch.Tensor | None) -> tuple[_Any, None, None, None, None]:
+    # (dx, dbias) is linear in grad: dx = mask(grad), dbias = sum of dx over the leading axes, so the
+    # gradient with respect to grad is mask(g_dx + g_dbias broadcast along the last axis) (double backward).
+    t = _plus_row(g_dx, g_dbias, ctx.shape)
+    if t is None:
+        return None, None, None, None, None
+    bits, seed = ctx.saved_tensors
+    return _dropout_bwd(t, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
+
+
+_bias_dropout_add_bwd.register_autograd(_bias_dropout_add_bwd_backward,
+                                        setup_context=_bias_dropout_add_bwd_setup_context)
+
+
+class _BiasDropoutAddFn(torch.autograd.Function):
+    """bias_dropout_add_fwd with its backward and its jvp: y is linear in (x, bias, residual), so the tangent
+    is residual's plus (x's + bias's) through the forward's mask and scale."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor,
+                keep_bits: bool) -> _Any:
+        return _bias_dropout_add_fwd(x, bias, residual, p, seed, keep_bits)
+
+    @staticmethod
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, bias, _, p, seed, keep_bits = inputs
+        _save_mask(ctx, p, output[1], seed, keep_bits)
+        ctx.with_bias, ctx.shape = bias is not None, x.shape
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
+        return _bias_dropout_add_backward(ctx, grad_y, _grad_bits)
+
+    @staticmethod
+    def jvp(ctx: _Any, dx: torch.Tensor | None, dbias: torch.Tensor | None, dres: torch.Tensor | None,
+            *_: _Any) -> tuple[_Any, None]:
+        t = _plus_row(dx, dbias, ctx.shape)
+        dy = None if t is None else _through_mask(ctx, t)
+        if dres is not None:
+            dy = dres if dy is None else dy + dres
+        return dy, None
+
+
+def bias_dropout_add(
+    input: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float = 0.5, training: bool = True,
+    *, store: str = "bits", generator: Generator | None = None,
+) -> torch.Tensor:
+    """``residual + dropout(input + bias)`` in one pass: the fused transformer epilogue.
+
+    The mask is the one :func:`dropout` would draw for ``input`` with the same seed (the same stream and
+    bits), and the values are those of :func:`regdrop_fast.bias_dropout_add`: on float32 and float64 equal
+    to ``residual + dropout(input + bias)`` of torch's own add and this module's dropout, on float16 and
+    bfloat16 rounded once. The backward computes the input's and the bias's gradients in one pass (the
+    bias's in a fixed order, the same bits on any thread count) and passes the residual's gradient through.
+    In eval mode (``training=False``) it returns ``residual + (input + bias)``.
+
+    Differentiable (backward, double backward, forward-mode AD) and traced by ``torch.compile`` without a
+    graph break.
+
+    Parameters
+    ----------
+    input : Tensor
+        float32, float64, float16 or bfloat16, dense (strided), on the CPU or a CUDA device.
+    bias : Tensor or None
+        Shape ``(input.shape[-1],)``, input's dtype and device; None for no bias.
+    residual : Tensor
+        input's shape, dtype and device.
+    p : float, default 0.5
+        Drop probability, ``0 <= p <= 1``.
+    training : bool, default True
+        False skips the dropout.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: packed bits or only the seed.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the mask from (its offset advances by ``input.numel()``); by default torch's RNG.
+
+    Returns
+    -------
+    Tensor
+        ``residual + dropout(input + bias)``, C-contiguous.
+
+    Raises
+    ------
+    TypeError
+        A tensor argument that is not a tensor or of an unsupported dtype, a bad p, store or generator type.
+    ValueError
+        p outside [0, 1], a bad store, bias not of shape ``(input.shape[-1],)``, residual of another shape,
+        bias or residual of another dtype than input.
+    NotImplementedError
+        Tensors on a device other than the CPU or CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> x, b, r = torch.ones(2, 4), torch.zeros(4), torch.full((2, 4), 10.0)
+    >>> rft.bias_dropout_add(x, b, r, 0.5, generator=rf.Generator(42))
+    tensor([[12., 10., 10., 10.],
+            [12., 10., 12., 10.]])
+    >>> torch.equal(_, r + rft.dropout(x + b, 0.5, generator=rf.Generator(42)))
+    True
+    """
+    p = _dropout_probability(p)
+    keep_bits = _keep_bits(store)
+    state = _generator_state(generator)
+    _check_tensor(input, "input")
+    _check_tensor(residual, "residual")
+    if bias is not None:
+        _check_tensor(bias, "bias")
+    _validate.bias_operands(tuple(input.shape), _NP_DTYPE[input.dtype],
+                            None if bias is None else (tuple(bias.shape), _NP_DTYPE[bias.dtype]),
+                            tuple(residual.shape), _NP_DTYPE[residual.dtype])
+    if not training:
+        return residual + (input if bias is None else input + bias)
+    seed = _draw_seed(state, input.numel())
+    if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
+        return _bias_dropout_add_fwd(input, bias, residual, p, seed, keep_bits)[0]
+    return _BiasDropoutAddFn.apply(input, bias, residual, p, seed, keep_bits)[0]
+
+
+class BiasDropoutAdd(torch.nn.Module):
+    """``forward(input, bias, residual)`` = :func:`bias_dropout_add` with this module's p, train/eval mode,
+    store and generator: the end of a transformer sub-block (its projection computed without bias).
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability, ``0 <= p <= 1``.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p : float
+        The drop probability.
+    store : str
+        ``"bits"`` or ``"seed"``.
+    generator : regdrop_fast.Generator or None
+        The generator the masks are drawn from.
+    training : bool
+        Train mode; in eval mode forward returns ``residual + (input + bias)``.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1], store other than "bits" or "seed".
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.BiasDropoutAdd(0.5, generator=rf.Generator(42))
+    >>> m
+    BiasDropoutAdd(p=0.5, generator=regdrop_fast.Generator(seed=42, offset=0))
+    >>> m(torch.ones(4), torch.zeros(4), torch.ones(4))
+    tensor([3., 1., 1., 1.])
+    >>> m.eval()(torch.ones(4), torch.zeros(4), torch.ones(4))
+    tensor([2., 2., 2., 2.])
+    """
+
+    def __init__(self, p: float = 0.5, *, store: str = "bits", generator: Generator | None = None) -> None:
+        super().__init__()
+        self.p = _dropout_probability(p)
+        _keep_bits(store)
+        _generator_state(generator)
+        self.store = store
+        self.generator = generator
+
+    def forward(self, input: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
+        return bias_dropout_add(input, bias, residual, self.p, self.training, store=self.store,
+                                generator=self.generator)
+
+    def extra_repr(self) -> str:
+        extra = f"p={self.p}"
         if self.store != "bits":
             extra += f", store={self.store!r}"
         if self.generator is not None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import epilogue
 from .cases import LAYOUT_TARGET, Case, Impl, size_label
 from .timing import NOISY_SPREAD, Timing
 
@@ -210,6 +211,17 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
                 for row in group]
         out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],
                       body, 1)
+        out.append("")
+    for (op, dtype), group in _group(rows, "epilogue").items():
+        peers = _peers(group)
+        shape = "x".join(str(d) for d in group[0].get("shape", [group[0]["size"]]))
+        out.append(f"epilogue residual + dropout(x + bias) {op}, {dtype}, {shape}, p={p}  (GB/s: bytes the op "
+                   "must move, incl. packed mask / time)")
+        body = [[row["impl"], _time(row), _gbps(row), _x_limit(row), _bound(row)] + _speedups(row, peers)
+                for row in group]
+        out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],
+                      body, 1)
+        out += epilogue.target_lines(group)
         out.append("")
     for (op, dtype), group in _group(rows, "layout").items():
         out.append(f"{op} on a channels_last array vs its C-contiguous twin, {dtype}, "

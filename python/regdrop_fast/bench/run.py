@@ -9,7 +9,7 @@ from pathlib import Path
 
 import regdrop_fast as rdf
 
-from . import environment, frameworks, plot, report
+from . import environment, epilogue, frameworks, plot, report
 from . import limits
 from .cases import (Case, P, copy_limit_impl, dropout_case, latency_case, layer_case, layout_case, penalty_case,
                     size_label)
@@ -17,7 +17,7 @@ from .constraints import constraint_cases
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
 
-SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints", "layout")
+SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints", "layout", "epilogue")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
 COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
 # How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
@@ -105,6 +105,12 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
         cases += constraint_cases(peers, notes, tiny=config.tiny)
     if "layout" in config.sections:
         cases += [layout_case(op, max(config.sizes)) for op in ("forward", "forward+backward")]
+    if "epilogue" in config.sections:
+        names = {fw.name for fw in peers}
+        for op in epilogue.OPS:
+            for dtype in config.dtypes:
+                cases.append(epilogue.epilogue_case(op, dtype, epilogue.TINY_SHAPE if config.tiny else epilogue.SHAPE,
+                                                    names, config.tiny, notes))
     return cases
 
 
@@ -197,7 +203,7 @@ def run(config: BenchConfig) -> int:
                      f"(max - min) / median > {NOISY_SPREAD:.0%})")
 
     # The mask-only ceiling per thread, from the largest dropout case (the least overhead per call).
-    masks = [r for r in rows if r.get("ceiling") == "rng"]
+    masks = [r for r in rows if r.get("ceiling") == "rng" and r["section"] == "dropout"]
     rng_ceiling = None
     if masks:
         big = max(masks, key=lambda r: r["size"])

@@ -5,6 +5,7 @@ these bit for bit (masks and values; penalty values within the documented tolera
 """
 
 from .._mask import Mask
+from .bias_dropout_add import bias_dropout_add, bias_dropout_add_backward, dropout_add
 from .dropout import dropout, dropout_backward, dropout_mask
 from .penalty import decay, max_norm, penalty, penalty_grad, prox_l1
 from .constraints import non_neg, norm_constraint, prox_group_l1, unit_norm
@@ -17,8 +18,11 @@ globals().pop("constraints", None)
 
 __all__ = [
     "Mask",
+    "bias_dropout_add",
+    "bias_dropout_add_backward",
     "decay",
     "dropout",
+    "dropout_add",
     "dropout_backward",
     "dropout_mask",
     "max_norm",

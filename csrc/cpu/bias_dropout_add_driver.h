@@ -1,0 +1,50 @@
+// CPU entry points of the fused epilogue y = residual + dropout(x + bias) and its backward, called by the
+// bindings. Arguments arrive validated by the Python layer (python/regdrop_fast/_validate.py): dtypes known,
+// buffers C-contiguous, y overlapping x or residual only exactly, bias not overlapping y.
+#pragma once
+#include <cstdint>
+
+#include "../common/bias_dropout_add_element.h"
+
+namespace rdf {
+namespace cpu {
+
+// One forward call over n elements viewed as rows of h (h = n when there is no bias): bias (h values) or
+// null; bits_out (ceil(n/8) bytes) receives dropout's keep mask of the call, or is null (store="seed").
+struct BiasDropoutAddPass {
+  DType dtype;
+  const void* x;
+  const void* bias;
+  const void* residual;
+  void* y;
+  uint8_t* bits_out;
+  int64_t h;
+  DropoutParams params;
+};
+
+// One backward call over rows x h elements: dx = dropout_backward(grad) with the decisions from bits_in (or
+// regenerated from the stream when null), and partials[b * h + c] (compute type: float, double for float64)
+// the sum of dx[r, c] over the rows r of row block b (kBiasRowBlock rows), in row order.
+struct BiasGradPass {
+  DType dtype;
+  const void* grad;
+  void* dx;
+  const uint8_t* bits_in;
+  void* partials;
+  int64_t rows;
+  int64_t h;
+  DropoutParams params;
+};
+
+// Columns per backward task (and per stack buffer of column sums): splits the work only, never the order of
+// a sum, so it does not change any bit.
+constexpr int64_t kBiasGradColumns = 1024;
+
+void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const void* residual, void* y,
+                              uint8_t* bits, int64_t n, int64_t h, const DropoutParams& prm);
+// dbias (h values of dt) = the fixed-order sum of dx over the rows (kBiasRowBlock).
+void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, void* dbias,
+                               int64_t rows, int64_t h, const DropoutParams& prm);
+
+}  // namespace cpu
+}  // namespace rdf

@@ -1,0 +1,206 @@
+// CPU iteration for the fused epilogue y = residual + dropout(x + bias) and its backward over one task's
+// elements. Compiled once per ISA (see isa.h); the values come from csrc/common/bias_dropout_add_element.h.
+//
+// The keep decisions are never computed here: each tile's mask bits are written by dropout_range, dropout's
+// own loop of this ISA (straight into the call's mask when it stores bits, else into a tile buffer in L1),
+// and read back as lane masks. So the mask is dropout's bit for bit by construction, and x, residual and y
+// are each touched once. Rows are walked as segments of whole columns so that bias loads are vector loads.
+//
+// Backward: a task owns row blocks (kBiasRowBlock rows) x a column range; per block it walks the rows in
+// order, writes dx, and adds each stored dx into per-column sums held on the stack, so dx is never read
+// back from memory; the block's sums go to the partials, which bias_grad_combine adds in block order.
+#include <algorithm>
+#include <type_traits>
+
+#include "../common/bias_dropout_add_element.h"
+#include "isa.h"
+#include "vec.h"
+
+namespace rdf {
+namespace cpu {
+namespace RDF_ISA {
+namespace {
+
+constexpr int64_t kTile = 1024;     // elements per forward tile: 128 mask bytes; a multiple of 8
+constexpr int64_t kGroup = 16;      // elements per step: two mask bytes
+constexpr int kVecsPerGroup = kGroup / kLanes;
+static_assert(kBiasGradColumns % 8 == 0, "a column range's mask bits must fit its buffer");
+
+// The compute vector of kLanes elements: vf32 (float, half, bfloat16), or for double two vf64 halves (vec.h:
+// no vector wider than the ISA). `scale` is broadcast in that type.
+template <class T>
+using scale_t = std::conditional_t<std::is_same_v<T, double>, vf64, vf32>;
+
+// y[0..kLanes) = residual + dropout(x + bias) for one lane group, keep a -1/0 lane mask.
+template <bool HAS_BIAS, class T>
+inline void forward_lanes(const T* x, const T* b, const T* r, T* y, vi32 keep, vf32 scale) {
+  vf32 bv{};
+  if constexpr (HAS_BIAS) bv = load_lanes(b);
+  store_lanes(y, bias_dropout_add_value<HAS_BIAS>(load_lanes(x), bv, load_lanes(r), keep, scale));
+}
+template <bool HAS_BIAS>
+inline void forward_lanes(const double* x, const double* b, const double* r, double* y, vi32 keep, vf64 scale) {
+  constexpr int kHalf = kLanes / 2;
+  vi64 m[2];
+  split_mask(keep, m[0], m[1]);
+  for (int part = 0; part < 2; ++part) {
+    const int o = part * kHalf;
+    vf64 bv{};
+    if constexpr (HAS_BIAS) bv = load_vec<vf64>(b + o);
+    store_vec(y + o, bias_dropout_add_value<HAS_BIAS>(load_vec<vf64>(x + o), bv, load_vec<vf64>(r + o), m[part], scale));
+  }
+}
+
+// d[0..kLanes) = dropout_backward(g) for one lane group, each stored d added to its column sum acc (read back
+// from L1, so the sum is of the rounded dx the call returns).
+template <class T>
+inline void grad_lanes(const T* g, T* d, float* acc, vi32 keep, vf32 scale) {
+  store_lanes(d, dropout_value(load_lanes(g), keep, scale));
+  store_vec(acc, load_vec<vf32>(acc) + load_lanes(d));
+}
+inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 scale) {
+  constexpr int kHalf = kLanes / 2;
+  vi64 m[2];
+  split_mask(keep, m[0], m[1]);
+  for (int part = 0; part < 2; ++part) {
+    const int o = part * kHalf;
+    store_vec(d + o, dropout_value(load_vec<vf64>(g + o), m[part], scale));
+    store_vec(acc + o, load_vec<vf64>(acc + o) + load_vec<vf64>(d + o));
+  }
+}
+
+// Bits i .. i+15 of a packed little-order mask as bits 0..15; reads only the bytes that hold them.
+inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
+  const uint8_t* b = bits + i / 8;
+  const int shift = static_cast<int>(i % 8);
+  uint32_t w = b[0] | (static_cast<uint32_t>(b[1]) << 8);
+  if (shift != 0) w |= static_cast<uint32_t>(b[2]) << 16;
+  return (w >> shift) & 0xFFFFu;
+}
+inline bool bit_at(const uint8_t* bits, int64_t i) { return (bits[i / 8] >> (i % 8)) & 1u; }
+
+// dropout's keep bits of elements [first, first + len) of the call into out (bit 0 = element first): the
+// decisions depend on offset + index only, so a pass whose offset is moved by `first` gives them.
+inline void keep_bits(const DropoutParams& prm, int64_t first, int64_t len, uint8_t* out) {
+  DropoutParams shifted = prm;
+  shifted.offset = prm.offset + static_cast<uint64_t>(first);  // wraps mod 2^64, as the stream does
+  dropout_range(DropoutPass{DType::kFloat32, nullptr, nullptr, nullptr, out, shifted}, 0, len);
+}
+
+// Elements e .. e+len-1 of the call, which are columns c .. c+len-1 of one row; their keep bits start at bit
+// li of bits.
+template <class T, bool HAS_BIAS>
+void segment(const BiasDropoutAddPass& pass, const uint8_t* bits, int64_t li, int64_t e, int64_t c, int64_t len) {
+  const T* x = static_cast<const T*>(pass.x) + e;
+  const T* r = static_cast<const T*>(pass.residual) + e;
+  T* y = static_cast<T*>(pass.y) + e;
+  const T* b = HAS_BIAS ? static_cast<const T*>(pass.bias) + c : nullptr;
+  const auto scale1 = static_cast<compute_t<T>>(pass.params.scale);
+  const scale_t<T> scale = scale_t<T>{} + scale1;
+  int64_t j = 0;
+  for (; j + kGroup <= len; j += kGroup) {
+    const uint32_t k16 = bits16_at(bits, li + j);
+    for (int v = 0; v < kVecsPerGroup; ++v) {
+      const int64_t o = j + v * kLanes;
+      forward_lanes<HAS_BIAS>(x + o, HAS_BIAS ? b + o : nullptr, r + o, y + o, mask_from_bits(k16 >> (v * kLanes)),
+                              scale);
+    }
+  }
+  for (; j < len; ++j) {
+    bias_dropout_add_element<HAS_BIAS>(x[j], HAS_BIAS ? b + j : nullptr, r[j], y[j], bit_at(bits, li + j), scale1);
+  }
+}
+
+template <class T, bool HAS_BIAS>
+void forward_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
+  alignas(64) uint8_t tile_bits[kTile / 8];
+  for (int64_t i0 = begin; i0 < end; i0 += kTile) {
+    const int64_t len = std::min(kTile, end - i0);
+    uint8_t* bits = pass.bits_out ? pass.bits_out + i0 / 8 : tile_bits;  // i0 is a multiple of 8
+    keep_bits(pass.params, i0, len, bits);
+    for (int64_t e = i0; e < i0 + len;) {
+      const int64_t c = HAS_BIAS ? e % pass.h : 0;
+      const int64_t seg = HAS_BIAS ? std::min(i0 + len - e, pass.h - c) : i0 + len - e;
+      segment<T, HAS_BIAS>(pass, bits, e - i0, e, c, seg);
+      e += seg;
+    }
+  }
+}
+
+template <class T>
+void grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, int64_t c1) {
+  using C = compute_t<T>;
+  const int64_t h = pass.h, width = c1 - c0;  // width <= kBiasGradColumns
+  const C scale1 = static_cast<C>(pass.params.scale);
+  const scale_t<T> scale = scale_t<T>{} + scale1;
+  alignas(64) C acc[kBiasGradColumns];
+  alignas(64) uint8_t row_bits[kBiasGradColumns / 8];
+  for (int64_t blk = b0; blk < b1; ++blk) {
+    std::fill(acc, acc + width, C{});
+    const int64_t r1 = std::min(pass.rows, (blk + 1) * kBiasRowBlock);
+    for (int64_t r = blk * kBiasRowBlock; r < r1; ++r) {
+      const int64_t e0 = r * h + c0;
+      const uint8_t* bits = pass.bits_in;
+      int64_t li = e0;
+      if (!bits) {  // a store="seed" mask: this row's decisions regenerated
+        keep_bits(pass.params, e0, width, row_bits);
+        bits = row_bits;
+        li = 0;
+      }
+      const T* g = static_cast<const T*>(pass.grad) + e0;
+      T* d = static_cast<T*>(pass.dx) + e0;
+      int64_t j = 0;
+      for (; j + kGroup <= width; j += kGroup) {
+        const uint32_t k16 = bits16_at(bits, li + j);
+        for (int v = 0; v < kVecsPerGroup; ++v) {
+          const int64_t o = j + v * kLanes;
+          grad_lanes(g + o, d + o, acc + o, mask_from_bits(k16 >> (v * kLanes)), scale);
+        }
+      }
+      for (; j < width; ++j) bias_dropout_add_grad_element(g[j], d[j], bit_at(bits, li + j), scale1, acc[j]);
+    }
+    std::copy(acc, acc + width, static_cast<C*>(pass.partials) + blk * h + c0);
+  }
+}
+
+template <class T>
+void combine(const void* partials, int64_t blocks, int64_t h, void* dbias, int64_t c0, int64_t c1) {
+  using C = compute_t<T>;
+  const C* p = static_cast<const C*>(partials);
+  T* out = static_cast<T*>(dbias);
+  alignas(64) C sum[kBiasGradColumns];
+  for (int64_t c0k = c0; c0k < c1; c0k += kBiasGradColumns) {
+    const int64_t width = std::min(kBiasGradColumns, c1 - c0k);
+    std::fill(sum, sum + width, C{});
+    for (int64_t blk = 0; blk < blocks; ++blk) {  // block order: the fixed order of the sum
+      const C* row = p + blk * h + c0k;
+      for (int64_t j = 0; j < width; ++j) sum[j] = sum[j] + row[j];
+    }
+    for (int64_t j = 0; j < width; ++j) store(out[c0k + j], sum[j]);
+  }
+}
+
+}  // namespace
+
+void bias_dropout_add_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
+  dispatch_dtype(pass.dtype, [&](auto tag) {
+    if (pass.bias) {
+      forward_range<decltype(tag), true>(pass, begin, end);
+    } else {
+      forward_range<decltype(tag), false>(pass, begin, end);
+    }
+  });
+}
+
+void bias_grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, int64_t c1) {
+  dispatch_dtype(pass.dtype, [&](auto tag) { grad_blocks<decltype(tag)>(pass, b0, b1, c0, c1); });
+}
+
+void bias_grad_combine(DType dt, const void* partials, int64_t blocks, int64_t h, void* dbias, int64_t c0,
+                       int64_t c1) {
+  dispatch_dtype(dt, [&](auto tag) { combine<decltype(tag)>(partials, blocks, h, dbias, c0, c1); });
+}
+
+}  // namespace RDF_ISA
+}  // namespace cpu
+}  // namespace rdf
