@@ -420,37 +420,41 @@ void penalty_grad(const ListItem* items, int64_t count, bool with_grad, double* 
   check_launch("penalty sum launch", s);
 }
 
-void prox_l1(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
-             int device, Stream stream) {
-  // Every non-empty array takes part: a threshold of 0 still turns -0 into +0.
+// A list op that counts per block (prox_l1's zeros, non_neg's negatives set to 0): every non-empty array takes
+// part (a threshold of 0 still turns -0 into +0), each launch's blocks write their counts into their slots,
+// and one fixed-order sum gives the total. launch(L, counts, s) launches the op's kernel for one ListLaunch.
+template <class Launch>
+void count_over_list(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
+                     int device, Stream stream, const char* what, Launch launch) {
   const std::vector<ListLaunch> launches = plan_list(items, count, [](const ListItem&) { return true; });
   const int64_t used = plan_slots(launches);
   check_capacity(used, slot_capacity);
   DeviceGuard guard(device);
   auto s = static_cast<cudaStream_t>(stream);
   auto* counts = reinterpret_cast<Count*>(slots);
+  const std::string name(what);
   for (const ListLaunch& L : launches) {
-    prox_l1_kernel<<<L.blocks, kListThreads, 0, s>>>(L, counts);
-    check_launch("prox_l1 kernel launch", s);
+    launch(L, counts, s);
+    check_launch((name + " kernel launch").c_str(), s);
   }
   sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, used, reinterpret_cast<Count*>(out));
-  check_launch("prox_l1 sum launch", s);
+  check_launch((name + " sum launch").c_str(), s);
+}
+
+void prox_l1(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
+             int device, Stream stream) {
+  count_over_list(items, count, slots, slot_capacity, out, device, stream, "prox_l1",
+                  [](const ListLaunch& L, Count* counts, cudaStream_t s) {
+                    prox_l1_kernel<<<L.blocks, kListThreads, 0, s>>>(L, counts);
+                  });
 }
 
 void non_neg(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
              int device, Stream stream) {
-  const std::vector<ListLaunch> launches = plan_list(items, count, [](const ListItem&) { return true; });
-  const int64_t used = plan_slots(launches);
-  check_capacity(used, slot_capacity);
-  DeviceGuard guard(device);
-  auto s = static_cast<cudaStream_t>(stream);
-  auto* counts = reinterpret_cast<Count*>(slots);
-  for (const ListLaunch& L : launches) {
-    non_neg_kernel<<<L.blocks, kListThreads, 0, s>>>(L, counts);
-    check_launch("non_neg kernel launch", s);
-  }
-  sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, used, reinterpret_cast<Count*>(out));
-  check_launch("non_neg sum launch", s);
+  count_over_list(items, count, slots, slot_capacity, out, device, stream, "non_neg",
+                  [](const ListLaunch& L, Count* counts, cudaStream_t s) {
+                    non_neg_kernel<<<L.blocks, kListThreads, 0, s>>>(L, counts);
+                  });
 }
 
 void decay(const ListItem* items, int64_t count, int device, Stream stream) {

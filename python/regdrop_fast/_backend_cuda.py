@@ -160,7 +160,9 @@ def penalty_grad(call):
     return _result(out, call.as_python, float)
 
 
-def prox_l1(call):
+def _count_over_list(call, entry: str, *coefficients):
+    """A list op that counts (prox_l1's zeros, non_neg's clamped values): per-chunk counts into scratch slots,
+    summed on the device into a 0-d int64 array (or a Python int with as_int)."""
     kernels = _native.cuda_kernels("params[0]")
     ws = call.params
     ref = ws[0]
@@ -168,9 +170,13 @@ def prox_l1(call):
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _INT64)
     out = ref.empty((), _INT64)
-    kernels.prox_l1(codes, sizes, ptrs, _per_array(call.coef, len(ws)), _ptr(slots), slots_n,
-                    _ptr(out), ref.device, ref.stream())
+    getattr(kernels, entry)(codes, sizes, ptrs, *coefficients, _ptr(slots), slots_n, _ptr(out), ref.device,
+                            ref.stream())
     return _result(out, call.as_python, int)
+
+
+def prox_l1(call):
+    return _count_over_list(call, "prox_l1", _per_array(call.coef, len(call.params)))
 
 
 def decay(call) -> None:
@@ -180,47 +186,38 @@ def decay(call) -> None:
     kernels.decay(codes, sizes, ptrs, _per_array(call.coef, len(ws)), ws[0].device, ws[0].stream())
 
 
-def max_norm(call):
+def _on_slices(c, launch):
+    """max_norm's slices (c: the slices record) of one array: launch(work, slots, out) on w itself, or with the
+    reduced axes apart on a permuted copy written back whole (the host does not wait to learn whether any
+    slice changed, and slices left alone are copied back bit for bit). Returns the count (a 0-d device array,
+    or a Python int with as_int)."""
     kernels = _native.cuda_kernels("w")
-    w = call.w
-    slots = w.empty((kernels.MAX_NORM_SLOTS,), _INT64)
-    out = w.empty((), _INT64)
-    # Reduced axes apart: work on a permuted copy (see _records.max_norm), written back whole: the host does
-    # not wait to learn whether any slice was rescaled, and slices left alone are copied back bit for bit.
-    t = w.obj if call.order is None else w.permuted_copy(call.order)
-    kernels.max_norm(_dtypes.CODES[w.dtype], _ptr(t), call.outer, call.reduce, call.inner, call.max_value,
-                     _ptr(slots), kernels.MAX_NORM_SLOTS, _ptr(out), w.device, w.stream())
-    if call.order is not None:
-        w.assign_permuted(t, call.order)
-    return _result(out, call.as_python, int)
-
-
-def norm_constraint(call):
-    """norm_constraint and unit_norm: max_norm's slices (the same permuted copy), Keras MinMaxNorm's bounds."""
-    kernels = _native.cuda_kernels("w")
-    c = call.slices
     w = c.w
     slots = w.empty((kernels.MAX_NORM_SLOTS,), _INT64)
     out = w.empty((), _INT64)
-    t = w.obj if c.order is None else w.permuted_copy(c.order)
-    kernels.norm_constraint(_dtypes.CODES[w.dtype], _ptr(t), c.outer, c.reduce, c.inner, call.min_value,
-                            c.max_value, call.rate, _ptr(slots), kernels.MAX_NORM_SLOTS, _ptr(out), w.device,
-                            w.stream())
+    work = w.obj if c.order is None else w.permuted_copy(c.order)
+    launch(kernels, _dtypes.CODES[w.dtype], _ptr(work), _ptr(slots), _ptr(out))
     if c.order is not None:
-        w.assign_permuted(t, c.order)
+        w.assign_permuted(work, c.order)
     return _result(out, c.as_python, int)
 
 
+def max_norm(call):
+    return _on_slices(call, lambda k, code, work, slots, out: k.max_norm(
+        code, work, call.outer, call.reduce, call.inner, call.max_value, slots, k.MAX_NORM_SLOTS, out,
+        call.w.device, call.w.stream()))
+
+
+def norm_constraint(call):
+    """norm_constraint and unit_norm: max_norm's slices, Keras MinMaxNorm's bounds."""
+    c = call.slices
+    return _on_slices(c, lambda k, code, work, slots, out: k.norm_constraint(
+        code, work, c.outer, c.reduce, c.inner, call.min_value, c.max_value, call.rate, slots,
+        k.MAX_NORM_SLOTS, out, c.w.device, c.w.stream()))
+
+
 def non_neg(call):
-    kernels = _native.cuda_kernels("params[0]")
-    ws = call.params
-    ref = ws[0]
-    codes, sizes, ptrs = _columns(ws)
-    slots_n = _slots(kernels, ws)
-    slots = ref.empty((slots_n,), _INT64)
-    out = ref.empty((), _INT64)
-    kernels.non_neg(codes, sizes, ptrs, _ptr(slots), slots_n, _ptr(out), ref.device, ref.stream())
-    return _result(out, call.as_python, int)
+    return _count_over_list(call, "non_neg")
 
 
 def prox_group_l1(call):

@@ -220,14 +220,17 @@ def _host_slices(w: np.ndarray, axes: tuple) -> tuple[np.ndarray, tuple]:
     return w, axes
 
 
+def _written_w(w, host_only: bool) -> tuple[ModuleType, Any]:
+    """The backend for w and w checked as an array written in place (max_norm, norm_constraint)."""
+    backend = _route.CPU if host_only else _route.backend_for(w)
+    if backend is _route.CPU:
+        return backend, _arrays.written_host(w, "w")
+    return backend, _arrays.written_device(_arrays.device_array(w, "w"), "w")
+
+
 def max_norm(w, max_value, axis, as_int, *, host_only: bool = False) -> tuple[ModuleType, MaxNormCall]:
     as_int = _args.flag(as_int, "as_int")
-    backend = _route.CPU if host_only else _route.backend_for(w)
-    wa: Any
-    if backend is _route.CPU:
-        wa = _arrays.written_host(w, "w")
-    else:
-        wa = _arrays.written_device(_arrays.device_array(w, "w"), "w")
+    backend, wa = _written_w(w, host_only)
     return backend, _slices(backend, wa, _args.max_value(max_value), axis, as_int)
 
 
@@ -235,12 +238,7 @@ def norm_constraint(w, min_value, max_value, rate, axis, as_int, *,
                     host_only: bool = False) -> tuple[ModuleType, NormConstraintCall]:
     """norm_constraint (unit_norm: min_value = max_value = rate = 1)."""
     as_int = _args.flag(as_int, "as_int")
-    backend = _route.CPU if host_only else _route.backend_for(w)
-    wa: Any
-    if backend is _route.CPU:
-        wa = _arrays.written_host(w, "w")
-    else:
-        wa = _arrays.written_device(_arrays.device_array(w, "w"), "w")
+    backend, wa = _written_w(w, host_only)
     lo, hi, r = _args.norm_bounds(min_value, max_value, rate)
     return backend, NormConstraintCall(_slices(backend, wa, hi, axis, as_int), lo, r)
 
