@@ -275,6 +275,9 @@ def test_bench_epilogue_rows(tiny_bench):
             assert bits["bytes"] == (3 * h * w * itemsize + w * itemsize + h * w // 8 if op == "forward" else
                                      5 * h * w * itemsize + 2 * w * itemsize + 2 * (h * w // 8))
             assert set(bits["speedup"]) == {p_ for p_ in peers if p_ in ("numpy", "torch")}
+            for r in ours:  # every regdrop_fast row draws the stream: the mask-only ceiling applies
+                assert r["rng_seconds"] is not None and r["memory_seconds"] is not None, r["impl"]
+                assert r["limit_seconds"] == max(r["memory_seconds"], r["rng_seconds"])
 
 
 def test_bench_dropout_rows(tiny_bench):

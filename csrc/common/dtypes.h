@@ -58,7 +58,7 @@ RDF_HD float bits_float(uint32_t u) {
 RDF_HD float half_to_float(uint16_t h) {
 #if defined(__CUDA_ARCH__)
   return __half2float(__ushort_as_half(h));
-#endif
+#else
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1Fu;
   uint32_t mant = h & 0x3FFu;
@@ -73,6 +73,7 @@ RDF_HD float half_to_float(uint16_t h) {
     return bits_float(sign | (exp << 23) | ((mant & 0x3FFu) << 13));
   }
   return bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
+#endif
 }
 
 // binary32 -> binary16, round to nearest even; overflow goes to inf, NaN stays a quiet NaN. On the device
@@ -81,7 +82,7 @@ RDF_HD float half_to_float(uint16_t h) {
 RDF_HD uint16_t float_to_half(float f) {
 #if defined(__CUDA_ARCH__)
   return __half_as_ushort(__float2half_rn(f));
-#endif
+#else
   const uint32_t u = float_bits(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t a = u & 0x7FFFFFFFu;
@@ -102,6 +103,7 @@ RDF_HD uint16_t float_to_half(float f) {
   const uint32_t half = 1u << (shift - 1u);
   h += (rem > half) || (rem == half && (h & 1u));
   return static_cast<uint16_t>(sign | h);
+#endif
 }
 
 RDF_HD float bfloat16_to_float(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }

@@ -2,9 +2,9 @@
 // Compiled once per ISA (see isa.h); the values come from csrc/common/dropout_element.h.
 //
 // A range is processed in tiles of kTile elements whose random words stay in L1: the tile's words are
-// generated kBlocks Philox blocks at a time, then each group of 16 elements is decided (word >= threshold,
-// or read from mask bits), computed with the shared element body on lane vectors, stored, and its 16
-// decisions written as two mask bytes. x, y and the mask are each touched once.
+// generated kPhiloxVecs vectors of kBlocks Philox blocks at a time (philox_words, dropout_lanes.h), then each
+// group of 16 elements is decided (word >= threshold, or read from mask bits), computed with the shared
+// element body on lane vectors, stored, and its 16 decisions written as two mask bytes. x, y and the mask are each touched once.
 #include <cstring>
 
 #include "../common/dropout_element.h"

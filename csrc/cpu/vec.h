@@ -26,7 +26,7 @@ namespace cpu {
 // translation unit's flags allow, so nothing here may be shared with another ISA's copy. Every function
 // is static (RDF_VEC_FN) in rdf::cpu::<isa>: a copy the compiler keeps out of line stays in its own
 // object, so the linker can never hand one ISA's copy to another's callers. Every vector type is at most
-// the ISA's width (float64 values travel as two vf64 halves of a kLanes group, see dropout_loop.cpp), so
+// the ISA's width (float64 values travel as two vf64 halves of a kLanes group, see Lanes<double> in dropout_lanes.h), so
 // no signature depends on an ABI the flags do not give (GCC's -Wpsabi stays on and silent).
 namespace RDF_ISA {
 

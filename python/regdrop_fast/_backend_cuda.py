@@ -187,7 +187,8 @@ def decay(call) -> None:
 
 
 def _on_slices(c, launch):
-    """max_norm's slices (c: the slices record) of one array: launch(work, slots, out) on w itself, or with the
+    """max_norm's slices (c: the slices record) of one array: launch(kernels, dtype code, work, slots, out) on
+    w itself, or with the
     reduced axes apart on a permuted copy written back whole (the host does not wait to learn whether any
     slice changed, and slices left alone are copied back bit for bit). Returns the count (a 0-d device array,
     or a Python int with as_int)."""

@@ -17,7 +17,8 @@ COPY = "copy"
 LIMIT = "limit"
 NOT_PEERS = (OURS, COPY, LIMIT)
 LIMIT_LEGEND = ("x limit: the limit's time / the row's time (1.00 = at the limit). The limit is the same bytes "
-                "copied (dropout) or updated in place (penalty_grad) on the same threads and tasks, or for a "
+                "copied (dropout, epilogue, constraints) or updated in place (penalty_grad) on the same threads "
+                "and tasks, or for a "
                 "row that draws random words the mask-only time if that is slower; bound: the ceiling that "
                 "sets it (mem, rng) and its time over the other's. The mask-only row's GB/s column gives "
                 "G words/s.")
@@ -29,7 +30,7 @@ NOISY_LEGEND = (f"{NOISY_MARK} after a time: noisy row, the repeats' spread (slo
 def row_limit(impl: Impl, limit_impls: Sequence[Impl], timings: Mapping[str, Timing]) -> dict[str, Any]:
     """The limit of one row: the memory ceiling (the case's memory limit whose bytes are nearest the row's,
     its time scaled to the row's bytes) and, for a row that draws the stream's words, the mask-only time;
-    the slower of the two is the limit. Empty when the case has no limits (latency, layer) or the row is
+    the slower of the two is the limit. Empty when the case has no limits (latency, layer, layout) or the row is
     a limit itself."""
     memory = [m for m in limit_impls if m.ceiling == "memory"]
     if impl.framework == LIMIT or not memory:
