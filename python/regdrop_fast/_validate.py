@@ -25,12 +25,16 @@ _new = tuple.__new__
 # dropout
 
 
+def _stream_args(p, seed, offset, store) -> tuple[float, int, int, bool]:
+    """The scalars of every op that draws the dropout stream, checked in this order: p, seed (drawn when
+    None), offset, store ("bits" keeps the mask bits)."""
+    return (_args.probability(p), _args.seed_or_fresh(seed), _args.uint64(offset, "offset"),
+            _args.store_mode(store) == "bits")
+
+
 def dropout(x, p, seed, offset, out, store, *, host_only: bool = False) -> tuple[ModuleType, DropoutCall]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
-    p = _args.probability(p)
-    seed = _args.seed_or_fresh(seed)
-    offset = _args.uint64(offset, "offset")
-    keep_bits = _args.store_mode(store) == "bits"
+    p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
     xa: Any
     oa: Any = None
     if backend is _route.CPU:
@@ -114,10 +118,7 @@ def bias_operands(x_shape: tuple, x_dtype, bias: tuple | None, r_shape: tuple, r
 def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
                      host_only: bool = False) -> tuple[ModuleType, BiasDropoutAddCall]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
-    p = _args.probability(p)
-    seed = _args.seed_or_fresh(seed)
-    offset = _args.uint64(offset, "offset")
-    keep_bits = _args.store_mode(store) == "bits"
+    p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
     xa: Any
     ra: Any
     ba: Any = None
