@@ -353,7 +353,7 @@ def test_bench_constraint_rows(tiny_bench):
     _, out = tiny_bench
     rows = [r for r in _rows(out) if r["section"] == "constraints"]
     n = sum(math.prod(s) for s in constraints.conv_filters(tiny=True))
-    for op in ("prox_group_l1", "norm_constraint"):
+    for op in ("prox_group_l1", "norm_constraint", "non_neg"):
         group = [r for r in rows if r["op"] == op]
         frameworks = {r["framework"] for r in group}
         assert frameworks >= {"regdrop_fast", "numpy", "limit"}

@@ -1,6 +1,7 @@
-"""The `constraints` section: prox_group_l1 and norm_constraint over ResNet-50's convolution filters (every
-4-d weight (out, in, h, w) of RESNET50_PARAMETERS, a group / slice per filter: axis (1, 2, 3)) against the
-NumPy and torch compositions a user would write (norm, divide, where / clamp, multiply in place).
+"""The `constraints` section: prox_group_l1, norm_constraint and non_neg over ResNet-50's convolution filters
+(every 4-d weight (out, in, h, w) of RESNET50_PARAMETERS, a group / slice per filter: axis (1, 2, 3); non_neg
+element-wise) against the NumPy and torch compositions a user would write (norm, divide, where / clamp,
+multiply in place; maximum / clamp_).
 
 Repeated calls must do the same work on the same data, so the arguments leave the weights unchanged while
 doing every step of a real call: prox_group_l1 with a threshold far below every filter's norm (each filter
@@ -101,9 +102,23 @@ def constraint_cases(peers: Sequence[Framework], notes: list[str], tiny: bool = 
             impls.append(Impl("torch vector_norm/clamp/where/mul_", "torch", _torch_ops(torch, ws)[1], nbytes))
         return impls
 
+    def build_non_neg() -> list[Impl]:
+        # Absolute values: every call finds the data it leaves (nothing to clamp) yet reads and writes it all.
+        ws = [np.abs(w) for w in weights()]
+        impls = [copy_limit_impl(nbytes, tasks),
+                 Impl("regdrop_fast non_neg", "regdrop_fast", lambda: rdf.non_neg(ws), nbytes),
+                 Impl("numpy maximum(w, 0, out=w)", "numpy",
+                      lambda: [np.maximum(w, 0, out=w) for w in ws], nbytes)]
+        if torch is not None:
+            tws = [torch.from_numpy(w) for w in ws]
+            impls.append(Impl("torch clamp_(min=0)", "torch", lambda: [w.clamp_(min=0) for w in tws], nbytes))
+        return impls
+
     if torch is None:
         notes.append("constraints: no torch row (torch is not among the peers)")
     return [Case("constraints", "prox_group_l1", "float32", n, f"prox_group_l1 {label}", build_prox,
                  extra={"arrays": len(shapes)}),
             Case("constraints", "norm_constraint", "float32", n, f"norm_constraint {label}", build_norm,
+                 extra={"arrays": len(shapes)}),
+            Case("constraints", "non_neg", "float32", n, f"non_neg {label}", build_non_neg,
                  extra={"arrays": len(shapes)})]

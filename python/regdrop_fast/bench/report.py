@@ -206,7 +206,8 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         out.append("")
     for (op, _), group in _group(rows, "constraints").items():
         peers = _peers(group)
-        out.append(f"{op} over ResNet-50's conv filters ({group[0]['size']:,} float32 values, a group per filter; "
+        groups = "element-wise" if op == "non_neg" else "a group per filter"
+        out.append(f"{op} over ResNet-50's conv filters ({group[0]['size']:,} float32 values, {groups}; "
                    "GB/s: read w + write w)")
         body = [[row["impl"], _time(row), _gbps(row), _x_limit(row), _bound(row)] + _speedups(row, peers)
                 for row in group]
