@@ -10,6 +10,7 @@
 #include "../cpu/bias_dropout_add_driver.h"
 #include "../cpu/isa.h"
 #include "../cpu/dropout_driver.h"
+#include "../cpu/gaussian_dropout_driver.h"
 #include "../cpu/limit_driver.h"
 #include "../cpu/parallel.h"
 #include "../cpu/penalty_driver.h"
@@ -114,6 +115,15 @@ PYBIND11_MODULE(_core, m) {
     uint8_t* bp = static_cast<uint8_t*>(mutable_data_of(bits));
     KernelScope release;
     rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
+  });
+
+  // Gaussian dropout, forward (x -> y) and backward (grad -> dx) alike.
+  m.def("gaussian_dropout", [](int dtype, const py::array& x, py::array& y, int64_t n, uint64_t seed, uint64_t offset,
+                               double std) {
+    const void* xp = data_of(x);
+    void* yp = mutable_data_of(y);
+    KernelScope release;
+    rdf::cpu::gaussian_dropout(static_cast<rdf::DType>(dtype), xp, yp, n, seed, offset, std);
   });
 
   // The fused epilogue y = residual + dropout(x + bias) (bias None: dropout_add) and its backward.

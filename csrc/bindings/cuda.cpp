@@ -65,6 +65,12 @@ PYBIND11_MODULE(_cuda, m) {
   }, py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("n"), py::arg("seed"),
      py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"), py::arg("device"),
      py::arg("stream"), py::arg("shape") = std::vector<int64_t>(), py::arg("strides") = std::vector<int64_t>());
+  m.def("gaussian_dropout", [](int dtype, uintptr_t x, uintptr_t y, int64_t n, uint64_t seed, uint64_t offset,
+                               double std, int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::gaussian_dropout(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, offset, std,
+                                device, ptr<void>(stream));
+  });
   m.def("dropout_mask", [](uintptr_t bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all, int device, uintptr_t stream) {
     py::gil_scoped_release release;

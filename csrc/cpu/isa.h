@@ -7,6 +7,7 @@
 #include "../common/dropout_element.h"
 #include "../common/strided_layout.h"
 #include "bias_dropout_add_driver.h"
+#include "gaussian_dropout_driver.h"
 #include "penalty_driver.h"
 
 namespace rdf {
@@ -79,6 +80,7 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
                            double* scratch);                                                     \
   void limit_copy_range(const uint8_t* src, uint8_t* dst, int64_t n);                            \
   void limit_rmw_range(const uint8_t* src, uint8_t* dst, int64_t n);                             \
+  void gaussian_dropout_range(const GaussianPass& pass, int64_t begin, int64_t end);             \
   }
 RDF_DECLARE_ISA_KERNELS(generic)
 RDF_DECLARE_ISA_KERNELS(avx2)

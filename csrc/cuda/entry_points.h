@@ -40,6 +40,11 @@ void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const v
 void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, uint8_t* scratch_bits,
                                void* partials, void* dbias, int64_t rows, int64_t h, const DropoutParams& prm,
                                int device, Stream stream);
+// Gaussian dropout (csrc/common/gaussian_dropout_element.h): out = in * (1 + std * z) over n elements, z the
+// standard normal of stream index offset + i; the forward (x -> y) and the backward (grad -> dx) alike. out
+// is in itself or apart from it; both C-contiguous.
+void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, double std,
+                      int device, Stream stream);
 // Raw Philox4x32-R over n (counter, key) pairs (counters n x 4, keys n x 2, out n x 4 words), 1 <= rounds <= 16.
 void philox4x32(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds, int device,
                 Stream stream);

@@ -291,3 +291,23 @@ def philox_args(counter, key, rounds) -> tuple[np.ndarray, np.ndarray, int]:
     counter = np.ascontiguousarray(np.broadcast_to(counter, lead + (4,)))
     key = np.ascontiguousarray(np.broadcast_to(key, lead + (2,)))
     return counter, key, int(rounds)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gaussian dropout
+
+
+def gaussian_probability(p) -> float:
+    """p of a Gaussian dropout call: dropout's rule (a real number in [0, 1]) and below 1, where the noise's
+    variance p / (1 - p) would be infinite."""
+    p = probability(p)
+    if p == 1.0:
+        raise ValueError("p: gaussian dropout needs p < 1 (the noise variance p / (1 - p) is infinite at 1), "
+                         "got 1.0")
+    return p
+
+
+def noise_std(p: float) -> float:
+    """sqrt(p / (1 - p)) in float64: the standard deviation of Gaussian dropout's multiplicative noise (Keras
+    GaussianDropout's stddev)."""
+    return math.sqrt(p / (1.0 - p))

@@ -92,6 +92,16 @@ def bias_dropout_add_backward(call):
     return dx, dbias, g
 
 
+def gaussian_dropout(call) -> np.ndarray:
+    """y (out when given: C-contiguous, x itself or apart from it) = x * (1 + std * z); x is read through a
+    C-contiguous copy when it is not C-contiguous (the stream follows the flat C order)."""
+    x = call.x
+    y = np.empty(x.shape, x.dtype) if call.out is None else call.out
+    _native.core.gaussian_dropout(_dtypes.CODES[x.dtype], np.ascontiguousarray(x), y, x.size, call.seed, call.offset,
+                                  call.std)
+    return y
+
+
 def bits_to_bool(bits: np.ndarray, n: int, shape) -> np.ndarray:
     return np.unpackbits(bits, count=n, bitorder="little").view(bool).reshape(shape)
 

@@ -110,6 +110,18 @@ def bias_dropout_add_backward(call):
     return dx, dbias, g.obj
 
 
+def gaussian_dropout(call):
+    """y (out when given: C-contiguous, x itself or apart from it) = x * (1 + std * z), as an array of the
+    input's library."""
+    kernels = _native.cuda_kernels("x")
+    x = call.x
+    y = call.out.obj if call.out is not None else x.empty(x.shape)
+    src = x.contiguous_copy()  # held until the launch is queued
+    kernels.gaussian_dropout(_dtypes.CODES[x.dtype], src.ptr, _ptr(y), x.size, call.seed, call.offset, call.std,
+                             x.device, x.stream())
+    return y
+
+
 def bits_to_bool(bits, n: int, shape):
     """Device mask bits (little bit order) unpacked to a bool array of `shape` with the bits' library."""
     b = _arrays.wrap(bits)

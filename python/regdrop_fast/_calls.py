@@ -49,6 +49,18 @@ class BiasGradCall(NamedTuple):
     h: int
 
 
+class GaussianCall(NamedTuple):
+    """gaussian_dropout and its backward (the same pass over grad with the forward's noise)."""
+
+    x: Any  # input (x, or grad): ndarray / DeviceArray, any strides
+    out: Any  # out= or None: C-contiguous; may be x itself (in place), never a partial overlap of it
+    shape: tuple
+    p: float
+    seed: int
+    offset: int
+    std: float  # sqrt(p / (1 - p)) in float64
+
+
 class MaskCall(NamedTuple):
     shape: tuple
     n: int

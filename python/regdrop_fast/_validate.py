@@ -16,6 +16,8 @@ import numpy as np
 from . import _args, _arrays, _lists, _route
 from ._calls import (BackwardCall, BiasDropoutAddCall, BiasGradCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall,
                      NormConstraintCall, PenaltyCall, UpdateCall)
+from ._calls import GaussianCall
+from ._gaussian_noise import GaussianNoise
 from ._mask import Mask
 
 
@@ -166,6 +168,54 @@ def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tu
     if o is not None and (np.may_share_memory(o, g) if backend is _route.CPU else o.overlaps(g)):
         raise ValueError("out: overlaps grad; grad is returned as dresidual, so dx needs memory of its own")
     return backend, BiasGradCall(call, math.prod(shape[:-1]), shape[-1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gaussian_dropout
+
+
+def _gaussian_operands(backend, x, out, name: str) -> tuple[Any, Any]:
+    """x (any strides) and out (C-contiguous: the kernels write the stream's flat order) checked; out may
+    be x itself but overlap no other part of it."""
+    oa: Any = None
+    if backend is _route.CPU:
+        xa = _arrays.host_array(x, name)
+        if out is not None:
+            oa = _arrays.host_out(out, xa)
+            if not oa.flags.c_contiguous:
+                raise ValueError("out: must be C-contiguous")
+            if not _host_alias(xa, oa) and np.may_share_memory(xa, oa):
+                raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) or "
+                                 "memory apart from it")
+    else:
+        xa = _arrays.device_array(x, name)
+        if out is not None:
+            oa = _arrays.device_out(out, xa)
+            if not oa.contiguous:
+                raise ValueError("out: must be C-contiguous")
+            if not _device_alias(xa, oa) and xa.overlaps(oa):
+                raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) or "
+                                 "memory apart from it")
+    return xa, oa
+
+
+def gaussian_dropout(x, p, seed, offset, out, *, host_only: bool = False) -> tuple[ModuleType, GaussianCall]:
+    backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
+    p = _args.gaussian_probability(p)
+    seed = _args.seed_or_fresh(seed)
+    offset = _args.uint64(offset, "offset")
+    xa, oa = _gaussian_operands(backend, x, out, "x")
+    return backend, GaussianCall(xa, oa, xa.shape, p, seed, offset, _args.noise_std(p))
+
+
+def gaussian_dropout_backward(grad, noise, out, *, host_only: bool = False) -> tuple[ModuleType, GaussianCall]:
+    if not isinstance(noise, GaussianNoise):
+        raise TypeError(f"noise: expected a regdrop_fast.GaussianNoise, got {type(noise).__name__}")
+    backend = _route.CPU if host_only else _route.backend_for(grad)
+    ga, oa = _gaussian_operands(backend, grad, out, "grad")
+    if ga.shape != noise.shape:
+        raise ValueError(f"grad: shape {ga.shape} does not match the noise's {noise.shape}")
+    return backend, GaussianCall(ga, oa, ga.shape, noise.p, noise.seed, noise.offset, noise.std)
 
 
 # ---------------------------------------------------------------------------------------------------------
