@@ -96,12 +96,13 @@ def _apply(values: np.ndarray, z: np.ndarray, std: float) -> np.ndarray:
     compute: Any = np.float64 if values.dtype == np.float64 else np.float32
     with np.errstate(all="ignore"):  # overflow to inf and NaN are defined results
         noisy = values.astype(compute) * (compute(1) + compute(std) * z.astype(compute).reshape(values.shape))
-        return noisy.astype(values.dtype)
+        return np.asarray(noisy).astype(values.dtype).reshape(values.shape)  # 0-d arithmetic gives scalars
 
 
 def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """result in a new C-contiguous array (as the kernels return y), or written into out."""
     if out is None:
-        return np.ascontiguousarray(result)
+        return np.array(result, order="C")
     out[...] = result
     return out
 
