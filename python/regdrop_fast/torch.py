@@ -39,12 +39,14 @@ from regdrop_fast._mask import Mask as _Mask
 __all__ = [
     "BiasDropoutAdd",
     "Dropout",
+    "GaussianDropout",
     "Generator",
     "add_penalty_grad_",
     "bias_dropout_add",
     "decay_",
     "dropout",
     "empty_cache",
+    "gaussian_dropout",
     "max_norm_",
     "non_neg_",
     "norm_constraint_",
@@ -1032,6 +1034,224 @@ class BiasDropoutAdd(torch.nn.Module):
         extra = f"p={self.p}"
         if self.store != "bits":
             extra += f", store={self.store!r}"
+        if self.generator is not None:
+            extra += f", generator={self.generator!r}"
+        return extra
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gaussian dropout: x * (1 + std * z)
+#
+# gaussian_dropout_fwd is a pure function of (x, p, seed) like dropout_fwd. Nothing per element is saved for
+# the backward: the noise is regenerated from the seed tensor, and as the op is linear in x with those
+# factors, its backward (and its jvp, and the backward's backward) is the same op applied to the gradient.
+
+
+@torch.library.custom_op(
+    "regdrop_fast::gaussian_dropout_fwd", mutates_args=(), schema="(Tensor x, float p, Tensor seed) -> Tensor"
+)
+def _gaussian_dropout_fwd(x: torch.Tensor, p: float, seed: torch.Tensor) -> torch.Tensor:
+    """x * (1 + std * z) with the noise of stream position [seed, offset], C-contiguous."""
+    s, o = _seed_offset(seed)
+    if x.device.type == "cpu":
+        y = torch.empty(x.shape, dtype=x.dtype)
+        _rf.gaussian_dropout(_np(x), p, seed=s, offset=o, out=_out_view(y))  # x read through a copy if strided
+        return y
+    if x.device.type == "cuda":
+        return _rf.gaussian_dropout(x, p, seed=s, offset=o)[0]
+    raise _unsupported_device(x, "gaussian_dropout")
+
+
+@_gaussian_dropout_fwd.register_fake
+def _(x: torch.Tensor, p: float, seed: torch.Tensor) -> torch.Tensor:
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _gaussian_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
+    _, p, seed = inputs
+    ctx.save_for_backward(seed)
+    ctx.p = p
+
+
+def _gaussian_backward(ctx: _Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    (seed,) = ctx.saved_tensors
+    return _gaussian_dropout_fwd(grad, ctx.p, seed), None, None
+
+
+_gaussian_dropout_fwd.register_autograd(_gaussian_backward, setup_context=_gaussian_setup_context)
+
+
+def _gaussian_dropout_fwd_vmap(
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """vmap: a batched seed (torch.randint under randomness="different") gives each sample its own noise,
+    randomness="same" one noise for the batch. An unbatched seed under "different" (a Generator) is refused:
+    the backward, which sees the same unbatched seed, could not tell the samples' offsets apart."""
+    x_dim, _, seed_dim = in_dims
+    if seed_dim is None and info.randomness == "different":
+        raise RuntimeError("vmap: gaussian_dropout with a regdrop_fast.Generator supports randomness='same' only; "
+                           "without a generator each sample draws its own seed")
+    n = x.numel() // info.batch_size if x_dim is not None else x.numel()
+    seeds = _sample_seeds(info, seed, seed_dim, n)
+    return torch.stack([_gaussian_dropout_fwd(_sample(x, x_dim, b), p, s) for b, s in enumerate(seeds)]), 0
+
+
+_gaussian_dropout_fwd.register_vmap(_gaussian_dropout_fwd_vmap)
+
+
+class _GaussianDropoutFn(torch.autograd.Function):
+    """gaussian_dropout_fwd with its derivatives: linear in x with the same factors, so the backward, its own
+    backward and the jvp are all the op itself on the incoming tensor."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor) -> _Any:
+        return _gaussian_dropout_fwd(x, p, seed)
+
+    @staticmethod
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
+        _, p, seed = inputs
+        ctx.save_for_backward(seed)
+        ctx.save_for_forward(seed)
+        ctx.p = p
+
+    @staticmethod
+    def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, None, None]:
+        (seed,) = ctx.saved_tensors
+        return _GaussianDropoutFn.apply(grad, ctx.p, seed), None, None
+
+    @staticmethod
+    def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> _Any:
+        (seed,) = ctx.saved_tensors
+        return None if dx is None else _gaussian_dropout_fwd(dx, ctx.p, seed)
+
+
+def _gaussian_probability(p: float) -> float:
+    """p of Gaussian dropout: in [0, 1) (torch's message for [0, 1], then the bound at 1)."""
+    p = _dropout_probability(p)
+    if p == 1.0:
+        raise ValueError("gaussian dropout probability has to be below 1 (the noise variance p / (1 - p) is "
+                         "infinite at 1), but got 1.0")
+    return p
+
+
+def gaussian_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True, *,
+                     generator: Generator | None = None) -> torch.Tensor:
+    """Gaussian dropout (Keras ``GaussianDropout``): ``input * (1 + sqrt(p / (1 - p)) * z)``, z standard normal.
+
+    The multiplicative noise has mean 1 and the variance ``p / (1 - p)`` of inverted dropout's factor. Each
+    element's z comes from the dropout stream through the transform of docs/rng.md ("Gaussian noise"), so
+    :func:`regdrop_fast.gaussian_dropout` with the same seed and offset gives the same bits, on the CPU and
+    on CUDA. In eval mode (``training=False``) and for p = 0 the input itself is returned.
+
+    The backward keeps nothing per element (only the 16-byte seed): it regenerates the noise. Differentiable
+    (backward, double backward, forward-mode AD), usable under ``torch.func.vmap`` and traced by
+    ``torch.compile(fullgraph=True)`` without a graph break.
+
+    Parameters
+    ----------
+    input : Tensor
+        float32, float64, float16 or bfloat16, dense (strided), on the CPU or a CUDA device.
+    p : float, default 0.5
+        ``0 <= p < 1``.
+    training : bool, default True
+        False returns input unchanged.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the noise from (its offset advances by ``input.numel()``); by default every call draws
+        its seed from torch's RNG.
+
+    Returns
+    -------
+    Tensor
+        C-contiguous (input itself in eval mode or for p = 0).
+
+    Raises
+    ------
+    TypeError
+        input is not a tensor or of an unsupported dtype, p is not a real number, generator is not a
+        regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1), a non-strided layout.
+    NotImplementedError
+        input on a device other than the CPU or CUDA.
+    RuntimeError
+        Under ``torch.func.vmap`` with ``randomness="error"``, or with a Generator under
+        ``randomness="different"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.gaussian_dropout(torch.ones(2000), 0.3, generator=rf.Generator(7))
+    >>> round(y.mean().item(), 1), round(y.std().item(), 1)
+    (1.0, 0.7)
+    >>> torch.equal(y, torch.from_numpy(rf.gaussian_dropout(torch.ones(2000).numpy(), 0.3, seed=7)[0]))
+    True
+    """
+    p = _gaussian_probability(p)
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input: expected a torch.Tensor, got {type(input).__name__}")
+    state = _generator_state(generator)
+    if not training or p == 0.0:
+        return input
+    _check_tensor(input, "input")
+    seed = _draw_seed(state, input.numel())
+    if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
+        return _gaussian_dropout_fwd(input, p, seed)
+    return _GaussianDropoutFn.apply(input, p, seed)
+
+
+class GaussianDropout(torch.nn.Module):
+    """Keras's ``GaussianDropout`` layer for PyTorch: :func:`gaussian_dropout` in train mode, the identity in
+    eval mode.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        ``0 <= p < 1``: the noise's variance is ``p / (1 - p)`` (Keras's ``rate``).
+    generator : regdrop_fast.Generator, optional
+        Where to draw the noise from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p : float
+    generator : regdrop_fast.Generator or None
+    training : bool
+        Train mode; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.GaussianDropout(0.2, generator=rf.Generator(1))
+    >>> m
+    GaussianDropout(p=0.2, generator=regdrop_fast.Generator(seed=1, offset=0))
+    >>> m(torch.ones(3)).shape
+    torch.Size([3])
+    >>> x = torch.ones(3)
+    >>> m.eval()(x) is x
+    True
+    """
+
+    def __init__(self, p: float = 0.5, *, generator: Generator | None = None) -> None:
+        super().__init__()
+        self.p = _gaussian_probability(p)
+        _generator_state(generator)
+        self.generator = generator
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return gaussian_dropout(input, self.p, self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        extra = f"p={self.p}"
         if self.generator is not None:
             extra += f", generator={self.generator!r}"
         return extra
