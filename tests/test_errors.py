@@ -519,9 +519,11 @@ PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =
           "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
           "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg", "prox_group_l1"]
 PUBLIC += ["bias_dropout_add", "dropout_add", "bias_dropout_add_backward"]
+PUBLIC += ["gaussian_dropout", "gaussian_dropout_backward", "GaussianNoise"]
 TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty", "rt.prox_l1_", "rt.decay_",
                 "rt.max_norm_", "rt.norm_constraint_", "rt.unit_norm_", "rt.non_neg_"]
 TORCH_PUBLIC += ["rt.bias_dropout_add", "rt.BiasDropoutAdd"]
+TORCH_PUBLIC += ["rt.gaussian_dropout", "rt.GaussianDropout"]
 
 
 def state(obj):
@@ -904,8 +906,108 @@ def _torch_fused_rows():
 
 
 
+def _gaussian_rows():
+    """gaussian_dropout, its backward and GaussianNoise, native and reference (the same checks)."""
+    def call(fn, *, x=None, out=None, **kw):
+        def make():
+            base = np.linspace(-1, 1, 40, dtype=np.float32)
+            xa = _w() if x is None else x(base)
+            oa = None if out is None else out(base, xa)
+            args = {"seed": 1, **kw}
+            p = args.pop("p", 0.5)
+            watched = [base, xa] + ([oa] if isinstance(oa, np.ndarray) else [])
+            return (lambda: fn(xa, p, out=oa, **args)), watched
+        return make
+
+    def backward(fn, grad, noise, out=None):
+        def make():
+            g = grad()
+            o = None if out is None else out(g)
+            return (lambda: fn(g, noise(), out=o)), [g, o]
+        return make
+
+    def noise(*args, **kw):
+        return lambda: (lambda: rdf.GaussianNoise(*args, **kw), [])
+
+    rows = []
+    for impl in (rdf, reference):
+        f, b = impl.gaussian_dropout, impl.gaussian_dropout_backward
+        good = lambda: rdf.GaussianNoise((3, 4), 0.5, 1)  # noqa: E731
+        rows += [
+            ("gaussian_dropout", ValueError, "p: gaussian dropout needs p < 1", call(f, p=1.0)),
+            ("gaussian_dropout", ValueError, "p: dropout probability has to be between 0 and 1", call(f, p=-0.5)),
+            ("gaussian_dropout", ValueError, "p: dropout probability has to be between 0 and 1", call(f, p=float("nan"))),
+            ("gaussian_dropout", TypeError, "p: expected a real number", call(f, p="0.5")),
+            ("gaussian_dropout", ValueError, r"seed: -1 is outside \[0, 2\*\*64\)", call(f, seed=-1)),
+            ("gaussian_dropout", TypeError, "seed: expected an int", call(f, seed=1.5)),
+            ("gaussian_dropout", ValueError, r"offset: 18446744073709551616 is outside", call(f, offset=1 << 64)),
+            ("gaussian_dropout", TypeError, "x: dtype int32 is not supported",
+             call(f, x=lambda b: np.ones((3, 4), np.int32))),
+            ("gaussian_dropout", ValueError, r"out: shape \(4, 3\) does not match", call(f, out=lambda b, x: _w().reshape(4, 3))),
+            ("gaussian_dropout", ValueError, "out: dtype float64 does not match", call(f, out=lambda b, x: _w(dtype=np.float64))),
+            ("gaussian_dropout", ValueError, "out: must be C-contiguous",
+             call(f, out=lambda b, x: np.zeros((4, 3), np.float32).T)),
+            ("gaussian_dropout", ValueError, "out: overlaps x partially",
+             call(f, x=lambda b: b[:12].reshape(3, 4), out=lambda b, x: b[1:13].reshape(3, 4))),
+            ("gaussian_dropout", ValueError, "out: must be writeable",
+             call(f, out=lambda b, x: read_only_copy(x))),
+            ("gaussian_dropout", TypeError, "out: expected a numpy.ndarray", call(f, out=lambda b, x: [[0.0] * 4] * 3)),
+            ("gaussian_dropout_backward", TypeError, "noise: expected a regdrop_fast.GaussianNoise, got Mask",
+             backward(b, _w, lambda: rdf.dropout_mask((3, 4), 0.5, seed=1))),
+            ("gaussian_dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match the noise's \(3, 4\)",
+             backward(b, lambda: _w().reshape(4, 3), good)),
+            ("gaussian_dropout_backward", TypeError, "grad: dtype int64 is not supported",
+             backward(b, lambda: np.ones((3, 4), np.int64), good)),
+            ("gaussian_dropout_backward", ValueError, "out: overlaps grad partially",
+             backward(b, lambda: np.zeros(13, np.float32)[:12].reshape(3, 4),
+                      good, out=lambda g: g.base[1:13].reshape(3, 4))),
+        ]
+    rows += [
+        ("GaussianNoise", ValueError, "p: gaussian dropout needs p < 1", noise((3, 4), 1.0, 1)),
+        ("GaussianNoise", TypeError, "p: expected a real number", noise((3, 4), None, 1)),
+        ("GaussianNoise", ValueError, "shape: ", noise((3, -4), 0.5, 1)),
+        ("GaussianNoise", TypeError, "seed: expected an int", noise((3, 4), 0.5, "1")),
+        ("GaussianNoise", ValueError, "offset: -2 is outside", noise((3, 4), 0.5, 1, -2)),
+    ]
+    return rows
+
+
+def read_only_copy(a):
+    c = np.zeros_like(a)
+    c.flags.writeable = False
+    return c
+
+
+def _torch_gaussian_rows():
+    if torch is None:
+        return []
+
+    def call(x=(3, 4), dtype=torch.float32, **kw):
+        def make():
+            g = rdf.Generator(3)
+            xt = torch.randn(x).to(dtype)
+            return (lambda: rt.gaussian_dropout(xt, generator=g, **kw)), [xt, g]
+        return make
+
+    return [
+        ("rt.gaussian_dropout", ValueError, "has to be below 1", call(p=1.0)),
+        ("rt.gaussian_dropout", ValueError, "dropout probability has to be between 0 and 1", call(p=1.5)),
+        ("rt.gaussian_dropout", TypeError, "expected a real number", call(p="x")),
+        ("rt.gaussian_dropout", TypeError, "input: dtype torch.int64 is not supported", call(dtype=torch.int64)),
+        ("rt.gaussian_dropout", TypeError, "input: expected a torch.Tensor, got ndarray",
+         lambda: (lambda x=np.ones((3, 4), np.float32): (lambda: rt.gaussian_dropout(x), [x]))()),
+        ("rt.gaussian_dropout", TypeError, "regdrop_fast.Generator",
+         lambda: (lambda x=torch.ones(3): (lambda: rt.gaussian_dropout(x, generator=torch.Generator()), [x]))()),
+        ("rt.GaussianDropout", ValueError, "has to be below 1", lambda: (lambda: rt.GaussianDropout(1.0), [])),
+        ("rt.GaussianDropout", ValueError, "between 0 and 1", lambda: (lambda: rt.GaussianDropout(-0.1), [])),
+        ("rt.GaussianDropout", TypeError, "regdrop_fast.Generator",
+         lambda: (lambda: rt.GaussianDropout(0.1, generator=torch.Generator()), [])),
+    ]
+
+
 TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows() + _constraint_rows()
 TABLE += _fused_rows() + _torch_fused_rows()
+TABLE += _gaussian_rows() + _torch_gaussian_rows()
 
 
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,

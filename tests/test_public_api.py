@@ -16,18 +16,20 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 # The documented public names of each public module (README's API lists, docs/torch.md).
 PUBLIC = {
-    "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
-                     "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "get_num_threads",
+    "regdrop_fast": ["GaussianNoise", "Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
+                     "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "gaussian_dropout",
+                     "gaussian_dropout_backward", "get_num_threads",
                      "max_norm", "non_neg", "norm_constraint", "penalty", "penalty_grad", "prox_group_l1",
                      "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"],
     "regdrop_fast.random": ["philox4x32"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
     "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
-                               "dropout_add", "dropout_backward", "dropout_mask", "max_norm", "non_neg",
+                               "dropout_add", "dropout_backward", "dropout_mask", "gaussian_dropout",
+                               "gaussian_dropout_backward", "max_norm", "non_neg",
                                "norm_constraint", "penalty", "penalty_grad", "philox4x32", "prox_group_l1",
-                               "prox_l1", "unit_norm"],
-    "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
-                           "decay_", "dropout", "empty_cache", "max_norm_", "non_neg_", "norm_constraint_",
+                               "prox_l1", "standard_normals", "unit_norm"],
+    "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "GaussianDropout", "Generator", "add_penalty_grad_",
+                           "bias_dropout_add", "decay_", "dropout", "empty_cache", "gaussian_dropout", "max_norm_", "non_neg_", "norm_constraint_",
                            "penalty", "prox_l1_", "unit_norm_"],
 }
 
@@ -55,7 +57,8 @@ def test_namespace_holds_only_the_public_api(name):
 DOCTEST_MODULES = ["regdrop_fast._dropout", "regdrop_fast._mask", "regdrop_fast._penalty",
                    "regdrop_fast._generator", "regdrop_fast._info", "regdrop_fast.random", "regdrop_fast.cuda",
                    "regdrop_fast._arrays", "regdrop_fast.reference.dropout", "regdrop_fast.reference.penalty",
-                   "regdrop_fast.reference.philox",
+                   "regdrop_fast.reference.philox", "regdrop_fast._gaussian_dropout", "regdrop_fast._gaussian_noise",
+                   "regdrop_fast.reference.gaussian_dropout",
                    pytest.param("regdrop_fast.torch", marks=pytest.mark.skipif(not HAVE_TORCH, reason="needs torch"))]
 
 
@@ -113,6 +116,11 @@ NUMPYDOC_DONE = {
     "torch.bias_dropout_add": ALL,
     "torch.BiasDropoutAdd": ("Parameters", "Attributes", "Raises", "Examples"),
     "torch.empty_cache": ("Examples",),
+    **{name: ALL for name in ("gaussian_dropout", "gaussian_dropout_backward", "reference.gaussian_dropout",
+                              "reference.gaussian_dropout_backward", "reference.standard_normals",
+                              "torch.gaussian_dropout")},
+    "GaussianNoise": ("Parameters", "Attributes", "Raises", "Examples"),
+    "torch.GaussianDropout": ("Parameters", "Attributes", "Raises", "Examples"),
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validate
+from .. import _args, _validate
 from .._gaussian_noise import GaussianNoise
 from .philox import MASK32, philox4x32
 
@@ -76,13 +76,41 @@ def angle(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cos_theta, sin_theta
 
 
-def standard_normals(n: int, seed: int, offset: int) -> np.ndarray:
-    """The float32 standard normal z of each of the n elements of a call at `offset`.
+def standard_normals(n: int, seed: int, offset: int = 0) -> np.ndarray:
+    """The float32 standard normal z of each of the n elements of a call at `offset` (docs/rng.md).
 
     The element of global index g = (offset + i) mod 2^64 belongs to the pair P = g >> 1, whose words are
     those of indices 2P (a) and 2P + 1 (b) of the dropout stream; z = r cos(theta) for the even element,
-    r sin(theta) for the odd one.
+    r sin(theta) for the odd one (``radius`` and ``angle``).
+
+    Parameters
+    ----------
+    n : int
+        Number of elements.
+    seed : int
+        Seed in ``[0, 2**64)``.
+    offset : int, default 0
+        Position of element 0 in the random stream.
+
+    Returns
+    -------
+    ndarray of float32
+        Shape ``(n,)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A seed or offset that is not an int in ``[0, 2**64)``, a negative n.
+
+    Examples
+    --------
+    >>> z = rf.reference.standard_normals(4, seed=1)
+    >>> y, _ = rf.gaussian_dropout(np.ones(4, np.float64), 0.5, seed=1)  # std 1: factors 1 + z
+    >>> np.array_equal(y, 1.0 + z.astype(np.float64))
+    True
     """
+    seed, offset = _args.uint64(seed, "seed"), _args.uint64(offset, "offset")
+    (n,) = _args.shape_tuple((n,))  # an int >= 0, checked as a length
     g = np.uint64(offset) + np.arange(n, dtype=np.uint64)  # wraps mod 2^64
     even = g & ~np.uint64(1)
     with np.errstate(all="ignore"):
