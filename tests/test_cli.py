@@ -610,3 +610,26 @@ def test_example_runs(script, tmp_path):
     if script == "lasso_prox_l1.py":
         rel = float(proc.stdout.rsplit("max relative difference", 1)[1])
         assert rel <= 1e-6
+
+
+def test_bench_variants_rows(tiny_bench):
+    """The variants section: Gaussian dropout forward and forward+backward at --tiny's size, the bytes each
+    op must moves, both limits applied (it draws the stream), ratios against the compared peers, the
+    targets line."""
+    from regdrop_fast.bench import variants
+
+    _, out = tiny_bench
+    rows = [r for r in _rows(out) if r["section"] == "variants"]
+    peers = json.loads((out / "results.json").read_text())["meta"]["settings"]["peers"]
+    table = (out / "table.txt").read_text()
+    n = variants.TINY_SIZE
+    for op in variants.OPS:
+        assert f"variants: gaussian_dropout {op}, float32, n=2^12" in table
+        group = [r for r in rows if r["op"] == f"gaussian_dropout {op}"]
+        ours = [r for r in group if r["framework"] == "regdrop_fast"]
+        assert len(ours) == 1
+        assert ours[0]["bytes"] == variants.gaussian_bytes(n, 4, op) == (2 if op == "forward" else 4) * n * 4
+        assert ours[0]["rng_seconds"] is not None and ours[0]["memory_seconds"] is not None
+        assert ours[0]["limit_seconds"] == max(ours[0]["memory_seconds"], ours[0]["rng_seconds"])
+        assert set(ours[0]["speedup"]) == {p_ for p_ in peers if p_ in ("numpy", "torch")}
+    assert table.count("targets: x limit") == len(variants.OPS)

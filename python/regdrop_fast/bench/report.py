@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import epilogue
+from . import epilogue, variants
 from .cases import LAYOUT_TARGET, Case, Impl, size_label
 from .timing import NOISY_SPREAD, Timing
 
@@ -224,6 +224,15 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],
                       body, 1)
         out += epilogue.target_lines(group)
+        out.append("")
+    for (op, dtype), group in _group(rows, "variants").items():
+        peers = _peers(group)
+        out.append(f"variants: {op}, {dtype}, n={size_label(group[0]['size'])}  (GB/s: bytes the op must move / time)")
+        body = [[row["impl"], _time(row), _gbps(row), _x_limit(row), _bound(row)] + _speedups(row, peers)
+                for row in group]
+        out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],
+                      body, 1)
+        out += variants.target_lines(group)
         out.append("")
     for (op, dtype), group in _group(rows, "layout").items():
         out.append(f"{op} on a channels_last array vs its C-contiguous twin, {dtype}, "
