@@ -8,6 +8,7 @@ them bit for bit in plain NumPy.
 from . import cuda, random, reference
 from ._bias_dropout_add import bias_dropout_add, bias_dropout_add_backward, dropout_add
 from ._dropout import dropout, dropout_backward, dropout_mask
+from ._dropout_variants import alpha_dropout, alpha_dropout_backward, drop_path
 from ._generator import Generator
 from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
 from ._mask import Mask
@@ -20,11 +21,14 @@ __version__ = _version()
 __all__ = [
     "Generator",
     "Mask",
+    "alpha_dropout",
+    "alpha_dropout_backward",
     "backend_info",
     "bias_dropout_add",
     "bias_dropout_add_backward",
     "cuda",
     "decay",
+    "drop_path",
     "dropout",
     "dropout_add",
     "dropout_backward",
