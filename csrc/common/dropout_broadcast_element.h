@@ -54,13 +54,14 @@ struct AlphaValue {
 };
 
 // The policy of a call in compute type S (float or double), each constant rounded once from double; `wide`
-// broadcasts a scalar into the loop's vector type C (identity for scalar loops).
+// broadcasts a scalar into the loop's vector type C (identity for scalar loops). Host code: the CUDA side
+// builds the policy before the launch and passes it to the kernel.
 template <class C, class S, class Wide>
-RDF_HD ScaledValue<C> scaled_policy(const MaskedParams& prm, Wide wide) {
+inline ScaledValue<C> scaled_policy(const MaskedParams& prm, Wide wide) {
   return ScaledValue<C>{wide(static_cast<S>(prm.keep.scale))};
 }
 template <class C, class S, class Wide>
-RDF_HD AlphaValue<C> alpha_policy(const MaskedParams& prm, Wide wide) {
+inline AlphaValue<C> alpha_policy(const MaskedParams& prm, Wide wide) {
   return AlphaValue<C>{wide(static_cast<S>(prm.a)), wide(static_cast<S>(prm.b)), wide(static_cast<S>(prm.sat))};
 }
 

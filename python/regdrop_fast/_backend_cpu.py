@@ -63,59 +63,23 @@ def dropout_mask(call) -> np.ndarray:
     return bits
 
 
-def _variant_layout(y: np.ndarray, call) -> tuple[list[int], list[int], list[int]]:
-    """(shape, memory strides, reduced strides) in elements, of the dense y the kernel writes (and reads its
-    source in): the reduced strides are the C-order strides of the reduced shape, 0 on a broadcast axis.
-    Beyond the kernel's axis limit y is C-contiguous (_arrays.new_like; the caller sees to out=), and
-    neighbouring axes of one kind (broadcast or not) are merged first, as the kernel would."""
-    shape = list(y.shape)
-    rstrides = [0] * len(shape)
-    step = 1
-    for d in range(len(shape) - 1, -1, -1):
-        if d not in call.dims:
-            rstrides[d] = step
-            step *= shape[d]
-    strides = [s // y.itemsize for s in y.strides]
-    if len(shape) > _native.core.MAX_BROADCAST_DIMS:
-        merged: list[list[int]] = []
-        for n, r in zip(shape, rstrides):
-            if n == 1:
-                continue
-            if merged and (merged[-1][1] == 0) == (r == 0):
-                merged[-1][0] *= n
-                merged[-1][1] = r
-            else:
-                merged.append([n, r])
-        shape = [n for n, _ in merged]
-        rstrides = [r for _, r in merged]
-        strides = [0] * len(shape)
-        step = 1
-        for d in range(len(shape) - 1, -1, -1):
-            strides[d] = step
-            step *= shape[d]
-    return shape, strides, rstrides
-
-
 def dropout_variant(call):
     """(y, bits) of a mask-based variant (forward: call.bits None) or (dx, None) of its backward; bits (the
     decisions at the reduced shape) None unless call.keep_bits."""
     x = call.x
     out = call.out
-    big = x.ndim > _native.core.MAX_BROADCAST_DIMS and out is not None and not out.flags.c_contiguous
-    y, _ = _output(x, None if big else out)  # beyond the axis limit: C order, copied into out below
+    y, _ = _output(x, out)  # dense; C order beyond the axis limit (new_like; a dense out= is C-contiguous there)
     bits = np.empty((call.m + 7) // 8, np.uint8) if call.keep_bits else None
     bits_in = call.bits
     if bits_in is not None and out is not None and np.may_share_memory(bits_in, out):
         bits_in = bits_in.copy()  # read before out is written, as the source is (_source)
-    src = _source(x, y, None if big else out)
-    shape, strides, rstrides = _variant_layout(y, call)
+    src = _source(x, y, out)
+    shape, strides, rstrides = _arrays.variant_layout(y.shape, tuple(s // y.itemsize for s in y.strides),
+                                                      call.dims, _native.core.MAX_BROADCAST_DIMS)
     rule, alpha = call.rule, call.alpha
     _native.core.dropout_broadcast(_dtypes.CODES[x.dtype], src, y, bits_in, bits, shape, strides, rstrides, call.m,
                                    call.seed, call.offset, rule.threshold, rule.drop_all, call.scale, call.value,
                                    alpha.a, alpha.b, alpha.sat)
-    if big:
-        out[...] = y
-        y = out
     return y, bits
 
 

@@ -49,6 +49,7 @@ class VariantCall(NamedTuple):
     value: int  # 0 scaled (keep ? x * scale : 0), 1 alpha ((keep ? x : sat) * a + b)
     scale: float
     alpha: _args.AlphaRule
+    name: str  # the array's name in messages: "x" (forward) or "grad" (backward)
 
 
 class BiasDropoutAddCall(NamedTuple):

@@ -129,7 +129,7 @@ def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_
         alpha = _NO_ALPHA
         value, scale = SCALED, rule.scale if scale_by_keep or rule.drop_all else 1.0
     return backend, VariantCall(xa, oa, None, shape, dims, reduced, math.prod(reduced), p, seed, offset,
-                                keep_bits, rule, value, scale, alpha)
+                                keep_bits, rule, value, scale, alpha, "x")
 
 
 def variant_backward(grad, mask, out, *, alpha: bool = False,
@@ -163,7 +163,7 @@ def variant_backward(grad, mask, out, *, alpha: bool = False,
     else:
         scale = rule.scale if mask._scale_by_keep or rule.drop_all else 1.0
     return backend, VariantCall(ga, oa, bits, mask._shape, mask._dims, reduced, m, mask._p, mask._seed,
-                                mask._offset, False, rule, SCALED, scale, _NO_ALPHA)
+                                mask._offset, False, rule, SCALED, scale, _NO_ALPHA, "grad")
 
 
 def dropout_mask_dims(shape, p, seed, offset, broadcast_dims) -> tuple[MaskCall, tuple[int, ...]]:
