@@ -8,6 +8,7 @@
 #include "../common/strided_layout.h"
 #include "bias_dropout_add_driver.h"
 #include "gaussian_dropout_driver.h"
+#include "dropout_broadcast_driver.h"
 #include "penalty_driver.h"
 
 namespace rdf {
@@ -66,6 +67,7 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
   void dropout_strided_range(const DropoutPass& pass, const StridedLayout& layout, int64_t begin,         \
                              int64_t end);                                                              \
   void bias_dropout_add_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end);              \
+  void dropout_broadcast_range(const BroadcastPass& pass, int64_t begin, int64_t end);                  \
   void bias_grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, int64_t c1);      \
   void bias_grad_combine(DType dt, const void* partials, int64_t blocks, int64_t h, void* dbias, int64_t c0, \
                          int64_t c1);                                                                   \

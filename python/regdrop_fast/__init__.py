@@ -10,6 +10,7 @@ from ._bias_dropout_add import bias_dropout_add, bias_dropout_add_backward, drop
 from ._dropout import dropout, dropout_backward, dropout_mask
 from ._gaussian_dropout import gaussian_dropout, gaussian_dropout_backward
 from ._gaussian_noise import GaussianNoise
+from ._dropout_variants import alpha_dropout, alpha_dropout_backward, drop_path
 from ._generator import Generator
 from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
 from ._mask import Mask
@@ -23,11 +24,14 @@ __all__ = [
     "GaussianNoise",
     "Generator",
     "Mask",
+    "alpha_dropout",
+    "alpha_dropout_backward",
     "backend_info",
     "bias_dropout_add",
     "bias_dropout_add_backward",
     "cuda",
     "decay",
+    "drop_path",
     "dropout",
     "dropout_add",
     "dropout_backward",
