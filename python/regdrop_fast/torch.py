@@ -38,8 +38,14 @@ from regdrop_fast._generator import Generator
 from regdrop_fast._mask import Mask as _Mask
 
 __all__ = [
+    "AlphaDropout",
     "BiasDropoutAdd",
+    "DropPath",
     "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "FeatureAlphaDropout",
     "GaussianDropout",
     "Generator",
     "add_penalty_grad_",
@@ -2638,3 +2644,342 @@ def drop_path(
         raise ValueError("input: is 0-d; drop_path takes one decision per sample along axis 0, so input needs one")
     dims = tuple(range(1, input.dim()))
     return _variant(input, p, training, False, dims, _SCALED if scale_by_keep else _UNSCALED, keep_bits, state)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Modules of the dropout variants
+#
+# Each is a drop-in for its torch (or timm) class: a subclass of torch's own where torch has one (the same
+# constructor checks, attributes, repr and isinstance), whose forward is the functional variant above with
+# the module's p and mode, plus the keyword-only extras store= and generator= of Dropout.
+
+
+class _VariantExtras:
+    """store= and generator= of the variant modules: checked once at construction, shown in the repr when
+    not the defaults."""
+
+    store: str
+    generator: Generator | None
+
+    def _set_extras(self, p: float, store: str, generator: Generator | None) -> None:
+        _dropout_probability(p)  # what torch's own check lets through: NaN, bool
+        _keep_bits(store)
+        _generator_state(generator)
+        self.store = store
+        self.generator = generator
+
+    def _extras_repr(self, base: str) -> str:
+        if self.store != "bits":
+            base += f", store={self.store!r}"
+        if self.generator is not None:
+            base += f", generator={self.generator!r}"
+        return base
+
+
+class Dropout1d(_VariantExtras, torch.nn.Dropout1d):
+    """Drop-in ``torch.nn.Dropout1d``: whole channels of (N, C, L) or (C, L) input zeroed, one mask bit per
+    channel. torch's rank rules and errors (:func:`dropout1d`); an instance of torch.nn.Dropout1d.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Write the result into the input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: one bit per channel, or only the seed.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from (its offset advances by the number of channels); None draws every call's
+        seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.Dropout1d(0.5, generator=rf.Generator(0))
+    >>> m
+    Dropout1d(p=0.5, inplace=False, generator=regdrop_fast.Generator(seed=0, offset=0))
+    >>> isinstance(m, torch.nn.Dropout1d), m(torch.ones(2, 3, 4)).shape
+    (True, torch.Size([2, 3, 4]))
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return dropout1d(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class Dropout2d(_VariantExtras, torch.nn.Dropout2d):
+    """Drop-in ``torch.nn.Dropout2d``: whole feature maps of (N, C, H, W) or (C, H, W) input zeroed, one mask
+    bit per channel; torch's warnings for other ranks, and its historical channel-wise 1D behaviour (with its
+    warning) for 3-D input (:func:`dropout2d`). An instance of torch.nn.Dropout2d.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Write the result into the input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: one bit per channel, or only the seed (torch's Dropout2d keeps a mask of the
+        input's full size).
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.Dropout2d(0.5, generator=rf.Generator(3))(torch.ones(1, 4, 2, 2))
+    >>> [int(y[0, c].count_nonzero()) for c in range(4)]  # each map all kept (x2) or all zero
+    [4, 0, 4, 4]
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return dropout2d(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class Dropout3d(_VariantExtras, torch.nn.Dropout3d):
+    """Drop-in ``torch.nn.Dropout3d``: whole volumes of (N, C, D, H, W) or (C, D, H, W) input zeroed, one mask
+    bit per channel; torch's warnings for other ranks (:func:`dropout3d`). An instance of torch.nn.Dropout3d.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Write the result into the input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> rft.Dropout3d(0.25, store="seed")
+    Dropout3d(p=0.25, inplace=False, store='seed')
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return dropout3d(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class AlphaDropout(_VariantExtras, torch.nn.AlphaDropout):
+    """Drop-in ``torch.nn.AlphaDropout`` (SELU networks): dropped units take SELU's saturation value, then the
+    affine correction keeps mean 0 and variance 1 (:func:`alpha_dropout`). As torch's, forward ignores
+    ``inplace`` (torch's AlphaDropout.forward does not pass it on). An instance of torch.nn.AlphaDropout.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Kept for torch's signature (unused by forward, as in torch).
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.AlphaDropout(0.2, generator=rf.Generator(5))(torch.randn(5000, generator=torch.Generator().manual_seed(0)))
+    >>> abs(y.mean().item()) < 0.1, abs(y.std().item() - 1) < 0.1
+    (True, True)
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return alpha_dropout(input, self.p, self.training, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class FeatureAlphaDropout(_VariantExtras, torch.nn.FeatureAlphaDropout):
+    """Drop-in ``torch.nn.FeatureAlphaDropout``: alpha dropout of whole channels (axes 2 and after shared, one
+    mask bit per (sample, channel); :func:`feature_alpha_dropout`). As torch's, forward ignores ``inplace``.
+    An instance of torch.nn.FeatureAlphaDropout.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Kept for torch's signature (unused by forward, as in torch).
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> rft.FeatureAlphaDropout(0.1)
+    FeatureAlphaDropout(p=0.1, inplace=False)
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return feature_alpha_dropout(input, self.p, self.training, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class DropPath(_VariantExtras, torch.nn.Module):
+    """timm's ``DropPath`` (stochastic depth per sample; torchvision's ``StochasticDepth(p, "row")``): in
+    train mode :func:`drop_path` with ``drop_prob`` and ``scale_by_keep``, the identity in eval mode.
+
+    Parameters
+    ----------
+    drop_prob : float, default 0.0
+        Drop probability of a sample, ``0 <= drop_prob <= 1``.
+    scale_by_keep : bool, default True
+        Scale kept samples by ``1 / (1 - drop_prob)``.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: one bit per sample, or only the seed.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from (its offset advances by the number of samples); None draws every call's
+        seed from torch's RNG.
+
+    Attributes
+    ----------
+    drop_prob, scale_by_keep, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        drop_prob is not a real number, scale_by_keep is not a bool, store is not a str, generator is not a
+        regdrop_fast.Generator.
+    ValueError
+        drop_prob outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.DropPath(0.5, generator=rf.Generator(42))
+    >>> m
+    DropPath(drop_prob=0.500, generator=regdrop_fast.Generator(seed=42, offset=0))
+    >>> m(torch.ones(4, 2))
+    tensor([[2., 2.],
+            [0., 0.],
+            [0., 0.],
+            [0., 0.]])
+    >>> x = torch.ones(4, 2)
+    >>> m.eval()(x) is x
+    True
+    """
+
+    def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__()
+        self.drop_prob = _dropout_probability(drop_prob)
+        self.scale_by_keep = _args.flag(scale_by_keep, "scale_by_keep")
+        self._set_extras(drop_prob, store, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training, self.scale_by_keep, store=self.store,
+                         generator=self.generator)
+
+    def extra_repr(self) -> str:
+        extra = f"drop_prob={round(self.drop_prob, 3):0.3f}"  # timm's repr
+        if not self.scale_by_keep:
+            extra += ", scale_by_keep=False"
+        return self._extras_repr(extra)
