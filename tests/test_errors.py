@@ -524,6 +524,7 @@ TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty"
                 "rt.max_norm_", "rt.norm_constraint_", "rt.unit_norm_", "rt.non_neg_"]
 TORCH_PUBLIC += ["rt.bias_dropout_add", "rt.BiasDropoutAdd"]
 TORCH_PUBLIC += ["rt.gaussian_dropout", "rt.GaussianDropout"]
+TORCH_PUBLIC += ["rt.Dropout1d", "rt.Dropout2d", "rt.Dropout3d", "rt.AlphaDropout", "rt.FeatureAlphaDropout", "rt.DropPath"]
 
 
 def state(obj):
@@ -1005,9 +1006,35 @@ def _torch_gaussian_rows():
     ]
 
 
+def _torch_variant_module_rows():
+    if torch is None:
+        return []
+    rows = []
+    for name in ("Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"):
+        cls = getattr(rt, name)
+        rows += [
+            (f"rt.{name}", ValueError, "dropout probability has to be between 0 and 1, but got 1.5",
+             lambda cls=cls: (lambda: cls(1.5), [])),
+            (f"rt.{name}", ValueError, "store: expected 'bits' or 'seed'", lambda cls=cls: (lambda: cls(0.1, store="x"), [])),
+            (f"rt.{name}", TypeError, "regdrop_fast.Generator",
+             lambda cls=cls: (lambda: cls(0.1, generator=torch.Generator()), [])),
+        ]
+    rows += [
+        ("rt.Dropout1d", RuntimeError, "Expected 2D or 3D input, but received a 4D input",
+         lambda: (lambda x=torch.ones(1, 2, 2, 2), g=rdf.Generator(1): (lambda: rt.Dropout1d(0.5, generator=g)(x), [x, g]))()),
+        ("rt.DropPath", ValueError, "dropout probability has to be between 0 and 1", lambda: (lambda: rt.DropPath(-0.2), [])),
+        ("rt.DropPath", TypeError, "scale_by_keep", lambda: (lambda: rt.DropPath(0.2, scale_by_keep="yes"), [])),
+        ("rt.DropPath", TypeError, "regdrop_fast.Generator", lambda: (lambda: rt.DropPath(0.2, generator=torch.Generator()), [])),
+        ("rt.DropPath", ValueError, "input: is 0-d",
+         lambda: (lambda x=torch.ones(()), g=rdf.Generator(1): (lambda: rt.DropPath(0.5, generator=g)(x), [x, g]))()),
+    ]
+    return rows
+
+
 TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows() + _constraint_rows()
 TABLE += _fused_rows() + _torch_fused_rows()
 TABLE += _gaussian_rows() + _torch_gaussian_rows()
+TABLE += _torch_variant_module_rows()
 
 
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,
