@@ -596,7 +596,8 @@ def test_demo_output_is_reproducible(tmp_path):
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py", "gpt_block.py"])
+@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py", "gpt_block.py",
+                                    "variational_rnn_dropout.py"])
 def test_example_runs(script, tmp_path):
     path = EXAMPLES / script
     if not path.exists():

@@ -267,6 +267,7 @@ def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tu
 def _gaussian_operands(backend, x, out, name: str) -> tuple[Any, Any]:
     """x (any strides) and out (C-contiguous: the kernels write the stream's flat order) checked; out may
     be x itself but overlap no other part of it."""
+    xa: Any
     oa: Any = None
     if backend is _route.CPU:
         xa = _arrays.host_array(x, name)
