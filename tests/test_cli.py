@@ -614,9 +614,9 @@ def test_example_runs(script, tmp_path):
 
 
 def test_bench_variants_rows(tiny_bench):
-    """The variants section: Gaussian dropout forward and forward+backward at --tiny's size, the bytes each
-    op must moves, both limits applied (it draws the stream), ratios against the compared peers, the
-    targets line."""
+    """The variants section: Gaussian dropout forward and forward+backward, Dropout2d forward+backward,
+    DropPath and alpha dropout forward at --tiny's sizes, the bytes each op must move, both limits applied (each
+    draws the stream), ratios against the compared peers, a targets line per case."""
     from regdrop_fast.bench import variants
 
     _, out = tiny_bench
@@ -633,4 +633,15 @@ def test_bench_variants_rows(tiny_bench):
         assert ours[0]["rng_seconds"] is not None and ours[0]["memory_seconds"] is not None
         assert ours[0]["limit_seconds"] == max(ours[0]["memory_seconds"], ours[0]["rng_seconds"])
         assert set(ours[0]["speedup"]) == {p_ for p_ in peers if p_ in ("numpy", "torch")}
-    assert table.count("targets: x limit") == len(variants.OPS)
+    shape = variants.dropout2d_shape(tiny=True)
+    d2 = [r for r in rows if r["op"] == "Dropout2d forward+backward"]
+    ours = next(r for r in d2 if r["framework"] == "regdrop_fast")
+    assert ours["bytes"] == variants.dropout2d_bytes(shape, 4) and ours["mask_bytes"] == shape[0] * shape[1] // 8
+    assert f"variants: Dropout2d forward+backward, float32, {'x'.join(map(str, shape))}" in table
+    assert {r["op"] for r in rows} == {f"gaussian_dropout {op}" for op in variants.OPS} | {
+        "Dropout2d forward+backward", "DropPath forward", "alpha_dropout forward"}
+    for r in rows:
+        if r["framework"] == "regdrop_fast":  # each draws the stream: both limits apply
+            assert r["limit_seconds"] == max(r["memory_seconds"], r["rng_seconds"]), r["op"]
+            assert set(r["speedup"]) == {p_ for p_ in peers if p_ in ("numpy", "torch")}, r["op"]
+    assert table.count("targets: x limit") == len(variants.OPS) + 3

@@ -227,7 +227,9 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         out.append("")
     for (op, dtype), group in _group(rows, "variants").items():
         peers = _peers(group)
-        out.append(f"variants: {op}, {dtype}, n={size_label(group[0]['size'])}  (GB/s: bytes the op must move / time)")
+        shape = "x".join(str(d) for d in group[0]["shape"]) if "shape" in group[0] else f"n={size_label(group[0]['size'])}"
+        kept = f"; mask kept: {group[0]['mask_bytes']:,} bytes" if "mask_bytes" in group[0] else ""
+        out.append(f"variants: {op}, {dtype}, {shape}  (GB/s: bytes the op must move / time{kept})")
         body = [[row["impl"], _time(row), _gbps(row), _x_limit(row), _bound(row)] + _speedups(row, peers)
                 for row in group]
         out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],
