@@ -19,16 +19,19 @@ PUBLIC = {
     "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
                      "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "get_num_threads",
                      "max_norm", "non_neg", "norm_constraint", "penalty", "penalty_grad", "prox_group_l1",
-                     "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"],
+                     "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"]
+    + ["alpha_dropout", "alpha_dropout_backward", "drop_path"],
     "regdrop_fast.random": ["philox4x32"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
     "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
                                "dropout_add", "dropout_backward", "dropout_mask", "max_norm", "non_neg",
                                "norm_constraint", "penalty", "penalty_grad", "philox4x32", "prox_group_l1",
-                               "prox_l1", "unit_norm"],
+                               "prox_l1", "unit_norm"]
+    + ["alpha_dropout", "alpha_dropout_backward", "drop_path"],
     "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
                            "decay_", "dropout", "empty_cache", "max_norm_", "non_neg_", "norm_constraint_",
-                           "penalty", "prox_l1_", "unit_norm_"],
+                           "penalty", "prox_l1_", "unit_norm_"]
+    + ["alpha_dropout", "drop_path", "dropout1d", "dropout2d", "dropout3d", "dropout_shared", "feature_alpha_dropout"],
 }
 
 
