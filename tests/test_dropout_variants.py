@@ -6,6 +6,12 @@ statistics (fraction of slices zeroed, alpha dropout's mean and variance) and Ke
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -335,3 +341,100 @@ def test_keras_spatial_dropout_zeroes_whole_maps():
     y1, _ = rdf.dropout(x1, 0.5, broadcast_dims=1, seed=5)
     z = y1 == 0
     assert np.all(z.all(axis=1) | ~z.any(axis=1))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# threads and fork
+
+
+def test_concurrent_calls_agree():
+    """Calls from several Python threads at once, while another thread keeps changing the thread count,
+    give the single-threaded bits (forward, mask, backward; each variant)."""
+    x = values(np.random.default_rng(11), 64 * 32 * 200, np.float32).reshape(64, 32, 200)
+    expected = {k: forward(rdf, k, x, 0.5, (2,), seed=1) for k in KINDS}
+    grads = {k: backward(rdf, k, x, m) for k, (_, m) in expected.items()}
+    stop = threading.Event()
+
+    def flip():
+        k = 0
+        while not stop.is_set():
+            rdf.set_num_threads(1 + k % 3)
+            k += 1
+
+    def work(i):
+        kind = KINDS[i % 3]
+        y, m = forward(rdf, kind, x, 0.5, (2,), seed=1)
+        return kind, y, m.bits, backward(rdf, kind, x, m)
+
+    previous = rdf.get_num_threads()
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(work, range(12)))
+    finally:
+        stop.set()
+        flipper.join()
+        rdf.set_num_threads(previous)
+    for kind, y, bits, dx in results:
+        assert_same_bits(y, expected[kind][0], kind)
+        assert_same_bits(bits, expected[kind][1].bits, kind)
+        assert_same_bits(dx, grads[kind], kind)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses fork")
+def test_fork_while_kernels_run():
+    """Children forked while another thread runs variant calls (GIL released) finish their own, right bits."""
+    package_root = os.path.dirname(os.path.dirname(rdf.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [package_root, os.environ.get("PYTHONPATH", "")] if p))
+    body = textwrap.dedent("""
+    import os, threading, time
+    import numpy as np
+    import regdrop_fast as rdf
+    rdf.set_num_threads(2)
+    x = np.random.default_rng(1).standard_normal((64, 16, 256), dtype=np.float32)
+    y0, m0 = rdf.dropout(x, 0.25, broadcast_dims=2, seed=9)
+    a0, ma = rdf.alpha_dropout(x, 0.25, seed=9, store="seed")
+    d0 = rdf.alpha_dropout_backward(x, ma)
+    stop = False
+    def busy():
+        while not stop:
+            rdf.dropout_backward(x, rdf.drop_path(x, 0.5, seed=3)[1])
+            rdf.alpha_dropout(x, 0.5, broadcast_dims=(0, 2), seed=3)
+    t = threading.Thread(target=busy)
+    t.start()
+    failure = None
+    try:
+        for k in range(150):
+            pid = os.fork()
+            if pid == 0:
+                ok = False
+                try:
+                    y, m = rdf.dropout(x, 0.25, broadcast_dims=2, seed=9)
+                    ok = np.array_equal(y.view(np.uint32), y0.view(np.uint32)) and np.array_equal(m.bits, m0.bits)
+                    ok = ok and np.array_equal(rdf.alpha_dropout(x, 0.25, seed=9)[0].view(np.uint32), a0.view(np.uint32))
+                    ok = ok and np.array_equal(rdf.alpha_dropout_backward(x, ma).view(np.uint32), d0.view(np.uint32))
+                finally:
+                    os._exit(0 if ok else 3)
+            deadline = time.monotonic() + 10
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    status = "hung"
+                    break
+                time.sleep(0.0005)
+            if status != 0:
+                failure = (k, status)
+                break
+    finally:
+        stop = True
+        t.join()
+    assert failure is None, failure
+    print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), (proc.stdout, proc.stderr)

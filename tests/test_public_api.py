@@ -16,24 +16,26 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 # The documented public names of each public module (README's API lists, docs/torch.md).
 PUBLIC = {
-    "regdrop_fast": ["GaussianNoise", "Generator", "Mask", "alpha_dropout", "alpha_dropout_backward", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
-                     "decay", "drop_path", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "gaussian_dropout",
-                     "gaussian_dropout_backward", "get_num_threads",
+    "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
+                     "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "get_num_threads",
                      "max_norm", "non_neg", "norm_constraint", "penalty", "penalty_grad", "prox_group_l1",
-                     "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"],
+                     "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"]
+    + ["alpha_dropout", "alpha_dropout_backward", "drop_path"]
+    + ["GaussianNoise", "gaussian_dropout", "gaussian_dropout_backward"],
     "regdrop_fast.random": ["philox4x32"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
-    "regdrop_fast.reference": ["Mask", "alpha_dropout", "alpha_dropout_backward", "bias_dropout_add", "bias_dropout_add_backward", "decay", "drop_path", "dropout",
-                               "dropout_add", "dropout_backward", "dropout_mask", "gaussian_dropout",
-                               "gaussian_dropout_backward", "max_norm", "non_neg",
+    "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
+                               "dropout_add", "dropout_backward", "dropout_mask", "max_norm", "non_neg",
                                "norm_constraint", "penalty", "penalty_grad", "philox4x32", "prox_group_l1",
-                               "prox_l1", "standard_normals", "unit_norm"],
-    "regdrop_fast.torch": ["AlphaDropout", "BiasDropoutAdd", "DropPath", "Dropout", "Dropout1d", "Dropout2d",
-                           "Dropout3d", "FeatureAlphaDropout", "GaussianDropout", "Generator", "add_penalty_grad_",
-                           "alpha_dropout", "bias_dropout_add", "decay_", "drop_path", "dropout", "dropout1d",
-                           "dropout2d", "dropout3d", "dropout_shared", "empty_cache", "feature_alpha_dropout",
-                           "gaussian_dropout", "max_norm_", "non_neg_", "norm_constraint_",
-                           "penalty", "prox_l1_", "unit_norm_"],
+                               "prox_l1", "unit_norm"]
+    + ["alpha_dropout", "alpha_dropout_backward", "drop_path"]
+    + ["gaussian_dropout", "gaussian_dropout_backward", "standard_normals"],
+    "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
+                           "decay_", "dropout", "empty_cache", "max_norm_", "non_neg_", "norm_constraint_",
+                           "penalty", "prox_l1_", "unit_norm_"]
+    + ["alpha_dropout", "drop_path", "dropout1d", "dropout2d", "dropout3d", "dropout_shared", "feature_alpha_dropout"]
+    + ["AlphaDropout", "DropPath", "Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout", "GaussianDropout",
+       "gaussian_dropout"],
 }
 
 
