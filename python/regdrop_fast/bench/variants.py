@@ -204,7 +204,7 @@ def drop_path_case(shape: tuple[int, int], peer_names: set[str], notes: list[str
             xt = torch.from_numpy(x)
             torch.manual_seed(SEED)
             try:
-                from torchvision.ops import stochastic_depth  # type: ignore[import-not-found]
+                from torchvision.ops import stochastic_depth
             except ImportError:
                 note = "variants: torchvision is not installed: DropPath compared with its formula in torch eager"
                 if note not in notes:
