@@ -93,6 +93,7 @@ _NO_ALPHA = _args.AlphaRule(0.0, 0.0, 0.0)
 
 def _variant_x(x, out, host_only: bool) -> tuple[ModuleType, Any, Any]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
+    xa: Any
     oa: Any = None
     if backend is _route.CPU:
         xa = _arrays.host_array(x, "x")
@@ -140,6 +141,7 @@ def variant_backward(grad, mask, out, *, alpha: bool = False,
         raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
     backend = _route.CPU if host_only else _route.backend_for(grad)
     bits = mask._bits
+    ga: Any
     if backend is _route.CPU:
         if bits is not None and not isinstance(bits, np.ndarray):
             raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
