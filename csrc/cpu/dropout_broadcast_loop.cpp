@@ -11,10 +11,14 @@
 //   since a row's first decision need not start a byte. With no mask to read (the fused case, see the
 //   driver) the unit first writes its own decisions with dropout's loop of this ISA;
 // - any other r (a permuted layout whose memory-innermost axis is not the last kept axis): each decision
-//   gathered into a -1/0 word, then the lane vectors.
+//   gathered into a -1/0 word, then the lane vectors;
+// - folded short rows (a period: channels_last NCHW with H, W broadcast, rows of C elements): the period's
+//   decisions gathered once into -1/0 words and repeated over the unit (rebuilt only when the unit's
+//   decisions start elsewhere in the mask), then the lane vectors over the unit's contiguous run.
 // Every unit writes only its own elements (and, fused, its own mask bytes), so any split into tasks gives
 // the same bits; x and y may be the same array (each element is read before it is written, by one task).
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "../common/dropout_broadcast_element.h"
@@ -72,27 +76,40 @@ void run_units(const BroadcastPass& pass, int64_t begin, int64_t end, const VP& 
   const BroadcastLayout& L = *pass.layout;
   const int last = L.ndim - 1;
   const int64_t inner = L.shape[last], s = L.stride[last], r = L.rstride[last];
-  const int64_t per_row = (inner + kBroadcastChunk - 1) / kBroadcastChunk;
+  const int64_t chunk = pass.chunk, period = pass.period;
+  const int64_t per_row = (inner + chunk - 1) / chunk;
   const T* in = static_cast<const T*>(pass.in);
   T* out = static_cast<T*>(pass.out);
   const T dropped = dropped_value<T>(sv);
   const vi32 all = vi32{} - 1;
   alignas(64) uint32_t keep[kBroadcastChunk];
   alignas(64) uint8_t local[kBroadcastChunk / 8 + 8];
+  int64_t pattern_red = -1;  // the decisions keep[] holds (periodic rows), or none
   for (int64_t u = begin; u < end; ++u) {
     int64_t mem, red;
     broadcast_row(L, u / per_row, mem, red);
-    const int64_t c0 = (u % per_row) * kBroadcastChunk;
-    const int64_t len = std::min(kBroadcastChunk, inner - c0);
+    const int64_t c0 = (u % per_row) * chunk;
+    const int64_t len = std::min(chunk, inner - c0);
     mem += c0 * s;
-    red += c0 * r;
     const T* x = in + mem;
     T* y = out + mem;
-    if (s != 1) {  // not dense (the Python layer never sends one): element by element
-      for (int64_t j = 0; j < len; ++j) masked_element(x[j * s], y[j * s], mask_bit(pass.bits, red + j * r), sv);
+    int64_t j = 0;
+    if (period != 0) {  // c0 is whole periods: phase 0
+      if (red != pattern_red) {
+        for (int64_t i = 0; i < period; ++i) keep[i] = mask_bit(pass.bits, red + i * r) ? ~0u : 0u;
+        for (int64_t have = period; have < chunk; have *= 2)
+          std::memcpy(keep + have, keep, static_cast<size_t>(std::min(have, chunk - have)) * sizeof(uint32_t));
+        pattern_red = red;
+      }
+      for (; j + kLanes <= len; j += kLanes) apply_lanes(x + j, y + j, load_vec<vi32>(keep + j), vv);
+      for (; j < len; ++j) masked_element(x[j], y[j], keep[j] != 0, sv);
       continue;
     }
-    int64_t j = 0;
+    red += c0 * r;
+    if (s != 1) {  // not dense (the Python layer never sends one): element by element
+      for (int64_t i = 0; i < len; ++i) masked_element(x[i * s], y[i * s], mask_bit(pass.bits, red + i * r), sv);
+      continue;
+    }
     if (r == 0) {
       if (!mask_bit(pass.bits, red)) {
         std::fill(y, y + len, dropped);
