@@ -250,6 +250,9 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
 
 
 def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
+    if isinstance(mask, Mask) and (mask._dims or not mask._scale_by_keep):
+        raise ValueError("mask: is a dropout variant's (broadcast_dims or scale_by_keep=False); "
+                         "bias_dropout_add_backward takes the mask of bias_dropout_add (one decision per element)")
     backend, call = dropout_backward(grad, mask, out, host_only=host_only)
     shape = call.grad.shape
     if len(shape) == 0:
