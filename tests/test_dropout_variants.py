@@ -187,6 +187,29 @@ def test_many_axes():
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("channels", [3, 16, 1023, 1100])
+def test_channels_last_rows(kind, channels):
+    """channels_last NCHW with H, W broadcast: rows of C elements sharing their sample's decisions (folded
+    into periodic rows up to 1024 channels, units of whole periods, several units per sample; not folded
+    above), on every thread count and SIMD level."""
+    shape = (6, channels, 9, 70) if channels < 1000 else (3, channels, 5, 7)
+    x = values(np.random.default_rng(channels), math.prod(shape), np.float32).reshape(shape)
+    cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    yr, mr = forward(reference, kind, x, 0.4, (2, 3), seed=3, offset=1)
+    gr = backward(reference, kind, x, mr)
+
+    def run():
+        y, m = forward(rdf, kind, cl, 0.4, (2, 3), seed=3, offset=1)
+        return y, m.bits, backward(rdf, kind, cl, m)
+
+    for y, bits, dx in list(run_each_thread_count(run).values()) + list(run_each_simd(run).values()):
+        assert y.strides == cl.strides
+        assert_same_bits(np.ascontiguousarray(y), yr)
+        assert_same_bits(bits, mr.bits)
+        assert_same_bits(np.ascontiguousarray(dx), gr)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_thread_counts_and_simd(kind):
     """One result on every thread count and SIMD level (several tasks: rows across tasks, fused units)."""
     cases = [((70, 3, 1111), (2,)), ((3, 70, 1111), (0,)), ((300001,), ()), ((33, 9, 517), (1,))]

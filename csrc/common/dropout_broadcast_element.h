@@ -133,6 +133,24 @@ inline void simplify_broadcast(int ndim, const int64_t* shape, const int64_t* st
   out.ndim = m;
 }
 
+// Short rows that share their decisions with their neighbours (channels_last NCHW with H, W broadcast: rows
+// of C elements, one per pixel, all with the decisions of their sample): the last two axes, contiguous in
+// memory, become one row of shape[-2] * shape[-1] elements whose decision offsets repeat with period
+// shape[-1]: element i of the row decides with bit red + (i % period) * rstride. Returns the period (0: no
+// fold, element i decides with bit red + i * rstride) when the last axis has at most max_period elements,
+// the one before it is broadcast (rstride 0) and both are contiguous.
+inline int64_t fold_periodic_rows(BroadcastLayout& L, int64_t max_period) {
+  if (L.ndim < 2) return 0;
+  const int a = L.ndim - 2;
+  const int64_t period = L.shape[a + 1];
+  if (L.rstride[a] != 0 || L.stride[a + 1] != 1 || L.stride[a] != period || period > max_period) return 0;
+  L.shape[a] *= period;
+  L.stride[a] = 1;
+  L.rstride[a] = L.rstride[a + 1];
+  L.ndim -= 1;
+  return period;
+}
+
 // The memory and reduced offsets of element 0 of inner row o (C order over every axis but the last).
 RDF_HD void broadcast_row(const BroadcastLayout& L, int64_t o, int64_t& mem, int64_t& red) {
   mem = 0;

@@ -17,7 +17,6 @@ void dropout_broadcast(DType dt, const void* in, void* out, const uint8_t* bits_
   simplify_broadcast(ndim, shape, strides, rstrides, L);
   int64_t n = 1;
   for (int d = 0; d < ndim; ++d) n *= shape[d];
-  const int64_t inner = L.shape[L.ndim - 1];
   // Fused: a layout of one axis with decisions in element order from the stream (alpha dropout without a
   // broadcast axis): each unit generates its own bits next to its values, as dropout's loop does, so the
   // Philox work overlaps the memory traffic. Otherwise the reduced mask is generated first, whole (it is
@@ -36,10 +35,13 @@ void dropout_broadcast(DType dt, const void* in, void* out, const uint8_t* bits_
     bits = target;
   }
   if (n <= 0) return;
-  const BroadcastPass pass{dt, in, out, bits, fused ? bits_out : nullptr, &L, prm};
-  const int64_t per_row = (inner + kBroadcastChunk - 1) / kBroadcastChunk;
+  const int64_t period = fused ? 0 : fold_periodic_rows(L, kBroadcastMaxPeriod);
+  const int64_t chunk = period ? kBroadcastChunk / period * period : kBroadcastChunk;
+  const int64_t inner = L.shape[L.ndim - 1];
+  const BroadcastPass pass{dt, in, out, bits, fused ? bits_out : nullptr, &L, period, chunk, prm};
+  const int64_t per_row = (inner + chunk - 1) / chunk;
   const int64_t units = n / inner * per_row;
-  const int64_t per_task = std::max<int64_t>(1, kDropoutTaskElems / std::min(inner, kBroadcastChunk));
+  const int64_t per_task = std::max<int64_t>(1, kDropoutTaskElems / std::min(inner, chunk));
   const int64_t n_tasks = (units + per_task - 1) / per_task;
   const auto range = RDF_ACTIVE_ISA_KERNEL(dropout_broadcast_range);
   if (n_tasks <= 1) {

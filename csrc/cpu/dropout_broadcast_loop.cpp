@@ -9,16 +9,23 @@
 // - r = 1: consecutive decisions (a time-shared (T, N, H) whose rows are N*H; a layout without a broadcast
 //   axis), 16 bits at a time into lane masks as dropout's loop reads stored bits; at any bit position,
 //   since a row's first decision need not start a byte. With no mask to read (the fused case, see the
-//   driver) the unit first writes its own decisions with dropout's loop of this ISA;
+//   driver) the unit draws its decisions from the stream as dropout's loop does, tile by tile next to the
+//   values, and writes their bits when the call keeps them;
 // - any other r (a permuted layout whose memory-innermost axis is not the last kept axis): each decision
-//   gathered into a -1/0 word, then the lane vectors.
+//   gathered into a -1/0 word, then the lane vectors;
+// - folded short rows (a period: channels_last NCHW with H, W broadcast, rows of C elements): the period's
+//   decisions gathered once into -1/0 words and repeated over the unit (rebuilt only when the unit's
+//   decisions start elsewhere in the mask), then the lane vectors over the unit's contiguous run.
 // Every unit writes only its own elements (and, fused, its own mask bytes), so any split into tasks gives
 // the same bits; x and y may be the same array (each element is read before it is written, by one task).
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "../common/dropout_broadcast_element.h"
+#include "../common/philox.h"
 #include "dropout_broadcast_driver.h"
+#include "dropout_lanes.h"
 #include "isa.h"
 #include "vec.h"
 
@@ -28,6 +35,9 @@ namespace RDF_ISA {
 namespace {
 
 constexpr int64_t kGroup = 16;  // elements per step of an r = 1 row: two mask bytes
+// Elements per fused tile: dropout's loop measured 256 as the tile that keeps x and y streaming at copy
+// bandwidth (dropout_loop.cpp's kTile); a multiple of 8, so every tile's bits are whole bytes.
+constexpr int64_t kFusedTile = 256;
 constexpr int kVecsPerGroup = kGroup / kLanes;
 
 // The lane type of T's compute type: vf32, or vf64 for double (two halves per kLanes group, as in
@@ -58,13 +68,58 @@ inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
   return (w >> shift) & 0xFFFFu;
 }
 
-// dropout's keep bits of reduced elements [first, first + len) into out (bit 0 = element first, first a
-// multiple of 8): the decisions depend on offset + index only, so a mask pass whose offset is moved by
-// `first` gives them.
-inline void keep_bits(const DropoutParams& prm, int64_t first, int64_t len, uint8_t* out) {
-  DropoutParams shifted = prm;
-  shifted.offset = prm.offset + static_cast<uint64_t>(first);  // wraps mod 2^64, as the stream does
-  dropout_range(DropoutPass{DType::kFloat32, nullptr, nullptr, nullptr, out, shifted}, 0, len);
+// y[j] = value(x[j]) under decision bit bi + j of bits, j < len (any bit position): 16 decisions at a time.
+template <class T, class VP, class SP>
+inline void apply_bits(const T* x, T* y, const uint8_t* bits, int64_t bi, int64_t len, const VP& vv, const SP& sv) {
+  int64_t j = 0;
+  for (; j + kGroup <= len; j += kGroup) {
+    const uint32_t k16 = bits16_at(bits, bi + j);
+    for (int v = 0; v < kVecsPerGroup; ++v)
+      apply_lanes(x + j + v * kLanes, y + j + v * kLanes, mask_from_bits(k16 >> (v * kLanes)), vv);
+  }
+  for (; j < len; ++j) masked_element(x[j], y[j], mask_bit(bits, bi + j), sv);
+}
+
+// The fused pass over len elements whose decisions are stream positions offset + first + j: tiles of
+// kFusedTile elements, each its Philox words (philox_words, dropout's own), then 16 elements at a time the
+// decisions word >= threshold as lane masks (dropout's loop makes them so), the values, and the 16 bits
+// into dst (null: not kept). Tile by tile, as dropout's loop, so the prefetchers keep streaming x and y
+// through the Philox arithmetic.
+template <class T, class VP, class SP>
+void fused_run(const T* x, T* y, uint8_t* dst, int64_t first, int64_t len, const DropoutParams& prm, const VP& vv,
+               const SP& sv) {
+  alignas(64) uint32_t words[kFusedTile + 4 * kBlocks + 4];
+  const vu32 t = vu32{} + prm.threshold;
+  for (int64_t t0 = 0; t0 < len; t0 += kFusedTile) {
+    const int64_t tl = std::min(kFusedTile, len - t0);
+    const uint64_t g0 = prm.offset + static_cast<uint64_t>(first + t0);  // wraps mod 2^64 by design
+    const int64_t skip = static_cast<int64_t>(g0 & 3u);
+    philox_words(g0 >> 2, (skip + tl + 3) / 4, prm.seed, words);
+    const uint32_t* w = words + skip;
+    int64_t j = 0;
+    for (; j + kGroup <= tl; j += kGroup) {
+      uint32_t bits16 = 0;
+      for (int v = 0; v < kVecsPerGroup; ++v) {
+        const int64_t e = t0 + j + v * kLanes;
+        const vi32 keep = reinterpret_cast<vi32>(load_vec<vu32>(w + j + v * kLanes) >= t);
+        apply_lanes(x + e, y + e, keep, vv);
+        bits16 |= movemask(keep) << (v * kLanes);
+      }
+      if (dst) {
+        dst[(t0 + j) / 8] = static_cast<uint8_t>(bits16);
+        dst[(t0 + j) / 8 + 1] = static_cast<uint8_t>(bits16 >> 8);
+      }
+    }
+    for (; j < tl; ++j) {
+      const int64_t e = t0 + j;
+      const bool keep = dropout_keep(w[j], prm.threshold);
+      masked_element(x[e], y[e], keep, sv);
+      if (dst) {
+        if (e % 8 == 0) dst[e / 8] = 0;  // bits past the last element stay 0
+        dst[e / 8] |= static_cast<uint8_t>(keep << (e % 8));
+      }
+    }
+  }
 }
 
 template <class T, class VP, class SP>
@@ -72,27 +127,39 @@ void run_units(const BroadcastPass& pass, int64_t begin, int64_t end, const VP& 
   const BroadcastLayout& L = *pass.layout;
   const int last = L.ndim - 1;
   const int64_t inner = L.shape[last], s = L.stride[last], r = L.rstride[last];
-  const int64_t per_row = (inner + kBroadcastChunk - 1) / kBroadcastChunk;
+  const int64_t chunk = pass.chunk, period = pass.period;
+  const int64_t per_row = (inner + chunk - 1) / chunk;
   const T* in = static_cast<const T*>(pass.in);
   T* out = static_cast<T*>(pass.out);
   const T dropped = dropped_value<T>(sv);
   const vi32 all = vi32{} - 1;
   alignas(64) uint32_t keep[kBroadcastChunk];
-  alignas(64) uint8_t local[kBroadcastChunk / 8 + 8];
+  int64_t pattern_red = -1;  // the decisions keep[] holds (periodic rows), or none
   for (int64_t u = begin; u < end; ++u) {
     int64_t mem, red;
     broadcast_row(L, u / per_row, mem, red);
-    const int64_t c0 = (u % per_row) * kBroadcastChunk;
-    const int64_t len = std::min(kBroadcastChunk, inner - c0);
+    const int64_t c0 = (u % per_row) * chunk;
+    const int64_t len = std::min(chunk, inner - c0);
     mem += c0 * s;
-    red += c0 * r;
     const T* x = in + mem;
     T* y = out + mem;
-    if (s != 1) {  // not dense (the Python layer never sends one): element by element
-      for (int64_t j = 0; j < len; ++j) masked_element(x[j * s], y[j * s], mask_bit(pass.bits, red + j * r), sv);
+    int64_t j = 0;
+    if (period != 0) {  // c0 is whole periods: phase 0
+      if (red != pattern_red) {
+        for (int64_t i = 0; i < period; ++i) keep[i] = mask_bit(pass.bits, red + i * r) ? ~0u : 0u;
+        for (int64_t have = period; have < chunk; have *= 2)
+          std::memcpy(keep + have, keep, static_cast<size_t>(std::min(have, chunk - have)) * sizeof(uint32_t));
+        pattern_red = red;
+      }
+      for (; j + kLanes <= len; j += kLanes) apply_lanes(x + j, y + j, load_vec<vi32>(keep + j), vv);
+      for (; j < len; ++j) masked_element(x[j], y[j], keep[j] != 0, sv);
       continue;
     }
-    int64_t j = 0;
+    red += c0 * r;
+    if (s != 1) {  // not dense (the Python layer never sends one): element by element
+      for (int64_t i = 0; i < len; ++i) masked_element(x[i * s], y[i * s], mask_bit(pass.bits, red + i * r), sv);
+      continue;
+    }
     if (r == 0) {
       if (!mask_bit(pass.bits, red)) {
         std::fill(y, y + len, dropped);
@@ -103,20 +170,11 @@ void run_units(const BroadcastPass& pass, int64_t begin, int64_t end, const VP& 
       continue;
     }
     if (r == 1) {
-      const uint8_t* b = pass.bits;
-      int64_t bi = red;
-      if (b == nullptr) {  // fused: this unit's own decisions first (red is a multiple of kBroadcastChunk)
-        uint8_t* dst = pass.bits_out ? pass.bits_out + red / 8 : local;
-        keep_bits(pass.params.keep, red, len, dst);
-        b = dst;
-        bi = 0;
+      if (pass.bits == nullptr) {  // fused: red is a multiple of kBroadcastChunk, so dst starts a byte
+        fused_run(x, y, pass.bits_out ? pass.bits_out + red / 8 : nullptr, red, len, pass.params.keep, vv, sv);
+      } else {
+        apply_bits(x, y, pass.bits, red, len, vv, sv);
       }
-      for (; j + kGroup <= len; j += kGroup) {
-        const uint32_t k16 = bits16_at(b, bi + j);
-        for (int v = 0; v < kVecsPerGroup; ++v)
-          apply_lanes(x + j + v * kLanes, y + j + v * kLanes, mask_from_bits(k16 >> (v * kLanes)), vv);
-      }
-      for (; j < len; ++j) masked_element(x[j], y[j], mask_bit(b, bi + j), sv);
       continue;
     }
     for (int64_t i = 0; i < len; ++i) keep[i] = mask_bit(pass.bits, red + i * r) ? ~0u : 0u;

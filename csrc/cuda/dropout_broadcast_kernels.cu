@@ -6,14 +6,18 @@
 // CPU's bit for bit.
 //
 // The apply kernel walks the simplified layout (simplify_broadcast: axes in memory order, the last of memory
-// stride 1): a thread takes a segment of up to kThreadElems consecutive elements of one inner row, finds the
-// row's memory and reduced offsets once (broadcast_row), and applies the policy to each element with its
-// decision bit red + k * rstride (one bit for the whole segment when the row is broadcast). Consecutive
-// threads take consecutive segments of a row, so a warp's accesses are contiguous stretches of memory.
+// stride 1; short rows sharing their decisions folded into long periodic ones, fold_periodic_rows): a thread
+// takes a segment of up to kThreadElems consecutive elements of one inner row, finds the row's memory and
+// reduced offsets once (broadcast_row), and applies the policy to each element i of the row with its
+// decision bit red + (i % period) * rstride (one bit for the whole segment when the row is broadcast).
+// Consecutive threads take consecutive segments of a row, so a warp's accesses are contiguous stretches of
+// memory.
 //
 // in and out may be the same array (in place): no __restrict__ on them; each element is read, then written,
 // by one thread.
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "../common/dropout_broadcast_element.h"
 #include "check_cuda.h"
@@ -27,8 +31,8 @@ constexpr int kThreadElems = 16;  // elements per thread and step
 
 template <class T, class P>
 __global__ void __launch_bounds__(kThreads) broadcast_apply_kernel(const T* in, T* out, const uint8_t* __restrict__ bits,
-                                                                   BroadcastLayout L, int64_t segments, int64_t chunks,
-                                                                   P value) {
+                                                                   BroadcastLayout L, int64_t period, int64_t segments,
+                                                                   int64_t chunks, P value) {
   const int last = L.ndim - 1;
   const int64_t inner = L.shape[last], s = L.stride[last], r = L.rstride[last];
   const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -38,13 +42,13 @@ __global__ void __launch_bounds__(kThreads) broadcast_apply_kernel(const T* in, 
     int64_t mem, red;
     broadcast_row(L, t / chunks, mem, red);
     mem += i0 * s;
-    red += i0 * r;
     const int len = static_cast<int>(inner - i0 < kThreadElems ? inner - i0 : kThreadElems);
     const bool shared = mask_bit(bits, red);  // the segment's one decision when r == 0
 #pragma unroll
     for (int k = 0; k < kThreadElems; ++k) {
       if (k < len) {
-        const bool keep = r == 0 ? shared : mask_bit(bits, red + k * r);
+        const int64_t i = i0 + k;
+        const bool keep = r == 0 ? shared : mask_bit(bits, red + (period ? i % period : i) * r);
         masked_element(in[mem + k * s], out[mem + k * s], keep, value);
       }
     }
@@ -52,8 +56,8 @@ __global__ void __launch_bounds__(kThreads) broadcast_apply_kernel(const T* in, 
 }
 
 template <class P>
-void launch_apply(DType dt, const void* in, void* out, const uint8_t* bits, const BroadcastLayout& L, int64_t n,
-                  const P& value_tag, const MaskedParams& prm, int device, Stream stream) {
+void launch_apply(DType dt, const void* in, void* out, const uint8_t* bits, const BroadcastLayout& L, int64_t period,
+                  int64_t n, const P& value_tag, const MaskedParams& prm, int device, Stream stream) {
   const int64_t inner = L.shape[L.ndim - 1];
   const int64_t chunks = (inner + kThreadElems - 1) / kThreadElems;
   const int64_t segments = n / inner * chunks;
@@ -68,11 +72,11 @@ void launch_apply(DType dt, const void* in, void* out, const uint8_t* bits, cons
     if constexpr (P::value == MaskedValue::kAlpha) {
       using Policy = AlphaValue<C>;
       const Policy value = alpha_policy<C, C>(prm, same);
-      broadcast_apply_kernel<T, Policy><<<grid, kThreads, 0, s>>>(x, y, bits, L, segments, chunks, value);
+      broadcast_apply_kernel<T, Policy><<<grid, kThreads, 0, s>>>(x, y, bits, L, period, segments, chunks, value);
     } else {
       using Policy = ScaledValue<C>;
       const Policy value = scaled_policy<C, C>(prm, same);
-      broadcast_apply_kernel<T, Policy><<<grid, kThreads, 0, s>>>(x, y, bits, L, segments, chunks, value);
+      broadcast_apply_kernel<T, Policy><<<grid, kThreads, 0, s>>>(x, y, bits, L, period, segments, chunks, value);
     }
   });
   check_launch("dropout broadcast kernel launch", s);
@@ -95,12 +99,15 @@ void dropout_broadcast(DType dt, const void* in, void* out, const uint8_t* bits_
   }
   if (n <= 0) return;
   DeviceGuard guard(device);
+  // Rows shorter than a thread's segment would leave threads idle: fold them (any period: a row of the fold
+  // is walked in segments like any other).
+  const int64_t period = fold_periodic_rows(L, INT64_MAX);
   if (prm.value == MaskedValue::kAlpha) {
-    launch_apply(dt, in, out, bits, L, n, std::integral_constant<MaskedValue, MaskedValue::kAlpha>(), prm, device,
-                 stream);
+    launch_apply(dt, in, out, bits, L, period, n, std::integral_constant<MaskedValue, MaskedValue::kAlpha>(), prm,
+                 device, stream);
   } else {
-    launch_apply(dt, in, out, bits, L, n, std::integral_constant<MaskedValue, MaskedValue::kScaled>(), prm, device,
-                 stream);
+    launch_apply(dt, in, out, bits, L, period, n, std::integral_constant<MaskedValue, MaskedValue::kScaled>(), prm,
+                 device, stream);
   }
 }
 

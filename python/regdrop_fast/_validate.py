@@ -95,6 +95,7 @@ _NO_ALPHA = _args.AlphaRule(0.0, 0.0, 0.0)
 
 def _variant_x(x, out, host_only: bool) -> tuple[ModuleType, Any, Any]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
+    xa: Any
     oa: Any = None
     if backend is _route.CPU:
         xa = _arrays.host_array(x, "x")
@@ -142,6 +143,7 @@ def variant_backward(grad, mask, out, *, alpha: bool = False,
         raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
     backend = _route.CPU if host_only else _route.backend_for(grad)
     bits = mask._bits
+    ga: Any
     if backend is _route.CPU:
         if bits is not None and not isinstance(bits, np.ndarray):
             raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
@@ -250,6 +252,9 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
 
 
 def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
+    if isinstance(mask, Mask) and (mask._dims or not mask._scale_by_keep):
+        raise ValueError("mask: is a dropout variant's (broadcast_dims or scale_by_keep=False); "
+                         "bias_dropout_add_backward takes the mask of bias_dropout_add (one decision per element)")
     backend, call = dropout_backward(grad, mask, out, host_only=host_only)
     shape = call.grad.shape
     if len(shape) == 0:

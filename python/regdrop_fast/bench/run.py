@@ -112,7 +112,7 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
                 cases.append(epilogue.epilogue_case(op, dtype, epilogue.TINY_SHAPE if config.tiny else epilogue.SHAPE,
                                                     names, config.tiny, notes))
     if "variants" in config.sections:
-        cases += variants.variant_cases({fw.name for fw in peers}, config.tiny, notes)
+        cases += variants.variant_cases(config.dtypes, max(config.sizes), {fw.name for fw in peers}, notes)
     return cases
 
 

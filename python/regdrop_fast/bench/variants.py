@@ -1,28 +1,38 @@
-"""The dropout variants (``regdrop-fast bench --cases variants``), each at 2^24 float32 against what a user
-writes without regdrop_fast:
+"""The dropout variants (``regdrop-fast bench --cases variants``): channel dropout (Dropout2d), DropPath and
+alpha dropout, forward+backward, next to their limits and to the torch equivalents.
 
-- Gaussian dropout, forward and forward+backward, against ``x * (1 + std * randn)`` in NumPy
-  (``default_rng().standard_normal``) and torch eager (``torch.randn_like``; autograd for the backward);
-- Dropout2d forward+backward on (64, 256, 32, 32): ``dropout(x, p, broadcast_dims=(2, 3))`` and
-  ``dropout_backward`` against torch.nn.Dropout2d (autograd), and NumPy's ``where`` with a (N, C, 1, 1) mask;
-  the row records the mask bytes each keeps for the backward (``mask_bytes``: ours N * C / 8);
-- DropPath forward on (64, 2^18): ``drop_path`` against torchvision's ``stochastic_depth(x, p, "row")`` when
-  torchvision is installed, else the same formula in torch eager (a (N, 1) Bernoulli tensor divided by the
-  keep probability, times x: timm's ``drop_path``), and NumPy;
-- alpha dropout forward: ``alpha_dropout`` against ``torch.nn.functional.alpha_dropout`` and the NumPy formula
-  (``where(keep, x, sat) * a + b``).
+Each case has the shape of its use at the bench's largest size n: Dropout2d on NCHW (64 channels of 64 x 64
+maps per sample at 2^24 elements: one decision per map), DropPath on (samples, tokens, features) rows of
+4096 elements (one decision per sample), alpha dropout element-wise on the same data. Rows:
 
-Bytes, counted once per case as what the operation must move (the same for every row): a forward reads x and
-writes y (2 n items) plus the packed mask it keeps (one bit per decision: n for alpha dropout, N * C for
-Dropout2d, N for DropPath; Gaussian dropout keeps none, its backward regenerates the noise); a backward reads
-grad (and the mask) and writes dx. The limits (limits.py): a copy of the same bytes on the kernels' threads
-and task split, and the mask-only time of the stream words the op draws (the stream's ceiling; the normal
-transform of Gaussian dropout is arithmetic on top of it, so that row can sit below the ceiling).
+- regdrop_fast (the NumPy API, store="bits" and store="seed"): the forward with a preallocated out, then the
+  backward from its Mask;
+- torch (when compared): ``F.dropout2d`` / torchvision's ``stochastic_depth(x, p, "row")`` written as torch
+  ops (torchvision itself is not a dependency: ``x * bernoulli(1 - p) / (1 - p)`` over a (N, 1, ..., 1) noise
+  tensor, its formula) / ``F.alpha_dropout``, forward then autograd backward, on CPU tensors sharing the
+  arrays' memory.
+
+Bytes, counted once per case as what forward+backward must move: x read, y written, the kept mask written
+and read again, grad read, dx written (4 n items + 2 x mask bytes; store="seed" rows move no mask). The
+limits (limits.py): a copy of the same bytes on the kernels' threads and task split, and the mask-only time of
+the case's decisions (the stream's ceiling). The "mask kept" column is what each implementation keeps between
+forward and backward: the Mask's bits (none with store="seed": 16 bytes of seed and offset), and for torch the
+bytes of the tensors autograd saves besides x itself (measured with saved-tensor hooks).
+
+Gaussian dropout (gaussian_cases) has no mask: its forward and its forward+backward (the backward regenerates
+the noise) run at n float32 elements against ``x * (1 + std * randn)`` in torch eager (``randn_like``;
+autograd for the backward) and NumPy (``default_rng().standard_normal``); bytes 2 n items per pass, the
+mask-only ceiling of its n stream words (the normal transform is arithmetic on top of it, so the row can sit
+below that ceiling when the transform binds).
+
+Other variant cases join by appending a builder to BUILDERS: a function (op label, dtype name, n, peer names,
+notes) -> Case, and printing in the same table (report.py groups the section by op and dtype).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,21 +40,19 @@ import numpy as np
 import regdrop_fast as rdf
 
 from . import limits
-from .cases import DTYPES, SEED, Case, Impl, _copy_impl, _random, copy_limit_impl, mask_limit_impl
+from .cases import DTYPES, P, SEED, Case, Impl, _copy_impl, _random, copy_limit_impl, mask_limit_impl
 
-P = 0.3  # Keras's GaussianDropout test rate
-SIZE = 1 << 24
-TINY_SIZE = 1 << 12  # the hidden --tiny option (tests)
-OPS = ("forward", "forward+backward")
-
-# Issue 13's CPU targets for every variant at 2^24 float32: (label, "limit" or a peer framework, at least).
-# Printed under each table with the measured ratio; a benchmark reports them, no test asserts them.
+SECTION = "variants"
+# The issue's CPU targets at 2^24 float32, for the store="bits" row: (label, "limit" or a peer, at least).
 TARGETS = (("x limit", "limit", 0.8), ("vs torch", "torch", 10.0))
 
 
 def target_lines(group: list[dict]) -> list[str]:
-    """One line with each target the regdrop_fast row of a case measures: the ratio, the minimum, met or not."""
-    ours = next((r for r in group if r["framework"] == "regdrop_fast"), None)
+    """One line with each target the rows of one case measure: the ratio, the wanted minimum, met or not (the
+    store="bits" row; Gaussian dropout's only row)."""
+    ours = next((r for r in group if r["framework"] == "regdrop_fast" and r["impl"].endswith("bits")), None)
+    if ours is None:
+        ours = next((r for r in group if r["framework"] == "regdrop_fast"), None)
     if ours is None:
         return []
     parts = []
@@ -52,218 +60,227 @@ def target_lines(group: list[dict]) -> list[str]:
         ratio = ours.get("limit_fraction") if against == "limit" else ours.get("speedup", {}).get(against)
         if ratio is not None:
             parts.append(f"{label} {ratio:.2f} (>= {at_least:g}: {'met' if ratio >= at_least else 'NOT met'})")
-    if ours.get("rng_seconds") and ours.get("seconds"):
-        parts.append(f"x RNG ceiling {ours['rng_seconds'] / ours['seconds']:.2f}")
-    return ["targets: " + "; ".join(parts)] if parts else []
+    return ["targets (bits row): " + "; ".join(parts)] if parts else []
+
+
+def nchw(n: int) -> tuple[int, int, int, int]:
+    """Dropout2d's shape at n elements: 64 x 64 maps, 64 channels, n / 2^18 samples (smaller n: fewer)."""
+    hw = 64 if n >= 1 << 18 else 8
+    c = 64 if n >= 1 << 12 else 4
+    return max(1, n // (c * hw * hw)), c, hw, hw
+
+
+def rows_of(n: int) -> tuple[int, int, int]:
+    """DropPath's shape: samples of 16 tokens x 256 features."""
+    return max(1, n // 4096), 16, 256
+
+
+def variant_bytes(n: int, itemsize: int, decisions: int, store: str = "bits") -> int:
+    """What forward+backward must move (module docstring)."""
+    mask = (decisions + 7) // 8 if store == "bits" else 0
+    return 4 * n * itemsize + 2 * mask
+
+
+def _saved_bytes(torch: Any, fn: Callable[[Any], Any], x: Any) -> int:
+    """Bytes of the tensors autograd saves for fn(x)'s backward, x's own storage left out."""
+    seen: dict[int, int] = {}
+    base = x.untyped_storage().data_ptr()
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        if storage.data_ptr() != base:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    leaf = x.detach().requires_grad_()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(leaf)
+    return sum(seen.values())
+
+
+def _case(op: str, dtype_name: str, shape: tuple[int, ...], decisions: int, ours: Callable[..., Any],
+          backward: Callable[..., Any], torch_fn: Callable[[Any, Any], Any] | None, torch_label: str,
+          peer_names: set[str]) -> Case:
+    """A forward+backward case: ours(x, out=, store=) -> (y, mask) and backward(g, mask, out=) -> dx (the
+    NumPy API), torch_fn(torch, x) the peer (None: no peer)."""
+    dtype = DTYPES[dtype_name]
+    n = int(np.prod(shape))
+    nbytes = variant_bytes(n, dtype.itemsize, decisions)
+    seed_bytes = variant_bytes(n, dtype.itemsize, decisions, "seed")
+    kept: dict[str, int] = {}
+
+    def build() -> list[Impl]:
+        x, g = _random(shape, dtype, SEED), _random(shape, dtype, SEED + 1)
+        out, dx = np.empty_like(x), np.empty_like(x)
+        tasks = limits.tasks_for(n, limits.DROPOUT_TASK_ELEMS)
+        impls = [copy_limit_impl(nbytes, tasks), mask_limit_impl(decisions), _copy_impl(nbytes)]
+        for store, b in (("bits", nbytes), ("seed", seed_bytes)):
+            def step(store: str = store) -> Any:
+                _, mask = ours(x, out=out, store=store)
+                return backward(g, mask, out=dx)
+
+            name = f"regdrop_fast {op} + backward {store}"
+            mask = ours(x, out=out, store=store)[1]
+            kept[name] = 0 if mask.bits is None else mask.bits.nbytes
+            impls.append(Impl(name, "regdrop_fast", step, b, draws=True))
+        if torch_fn is not None and "torch" in peer_names:
+            import torch
+
+            def tensor(a: np.ndarray) -> Any:
+                if a.dtype == DTYPES["bfloat16"]:  # torch does not know ml_dtypes: the same bytes
+                    return torch.from_numpy(a.view(np.uint16)).view(torch.bfloat16)
+                return torch.from_numpy(a)
+
+            xt, gt = tensor(x), tensor(g)
+            torch.manual_seed(SEED)
+            kept[torch_label] = _saved_bytes(torch, lambda t: torch_fn(torch, t), xt)
+
+            def torch_step() -> Any:
+                leaf = xt.detach().requires_grad_()
+                torch_fn(torch, leaf).backward(gt)
+                return leaf.grad
+
+            impls.append(Impl(torch_label, "torch", torch_step, nbytes))
+        return impls
+
+    label = f"variants {op} forward+backward {dtype_name} {'x'.join(map(str, shape))}"
+    return Case(SECTION, op, dtype_name, n, label, build,
+                extra={"shape": list(shape), "decisions": decisions, "mask_kept": kept})
+
+
+def dropout2d_case(dtype_name: str, n: int, peer_names: set[str], notes: list[str]) -> Case:
+    shape = nchw(n)
+
+    def torch_fn(torch: Any, t: Any) -> Any:
+        return torch.nn.functional.dropout2d(t, P, training=True)
+
+    return _case("dropout2d", dtype_name, shape, shape[0] * shape[1],
+                 lambda x, **kw: rdf.dropout(x, P, broadcast_dims=(2, 3), seed=SEED, **kw), rdf.dropout_backward,
+                 torch_fn, "torch F.dropout2d + autograd", peer_names)
+
+
+def drop_path_case(dtype_name: str, n: int, peer_names: set[str], notes: list[str]) -> Case:
+    shape = rows_of(n)
+
+    def torch_fn(torch: Any, t: Any) -> Any:
+        # torchvision.ops.stochastic_depth(t, P, "row", training=True), written out (its formula)
+        survival = 1.0 - P
+        noise = torch.empty([t.shape[0]] + [1] * (t.ndim - 1), dtype=t.dtype).bernoulli_(survival)
+        return t * noise.div_(survival)
+
+    return _case("drop_path", dtype_name, shape, shape[0],
+                 lambda x, **kw: rdf.drop_path(x, P, seed=SEED, **kw), rdf.dropout_backward,
+                 torch_fn, "torch stochastic_depth formula (row) + autograd", peer_names)
+
+
+def alpha_case(dtype_name: str, n: int, peer_names: set[str], notes: list[str]) -> Case:
+    shape = rows_of(n)
+
+    def torch_fn(torch: Any, t: Any) -> Any:
+        return torch.nn.functional.alpha_dropout(t, P, training=True)
+
+    return _case("alpha_dropout", dtype_name, shape, int(np.prod(shape)),
+                 lambda x, **kw: rdf.alpha_dropout(x, P, seed=SEED, **kw), rdf.alpha_dropout_backward,
+                 torch_fn, "torch F.alpha_dropout + autograd", peer_names)
+
+
+BUILDERS: list[Callable[[str, int, set[str], list[str]], Case]] = [dropout2d_case, drop_path_case, alpha_case]
+
+GAUSSIAN_P = 0.3  # Keras's GaussianDropout test rate
+GAUSSIAN_OPS = ("gaussian_dropout forward", "gaussian_dropout forward+backward")
 
 
 def gaussian_bytes(n: int, itemsize: int, op: str) -> int:
-    """What `op` must move for n elements (see the module docstring)."""
-    return (2 if op == "forward" else 4) * n * itemsize
-
-
-def _torch_impl(torch: Any, x: np.ndarray, g: np.ndarray, op: str, nbytes: int) -> Impl:
-    xt, gt = torch.from_numpy(x), torch.from_numpy(g)
-    std = math.sqrt(P / (1 - P))
-    torch.manual_seed(SEED)
-
-    def forward() -> Any:
-        with torch.no_grad():
-            return xt * (1 + std * torch.randn_like(xt))
-
-    def step() -> Any:
-        leaf = xt.detach().requires_grad_()
-        (leaf * (1 + std * torch.randn_like(leaf))).backward(gt)
-        return leaf.grad
-
-    return Impl("torch eager: x * (1 + std * randn_like(x))", "torch", forward if op == "forward" else step, nbytes)
-
-
-def _numpy_impl(x: np.ndarray, g: np.ndarray, op: str, nbytes: int) -> Impl:
-    rng = np.random.default_rng(SEED)
-    std = np.float32(math.sqrt(P / (1 - P)))
-
-    def forward() -> Any:
-        noise = 1 + std * rng.standard_normal(x.shape, dtype=np.float32)
-        return x * noise, noise
-
-    def step() -> Any:
-        _, noise = forward()
-        return g * noise
-
-    return Impl("numpy: x * (1 + std * standard_normal)", "numpy", forward if op == "forward" else step, nbytes)
+    """x read and y written per pass; the forward+backward makes two passes (module docstring)."""
+    return (2 if op.endswith(" forward") else 4) * n * itemsize
 
 
 def gaussian_case(op: str, n: int, peer_names: set[str]) -> Case:
+    """Gaussian dropout, ``op`` one of GAUSSIAN_OPS, at n float32 elements."""
     dtype = DTYPES["float32"]
     nbytes = gaussian_bytes(n, dtype.itemsize, op)
+    forward_only = op.endswith(" forward")
+    std = math.sqrt(GAUSSIAN_P / (1 - GAUSSIAN_P))
 
     def build() -> list[Impl]:
         x, g = _random(n, dtype, SEED), _random(n, dtype, SEED + 1)
         out, dx = np.empty_like(x), np.empty_like(x)
         impls = [copy_limit_impl(nbytes, limits.tasks_for(n, limits.DROPOUT_TASK_ELEMS)), mask_limit_impl(n),
                  _copy_impl(nbytes)]
-        if op == "forward":
-            impls.append(Impl("regdrop_fast gaussian_dropout", "regdrop_fast",
-                              lambda: rdf.gaussian_dropout(x, P, seed=SEED, out=out), nbytes, draws=True))
-        else:
-            def ours() -> Any:
-                _, noise = rdf.gaussian_dropout(x, P, seed=SEED, out=out)
-                return rdf.gaussian_dropout_backward(g, noise, out=dx)
-
-            # draws the stream twice (forward, and the backward's regenerated noise); its ceiling is taken as
-            # one mask-only time, the stricter reading
-            impls.append(Impl("regdrop_fast gaussian_dropout + backward", "regdrop_fast", ours, nbytes, draws=True))
-        if "torch" in peer_names:
-            import torch
-
-            impls.append(_torch_impl(torch, x, g, op, nbytes))
-        if "numpy" in peer_names:
-            impls.append(_numpy_impl(x, g, op, nbytes))
-        return impls
-
-    return Case("variants", f"gaussian_dropout {op}", "float32", n, f"variants gaussian_dropout {op} n={n}", build)
-
-
-def dropout2d_shape(tiny: bool) -> tuple[int, int, int, int]:
-    return (4, 16, 8, 8) if tiny else (64, 256, 32, 32)
-
-
-def dropout2d_bytes(shape: tuple[int, ...], itemsize: int) -> int:
-    """Forward+backward: x read, y written, grad read, dx written, the N * C mask bits written and read."""
-    n = math.prod(shape)
-    return 4 * n * itemsize + 2 * ((shape[0] * shape[1] + 7) // 8)
-
-
-def dropout2d_case(shape: tuple[int, int, int, int], peer_names: set[str]) -> Case:
-    """Dropout2d forward+backward (channel dropout: one decision per (sample, channel))."""
-    n = math.prod(shape)
-    decisions = shape[0] * shape[1]
-    nbytes = dropout2d_bytes(shape, 4)
-
-    def build() -> list[Impl]:
-        x, g = _random(shape, DTYPES["float32"], SEED), _random(shape, DTYPES["float32"], SEED + 1)
-        out, dx = np.empty_like(x), np.empty_like(x)
-        impls = [copy_limit_impl(nbytes, limits.tasks_for(n, limits.DROPOUT_TASK_ELEMS)), mask_limit_impl(decisions),
-                 _copy_impl(nbytes)]
 
         def ours() -> Any:
-            _, mask = rdf.dropout(x, P, broadcast_dims=(2, 3), seed=SEED, out=out)
-            return rdf.dropout_backward(g, mask, out=dx)
+            y, noise = rdf.gaussian_dropout(x, GAUSSIAN_P, seed=SEED, out=out)
+            return y if forward_only else rdf.gaussian_dropout_backward(g, noise, out=dx)
 
-        impls.append(Impl("regdrop_fast dropout(broadcast_dims=(2, 3)) + backward", "regdrop_fast", ours, nbytes,
-                          draws=True))
+        # draws the stream (the forward+backward twice: its ceiling is taken as one mask-only time, the
+        # stricter reading)
+        impls.append(Impl("regdrop_fast gaussian_dropout" + ("" if forward_only else " + backward"), "regdrop_fast",
+                          ours, nbytes, draws=True))
         if "torch" in peer_names:
             import torch
 
             xt, gt = torch.from_numpy(x), torch.from_numpy(g)
-            module = torch.nn.Dropout2d(P)
             torch.manual_seed(SEED)
 
             def torch_step() -> Any:
+                if forward_only:
+                    with torch.no_grad():
+                        return xt * (1 + std * torch.randn_like(xt))
                 leaf = xt.detach().requires_grad_()
-                module(leaf).backward(gt)
+                (leaf * (1 + std * torch.randn_like(leaf))).backward(gt)
                 return leaf.grad
 
-            impls.append(Impl("torch eager: nn.Dropout2d + autograd", "torch", torch_step, nbytes))
+            impls.append(Impl("torch eager: x * (1 + std * randn_like(x))", "torch", torch_step, nbytes))
         if "numpy" in peer_names:
             rng = np.random.default_rng(SEED)
-            scale = np.float32(1 / (1 - P))
+            std32 = np.float32(std)
 
             def numpy_step() -> Any:
-                factor = (rng.random((shape[0], shape[1], 1, 1), dtype=np.float32) >= P) * scale
-                return x * factor, g * factor
+                noise = 1 + std32 * rng.standard_normal(x.shape, dtype=np.float32)
+                return x * noise if forward_only else (x * noise, g * noise)
 
-            impls.append(Impl("numpy: (N, C, 1, 1) mask, multiply", "numpy", numpy_step, nbytes))
+            impls.append(Impl("numpy: x * (1 + std * standard_normal)", "numpy", numpy_step, nbytes))
         return impls
 
-    return Case("variants", "Dropout2d forward+backward", "float32", n,
-                f"variants Dropout2d forward+backward {'x'.join(map(str, shape))}", build,
-                extra={"shape": list(shape), "mask_bytes": (decisions + 7) // 8})
+    return Case(SECTION, op, "float32", n, f"variants {op} float32 n={n}", build,
+                extra={"title": f"variants {op}, float32, n={n}, p={GAUSSIAN_P}  (GB/s: bytes the op must move "
+                                "/ time; nothing kept: the backward regenerates the noise)"})
 
 
-def drop_path_shape(tiny: bool) -> tuple[int, int]:
-    return (16, 256) if tiny else (64, 1 << 18)
+def variant_cases(dtypes: list[str], n: int, peer_names: set[str], notes: list[str]) -> list[Case]:
+    """Every builder's case for each dtype, at n elements, and Gaussian dropout's (float32)."""
+    return [build(dtype, n, peer_names, notes) for build in BUILDERS for dtype in dtypes] + [
+        gaussian_case(op, n, peer_names) for op in GAUSSIAN_OPS]
 
 
-def drop_path_case(shape: tuple[int, int], peer_names: set[str], notes: list[str]) -> Case:
-    """DropPath forward (one decision per sample)."""
-    n = math.prod(shape)
-    nbytes = 2 * n * 4 + (shape[0] + 7) // 8
-
-    def build() -> list[Impl]:
-        x = _random(shape, DTYPES["float32"], SEED)
-        out = np.empty_like(x)
-        impls = [copy_limit_impl(nbytes, limits.tasks_for(n, limits.DROPOUT_TASK_ELEMS)), mask_limit_impl(shape[0]),
-                 _copy_impl(nbytes),
-                 Impl("regdrop_fast drop_path", "regdrop_fast", lambda: rdf.drop_path(x, P, seed=SEED, out=out),
-                      nbytes, draws=True)]
-        if "torch" in peer_names:
-            import torch
-
-            xt = torch.from_numpy(x)
-            torch.manual_seed(SEED)
-            try:
-                from torchvision.ops import stochastic_depth
-            except ImportError:
-                note = "variants: torchvision is not installed: DropPath compared with its formula in torch eager"
-                if note not in notes:
-                    notes.append(note)
-
-                def formula() -> Any:
-                    keep = xt.new_empty((shape[0], 1)).bernoulli_(1 - P).div_(1 - P)
-                    return xt * keep
-
-                impls.append(Impl("torch eager: stochastic_depth's formula", "torch", formula, nbytes))
-            else:
-                impls.append(Impl("torchvision stochastic_depth(x, p, 'row')", "torch",
-                                  lambda: stochastic_depth(xt, P, "row", True), nbytes))
-        if "numpy" in peer_names:
-            rng = np.random.default_rng(SEED)
-            scale = np.float32(1 / (1 - P))
-            impls.append(Impl("numpy: (N, 1) mask, multiply", "numpy",
-                              lambda: x * ((rng.random((shape[0], 1), dtype=np.float32) >= P) * scale), nbytes))
-        return impls
-
-    return Case("variants", "DropPath forward", "float32", n, f"variants DropPath forward {shape[0]}x{shape[1]}",
-                build, extra={"shape": list(shape)})
-
-
-def alpha_case(n: int, peer_names: set[str]) -> Case:
-    """Alpha dropout forward."""
-    nbytes = 2 * n * 4 + (n + 7) // 8
-    alpha_p = 0.2
-
-    def build() -> list[Impl]:
-        x = _random(n, DTYPES["float32"], SEED)
-        out = np.empty_like(x)
-        impls = [copy_limit_impl(nbytes, limits.tasks_for(n, limits.DROPOUT_TASK_ELEMS)), mask_limit_impl(n),
-                 _copy_impl(nbytes),
-                 Impl("regdrop_fast alpha_dropout", "regdrop_fast",
-                      lambda: rdf.alpha_dropout(x, alpha_p, seed=SEED, out=out), nbytes, draws=True)]
-        if "torch" in peer_names:
-            import torch
-
-            xt = torch.from_numpy(x)
-            torch.manual_seed(SEED)
-            impls.append(Impl("torch eager: F.alpha_dropout", "torch",
-                              lambda: torch.nn.functional.alpha_dropout(xt, alpha_p, True), nbytes))
-        if "numpy" in peer_names:
-            rng = np.random.default_rng(SEED)
-            sat = -1.7580993408473766  # -SELU scale * SELU alpha
-            a = (1 - alpha_p) * (1 + alpha_p * sat * sat)
-            a = np.float32(a ** -0.5)
-            b = np.float32(-a * alpha_p * sat)
-            impls.append(Impl("numpy: where(keep, x, sat) * a + b", "numpy",
-                              lambda: np.where(rng.random(n, dtype=np.float32) >= alpha_p, x, np.float32(sat)) * a + b,
-                              nbytes))
-        return impls
-
-    return Case("variants", "alpha_dropout forward", "float32", n, f"variants alpha_dropout forward n={n}", build)
-
-
-def variant_cases(peer_names: set[str], tiny: bool, notes: list[str]) -> list[Case]:
-    n = TINY_SIZE if tiny else SIZE
-    return [gaussian_case(op, n, peer_names) for op in OPS] + [
-        dropout2d_case(dropout2d_shape(tiny), peer_names), drop_path_case(drop_path_shape(tiny), peer_names, notes),
-        alpha_case(n, peer_names)]
+def format_section(rows: list[dict], p: float, table: Callable[..., list[str]], cells: Callable[[dict], list[str]],
+                   peers_of: Callable[[list[dict]], list[str]], speedups: Callable[..., list[str]]) -> list[str]:
+    """The section's tables, one per (op, dtype), with the mask-kept column and the target line (report.py
+    passes its cell formatters: time, GB/s, x limit, bound)."""
+    out: list[str] = []
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if row["section"] == SECTION:
+            groups.setdefault((row["op"], row["dtype"]), []).append(row)
+    for (op, dtype), group in groups.items():
+        peers = peers_of(group)
+        if "title" in group[0]:  # Gaussian dropout: no mask, no mask-kept column
+            out.append(group[0]["title"])
+            body = [[row["impl"]] + cells(row) + speedups(row, peers) for row in group]
+            out += table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers], body, 1)
+            out += target_lines(group)
+            out.append("")
+            continue
+        shape = "x".join(str(d) for d in group[0].get("shape", [group[0]["size"]]))
+        out.append(f"variants {op} forward+backward, {dtype}, {shape}, {group[0].get('decisions', 0):,} decisions, "
+                   f"p={p}  (GB/s: bytes the op must move, incl. packed mask / time; mask kept: bytes held for "
+                   "the backward)")
+        body = []
+        for row in group:
+            k = row.get("mask_kept", {}).get(row["impl"])
+            body.append([row["impl"]] + cells(row) + ["" if k is None else f"{k:,} B"] + speedups(row, peers))
+        out += table(["implementation", "time", "GB/s", "x limit", "bound", "mask kept"]
+                     + [f"vs {p_}" for p_ in peers], body, 1)
+        out += target_lines(group)
+        out.append("")
+    return out
