@@ -60,7 +60,8 @@ def target_lines(group: list[dict]) -> list[str]:
         ratio = ours.get("limit_fraction") if against == "limit" else ours.get("speedup", {}).get(against)
         if ratio is not None:
             parts.append(f"{label} {ratio:.2f} (>= {at_least:g}: {'met' if ratio >= at_least else 'NOT met'})")
-    return ["targets (bits row): " + "; ".join(parts)] if parts else []
+    which = "targets (bits row): " if ours["impl"].endswith("bits") else "targets: "
+    return [which + "; ".join(parts)] if parts else []
 
 
 def nchw(n: int) -> tuple[int, int, int, int]:
