@@ -596,7 +596,8 @@ def test_demo_output_is_reproducible(tmp_path):
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py", "gpt_block.py"])
+@pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py", "gpt_block.py",
+                                    "variational_rnn_dropout.py"])
 def test_example_runs(script, tmp_path):
     path = EXAMPLES / script
     if not path.exists():
@@ -610,3 +611,47 @@ def test_example_runs(script, tmp_path):
     if script == "lasso_prox_l1.py":
         rel = float(proc.stdout.rsplit("max relative difference", 1)[1])
         assert rel <= 1e-6
+
+
+def test_bench_variants_rows(tiny_bench):
+    """The variants section: Dropout2d, DropPath and alpha dropout forward+backward for both dtypes, the bytes
+    each must move (4 n items + the mask twice), the mask each keeps for the backward, the limits (the
+    mask-only ceiling of the case's decisions) and ratios against torch when it is compared; Gaussian dropout
+    forward and forward+backward (float32, no mask), its bytes, both limits, ratios against torch and NumPy."""
+    from regdrop_fast.bench import variants
+
+    _, out = tiny_bench
+    rows = [r for r in _rows(out) if r["section"] == "variants"]
+    peers = json.loads((out / "results.json").read_text())["meta"]["settings"]["peers"]
+    table = (out / "table.txt").read_text()
+    n = 4100
+    for op, shape, decisions in (("dropout2d", variants.nchw(n), variants.nchw(n)[0] * variants.nchw(n)[1]),
+                                 ("drop_path", variants.rows_of(n), variants.rows_of(n)[0]),
+                                 ("alpha_dropout", variants.rows_of(n), int(np.prod(variants.rows_of(n))))):
+        size = int(np.prod(shape))
+        for dtype, itemsize in (("float32", 4), ("bfloat16", 2)):
+            assert f"variants {op} forward+backward, {dtype}, {'x'.join(map(str, shape))}, {decisions:,} decisions" in table
+            group = {r["impl"]: r for r in rows if (r["op"], r["dtype"]) == (op, dtype)}
+            bits = group[f"regdrop_fast {op} + backward bits"]
+            seed = group[f"regdrop_fast {op} + backward seed"]
+            assert bits["bytes"] == 4 * size * itemsize + 2 * ((decisions + 7) // 8)
+            assert seed["bytes"] == 4 * size * itemsize
+            assert bits["mask_kept"][bits["impl"]] == (decisions + 7) // 8 and seed["mask_kept"][seed["impl"]] == 0
+            limit = group["limit: mask only (RNG)"]
+            assert limit["words_per_s"] == pytest.approx(decisions / limit["seconds"])
+            for r in (bits, seed):
+                assert r["rng_seconds"] is not None and r["limit_seconds"] == max(r["memory_seconds"], r["rng_seconds"])
+            assert set(bits["speedup"]) == {p_ for p_ in peers if p_ == "torch"}
+            if "torch" in peers:
+                torch_row = next(r for r in group.values() if r["framework"] == "torch")
+                assert torch_row["mask_kept"][torch_row["impl"]] > 0
+    for op in variants.GAUSSIAN_OPS:
+        assert f"variants {op}, float32, n={n}, p={variants.GAUSSIAN_P}" in table
+        group = [r for r in rows if r["op"] == op]
+        ours = [r for r in group if r["framework"] == "regdrop_fast"]
+        assert len(ours) == 1
+        assert ours[0]["bytes"] == variants.gaussian_bytes(n, 4, op) == (2 if op.endswith(" forward") else 4) * n * 4
+        assert ours[0]["rng_seconds"] is not None and ours[0]["memory_seconds"] is not None
+        assert ours[0]["limit_seconds"] == max(ours[0]["memory_seconds"], ours[0]["rng_seconds"])
+        assert set(ours[0]["speedup"]) == {p_ for p_ in peers if p_ in ("numpy", "torch")}
+    assert table.count("targets") >= 3 * 2 + len(variants.GAUSSIAN_OPS)

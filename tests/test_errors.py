@@ -519,9 +519,15 @@ PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =
           "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
           "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg", "prox_group_l1"]
 PUBLIC += ["bias_dropout_add", "dropout_add", "bias_dropout_add_backward"]
+PUBLIC += ["gaussian_dropout", "gaussian_dropout_backward", "GaussianNoise"]
 TORCH_PUBLIC = ["rt.dropout", "rt.Dropout", "rt.add_penalty_grad_", "rt.penalty", "rt.prox_l1_", "rt.decay_",
                 "rt.max_norm_", "rt.norm_constraint_", "rt.unit_norm_", "rt.non_neg_"]
 TORCH_PUBLIC += ["rt.bias_dropout_add", "rt.BiasDropoutAdd"]
+PUBLIC += ["drop_path", "alpha_dropout", "alpha_dropout_backward"]
+TORCH_PUBLIC += ["rt.dropout_shared", "rt.dropout1d", "rt.dropout2d", "rt.dropout3d", "rt.alpha_dropout",
+                 "rt.feature_alpha_dropout", "rt.drop_path"]
+TORCH_PUBLIC += ["rt.gaussian_dropout", "rt.GaussianDropout"]
+TORCH_PUBLIC += ["rt.Dropout1d", "rt.Dropout2d", "rt.Dropout3d", "rt.AlphaDropout", "rt.FeatureAlphaDropout", "rt.DropPath"]
 
 
 def state(obj):
@@ -535,7 +541,7 @@ def state(obj):
     if isinstance(obj, np.ndarray):
         return snapshot(obj)[0]
     if isinstance(obj, rdf.Mask):
-        return ("mask", obj.shape, obj.p, obj.seed, obj.offset, state(obj.bits))
+        return ("mask", obj.shape, obj.p, obj.seed, obj.offset, obj.broadcast_dims, obj.scale_by_keep, state(obj.bits))
     if isinstance(obj, rdf.Generator):
         return ("generator", obj.get_state())
     if torch is not None and isinstance(obj, torch.Tensor):
@@ -904,8 +910,263 @@ def _torch_fused_rows():
 
 
 
+def _variant_rows():
+    """dropout's broadcast_dims, drop_path, alpha_dropout and their backward (issue 13)."""
+    def call(fn, x=None, out=None, **kw):
+        def make():
+            xa = _w() if x is None else x()
+            oa = None if out is None else out()
+            return (lambda: fn(xa, 0.5 if "p" not in kw else kw.pop("p"), out=oa, **kw)), [xa, oa]
+        return make
+
+    def shared_mask():
+        return rdf.dropout_mask((3, 4), 0.5, seed=1, broadcast_dims=1)
+
+    def field(name, value, mask=shared_mask):
+        def make():
+            m = mask()
+            return lambda: setattr(m, name, value), [m]
+        return make
+
+    def backward(fn, grad, mask, out=None):
+        def make():
+            g, m, o = grad(), mask(), None if out is None else out()
+            return (lambda: fn(g, m, out=o)), [g, m, o]
+        return make
+
+    alpha_mask = lambda: rdf.alpha_dropout(_w(), 0.5, seed=1, broadcast_dims=0)[1]  # noqa: E731
+    return [
+        ("dropout", ValueError, "broadcast_dims: axis 2 is out of range", call(rdf.dropout, seed=1, broadcast_dims=(0, 2))),
+        ("dropout", ValueError, "broadcast_dims: axis -3 is out of range", call(rdf.dropout, seed=1, broadcast_dims=-3)),
+        ("dropout", ValueError, r"broadcast_dims: repeated axis in \(1, -1\)", call(rdf.dropout, seed=1, broadcast_dims=(1, -1))),
+        ("dropout", TypeError, "broadcast_dims: expected ints, got float", call(rdf.dropout, seed=1, broadcast_dims=(1.0,))),
+        ("dropout", TypeError, "broadcast_dims: expected an int or a tuple of ints, got str",
+         call(rdf.dropout, seed=1, broadcast_dims="0")),
+        ("dropout", TypeError, "broadcast_dims: expected an int or a tuple of ints, got ndarray",
+         call(rdf.dropout, seed=1, broadcast_dims=np.array([0]))),
+        ("dropout", ValueError, r"out: shape \(4, 3\) does not match",
+         call(rdf.dropout, out=lambda: np.zeros((4, 3), np.float32), seed=1, broadcast_dims=1)),
+        ("dropout_mask", ValueError, "broadcast_dims: axis 2 is out of range",
+         lambda: (lambda: rdf.dropout_mask((3, 4), 0.5, seed=1, broadcast_dims=2), [])),
+        ("dropout_mask", TypeError, "broadcast_dims: expected ints, got NoneType",
+         lambda: (lambda: rdf.dropout_mask((3, 4), 0.5, seed=1, broadcast_dims=[None]), [])),
+        ("dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match the mask's \(3, 4\)",
+         backward(rdf.dropout_backward, lambda: _w().reshape(4, 3), shared_mask)),
+        ("dropout_backward", TypeError, "grad: dtype int32 is not supported",
+         backward(rdf.dropout_backward, lambda: np.zeros((3, 4), np.int32), shared_mask)),
+        ("Mask", ValueError, "broadcast_dims: axis 2 is out of range", lambda: (lambda: rdf.Mask((3, 4), 0.5, 1, broadcast_dims=2), [])),
+        ("Mask", TypeError, "scale_by_keep: expected True or False, got int",
+         lambda: (lambda: rdf.Mask((3, 4), 0.5, 1, scale_by_keep=1), [])),
+        ("Mask", ValueError, "bits: expected a contiguous 1-d array of 1 bytes for 3 elements",
+         lambda: (lambda b=np.zeros(2, np.uint8): (lambda: rdf.Mask((3, 4), 0.5, 1, 0, b, broadcast_dims=1), [b]))()),
+        ("Mask.<field> =", ValueError, "broadcast_dims: axis 5 is out of range", field("broadcast_dims", 5)),
+        ("Mask.<field> =", TypeError, "broadcast_dims: expected ints, got str", field("broadcast_dims", ("a",))),
+        ("Mask.<field> =", ValueError, "broadcast_dims: the reduced shape .* do not fit", field("broadcast_dims", ())),
+        ("Mask.<field> =", TypeError, "scale_by_keep: expected True or False, got NoneType", field("scale_by_keep", None)),
+        ("Mask.<field> =", ValueError, r"shape: \(3,\) has no axis 1", field("shape", (3,))),
+        ("drop_path", ValueError, "x: is 0-d", call(rdf.drop_path, x=lambda: np.array(1.0, np.float32), seed=1)),
+        ("drop_path", TypeError, "scale_by_keep: expected True or False, got int", call(rdf.drop_path, seed=1, scale_by_keep=1)),
+        ("drop_path", ValueError, "p: dropout probability", call(rdf.drop_path, seed=1, p=1.5)),
+        ("drop_path", TypeError, "x: dtype int64 is not supported", call(rdf.drop_path, x=lambda: np.ones((3, 4), np.int64), seed=1)),
+        ("drop_path", ValueError, "out: dtype float64 does not match",
+         call(rdf.drop_path, out=lambda: np.zeros((3, 4)), seed=1)),
+        ("alpha_dropout", ValueError, "broadcast_dims: axis 7 is out of range", call(rdf.alpha_dropout, seed=1, broadcast_dims=7)),
+        ("alpha_dropout", TypeError, "broadcast_dims: expected ints, got float", call(rdf.alpha_dropout, seed=1, broadcast_dims=[0.5])),
+        ("alpha_dropout", ValueError, "store: expected 'bits' or 'seed', got 'all'", call(rdf.alpha_dropout, seed=1, store="all")),
+        ("alpha_dropout", TypeError, "seed: expected an int", call(rdf.alpha_dropout, seed=2.0)),
+        ("alpha_dropout", ValueError, "p: dropout probability", call(rdf.alpha_dropout, seed=1, p=-0.5)),
+        ("bias_dropout_add_backward", ValueError, "mask: is a dropout variant's",
+         backward(rdf.bias_dropout_add_backward, _w, shared_mask)),
+        ("bias_dropout_add_backward", ValueError, "mask: is a dropout variant's",
+         backward(rdf.bias_dropout_add_backward, _w, lambda: rdf.Mask((3, 4), 0.5, 1, scale_by_keep=False))),
+        ("alpha_dropout_backward", TypeError, "mask: expected a regdrop_fast.Mask",
+         backward(rdf.alpha_dropout_backward, _w, lambda: None)),
+        ("alpha_dropout_backward", ValueError, r"grad: shape \(12,\) does not match the mask's \(3, 4\)",
+         backward(rdf.alpha_dropout_backward, lambda: _w().reshape(12), alpha_mask)),
+        ("alpha_dropout_backward", TypeError, "out: dtype int16 is not supported",
+         backward(rdf.alpha_dropout_backward, _w, alpha_mask, out=lambda: np.zeros((3, 4), np.int16))),
+    ]
+
+
+def _torch_variant_rows():
+    if torch is None:
+        return []
+
+    def one(fn, shape=(3, 4, 5)):
+        def make():
+            g = rdf.Generator(3)
+            t = torch.randn(shape)
+            return (lambda: fn(t, g)), [t, g]
+        return make
+
+    return [
+        ("rt.dropout_shared", ValueError, "broadcast_dims: axis 3 is out of range",
+         one(lambda t, g: rt.dropout_shared(t, 0.5, broadcast_dims=3, generator=g))),
+        ("rt.dropout_shared", ValueError, "broadcast_dims: repeated axis",
+         one(lambda t, g: rt.dropout_shared(t, 0.5, broadcast_dims=(0, 0), generator=g))),
+        ("rt.dropout_shared", TypeError, "broadcast_dims: expected ints, got float",
+         one(lambda t, g: rt.dropout_shared(t, 0.5, broadcast_dims=(1.0,), generator=g))),
+        ("rt.dropout_shared", ValueError, "dropout probability has to be between 0 and 1, but got 1.5",
+         one(lambda t, g: rt.dropout_shared(t, 1.5, broadcast_dims=1, generator=g))),
+        ("rt.dropout1d", RuntimeError, "dropout1d: Expected 2D or 3D input, but received a 4D input",
+         one(lambda t, g: rt.dropout1d(t, 0.5, generator=g), shape=(2, 3, 4, 5))),
+        ("rt.dropout1d", ValueError, "dropout probability has to be between 0 and 1, but got -0.5",
+         one(lambda t, g: rt.dropout1d(t, -0.5, generator=g))),
+        ("rt.dropout1d", TypeError, "store: expected 'bits' or 'seed', got NoneType",
+         one(lambda t, g: rt.dropout1d(t, 0.5, store=None, generator=g))),
+        ("rt.dropout2d", ValueError, "dropout probability has to be between 0 and 1",
+         one(lambda t, g: rt.dropout2d(t, 2.0, generator=g), shape=(2, 3, 4, 5))),
+        ("rt.dropout2d", TypeError, "regdrop_fast.Generator",
+         one(lambda t, g: rt.dropout2d(t, 0.5, generator=torch.Generator()), shape=(2, 3, 4, 5))),
+        ("rt.dropout2d", TypeError, "input: dtype torch.int64 is not supported",
+         lambda: (lambda t=torch.ones(2, 3, 4, 5, dtype=torch.int64): (lambda: rt.dropout2d(t, 0.5), [t]))()),
+        ("rt.dropout3d", ValueError, "dropout probability has to be between 0 and 1",
+         one(lambda t, g: rt.dropout3d(t, float("nan"), generator=g), shape=(2, 3, 4, 5, 6))),
+        ("rt.dropout3d", TypeError, "input: expected a torch.Tensor, got ndarray",
+         lambda: (lambda x=np.ones((2, 3, 4, 5), np.float32): (lambda: rt.dropout3d(x, 0.5), [x]))()),
+        ("rt.alpha_dropout", ValueError, "dropout probability has to be between 0 and 1",
+         one(lambda t, g: rt.alpha_dropout(t, 1.01, True, generator=g))),
+        ("rt.alpha_dropout", ValueError, "store: expected 'bits' or 'seed', got 'mask'",
+         one(lambda t, g: rt.alpha_dropout(t, 0.5, True, store="mask", generator=g))),
+        ("rt.feature_alpha_dropout", RuntimeError, "Feature dropout requires at least 2 dimensions in the input",
+         one(lambda t, g: rt.feature_alpha_dropout(t, 0.5, True, generator=g), shape=(5,))),
+        ("rt.feature_alpha_dropout", TypeError, "p: expected a real number|expected a real number",
+         one(lambda t, g: rt.feature_alpha_dropout(t, "0.5", True, generator=g))),
+        ("rt.drop_path", ValueError, "input: is 0-d", one(lambda t, g: rt.drop_path(t, 0.5, True, generator=g), shape=())),
+        ("rt.drop_path", TypeError, "scale_by_keep: expected True or False, got int",
+         one(lambda t, g: rt.drop_path(t, 0.5, True, 1, generator=g))),
+    ]
+
+
+def _gaussian_rows():
+    """gaussian_dropout, its backward and GaussianNoise, native and reference (the same checks)."""
+    def call(fn, *, x=None, out=None, **kw):
+        def make():
+            base = np.linspace(-1, 1, 40, dtype=np.float32)
+            xa = _w() if x is None else x(base)
+            oa = None if out is None else out(base, xa)
+            args = {"seed": 1, **kw}
+            p = args.pop("p", 0.5)
+            watched = [base, xa] + ([oa] if isinstance(oa, np.ndarray) else [])
+            return (lambda: fn(xa, p, out=oa, **args)), watched
+        return make
+
+    def backward(fn, grad, noise, out=None):
+        def make():
+            g = grad()
+            o = None if out is None else out(g)
+            return (lambda: fn(g, noise(), out=o)), [g, o]
+        return make
+
+    def noise(*args, **kw):
+        return lambda: (lambda: rdf.GaussianNoise(*args, **kw), [])
+
+    rows = []
+    for impl in (rdf, reference):
+        f, b = impl.gaussian_dropout, impl.gaussian_dropout_backward
+        good = lambda: rdf.GaussianNoise((3, 4), 0.5, 1)  # noqa: E731
+        rows += [
+            ("gaussian_dropout", ValueError, "p: gaussian dropout needs p < 1", call(f, p=1.0)),
+            ("gaussian_dropout", ValueError, "p: dropout probability has to be between 0 and 1", call(f, p=-0.5)),
+            ("gaussian_dropout", ValueError, "p: dropout probability has to be between 0 and 1", call(f, p=float("nan"))),
+            ("gaussian_dropout", TypeError, "p: expected a real number", call(f, p="0.5")),
+            ("gaussian_dropout", ValueError, r"seed: -1 is outside \[0, 2\*\*64\)", call(f, seed=-1)),
+            ("gaussian_dropout", TypeError, "seed: expected an int", call(f, seed=1.5)),
+            ("gaussian_dropout", ValueError, r"offset: 18446744073709551616 is outside", call(f, offset=1 << 64)),
+            ("gaussian_dropout", TypeError, "x: dtype int32 is not supported",
+             call(f, x=lambda b: np.ones((3, 4), np.int32))),
+            ("gaussian_dropout", ValueError, r"out: shape \(4, 3\) does not match", call(f, out=lambda b, x: _w().reshape(4, 3))),
+            ("gaussian_dropout", ValueError, "out: dtype float64 does not match", call(f, out=lambda b, x: _w(dtype=np.float64))),
+            ("gaussian_dropout", ValueError, "out: must be C-contiguous",
+             call(f, out=lambda b, x: np.zeros((4, 3), np.float32).T)),
+            ("gaussian_dropout", ValueError, "out: overlaps x partially",
+             call(f, x=lambda b: b[:12].reshape(3, 4), out=lambda b, x: b[1:13].reshape(3, 4))),
+            ("gaussian_dropout", ValueError, "out: must be writeable",
+             call(f, out=lambda b, x: read_only_copy(x))),
+            ("gaussian_dropout", TypeError, "out: expected a numpy.ndarray", call(f, out=lambda b, x: [[0.0] * 4] * 3)),
+            ("gaussian_dropout_backward", TypeError, "noise: expected a regdrop_fast.GaussianNoise, got Mask",
+             backward(b, _w, lambda: rdf.dropout_mask((3, 4), 0.5, seed=1))),
+            ("gaussian_dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match the noise's \(3, 4\)",
+             backward(b, lambda: _w().reshape(4, 3), good)),
+            ("gaussian_dropout_backward", TypeError, "grad: dtype int64 is not supported",
+             backward(b, lambda: np.ones((3, 4), np.int64), good)),
+            ("gaussian_dropout_backward", ValueError, "out: overlaps grad partially",
+             backward(b, lambda: np.zeros(13, np.float32)[:12].reshape(3, 4),
+                      good, out=lambda g: g.base[1:13].reshape(3, 4))),
+        ]
+    rows += [
+        ("GaussianNoise", ValueError, "p: gaussian dropout needs p < 1", noise((3, 4), 1.0, 1)),
+        ("GaussianNoise", TypeError, "p: expected a real number", noise((3, 4), None, 1)),
+        ("GaussianNoise", ValueError, "shape: ", noise((3, -4), 0.5, 1)),
+        ("GaussianNoise", TypeError, "seed: expected an int", noise((3, 4), 0.5, "1")),
+        ("GaussianNoise", ValueError, "offset: -2 is outside", noise((3, 4), 0.5, 1, -2)),
+    ]
+    return rows
+
+
+def read_only_copy(a):
+    c = np.zeros_like(a)
+    c.flags.writeable = False
+    return c
+
+
+def _torch_gaussian_rows():
+    if torch is None:
+        return []
+
+    def call(x=(3, 4), dtype=torch.float32, **kw):
+        def make():
+            g = rdf.Generator(3)
+            xt = torch.randn(x).to(dtype)
+            return (lambda: rt.gaussian_dropout(xt, generator=g, **kw)), [xt, g]
+        return make
+
+    return [
+        ("rt.gaussian_dropout", ValueError, "has to be below 1", call(p=1.0)),
+        ("rt.gaussian_dropout", ValueError, "dropout probability has to be between 0 and 1", call(p=1.5)),
+        ("rt.gaussian_dropout", TypeError, "expected a real number", call(p="x")),
+        ("rt.gaussian_dropout", TypeError, "input: dtype torch.int64 is not supported", call(dtype=torch.int64)),
+        ("rt.gaussian_dropout", TypeError, "input: expected a torch.Tensor, got ndarray",
+         lambda: (lambda x=np.ones((3, 4), np.float32): (lambda: rt.gaussian_dropout(x), [x]))()),
+        ("rt.gaussian_dropout", TypeError, "regdrop_fast.Generator",
+         lambda: (lambda x=torch.ones(3): (lambda: rt.gaussian_dropout(x, generator=torch.Generator()), [x]))()),
+        ("rt.GaussianDropout", ValueError, "has to be below 1", lambda: (lambda: rt.GaussianDropout(1.0), [])),
+        ("rt.GaussianDropout", ValueError, "between 0 and 1", lambda: (lambda: rt.GaussianDropout(-0.1), [])),
+        ("rt.GaussianDropout", TypeError, "regdrop_fast.Generator",
+         lambda: (lambda: rt.GaussianDropout(0.1, generator=torch.Generator()), [])),
+    ]
+
+
+def _torch_variant_module_rows():
+    if torch is None:
+        return []
+    rows = []
+    for name in ("Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"):
+        cls = getattr(rt, name)
+        rows += [
+            (f"rt.{name}", ValueError, "dropout probability has to be between 0 and 1, but got 1.5",
+             lambda cls=cls: (lambda: cls(1.5), [])),
+            (f"rt.{name}", ValueError, "store: expected 'bits' or 'seed'", lambda cls=cls: (lambda: cls(0.1, store="x"), [])),
+            (f"rt.{name}", TypeError, "regdrop_fast.Generator",
+             lambda cls=cls: (lambda: cls(0.1, generator=torch.Generator()), [])),
+        ]
+    rows += [
+        ("rt.Dropout1d", RuntimeError, "Expected 2D or 3D input, but received a 4D input",
+         lambda: (lambda x=torch.ones(1, 2, 2, 2), g=rdf.Generator(1): (lambda: rt.Dropout1d(0.5, generator=g)(x), [x, g]))()),
+        ("rt.DropPath", ValueError, "dropout probability has to be between 0 and 1", lambda: (lambda: rt.DropPath(-0.2), [])),
+        ("rt.DropPath", TypeError, "scale_by_keep", lambda: (lambda: rt.DropPath(0.2, scale_by_keep="yes"), [])),
+        ("rt.DropPath", TypeError, "regdrop_fast.Generator", lambda: (lambda: rt.DropPath(0.2, generator=torch.Generator()), [])),
+        ("rt.DropPath", ValueError, "input: is 0-d",
+         lambda: (lambda x=torch.ones(()), g=rdf.Generator(1): (lambda: rt.DropPath(0.5, generator=g)(x), [x, g]))()),
+    ]
+    return rows
+
+
 TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows() + _constraint_rows()
 TABLE += _fused_rows() + _torch_fused_rows()
+TABLE += _variant_rows() + _torch_variant_rows()
+TABLE += _gaussian_rows() + _torch_gaussian_rows()
+TABLE += _torch_variant_module_rows()
 
 
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,

@@ -19,16 +19,23 @@ PUBLIC = {
     "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
                      "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "get_num_threads",
                      "max_norm", "non_neg", "norm_constraint", "penalty", "penalty_grad", "prox_group_l1",
-                     "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"],
+                     "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"]
+    + ["alpha_dropout", "alpha_dropout_backward", "drop_path"]
+    + ["GaussianNoise", "gaussian_dropout", "gaussian_dropout_backward"],
     "regdrop_fast.random": ["philox4x32"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
     "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
                                "dropout_add", "dropout_backward", "dropout_mask", "max_norm", "non_neg",
                                "norm_constraint", "penalty", "penalty_grad", "philox4x32", "prox_group_l1",
-                               "prox_l1", "unit_norm"],
+                               "prox_l1", "unit_norm"]
+    + ["alpha_dropout", "alpha_dropout_backward", "drop_path"]
+    + ["gaussian_dropout", "gaussian_dropout_backward", "standard_normals"],
     "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
                            "decay_", "dropout", "empty_cache", "max_norm_", "non_neg_", "norm_constraint_",
-                           "penalty", "prox_l1_", "unit_norm_"],
+                           "penalty", "prox_l1_", "unit_norm_"]
+    + ["alpha_dropout", "drop_path", "dropout1d", "dropout2d", "dropout3d", "dropout_shared", "feature_alpha_dropout"]
+    + ["AlphaDropout", "DropPath", "Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout", "GaussianDropout",
+       "gaussian_dropout"],
 }
 
 
@@ -55,7 +62,8 @@ def test_namespace_holds_only_the_public_api(name):
 DOCTEST_MODULES = ["regdrop_fast._dropout", "regdrop_fast._mask", "regdrop_fast._penalty",
                    "regdrop_fast._generator", "regdrop_fast._info", "regdrop_fast.random", "regdrop_fast.cuda",
                    "regdrop_fast._arrays", "regdrop_fast.reference.dropout", "regdrop_fast.reference.penalty",
-                   "regdrop_fast.reference.philox",
+                   "regdrop_fast.reference.philox", "regdrop_fast._gaussian_dropout", "regdrop_fast._gaussian_noise",
+                   "regdrop_fast.reference.gaussian_dropout",
                    pytest.param("regdrop_fast.torch", marks=pytest.mark.skipif(not HAVE_TORCH, reason="needs torch"))]
 
 
@@ -113,6 +121,13 @@ NUMPYDOC_DONE = {
     "torch.bias_dropout_add": ALL,
     "torch.BiasDropoutAdd": ("Parameters", "Attributes", "Raises", "Examples"),
     "torch.empty_cache": ("Examples",),
+    **{name: ALL for name in ("gaussian_dropout", "gaussian_dropout_backward", "reference.gaussian_dropout",
+                              "reference.gaussian_dropout_backward", "reference.standard_normals",
+                              "torch.gaussian_dropout")},
+    "GaussianNoise": ("Parameters", "Attributes", "Raises", "Examples"),
+    "torch.GaussianDropout": ("Parameters", "Attributes", "Raises", "Examples"),
+    **{f"torch.{name}": ("Parameters", "Attributes", "Raises", "Examples")
+       for name in ("Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "DropPath")},
 }
 
 

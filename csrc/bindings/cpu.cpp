@@ -9,7 +9,9 @@
 #include "../common/philox.h"
 #include "../cpu/bias_dropout_add_driver.h"
 #include "../cpu/isa.h"
+#include "../cpu/dropout_broadcast_driver.h"
 #include "../cpu/dropout_driver.h"
+#include "../cpu/gaussian_dropout_driver.h"
 #include "../cpu/limit_driver.h"
 #include "../cpu/parallel.h"
 #include "../cpu/penalty_driver.h"
@@ -115,6 +117,36 @@ PYBIND11_MODULE(_core, m) {
     KernelScope release;
     rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
   });
+
+  // Gaussian dropout, forward (x -> y) and backward (grad -> dx) alike.
+  m.def("gaussian_dropout", [](int dtype, const py::array& x, py::array& y, int64_t n, uint64_t seed, uint64_t offset,
+                               double std) {
+    const void* xp = data_of(x);
+    void* yp = mutable_data_of(y);
+    KernelScope release;
+    rdf::cpu::gaussian_dropout(static_cast<rdf::DType>(dtype), xp, yp, n, seed, offset, std);
+  });
+
+  // The mask-based variants (broadcast axes, drop_path, alpha dropout) and their backward: decisions at the
+  // reduced shape, read from bits_in or generated (into bits_out when given); the layout as the Python layer
+  // computed it (shape, shared memory strides, reduced strides, in elements).
+  m.def("dropout_broadcast",
+        [](int dtype, const py::array& x, py::array& y, py::object bits_in, py::object bits_out,
+           const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+           const std::vector<int64_t>& rstrides, int64_t m, uint64_t seed, uint64_t offset, uint32_t threshold,
+           bool drop_all, double scale, int value, double a, double b, double sat) {
+          const void* xp = data_of(x);
+          void* yp = mutable_data_of(y);
+          const uint8_t* ip =
+              bits_in.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits_in.cast<py::array>()));
+          uint8_t* op = optional_bits(bits_out);
+          const rdf::MaskedParams prm{dropout_params(seed, offset, threshold, drop_all, scale),
+                                      static_cast<rdf::MaskedValue>(value), a, b, sat};
+          KernelScope release;
+          rdf::cpu::dropout_broadcast(static_cast<rdf::DType>(dtype), xp, yp, ip, op, static_cast<int>(shape.size()),
+                                      shape.data(), strides.data(), rstrides.data(), m, prm);
+        });
+  m.attr("MAX_BROADCAST_DIMS") = rdf::kMaxBroadcastDims;
 
   // The fused epilogue y = residual + dropout(x + bias) (bias None: dropout_add) and its backward.
   m.def("bias_dropout_add_forward",

@@ -65,6 +65,12 @@ PYBIND11_MODULE(_cuda, m) {
   }, py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("n"), py::arg("seed"),
      py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"), py::arg("device"),
      py::arg("stream"), py::arg("shape") = std::vector<int64_t>(), py::arg("strides") = std::vector<int64_t>());
+  m.def("gaussian_dropout", [](int dtype, uintptr_t x, uintptr_t y, int64_t n, uint64_t seed, uint64_t offset,
+                               double std, int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::gaussian_dropout(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, offset, std,
+                                device, ptr<void>(stream));
+  });
   m.def("dropout_mask", [](uintptr_t bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all, int device, uintptr_t stream) {
     py::gil_scoped_release release;
@@ -91,6 +97,20 @@ PYBIND11_MODULE(_cuda, m) {
                                          dropout_params(seed, offset, threshold, drop_all, scale), device,
                                          ptr<void>(stream));
   });
+  m.def("dropout_broadcast", [](int dtype, uintptr_t x, uintptr_t y, uintptr_t bits_in, uintptr_t bits_out,
+                                uintptr_t scratch, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                                const std::vector<int64_t>& rstrides, int64_t m, uint64_t seed, uint64_t offset,
+                                uint32_t threshold, bool drop_all, double scale, int value, double a, double b,
+                                double sat, int device, uintptr_t stream) {
+    const rdf::MaskedParams prm{dropout_params(seed, offset, threshold, drop_all, scale),
+                                static_cast<rdf::MaskedValue>(value), a, b, sat};
+    py::gil_scoped_release release;
+    rdf::cuda::dropout_broadcast(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y),
+                                 ptr<const uint8_t>(bits_in), ptr<uint8_t>(bits_out), ptr<uint8_t>(scratch),
+                                 static_cast<int>(shape.size()), shape.data(), strides.data(), rstrides.data(), m, prm,
+                                 device, ptr<void>(stream));
+  });
+  m.attr("MAX_BROADCAST_DIMS") = rdf::kMaxBroadcastDims;
   m.def("philox4x32", [](uintptr_t counters, uintptr_t keys, uintptr_t out, int64_t n, int rounds, int device,
                          uintptr_t stream) {
     py::gil_scoped_release release;

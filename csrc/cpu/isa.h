@@ -7,6 +7,8 @@
 #include "../common/dropout_element.h"
 #include "../common/strided_layout.h"
 #include "bias_dropout_add_driver.h"
+#include "gaussian_dropout_driver.h"
+#include "dropout_broadcast_driver.h"
 #include "penalty_driver.h"
 
 namespace rdf {
@@ -65,6 +67,7 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
   void dropout_strided_range(const DropoutPass& pass, const StridedLayout& layout, int64_t begin,         \
                              int64_t end);                                                              \
   void bias_dropout_add_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end);              \
+  void dropout_broadcast_range(const BroadcastPass& pass, int64_t begin, int64_t end);                  \
   void bias_grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, int64_t c1);      \
   void bias_grad_combine(DType dt, const void* partials, int64_t blocks, int64_t h, void* dbias, int64_t c0, \
                          int64_t c1);                                                                   \
@@ -79,6 +82,7 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
                            double* scratch);                                                     \
   void limit_copy_range(const uint8_t* src, uint8_t* dst, int64_t n);                            \
   void limit_rmw_range(const uint8_t* src, uint8_t* dst, int64_t n);                             \
+  void gaussian_dropout_range(const GaussianPass& pass, int64_t begin, int64_t end);             \
   }
 RDF_DECLARE_ISA_KERNELS(generic)
 RDF_DECLARE_ISA_KERNELS(avx2)

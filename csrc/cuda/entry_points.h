@@ -6,6 +6,7 @@
 
 #include "../common/constraint_element.h"
 #include "../common/bias_dropout_add_element.h"
+#include "../common/dropout_broadcast_element.h"
 #include "../common/dropout_element.h"
 #include "list_plan.h"
 
@@ -40,6 +41,19 @@ void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const v
 void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, uint8_t* scratch_bits,
                                void* partials, void* dbias, int64_t rows, int64_t h, const DropoutParams& prm,
                                int device, Stream stream);
+// Gaussian dropout (csrc/common/gaussian_dropout_element.h): out = in * (1 + std * z) over n elements, z the
+// standard normal of stream index offset + i; the forward (x -> y) and the backward (grad -> dx) alike. out
+// is in itself or apart from it; both C-contiguous.
+void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, double std,
+                      int device, Stream stream);
+// The mask-based dropout variants and their backward (csrc/common/dropout_broadcast_element.h): out = the
+// variant of in (dense, with the shared memory strides) under the decisions of dropout_mask(reduced shape),
+// read from bits_in, or generated first into bits_out (the call's mask) or else into scratch (ceil(m/8)
+// bytes). The layout: ndim <= kMaxBroadcastDims axes, memory strides and reduced C-order strides (0 along a
+// broadcast axis), in elements; m the reduced shape's element count.
+void dropout_broadcast(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t* bits_out,
+                       uint8_t* scratch, int ndim, const int64_t* shape, const int64_t* strides,
+                       const int64_t* rstrides, int64_t m, const MaskedParams& prm, int device, Stream stream);
 // Raw Philox4x32-R over n (counter, key) pairs (counters n x 4, keys n x 2, out n x 4 words), 1 <= rounds <= 16.
 void philox4x32(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds, int device,
                 Stream stream);

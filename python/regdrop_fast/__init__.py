@@ -8,6 +8,9 @@ them bit for bit in plain NumPy.
 from . import cuda, random, reference
 from ._bias_dropout_add import bias_dropout_add, bias_dropout_add_backward, dropout_add
 from ._dropout import dropout, dropout_backward, dropout_mask
+from ._gaussian_dropout import gaussian_dropout, gaussian_dropout_backward
+from ._gaussian_noise import GaussianNoise
+from ._dropout_variants import alpha_dropout, alpha_dropout_backward, drop_path
 from ._generator import Generator
 from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
 from ._mask import Mask
@@ -18,17 +21,23 @@ from ._constraints import non_neg, norm_constraint, unit_norm
 __version__ = _version()
 
 __all__ = [
+    "GaussianNoise",
     "Generator",
     "Mask",
+    "alpha_dropout",
+    "alpha_dropout_backward",
     "backend_info",
     "bias_dropout_add",
     "bias_dropout_add_backward",
     "cuda",
     "decay",
+    "drop_path",
     "dropout",
     "dropout_add",
     "dropout_backward",
     "dropout_mask",
+    "gaussian_dropout",
+    "gaussian_dropout_backward",
     "get_num_threads",
     "max_norm",
     "non_neg",

@@ -140,6 +140,57 @@ def keep_rule(p: float) -> KeepRule:
     return KeepRule(threshold, False, 1.0 / (1.0 - p))
 
 
+def broadcast_dims(dims, ndim: int) -> tuple[int, ...]:
+    """The broadcast (shared) axes of a dropout variant: an int or a sequence of ints, each in [-ndim, ndim),
+    no repeats; returned non-negative and sorted (an empty sequence: none)."""
+    if _is_int(dims):
+        items: tuple = (dims,)
+    elif isinstance(dims, (tuple, list)):
+        items = tuple(dims)
+    else:
+        raise TypeError(f"broadcast_dims: expected an int or a tuple of ints, got {type(dims).__name__}")
+    out = []
+    for a in items:
+        if not _is_int(a):
+            raise TypeError(f"broadcast_dims: expected ints, got {type(a).__name__}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"broadcast_dims: axis {int(a)} is out of range for an array of {ndim} dimension(s)")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"broadcast_dims: repeated axis in {items}")
+    return tuple(sorted(out))
+
+
+def reduced_shape(shape: tuple, dims: tuple) -> tuple[int, ...]:
+    """The shape of a variant's decisions: shape with each broadcast axis set to 1 (docs/rng.md)."""
+    return tuple(1 if d in dims else n for d, n in enumerate(shape))
+
+
+# SELU's constants (Klambauer et al. 2017, as PyTorch's and Keras's SELU and AlphaDropout use them) and the
+# saturation value -scale * alpha that alpha dropout gives a dropped unit.
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+ALPHA_SAT = -SELU_SCALE * SELU_ALPHA
+
+
+class AlphaRule(NamedTuple):
+    """Alpha dropout's affine correction of p: y = (keep ? x : sat) * a + b (0 everywhere when p rounds to 1)."""
+
+    a: float
+    b: float
+    sat: float
+
+
+@functools.lru_cache(maxsize=256)
+def alpha_rule(p: float) -> AlphaRule:
+    """a = ((1 - p) * (1 + p * sat^2))^(-1/2), b = -a * sat * p (Keras's and PyTorch's AlphaDropout), which
+    keep a zero-mean unit-variance input so; a = b = 0 when every unit is dropped (PyTorch gives x * 0)."""
+    if keep_rule(p).drop_all:
+        return AlphaRule(0.0, 0.0, ALPHA_SAT)
+    a = ((1.0 - p) * (1.0 + p * ALPHA_SAT * ALPHA_SAT)) ** -0.5
+    return AlphaRule(a, -a * ALPHA_SAT * p, ALPHA_SAT)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Penalties: coefficients, max_norm's bound and axes
 
@@ -291,3 +342,23 @@ def philox_args(counter, key, rounds) -> tuple[np.ndarray, np.ndarray, int]:
     counter = np.ascontiguousarray(np.broadcast_to(counter, lead + (4,)))
     key = np.ascontiguousarray(np.broadcast_to(key, lead + (2,)))
     return counter, key, int(rounds)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gaussian dropout
+
+
+def gaussian_probability(p) -> float:
+    """p of a Gaussian dropout call: dropout's rule (a real number in [0, 1]) and below 1, where the noise's
+    variance p / (1 - p) would be infinite."""
+    p = probability(p)
+    if p == 1.0:
+        raise ValueError("p: gaussian dropout needs p < 1 (the noise variance p / (1 - p) is infinite at 1), "
+                         "got 1.0")
+    return p
+
+
+def noise_std(p: float) -> float:
+    """sqrt(p / (1 - p)) in float64: the standard deviation of Gaussian dropout's multiplicative noise (Keras
+    GaussianDropout's stddev)."""
+    return math.sqrt(p / (1.0 - p))

@@ -215,6 +215,40 @@ def mask_bits(bits, n: int, name: str = "bits"):
     return bits
 
 
+def variant_layout(shape_in: tuple, strides_in: tuple, dims: tuple, limit: int) -> tuple[list[int], list[int], list[int]]:
+    """(shape, memory strides, reduced strides) in elements, of the dense output the kernel writes (and
+    reads its source in; strides_in in elements): the reduced strides are the C-order strides of the
+    reduced shape, 0 on a broadcast axis. Beyond the kernel's axis limit the output is C-contiguous
+    (new_like; the caller sees to out=), and neighbouring axes of one kind (broadcast or not) are merged
+    first, as the kernel would. Used by both backends."""
+    shape = list(shape_in)
+    rstrides = [0] * len(shape)
+    step = 1
+    for d in range(len(shape) - 1, -1, -1):
+        if d not in dims:
+            rstrides[d] = step
+            step *= shape[d]
+    strides = list(strides_in)
+    if len(shape) > limit:
+        merged: list[list[int]] = []
+        for n, r in zip(shape, rstrides):
+            if n == 1:
+                continue
+            if merged and (merged[-1][1] == 0) == (r == 0):
+                merged[-1][0] *= n
+                merged[-1][1] = r
+            else:
+                merged.append([n, r])
+        shape = [n for n, _ in merged]
+        rstrides = [r for _, r in merged]
+        strides = [0] * len(shape)
+        step = 1
+        for d in range(len(shape) - 1, -1, -1):
+            strides[d] = step
+            step *= shape[d]
+    return shape, strides, rstrides
+
+
 # ---------------------------------------------------------------------------------------------------------
 # strided arrays as they are (regdrop_fast.torch's tensors before any contiguous copy)
 #

@@ -63,6 +63,26 @@ def dropout_mask(call) -> np.ndarray:
     return bits
 
 
+def dropout_variant(call):
+    """(y, bits) of a mask-based variant (forward: call.bits None) or (dx, None) of its backward; bits (the
+    decisions at the reduced shape) None unless call.keep_bits."""
+    x = call.x
+    out = call.out
+    y, _ = _output(x, out)  # dense; C order beyond the axis limit (new_like; a dense out= is C-contiguous there)
+    bits = np.empty((call.m + 7) // 8, np.uint8) if call.keep_bits else None
+    bits_in = call.bits
+    if bits_in is not None and out is not None and np.may_share_memory(bits_in, out):
+        bits_in = bits_in.copy()  # read before out is written, as the source is (_source)
+    src = _source(x, y, out)
+    shape, strides, rstrides = _arrays.variant_layout(y.shape, tuple(s // y.itemsize for s in y.strides),
+                                                      call.dims, _native.core.MAX_BROADCAST_DIMS)
+    rule, alpha = call.rule, call.alpha
+    _native.core.dropout_broadcast(_dtypes.CODES[x.dtype], src, y, bits_in, bits, shape, strides, rstrides, call.m,
+                                   call.seed, call.offset, rule.threshold, rule.drop_all, call.scale, call.value,
+                                   alpha.a, alpha.b, alpha.sat)
+    return y, bits
+
+
 def bias_dropout_add(call):
     """(y, bits): bits None unless call.keep_bits. out may be x or residual itself (validated: no other overlap)."""
     x = call.x
@@ -90,6 +110,16 @@ def bias_dropout_add_backward(call):
                                            call.rows, call.h, b.seed, b.offset, rule.threshold, rule.drop_all,
                                            rule.scale)
     return dx, dbias, g
+
+
+def gaussian_dropout(call) -> np.ndarray:
+    """y (out when given: C-contiguous, x itself or apart from it) = x * (1 + std * z); x is read through a
+    C-contiguous copy when it is not C-contiguous (the stream follows the flat C order)."""
+    x = call.x
+    y = np.empty(x.shape, x.dtype) if call.out is None else call.out
+    _native.core.gaussian_dropout(_dtypes.CODES[x.dtype], np.ascontiguousarray(x), y, x.size, call.seed, call.offset,
+                                  call.std)
+    return y
 
 
 def bits_to_bool(bits: np.ndarray, n: int, shape) -> np.ndarray:

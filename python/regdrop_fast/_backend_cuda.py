@@ -70,6 +70,32 @@ def dropout_backward(call):
     return dx.obj
 
 
+def dropout_variant(call):
+    """(y, bits) of a mask-based variant (forward) or (dx, None) of its backward, as arrays of the input's
+    library; bits (the reduced shape's decisions) None unless call.keep_bits. A call that generates its
+    decisions without keeping them writes them into scratch first."""
+    kernels = _native.cuda_kernels(call.name)
+    x = call.x
+    y, _, _ = _output(x, call.out)  # dense; C order beyond the axis limit (a dense out= is C-contiguous there)
+    bits = x.empty(((call.m + 7) // 8,), _UINT8) if call.keep_bits else None
+    scratch = x.empty((max((call.m + 7) // 8, 1),), _UINT8) if call.bits is None and bits is None else None
+    src = _source(x, y, call.out)  # held until the launch is queued
+    bits_in = None if call.bits is None else _arrays.wrap(call.bits)
+    if bits_in is not None and call.out is not None and bits_in.overlaps(call.out):
+        bits_in = bits_in.fresh_copy()  # read before out is written; held until the launch is queued
+    strides = y.strides
+    if y.contiguous:  # C-order strides (a contiguous array's own may be arbitrary on size-1 axes)
+        strides, step = [0] * len(y.shape), 1
+        for d in range(len(y.shape) - 1, -1, -1):
+            strides[d], step = step, step * y.shape[d]
+    shape, mstrides, rstrides = _arrays.variant_layout(tuple(y.shape), tuple(strides), call.dims, kernels.MAX_BROADCAST_DIMS)
+    rule, alpha = call.rule, call.alpha
+    kernels.dropout_broadcast(_dtypes.CODES[x.dtype], src.ptr, y.ptr, 0 if bits_in is None else bits_in.ptr, _ptr(bits),
+                              _ptr(scratch), shape, mstrides, rstrides, call.m, call.seed, call.offset, rule.threshold,
+                              rule.drop_all, call.scale, call.value, alpha.a, alpha.b, alpha.sat, x.device, x.stream())
+    return y.obj, bits
+
+
 def bias_dropout_add(call):
     """(y, bits) as arrays of the input's library; bits None unless call.keep_bits (the kernels write the mask
     first either way: a store="seed" call's is scratch)."""
@@ -108,6 +134,18 @@ def bias_dropout_add_backward(call):
                                       _ptr(partials), _ptr(dbias), call.rows, call.h, b.seed, b.offset,
                                       rule.threshold, rule.drop_all, rule.scale, g.device, g.stream())
     return dx, dbias, g.obj
+
+
+def gaussian_dropout(call):
+    """y (out when given: C-contiguous, x itself or apart from it) = x * (1 + std * z), as an array of the
+    input's library."""
+    kernels = _native.cuda_kernels("x")
+    x = call.x
+    y = call.out.obj if call.out is not None else x.empty(x.shape)
+    src = x.contiguous_copy()  # held until the launch is queued
+    kernels.gaussian_dropout(_dtypes.CODES[x.dtype], src.ptr, _ptr(y), x.size, call.seed, call.offset, call.std,
+                             x.device, x.stream())
+    return y
 
 
 def bits_to_bool(bits, n: int, shape):

@@ -29,6 +29,29 @@ class BackwardCall(NamedTuple):
     rule: _args.KeepRule
 
 
+class VariantCall(NamedTuple):
+    """A mask-based dropout variant (dropout with broadcast axes, drop_path, alpha_dropout) forward, or a
+    backward (x: grad, bits: the mask's or None) of one: decisions at the reduced shape, a value policy
+    (csrc/common/dropout_broadcast_element.h: MaskedValue)."""
+
+    x: Any  # input (forward) or grad (backward): ndarray / DeviceArray
+    out: Any  # out= or None (same form)
+    bits: Any  # backward: the mask's bits or None (regenerate); forward: None
+    shape: tuple
+    dims: tuple  # broadcast axes, sorted
+    reduced: tuple  # shape with the broadcast axes set to 1
+    m: int  # decisions: the product of reduced
+    p: float
+    seed: int
+    offset: int
+    keep_bits: bool  # forward: store="bits"
+    rule: _args.KeepRule
+    value: int  # 0 scaled (keep ? x * scale : 0), 1 alpha ((keep ? x : sat) * a + b)
+    scale: float
+    alpha: _args.AlphaRule
+    name: str  # the array's name in messages: "x" (forward) or "grad" (backward)
+
+
 class BiasDropoutAddCall(NamedTuple):
     x: Any  # ndarray / DeviceArray
     bias: Any  # (h,) of x's dtype, or None (dropout_add)
@@ -47,6 +70,18 @@ class BiasGradCall(NamedTuple):
     grad: BackwardCall  # dropout_backward's record of (dy, mask): dx is exactly dropout_backward(dy, mask)
     rows: int  # dy viewed as (rows, h): the bias axis is the last
     h: int
+
+
+class GaussianCall(NamedTuple):
+    """gaussian_dropout and its backward (the same pass over grad with the forward's noise)."""
+
+    x: Any  # input (x, or grad): ndarray / DeviceArray, any strides
+    out: Any  # out= or None: C-contiguous; may be x itself (in place), never a partial overlap of it
+    shape: tuple
+    p: float
+    seed: int
+    offset: int
+    std: float  # sqrt(p / (1 - p)) in float64
 
 
 class MaskCall(NamedTuple):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from . import _route, _validate
+from . import _args, _route, _validate
 from ._mask import Mask
 
 
 # Arrays are Any: a NumPy array (or array-like), a CuPy array or a torch tensor; results are of the input's kind.
 
 
-def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
-            store: str = "bits") -> tuple[Any, Mask]:
+def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed: int | None = None,
+            offset: int = 0, out: Any = None, store: str = "bits") -> tuple[Any, Mask]:
     """Inverted dropout in one pass: returns ``(y, mask)``.
 
     Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``; dropped elements are
@@ -28,11 +28,19 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
         or a PyTorch CUDA tensor runs on the GPU.
     p : float
         Drop probability, ``0 <= p <= 1`` (``p = 1`` drops everything).
+    broadcast_dims : int or sequence of int, default ()
+        Axes along which one decision is shared (Flax's name; Keras's ``noise_shape`` with 1 on these
+        axes): one decision per slice along the other axes, so whole slices are kept or zeroed. Channel
+        (spatial) dropout of NCHW is ``broadcast_dims=(2, 3)``, time-shared (variational) RNN dropout of
+        (T, N, H) is ``broadcast_dims=0``. The mask is stored at the reduced shape (x's shape with these
+        axes set to 1: N*C bits for NCHW) and decision i, at flat C-order index i of the reduced shape,
+        uses stream position ``offset + i`` (docs/rng.md, "Broadcast axes"). Negative axes count from the
+        end. ``()`` is plain dropout.
     seed : int, optional
         Seed in ``[0, 2**64)``; None draws a fresh one from the OS (recorded in the mask).
     offset : int, default 0
-        Position of element 0 in the random stream: element ``i`` decides as element ``offset + i`` of one
-        long call.
+        Position of element 0 (decision 0 with broadcast axes) in the random stream: element ``i``
+        decides as element ``offset + i`` of one long call.
     out : array, optional
         Where to write y (same shape and dtype as x, dense: C-contiguous or its axes in any order;
         ``out=x`` works in place).
@@ -52,9 +60,10 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
     Raises
     ------
     TypeError
-        x is not an array of a supported dtype, or an argument has the wrong type.
+        x is not an array of a supported dtype, or an argument has the wrong type (a non-int axis).
     ValueError
-        p outside [0, 1], a negative seed or offset, a bad ``store`` or an ``out`` of another shape or dtype.
+        p outside [0, 1], a negative seed or offset, a bad ``store``, an ``out`` of another shape or dtype,
+        or a broadcast axis out of range or repeated.
 
     Notes
     -----
@@ -73,10 +82,18 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
     >>> yt, mt = rf.dropout(xt, 0.5, seed=42)
     >>> yt.strides == xt.strides, np.array_equal(yt, rf.dropout(np.ascontiguousarray(xt), 0.5, seed=42)[0])
     (True, True)
+    >>> maps = np.ones((2, 3, 4, 4), np.float32)  # NCHW: whole feature maps kept or zeroed
+    >>> y2, m2 = rf.dropout(maps, 0.5, broadcast_dims=(2, 3), seed=42)
+    >>> m2.reduced_shape, bool(np.all((y2 == 0).all(axis=(2, 3)) | (y2 != 0).all(axis=(2, 3))))
+    ((2, 3, 1, 1), True)
     """
-    backend, call = _validate.dropout(x, p, seed, offset, out, store)
-    y, bits = backend.dropout(call)
-    return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits)
+    if type(broadcast_dims) is tuple and not broadcast_dims:  # plain dropout: its own kernels
+        backend, call = _validate.dropout(x, p, seed, offset, out, store)
+        y, bits = backend.dropout(call)
+        return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits)
+    vbackend, vcall = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout")
+    y, bits = vbackend.dropout_variant(vcall)
+    return y, Mask._trusted(vcall.shape, vcall.p, vcall.seed, vcall.offset, bits, vcall.dims)
 
 
 def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
@@ -95,7 +112,9 @@ def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
     Returns
     -------
     array
-        The gradient with respect to x, of grad's kind, in grad's layout (as ``dropout`` returns y).
+        The gradient with respect to x, of grad's kind, in grad's layout (as ``dropout`` returns y). A
+        mask with broadcast axes (``dropout(..., broadcast_dims=)``, ``drop_path``) applies each decision
+        to its whole slice; one of ``drop_path(..., scale_by_keep=False)`` does not scale.
 
     Raises
     ------
@@ -116,11 +135,15 @@ def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
     >>> np.array_equal(dx, y)  # the same decisions and the same scale
     True
     """
+    if isinstance(mask, Mask) and (mask._dims or not mask._scale_by_keep):
+        vbackend, vcall = _validate.variant_backward(grad, mask, out)
+        return vbackend.dropout_variant(vcall)[0]
     backend, call = _validate.dropout_backward(grad, mask, out)
     return backend.dropout_backward(call)
 
 
-def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0) -> Mask:
+def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0,
+                 broadcast_dims: int | Sequence[int] = ()) -> Mask:
     """The Mask a dropout call with these arguments would return, without touching any data.
 
     Parameters
@@ -133,18 +156,21 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
         Seed in ``[0, 2**64)``.
     offset : int, default 0
         Position of element 0 in the random stream.
+    broadcast_dims : int or sequence of int, default ()
+        As in ``dropout``: the decisions are those of the reduced shape.
 
     Returns
     -------
     Mask
-        With packed bits; ``mask.to_bool()`` gives the keep decisions.
+        With packed bits; ``mask.to_bool()`` gives the keep decisions (at the reduced shape).
 
     Raises
     ------
     TypeError
         A non-integer shape, seed or offset.
     ValueError
-        A negative dimension, p outside [0, 1], a negative seed or offset.
+        A negative dimension, p outside [0, 1], a negative seed or offset, a broadcast axis out of range
+        or repeated.
 
     Examples
     --------
@@ -154,5 +180,9 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
     >>> np.array_equal(m.to_bool(), rf.dropout(np.ones((2, 3), np.float32), 0.5, seed=42)[1].to_bool())
     True
     """
-    call = _validate.dropout_mask(shape, p, seed, offset)
-    return Mask._trusted(call.shape, call.p, call.seed, call.offset, _route.CPU.dropout_mask(call))
+    if type(broadcast_dims) is tuple and not broadcast_dims:
+        call = _validate.dropout_mask(shape, p, seed, offset)
+        return Mask._trusted(call.shape, call.p, call.seed, call.offset, _route.CPU.dropout_mask(call))
+    reduced, dims = _validate.dropout_mask_dims(shape, p, seed, offset, broadcast_dims)
+    full = _args.shape_tuple(shape)
+    return Mask._trusted(full, reduced.p, reduced.seed, reduced.offset, _route.CPU.dropout_mask(reduced), dims)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,8 +29,13 @@ class Mask:
     offset : int, default 0
         Position of element 0 in the random stream (docs/rng.md).
     bits : uint8 ndarray, optional
-        The packed keep decisions: a C-contiguous 1-d array of ``ceil(size / 8)`` bytes (a CUDA array of
-        those bytes for a CUDA call's mask), or None to keep only the seed.
+        The packed keep decisions: a C-contiguous 1-d array of ``ceil(reduced_size / 8)`` bytes (a CUDA
+        array of those bytes for a CUDA call's mask), or None to keep only the seed.
+    broadcast_dims : int or sequence of int, default ()
+        The broadcast (shared) axes of the call (``dropout(..., broadcast_dims=)``, ``drop_path``,
+        ``alpha_dropout``): one decision per slice along the other axes, stored at the reduced shape.
+    scale_by_keep : bool, default True
+        Whether kept values are scaled by ``1 / (1 - p)`` (False: ``drop_path(..., scale_by_keep=False)``).
 
     Attributes
     ----------
@@ -40,25 +46,38 @@ class Mask:
     seed, offset : int
         The Philox stream position of element 0 (docs/rng.md).
     bits : uint8 array or None
-        ``ceil(size / 8)`` bytes, bit k of byte j = element 8j + k of the C-order flattening, 1 = kept
-        (``np.packbits(keep.ravel(), bitorder="little")``); None for ``store="seed"``, in which case the
-        mask is regenerated from (seed, offset) when needed.
+        ``ceil(reduced_size / 8)`` bytes, bit k of byte j = decision 8j + k of the C-order flattening of
+        the reduced shape, 1 = kept (``np.packbits(keep.ravel(), bitorder="little")``); None for
+        ``store="seed"``, in which case the mask is regenerated from (seed, offset) when needed.
+    broadcast_dims : tuple of int
+        The broadcast axes, non-negative and sorted (empty for plain dropout).
+    scale_by_keep : bool
+        Whether kept values are scaled by ``1 / (1 - p)``.
     size : int
-        Number of elements (the product of shape; read-only).
+        Number of elements of the array (the product of shape; read-only).
+    reduced_shape : tuple of int
+        The shape of the decisions: shape with each broadcast axis set to 1 (read-only; shape itself
+        without broadcast axes). Decision i is the one at flat C-order index i of the reduced shape, and
+        it uses stream position ``offset + i`` (docs/rng.md, "Broadcast axes").
+    reduced_size : int
+        Number of decisions (the product of reduced_shape; read-only).
     scale : float
-        ``1 / (1 - p)``, applied to kept values (0.0 when p rounds to 1; read-only).
+        The factor of kept values: ``1 / (1 - p)`` (1.0 with ``scale_by_keep=False``; 0.0 when p rounds
+        to 1; read-only).
 
-    Every field except size and scale may be assigned; an assignment is checked as the constructor checks
-    its argument (TypeError for a wrong type, ValueError for a bad value), and bits must fit the shape
-    (a shape whose element count the stored bits do not fit is refused: set bits to None first).
+    Every field except size, reduced_shape, reduced_size and scale may be assigned; an assignment is
+    checked as the constructor checks its argument (TypeError for a wrong type, ValueError for a bad
+    value), and bits must fit the reduced shape (a shape or broadcast_dims whose decision count the stored
+    bits do not fit is refused: set bits to None first).
 
     Raises
     ------
     TypeError
         A non-integer shape, seed or offset, a non-real p, or bits that are not a uint8 array or None.
     ValueError
-        A negative dimension, p outside [0, 1], a seed or offset outside ``[0, 2**64)``, or bits that are
-        not a contiguous 1-d array of ``ceil(size / 8)`` bytes.
+        A negative dimension, p outside [0, 1], a seed or offset outside ``[0, 2**64)``, broadcast_dims
+        out of range or repeated, or bits that are not a contiguous 1-d array of ``ceil(reduced_size / 8)``
+        bytes.
 
     Examples
     --------
@@ -78,21 +97,25 @@ class Mask:
     ValueError: p: dropout probability has to be between 0 and 1, but got 1.5
     """
 
-    __slots__ = ("_shape", "_p", "_seed", "_offset", "_bits")
+    __slots__ = ("_shape", "_p", "_seed", "_offset", "_bits", "_dims", "_scale_by_keep")
 
     def __init__(self, shape: int | Sequence[int], p: float, seed: int, offset: int = 0,
-                 bits: Any = None) -> None:
+                 bits: Any = None, *, broadcast_dims: int | Sequence[int] = (), scale_by_keep: bool = True) -> None:
         self._shape = _args.shape_tuple(shape)
         self._p = _args.probability(p)
         self._seed = _args.uint64(seed, "seed")
         self._offset = _args.uint64(offset, "offset")
-        self._bits = _arrays.mask_bits(bits, self.size)
+        self._dims = _args.broadcast_dims(broadcast_dims, len(self._shape))
+        self._scale_by_keep = _args.flag(scale_by_keep, "scale_by_keep")
+        self._bits = _arrays.mask_bits(bits, self.reduced_size)
 
     @classmethod
-    def _trusted(cls, shape: tuple[int, ...], p: float, seed: int, offset: int, bits: Any) -> Mask:
+    def _trusted(cls, shape: tuple[int, ...], p: float, seed: int, offset: int, bits: Any,
+                 dims: tuple[int, ...] = (), scale_by_keep: bool = True) -> Mask:
         """Construct from values a kernel wrapper has already validated (skips the checks)."""
         mask = object.__new__(cls)
         mask._shape, mask._p, mask._seed, mask._offset, mask._bits = shape, p, seed, offset, bits
+        mask._dims, mask._scale_by_keep = dims, scale_by_keep
         return mask
 
     @property
@@ -102,13 +125,38 @@ class Mask:
     @shape.setter
     def shape(self, shape: int | Sequence[int]) -> None:
         shape = _args.shape_tuple(shape)
-        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if self._dims and self._dims[-1] >= len(shape):
+            raise ValueError(f"shape: {shape} has no axis {self._dims[-1]} of the mask's broadcast_dims "
+                             f"{self._dims}; set broadcast_dims first")
+        self._check_fit(shape, self._dims, "shape")
+        self._shape = shape
+
+    def _check_fit(self, shape: tuple[int, ...], dims: tuple[int, ...], name: str) -> None:
+        """The stored bits (if any) must hold the decisions of (shape, dims)."""
+        n = math.prod(_args.reduced_shape(shape, dims))
         if self._bits is not None and len(self._bits) != (n + 7) // 8:
             raise ValueError(
-                f"shape: {shape} has {n} elements, which the mask's {len(self._bits)} bytes of bits do not fit; "
-                "make a new Mask (or set bits to None first)"
+                f"{name}: the reduced shape {_args.reduced_shape(shape, dims)} has {n} decisions, which the "
+                f"mask's {len(self._bits)} bytes of bits do not fit; make a new Mask (or set bits to None first)"
             )
-        self._shape = shape
+
+    @property
+    def broadcast_dims(self) -> tuple[int, ...]:
+        return self._dims
+
+    @broadcast_dims.setter
+    def broadcast_dims(self, dims: int | Sequence[int]) -> None:
+        dims = _args.broadcast_dims(dims, len(self._shape))
+        self._check_fit(self._shape, dims, "broadcast_dims")
+        self._dims = dims
+
+    @property
+    def scale_by_keep(self) -> bool:
+        return self._scale_by_keep
+
+    @scale_by_keep.setter
+    def scale_by_keep(self, value: bool) -> None:
+        self._scale_by_keep = _args.flag(value, "scale_by_keep")
 
     @property
     def p(self) -> float:
@@ -141,23 +189,33 @@ class Mask:
 
     @bits.setter
     def bits(self, bits: Any) -> None:
-        self._bits = _arrays.mask_bits(bits, self.size)
+        self._bits = _arrays.mask_bits(bits, self.reduced_size)
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
 
     @property
+    def reduced_shape(self) -> tuple[int, ...]:
+        return _args.reduced_shape(self._shape, self._dims)
+
+    @property
+    def reduced_size(self) -> int:
+        return math.prod(self.reduced_shape)
+
+    @property
     def scale(self) -> float:
-        return _args.keep_rule(self.p).scale
+        rule = _args.keep_rule(self.p)
+        return rule.scale if self._scale_by_keep or rule.drop_all else 1.0
 
     def to_bool(self) -> np.ndarray:
-        """The keep mask as a bool array of the mask's shape (regenerated when no bits are stored).
+        """The keep decisions as a bool array of the reduced shape (regenerated when no bits are stored).
 
         Returns
         -------
         ndarray of bool
-            Shape ``self.shape``, True where the element is kept. With no bits stored the decisions are
+            Shape ``self.reduced_shape`` (``self.shape`` without broadcast axes; it broadcasts against the
+            array), True where kept. With no bits stored the decisions are
             regenerated on the CPU from ``(seed, offset)``; with a CUDA array of bits the result is an
             array of that library on that device.
 
@@ -178,16 +236,20 @@ class Mask:
         >>> np.array_equal(rf.Mask((2, 3), 0.5, seed=3).to_bool(), keep)  # regenerated from the seed
         True
         """
-        bits = _arrays.mask_bits(self._bits, self.size, "mask: bits")  # never unpacked past their end
+        reduced = self.reduced_shape
+        n = math.prod(reduced)
+        bits = _arrays.mask_bits(self._bits, n, "mask: bits")  # never unpacked past their end
         if bits is None:
             rule = _args.keep_rule(self._p)
-            bits = _route.CPU.dropout_mask(MaskCall(self._shape, self.size, self._p, self._seed, self._offset,
-                                                    rule))
-        return _route.backend_for(bits).bits_to_bool(bits, self.size, self._shape)
+            bits = _route.CPU.dropout_mask(MaskCall(reduced, n, self._p, self._seed, self._offset, rule))
+        return _route.backend_for(bits).bits_to_bool(bits, n, reduced)
 
     def __repr__(self) -> str:
         stored = "bits" if self.bits is not None else "seed"
+        extra = f", broadcast_dims={self._dims}" if self._dims else ""
+        if not self._scale_by_keep:
+            extra += ", scale_by_keep=False"
         return (
-            f"Mask(shape={self.shape}, p={self.p}, seed={self.seed}, offset={self.offset}, "
+            f"Mask(shape={self.shape}, p={self.p}, seed={self.seed}, offset={self.offset}{extra}, "
             f"store={stored!r})"
         )

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from . import _args, _arrays, _lists, _route
-from ._calls import (BackwardCall, BiasDropoutAddCall, BiasGradCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall,
+from ._calls import (BackwardCall, BiasDropoutAddCall, VariantCall, BiasGradCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall,
                      NormConstraintCall, PenaltyCall, UpdateCall)
+from ._calls import GaussianCall
+from ._gaussian_noise import GaussianNoise
 from ._mask import Mask
 
 
@@ -82,6 +84,98 @@ def dropout_mask(shape, p, seed, offset) -> MaskCall:
     p = _args.probability(p)
     n = math.prod(shape)
     return MaskCall(shape, n, p, _args.uint64(seed, "seed"), _args.uint64(offset, "offset"), _args.keep_rule(p))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the mask-based variants: dropout with broadcast axes, drop_path, alpha_dropout
+
+SCALED, ALPHA = 0, 1  # MaskedValue (csrc/common/dropout_broadcast_element.h)
+_NO_ALPHA = _args.AlphaRule(0.0, 0.0, 0.0)
+
+
+def _variant_x(x, out, host_only: bool) -> tuple[ModuleType, Any, Any]:
+    backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
+    xa: Any
+    oa: Any = None
+    if backend is _route.CPU:
+        xa = _arrays.host_array(x, "x")
+        if out is not None:
+            oa = _arrays.host_out(out, xa)
+    else:
+        xa = _arrays.device_array(x, "x")
+        if out is not None:
+            oa = _arrays.device_out(out, xa)
+    return backend, xa, oa
+
+
+def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_keep: bool = True, *,
+            host_only: bool = False) -> tuple[ModuleType, VariantCall]:
+    """dropout with broadcast_dims (kind "dropout"), drop_path ("drop_path": every axis but 0 broadcast;
+    broadcast_dims unused) or alpha_dropout ("alpha")."""
+    p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
+    if kind == "drop_path":
+        scale_by_keep = _args.flag(scale_by_keep, "scale_by_keep")
+    backend, xa, oa = _variant_x(x, out, host_only)
+    shape = xa.shape
+    if kind == "drop_path":
+        if len(shape) == 0:
+            raise ValueError("x: is 0-d; drop_path takes one decision per sample along axis 0, so x needs one")
+        dims = tuple(range(1, len(shape)))
+    else:
+        dims = _args.broadcast_dims(broadcast_dims, len(shape))
+    reduced = _args.reduced_shape(shape, dims)
+    rule = _args.keep_rule(p)
+    if kind == "alpha":
+        alpha = _args.alpha_rule(p)
+        value, scale = ALPHA, 0.0
+    else:
+        alpha = _NO_ALPHA
+        value, scale = SCALED, rule.scale if scale_by_keep or rule.drop_all else 1.0
+    return backend, VariantCall(xa, oa, None, shape, dims, reduced, math.prod(reduced), p, seed, offset,
+                                keep_bits, rule, value, scale, alpha, "x")
+
+
+def variant_backward(grad, mask, out, *, alpha: bool = False,
+                     host_only: bool = False) -> tuple[ModuleType, VariantCall]:
+    """dropout_backward of a mask with broadcast axes or without scale_by_keep, or alpha_dropout_backward
+    (alpha: dx = a * grad where kept, 0 elsewhere)."""
+    if not isinstance(mask, Mask):
+        raise TypeError(f"mask: expected a regdrop_fast.Mask, got {type(mask).__name__}")
+    backend = _route.CPU if host_only else _route.backend_for(grad)
+    bits = mask._bits
+    ga: Any
+    if backend is _route.CPU:
+        if bits is not None and not isinstance(bits, np.ndarray):
+            raise ValueError("mask: its bits live on a CUDA device but grad is a host array")
+        ga = _arrays.host_array(grad, "grad")
+    else:
+        ga = _arrays.device_array(grad, "grad")
+        if bits is not None and (not _arrays.is_device_array(bits) or _arrays.wrap(bits).device != ga.device):
+            raise ValueError("mask: its bits live on another device than grad")
+    if ga.shape != mask._shape:
+        raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask._shape}")
+    reduced = _args.reduced_shape(mask._shape, mask._dims)
+    m = math.prod(reduced)
+    if bits is not None and backend is _route.CPU:
+        _arrays.mask_bits(bits, m, "mask: bits")
+    oa: Any = None
+    if out is not None:
+        oa = _arrays.host_out(out, ga) if backend is _route.CPU else _arrays.device_out(out, ga)
+    rule = _args.keep_rule(mask._p)
+    if alpha:
+        scale = _args.alpha_rule(mask._p).a
+    else:
+        scale = rule.scale if mask._scale_by_keep or rule.drop_all else 1.0
+    return backend, VariantCall(ga, oa, bits, mask._shape, mask._dims, reduced, m, mask._p, mask._seed,
+                                mask._offset, False, rule, SCALED, scale, _NO_ALPHA, "grad")
+
+
+def dropout_mask_dims(shape, p, seed, offset, broadcast_dims) -> tuple[MaskCall, tuple[int, ...]]:
+    """dropout_mask with broadcast axes: the MaskCall of the reduced shape, and the axes."""
+    call = dropout_mask(shape, p, seed, offset)
+    dims = _args.broadcast_dims(broadcast_dims, len(call.shape))
+    reduced = _args.reduced_shape(call.shape, dims)
+    return call._replace(shape=reduced, n=math.prod(reduced)), dims
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -158,6 +252,9 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
 
 
 def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
+    if isinstance(mask, Mask) and (mask._dims or not mask._scale_by_keep):
+        raise ValueError("mask: is a dropout variant's (broadcast_dims or scale_by_keep=False); "
+                         "bias_dropout_add_backward takes the mask of bias_dropout_add (one decision per element)")
     backend, call = dropout_backward(grad, mask, out, host_only=host_only)
     shape = call.grad.shape
     if len(shape) == 0:
@@ -166,6 +263,55 @@ def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tu
     if o is not None and (np.may_share_memory(o, g) if backend is _route.CPU else o.overlaps(g)):
         raise ValueError("out: overlaps grad; grad is returned as dresidual, so dx needs memory of its own")
     return backend, BiasGradCall(call, math.prod(shape[:-1]), shape[-1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gaussian_dropout
+
+
+def _gaussian_operands(backend, x, out, name: str) -> tuple[Any, Any]:
+    """x (any strides) and out (C-contiguous: the kernels write the stream's flat order) checked; out may
+    be x itself but overlap no other part of it."""
+    xa: Any
+    oa: Any = None
+    if backend is _route.CPU:
+        xa = _arrays.host_array(x, name)
+        if out is not None:
+            oa = _arrays.host_out(out, xa)
+            if not oa.flags.c_contiguous:
+                raise ValueError("out: must be C-contiguous")
+            if not _host_alias(xa, oa) and np.may_share_memory(xa, oa):
+                raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) or "
+                                 "memory apart from it")
+    else:
+        xa = _arrays.device_array(x, name)
+        if out is not None:
+            oa = _arrays.device_out(out, xa)
+            if not oa.contiguous:
+                raise ValueError("out: must be C-contiguous")
+            if not _device_alias(xa, oa) and xa.overlaps(oa):
+                raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) or "
+                                 "memory apart from it")
+    return xa, oa
+
+
+def gaussian_dropout(x, p, seed, offset, out, *, host_only: bool = False) -> tuple[ModuleType, GaussianCall]:
+    backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
+    p = _args.gaussian_probability(p)
+    seed = _args.seed_or_fresh(seed)
+    offset = _args.uint64(offset, "offset")
+    xa, oa = _gaussian_operands(backend, x, out, "x")
+    return backend, GaussianCall(xa, oa, xa.shape, p, seed, offset, _args.noise_std(p))
+
+
+def gaussian_dropout_backward(grad, noise, out, *, host_only: bool = False) -> tuple[ModuleType, GaussianCall]:
+    if not isinstance(noise, GaussianNoise):
+        raise TypeError(f"noise: expected a regdrop_fast.GaussianNoise, got {type(noise).__name__}")
+    backend = _route.CPU if host_only else _route.backend_for(grad)
+    ga, oa = _gaussian_operands(backend, grad, out, "grad")
+    if ga.shape != noise.shape:
+        raise ValueError(f"grad: shape {ga.shape} does not match the noise's {noise.shape}")
+    return backend, GaussianCall(ga, oa, ga.shape, noise.p, noise.seed, noise.offset, noise.std)
 
 
 # ---------------------------------------------------------------------------------------------------------

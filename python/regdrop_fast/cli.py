@@ -124,7 +124,7 @@ def _add_bench(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--dtypes", type=_choice_list(("float32", "bfloat16")), default=["float32", "bfloat16"],
                    metavar="LIST", help="dropout dtypes: float32,bfloat16 (default: both)")
     p.add_argument("--cases", type=_choice_list(SECTIONS), default=list(SECTIONS), metavar="LIST",
-                   help="what to run: dropout,penalty,latency,layer,constraints,layout,epilogue (default: all; layer needs torch)")
+                   help="what to run: dropout,penalty,latency,layer,constraints,layout,epilogue,variants (default: all; layer needs torch)")
     p.add_argument("--frameworks", type=_choice_list(frameworks.PEER_NAMES), metavar="LIST",
                    help="peers to compare with: numpy,torch,jax,tensorflow (default: every importable one)")
     p.add_argument("--repeats", type=_positive_int, metavar="N",

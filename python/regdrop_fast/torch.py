@@ -18,6 +18,7 @@ from __future__ import annotations
 del annotations  # the __future__ flag, not API
 
 import ctypes as _ctypes
+import warnings as _warnings
 import numbers as _numbers
 from typing import Any as _Any, Iterable as _Iterable, Sequence as _Sequence, Union as _Union
 
@@ -37,14 +38,29 @@ from regdrop_fast._generator import Generator
 from regdrop_fast._mask import Mask as _Mask
 
 __all__ = [
+    "AlphaDropout",
     "BiasDropoutAdd",
+    "DropPath",
     "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
     "Generator",
     "add_penalty_grad_",
+    "alpha_dropout",
     "bias_dropout_add",
     "decay_",
+    "drop_path",
     "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "dropout_shared",
     "empty_cache",
+    "feature_alpha_dropout",
+    "gaussian_dropout",
     "max_norm_",
     "non_neg_",
     "norm_constraint_",
@@ -1038,6 +1054,224 @@ class BiasDropoutAdd(torch.nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Gaussian dropout: x * (1 + std * z)
+#
+# gaussian_dropout_fwd is a pure function of (x, p, seed) like dropout_fwd. Nothing per element is saved for
+# the backward: the noise is regenerated from the seed tensor, and as the op is linear in x with those
+# factors, its backward (and its jvp, and the backward's backward) is the same op applied to the gradient.
+
+
+@torch.library.custom_op(
+    "regdrop_fast::gaussian_dropout_fwd", mutates_args=(), schema="(Tensor x, float p, Tensor seed) -> Tensor"
+)
+def _gaussian_dropout_fwd(x: torch.Tensor, p: float, seed: torch.Tensor) -> torch.Tensor:
+    """x * (1 + std * z) with the noise of stream position [seed, offset], C-contiguous."""
+    s, o = _seed_offset(seed)
+    if x.device.type == "cpu":
+        y = torch.empty(x.shape, dtype=x.dtype)
+        _rf.gaussian_dropout(_np(x), p, seed=s, offset=o, out=_out_view(y))  # x read through a copy if strided
+        return y
+    if x.device.type == "cuda":
+        return _rf.gaussian_dropout(x, p, seed=s, offset=o)[0]
+    raise _unsupported_device(x, "gaussian_dropout")
+
+
+@_gaussian_dropout_fwd.register_fake
+def _(x: torch.Tensor, p: float, seed: torch.Tensor) -> torch.Tensor:
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _gaussian_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
+    _, p, seed = inputs
+    ctx.save_for_backward(seed)
+    ctx.p = p
+
+
+def _gaussian_backward(ctx: _Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    (seed,) = ctx.saved_tensors
+    return _gaussian_dropout_fwd(grad, ctx.p, seed), None, None
+
+
+_gaussian_dropout_fwd.register_autograd(_gaussian_backward, setup_context=_gaussian_setup_context)
+
+
+def _gaussian_dropout_fwd_vmap(
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """vmap: a batched seed (torch.randint under randomness="different") gives each sample its own noise,
+    randomness="same" one noise for the batch. An unbatched seed under "different" (a Generator) is refused:
+    the backward, which sees the same unbatched seed, could not tell the samples' offsets apart."""
+    x_dim, _, seed_dim = in_dims
+    if seed_dim is None and info.randomness == "different":
+        raise RuntimeError("vmap: gaussian_dropout with a regdrop_fast.Generator supports randomness='same' only; "
+                           "without a generator each sample draws its own seed")
+    n = x.numel() // info.batch_size if x_dim is not None else x.numel()
+    seeds = _sample_seeds(info, seed, seed_dim, n)
+    return torch.stack([_gaussian_dropout_fwd(_sample(x, x_dim, b), p, s) for b, s in enumerate(seeds)]), 0
+
+
+_gaussian_dropout_fwd.register_vmap(_gaussian_dropout_fwd_vmap)
+
+
+class _GaussianDropoutFn(torch.autograd.Function):
+    """gaussian_dropout_fwd with its derivatives: linear in x with the same factors, so the backward, its own
+    backward and the jvp are all the op itself on the incoming tensor."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor) -> _Any:
+        return _gaussian_dropout_fwd(x, p, seed)
+
+    @staticmethod
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
+        _, p, seed = inputs
+        ctx.save_for_backward(seed)
+        ctx.save_for_forward(seed)
+        ctx.p = p
+
+    @staticmethod
+    def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, None, None]:
+        (seed,) = ctx.saved_tensors
+        return _GaussianDropoutFn.apply(grad, ctx.p, seed), None, None
+
+    @staticmethod
+    def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> _Any:
+        (seed,) = ctx.saved_tensors
+        return None if dx is None else _gaussian_dropout_fwd(dx, ctx.p, seed)
+
+
+def _gaussian_probability(p: float) -> float:
+    """p of Gaussian dropout: in [0, 1) (torch's message for [0, 1], then the bound at 1)."""
+    p = _dropout_probability(p)
+    if p == 1.0:
+        raise ValueError("gaussian dropout probability has to be below 1 (the noise variance p / (1 - p) is "
+                         "infinite at 1), but got 1.0")
+    return p
+
+
+def gaussian_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True, *,
+                     generator: Generator | None = None) -> torch.Tensor:
+    """Gaussian dropout (Keras ``GaussianDropout``): ``input * (1 + sqrt(p / (1 - p)) * z)``, z standard normal.
+
+    The multiplicative noise has mean 1 and the variance ``p / (1 - p)`` of inverted dropout's factor. Each
+    element's z comes from the dropout stream through the transform of docs/rng.md ("Gaussian noise"), so
+    :func:`regdrop_fast.gaussian_dropout` with the same seed and offset gives the same bits, on the CPU and
+    on CUDA. In eval mode (``training=False``) and for p = 0 the input itself is returned.
+
+    The backward keeps nothing per element (only the 16-byte seed): it regenerates the noise. Differentiable
+    (backward, double backward, forward-mode AD), usable under ``torch.func.vmap`` and traced by
+    ``torch.compile(fullgraph=True)`` without a graph break.
+
+    Parameters
+    ----------
+    input : Tensor
+        float32, float64, float16 or bfloat16, dense (strided), on the CPU or a CUDA device.
+    p : float, default 0.5
+        ``0 <= p < 1``.
+    training : bool, default True
+        False returns input unchanged.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the noise from (its offset advances by ``input.numel()``); by default every call draws
+        its seed from torch's RNG.
+
+    Returns
+    -------
+    Tensor
+        C-contiguous (input itself in eval mode or for p = 0).
+
+    Raises
+    ------
+    TypeError
+        input is not a tensor or of an unsupported dtype, p is not a real number, generator is not a
+        regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1), a non-strided layout.
+    NotImplementedError
+        input on a device other than the CPU or CUDA.
+    RuntimeError
+        Under ``torch.func.vmap`` with ``randomness="error"``, or with a Generator under
+        ``randomness="different"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.gaussian_dropout(torch.ones(2000), 0.3, generator=rf.Generator(7))
+    >>> round(y.mean().item(), 1), round(y.std().item(), 1)
+    (1.0, 0.7)
+    >>> torch.equal(y, torch.from_numpy(rf.gaussian_dropout(torch.ones(2000).numpy(), 0.3, seed=7)[0]))
+    True
+    """
+    p = _gaussian_probability(p)
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input: expected a torch.Tensor, got {type(input).__name__}")
+    state = _generator_state(generator)
+    if not training or p == 0.0:
+        return input
+    _check_tensor(input, "input")
+    seed = _draw_seed(state, input.numel())
+    if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
+        return _gaussian_dropout_fwd(input, p, seed)
+    return _GaussianDropoutFn.apply(input, p, seed)
+
+
+class GaussianDropout(torch.nn.Module):
+    """Keras's ``GaussianDropout`` layer for PyTorch: :func:`gaussian_dropout` in train mode, the identity in
+    eval mode.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        ``0 <= p < 1``: the noise's variance is ``p / (1 - p)`` (Keras's ``rate``).
+    generator : regdrop_fast.Generator, optional
+        Where to draw the noise from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p : float
+    generator : regdrop_fast.Generator or None
+    training : bool
+        Train mode; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.GaussianDropout(0.2, generator=rf.Generator(1))
+    >>> m
+    GaussianDropout(p=0.2, generator=regdrop_fast.Generator(seed=1, offset=0))
+    >>> m(torch.ones(3)).shape
+    torch.Size([3])
+    >>> x = torch.ones(3)
+    >>> m.eval()(x) is x
+    True
+    """
+
+    def __init__(self, p: float = 0.5, *, generator: Generator | None = None) -> None:
+        super().__init__()
+        self.p = _gaussian_probability(p)
+        _generator_state(generator)
+        self.generator = generator
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return gaussian_dropout(input, self.p, self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        extra = f"p={self.p}"
+        if self.generator is not None:
+            extra += f", generator={self.generator!r}"
+        return extra
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Weight penalties
 #
 # Each helper is one custom op over a list of tensors, which is one native call over NumPy views of their
@@ -1753,3 +1987,999 @@ def unit_norm_(params: _Tensors, *, dim: int) -> torch.Tensor:
             [0.0000, 0.0000]])
     """
     return norm_constraint_(params, min_value=1.0, max_value=1.0, rate=1.0, dim=dim)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mask-based dropout variants: channel (feature) dropout, drop_path, alpha and feature alpha dropout
+#
+# One pair of custom ops for all of them: dropout_variant_fwd(x, p, seed, keep_bits, dims, kind) and
+# dropout_variant_bwd, pure functions of their inputs and the [seed, offset] tensor as dropout_fwd is. dims
+# are the broadcast axes (one decision per slice along the others; the bits are at the reduced shape), kind
+# the value policy: _SCALED (dropout: x / (1 - p)), _UNSCALED (drop_path with scale_by_keep=False), _ALPHA
+# (alpha dropout). Each forward is linear in x up to a constant (alpha's b), with derivative the backward op,
+# so the backward, its own backward and the jvp are all dropout_variant_bwd with the forward's mask.
+
+_SCALED, _UNSCALED, _ALPHA = 0, 1, 2
+
+
+def _reduced_numel(shape: _Sequence[_Any], dims: _Sequence[int]) -> _Any:
+    """Decisions of a variant call: the product of the sizes of the axes that are not broadcast."""
+    m: _Any = 1
+    for d, n in enumerate(shape):
+        if d not in dims:
+            m = m * n
+    return m
+
+
+def _variant_host(x: _Any, p: float, s: int, o: int, out: _Any, store: str, dims: tuple[int, ...],
+                  kind: int) -> tuple[_Any, _Mask]:
+    if kind == _ALPHA:
+        return _rf.alpha_dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store)
+    if kind == _UNSCALED:  # drop_path(scale_by_keep=False): dims are every axis but 0
+        return _rf.drop_path(x, p, scale_by_keep=False, seed=s, offset=o, out=out, store=store)
+    return _rf.dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::dropout_variant_fwd", mutates_args=(),
+    schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] dims, int kind) -> (Tensor, Tensor)",
+)
+def _dropout_variant_fwd(
+    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, bits): y in x's memory format; bits uint8 of ceil(m/8) bytes for the m decisions of the reduced
+    shape (docs/rng.md, "Broadcast axes"), or empty without keep_bits."""
+    s, o = _seed_offset(seed)
+    store = "bits" if keep_bits else "seed"
+    if x.device.type == "cpu":
+        y = _new_like(x)
+        _, mask = _variant_host(_np(x), p, s, o, _out_view(y), store, tuple(dims), kind)
+        bits = torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
+        return y, bits
+    if x.device.type == "cuda":
+        y, mask = _variant_host(x, p, s, o, None, store, tuple(dims), kind)
+        bits = mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
+        return y, bits
+    raise _unsupported_device(x, "dropout variants")
+
+
+@_dropout_variant_fwd.register_fake
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int],
+      kind: int) -> tuple[torch.Tensor, torch.Tensor]:
+    nbytes = (_reduced_numel(x.shape, dims) + 7) // 8 if keep_bits else 0
+    return _new_like(x), x.new_empty((nbytes,), dtype=torch.uint8)
+
+
+@torch.library.custom_op(
+    "regdrop_fast::dropout_variant_bwd", mutates_args=(),
+    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] dims, int kind) -> Tensor",
+)
+def _dropout_variant_bwd(
+    grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool, dims: list[int],
+    kind: int,
+) -> torch.Tensor:
+    """The derivative of dropout_variant_fwd applied to grad: grad times the kept value's factor (1 / (1 - p),
+    1, or alpha's a) where the forward at this seed kept the slice, 0 elsewhere; in grad's memory format."""
+    s, o = _seed_offset(seed)
+    shape = tuple(grad.shape)
+    from_bits = from_bits or bits.numel() > 0  # bits kept by a vmap rule for a store="seed" call
+    backward = _rf.alpha_dropout_backward if kind == _ALPHA else _rf.dropout_backward
+    if grad.device.type == "cpu":
+        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None, tuple(dims), kind != _UNSCALED)
+        dx = _new_like(grad)
+        backward(_np(grad), mask, out=_out_view(dx))
+        return dx
+    if grad.device.type == "cuda":
+        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None, tuple(dims), kind != _UNSCALED)
+        return backward(grad, mask)
+    raise _unsupported_device(grad, "dropout variants")
+
+
+@_dropout_variant_bwd.register_fake
+def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool, dims: list[int],
+      kind: int) -> torch.Tensor:
+    return _new_like(grad)
+
+
+def _variant_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    _, p, seed, keep_bits, dims, kind = inputs
+    ctx.save_for_backward(output[1], seed)
+    ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, keep_bits, dims, kind
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
+
+
+def _variant_backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
+    if grad_y is None:
+        return None, None, None, None, None, None
+    bits, seed = ctx.saved_tensors
+    return _dropout_variant_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind), None, None, None, None, None
+
+
+_dropout_variant_fwd.register_autograd(_variant_backward, setup_context=_variant_setup_context)
+
+
+def _variant_bwd_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
+    _, bits, seed, p, from_bits, dims, kind = inputs
+    ctx.save_for_backward(bits, seed)
+    ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, from_bits, dims, kind
+
+
+def _variant_bwd_backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, ...]:
+    bits, seed = ctx.saved_tensors  # linear in grad with the same mask: its derivative is itself
+    return (_dropout_variant_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
+            None, None, None, None, None, None)
+
+
+_dropout_variant_bwd.register_autograd(_variant_bwd_backward, setup_context=_variant_bwd_setup_context)
+
+
+def _variant_fwd_vmap(
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool,
+    dims: list[int], kind: int,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
+    """One call per sample (dims are a sample's axes), seeds by vmap's randomness option as for dropout
+    (_sample_seeds, a sample's stream range being its m decisions); the bits are kept when the samples
+    share one unbatched seed, which the backward could not tell apart."""
+    x_dim, _, seed_dim = in_dims[:3]
+    sample_shape = x.shape if x_dim is None else x.select(x_dim, 0).shape
+    m = _reduced_numel(sample_shape, dims)
+    if seed_dim is None and info.randomness == "different":
+        keep_bits = True
+    seeds = _sample_seeds(info, seed, seed_dim, m)
+    outs = [_dropout_variant_fwd(_sample(x, x_dim, b), p, s, keep_bits, dims, kind) for b, s in enumerate(seeds)]
+    return (torch.stack([y for y, _ in outs]), torch.stack([bits for _, bits in outs])), (0, 0)
+
+
+_dropout_variant_fwd.register_vmap(_variant_fwd_vmap)
+
+
+def _variant_bwd_vmap(
+    info: _Any, in_dims: tuple[_Any, ...], grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
+    from_bits: bool, dims: list[int], kind: int,
+) -> tuple[torch.Tensor, int]:
+    g_dim, b_dim, s_dim = in_dims[:3]
+    return torch.stack([
+        _dropout_variant_bwd(_sample(grad, g_dim, b), _sample(bits, b_dim, b), _sample(seed, s_dim, b), p,
+                             from_bits, dims, kind)
+        for b in range(info.batch_size)
+    ]), 0
+
+
+_dropout_variant_bwd.register_vmap(_variant_bwd_vmap)
+
+
+class _VariantBwdFn(torch.autograd.Function):
+    """dropout_variant_bwd as a Function: differentiable again, with its jvp (itself)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
+                dims: list[int], kind: int) -> _Any:
+        return _dropout_variant_bwd(grad, bits, seed, p, from_bits, dims, kind)
+
+    @staticmethod
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
+        _, bits, seed, p, from_bits, dims, kind = inputs
+        _save_variant(ctx, p, bits, seed, from_bits, dims, kind)
+
+    @staticmethod
+    def backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, ...]:
+        bits, seed = ctx.saved_tensors
+        return (_VariantBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
+                None, None, None, None, None, None)
+
+    @staticmethod
+    def jvp(ctx: _Any, d_grad: torch.Tensor | None, *_: _Any) -> _Any:
+        return None if d_grad is None else _through_variant(ctx, d_grad)
+
+
+def _save_variant(ctx: _Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool, dims: list[int],
+                  kind: int) -> None:
+    ctx.save_for_backward(bits, seed)
+    ctx.save_for_forward(bits, seed)
+    ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, from_bits, dims, kind
+
+
+def _through_variant(ctx: _Any, t: torch.Tensor) -> torch.Tensor:
+    bits, seed = ctx.saved_tensors
+    return _dropout_variant_bwd(t, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind)
+
+
+class _VariantFn(torch.autograd.Function):
+    """dropout_variant_fwd with its backward and its jvp (the tangent through the same mask and factor)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int) -> _Any:
+        return _dropout_variant_fwd(x, p, seed, keep_bits, dims, kind)
+
+    @staticmethod
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        _, p, seed, keep_bits, dims, kind = inputs
+        _save_variant(ctx, p, output[1], seed, keep_bits, dims, kind)
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
+        if grad_y is None:
+            return None, None, None, None, None, None
+        bits, seed = ctx.saved_tensors
+        return (_VariantBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
+                None, None, None, None, None)
+
+    @staticmethod
+    def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> tuple[_Any, None]:
+        return (None if dx is None else _through_variant(ctx, dx)), None
+
+
+_FEATURE_DIMS_ERROR = "Feature dropout requires at least 2 dimensions in the input"
+
+
+def _variant(input: torch.Tensor, p: float, training: bool, inplace: bool, dims: tuple[int, ...], kind: int,
+             keep_bits: bool, state: torch.Tensor | None) -> torch.Tensor:
+    """The variant of input (already checked: a tensor, p, store, generator; dims non-negative, sorted),
+    as torch's dropout functions: input itself in eval mode, for p = 0 or no elements; inplace writes the
+    result into input (out of place first, so autograd sees the write)."""
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    seed = _draw_seed(state, _reduced_numel(input.shape, dims))
+    d = list(dims)
+    if torch.compiler.is_compiling():  # the custom ops themselves (Dynamo does not trace a custom jvp)
+        y = _dropout_variant_fwd(input, p, seed, keep_bits, d, kind)[0]
+    else:
+        y = _VariantFn.apply(input, p, seed, keep_bits, d, kind)[0]
+    return input.copy_(y) if inplace else y
+
+
+def _variant_args(input: object, p: float, store: str, generator: object) -> tuple[float, bool, torch.Tensor | None]:
+    """The checks every variant function makes first, in torch's order: p (torch's message), then the input
+    tensor, store and generator."""
+    p = _dropout_probability(p)
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input: expected a torch.Tensor, got {type(input).__name__}")
+    keep_bits = _keep_bits(store)
+    state = _generator_state(generator)
+    _check_tensor(input, "input")
+    return p, keep_bits, state
+
+
+def _feature_dims(input: torch.Tensor) -> tuple[int, ...]:
+    """torch's feature dropout: one decision per (sample, channel), the axes from 2 on broadcast."""
+    if input.dim() < 2:
+        raise RuntimeError(_FEATURE_DIMS_ERROR)
+    return tuple(range(2, input.dim()))
+
+
+def dropout_shared(
+    input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+    broadcast_dims: int | _Sequence[int] = (), store: str = "bits", generator: Generator | None = None,
+) -> torch.Tensor:
+    """Dropout with broadcast (shared) axes: one decision per slice along the other axes, the whole slice
+    kept (scaled by 1 / (1 - p)) or zeroed: ``regdrop_fast.dropout(..., broadcast_dims=)`` on tensors.
+
+    Channel dropout of NCHW is ``broadcast_dims=(2, 3)``; time-shared (variational) RNN dropout of a
+    (T, N, H) sequence is ``broadcast_dims=0``. The mask kept for backward is one bit per decision
+    (N*C bits for NCHW with ``store="bits"``; nothing with ``store="seed"``); a Generator advances by
+    the number of decisions. Differentiable (backward, double backward, forward AD), vmap and
+    torch.compile (fullgraph) as :func:`dropout`.
+
+    Parameters
+    ----------
+    input : Tensor
+        float32, float64, float16 or bfloat16, dense (strided), CPU or CUDA.
+    p : float, default 0.5
+        Drop probability of a slice.
+    training : bool, default True
+        False returns input unchanged.
+    inplace : bool, default False
+        Write the result into input and return it.
+    broadcast_dims : int or sequence of int, default ()
+        The shared axes (negative ones count from the end).
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; default torch's RNG.
+
+    Returns
+    -------
+    Tensor
+
+    Raises
+    ------
+    TypeError
+        Wrong types (input, p, store, generator, a non-int axis).
+    ValueError
+        p outside [0, 1], a broadcast axis out of range or repeated, a bad store.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.dropout_shared(torch.ones(2, 3, 4), 0.5, broadcast_dims=2, generator=rf.Generator(1))
+    >>> bool(((y == 0).all(2) | (y == 2).all(2)).all())
+    True
+    """
+    p, keep_bits, state = _variant_args(input, p, store, generator)
+    dims = _args.broadcast_dims(broadcast_dims, input.dim())
+    return _variant(input, p, training, inplace, dims, _SCALED, keep_bits, state)
+
+
+def dropout1d(
+    input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, store: str = "bits",
+    generator: Generator | None = None,
+) -> torch.Tensor:
+    """Drop-in ``torch.nn.functional.dropout1d``: whole channels of (N, C, L) or (C, L) input zeroed.
+
+    torch's rank rules and errors: 2-D input is unbatched (C, L), 3-D is (N, C, L), any other rank raises
+    RuntimeError. The mask is one bit per channel (``broadcast_dims`` = the length axis: docs/rng.md).
+    ``store`` and ``generator`` as in :func:`dropout`.
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, L) or (C, L).
+    p : float, default 0.5
+        Drop probability of a channel.
+    training : bool, default True
+        False returns input unchanged.
+    inplace : bool, default False
+        Write the result into input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from.
+
+    Returns
+    -------
+    Tensor
+
+    Raises
+    ------
+    ValueError
+        p outside [0, 1] (torch's message).
+    RuntimeError
+        input not 2-D or 3-D (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.dropout1d(torch.ones(2, 4, 5), 0.5, generator=rf.Generator(0))
+    >>> bool(((y == 0).all(2) | (y == 2).all(2)).all())
+    True
+    """
+    p, keep_bits, state = _variant_args(input, p, store, generator)
+    inp_dim = input.dim()
+    if inp_dim not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {inp_dim}D input. "
+            "Note that dropout1d exists to provide channel-wise dropout on inputs with 1 "
+            "spatial dimension, a channel dimension, and an optional batch dimension "
+            "(i.e. 2D or 3D inputs)."
+        )
+    return _variant(input, p, training, inplace, (inp_dim - 1,), _SCALED, keep_bits, state)
+
+
+def dropout2d(
+    input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, store: str = "bits",
+    generator: Generator | None = None,
+) -> torch.Tensor:
+    """Drop-in ``torch.nn.functional.dropout2d``: whole feature maps of (N, C, H, W) input zeroed.
+
+    torch's rank rules and warnings: axes from 2 on are shared (torch's feature dropout), so 3-D input is
+    taken as (N, C, L) with torch's warning, ranks other than 3 and 4 warn as torch does, below 2 raise
+    RuntimeError. The mask is one bit per (sample, channel): N*C bits, where torch's Dropout2d keeps a
+    full-size mask. ``store`` and ``generator`` as in :func:`dropout`.
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, H, W) (or (N, C, L), with torch's warning).
+    p : float, default 0.5
+        Drop probability of a feature map.
+    training : bool, default True
+        False returns input unchanged.
+    inplace : bool, default False
+        Write the result into input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from.
+
+    Returns
+    -------
+    Tensor
+
+    Raises
+    ------
+    ValueError
+        p outside [0, 1] (torch's message).
+    RuntimeError
+        input of fewer than 2 dimensions.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.dropout2d(torch.ones(2, 3, 4, 4), 0.5, generator=rf.Generator(0))
+    >>> bool(((y == 0).all(3).all(2) | (y == 2).all(3).all(2)).all())
+    True
+    """
+    p, keep_bits, state = _variant_args(input, p, store, generator)
+    inp_dim = input.dim()
+    if inp_dim not in (3, 4):
+        _warnings.warn(
+            f"dropout2d: Received a {inp_dim}-D input to dropout2d, which is deprecated "
+            "and will result in an error in a future release. To retain the behavior "
+            "and silence this warning, please use dropout instead. Note that dropout2d "
+            "exists to provide channel-wise dropout on inputs with 2 spatial dimensions, "
+            "a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
+            stacklevel=2,
+        )
+    if inp_dim == 3:
+        _warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+            "1D dropout behavior is desired - input is interpreted as shape (N, C, L), where C "
+            "is the channel dim. This behavior will change in a future release to interpret the "
+            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+            "channel-wise dropout behavior, please switch to using dropout1d instead.",
+            stacklevel=2,
+        )
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    return _variant(input, p, training, inplace, _feature_dims(input), _SCALED, keep_bits, state)
+
+
+def dropout3d(
+    input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, store: str = "bits",
+    generator: Generator | None = None,
+) -> torch.Tensor:
+    """Drop-in ``torch.nn.functional.dropout3d``: whole volumes of (N, C, D, H, W) or (C, D, H, W) input
+    zeroed.
+
+    torch's rank rules and warnings: 5-D input is batched, any other rank is taken as one unbatched
+    sample (axes from 1 on shared), ranks other than 4 and 5 with torch's warning. The mask is one bit
+    per (sample, channel). ``store`` and ``generator`` as in :func:`dropout`.
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, D, H, W) or (C, D, H, W).
+    p : float, default 0.5
+        Drop probability of a volume.
+    training : bool, default True
+        False returns input unchanged.
+    inplace : bool, default False
+        Write the result into input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from.
+
+    Returns
+    -------
+    Tensor
+
+    Raises
+    ------
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.dropout3d(torch.ones(3, 2, 2, 2), 0.5, generator=rf.Generator(0))
+    >>> bool(((y == 0).flatten(1).all(1) | (y == 2).flatten(1).all(1)).all())
+    True
+    """
+    p, keep_bits, state = _variant_args(input, p, store, generator)
+    inp_dim = input.dim()
+    if inp_dim not in (4, 5):
+        _warnings.warn(
+            f"dropout3d: Received a {inp_dim}-D input to dropout3d, which is deprecated "
+            "and will result in an error in a future release. To retain the behavior "
+            "and silence this warning, please use dropout instead. Note that dropout3d "
+            "exists to provide channel-wise dropout on inputs with 3 spatial dimensions, "
+            "a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+            stacklevel=2,
+        )
+    if inp_dim == 0 and training and p != 0.0:  # unsqueezed to 1-D, which feature dropout refuses
+        raise RuntimeError(_FEATURE_DIMS_ERROR)
+    dims = tuple(range(2, inp_dim)) if inp_dim == 5 else tuple(range(1, inp_dim))
+    return _variant(input, p, training, inplace, dims, _SCALED, keep_bits, state)
+
+
+def alpha_dropout(
+    input: torch.Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *, store: str = "bits",
+    generator: Generator | None = None,
+) -> torch.Tensor:
+    """Drop-in ``torch.nn.functional.alpha_dropout`` (note torch's default ``training=False``).
+
+    ``regdrop_fast.alpha_dropout`` on tensors: a dropped unit takes SELU's saturation value, then
+    ``y = a * v + b`` keeps zero mean and unit variance (the constants in its docstring); the decisions
+    are :func:`dropout`'s for the same seed. p = 1 gives zeros. ``store`` and ``generator`` as in
+    :func:`dropout`.
+
+    Parameters
+    ----------
+    input : Tensor
+        Any shape.
+    p : float, default 0.5
+        Drop probability.
+    training : bool, default False
+        False returns input unchanged.
+    inplace : bool, default False
+        Write the result into input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from.
+
+    Returns
+    -------
+    Tensor
+
+    Raises
+    ------
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> x = torch.randn(10000, generator=torch.Generator().manual_seed(0))
+    >>> y = rft.alpha_dropout(x, 0.5, training=True, generator=rf.Generator(0))
+    >>> abs(float(y.mean())) < 0.05, abs(float(y.std()) - 1) < 0.05
+    (True, True)
+    """
+    p, keep_bits, state = _variant_args(input, p, store, generator)
+    return _variant(input, p, training, inplace, (), _ALPHA, keep_bits, state)
+
+
+def feature_alpha_dropout(
+    input: torch.Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *, store: str = "bits",
+    generator: Generator | None = None,
+) -> torch.Tensor:
+    """Drop-in ``torch.nn.functional.feature_alpha_dropout``: alpha dropout of whole channels (axes from 2
+    on shared, as torch's feature dropout; fewer than 2 dimensions raise RuntimeError). The mask is one bit
+    per (sample, channel). ``store`` and ``generator`` as in :func:`dropout`.
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, ...).
+    p : float, default 0.5
+        Drop probability of a channel.
+    training : bool, default False
+        False returns input unchanged.
+    inplace : bool, default False
+        Write the result into input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from.
+
+    Returns
+    -------
+    Tensor
+
+    Raises
+    ------
+    ValueError
+        p outside [0, 1] (torch's message).
+    RuntimeError
+        input of fewer than 2 dimensions.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.feature_alpha_dropout(torch.zeros(2, 3, 4), 0.5, training=True, generator=rf.Generator(0))
+    >>> bool((y == y[:, :, :1]).all())  # one value per channel
+    True
+    """
+    p, keep_bits, state = _variant_args(input, p, store, generator)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    return _variant(input, p, training, inplace, _feature_dims(input), _ALPHA, keep_bits, state)
+
+
+def drop_path(
+    input: torch.Tensor, p: float = 0.0, training: bool = False, scale_by_keep: bool = True, *,
+    store: str = "bits", generator: Generator | None = None,
+) -> torch.Tensor:
+    """Stochastic depth: timm's ``drop_path(x, drop_prob, training, scale_by_keep)`` and torchvision's
+    ``stochastic_depth(x, p, "row", training)`` on the regdrop_fast kernels.
+
+    One decision per sample (axis 0): a kept sample is scaled by ``1 / (1 - p)`` (unscaled with
+    ``scale_by_keep=False``), a dropped one zeroed. One mask bit per sample. As timm's, ``training``
+    defaults to False (eval: input returned). ``store`` and ``generator`` as in :func:`dropout`.
+
+    Parameters
+    ----------
+    input : Tensor
+        At least one dimension (the samples).
+    p : float, default 0.0
+        Drop probability of a sample.
+    training : bool, default False
+        False returns input unchanged.
+    scale_by_keep : bool, default True
+        Scale kept samples by ``1 / (1 - p)``.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from.
+
+    Returns
+    -------
+    Tensor
+
+    Raises
+    ------
+    TypeError
+        Wrong types (input, p, scale_by_keep, store, generator).
+    ValueError
+        p outside [0, 1], a 0-d input.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.drop_path(torch.ones(4, 3), 0.5, training=True, generator=rf.Generator(7))
+    >>> y
+    tensor([[2., 2., 2.],
+            [2., 2., 2.],
+            [0., 0., 0.],
+            [0., 0., 0.]])
+    """
+    p, keep_bits, state = _variant_args(input, p, store, generator)
+    scale_by_keep = _args.flag(scale_by_keep, "scale_by_keep")
+    if input.dim() == 0:
+        raise ValueError("input: is 0-d; drop_path takes one decision per sample along axis 0, so input needs one")
+    dims = tuple(range(1, input.dim()))
+    return _variant(input, p, training, False, dims, _SCALED if scale_by_keep else _UNSCALED, keep_bits, state)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Modules of the dropout variants
+#
+# Each is a drop-in for its torch (or timm) class: a subclass of torch's own where torch has one (the same
+# constructor checks, attributes, repr and isinstance), whose forward is the functional variant above with
+# the module's p and mode, plus the keyword-only extras store= and generator= of Dropout.
+
+
+class _VariantExtras:
+    """store= and generator= of the variant modules: checked once at construction, shown in the repr when
+    not the defaults."""
+
+    store: str
+    generator: Generator | None
+
+    def _set_extras(self, p: float, store: str, generator: Generator | None) -> None:
+        _dropout_probability(p)  # what torch's own check lets through: NaN, bool
+        _keep_bits(store)
+        _generator_state(generator)
+        self.store = store
+        self.generator = generator
+
+    def _extras_repr(self, base: str) -> str:
+        if self.store != "bits":
+            base += f", store={self.store!r}"
+        if self.generator is not None:
+            base += f", generator={self.generator!r}"
+        return base
+
+
+class Dropout1d(_VariantExtras, torch.nn.Dropout1d):
+    """Drop-in ``torch.nn.Dropout1d``: whole channels of (N, C, L) or (C, L) input zeroed, one mask bit per
+    channel. torch's rank rules and errors (:func:`dropout1d`); an instance of torch.nn.Dropout1d.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Write the result into the input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: one bit per channel, or only the seed.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from (its offset advances by the number of channels); None draws every call's
+        seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.Dropout1d(0.5, generator=rf.Generator(0))
+    >>> m
+    Dropout1d(p=0.5, inplace=False, generator=regdrop_fast.Generator(seed=0, offset=0))
+    >>> isinstance(m, torch.nn.Dropout1d), m(torch.ones(2, 3, 4)).shape
+    (True, torch.Size([2, 3, 4]))
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return dropout1d(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class Dropout2d(_VariantExtras, torch.nn.Dropout2d):
+    """Drop-in ``torch.nn.Dropout2d``: whole feature maps of (N, C, H, W) or (C, H, W) input zeroed, one mask
+    bit per channel; torch's warnings for other ranks, and its historical channel-wise 1D behaviour (with its
+    warning) for 3-D input (:func:`dropout2d`). An instance of torch.nn.Dropout2d.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Write the result into the input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: one bit per channel, or only the seed (torch's Dropout2d keeps a mask of the
+        input's full size).
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.Dropout2d(0.5, generator=rf.Generator(3))(torch.ones(1, 4, 2, 2))
+    >>> [int(y[0, c].count_nonzero()) for c in range(4)]  # each map all kept (x2) or all zero
+    [4, 0, 4, 4]
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return dropout2d(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class Dropout3d(_VariantExtras, torch.nn.Dropout3d):
+    """Drop-in ``torch.nn.Dropout3d``: whole volumes of (N, C, D, H, W) or (C, D, H, W) input zeroed, one mask
+    bit per channel; torch's warnings for other ranks (:func:`dropout3d`). An instance of torch.nn.Dropout3d.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Write the result into the input.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> rft.Dropout3d(0.25, store="seed")
+    Dropout3d(p=0.25, inplace=False, store='seed')
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return dropout3d(input, self.p, self.training, self.inplace, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class AlphaDropout(_VariantExtras, torch.nn.AlphaDropout):
+    """Drop-in ``torch.nn.AlphaDropout`` (SELU networks): dropped units take SELU's saturation value, then the
+    affine correction keeps mean 0 and variance 1 (:func:`alpha_dropout`). As torch's, forward ignores
+    ``inplace`` (torch's AlphaDropout.forward does not pass it on). An instance of torch.nn.AlphaDropout.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Kept for torch's signature (unused by forward, as in torch).
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> y = rft.AlphaDropout(0.2, generator=rf.Generator(5))(torch.randn(5000, generator=torch.Generator().manual_seed(0)))
+    >>> abs(y.mean().item()) < 0.1, abs(y.std().item() - 1) < 0.1
+    (True, True)
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return alpha_dropout(input, self.p, self.training, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class FeatureAlphaDropout(_VariantExtras, torch.nn.FeatureAlphaDropout):
+    """Drop-in ``torch.nn.FeatureAlphaDropout``: alpha dropout of whole channels (axes 2 and after shared, one
+    mask bit per (sample, channel); :func:`feature_alpha_dropout`). As torch's, forward ignores ``inplace``.
+    An instance of torch.nn.FeatureAlphaDropout.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability of a channel, ``0 <= p <= 1``.
+    inplace : bool, default False
+        Kept for torch's signature (unused by forward, as in torch).
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from; None draws every call's seed from torch's RNG.
+
+    Attributes
+    ----------
+    p, inplace, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        p is not a real number, store is not a str, generator is not a regdrop_fast.Generator.
+    ValueError
+        p outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> rft.FeatureAlphaDropout(0.1)
+    FeatureAlphaDropout(p=0.1, inplace=False)
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__(p, inplace)
+        self._set_extras(p, store, generator)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return feature_alpha_dropout(input, self.p, self.training, store=self.store, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return self._extras_repr(super().extra_repr())
+
+
+class DropPath(_VariantExtras, torch.nn.Module):
+    """timm's ``DropPath`` (stochastic depth per sample; torchvision's ``StochasticDepth(p, "row")``): in
+    train mode :func:`drop_path` with ``drop_prob`` and ``scale_by_keep``, the identity in eval mode.
+
+    Parameters
+    ----------
+    drop_prob : float, default 0.0
+        Drop probability of a sample, ``0 <= drop_prob <= 1``.
+    scale_by_keep : bool, default True
+        Scale kept samples by ``1 / (1 - drop_prob)``.
+    store : {"bits", "seed"}, default "bits"
+        What the backward keeps: one bit per sample, or only the seed.
+    generator : regdrop_fast.Generator, optional
+        Where to draw the masks from (its offset advances by the number of samples); None draws every call's
+        seed from torch's RNG.
+
+    Attributes
+    ----------
+    drop_prob, scale_by_keep, store, generator, training
+        As given; in eval mode forward returns its input.
+
+    Raises
+    ------
+    TypeError
+        drop_prob is not a real number, scale_by_keep is not a bool, store is not a str, generator is not a
+        regdrop_fast.Generator.
+    ValueError
+        drop_prob outside [0, 1] (torch's message).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import regdrop_fast.torch as rft
+    >>> m = rft.DropPath(0.5, generator=rf.Generator(42))
+    >>> m
+    DropPath(drop_prob=0.500, generator=regdrop_fast.Generator(seed=42, offset=0))
+    >>> m(torch.ones(4, 2))
+    tensor([[2., 2.],
+            [0., 0.],
+            [0., 0.],
+            [0., 0.]])
+    >>> x = torch.ones(4, 2)
+    >>> m.eval()(x) is x
+    True
+    """
+
+    def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True, *, store: str = "bits",
+                 generator: Generator | None = None) -> None:
+        super().__init__()
+        self.drop_prob = _dropout_probability(drop_prob)
+        self.scale_by_keep = _args.flag(scale_by_keep, "scale_by_keep")
+        self._set_extras(drop_prob, store, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training, self.scale_by_keep, store=self.store,
+                         generator=self.generator)
+
+    def extra_repr(self) -> str:
+        extra = f"drop_prob={round(self.drop_prob, 3):0.3f}"  # timm's repr
+        if not self.scale_by_keep:
+            extra += ", scale_by_keep=False"
+        return self._extras_repr(extra)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import epilogue
+from . import epilogue, variants
 from .cases import LAYOUT_TARGET, Case, Impl, size_label
 from .timing import NOISY_SPREAD, Timing
 
@@ -17,7 +17,7 @@ COPY = "copy"
 LIMIT = "limit"
 NOT_PEERS = (OURS, COPY, LIMIT)
 LIMIT_LEGEND = ("x limit: the limit's time / the row's time (1.00 = at the limit). The limit is the same bytes "
-                "copied (dropout, epilogue, constraints) or updated in place (penalty_grad) on the same threads "
+                "copied (dropout, epilogue, constraints, variants) or updated in place (penalty_grad) on the same threads "
                 "and tasks, or for a "
                 "row that draws random words the mask-only time if that is slower; bound: the ceiling that "
                 "sets it (mem, rng) and its time over the other's. The mask-only row's GB/s column gives "
@@ -225,6 +225,8 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
                       body, 1)
         out += epilogue.target_lines(group)
         out.append("")
+    out += variants.format_section(list(rows), p, _table,
+                                   lambda row: [_time(row), _gbps(row), _x_limit(row), _bound(row)], _peers, _speedups)
     for (op, dtype), group in _group(rows, "layout").items():
         out.append(f"{op} on a channels_last array vs its C-contiguous twin, {dtype}, "
                    f"n={size_label(group[0]['size'])}, p={p}  (speed ratio = twin time / channels_last time; "

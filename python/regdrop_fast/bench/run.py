@@ -9,7 +9,7 @@ from pathlib import Path
 
 import regdrop_fast as rdf
 
-from . import environment, epilogue, frameworks, plot, report
+from . import environment, epilogue, frameworks, plot, report, variants
 from . import limits
 from .cases import (Case, P, copy_limit_impl, dropout_case, latency_case, layer_case, layout_case, penalty_case,
                     size_label)
@@ -17,7 +17,7 @@ from .constraints import constraint_cases
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
 
-SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints", "layout", "epilogue")
+SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints", "layout", "epilogue", "variants")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
 COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
 # How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
@@ -111,6 +111,8 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
             for dtype in config.dtypes:
                 cases.append(epilogue.epilogue_case(op, dtype, epilogue.TINY_SHAPE if config.tiny else epilogue.SHAPE,
                                                     names, config.tiny, notes))
+    if "variants" in config.sections:
+        cases += variants.variant_cases(config.dtypes, max(config.sizes), {fw.name for fw in peers}, notes)
     return cases
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,7 +20,8 @@ def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
     return dropout_words(n, seed, offset) >= np.uint32(threshold)
 
 
-def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0) -> Mask:
+def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0,
+                 broadcast_dims: int | Sequence[int] = ()) -> Mask:
     """NumPy specification of ``regdrop_fast.dropout_mask``, equal to it bit for bit.
 
     Element ``i`` is kept when the 32-bit Philox word of stream position ``offset + i`` is at least
@@ -35,11 +37,13 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
         Seed in ``[0, 2**64)``.
     offset : int, default 0
         Position of element 0 in the random stream.
+    broadcast_dims : int or sequence of int, default ()
+        Broadcast axes: the decisions are those of the reduced shape (shape with these axes set to 1).
 
     Returns
     -------
     Mask
-        With packed bits (little bit order, C-order flat index).
+        With packed bits (little bit order, C-order flat index of the reduced shape).
 
     Raises
     ------
@@ -55,8 +59,20 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
     True
     """
     call = _validate.dropout_mask(shape, p, seed, offset)
-    keep = keep_decisions(call.n, call.p, call.seed, call.offset)
-    return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep, bitorder="little"))
+    dims = _args.broadcast_dims(broadcast_dims, len(call.shape))
+    reduced = _args.reduced_shape(call.shape, dims)
+    keep = keep_decisions(math.prod(reduced), call.p, call.seed, call.offset)  # decision i: position offset + i
+    return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep, bitorder="little"),
+                broadcast_dims=dims)
+
+
+def mask_keep(mask: Mask, bits: Any) -> np.ndarray:
+    """The decisions of a mask at its reduced shape, from bits (host array) or, when None, regenerated."""
+    reduced = mask.reduced_shape
+    n = math.prod(reduced)
+    if bits is not None:
+        return np.unpackbits(bits, count=n, bitorder="little").astype(bool).reshape(reduced)
+    return keep_decisions(n, mask.p, mask.seed, mask.offset).reshape(reduced)
 
 
 def _apply(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
@@ -71,6 +87,11 @@ def _apply(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
         return result.astype(values.dtype)
 
 
+def _apply_broadcast(values: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
+    """_apply with the decisions at a reduced shape, each applied to its whole slice (NumPy broadcasting)."""
+    return _apply(values, np.broadcast_to(keep, values.shape), scale)
+
+
 def _deliver(result: np.ndarray, like: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """result written into out, or into a new array in the input's layout (as the native call returns it)."""
     if out is None:
@@ -80,8 +101,8 @@ def _deliver(result: np.ndarray, like: np.ndarray, out: np.ndarray | None) -> np
 
 
 # Array arguments (x, grad, out) are Any: any array-like, or a CPU tensor (viewed as NumPy).
-def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
-            store: str = "bits") -> tuple[np.ndarray, Mask]:
+def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed: int | None = None,
+            offset: int = 0, out: Any = None, store: str = "bits") -> tuple[np.ndarray, Mask]:
     """NumPy specification of ``regdrop_fast.dropout``, equal to it bit for bit (y and mask).
 
     Kept elements become ``x * (1 / (1 - p))`` computed in float32 (float64 for float64 input) and rounded
@@ -94,6 +115,9 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
         float32, float64, float16 or bfloat16 (``ml_dtypes``) array, any shape.
     p : float
         Drop probability, ``0 <= p <= 1``.
+    broadcast_dims : int or sequence of int, default ()
+        Axes sharing one decision: the decisions are ``dropout_mask`` of the reduced shape (x's shape with
+        these axes set to 1), each applied to its whole slice.
     seed : int, optional
         Seed in ``[0, 2**64)``; None draws a fresh one from the OS (recorded in the mask).
     offset : int, default 0
@@ -125,13 +149,12 @@ def dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: 
     >>> np.array_equal(y, y_native), np.array_equal(mask.bits, mask_native.bits)
     (True, True)
     """
-    _, call = _validate.dropout(x, p, seed, offset, out, store, host_only=True)
+    _, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout", host_only=True)
     x, p, seed, offset = call.x, call.p, call.seed, call.offset
-    mask = dropout_mask(x.shape, p, seed=seed, offset=offset)
-    keep = np.unpackbits(mask.bits, count=x.size, bitorder="little").astype(bool)
-    y = _deliver(_apply(x, keep, mask.scale), x, call.out)
+    mask = dropout_mask(x.shape, p, seed=seed, offset=offset, broadcast_dims=call.dims)
+    y = _deliver(_apply_broadcast(x, mask_keep(mask, mask.bits), mask.scale), x, call.out)
     if not call.keep_bits:
-        mask = Mask(mask.shape, p, seed, offset, None)
+        mask.bits = None
     return y, mask
 
 
@@ -170,10 +193,5 @@ def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> np.ndarray:
     >>> np.array_equal(rf.reference.dropout_backward(g, mask), rf.dropout_backward(g, mask))
     True
     """
-    _, call = _validate.dropout_backward(grad, mask, out, host_only=True)
-    grad, out = call.grad, call.out
-    if call.bits is not None:
-        keep = np.unpackbits(call.bits, count=grad.size, bitorder="little").astype(bool)
-    else:
-        keep = keep_decisions(grad.size, mask.p, mask.seed, mask.offset)
-    return _deliver(_apply(grad, keep, mask.scale), grad, out)
+    _, call = _validate.variant_backward(grad, mask, out, host_only=True)
+    return _deliver(_apply_broadcast(call.x, mask_keep(mask, call.bits), mask.scale), call.x, call.out)
