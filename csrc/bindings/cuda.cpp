@@ -143,6 +143,14 @@ PYBIND11_MODULE(_cuda, m) {
                                rdf::group_shrink(threshold), ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out),
                                device, ptr<void>(stream));
   });
+  m.def("penalty_group", [](int dtype, uintptr_t w, uintptr_t g, int64_t outer, int64_t reduce, int64_t inner,
+                            double l1, double l2, double group, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
+                            int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::penalty_group(static_cast<rdf::DType>(dtype), ptr<const void>(w), ptr<void>(g), outer, reduce, inner,
+                             l1, l2, group, ptr<double>(slots), slot_capacity, ptr<double>(out), device,
+                             ptr<void>(stream));
+  });
   m.def("non_neg", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
                       const std::vector<uintptr_t>& params, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
                       int device, uintptr_t stream) {

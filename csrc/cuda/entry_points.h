@@ -63,6 +63,12 @@ void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, d
 // op group_shrink), as max_norm.
 void norm_constraint(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, const NormBounds& bounds,
                      int64_t* slots, int64_t slot_capacity, int64_t* out, int device, Stream stream);
+// penalty_grad / penalty with a group_l1 term (penalty_element.h) on one C-contiguous array viewed as
+// (outer, reduce, inner), groups w[a, :, b]: g (null: the value only) updated with every term, the value
+// l1*sum|w| + (l2/2)*sum w^2 + group*sum_g ||w_g|| into the 0-d `out`; `slots` as max_norm's.
+void penalty_group(DType dt, const void* w, void* g, int64_t outer, int64_t reduce, int64_t inner, double l1,
+                   double l2, double group, double* slots, int64_t slot_capacity, double* out, int device,
+                   Stream stream);
 // non_neg on a list (negative elements -> +0), the count of negatives into `out`, slots as prox_l1's.
 void non_neg(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
              int device, Stream stream);

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../common/constraint_element.h"
@@ -390,6 +391,120 @@ __global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, in
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// penalty_grad / penalty with a group_l1 term on one array: max_norm's tiles and norms (the same lanes, so the
+// same bits as the CPU's), then each group's gradient update with the factor of penalty_element.h
+// (group_grad_factor; kLeaveSlice: no group term, a group of norm 0). Besides the lanes, every thread keeps
+// float64 sums of |w| and w * w over the elements it reads and of the norms it decides; the block adds them
+// in its fixed tree order and writes its value into its slot (as the list kernels' values, the grouping
+// differs from the CPU's: agreement within a few roundings).
+
+template <PenaltyTerms kTerms, bool kGrad, class T>
+__device__ __forceinline__ void group_update(const T* w, T* g, int64_t i, compute_t<T> c1, compute_t<T> c2,
+                                             double factor) {
+  const bool grouped = factor != kLeaveSlice;
+  penalty_group_grad_element<kTerms>(w[i], g[i], c1, c2, static_cast<compute_t<T>>(grouped ? factor : 0.0),
+                                     grouped);
+}
+
+// One thread per slice: the fold, the norm added to the thread's sum, the factor.
+__device__ __forceinline__ double group_decide(bool valid, double* slice_lanes, double c, double& norms) {
+  if (!valid) return kLeaveSlice;
+  const double norm = sqrt(fold_lanes(slice_lanes));
+  norms += norm;
+  return group_term_applies(norm) ? group_grad_factor(c, norm) : kLeaveSlice;
+}
+
+template <PenaltyTerms kTerms>
+__device__ __forceinline__ void group_block_value(double s1, double s2, double norms, double l1, double l2,
+                                                  double c, double* shared, double* slots) {
+  s1 = block_sum<kNormThreads>(s1, shared);
+  s2 = block_sum<kNormThreads>(s2, shared);
+  norms = block_sum<kNormThreads>(norms, shared);
+  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_group_value(kTerms, l1, l2, c, s1, s2, norms);
+}
+
+template <PenaltyTerms kTerms, bool kGrad, class T>
+__global__ void __launch_bounds__(kNormThreads)
+    penalty_group_rows_kernel(const T* w, T* g, int64_t outer, int64_t reduce, double l1, double l2, double c,
+                              double* slots) {
+  __shared__ double lanes[kRowsPerTile][kSumLanes];
+  __shared__ double factors[kRowsPerTile];
+  __shared__ double shared[kNormThreads];
+  using C = compute_t<T>;
+  const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const int lane = static_cast<int>(threadIdx.x) % kSumLanes;
+  const int r = static_cast<int>(threadIdx.x) / kSumLanes;
+  const int64_t tiles = (outer + kRowsPerTile - 1) / kRowsPerTile;
+  double s1 = 0.0, s2 = 0.0, norms = 0.0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t a = tile * kRowsPerTile + r;
+    const bool valid = a < outer;
+    const int64_t row = valid ? a * reduce : 0;
+    double acc = 0.0;
+    if (valid) {
+      for (int64_t k = lane; k < reduce; k += kSumLanes) {
+        const double x = static_cast<double>(load(w[row + k]));
+        acc += square_contribution(x);
+        if constexpr (has_l1(kTerms)) s1 += abs_contribution(x);
+      }
+    }
+    s2 += acc;
+    lanes[r][lane] = acc;
+    __syncthreads();
+    if (lane == 0) factors[r] = group_decide(valid, lanes[r], c, norms);
+    __syncthreads();
+    const double factor = factors[r];
+    if (kGrad && valid && (factor != kLeaveSlice || kTerms != PenaltyTerms::kNone))
+      for (int64_t k = lane; k < reduce; k += kSumLanes) group_update<kTerms, kGrad>(w, g, row + k, c1, c2, factor);
+  }
+  group_block_value<kTerms>(s1, s2, norms, l1, l2, c, shared, slots);
+}
+
+template <PenaltyTerms kTerms, bool kGrad, class T>
+__global__ void __launch_bounds__(kNormThreads)
+    penalty_group_columns_kernel(const T* w, T* g, int64_t outer, int64_t reduce, int64_t inner, double l1,
+                                 double l2, double c, double* slots) {
+  __shared__ double lanes[kColsPerTile][kSumLanes + 1];
+  __shared__ double factors[kColsPerTile];
+  __shared__ double shared[kNormThreads];
+  using C = compute_t<T>;
+  const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const int col = static_cast<int>(threadIdx.x) % kColsPerTile;
+  const int group = static_cast<int>(threadIdx.x) / kColsPerTile;
+  const int64_t col_tiles = (inner + kColsPerTile - 1) / kColsPerTile;
+  const int64_t tiles = outer * col_tiles;
+  double s1 = 0.0, s2 = 0.0, norms = 0.0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t a = tile / col_tiles;
+    const int64_t b = (tile % col_tiles) * kColsPerTile + col;
+    const bool valid = b < inner;
+    const int64_t first = valid ? a * reduce * inner + b : 0;
+#pragma unroll
+    for (int j = 0; j < kLanesPerThread; ++j) {
+      const int l = group + j * kLaneGroups;
+      double acc = 0.0;
+      if (valid) {
+        for (int64_t k = l; k < reduce; k += kSumLanes) {
+          const double x = static_cast<double>(load(w[first + k * inner]));
+          acc += square_contribution(x);
+          if constexpr (has_l1(kTerms)) s1 += abs_contribution(x);
+        }
+      }
+      s2 += acc;
+      lanes[col][l] = acc;
+    }
+    __syncthreads();
+    if (group == 0) factors[col] = group_decide(valid, lanes[col], c, norms);
+    __syncthreads();
+    const double factor = factors[col];
+    if (kGrad && valid && (factor != kLeaveSlice || kTerms != PenaltyTerms::kNone))
+      for (int64_t k = group; k < reduce; k += kLaneGroups)
+        group_update<kTerms, kGrad>(w, g, first + k * inner, c1, c2, factor);
+  }
+  group_block_value<kTerms>(s1, s2, norms, l1, l2, c, shared, slots);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // host side
 
 void check_capacity(int64_t needed, int64_t capacity) {
@@ -499,6 +614,59 @@ void norm_constraint(DType dt, void* w, int64_t outer, int64_t reduce, int64_t i
   }
   sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, blocks, reinterpret_cast<Count*>(out));
   check_launch("max_norm sum launch", s);
+}
+
+void penalty_group(DType dt, const void* w, void* g, int64_t outer, int64_t reduce, int64_t inner, double l1,
+                   double l2, double group, double* slots, int64_t slot_capacity, double* out, int device,
+                   Stream stream) {
+  if (outer < 0 || reduce < 0 || inner < 0) throw std::invalid_argument("regdrop_fast CUDA: negative group shape");
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  int64_t blocks = 0;
+  if (outer > 0 && reduce > 0 && inner > 0) {  // else: no groups, or every group empty (value 0)
+    const int64_t tiles = inner == 1 ? (outer + kRowsPerTile - 1) / kRowsPerTile
+                                     : outer * ((inner + kColsPerTile - 1) / kColsPerTile);
+    blocks = tiles < kMaxNormBlocks ? tiles : kMaxNormBlocks;
+    check_capacity(blocks, slot_capacity);
+    const auto grid = static_cast<unsigned int>(blocks);
+    const PenaltyTerms terms = penalty_terms(l1, l2);
+    dispatch_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      const T* wp = static_cast<const T*>(w);
+      T* gp = static_cast<T*>(g);
+      const auto launch = [&](auto terms_tag, auto grad_tag) {
+        constexpr PenaltyTerms kTerms = decltype(terms_tag)::value;
+        constexpr bool kGrad = decltype(grad_tag)::value;
+        if (inner == 1)
+          penalty_group_rows_kernel<kTerms, kGrad, T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, l1, l2, group, slots);
+        else
+          penalty_group_columns_kernel<kTerms, kGrad, T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, inner, l1, l2, group, slots);
+      };
+      const auto with_grad = [&](auto terms_tag) {
+        if (gp != nullptr)
+          launch(terms_tag, std::true_type{});
+        else
+          launch(terms_tag, std::false_type{});
+      };
+      switch (terms) {
+        case PenaltyTerms::kL1L2:
+          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kL1L2>{});
+          break;
+        case PenaltyTerms::kL1:
+          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kL1>{});
+          break;
+        case PenaltyTerms::kL2:
+          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kL2>{});
+          break;
+        case PenaltyTerms::kNone:
+          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kNone>{});
+          break;
+      }
+    });
+    check_launch("penalty group kernel launch", s);
+  }
+  sum_slots_kernel<double><<<1, kReduceThreads, 0, s>>>(slots, blocks, out);
+  check_launch("penalty group sum launch", s);
 }
 
 }  // namespace cuda

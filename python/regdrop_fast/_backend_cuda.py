@@ -146,18 +146,36 @@ def _result(out, as_python: bool, kind):
 
 
 def penalty_grad(call):
-    """penalty_grad (call.grads given) or penalty: the value as a 0-d float64 device array (or a float)."""
+    """penalty_grad (call.grads given) or penalty: the value as a 0-d float64 device array (or a float). Arrays
+    with a group_l1 term leave the list launch (their l1 and l2 set to 0 there) and run one by one through the
+    group kernels, each value into its own element of one device array, added to the list's value there."""
     kernels = _native.cuda_kernels("params[0]")
     ws, gs = call.params, call.grads
     ref, n = ws[0], len(ws)
     codes, sizes, ptrs = _columns(ws)
+    l1, l2 = _per_array(call.l1, n), _per_array(call.l2, n)
+    grouped = [] if call.group is None else [i for i, v in enumerate(call.views) if v is not None]
+    list_l1, list_l2 = list(l1), list(l2)
+    for i in grouped:
+        list_l1[i] = list_l2[i] = 0.0
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _FLOAT64)
-    out = ref.empty((), _FLOAT64)
-    kernels.penalty_grad(codes, sizes, ptrs, [g.ptr for g in gs] if gs else [], _per_array(call.l1, n),
-                         _per_array(call.l2, n), _ptr(slots), slots_n, _ptr(out), ref.device,
-                         ref.stream())
-    return _result(out, call.as_python, float)
+    out = ref.empty((1 + len(grouped),), _FLOAT64) if grouped else ref.empty((), _FLOAT64)
+    kernels.penalty_grad(codes, sizes, ptrs, [g.ptr for g in gs] if gs else [], list_l1, list_l2, _ptr(slots),
+                         slots_n, _ptr(out), ref.device, ref.stream())
+    if not grouped:
+        return _result(out, call.as_python, float)
+    group_slots = ref.empty((kernels.MAX_NORM_SLOTS,), _FLOAT64)
+    for k, i in enumerate(grouped, start=1):
+        v, w, g = call.views[i], ws[i], None if gs is None else gs[i]
+        work_w = w.obj if v.order is None else w.permuted_copy(v.order)
+        work_g = None if g is None else (g.obj if v.order is None else g.permuted_copy(v.order))
+        kernels.penalty_group(codes[i], _ptr(work_w), _ptr(work_g), v.outer, v.reduce, v.inner, l1[i], l2[i],
+                              call.group[i], _ptr(group_slots), kernels.MAX_NORM_SLOTS, _ptr(out) + 8 * k, w.device,
+                              w.stream())
+        if g is not None and v.order is not None:
+            g.assign_permuted(work_g, v.order)
+    return _result(out.sum(), call.as_python, float)
 
 
 def _count_over_list(call, entry: str, *coefficients):

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import _args, _arrays, _lists, _route
-from ._calls import (BackwardCall, BiasDropoutAddCall, BiasGradCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall,
-                     NormConstraintCall, PenaltyCall, UpdateCall)
+from ._calls import (BackwardCall, BiasDropoutAddCall, BiasGradCall, DropoutCall, GroupL1Call, GroupView, MaskCall,
+                     MaxNormCall, NormConstraintCall, PenaltyCall, UpdateCall)
 from ._mask import Mask
 
 
@@ -178,8 +178,9 @@ def _list_backend(params, host_only: bool) -> ModuleType:
     return _route.backend_for(params[0])
 
 
-def penalty(params, grads, l1, l2, as_float, *, host_only: bool = False) -> tuple[ModuleType, PenaltyCall]:
-    """penalty_grad (grads given) or penalty (grads None)."""
+def penalty(params, grads, l1, l2, as_float, group_l1=0.0, axis=None, *,
+            host_only: bool = False) -> tuple[ModuleType, PenaltyCall]:
+    """penalty_grad (grads given) or penalty (grads None); group_l1 with axis adds the group term."""
     params = _lists.sequence(params, "params")
     if grads is not None:
         grads = _lists.sequence(grads, "grads")
@@ -187,11 +188,38 @@ def penalty(params, grads, l1, l2, as_float, *, host_only: bool = False) -> tupl
             raise _lists.refusal_error(("length", "grads", len(grads), len(params)), params, grads)
     c1 = _args.coefficients(l1, len(params), "l1")
     c2 = _args.coefficients(l2, len(params), "l2")
+    cg = _args.coefficients(group_l1, len(params), "group_l1")
     as_float = _args.flag(as_float, "as_float")
+    group = _args.as_list(cg, len(params))
+    if not any(group):
+        if axis is not None:
+            _args.axis_items(axis)
+        group = None
+    elif axis is None:
+        raise ValueError("axis: required with a nonzero group_l1 (the axes each group's norm is taken over)")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
         params, grads = _lists.device_lists(params, grads, written_params=False)
-    return backend, PenaltyCall(params, grads, c1, c2, as_float)
+    elif group is not None:
+        # The groups need every array's shape: the rules of the native reader, in Python (_lists), here.
+        params = _lists.host_arrays(params, grads, written_params=False)
+    if group is None:
+        return backend, PenaltyCall(params, grads, c1, c2, as_float)
+    views = [None if c == 0.0 else _group_view(tuple(p.shape), axis, i) for i, (p, c) in enumerate(zip(params, group))]
+    return backend, PenaltyCall(params, grads, c1, c2, as_float, group, views)
+
+
+def _group_view(shape: tuple, axis, i: int) -> GroupView:
+    """params[i]'s groups over `axis` (max_norm's slices)."""
+    try:
+        axes = _args.axes(axis, len(shape))
+    except ValueError as exc:
+        raise ValueError(f"{exc} (params[{i}] has shape {shape})") from None
+    lo, hi = axes[0], axes[-1] + 1
+    if axes == tuple(range(lo, hi)):
+        return GroupView(None, math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:]))
+    kept = tuple(a for a in range(len(shape)) if a not in axes)
+    return GroupView(kept + axes, math.prod(shape[a] for a in kept), math.prod(shape[a] for a in axes), 1)
 
 
 def update(params, coef, name: str, upper, as_int, *, host_only: bool = False) -> tuple[ModuleType, UpdateCall]:
