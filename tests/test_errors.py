@@ -904,8 +904,47 @@ def _torch_fused_rows():
 
 
 
+def _group_penalty_rows():
+    """penalty / penalty_grad's group_l1 term (issue #15)."""
+    def pair(fn, w_shape=(3, 4)):
+        def make():
+            w, g = np.ones(w_shape, np.float32), np.zeros(w_shape, np.float32)
+            return fn(w, g), [w, g]
+        return make
+
+    return [
+        ("penalty_grad", ValueError, "axis: required with a nonzero group_l1",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1))),
+        ("penalty_grad", ValueError, r"group_l1: expected a finite number >= 0, got -0.5",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=-0.5, axis=1))),
+        ("penalty_grad", ValueError, r"group_l1\[1\]: expected a finite number >= 0, got nan",
+         pair(lambda w, g: lambda: rdf.penalty_grad([w, w], [g, g + 1], group_l1=[0.1, float("nan")], axis=1))),
+        ("penalty_grad", ValueError, r"group_l1: 3 coefficients for 1 arrays",
+         pair(lambda w, g: lambda: rdf.penalty_grad([w], [g], group_l1=[0.1, 0.2, 0.3], axis=1))),
+        ("penalty_grad", TypeError, "group_l1: expected a number or a sequence",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1="1", axis=1))),
+        ("penalty_grad", ValueError, r"axis: 2 is out of range for an array of 2 dimension\(s\) \(params\[0\] has shape \(3, 4\)\)",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1, axis=2))),
+        ("penalty_grad", ValueError, r"axis: repeated axis", pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1, axis=(1, -1)))),
+        ("penalty_grad", TypeError, "axis: expected an int", pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1, axis=1.0))),
+        ("penalty_grad", TypeError, "axis: expected an int", pair(lambda w, g: lambda: rdf.penalty_grad(w, g, l2=0.1, axis="1"))),
+        ("penalty_grad", ValueError, r"grads\[0\]: shape \(4, 3\) does not match params\[0\]'s \(3, 4\)",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g.T, group_l1=0.1, axis=1))),
+        ("penalty_grad", ValueError, r"grads\[0\]: must be writeable",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, np.broadcast_to(g, g.shape), group_l1=0.1, axis=1))),
+        ("penalty_grad", ValueError, r"grads\[0\] overlaps grads\[1\]",
+         pair(lambda w, g: lambda: rdf.penalty_grad([w, w + 1], [g, g], group_l1=0.1, axis=(0, 1)))),
+        ("penalty", ValueError, "axis: required with a nonzero group_l1", pair(lambda w, g: lambda: rdf.penalty(w, group_l1=[0.5]))),
+        ("penalty", ValueError, r"axis: 1 is out of range for an array of 1 dimension\(s\) \(params\[1\] has shape \(5,\)\)",
+         pair(lambda w, g: lambda: rdf.penalty([w, np.ones(5)], group_l1=0.1, axis=1))),
+        ("penalty", TypeError, r"params\[0\]: dtype int64 is not supported",
+         pair(lambda w, g: lambda: rdf.penalty(np.ones((2, 2), np.int64), group_l1=0.1, axis=1))),
+    ]
+
+
 TABLE = _dropout_rows() + _penalty_rows() + _other_rows() + _torch_rows() + _constraint_rows()
 TABLE += _fused_rows() + _torch_fused_rows()
+TABLE += _group_penalty_rows()
 
 
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,
