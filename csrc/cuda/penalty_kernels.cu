@@ -505,6 +505,68 @@ __global__ void __launch_bounds__(kNormThreads)
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// arrays that are not one dense block (entry_points.h: WalkLayout), one array per launch: a grid-stride loop
+// over the logical index, each element's offset from its index, the same element bodies as the list kernels.
+
+constexpr int kWalkBlocks = kMaxNormBlocks;
+
+__device__ __forceinline__ int64_t walk_offset(const WalkLayout& L, int64_t i) {
+  int64_t offset = 0;
+  for (int d = L.ndim - 1; d >= 0; --d) {
+    offset += (i % L.shape[d]) * L.stride[d];
+    i /= L.shape[d];
+  }
+  return offset;
+}
+
+template <WalkOp kOp, class T>
+__global__ void __launch_bounds__(kListThreads)
+    walk_update_kernel(T* a, const __grid_constant__ WalkLayout L, int64_t n, double coef, Count* slots) {
+  __shared__ Count shared[kListThreads];
+  using C = compute_t<T>;
+  const C c = static_cast<C>(kOp == WalkOp::kDecay ? decay_multiplier(coef) : coef);
+  Count count = 0;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * kListThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kListThreads + threadIdx.x; i < n; i += step) {
+    T& x = a[walk_offset(L, i)];
+    if constexpr (kOp == WalkOp::kProxL1)
+      count += soft_threshold_element(x, c) ? 1 : 0;
+    else if constexpr (kOp == WalkOp::kNonNeg)
+      count += non_neg_element(x) ? 1 : 0;
+    else
+      decay_element(x, c);
+  }
+  count = block_sum<kListThreads>(count, shared);
+  if (threadIdx.x == 0) slots[blockIdx.x] = count;
+}
+
+template <PenaltyTerms kTerms, class T>
+__global__ void __launch_bounds__(kListThreads)
+    walk_penalty_kernel(const T* w, T* g, const __grid_constant__ WalkLayout L, int64_t n, double l1, double l2,
+                        double* slots) {
+  __shared__ double shared[kListThreads];
+  using C = compute_t<T>;
+  const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  double s1 = 0.0, s2 = 0.0;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * kListThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kListThreads + threadIdx.x; i < n; i += step) {
+    add_value<kTerms>(w[i], s1, s2);
+    penalty_grad_element<kTerms>(w[i], g[walk_offset(L, i)], c1, c2);
+  }
+  s1 = block_sum<kListThreads>(s1, shared);
+  s2 = block_sum<kListThreads>(s2, shared);
+  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_segment_value(kTerms, l1, l2, s1, s2);
+}
+
+int64_t walk_blocks(const WalkLayout& L, int64_t& n) {
+  if (L.ndim < 0 || L.ndim > kMaxWalkDims) throw std::invalid_argument("regdrop_fast CUDA: walk layout of bad rank");
+  n = 1;
+  for (int d = 0; d < L.ndim; ++d) n *= L.shape[d];
+  const int64_t blocks = (n + 16 * kListThreads - 1) / (16 * kListThreads);
+  return blocks < kWalkBlocks ? blocks : kWalkBlocks;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // host side
 
 void check_capacity(int64_t needed, int64_t capacity) {
@@ -667,6 +729,65 @@ void penalty_group(DType dt, const void* w, void* g, int64_t outer, int64_t redu
   }
   sum_slots_kernel<double><<<1, kReduceThreads, 0, s>>>(slots, blocks, out);
   check_launch("penalty group sum launch", s);
+}
+
+void walk_update(WalkOp op, DType dt, void* a, const WalkLayout& layout, double coef, int64_t* slots,
+                 int64_t slot_capacity, int64_t* out, int device, Stream stream) {
+  int64_t n;
+  const int64_t blocks = walk_blocks(layout, n);
+  check_capacity(blocks, slot_capacity);
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  auto* counts = reinterpret_cast<Count*>(slots);
+  if (blocks > 0) {
+    const auto grid = static_cast<unsigned int>(blocks);
+    dispatch_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      T* data = static_cast<T*>(a);
+      if (op == WalkOp::kProxL1)
+        walk_update_kernel<WalkOp::kProxL1, T><<<grid, kListThreads, 0, s>>>(data, layout, n, coef, counts);
+      else if (op == WalkOp::kNonNeg)
+        walk_update_kernel<WalkOp::kNonNeg, T><<<grid, kListThreads, 0, s>>>(data, layout, n, coef, counts);
+      else
+        walk_update_kernel<WalkOp::kDecay, T><<<grid, kListThreads, 0, s>>>(data, layout, n, coef, counts);
+    });
+    check_launch("walk kernel launch", s);
+  }
+  sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, blocks, reinterpret_cast<Count*>(out));
+  check_launch("walk sum launch", s);
+}
+
+void walk_penalty(DType dt, const void* w, void* g, const WalkLayout& layout, double l1, double l2, double* slots,
+                  int64_t slot_capacity, double* out, int device, Stream stream) {
+  int64_t n;
+  const int64_t blocks = penalty_terms(l1, l2) == PenaltyTerms::kNone ? 0 : walk_blocks(layout, n);
+  check_capacity(blocks, slot_capacity);
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  if (blocks > 0) {
+    const auto grid = static_cast<unsigned int>(blocks);
+    dispatch_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      const T* wp = static_cast<const T*>(w);
+      T* gp = static_cast<T*>(g);
+      switch (penalty_terms(l1, l2)) {
+        case PenaltyTerms::kL1L2:
+          walk_penalty_kernel<PenaltyTerms::kL1L2, T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
+          break;
+        case PenaltyTerms::kL1:
+          walk_penalty_kernel<PenaltyTerms::kL1, T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
+          break;
+        case PenaltyTerms::kL2:
+          walk_penalty_kernel<PenaltyTerms::kL2, T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
+          break;
+        case PenaltyTerms::kNone:
+          break;
+      }
+    });
+    check_launch("walk penalty kernel launch", s);
+  }
+  sum_slots_kernel<double><<<1, kReduceThreads, 0, s>>>(slots, blocks, out);
+  check_launch("walk penalty sum launch", s);
 }
 
 }  // namespace cuda

@@ -272,14 +272,39 @@ def norm_constraint(w, min_value, max_value, rate, axis, as_int, *,
     return backend, NormConstraintCall(_slices(backend, wa, hi, axis, as_int), lo, r)
 
 
+def _device_slices(d: _arrays.DeviceArray, axes: tuple) -> tuple[_arrays.DeviceArray, tuple]:
+    """_host_slices for a CUDA array that is not C-contiguous: when it is dense in some memory order with its
+    reduced axes of size > 1 in their order there, unflipped and adjacent, a C-contiguous DeviceArray view of its memory
+    (its lowest address, the permuted shape; obj still the argument, for allocations and the stream) and the
+    reduced axes in it; else d itself, which the backend reads through a permuted copy written back."""
+    order = _arrays.device_memory_order(d)
+    if order is not None:
+        perm, flipped, low = order
+        moved = [a for a in perm if a in axes and d.shape[a] > 1]
+        mapped = tuple(sorted(perm.index(a) for a in axes))
+        adjacent = mapped == tuple(range(mapped[0], mapped[-1] + 1))
+        if moved == sorted(moved) and not any(flipped[a] for a in axes) and adjacent:
+            shape = tuple(d.shape[a] for a in perm)
+            strides, step = [], 1
+            for n in reversed(shape):
+                strides.append(step)
+                step *= n
+            view = _arrays.DeviceArray(d.obj, d.lib, d.ptr + low * d.dtype.itemsize, shape, d.dtype, d.device, True,
+                                       tuple(reversed(strides)))
+            return view, mapped
+    return d, axes
+
+
 def _slices(backend, wa, v: float, axis, as_int: bool) -> MaxNormCall:
     """The slices of a max_norm / norm_constraint call (wa already checked, v the bound)."""
     axes = _args.axes(axis, len(wa.shape))
     if backend is _route.CPU and not wa.flags.c_contiguous:
         wa, axes = _host_slices(wa, axes)
+    elif backend is not _route.CPU and not wa.contiguous:
+        wa, axes = _device_slices(wa, axes)
     shape = wa.shape
     lo, hi = axes[0], axes[-1] + 1
-    if axes == tuple(range(lo, hi)) and (backend is not _route.CPU or wa.flags.c_contiguous):
+    if axes == tuple(range(lo, hi)) and (wa.flags.c_contiguous if backend is _route.CPU else wa.contiguous):
         # Adjacent reduced axes: w itself viewed as (outer, reduce, inner).
         return MaxNormCall(wa, v, axes, None, math.prod(shape[:lo]), math.prod(shape[lo:hi]),
                            math.prod(shape[hi:]), as_int)
