@@ -947,6 +947,46 @@ TABLE += _fused_rows() + _torch_fused_rows()
 TABLE += _group_penalty_rows()
 
 
+def _torch_group_penalty_rows():
+    """regdrop_fast.torch's penalty / add_penalty_grad_ with the group_l1 term."""
+    if torch is None:
+        return []
+
+    def with_grad():
+        p = torch.nn.Parameter(torch.randn(3, 4))
+        p.grad = torch.zeros(3, 4)
+        return p
+
+    def grad_call(fn):
+        def make():
+            p = with_grad()
+            return (lambda: fn(p)), [p, p.grad]
+        return make
+
+    def value_call(fn):
+        def make():
+            w = torch.randn(3, 4)
+            return (lambda: fn(w)), [w]
+        return make
+
+    return [
+        ("rt.add_penalty_grad_", ValueError, "axis: required with a nonzero group_l1",
+         grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=0.1))),
+        ("rt.add_penalty_grad_", ValueError, r"group_l1: expected a finite number >= 0, got -1.0",
+         grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=-1.0, axis=1))),
+        ("rt.add_penalty_grad_", ValueError, r"axis: 3 is out of range for an array of 2 dimension",
+         grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=0.1, axis=3))),
+        ("rt.add_penalty_grad_", TypeError, "axis: expected an int", grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=0.1, axis=[1.5]))),
+        ("rt.penalty", ValueError, "axis: required with a nonzero group_l1", value_call(lambda w: rt.penalty(w, group_l1=[0.2]))),
+        ("rt.penalty", TypeError, "group_l1: expected a number or a sequence", value_call(lambda w: rt.penalty(w, group_l1="x", axis=1))),
+        ("rt.penalty", ValueError, r"axis: repeated axis", value_call(lambda w: rt.penalty(w, group_l1=0.2, axis=(0, -2)))),
+        ("rt.penalty", TypeError, "axis: expected an int", value_call(lambda w: rt.penalty(w, axis="0"))),
+    ]
+
+
+TABLE += _torch_group_penalty_rows()
+
+
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,
                          ids=[f"{row[0]}-{k}" for k, row in enumerate(TABLE)])
 def test_bad_input_table(fn, exc, match, make):

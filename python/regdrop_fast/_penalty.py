@@ -55,7 +55,7 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     Host arrays modified in place may have any layout (transposed, Fortran order, sliced, negative
     strides) and are modified where they are, with no copy: the elements are visited in the C order of a
     contiguous copy, so the value is the same bits. Only arrays whose elements overlap each other (a
-    broadcast view) are refused. CUDA arrays modified in place must be C-contiguous.
+    broadcast view) are refused. CUDA arrays modified in place may have the same layouts (docs/cuda.md).
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
@@ -248,7 +248,7 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
         (transposed, Fortran) is worked on where it is when its reduced axes keep their order in memory;
         any other (a slice, a reversed reduced axis) through a copy with the reduced axes last that is
         written back, as for reduced axes that are not adjacent. The result is the same bits as on a
-        C-contiguous copy either way. A CUDA array must be C-contiguous.
+        C-contiguous copy either way. A CUDA array: the same layouts and rules.
     max_value : float
         The bound, > 0.
     axis : int or tuple of int
@@ -296,7 +296,7 @@ def prox_group_l1(params: Any, threshold: Coefficient, *, axis: int | tuple[int,
     float16 and bfloat16 arrays, float64 for float64), each product rounded once; t = 0 and NaN norms leave
     a group alone (zero groups still become +0). The norms are summed as max_norm's.
 
-    Layouts as in max_norm (host arrays of any writeable layout; CUDA arrays C-contiguous). On
+    Layouts as in max_norm (host and CUDA arrays of any writeable layout). On
     KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the arrays are partly
     written.
 
