@@ -563,7 +563,8 @@ def walk_layout(d: DeviceArray) -> tuple[list[int], list[int]]:
             continue
         shape.append(n)
         strides.append(s)
-    if len(shape) > _native.cuda.MAX_WALK_DIMS:
-        raise ValueError(f"a CUDA array modified in place with more than {_native.cuda.MAX_WALK_DIMS} axes that "
-                         "do not merge: copy it to a contiguous array")
+    most = _native.cuda_kernels("w").MAX_WALK_DIMS
+    if len(shape) > most:
+        raise ValueError(f"a CUDA array modified in place with more than {most} axes that do not merge: copy it "
+                         "to a contiguous array")
     return shape, strides

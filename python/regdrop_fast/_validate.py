@@ -190,8 +190,8 @@ def penalty(params, grads, l1, l2, as_float, group_l1=0.0, axis=None, *,
     c2 = _args.coefficients(l2, len(params), "l2")
     cg = _args.coefficients(group_l1, len(params), "group_l1")
     as_float = _args.flag(as_float, "as_float")
-    group = _args.as_list(cg, len(params))
-    if not any(group):
+    group: list[float] | None = _args.as_list(cg, len(params))
+    if not any(group or ()):
         if axis is not None:
             _args.axis_items(axis)
         group = None

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _args, _lists, _validate
+from .._calls import GroupView
 
 SUM_LANES = 16  # csrc/common/penalty_element.h: kSumLanes
 
@@ -70,7 +71,7 @@ def _coefficients(call_coef: float | list[float] | np.ndarray, count: int) -> li
     return _args.as_list(call_coef, count)
 
 
-def _group_rows(a: np.ndarray, view) -> np.ndarray:
+def _group_rows(a: np.ndarray, view: GroupView) -> np.ndarray:
     """One row per group (a GroupView of a's shape): the reduced axes last, in their original order."""
     if view.order is not None:
         a = np.transpose(a, view.order)
@@ -78,13 +79,13 @@ def _group_rows(a: np.ndarray, view) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a.reshape(shape), 1, 2)).reshape(view.outer * view.inner, view.reduce)
 
 
-def _group_value(w: np.ndarray, view, c: float) -> float:
+def _group_value(w: np.ndarray, view: GroupView, c: float) -> float:
     """c * sum_g ||w_g||_2, the norms as slice_norms sums them, added in float64."""
     with np.errstate(all="ignore"):
         return c * float(np.sum(slice_norms(_group_rows(w, view)))) if w.size else 0.0
 
 
-def _group_grad_update(w: np.ndarray, g: np.ndarray, l1: float, l2: float, c: float, view) -> None:
+def _group_grad_update(w: np.ndarray, g: np.ndarray, l1: float, l2: float, c: float, view: GroupView) -> None:
     """g += l1*sign(w) + l2*w + c*w_g/||w_g||: per group f = C(c / norm) (no group term where norm == 0), then
     g + ((c1*sign(w) + c2*w) + f*w) with the terms present, in the compute type, rounded once."""
     if w.size == 0:
