@@ -94,7 +94,8 @@ def _view_like(backend, probe, base, view):
 
     offset = (view.data.ptr - base.data.ptr) // base.itemsize
     flat = probe.reshape(-1)
-    cupy.lib.stride_tricks.as_strided(flat[offset:], view.shape, tuple(s // base.itemsize * 4 for s in view.strides))[...] = 1
+    strides = tuple(s // base.itemsize * 4 for s in view.strides)
+    cupy.lib.stride_tricks.as_strided(flat[offset:], view.shape, strides)[...] = 1
 
 
 @pytest.mark.parametrize("backend", DEVICE, indirect=True)

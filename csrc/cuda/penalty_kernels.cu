@@ -25,7 +25,6 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "../common/constraint_element.h"
@@ -398,12 +397,27 @@ __global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, in
 // in its fixed tree order and writes its value into its slot (as the list kernels' values, the grouping
 // differs from the CPU's: agreement within a few roundings).
 
-template <PenaltyTerms kTerms, bool kGrad, class T>
-__device__ __forceinline__ void group_update(const T* w, T* g, int64_t i, compute_t<T> c1, compute_t<T> c2,
-                                             double factor) {
+// The terms are a run-time value here (uniform across the grid): one kernel per dtype and view keeps the
+// build time of this file in bounds, and the branch costs nothing next to the group's memory traffic.
+template <class T>
+__device__ __forceinline__ void group_update(PenaltyTerms terms, const T* w, T* g, int64_t i, compute_t<T> c1,
+                                             compute_t<T> c2, double factor) {
   const bool grouped = factor != kLeaveSlice;
-  penalty_group_grad_element<kTerms>(w[i], g[i], c1, c2, static_cast<compute_t<T>>(grouped ? factor : 0.0),
-                                     grouped);
+  const auto f = static_cast<compute_t<T>>(grouped ? factor : 0.0);
+  switch (terms) {
+    case PenaltyTerms::kL1L2:
+      penalty_group_grad_element<PenaltyTerms::kL1L2>(w[i], g[i], c1, c2, f, grouped);
+      break;
+    case PenaltyTerms::kL1:
+      penalty_group_grad_element<PenaltyTerms::kL1>(w[i], g[i], c1, c2, f, grouped);
+      break;
+    case PenaltyTerms::kL2:
+      penalty_group_grad_element<PenaltyTerms::kL2>(w[i], g[i], c1, c2, f, grouped);
+      break;
+    case PenaltyTerms::kNone:
+      penalty_group_grad_element<PenaltyTerms::kNone>(w[i], g[i], c1, c2, f, grouped);
+      break;
+  }
 }
 
 // One thread per slice: the fold, the norm added to the thread's sum, the factor.
@@ -414,16 +428,16 @@ __device__ __forceinline__ double group_decide(bool valid, double* slice_lanes, 
   return group_term_applies(norm) ? group_grad_factor(c, norm) : kLeaveSlice;
 }
 
-template <PenaltyTerms kTerms>
-__device__ __forceinline__ void group_block_value(double s1, double s2, double norms, double l1, double l2,
-                                                  double c, double* shared, double* slots) {
+__device__ __forceinline__ void group_block_value(PenaltyTerms terms, double s1, double s2, double norms, double l1,
+                                                  double l2, double c, double* shared, double* slots) {
   s1 = block_sum<kNormThreads>(s1, shared);
   s2 = block_sum<kNormThreads>(s2, shared);
   norms = block_sum<kNormThreads>(norms, shared);
-  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_group_value(kTerms, l1, l2, c, s1, s2, norms);
+  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_group_value(terms, l1, l2, c, s1, s2, norms);
 }
 
-template <PenaltyTerms kTerms, bool kGrad, class T>
+// g null: the value only.
+template <class T>
 __global__ void __launch_bounds__(kNormThreads)
     penalty_group_rows_kernel(const T* w, T* g, int64_t outer, int64_t reduce, double l1, double l2, double c,
                               double* slots) {
@@ -432,6 +446,8 @@ __global__ void __launch_bounds__(kNormThreads)
   __shared__ double shared[kNormThreads];
   using C = compute_t<T>;
   const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const PenaltyTerms terms = penalty_terms(l1, l2);
+  const bool with_l1 = has_l1(terms);
   const int lane = static_cast<int>(threadIdx.x) % kSumLanes;
   const int r = static_cast<int>(threadIdx.x) / kSumLanes;
   const int64_t tiles = (outer + kRowsPerTile - 1) / kRowsPerTile;
@@ -445,7 +461,7 @@ __global__ void __launch_bounds__(kNormThreads)
       for (int64_t k = lane; k < reduce; k += kSumLanes) {
         const double x = static_cast<double>(load(w[row + k]));
         acc += square_contribution(x);
-        if constexpr (has_l1(kTerms)) s1 += abs_contribution(x);
+        if (with_l1) s1 += abs_contribution(x);
       }
     }
     s2 += acc;
@@ -454,13 +470,13 @@ __global__ void __launch_bounds__(kNormThreads)
     if (lane == 0) factors[r] = group_decide(valid, lanes[r], c, norms);
     __syncthreads();
     const double factor = factors[r];
-    if (kGrad && valid && (factor != kLeaveSlice || kTerms != PenaltyTerms::kNone))
-      for (int64_t k = lane; k < reduce; k += kSumLanes) group_update<kTerms, kGrad>(w, g, row + k, c1, c2, factor);
+    if (g != nullptr && valid && (factor != kLeaveSlice || terms != PenaltyTerms::kNone))
+      for (int64_t k = lane; k < reduce; k += kSumLanes) group_update(terms, w, g, row + k, c1, c2, factor);
   }
-  group_block_value<kTerms>(s1, s2, norms, l1, l2, c, shared, slots);
+  group_block_value(terms, s1, s2, norms, l1, l2, c, shared, slots);
 }
 
-template <PenaltyTerms kTerms, bool kGrad, class T>
+template <class T>
 __global__ void __launch_bounds__(kNormThreads)
     penalty_group_columns_kernel(const T* w, T* g, int64_t outer, int64_t reduce, int64_t inner, double l1,
                                  double l2, double c, double* slots) {
@@ -469,6 +485,8 @@ __global__ void __launch_bounds__(kNormThreads)
   __shared__ double shared[kNormThreads];
   using C = compute_t<T>;
   const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const PenaltyTerms terms = penalty_terms(l1, l2);
+  const bool with_l1 = has_l1(terms);
   const int col = static_cast<int>(threadIdx.x) % kColsPerTile;
   const int group = static_cast<int>(threadIdx.x) / kColsPerTile;
   const int64_t col_tiles = (inner + kColsPerTile - 1) / kColsPerTile;
@@ -487,7 +505,7 @@ __global__ void __launch_bounds__(kNormThreads)
         for (int64_t k = l; k < reduce; k += kSumLanes) {
           const double x = static_cast<double>(load(w[first + k * inner]));
           acc += square_contribution(x);
-          if constexpr (has_l1(kTerms)) s1 += abs_contribution(x);
+          if (with_l1) s1 += abs_contribution(x);
         }
       }
       s2 += acc;
@@ -497,11 +515,11 @@ __global__ void __launch_bounds__(kNormThreads)
     if (group == 0) factors[col] = group_decide(valid, lanes[col], c, norms);
     __syncthreads();
     const double factor = factors[col];
-    if (kGrad && valid && (factor != kLeaveSlice || kTerms != PenaltyTerms::kNone))
+    if (g != nullptr && valid && (factor != kLeaveSlice || terms != PenaltyTerms::kNone))
       for (int64_t k = group; k < reduce; k += kLaneGroups)
-        group_update<kTerms, kGrad>(w, g, first + k * inner, c1, c2, factor);
+        group_update(terms, w, g, first + k * inner, c1, c2, factor);
   }
-  group_block_value<kTerms>(s1, s2, norms, l1, l2, c, shared, slots);
+  group_block_value(terms, s1, s2, norms, l1, l2, c, shared, slots);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -540,22 +558,39 @@ __global__ void __launch_bounds__(kListThreads)
   if (threadIdx.x == 0) slots[blockIdx.x] = count;
 }
 
-template <PenaltyTerms kTerms, class T>
+// The terms at run time (uniform), as in the group kernels: one kernel per dtype.
+template <class T>
 __global__ void __launch_bounds__(kListThreads)
     walk_penalty_kernel(const T* w, T* g, const __grid_constant__ WalkLayout L, int64_t n, double l1, double l2,
                         double* slots) {
   __shared__ double shared[kListThreads];
   using C = compute_t<T>;
   const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const PenaltyTerms terms = penalty_terms(l1, l2);
   double s1 = 0.0, s2 = 0.0;
   const int64_t step = static_cast<int64_t>(gridDim.x) * kListThreads;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kListThreads + threadIdx.x; i < n; i += step) {
-    add_value<kTerms>(w[i], s1, s2);
-    penalty_grad_element<kTerms>(w[i], g[walk_offset(L, i)], c1, c2);
+    T& gi = g[walk_offset(L, i)];
+    switch (terms) {
+      case PenaltyTerms::kL1L2:
+        add_value<PenaltyTerms::kL1L2>(w[i], s1, s2);
+        penalty_grad_element<PenaltyTerms::kL1L2>(w[i], gi, c1, c2);
+        break;
+      case PenaltyTerms::kL1:
+        add_value<PenaltyTerms::kL1>(w[i], s1, s2);
+        penalty_grad_element<PenaltyTerms::kL1>(w[i], gi, c1, c2);
+        break;
+      case PenaltyTerms::kL2:
+        add_value<PenaltyTerms::kL2>(w[i], s1, s2);
+        penalty_grad_element<PenaltyTerms::kL2>(w[i], gi, c1, c2);
+        break;
+      case PenaltyTerms::kNone:
+        break;
+    }
   }
   s1 = block_sum<kListThreads>(s1, shared);
   s2 = block_sum<kListThreads>(s2, shared);
-  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_segment_value(kTerms, l1, l2, s1, s2);
+  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_segment_value(terms, l1, l2, s1, s2);
 }
 
 int64_t walk_blocks(const WalkLayout& L, int64_t& n) {
@@ -691,39 +726,15 @@ void penalty_group(DType dt, const void* w, void* g, int64_t outer, int64_t redu
     blocks = tiles < kMaxNormBlocks ? tiles : kMaxNormBlocks;
     check_capacity(blocks, slot_capacity);
     const auto grid = static_cast<unsigned int>(blocks);
-    const PenaltyTerms terms = penalty_terms(l1, l2);
     dispatch_dtype(dt, [&](auto tag) {
       using T = decltype(tag);
       const T* wp = static_cast<const T*>(w);
       T* gp = static_cast<T*>(g);
-      const auto launch = [&](auto terms_tag, auto grad_tag) {
-        constexpr PenaltyTerms kTerms = decltype(terms_tag)::value;
-        constexpr bool kGrad = decltype(grad_tag)::value;
-        if (inner == 1)
-          penalty_group_rows_kernel<kTerms, kGrad, T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, l1, l2, group, slots);
-        else
-          penalty_group_columns_kernel<kTerms, kGrad, T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, inner, l1, l2, group, slots);
-      };
-      const auto with_grad = [&](auto terms_tag) {
-        if (gp != nullptr)
-          launch(terms_tag, std::true_type{});
-        else
-          launch(terms_tag, std::false_type{});
-      };
-      switch (terms) {
-        case PenaltyTerms::kL1L2:
-          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kL1L2>{});
-          break;
-        case PenaltyTerms::kL1:
-          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kL1>{});
-          break;
-        case PenaltyTerms::kL2:
-          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kL2>{});
-          break;
-        case PenaltyTerms::kNone:
-          with_grad(std::integral_constant<PenaltyTerms, PenaltyTerms::kNone>{});
-          break;
-      }
+      if (inner == 1)
+        penalty_group_rows_kernel<T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, l1, l2, group, slots);
+      else
+        penalty_group_columns_kernel<T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, inner, l1, l2, group,
+                                                                      slots);
     });
     check_launch("penalty group kernel launch", s);
   }
@@ -770,19 +781,7 @@ void walk_penalty(DType dt, const void* w, void* g, const WalkLayout& layout, do
       using T = decltype(tag);
       const T* wp = static_cast<const T*>(w);
       T* gp = static_cast<T*>(g);
-      switch (penalty_terms(l1, l2)) {
-        case PenaltyTerms::kL1L2:
-          walk_penalty_kernel<PenaltyTerms::kL1L2, T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
-          break;
-        case PenaltyTerms::kL1:
-          walk_penalty_kernel<PenaltyTerms::kL1, T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
-          break;
-        case PenaltyTerms::kL2:
-          walk_penalty_kernel<PenaltyTerms::kL2, T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
-          break;
-        case PenaltyTerms::kNone:
-          break;
-      }
+      walk_penalty_kernel<T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
     });
     check_launch("walk penalty kernel launch", s);
   }
