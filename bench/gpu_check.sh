@@ -304,6 +304,11 @@ memcheck_tests=(
   "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(5, 6, 7, 8)-(0, 2)-float32]"
   "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(1000, 1000)-0-float32]"
   "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(2, 300001)-1-float32]"
+  "tests/test_penalty_group.py::test_matches_cpu_and_reference[cuda-(300, 70)-0-float32]"
+  "tests/test_penalty_group.py::test_matches_cpu_and_reference[cuda-(8, 3, 3, 3)-(1, 2, 3)-float16]"
+  "tests/test_strided_device.py::test_list_ops_in_any_layout[float32-cuda]"
+  "tests/test_strided_device.py::test_penalty_grad_grads_in_any_layout[float16-cuda]"
+  "tests/test_strided_device.py::test_slice_ops_in_any_layout[float32-cuda]"
 )
 # racecheck: the kernels that share memory between threads (block sums, max_norm's lane tiles)
 racecheck_tests=(
@@ -312,6 +317,9 @@ racecheck_tests=(
   "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(300, 70)-0-float32]"
   "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(300, 70)-1-float32]"
   "tests/test_max_norm.py::test_max_norm_matches_cpu_and_reference[cuda-(5, 6, 7, 8)-(0, 2)-float32]"
+  "tests/test_penalty_group.py::test_matches_cpu_and_reference[cuda-(300, 70)-0-float32]"
+  "tests/test_penalty_group.py::test_matches_cpu_and_reference[cuda-(300, 70)-1-float32]"
+  "tests/test_strided_device.py::test_penalty_grad_grads_in_any_layout[float32-cuda]"
 )
 
 # The probe: one kernel, one allocation, checked.

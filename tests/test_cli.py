@@ -398,6 +398,32 @@ def test_bench_constraint_implementations_agree_and_keep_the_weights():
         assert a.tobytes() == before.tobytes()
 
 
+def test_bench_group_penalty_rows_and_implementations_agree(tiny_bench):
+    """The constraints section's penalty_grad(group_l1=) case: limit (read-modify-write), regdrop_fast, NumPy and
+    (when importable) torch rows over 12 bytes per value; every implementation adds the same gradient."""
+    from regdrop_fast.bench import constraints, frameworks
+
+    _, out = tiny_bench
+    n = sum(math.prod(s) for s in constraints.conv_filters(tiny=True))
+    group = [r for r in _rows(out) if r["section"] == "constraints" and r["op"] == "penalty_group_l1"]
+    assert {r["framework"] for r in group} >= {"regdrop_fast", "numpy", "limit"}
+    assert all(r["size"] == n and r["bytes"] == 12 * n for r in group)
+    assert all(r["limit_fraction"] > 0 for r in group if r["framework"] != "limit")
+    rng = np.random.default_rng(cases.SEED)
+    ws = [rng.standard_normal(s, dtype=np.float32) for s in constraints.conv_filters(tiny=True)]
+    ours, numpy_ = [np.zeros_like(w) for w in ws], [np.zeros_like(w) for w in ws]
+    rdf.penalty_grad(ws, ours, group_l1=constraints.GROUP_L1, axis=constraints.AXES)
+    constraints.numpy_group_penalty(ws, numpy_)
+    others = [numpy_]
+    if frameworks.installed("torch"):
+        torch_ = [np.zeros_like(w) for w in ws]
+        constraints.torch_group_penalty(frameworks.load("torch").module, ws, torch_)()
+        others.append(torch_)
+    for other in others:
+        for a, b in zip(ours, other):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # bench harness pieces, in process
 

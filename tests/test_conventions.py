@@ -349,3 +349,41 @@ def test_sklearn_multi_task_lasso_by_proximal_gradient(diabetes):
         B, s = B_next, s_next
     np.testing.assert_allclose(B, theirs, rtol=1e-6, atol=1e-6 * np.max(np.abs(theirs)))
     np.testing.assert_array_equal(np.all(B == 0, axis=1), np.all(theirs == 0, axis=1))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the group_l1 term of penalty / penalty_grad (L2,1, group Lasso)
+
+
+def test_torch_group_lasso_autograd_is_penalty_grad_group_l1(rng):
+    """The loss a PyTorch user writes for group sparsity, c * vector_norm(w, dim=dims).sum(), and its autograd
+    gradient (torch's norm backward is 0 at a zero norm): penalty_grad(group_l1=c, axis=dims) gives both."""
+    torch = torch_or_skip()
+    w = rng.standard_normal((16, 8, 3, 3))
+    w[3] = 0.0  # a zero filter: torch's gradient there is 0, ours has no term
+    c = 0.3
+    t = torch.from_numpy(w.copy()).requires_grad_(True)
+    loss = c * torch.linalg.vector_norm(t, dim=(1, 2, 3)).sum()
+    loss.backward()
+    g = np.zeros_like(w)
+    value = rdf.penalty_grad(w, g, group_l1=c, axis=(1, 2, 3))
+    np.testing.assert_allclose(value, loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12, atol=1e-15)
+    assert np.all(g[3] == 0)
+
+
+def test_sklearn_multi_task_lasso_l21_is_penalty_group_l1(diabetes):
+    """scikit-learn's MultiTaskLasso penalty alpha * sum_j ||W[:, j]||_2 (coef_ W, tasks by features) is
+    penalty(W, group_l1=alpha, axis=0); at its solution the data term's gradient plus penalty_grad's group
+    gradient vanishes on every kept feature."""
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    X, y = diabetes
+    Y = np.stack([y, 0.5 * y + X @ np.linspace(-50, 50, X.shape[1])], axis=1)
+    n, alpha = X.shape[0], 2.0
+    W = linear_model.MultiTaskLasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=1_000_000).fit(X, Y).coef_
+    assert rdf.penalty(W, group_l1=alpha, axis=0) == pytest.approx(alpha * np.sum(np.linalg.norm(W, axis=0)), rel=1e-12)
+    g = (X @ W.T - Y).T @ X / n  # gradient of (1/2n)||Y - XW^T||_F^2 with respect to W
+    rdf.penalty_grad(W, g, group_l1=alpha, axis=0)
+    kept = np.any(W != 0, axis=0)
+    assert kept.any() and not kept.all()
+    assert np.max(np.abs(g[:, kept])) < 1e-6 * np.max(np.abs(Y))

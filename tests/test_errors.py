@@ -1169,6 +1169,87 @@ TABLE += _gaussian_rows() + _torch_gaussian_rows()
 TABLE += _torch_variant_module_rows()
 
 
+def _group_penalty_rows():
+    """penalty / penalty_grad's group_l1 term (issue #15)."""
+    def pair(fn, w_shape=(3, 4)):
+        def make():
+            w, g = np.ones(w_shape, np.float32), np.zeros(w_shape, np.float32)
+            return fn(w, g), [w, g]
+        return make
+
+    return [
+        ("penalty_grad", ValueError, "axis: required with a nonzero group_l1",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1))),
+        ("penalty_grad", ValueError, r"group_l1: expected a finite number >= 0, got -0.5",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=-0.5, axis=1))),
+        ("penalty_grad", ValueError, r"group_l1\[1\]: expected a finite number >= 0, got nan",
+         pair(lambda w, g: lambda: rdf.penalty_grad([w, w], [g, g + 1], group_l1=[0.1, float("nan")], axis=1))),
+        ("penalty_grad", ValueError, r"group_l1: 3 coefficients for 1 arrays",
+         pair(lambda w, g: lambda: rdf.penalty_grad([w], [g], group_l1=[0.1, 0.2, 0.3], axis=1))),
+        ("penalty_grad", TypeError, "group_l1: expected a number or a sequence",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1="1", axis=1))),
+        ("penalty_grad", ValueError, r"axis: 2 is out of range for an array of 2 dimension\(s\) \(params\[0\] has shape \(3, 4\)\)",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1, axis=2))),
+        ("penalty_grad", ValueError, r"axis: repeated axis", pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1, axis=(1, -1)))),
+        ("penalty_grad", TypeError, "axis: expected an int", pair(lambda w, g: lambda: rdf.penalty_grad(w, g, group_l1=0.1, axis=1.0))),
+        ("penalty_grad", TypeError, "axis: expected an int", pair(lambda w, g: lambda: rdf.penalty_grad(w, g, l2=0.1, axis="1"))),
+        ("penalty_grad", ValueError, r"grads\[0\]: shape \(4, 3\) does not match params\[0\]'s \(3, 4\)",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, g.T, group_l1=0.1, axis=1))),
+        ("penalty_grad", ValueError, r"grads\[0\]: must be writeable",
+         pair(lambda w, g: lambda: rdf.penalty_grad(w, np.broadcast_to(g, g.shape), group_l1=0.1, axis=1))),
+        ("penalty_grad", ValueError, r"grads\[0\] overlaps grads\[1\]",
+         pair(lambda w, g: lambda: rdf.penalty_grad([w, w + 1], [g, g], group_l1=0.1, axis=(0, 1)))),
+        ("penalty", ValueError, "axis: required with a nonzero group_l1", pair(lambda w, g: lambda: rdf.penalty(w, group_l1=[0.5]))),
+        ("penalty", ValueError, r"axis: 1 is out of range for an array of 1 dimension\(s\) \(params\[1\] has shape \(5,\)\)",
+         pair(lambda w, g: lambda: rdf.penalty([w, np.ones(5)], group_l1=0.1, axis=1))),
+        ("penalty", TypeError, r"params\[0\]: dtype int64 is not supported",
+         pair(lambda w, g: lambda: rdf.penalty(np.ones((2, 2), np.int64), group_l1=0.1, axis=1))),
+    ]
+
+
+TABLE += _group_penalty_rows()
+
+
+def _torch_group_penalty_rows():
+    """regdrop_fast.torch's penalty / add_penalty_grad_ with the group_l1 term."""
+    if torch is None:
+        return []
+
+    def with_grad():
+        p = torch.nn.Parameter(torch.randn(3, 4))
+        p.grad = torch.zeros(3, 4)
+        return p
+
+    def grad_call(fn):
+        def make():
+            p = with_grad()
+            return (lambda: fn(p)), [p, p.grad]
+        return make
+
+    def value_call(fn):
+        def make():
+            w = torch.randn(3, 4)
+            return (lambda: fn(w)), [w]
+        return make
+
+    return [
+        ("rt.add_penalty_grad_", ValueError, "axis: required with a nonzero group_l1",
+         grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=0.1))),
+        ("rt.add_penalty_grad_", ValueError, r"group_l1: expected a finite number >= 0, got -1.0",
+         grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=-1.0, axis=1))),
+        ("rt.add_penalty_grad_", ValueError, r"axis: 3 is out of range for an array of 2 dimension",
+         grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=0.1, axis=3))),
+        ("rt.add_penalty_grad_", TypeError, "axis: expected an int", grad_call(lambda p: rt.add_penalty_grad_([p], group_l1=0.1, axis=[1.5]))),
+        ("rt.penalty", ValueError, "axis: required with a nonzero group_l1", value_call(lambda w: rt.penalty(w, group_l1=[0.2]))),
+        ("rt.penalty", TypeError, "group_l1: expected a number or a sequence", value_call(lambda w: rt.penalty(w, group_l1="x", axis=1))),
+        ("rt.penalty", ValueError, r"axis: repeated axis", value_call(lambda w: rt.penalty(w, group_l1=0.2, axis=(0, -2)))),
+        ("rt.penalty", TypeError, "axis: expected an int", value_call(lambda w: rt.penalty(w, axis="0"))),
+    ]
+
+
+TABLE += _torch_group_penalty_rows()
+
+
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,
                          ids=[f"{row[0]}-{k}" for k, row in enumerate(TABLE)])
 def test_bad_input_table(fn, exc, match, make):

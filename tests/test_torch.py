@@ -794,9 +794,12 @@ def test_opcheck_every_op():
         (torch.ops.regdrop_fast.dropout_bwd, (cl_grad, cl_bits, seed, 0.3, True)),
         (torch.ops.regdrop_fast.dropout_fwd_, (cl.detach().clone(memory_format=torch.channels_last), 0.5, seed,
                                                True)),
-        (torch.ops.regdrop_fast.penalty, (params, [0.1, 0.2], [0.3, 0.0])),
+        (torch.ops.regdrop_fast.penalty, (params, [0.1, 0.2], [0.3, 0.0], [], [])),
+        (torch.ops.regdrop_fast.penalty, (params, [0.1, 0.2], [0.3, 0.0], [0.5, 0.0], [1])),
         (torch.ops.regdrop_fast.add_penalty_grad_, (detached, [torch.randn(4, 3), torch.randn(5)],
-                                                    [0.1, 0.2], [0.3, 0.0])),
+                                                    [0.1, 0.2], [0.3, 0.0], [], [])),
+        (torch.ops.regdrop_fast.add_penalty_grad_, (detached, [torch.randn(4, 3), torch.randn(5)],
+                                                    [0.1, 0.2], [0.3, 0.0], [0.5, 0.0], [1])),
         (torch.ops.regdrop_fast.prox_l1_, ([w.clone() for w in detached], [0.1, 0.2])),
         (torch.ops.regdrop_fast.decay_, ([w.clone() for w in detached], [0.1, 0.2])),
         (torch.ops.regdrop_fast.max_norm_, (torch.randn(4, 6), 0.5, 1)),
@@ -1147,3 +1150,53 @@ def test_outputs_are_ordinary_resizable_tensors(n):
         assert t.shape == (2 * n,)
         t.resize_(3)
     rt.empty_cache()  # kept for compatibility: nothing is cached
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the group_l1 term through regdrop_fast.torch (issue #15)
+
+
+def test_penalty_group_l1_matches_torch_autograd_jvp_and_compile():
+    """rt.penalty(group_l1=c, axis=dims) against the loss a user writes, c * vector_norm(w, dim=dims).sum() (plus
+    an L2 term): the value, the backward (torch's norm backward is 0 at a zero group, as ours), the jvp, and
+    torch.compile(fullgraph=True); add_penalty_grad_ adds the same gradient; the custom op passes opcheck."""
+    w = torch.randn(6, 4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w[2] = 0
+    ours = w.clone().requires_grad_(True)
+    value = rt.penalty(ours, l2=0.1, group_l1=0.3, axis=(1, 2, 3))
+    value.backward()
+    theirs = w.clone().requires_grad_(True)
+    expected = 0.05 * (theirs * theirs).sum() + 0.3 * torch.linalg.vector_norm(theirs, dim=(1, 2, 3)).sum()
+    expected.backward()
+    assert value.dtype == torch.float64
+    torch.testing.assert_close(value.detach(), expected.detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-12, atol=1e-15)
+    assert torch.all(ours.grad[2] == 0.1 * w[2])
+    p = torch.nn.Parameter(w.clone())
+    p.grad = torch.zeros_like(p)
+    v = rt.add_penalty_grad_([p], l2=0.1, group_l1=0.3, axis=(1, 2, 3))
+    torch.testing.assert_close(v, expected.detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(p.grad, theirs.grad, rtol=1e-12, atol=1e-15)
+    tangent = torch.randn_like(w)
+    _, ours_jvp = torch.func.jvp(lambda x: rt.penalty(x, group_l1=0.3, axis=(1, 2, 3)), (w,), (tangent,))
+    _, their_jvp = torch.func.jvp(lambda x: 0.3 * torch.linalg.vector_norm(x, dim=(1, 2, 3)).sum(), (w,), (tangent,))
+    torch.testing.assert_close(ours_jvp, their_jvp, rtol=1e-12, atol=1e-15)
+    compiled = torch.compile(lambda x: rt.penalty(x, group_l1=0.3, axis=(1, 2, 3)), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(w), 0.3 * torch.linalg.vector_norm(w, dim=(1, 2, 3)).sum(), rtol=1e-12, atol=0)
+    torch.library.opcheck(torch.ops.regdrop_fast.penalty, ([w], [0.0], [0.1], [0.3], [1, 2, 3]))
+    g = torch.zeros_like(w)
+    torch.library.opcheck(torch.ops.regdrop_fast.add_penalty_grad_, ([w], [g], [0.0], [0.1], [0.3], [1, 2, 3]))
+
+
+def test_add_penalty_grad_group_l1_skips_params_without_grads_and_per_param_coefficients():
+    gen = torch.Generator().manual_seed(1)
+    layer = torch.nn.Linear(7, 5)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(5, 7, generator=gen))
+    layer.weight.grad = torch.zeros(5, 7)
+    # the bias has no grad: skipped; its coefficient 0 means axis need not fit it either
+    v = rt.add_penalty_grad_([layer.weight, layer.bias], group_l1=[0.5, 0.0], axis=1)
+    w = layer.weight.detach().numpy()
+    g = np.zeros_like(w)
+    assert float(v) == pytest.approx(rf.penalty_grad(w, g, group_l1=0.5, axis=1), rel=1e-6)
+    assert np.array_equal(layer.weight.grad.numpy(), g)

@@ -250,9 +250,11 @@ struct Held {
 // Items of a penalty call: params[i] read, grads[i] written (grads None: the value only), coefficients
 // l1[i], l2[i]. Checks run per index i ascending, params[i] then grads[i]; lengths before any array, the
 // overlap rule after all of them.
+// group (null: no group_l1 term) holds each array's group_l1 coefficient and views (outer, reduce, inner,
+// three int64 per array, from the Python layer, which has checked them against the shapes).
 inline bool penalty_items(const py::handle& params, const py::handle& grads, const double* l1,
                           const double* l2, const TypeNums& nums, std::vector<cpu::PenaltyItem>& items,
-                          Held& held, Refusal& r) {
+                          Held& held, Refusal& r, const double* group = nullptr, const int64_t* views = nullptr) {
   PyObject* const* ps;
   PyObject* const* gs = nullptr;
   Py_ssize_t n, n_grads = 0;
@@ -279,7 +281,14 @@ inline bool penalty_items(const py::handle& params, const py::handle& grads, con
       add_range(ranges, g, n + i, grad_layout ? n + i : i, true);
     }
     void* grad = with_grads ? g.data : nullptr;
-    items[static_cast<size_t>(i)] = cpu::PenaltyItem{w.dtype, w.n, w.data, grad, l1[i], l2[i], grad_layout};
+    cpu::PenaltyItem& item = items[static_cast<size_t>(i)];
+    item = cpu::PenaltyItem{w.dtype, w.n, w.data, grad, l1[i], l2[i], grad_layout};
+    if (group != nullptr && group[i] != 0.0) {
+      item.group = group[i];
+      item.outer = views[3 * i];
+      item.reduce = views[3 * i + 1];
+      item.inner = views[3 * i + 2];
+    }
   }
   return !with_grads || no_overlap(ranges, n, r);
 }

@@ -202,14 +202,18 @@ PYBIND11_MODULE(_core, m) {
   // Penalty list operations: arrays are read from the lists by array_list.h, which decides every rule of a
   // list call. A refused call returns the refusal (rule, name, i, j) and touches nothing; the Python layer
   // raises the matching error.
+  // group, views: None, or the group_l1 coefficients (float64, one per array) and each array's groups as
+  // (outer, reduce, inner) (int64, three per array).
   m.def("penalty_grad", [](py::handle params, py::handle grads, const py::array& l1, const py::array& l2,
-                           const py::tuple& type_nums) -> py::object {
+                           const py::tuple& type_nums, py::object group, py::object views) -> py::object {
     std::vector<rdf::cpu::PenaltyItem> items;
     rdf::pyarrays::Held held;
     rdf::pyarrays::Refusal refusal;
+    const double* gp = group.is_none() ? nullptr : static_cast<const double*>(data_of(group.cast<py::array>()));
+    const int64_t* vp = views.is_none() ? nullptr : static_cast<const int64_t*>(data_of(views.cast<py::array>()));
     if (!rdf::pyarrays::penalty_items(params, grads, static_cast<const double*>(data_of(l1)),
                                       static_cast<const double*>(data_of(l2)),
-                                      rdf::pyarrays::type_nums(type_nums), items, held, refusal))
+                                      rdf::pyarrays::type_nums(type_nums), items, held, refusal, gp, vp))
       return rdf::pyarrays::refusal_tuple(refusal);
     double value;
     {
@@ -217,7 +221,8 @@ PYBIND11_MODULE(_core, m) {
       value = rdf::cpu::penalty_grad(items.data(), static_cast<int64_t>(items.size()));
     }
     return py::float_(value);
-  });
+  }, py::arg("params"), py::arg("grads"), py::arg("l1"), py::arg("l2"), py::arg("type_nums"),
+     py::arg("group") = py::none(), py::arg("views") = py::none());
 
   m.def("prox_l1", [](py::handle params, const py::array& threshold, const py::tuple& type_nums) {
     return update_list(params, threshold, type_nums, rdf::cpu::prox_l1, [](int64_t zeros) { return py::int_(zeros); });

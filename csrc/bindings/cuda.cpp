@@ -37,6 +37,18 @@ std::vector<rdf::cuda::ListItem> list_items(const std::vector<int>& dtype, const
   return items;
 }
 
+rdf::cuda::WalkLayout walk_layout(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  if (shape.size() != strides.size() || shape.size() > static_cast<size_t>(rdf::cuda::kMaxWalkDims))
+    throw std::invalid_argument("regdrop_fast CUDA: walk layout of bad rank");
+  rdf::cuda::WalkLayout layout{};
+  layout.ndim = static_cast<int>(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    layout.shape[d] = shape[d];
+    layout.stride[d] = strides[d];
+  }
+  return layout;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -163,6 +175,32 @@ PYBIND11_MODULE(_cuda, m) {
                                rdf::group_shrink(threshold), ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out),
                                device, ptr<void>(stream));
   });
+  m.def("penalty_group", [](int dtype, uintptr_t w, uintptr_t g, int64_t outer, int64_t reduce, int64_t inner,
+                            double l1, double l2, double group, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
+                            int device, uintptr_t stream) {
+    py::gil_scoped_release release;
+    rdf::cuda::penalty_group(static_cast<rdf::DType>(dtype), ptr<const void>(w), ptr<void>(g), outer, reduce, inner,
+                             l1, l2, group, ptr<double>(slots), slot_capacity, ptr<double>(out), device,
+                             ptr<void>(stream));
+  });
+  // One array walked through its layout (shape, strides in elements: collapsed by the Python layer).
+  m.def("walk_update", [](int op, int dtype, uintptr_t a, const std::vector<int64_t>& shape,
+                          const std::vector<int64_t>& strides, double coef, uintptr_t slots, int64_t slot_capacity,
+                          uintptr_t out, int device, uintptr_t stream) {
+    const rdf::cuda::WalkLayout layout = walk_layout(shape, strides);
+    py::gil_scoped_release release;
+    rdf::cuda::walk_update(static_cast<rdf::cuda::WalkOp>(op), static_cast<rdf::DType>(dtype), ptr<void>(a), layout,
+                           coef, ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out), device, ptr<void>(stream));
+  });
+  m.def("walk_penalty", [](int dtype, uintptr_t w, uintptr_t g, const std::vector<int64_t>& shape,
+                           const std::vector<int64_t>& strides, double l1, double l2, uintptr_t slots,
+                           int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    const rdf::cuda::WalkLayout layout = walk_layout(shape, strides);
+    py::gil_scoped_release release;
+    rdf::cuda::walk_penalty(static_cast<rdf::DType>(dtype), ptr<const void>(w), ptr<void>(g), layout, l1, l2,
+                            ptr<double>(slots), slot_capacity, ptr<double>(out), device, ptr<void>(stream));
+  });
+  m.attr("MAX_WALK_DIMS") = rdf::cuda::kMaxWalkDims;
   m.def("non_neg", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
                       const std::vector<uintptr_t>& params, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
                       int device, uintptr_t stream) {

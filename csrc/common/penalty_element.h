@@ -73,6 +73,32 @@ RDF_HD void penalty_grad_element(const T& w, T& g, compute_t<T> c1, compute_t<T>
   store(g, penalty_grad_value<kTerms>(load(w), load(g), c1, c2));
 }
 
+// The group_l1 term (c * sum_g ||w_g||_2, the groups being max_norm's slices): its gradient on the elements
+// of a group of norm `norm` (max_norm's: float64, 16 lanes folded) is f * w with f = C(c / norm), the float64
+// quotient rounded once to the compute type. A group of norm 0 gets no term at all (0 is the subgradient
+// chosen there, as sign(0) = 0 for L1); a NaN norm gives f = NaN and an infinite one f = 0, as the formula
+// does. With the other terms the update is g + ((their sum as above) + f * w), each operation rounded to C.
+RDF_HD bool group_term_applies(double norm) { return norm != 0.0; }
+RDF_HD double group_grad_factor(double c, double norm) { return c / norm; }
+
+template <PenaltyTerms kTerms, class V>
+RDF_HD V penalty_group_grad_value(V w, V g, V c1, V c2, V f) {
+  if (kTerms == PenaltyTerms::kL1L2) return g + ((c1 * penalty_sign(w) + c2 * w) + f * w);
+  if (kTerms == PenaltyTerms::kL1) return g + (c1 * penalty_sign(w) + f * w);
+  if (kTerms == PenaltyTerms::kL2) return g + (c2 * w + f * w);
+  return g + f * w;
+}
+
+// One element of a group: with the group term (grouped) or with the other terms alone (none: unchanged).
+template <PenaltyTerms kTerms, class T>
+RDF_HD void penalty_group_grad_element(const T& w, T& g, compute_t<T> c1, compute_t<T> c2, compute_t<T> f,
+                                       bool grouped) {
+  if (grouped)
+    store(g, penalty_group_grad_value<kTerms>(load(w), load(g), c1, c2, f));
+  else if (kTerms != PenaltyTerms::kNone)
+    penalty_grad_element<kTerms>(w, g, c1, c2);
+}
+
 // Per-element contributions to the penalty value, in float64 (w converted exactly from its compute type):
 // |w| to the L1 sum, w * w to the L2 sum. A segment's value is then l1 * S1 + (0.5 * l2) * S2 with the
 // double coefficients, an omitted term (zero coefficient) contributing nothing.
@@ -91,6 +117,13 @@ RDF_HD double penalty_segment_value(PenaltyTerms terms, double l1, double l2, do
   if (has_l1(terms)) return l1 * s1;
   if (has_l2(terms)) return (0.5 * l2) * s2;
   return 0.0;
+}
+
+// The value of a piece of an array with a group_l1 term: the other terms' value as above plus c * G, G the
+// float64 sum of the piece's group norms (whole groups only).
+RDF_HD double penalty_group_value(PenaltyTerms terms, double l1, double l2, double c, double s1, double s2,
+                                  double norms) {
+  return penalty_segment_value(terms, l1, l2, s1, s2) + c * norms;
 }
 
 // Soft-thresholding (the proximal step of t * ||w||_1) in the compute type, t = C(threshold):

@@ -74,6 +74,8 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
   void philox4x32_blocks(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n,      \
                          int rounds);                                                                   \
   double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end);               \
+  double penalty_group_range(const PenaltyItem& item, int64_t a0, int64_t a1, int64_t b0, int64_t b1, \
+                             double* scratch);                                                   \
   int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end);                     \
   void decay_range(const UpdateItem& item, int64_t begin, int64_t end);                          \
   int64_t non_neg_range(const UpdateItem& item, int64_t begin, int64_t end);                     \

@@ -78,9 +78,24 @@ Acc sum_over_tasks(const Concatenation& parts, const Item* items, Range range) {
 double penalty_grad(const PenaltyItem* items, int64_t count) {
   const auto range = RDF_ACTIVE_ISA_KERNEL(penalty_grad_range);
   const Concatenation parts(items, count, [](const PenaltyItem& it) {
-    return penalty_terms(it.l1, it.l2) != PenaltyTerms::kNone;
+    return it.group == 0.0 && penalty_terms(it.l1, it.l2) != PenaltyTerms::kNone;
   });
-  return sum_over_tasks<double>(parts, items, range);
+  double total = sum_over_tasks<double>(parts, items, range);
+  const auto groups = RDF_ACTIVE_ISA_KERNEL(penalty_group_range);
+  for (int64_t i = 0; i < count; ++i) {
+    const PenaltyItem& it = items[i];
+    if (it.group == 0.0) continue;
+    const SliceSplit split(it.outer, it.reduce, it.inner);
+    std::vector<double> partial(static_cast<size_t>(split.tasks), 0.0);
+    run_tasks(split.tasks, [&](int64_t t) {
+      int64_t a0, a1, b0, b1;
+      split.task(t, a0, a1, b0, b1);
+      std::vector<double> scratch(static_cast<size_t>(split.scratch()));
+      partial[static_cast<size_t>(t)] = groups(it, a0, a1, b0, b1, scratch.data());
+    });
+    for (double v : partial) total += v;
+  }
+  return total;
 }
 
 int64_t prox_l1(const UpdateItem* items, int64_t count) {
@@ -103,34 +118,51 @@ void decay(const UpdateItem* items, int64_t count) {
   });
 }
 
-// Tasks hold whole slices, about kPenaltyTaskElems elements each: runs of rows when slices are contiguous
-// (inner == 1); else column bands of one outer block, at least kSumLanes columns wide (a multiple of it
-// unless it is all of them), or runs of whole outer blocks when one band spans all columns.
+SliceSplit::SliceSplit(int64_t o, int64_t r, int64_t i) : outer(o), reduce(r), inner(i) {
+  if (o == 0 || r == 0 || i == 0) return;  // no slices, or all of them empty
+  if (i == 1) {
+    per_task = std::max<int64_t>(1, kPenaltyTaskElems / r);
+    tasks = (o + per_task - 1) / per_task;
+    return;
+  }
+  width = std::max<int64_t>(kSumLanes, kPenaltyTaskElems / r);
+  width = (width + kSumLanes - 1) / kSumLanes * kSumLanes;
+  width = std::min(width, i);
+  bands = (i + width - 1) / width;
+  blocks_per_task = bands > 1 ? 1 : std::max<int64_t>(1, kPenaltyTaskElems / (r * i));
+  tasks = (o + blocks_per_task - 1) / blocks_per_task * bands;
+}
+
+void SliceSplit::task(int64_t t, int64_t& a0, int64_t& a1, int64_t& b0, int64_t& b1) const {
+  if (rows()) {
+    a0 = t * per_task;
+    a1 = std::min(outer, a0 + per_task);
+    b0 = 0;
+    b1 = 1;
+    return;
+  }
+  a0 = t / bands * blocks_per_task;
+  a1 = std::min(outer, a0 + blocks_per_task);
+  b0 = (t % bands) * width;
+  b1 = std::min(inner, b0 + width);
+}
+
 int64_t max_norm(const MaxNormProblem& p) {
-  if (p.outer == 0 || p.reduce == 0 || p.inner == 0) return 0;  // no slices, or all norms 0
-  std::vector<int64_t> rescaled;
-  if (p.inner == 1) {
+  const SliceSplit split(p.outer, p.reduce, p.inner);
+  std::vector<int64_t> rescaled(static_cast<size_t>(split.tasks), 0);
+  if (split.rows()) {
     const auto rows = RDF_ACTIVE_ISA_KERNEL(max_norm_rows);
-    const int64_t per_task = std::max<int64_t>(1, kPenaltyTaskElems / p.reduce);
-    rescaled.assign(static_cast<size_t>((p.outer + per_task - 1) / per_task), 0);
-    run_tasks(static_cast<int64_t>(rescaled.size()), [&](int64_t t) {
-      const int64_t a0 = t * per_task;
-      rescaled[static_cast<size_t>(t)] = rows(p, a0, std::min(p.outer, a0 + per_task));
+    run_tasks(split.tasks, [&](int64_t t) {
+      int64_t a0, a1, b0, b1;
+      split.task(t, a0, a1, b0, b1);
+      rescaled[static_cast<size_t>(t)] = rows(p, a0, a1);
     });
   } else {
     const auto columns = RDF_ACTIVE_ISA_KERNEL(max_norm_columns);
-    int64_t width = std::max<int64_t>(kSumLanes, kPenaltyTaskElems / p.reduce);
-    width = (width + kSumLanes - 1) / kSumLanes * kSumLanes;
-    width = std::min(width, p.inner);
-    const int64_t bands = (p.inner + width - 1) / width;
-    const int64_t blocks_per_task =
-        bands > 1 ? 1 : std::max<int64_t>(1, kPenaltyTaskElems / (p.reduce * p.inner));
-    const int64_t block_tasks = (p.outer + blocks_per_task - 1) / blocks_per_task;
-    rescaled.assign(static_cast<size_t>(block_tasks * bands), 0);
-    run_tasks(static_cast<int64_t>(rescaled.size()), [&](int64_t t) {
-      const int64_t a0 = t / bands * blocks_per_task, b0 = (t % bands) * width;
-      const int64_t a1 = std::min(p.outer, a0 + blocks_per_task), b1 = std::min(p.inner, b0 + width);
-      std::vector<double> scratch(static_cast<size_t>((kSumLanes + 1) * (b1 - b0)));  // lane sums, factors
+    run_tasks(split.tasks, [&](int64_t t) {
+      int64_t a0, a1, b0, b1;
+      split.task(t, a0, a1, b0, b1);
+      std::vector<double> scratch(static_cast<size_t>(split.scratch()));  // lane sums, factors
       int64_t count = 0;
       for (int64_t a = a0; a < a1; ++a) count += columns(p, a, b0, b1, scratch.data());
       rescaled[static_cast<size_t>(t)] = count;

@@ -14,6 +14,7 @@
 
 #include "../common/constraint_element.h"
 #include "../common/dtypes.h"
+#include "../common/penalty_element.h"
 
 namespace rdf {
 namespace cpu {
@@ -36,6 +37,11 @@ struct StridedWalk {
 // One parameter of penalty_grad / penalty: the gradient (same dtype and size) is null for the value only.
 // grad_layout is null when the gradient is C-contiguous (the parameter always is: a parameter that is only
 // read and not C-contiguous is read from a C-contiguous copy).
+// group != 0 adds the group_l1 term over the groups of the parameter viewed as (outer, reduce, inner), group
+// (a, b) being w[a, :, b] (max_norm's slices; the Python layer hands in a permuted copy of the parameter, and
+// the gradient's matching permuted view, when the reduced axes are not adjacent). Such an item is not part
+// of the concatenation: its tasks hold whole groups (SliceSplit), each group's norm, its other terms and its
+// gradient in one pass while the group is in cache.
 struct PenaltyItem {
   DType dtype;
   int64_t n;
@@ -44,6 +50,26 @@ struct PenaltyItem {
   double l1;
   double l2;
   const StridedWalk* grad_layout;
+  double group = 0.0;
+  int64_t outer = 0, reduce = 0, inner = 0;
+};
+
+// How the slices of a (outer, reduce, inner) view are cut into tasks of about kPenaltyTaskElems elements
+// holding whole slices (max_norm, and the group items of penalty_grad): runs of rows [a0, a1) when slices are
+// contiguous (inner == 1); else column bands [b0, b1) of one outer block, at least kSumLanes columns wide (a
+// multiple of it unless it is all of them), or runs of whole outer blocks [a0, a1) when one band spans all
+// columns. Fixed by the sizes alone, so sums come out the same on any thread count.
+struct SliceSplit {
+  int64_t outer, reduce, inner;
+  int64_t per_task = 1;                       // rows per task (inner == 1)
+  int64_t width = 0, bands = 0, blocks_per_task = 1;  // inner > 1
+  int64_t tasks = 0;                          // 0 when there are no slices or every slice is empty
+  SliceSplit(int64_t o, int64_t r, int64_t i);
+  bool rows() const { return inner == 1; }
+  // Task t's rows [a0, a1), or its blocks [a0, a1) and columns [b0, b1).
+  void task(int64_t t, int64_t& a0, int64_t& a1, int64_t& b0, int64_t& b1) const;
+  // Doubles of scratch a column task needs (lane sums and one factor per column).
+  int64_t scratch() const { return (kSumLanes + 1) * width; }
 };
 
 // One parameter updated in place by prox_l1 (coef = threshold) or decay (coef = factor). layout is null
@@ -70,8 +96,10 @@ struct MaxNormProblem {
   NormBounds bounds;
 };
 
-// grad += l1 * sign(w) + l2 * w for every item with a grad (terms with a zero coefficient omitted, items
-// with both zero untouched); returns sum over items of l1 * sum|w| + (l2 / 2) * sum w^2.
+// grad += l1 * sign(w) + l2 * w (+ group * w_g / ||w_g|| for group items, penalty_element.h) for every item with
+// a grad (terms with a zero coefficient omitted, items with all zero untouched); returns the sum over items
+// of l1 * sum|w| + (l2 / 2) * sum w^2 (+ group * sum_g ||w_g||): the concatenation's tasks in order, then each
+// group item's tasks in order, items in list order.
 double penalty_grad(const PenaltyItem* items, int64_t count);
 // w = sign(w) * max(|w| - threshold, 0); returns the number of exact zeros left in all items.
 int64_t prox_l1(const UpdateItem* items, int64_t count);

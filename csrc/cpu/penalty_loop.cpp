@@ -363,11 +363,168 @@ int64_t max_norm_columns_typed(const MaxNormProblem& p, int64_t a, int64_t b0, i
   return rescaled;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// penalty_grad / penalty with a group_l1 term (penalty_driver.h: group items), one task of whole groups.
+// Each group is read twice while it is in cache: once for its norm (max_norm's lanes, so the norm is the
+// same bits as max_norm's) and the other terms' sums, once for the gradient update; the value sums run in
+// group order. A strided gradient is reached through its walk over each run of consecutive logical indices.
+
+// Calls f(j, g_j) for the gradient elements of logical indices [begin, end) (j = index - begin).
+template <class T, class F>
+inline void grad_run(const PenaltyItem& it, int64_t begin, int64_t end, F f) {
+  T* g = static_cast<T*>(it.grad);
+  if (it.grad_layout == nullptr) {
+    for (int64_t k = begin; k < end; ++k) f(k - begin, g[k]);
+    return;
+  }
+  walk_strided(*it.grad_layout, begin, end, [&](int64_t k, int64_t offset) { f(k - begin, g[offset]); });
+}
+
+template <PenaltyTerms kTerms, bool kGrad, class T>
+double group_rows(const PenaltyItem& it, int64_t a0, int64_t a1) {
+  using C = compute_t<T>;
+  using V = vec_t<T>;
+  const int64_t r = it.reduce;
+  const C c1 = static_cast<C>(it.l1), c2 = static_cast<C>(it.l2);
+  const V c1v = splat<V>(c1), c2v = splat<V>(c2);
+  double s1 = 0.0, s2 = 0.0, norms = 0.0;
+  // The gradient's row is fetched while the norm is summed (a row is a few KiB: the two streams would
+  // otherwise take turns, each restarting the hardware prefetcher at every row).
+  T* const g_base = kGrad && it.grad_layout == nullptr ? static_cast<T*>(it.grad) : nullptr;
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+  for (int64_t a = a0; a < a1; ++a) {
+    const T* w = static_cast<const T*>(it.param) + a * r;
+    SumLanes sq, ab;
+    int64_t k = 0;
+    for (; k + kL <= r; k += kL) {
+      if (g_base != nullptr)
+        for (int64_t c = 0; c < kL; c += kLine) __builtin_prefetch(g_base + a * r + k + c, 1);
+      for (int q = 0; q < kL / vec_lanes<T>(); ++q) {
+        const V x = load_vec(w + k + q * vec_lanes<T>());
+        sq.add(x, q, SquareOf());
+        if (has_l1(kTerms)) ab.add(x, q, AbsOf());
+      }
+    }
+    double lq[kL], la[kL];
+    sq.spill(lq);
+    ab.spill(la);
+    for (int l = 0; k + l < r; ++l) {
+      const double xd = static_cast<double>(load(w[k + l]));
+      lq[l] += square_contribution(xd);
+      if (has_l1(kTerms)) la[l] += abs_contribution(xd);
+    }
+    const double s = fold_lanes(lq), norm = std::sqrt(s);
+    s2 += s;
+    if (has_l1(kTerms)) s1 += fold_lanes(la);
+    norms += norm;
+    if (!kGrad) continue;
+    const bool grouped = group_term_applies(norm);
+    if (!grouped && kTerms == PenaltyTerms::kNone) continue;
+    const C f = static_cast<C>(group_grad_factor(it.group, norm));
+    if (it.grad_layout == nullptr) {
+      T* g = static_cast<T*>(it.grad) + a * r;
+      const V fv = splat<V>(f);
+      int64_t j = 0;
+      for (; j + vec_lanes<T>() <= r; j += vec_lanes<T>()) {
+        const V x = load_vec(w + j), gv = load_vec(g + j);
+        if (grouped)
+          store_vec(g + j, penalty_group_grad_value<kTerms>(x, gv, c1v, c2v, fv));
+        else if constexpr (kTerms != PenaltyTerms::kNone)
+          store_vec(g + j, penalty_grad_value<kTerms>(x, gv, c1v, c2v));
+      }
+      for (; j < r; ++j) penalty_group_grad_element<kTerms>(w[j], g[j], c1, c2, f, grouped);
+    } else {
+      grad_run<T>(it, a * r, a * r + r,
+                  [&](int64_t j, T& g) { penalty_group_grad_element<kTerms>(w[j], g, c1, c2, f, grouped); });
+    }
+  }
+  return penalty_group_value(kTerms, it.l1, it.l2, it.group, s1, s2, norms);
+}
+
+// Columns [b0, b1) of outer blocks [a0, a1): max_norm_columns_typed's lane sums (acc, kL * width doubles,
+// lane-major) and then each column's factor (factor, width doubles; kLeaveSlice: no group term).
+template <PenaltyTerms kTerms, bool kGrad, class T>
+double group_columns(const PenaltyItem& it, int64_t a0, int64_t a1, int64_t b0, int64_t b1, double* acc,
+                     double* factor) {
+  using C = compute_t<T>;
+  const int64_t width = b1 - b0, r = it.reduce, inner = it.inner;
+  const C c1 = static_cast<C>(it.l1), c2 = static_cast<C>(it.l2);
+  double s1 = 0.0, s2 = 0.0, norms = 0.0;
+  for (int64_t a = a0; a < a1; ++a) {
+    const int64_t first = a * r * inner + b0;  // logical index of column b0's element k = 0
+    const T* block = static_cast<const T*>(it.param) + first;
+    for (int64_t j = 0; j < kL * width; ++j) acc[j] = 0.0;
+    for (int64_t k = 0; k < r; ++k) {
+      const T* row = block + k * inner;
+      double* lane = acc + (k % kL) * width;
+      for (int64_t j = 0; j < width; ++j) {
+        const double xd = static_cast<double>(load(row[j]));
+        lane[j] += square_contribution(xd);
+        if (has_l1(kTerms)) s1 += abs_contribution(xd);
+      }
+    }
+    for (int h = kL / 2; h >= 1; h /= 2)
+      for (int l = 0; l < h; ++l)
+        for (int64_t j = 0; j < width; ++j) acc[l * width + j] += acc[(l + h) * width + j];
+    bool writes = kTerms != PenaltyTerms::kNone;
+    for (int64_t j = 0; j < width; ++j) {
+      const double norm = std::sqrt(acc[j]);
+      s2 += acc[j];
+      norms += norm;
+      const bool grouped = group_term_applies(norm);
+      factor[j] = grouped ? group_grad_factor(it.group, norm) : kLeaveSlice;
+      writes = writes || grouped;
+    }
+    if (!kGrad || !writes) continue;
+    for (int64_t k = 0; k < r; ++k) {
+      const T* row = block + k * inner;
+      grad_run<T>(it, first + k * inner, first + k * inner + width, [&](int64_t j, T& g) {
+        const bool grouped = factor[j] != kLeaveSlice;
+        penalty_group_grad_element<kTerms>(row[j], g, c1, c2, static_cast<C>(grouped ? factor[j] : 0.0), grouped);
+      });
+    }
+  }
+  return penalty_group_value(kTerms, it.l1, it.l2, it.group, s1, s2, norms);
+}
+
+template <PenaltyTerms kTerms, bool kGrad, class T>
+double group_task(const PenaltyItem& it, int64_t a0, int64_t a1, int64_t b0, int64_t b1, double* scratch) {
+  if (it.inner == 1) return group_rows<kTerms, kGrad, T>(it, a0, a1);
+  return group_columns<kTerms, kGrad, T>(it, a0, a1, b0, b1, scratch, scratch + kL * (b1 - b0));
+}
+
+template <class T>
+double group_task_terms(const PenaltyItem& it, int64_t a0, int64_t a1, int64_t b0, int64_t b1, double* scratch) {
+  const bool g = it.grad != nullptr;
+  switch (penalty_terms(it.l1, it.l2)) {
+    case PenaltyTerms::kL1L2:
+      return g ? group_task<PenaltyTerms::kL1L2, true, T>(it, a0, a1, b0, b1, scratch)
+               : group_task<PenaltyTerms::kL1L2, false, T>(it, a0, a1, b0, b1, scratch);
+    case PenaltyTerms::kL1:
+      return g ? group_task<PenaltyTerms::kL1, true, T>(it, a0, a1, b0, b1, scratch)
+               : group_task<PenaltyTerms::kL1, false, T>(it, a0, a1, b0, b1, scratch);
+    case PenaltyTerms::kL2:
+      return g ? group_task<PenaltyTerms::kL2, true, T>(it, a0, a1, b0, b1, scratch)
+               : group_task<PenaltyTerms::kL2, false, T>(it, a0, a1, b0, b1, scratch);
+    case PenaltyTerms::kNone:
+      break;
+  }
+  return g ? group_task<PenaltyTerms::kNone, true, T>(it, a0, a1, b0, b1, scratch)
+           : group_task<PenaltyTerms::kNone, false, T>(it, a0, a1, b0, b1, scratch);
+}
+
 }  // namespace
 
 double penalty_grad_range(const PenaltyItem& item, int64_t begin, int64_t end) {
   return dispatch_dtype(item.dtype,
                         [&](auto tag) { return grad_segment_terms<decltype(tag)>(item, begin, end); });
+}
+
+double penalty_group_range(const PenaltyItem& item, int64_t a0, int64_t a1, int64_t b0, int64_t b1,
+                           double* scratch) {
+  return dispatch_dtype(item.dtype, [&](auto tag) {
+    return group_task_terms<decltype(tag)>(item, a0, a1, b0, b1, scratch);
+  });
 }
 
 int64_t prox_l1_range(const UpdateItem& item, int64_t begin, int64_t end) {

@@ -13,7 +13,8 @@
 namespace rdf {
 namespace cuda {
 
-using Stream = void*;  // cudaStream_t, kept opaque so the bindings need no CUDA headers
+using Stream = void*;
+constexpr int kMaxWalkDims = 32;  // axes of a walked layout once collapsed (the Python layer checks)  // cudaStream_t, kept opaque so the bindings need no CUDA headers
 
 // The strides shared by a dropout call's input and output, in elements: a dense, non-overlapping array of
 // ndim <= kMaxLayoutDims axes (csrc/common/strided_layout.h); null for C-contiguous arrays. The mask and the
@@ -77,9 +78,33 @@ void max_norm(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, d
 // op group_shrink), as max_norm.
 void norm_constraint(DType dt, void* w, int64_t outer, int64_t reduce, int64_t inner, const NormBounds& bounds,
                      int64_t* slots, int64_t slot_capacity, int64_t* out, int device, Stream stream);
+// penalty_grad / penalty with a group_l1 term (penalty_element.h) on one C-contiguous array viewed as
+// (outer, reduce, inner), groups w[a, :, b]: g (null: the value only) updated with every term, the value
+// l1*sum|w| + (l2/2)*sum w^2 + group*sum_g ||w_g|| into the 0-d `out`; `slots` as max_norm's.
+void penalty_group(DType dt, const void* w, void* g, int64_t outer, int64_t reduce, int64_t inner, double l1,
+                   double l2, double group, double* slots, int64_t slot_capacity, double* out, int device,
+                   Stream stream);
 // non_neg on a list (negative elements -> +0), the count of negatives into `out`, slots as prox_l1's.
 void non_neg(const ListItem* items, int64_t count, int64_t* slots, int64_t slot_capacity, int64_t* out,
              int device, Stream stream);
+
+// A written array that is not one dense block (a slice, a strided view), walked element by element in the C
+// order of its collapsed layout (size-1 axes dropped, axes merged where they continue each other in memory):
+// element i at a + sum(i_d * stride[d]) elements, strides of either sign.
+struct WalkLayout {
+  int ndim;
+  int64_t shape[kMaxWalkDims];
+  int64_t stride[kMaxWalkDims];
+};
+// prox_l1 (coef: threshold; counts zeros), decay (coef: factor) or non_neg (counts negatives) on one walked
+// array; the count (0 for decay) into the 0-d int64 `out`; `slots` as max_norm's.
+enum class WalkOp : int { kProxL1 = 0, kDecay = 1, kNonNeg = 2 };
+void walk_update(WalkOp op, DType dt, void* a, const WalkLayout& layout, double coef, int64_t* slots,
+                 int64_t slot_capacity, int64_t* out, int device, Stream stream);
+// penalty_grad on one walked gradient g whose parameter w is C-contiguous in the walk's order: g updated, the
+// value l1*sum|w| + (l2/2)*sum w^2 into the 0-d float64 `out`.
+void walk_penalty(DType dt, const void* w, void* g, const WalkLayout& layout, double l1, double l2, double* slots,
+                  int64_t slot_capacity, double* out, int device, Stream stream);
 
 int device_count();                  // 0 when there is no driver or no device
 const char* device_name(int device);  // name of device `device`

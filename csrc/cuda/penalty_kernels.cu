@@ -390,6 +390,218 @@ __global__ void __launch_bounds__(kNormThreads) max_norm_columns_kernel(T* w, in
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// penalty_grad / penalty with a group_l1 term on one array: max_norm's tiles and norms (the same lanes, so the
+// same bits as the CPU's), then each group's gradient update with the factor of penalty_element.h
+// (group_grad_factor; kLeaveSlice: no group term, a group of norm 0). Besides the lanes, every thread keeps
+// float64 sums of |w| and w * w over the elements it reads and of the norms it decides; the block adds them
+// in its fixed tree order and writes its value into its slot (as the list kernels' values, the grouping
+// differs from the CPU's: agreement within a few roundings).
+
+// The terms are a run-time value here (uniform across the grid): one kernel per dtype and view keeps the
+// build time of this file in bounds, and the branch costs nothing next to the group's memory traffic.
+template <class T>
+__device__ __forceinline__ void group_update(PenaltyTerms terms, const T* w, T* g, int64_t i, compute_t<T> c1,
+                                             compute_t<T> c2, double factor) {
+  const bool grouped = factor != kLeaveSlice;
+  const auto f = static_cast<compute_t<T>>(grouped ? factor : 0.0);
+  switch (terms) {
+    case PenaltyTerms::kL1L2:
+      penalty_group_grad_element<PenaltyTerms::kL1L2>(w[i], g[i], c1, c2, f, grouped);
+      break;
+    case PenaltyTerms::kL1:
+      penalty_group_grad_element<PenaltyTerms::kL1>(w[i], g[i], c1, c2, f, grouped);
+      break;
+    case PenaltyTerms::kL2:
+      penalty_group_grad_element<PenaltyTerms::kL2>(w[i], g[i], c1, c2, f, grouped);
+      break;
+    case PenaltyTerms::kNone:
+      penalty_group_grad_element<PenaltyTerms::kNone>(w[i], g[i], c1, c2, f, grouped);
+      break;
+  }
+}
+
+// One thread per slice: the fold, the norm added to the thread's sum, the factor.
+__device__ __forceinline__ double group_decide(bool valid, double* slice_lanes, double c, double& norms) {
+  if (!valid) return kLeaveSlice;
+  const double norm = sqrt(fold_lanes(slice_lanes));
+  norms += norm;
+  return group_term_applies(norm) ? group_grad_factor(c, norm) : kLeaveSlice;
+}
+
+__device__ __forceinline__ void group_block_value(PenaltyTerms terms, double s1, double s2, double norms, double l1,
+                                                  double l2, double c, double* shared, double* slots) {
+  s1 = block_sum<kNormThreads>(s1, shared);
+  s2 = block_sum<kNormThreads>(s2, shared);
+  norms = block_sum<kNormThreads>(norms, shared);
+  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_group_value(terms, l1, l2, c, s1, s2, norms);
+}
+
+// g null: the value only.
+template <class T>
+__global__ void __launch_bounds__(kNormThreads)
+    penalty_group_rows_kernel(const T* w, T* g, int64_t outer, int64_t reduce, double l1, double l2, double c,
+                              double* slots) {
+  __shared__ double lanes[kRowsPerTile][kSumLanes];
+  __shared__ double factors[kRowsPerTile];
+  __shared__ double shared[kNormThreads];
+  using C = compute_t<T>;
+  const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const PenaltyTerms terms = penalty_terms(l1, l2);
+  const bool with_l1 = has_l1(terms);
+  const int lane = static_cast<int>(threadIdx.x) % kSumLanes;
+  const int r = static_cast<int>(threadIdx.x) / kSumLanes;
+  const int64_t tiles = (outer + kRowsPerTile - 1) / kRowsPerTile;
+  double s1 = 0.0, s2 = 0.0, norms = 0.0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t a = tile * kRowsPerTile + r;
+    const bool valid = a < outer;
+    const int64_t row = valid ? a * reduce : 0;
+    double acc = 0.0;
+    if (valid) {
+      for (int64_t k = lane; k < reduce; k += kSumLanes) {
+        const double x = static_cast<double>(load(w[row + k]));
+        acc += square_contribution(x);
+        if (with_l1) s1 += abs_contribution(x);
+      }
+    }
+    s2 += acc;
+    lanes[r][lane] = acc;
+    __syncthreads();
+    if (lane == 0) factors[r] = group_decide(valid, lanes[r], c, norms);
+    __syncthreads();
+    const double factor = factors[r];
+    if (g != nullptr && valid && (factor != kLeaveSlice || terms != PenaltyTerms::kNone))
+      for (int64_t k = lane; k < reduce; k += kSumLanes) group_update(terms, w, g, row + k, c1, c2, factor);
+  }
+  group_block_value(terms, s1, s2, norms, l1, l2, c, shared, slots);
+}
+
+template <class T>
+__global__ void __launch_bounds__(kNormThreads)
+    penalty_group_columns_kernel(const T* w, T* g, int64_t outer, int64_t reduce, int64_t inner, double l1,
+                                 double l2, double c, double* slots) {
+  __shared__ double lanes[kColsPerTile][kSumLanes + 1];
+  __shared__ double factors[kColsPerTile];
+  __shared__ double shared[kNormThreads];
+  using C = compute_t<T>;
+  const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const PenaltyTerms terms = penalty_terms(l1, l2);
+  const bool with_l1 = has_l1(terms);
+  const int col = static_cast<int>(threadIdx.x) % kColsPerTile;
+  const int group = static_cast<int>(threadIdx.x) / kColsPerTile;
+  const int64_t col_tiles = (inner + kColsPerTile - 1) / kColsPerTile;
+  const int64_t tiles = outer * col_tiles;
+  double s1 = 0.0, s2 = 0.0, norms = 0.0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t a = tile / col_tiles;
+    const int64_t b = (tile % col_tiles) * kColsPerTile + col;
+    const bool valid = b < inner;
+    const int64_t first = valid ? a * reduce * inner + b : 0;
+#pragma unroll
+    for (int j = 0; j < kLanesPerThread; ++j) {
+      const int l = group + j * kLaneGroups;
+      double acc = 0.0;
+      if (valid) {
+        for (int64_t k = l; k < reduce; k += kSumLanes) {
+          const double x = static_cast<double>(load(w[first + k * inner]));
+          acc += square_contribution(x);
+          if (with_l1) s1 += abs_contribution(x);
+        }
+      }
+      s2 += acc;
+      lanes[col][l] = acc;
+    }
+    __syncthreads();
+    if (group == 0) factors[col] = group_decide(valid, lanes[col], c, norms);
+    __syncthreads();
+    const double factor = factors[col];
+    if (g != nullptr && valid && (factor != kLeaveSlice || terms != PenaltyTerms::kNone))
+      for (int64_t k = group; k < reduce; k += kLaneGroups)
+        group_update(terms, w, g, first + k * inner, c1, c2, factor);
+  }
+  group_block_value(terms, s1, s2, norms, l1, l2, c, shared, slots);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// arrays that are not one dense block (entry_points.h: WalkLayout), one array per launch: a grid-stride loop
+// over the logical index, each element's offset from its index, the same element bodies as the list kernels.
+
+constexpr int kWalkBlocks = kMaxNormBlocks;
+
+__device__ __forceinline__ int64_t walk_offset(const WalkLayout& L, int64_t i) {
+  int64_t offset = 0;
+  for (int d = L.ndim - 1; d >= 0; --d) {
+    offset += (i % L.shape[d]) * L.stride[d];
+    i /= L.shape[d];
+  }
+  return offset;
+}
+
+template <WalkOp kOp, class T>
+__global__ void __launch_bounds__(kListThreads)
+    walk_update_kernel(T* a, const __grid_constant__ WalkLayout L, int64_t n, double coef, Count* slots) {
+  __shared__ Count shared[kListThreads];
+  using C = compute_t<T>;
+  const C c = static_cast<C>(kOp == WalkOp::kDecay ? decay_multiplier(coef) : coef);
+  Count count = 0;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * kListThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kListThreads + threadIdx.x; i < n; i += step) {
+    T& x = a[walk_offset(L, i)];
+    if constexpr (kOp == WalkOp::kProxL1)
+      count += soft_threshold_element(x, c) ? 1 : 0;
+    else if constexpr (kOp == WalkOp::kNonNeg)
+      count += non_neg_element(x) ? 1 : 0;
+    else
+      decay_element(x, c);
+  }
+  count = block_sum<kListThreads>(count, shared);
+  if (threadIdx.x == 0) slots[blockIdx.x] = count;
+}
+
+// The terms at run time (uniform), as in the group kernels: one kernel per dtype.
+template <class T>
+__global__ void __launch_bounds__(kListThreads)
+    walk_penalty_kernel(const T* w, T* g, const __grid_constant__ WalkLayout L, int64_t n, double l1, double l2,
+                        double* slots) {
+  __shared__ double shared[kListThreads];
+  using C = compute_t<T>;
+  const C c1 = static_cast<C>(l1), c2 = static_cast<C>(l2);
+  const PenaltyTerms terms = penalty_terms(l1, l2);
+  double s1 = 0.0, s2 = 0.0;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * kListThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kListThreads + threadIdx.x; i < n; i += step) {
+    T& gi = g[walk_offset(L, i)];
+    switch (terms) {
+      case PenaltyTerms::kL1L2:
+        add_value<PenaltyTerms::kL1L2>(w[i], s1, s2);
+        penalty_grad_element<PenaltyTerms::kL1L2>(w[i], gi, c1, c2);
+        break;
+      case PenaltyTerms::kL1:
+        add_value<PenaltyTerms::kL1>(w[i], s1, s2);
+        penalty_grad_element<PenaltyTerms::kL1>(w[i], gi, c1, c2);
+        break;
+      case PenaltyTerms::kL2:
+        add_value<PenaltyTerms::kL2>(w[i], s1, s2);
+        penalty_grad_element<PenaltyTerms::kL2>(w[i], gi, c1, c2);
+        break;
+      case PenaltyTerms::kNone:
+        break;
+    }
+  }
+  s1 = block_sum<kListThreads>(s1, shared);
+  s2 = block_sum<kListThreads>(s2, shared);
+  if (threadIdx.x == 0) slots[blockIdx.x] = penalty_segment_value(terms, l1, l2, s1, s2);
+}
+
+int64_t walk_blocks(const WalkLayout& L, int64_t& n) {
+  if (L.ndim < 0 || L.ndim > kMaxWalkDims) throw std::invalid_argument("regdrop_fast CUDA: walk layout of bad rank");
+  n = 1;
+  for (int d = 0; d < L.ndim; ++d) n *= L.shape[d];
+  const int64_t blocks = (n + 16 * kListThreads - 1) / (16 * kListThreads);
+  return blocks < kWalkBlocks ? blocks : kWalkBlocks;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // host side
 
 void check_capacity(int64_t needed, int64_t capacity) {
@@ -499,6 +711,82 @@ void norm_constraint(DType dt, void* w, int64_t outer, int64_t reduce, int64_t i
   }
   sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, blocks, reinterpret_cast<Count*>(out));
   check_launch("max_norm sum launch", s);
+}
+
+void penalty_group(DType dt, const void* w, void* g, int64_t outer, int64_t reduce, int64_t inner, double l1,
+                   double l2, double group, double* slots, int64_t slot_capacity, double* out, int device,
+                   Stream stream) {
+  if (outer < 0 || reduce < 0 || inner < 0) throw std::invalid_argument("regdrop_fast CUDA: negative group shape");
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  int64_t blocks = 0;
+  if (outer > 0 && reduce > 0 && inner > 0) {  // else: no groups, or every group empty (value 0)
+    const int64_t tiles = inner == 1 ? (outer + kRowsPerTile - 1) / kRowsPerTile
+                                     : outer * ((inner + kColsPerTile - 1) / kColsPerTile);
+    blocks = tiles < kMaxNormBlocks ? tiles : kMaxNormBlocks;
+    check_capacity(blocks, slot_capacity);
+    const auto grid = static_cast<unsigned int>(blocks);
+    dispatch_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      const T* wp = static_cast<const T*>(w);
+      T* gp = static_cast<T*>(g);
+      if (inner == 1)
+        penalty_group_rows_kernel<T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, l1, l2, group, slots);
+      else
+        penalty_group_columns_kernel<T><<<grid, kNormThreads, 0, s>>>(wp, gp, outer, reduce, inner, l1, l2, group,
+                                                                      slots);
+    });
+    check_launch("penalty group kernel launch", s);
+  }
+  sum_slots_kernel<double><<<1, kReduceThreads, 0, s>>>(slots, blocks, out);
+  check_launch("penalty group sum launch", s);
+}
+
+void walk_update(WalkOp op, DType dt, void* a, const WalkLayout& layout, double coef, int64_t* slots,
+                 int64_t slot_capacity, int64_t* out, int device, Stream stream) {
+  int64_t n;
+  const int64_t blocks = walk_blocks(layout, n);
+  check_capacity(blocks, slot_capacity);
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  auto* counts = reinterpret_cast<Count*>(slots);
+  if (blocks > 0) {
+    const auto grid = static_cast<unsigned int>(blocks);
+    dispatch_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      T* data = static_cast<T*>(a);
+      if (op == WalkOp::kProxL1)
+        walk_update_kernel<WalkOp::kProxL1, T><<<grid, kListThreads, 0, s>>>(data, layout, n, coef, counts);
+      else if (op == WalkOp::kNonNeg)
+        walk_update_kernel<WalkOp::kNonNeg, T><<<grid, kListThreads, 0, s>>>(data, layout, n, coef, counts);
+      else
+        walk_update_kernel<WalkOp::kDecay, T><<<grid, kListThreads, 0, s>>>(data, layout, n, coef, counts);
+    });
+    check_launch("walk kernel launch", s);
+  }
+  sum_slots_kernel<Count><<<1, kReduceThreads, 0, s>>>(counts, blocks, reinterpret_cast<Count*>(out));
+  check_launch("walk sum launch", s);
+}
+
+void walk_penalty(DType dt, const void* w, void* g, const WalkLayout& layout, double l1, double l2, double* slots,
+                  int64_t slot_capacity, double* out, int device, Stream stream) {
+  int64_t n;
+  const int64_t blocks = penalty_terms(l1, l2) == PenaltyTerms::kNone ? 0 : walk_blocks(layout, n);
+  check_capacity(blocks, slot_capacity);
+  DeviceGuard guard(device);
+  auto s = static_cast<cudaStream_t>(stream);
+  if (blocks > 0) {
+    const auto grid = static_cast<unsigned int>(blocks);
+    dispatch_dtype(dt, [&](auto tag) {
+      using T = decltype(tag);
+      const T* wp = static_cast<const T*>(w);
+      T* gp = static_cast<T*>(g);
+      walk_penalty_kernel<T><<<grid, kListThreads, 0, s>>>(wp, gp, layout, n, l1, l2, slots);
+    });
+    check_launch("walk penalty kernel launch", s);
+  }
+  sum_slots_kernel<double><<<1, kReduceThreads, 0, s>>>(slots, blocks, out);
+  check_launch("walk penalty sum launch", s);
 }
 
 }  // namespace cuda

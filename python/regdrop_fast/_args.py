@@ -301,6 +301,13 @@ def axes(axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def axis_items(axis) -> None:
+    """An axis argument that no array uses (group_l1 zero for every array): its type only, as axes checks it."""
+    for a in axis if isinstance(axis, (tuple, list)) else (axis,):
+        if not _is_int(a):
+            raise TypeError(f"axis: expected an int or a tuple of ints, got {type(a).__name__}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The raw generator
 

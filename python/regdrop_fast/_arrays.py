@@ -347,6 +347,27 @@ class DeviceArray:
             c[...] = self.obj
             return wrap(c)
 
+    def span(self) -> tuple[int, int]:
+        """The bytes [lo, hi) from this array's lowest to past its highest element (strides of either sign)."""
+        if self.size == 0:
+            return self.ptr, self.ptr
+        low = sum((d - 1) * s for d, s in zip(self.shape, self.strides) if s < 0)
+        high = sum((d - 1) * s for d, s in zip(self.shape, self.strides) if s > 0)
+        return self.ptr + low * self.dtype.itemsize, self.ptr + (high + 1) * self.dtype.itemsize
+
+    def reordered_copy(self, perm, flipped):
+        """A C-contiguous copy of this array flipped on the axes marked in `flipped`, then transposed to perm
+        (device_memory_order's view of another array of this shape), in this array's library."""
+        if self.lib == "torch":
+            dims = [k for k, f in enumerate(flipped) if f]
+            t = self.obj.detach()
+            return (t.flip(dims) if dims else t).permute(perm).contiguous()
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            v = self.obj[tuple(slice(None, None, -1) if f else slice(None) for f in flipped)]
+            return cupy.ascontiguousarray(cupy.transpose(v, perm))
+
     @property
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
@@ -535,6 +556,49 @@ def device_out(out, like: DeviceArray) -> DeviceArray:
 
 
 def written_device(d: DeviceArray, name: str) -> DeviceArray:
-    if not d.contiguous:
-        raise ValueError(f"{name}: must be C-contiguous (it is modified in place)")
+    """A CUDA array modified in place: any layout whose elements do not overlap each other (as host arrays)."""
+    if not d.contiguous and self_overlapping(d.shape, [abs(s) for s in d.strides]):
+        raise self_overlap_error(name)
     return d
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CUDA arrays modified in place in any layout: one dense block in memory order, or a walk of the kernels
+
+
+def device_memory_order(d: DeviceArray) -> tuple[tuple[int, ...], tuple[bool, ...], int] | None:
+    """(perm, flipped, low) when d is dense in some memory order (memory_order's convention: flipped on the
+    axes of negative stride, then transposed to perm, it is C-contiguous), low the element offset of its
+    lowest element from d.ptr; None when it is not dense."""
+    shape, strides = d.shape, d.strides
+    flipped = tuple(s < 0 and n > 1 for n, s in zip(shape, strides))
+    perm = tuple(sorted(range(len(shape)), key=lambda k: (-abs(strides[k]) if shape[k] > 1 else 0, k)))
+    expected = 1
+    for k in reversed(perm):
+        if shape[k] > 1 and abs(strides[k]) != expected:
+            return None
+        expected *= shape[k]
+    low = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0 and n > 1)
+    return perm, flipped, low
+
+
+def walk_layout(d: DeviceArray) -> tuple[list[int], list[int]]:
+    """d's layout for the kernels' walk (csrc/cuda/entry_points.h WalkLayout): C order kept, size-1 axes dropped,
+    an axis merged into the one before it when that one steps exactly over it (ValueError beyond
+    MAX_WALK_DIMS axes)."""
+    shape: list[int] = []
+    strides: list[int] = []
+    for n, s in zip(d.shape, d.strides):
+        if n == 1:
+            continue
+        if shape and strides[-1] == s * n:
+            shape[-1] *= n
+            strides[-1] = s
+            continue
+        shape.append(n)
+        strides.append(s)
+    most = _native.cuda_kernels("w").MAX_WALK_DIMS
+    if len(shape) > most:
+        raise ValueError(f"a CUDA array modified in place with more than {most} axes that do not merge: copy it "
+                         "to a contiguous array")
+    return shape, strides

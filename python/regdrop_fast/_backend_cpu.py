@@ -135,9 +135,31 @@ def _checked(result, params, grads=None):
 def penalty_grad(call) -> float:
     """penalty_grad (call.grads given) or penalty: the value as a Python float."""
     n = len(call.params)
-    value = _native.core.penalty_grad(call.params, call.grads, _args.per_array(call.l1, n),
-                                      _args.per_array(call.l2, n), _dtypes.TYPE_NUMS)
-    return _checked(value, call.params, call.grads)
+    l1, l2 = _args.per_array(call.l1, n), _args.per_array(call.l2, n)
+    if call.group is None:
+        value = _native.core.penalty_grad(call.params, call.grads, l1, l2, _dtypes.TYPE_NUMS)
+        return _checked(value, call.params, call.grads)
+    params, grads, views = _group_arrays(call)
+    value = _native.core.penalty_grad(params, grads, l1, l2, _dtypes.TYPE_NUMS, np.asarray(call.group, np.float64),
+                                      views)
+    return _checked(value, params, grads)
+
+
+def _group_arrays(call):
+    """The lists the kernels read for a call with a group_l1 term (already checked by _lists in Python) and the
+    (outer, reduce, inner) of each array: an array whose reduced axes are not adjacent as a C-contiguous copy
+    permuted to its GroupView's order, its gradient as the matching permuted view (written where it is)."""
+    params, grads = list(call.params), None if call.grads is None else list(call.grads)
+    views = np.zeros((len(params), 3), np.int64)
+    for i, v in enumerate(call.views):
+        if v is None:
+            continue
+        views[i] = (v.outer, v.reduce, v.inner)
+        if v.order is not None:
+            params[i] = np.ascontiguousarray(np.transpose(params[i], v.order))
+            if grads is not None:
+                grads[i] = np.transpose(grads[i], v.order)
+    return params, grads, views
 
 
 def prox_l1(call) -> int:

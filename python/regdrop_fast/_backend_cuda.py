@@ -174,6 +174,35 @@ def _columns(arrays):
     return [codes[a.dtype] for a in arrays], [a.size for a in arrays], [a.ptr for a in arrays]
 
 
+# In-place ops on CUDA arrays of any layout (as on the host): a C-contiguous array, or one dense in another memory
+# order (transposed, Fortran, reversed: its elements are the one block from its lowest address, element-wise ops
+# need no order), joins the list launch; any other (a slice) is walked by the walk kernels, one launch each.
+_WALK_PROX_L1, _WALK_DECAY, _WALK_NON_NEG = 0, 1, 2
+
+
+def _blocks(arrays):
+    """(codes, sizes, pointers) for the list launch, where a walked array has size 0 (it takes no part), and the
+    indices of the walked arrays."""
+    codes, sizes, ptrs = _columns(arrays)
+    walked = []
+    for i, a in enumerate(arrays):
+        if a.contiguous:
+            continue
+        order = _arrays.device_memory_order(a)
+        if order is None:
+            sizes[i] = 0
+            walked.append(i)
+        else:
+            ptrs[i] = a.ptr + order[2] * a.dtype.itemsize
+    return codes, sizes, ptrs, walked
+
+
+def _walk(kernels, op: int, a, coef: float, slots, out_ptr: int) -> None:
+    shape, strides = _arrays.walk_layout(a)
+    kernels.walk_update(op, _dtypes.CODES[a.dtype], a.ptr, shape, strides, coef, _ptr(slots), kernels.MAX_NORM_SLOTS,
+                        out_ptr, a.device, a.stream())
+
+
 def _per_array(c, n: int) -> list:
     """Checked coefficients (_args.coefficients) as the list of n floats the bindings take."""
     return [c] * n if isinstance(c, float) else _args.per_array(c, n).tolist()
@@ -184,44 +213,98 @@ def _result(out, as_python: bool, kind):
 
 
 def penalty_grad(call):
-    """penalty_grad (call.grads given) or penalty: the value as a 0-d float64 device array (or a float)."""
+    """penalty_grad (call.grads given) or penalty: the value as a 0-d float64 device array (or a float). Arrays
+    with a group_l1 term leave the list launch (their l1 and l2 set to 0 there) and run one by one through the
+    group kernels, each value into its own element of one device array, added to the list's value there."""
     kernels = _native.cuda_kernels("params[0]")
     ws, gs = call.params, call.grads
     ref, n = ws[0], len(ws)
     codes, sizes, ptrs = _columns(ws)
+    l1, l2 = _per_array(call.l1, n), _per_array(call.l2, n)
+    grouped = [] if call.group is None else [i for i, v in enumerate(call.views) if v is not None]
+    list_l1, list_l2 = list(l1), list(l2)
+    for i in grouped:
+        list_l1[i] = list_l2[i] = 0.0
+    gptrs, walked, held = [], [], []
+    for i, g in enumerate(gs or ()):
+        gptrs.append(g.ptr)
+        if g.contiguous or i in grouped:
+            continue
+        order = _arrays.device_memory_order(g)
+        if order is None:  # walked: w (C-contiguous) in C order, g through its layout
+            walked.append(i)
+            list_l1[i] = list_l2[i] = 0.0
+        else:  # g's memory order: its block from the lowest address, w copied into that order (it is only read)
+            w_in_order = _arrays.wrap(ws[i].reordered_copy(order[0], order[1]))
+            held.append(w_in_order)  # held until the launch is queued
+            ptrs[i], gptrs[i] = w_in_order.ptr, g.ptr + order[2] * g.dtype.itemsize
+    extra = grouped + walked
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _FLOAT64)
-    out = ref.empty((), _FLOAT64)
-    kernels.penalty_grad(codes, sizes, ptrs, [g.ptr for g in gs] if gs else [], _per_array(call.l1, n),
-                         _per_array(call.l2, n), _ptr(slots), slots_n, _ptr(out), ref.device,
+    out = ref.empty((1 + len(extra),), _FLOAT64) if extra else ref.empty((), _FLOAT64)
+    kernels.penalty_grad(codes, sizes, ptrs, gptrs, list_l1, list_l2, _ptr(slots), slots_n, _ptr(out), ref.device,
                          ref.stream())
-    return _result(out, call.as_python, float)
+    if not extra:
+        return _result(out, call.as_python, float)
+    more_slots = ref.empty((kernels.MAX_NORM_SLOTS,), _FLOAT64)
+    for k, i in enumerate(walked, start=1 + len(grouped)):
+        g = gs[i]
+        shape, strides = _arrays.walk_layout(g)
+        kernels.walk_penalty(codes[i], ws[i].ptr, g.ptr, shape, strides, l1[i], l2[i], _ptr(more_slots),
+                             kernels.MAX_NORM_SLOTS, _ptr(out) + 8 * k, g.device, g.stream())
+    for k, i in enumerate(grouped, start=1):
+        # The group kernels take C-contiguous arrays (w is: read-only parameters are contiguous copies); a
+        # gradient in another layout, or one whose reduced axes are apart, is updated in a permuted copy that is
+        # written back whole.
+        v, w, g = call.views[i], ws[i], None if gs is None else gs[i]
+        order = v.order if v.order is not None else tuple(range(len(w.shape)))
+        work_w = w.obj if v.order is None else w.permuted_copy(order)
+        copied_g = g is not None and (v.order is not None or not g.contiguous)
+        work_g = None if g is None else (g.permuted_copy(order) if copied_g else g.obj)
+        kernels.penalty_group(codes[i], _ptr(work_w), _ptr(work_g), v.outer, v.reduce, v.inner, l1[i], l2[i],
+                              call.group[i], _ptr(more_slots), kernels.MAX_NORM_SLOTS, _ptr(out) + 8 * k, w.device,
+                              w.stream())
+        if copied_g:
+            g.assign_permuted(work_g, order)
+    return _result(out.sum(), call.as_python, float)
 
 
-def _count_over_list(call, entry: str, *coefficients):
+def _count_over_list(call, entry: str, walk_op: int, coefficients=None):
     """A list op that counts (prox_l1's zeros, non_neg's clamped values): per-chunk counts into scratch slots,
-    summed on the device into a 0-d int64 array (or a Python int with as_int)."""
+    summed on the device into a 0-d int64 array (or a Python int with as_int); walked arrays count into their
+    own elements of the output, added there."""
     kernels = _native.cuda_kernels("params[0]")
     ws = call.params
     ref = ws[0]
-    codes, sizes, ptrs = _columns(ws)
+    codes, sizes, ptrs, walked = _blocks(ws)
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _INT64)
-    out = ref.empty((), _INT64)
-    getattr(kernels, entry)(codes, sizes, ptrs, *coefficients, _ptr(slots), slots_n, _ptr(out), ref.device,
-                            ref.stream())
-    return _result(out, call.as_python, int)
+    out = ref.empty((1 + len(walked),), _INT64) if walked else ref.empty((), _INT64)
+    args = () if coefficients is None else (coefficients,)
+    getattr(kernels, entry)(codes, sizes, ptrs, *args, _ptr(slots), slots_n, _ptr(out), ref.device, ref.stream())
+    if not walked:
+        return _result(out, call.as_python, int)
+    walk_slots = ref.empty((kernels.MAX_NORM_SLOTS,), _INT64)
+    for k, i in enumerate(walked, start=1):
+        _walk(kernels, walk_op, ws[i], 0.0 if coefficients is None else coefficients[i], walk_slots, _ptr(out) + 8 * k)
+    return _result(out.sum(), call.as_python, int)
 
 
 def prox_l1(call):
-    return _count_over_list(call, "prox_l1", _per_array(call.coef, len(call.params)))
+    return _count_over_list(call, "prox_l1", _WALK_PROX_L1, _per_array(call.coef, len(call.params)))
 
 
 def decay(call) -> None:
     kernels = _native.cuda_kernels("params[0]")
     ws = call.params
-    codes, sizes, ptrs = _columns(ws)
-    kernels.decay(codes, sizes, ptrs, _per_array(call.coef, len(ws)), ws[0].device, ws[0].stream())
+    codes, sizes, ptrs, walked = _blocks(ws)
+    factors = _per_array(call.coef, len(ws))
+    kernels.decay(codes, sizes, ptrs, factors, ws[0].device, ws[0].stream())
+    walked = [i for i in walked if factors[i] != 0.0]
+    if walked:
+        scratch = ws[0].empty((kernels.MAX_NORM_SLOTS + 1,), _INT64)  # counts of none; the last slot: the sum
+        for i in walked:
+            _walk(kernels, _WALK_DECAY, ws[i], factors[i], scratch, _ptr(scratch) + 8 * kernels.MAX_NORM_SLOTS)
 
 
 def _on_slices(c, launch):
@@ -234,8 +317,9 @@ def _on_slices(c, launch):
     w = c.w
     slots = w.empty((kernels.MAX_NORM_SLOTS,), _INT64)
     out = w.empty((), _INT64)
-    work = w.obj if c.order is None else w.permuted_copy(c.order)
-    launch(kernels, _dtypes.CODES[w.dtype], _ptr(work), _ptr(slots), _ptr(out))
+    # w.ptr: w itself, or the C-contiguous view of its memory (_validate._device_slices)
+    work = None if c.order is None else w.permuted_copy(c.order)
+    launch(kernels, _dtypes.CODES[w.dtype], w.ptr if work is None else _ptr(work), _ptr(slots), _ptr(out))
     if c.order is not None:
         w.assign_permuted(work, c.order)
     return _result(out, c.as_python, int)
@@ -256,7 +340,7 @@ def norm_constraint(call):
 
 
 def non_neg(call):
-    return _count_over_list(call, "non_neg")
+    return _count_over_list(call, "non_neg", _WALK_NON_NEG)
 
 
 def prox_group_l1(call):
@@ -270,8 +354,9 @@ def prox_group_l1(call):
     base = _ptr(outs)
     for i, (c, t) in enumerate(zip(call.slices, call.thresholds)):
         w = c.w
-        work = w.obj if c.order is None else w.permuted_copy(c.order)
-        kernels.prox_group_l1(_dtypes.CODES[w.dtype], _ptr(work), c.outer, c.reduce, c.inner, t, _ptr(slots),
+        work = None if c.order is None else w.permuted_copy(c.order)
+        kernels.prox_group_l1(_dtypes.CODES[w.dtype], w.ptr if work is None else _ptr(work), c.outer, c.reduce,
+                              c.inner, t, _ptr(slots),
                               kernels.MAX_NORM_SLOTS, base + 8 * i, w.device, w.stream())
         if c.order is not None:
             w.assign_permuted(work, c.order)

@@ -99,6 +99,19 @@ class PenaltyCall(NamedTuple):
     l1: Any  # float, list or float64 ndarray (_args.coefficients)
     l2: Any
     as_python: bool  # CUDA: return a Python number (waits for the device) instead of a 0-d device array
+    # The group_l1 term: None when no array has one; else per array its coefficient (a float) and view below.
+    group: Any = None
+    views: Any = None  # per array: None (group coefficient 0) or a GroupView
+
+
+class GroupView(NamedTuple):
+    """An array's groups for penalty's group_l1 term, max_norm's slices: the array (or, with `order`, its copy
+    permuted to the axis order kept + reduced, the reduced axes last) viewed as (outer, reduce, inner)."""
+
+    order: tuple | None
+    outer: int
+    reduce: int
+    inner: int
 
 
 class UpdateCall(NamedTuple):

@@ -29,8 +29,8 @@ def norm_constraint(w: Any, *, min_value: float = 0.0, max_value: float = math.i
     a NaN norm, and an infinite norm unless rate is 1. With the defaults for min_value and rate this is
     ``max_norm(w, max_value, axis=axis)``, bit for bit.
 
-    Layouts: as max_norm (host arrays of any writeable layout, the same bits as on a C-contiguous copy; CUDA
-    arrays C-contiguous). On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24
+    Layouts: as max_norm (host and CUDA arrays of any writeable layout, the same bits as on a C-contiguous
+    copy). On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24
     elements) the array is partly written.
 
     Parameters
@@ -84,7 +84,7 @@ def unit_norm(w: Any, *, axis: int | tuple[int, ...], as_int: bool = False) -> A
     Parameters
     ----------
     w : array
-        Updated in place (writeable; host arrays in any layout, CUDA arrays C-contiguous).
+        Updated in place (writeable; host and CUDA arrays in any layout).
     axis : int or tuple of int
         The axes the norm is taken over (Keras's axis, default 0 there).
     as_int : bool, default False
@@ -121,7 +121,7 @@ def non_neg(params: Any, *, as_int: bool = False) -> Any:
     int64 device array (``as_int=True``: a Python int, which waits for the device).
 
     A list operation like prox_l1: one array or a sequence of arrays in one call, host arrays of any
-    writeable layout modified where they are, CUDA arrays C-contiguous. On KeyboardInterrupt (Ctrl-C,
+    writeable layout (host or CUDA) modified where they are. On KeyboardInterrupt (Ctrl-C,
     checked between chunks of calls over 2^24 elements) the arrays are partly written.
 
     Parameters

@@ -4,6 +4,7 @@ from typing import Sequence
 
 CHUNK_ELEMS: int
 MAX_NORM_SLOTS: int
+MAX_WALK_DIMS: int
 BIAS_ROW_BLOCK: int
 MAX_TENSORS_PER_LAUNCH: int
 MAX_BLOCKS_PER_LAUNCH: int
@@ -36,6 +37,12 @@ def max_norm(dtype: int, w: int, outer: int, reduce: int, inner: int, max_value:
              slot_capacity: int, out: int, device: int, stream: int) -> None: ...
 def norm_constraint(dtype: int, w: int, outer: int, reduce: int, inner: int, min_value: float, max_value: float,
                     rate: float, slots: int, slot_capacity: int, out: int, device: int, stream: int) -> None: ...
+def penalty_group(dtype: int, w: int, g: int, outer: int, reduce: int, inner: int, l1: float, l2: float,
+                  group: float, slots: int, slot_capacity: int, out: int, device: int, stream: int) -> None: ...
+def walk_update(op: int, dtype: int, a: int, shape: Sequence[int], strides: Sequence[int], coef: float, slots: int,
+                slot_capacity: int, out: int, device: int, stream: int) -> None: ...
+def walk_penalty(dtype: int, w: int, g: int, shape: Sequence[int], strides: Sequence[int], l1: float, l2: float,
+                 slots: int, slot_capacity: int, out: int, device: int, stream: int) -> None: ...
 def prox_group_l1(dtype: int, w: int, outer: int, reduce: int, inner: int, threshold: float, slots: int,
                   slot_capacity: int, out: int, device: int, stream: int) -> None: ...
 def non_neg(dtype: Sequence[int], n: Sequence[int], params: Sequence[int], slots: int, slot_capacity: int, out: int,

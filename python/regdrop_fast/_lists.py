@@ -248,11 +248,13 @@ def device_lists(params, grads, written_params: bool):
             gs.append(g)
     arrays = ws + gs
     n = len(ws)
-    spans = sorted([(a.ptr, a.ptr + a.nbytes) for a in arrays])
+    spans = sorted([a.span() for a in arrays])
     if not all(b[0] >= a[1] for a, b in zip(spans, spans[1:])):  # the common case: disjoint
-        spans = [(a.ptr, a.ptr + a.nbytes) for a in arrays]
+        spans = [a.span() for a in arrays]
         written = [written_params] * n + [True] * len(gs)
-        r = overlap_refusal(spans, list(range(n)) * (2 if pairs else 1), written, n)
+        # A gradient that is not C-contiguous is never exactly its parameter's memory (as for host arrays).
+        pair_ids = list(range(n)) + ([i if g.contiguous else n + i for i, g in enumerate(gs)] if pairs else [])
+        r = overlap_refusal(spans, pair_ids, written, n)
         if r:
             raise refusal_error(r, params, grads)
     return ws, (gs if pairs else None)

@@ -26,6 +26,7 @@ Coefficient = Union[float, Sequence[float], np.ndarray]
 
 
 def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0,
+                 group_l1: Coefficient = 0.0, axis: int | tuple[int, ...] | None = None,
                  as_float: bool = False) -> Any:
     """In one pass per parameter, in place ``grad += l1*sign(w) + l2*w``; returns the penalty value
     ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays.
@@ -33,6 +34,18 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     params, grads: one array or equally long sequences of arrays (each grad the shape and dtype of its
     parameter, writeable; host grads in any layout, see below). l1, l2: a number >= 0 or one per array; a zero coefficient
     leaves its term out for that array, both zero leave the array alone (biases, norm scales).
+
+    group_l1 (with ``axis``) adds the group-sparsity term ``group_l1 * sum_g ||w_g||_2`` (group Lasso, L2,1; the
+    penalty of scikit-learn's MultiTaskLasso) over the groups ``axis`` defines, max_norm's slices (prox_group_l1's
+    convention: ``axis=1`` makes each row of a matrix a group, ``axis=(1, 2, 3)`` each filter of a conv weight).
+    Its gradient ``group_l1 * w_g / ||w_g||`` is added to every group of nonzero norm; an all-zero group gets no
+    term (0: the subgradient chosen there, as sign(0) = 0 for L1). Per element: ``f = group_l1 / ||w_g||`` in
+    float64 rounded once to the compute type, then ``g + ((l1*sign(w) + l2*w) + f*w)`` (the terms present),
+    each operation rounded. A NaN in a group gives its whole gradient NaN. The norms are max_norm's (float64,
+    the same bits); each group is read for its norm and then updated while it is in cache. ``axis`` applies to
+    every array whose group_l1 coefficient is nonzero (give 0 for biases); an array whose reduced axes are not
+    adjacent is read from a permuted copy. A call with a group term checks its lists in Python (the groups
+    need the shapes), so it costs about a microsecond more per array.
 
     NumPy arrays: the value is a Python float. CUDA arrays (PyTorch CUDA tensors or CuPy arrays, all on one
     device, from one library): the kernels run on the current stream and the value is a 0-d float64 array
@@ -42,7 +55,7 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     Host arrays modified in place may have any layout (transposed, Fortran order, sliced, negative
     strides) and are modified where they are, with no copy: the elements are visited in the C order of a
     contiguous copy, so the value is the same bits. Only arrays whose elements overlap each other (a
-    broadcast view) are refused. CUDA arrays modified in place must be C-contiguous.
+    broadcast view) are refused. CUDA arrays modified in place may have the same layouts (docs/cuda.md).
 
     On KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the outputs are
     partly written.
@@ -55,6 +68,10 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
         Their gradients, updated in place (None entries are not allowed).
     l1, l2 : float or sequence of float, default 0.0
         Coefficients >= 0, one for all arrays or one per array.
+    group_l1 : float or sequence of float, default 0.0
+        The group term's coefficient >= 0, one for all arrays or one per array.
+    axis : int or tuple of int, optional
+        The axes each group's norm is taken over; required when a group_l1 coefficient is nonzero.
     as_float : bool, default False
         For CUDA arrays: return a Python float (waits for the device).
 
@@ -66,10 +83,11 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     Raises
     ------
     TypeError
-        Arrays of an unsupported kind or dtype, non-numeric coefficients.
+        Arrays of an unsupported kind or dtype, non-numeric coefficients, a non-integer axis.
     ValueError
         Mismatched lists, shapes or dtypes, negative coefficients, overlapping or read-only grads, host
-        and device arrays mixed. Nothing is written.
+        and device arrays mixed, group_l1 without axis, an axis out of range or repeated for an array with a
+        group term. Nothing is written.
 
     Examples
     --------
@@ -78,14 +96,21 @@ def penalty_grad(params: Any, grads: Any, *, l1: Coefficient = 0.0, l2: Coeffici
     6.0
     >>> g.tolist()  # 0.5 * sign(w) + 0.25 * w
     [1.0, 1.0, 1.0, 1.0]
+    >>> w, g = np.array([[3.0, 4.0], [0.0, 0.0]], np.float32), np.zeros((2, 2), np.float32)
+    >>> rf.penalty_grad(w, g, group_l1=2.0, axis=1)  # 2 * (5 + 0)
+    10.0
+    >>> g.tolist()  # 2 * w_g / ||w_g||; the zero row gets no term
+    [[1.2000000476837158, 1.600000023841858], [0.0, 0.0]]
     """
-    backend, call = _validate.penalty(params, grads, l1, l2, as_float)
+    backend, call = _validate.penalty(params, grads, l1, l2, as_float, group_l1, axis)
     return backend.penalty_grad(call)
 
 
-def penalty(params: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0, as_float: bool = False) -> Any:
-    """The penalty value ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays (l1, l2 and the type of the result
-    as in penalty_grad). On KeyboardInterrupt (calls over 2^24 elements) nothing is written.
+def penalty(params: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0, group_l1: Coefficient = 0.0,
+            axis: int | tuple[int, ...] | None = None, as_float: bool = False) -> Any:
+    """The penalty value ``l1*sum|w| + (l2/2)*sum w^2 (+ group_l1*sum_g ||w_g||_2)`` over all arrays (l1, l2,
+    group_l1, axis and the type of the result as in penalty_grad). On KeyboardInterrupt (calls over 2^24
+    elements) nothing is written.
 
     Parameters
     ----------
@@ -93,27 +118,34 @@ def penalty(params: Any, *, l1: Coefficient = 0.0, l2: Coefficient = 0.0, as_flo
         The weights w; read only.
     l1, l2 : float or sequence of float, default 0.0
         Coefficients >= 0, one for all arrays or one per array.
+    group_l1 : float or sequence of float, default 0.0
+        The group term's coefficient >= 0, one for all arrays or one per array.
+    axis : int or tuple of int, optional
+        The axes each group's norm is taken over (max_norm's slices); required with a nonzero group_l1.
     as_float : bool, default False
         For CUDA arrays: return a Python float (waits for the device).
 
     Returns
     -------
     float or 0-d device array
-        ``l1*sum|w| + (l2/2)*sum w^2``.
+        ``l1*sum|w| + (l2/2)*sum w^2 + group_l1*sum_g ||w_g||_2``.
 
     Raises
     ------
     TypeError
-        Arrays of an unsupported kind or dtype, non-numeric coefficients.
+        Arrays of an unsupported kind or dtype, non-numeric coefficients, a non-integer axis.
     ValueError
-        Negative coefficients, a coefficient list of the wrong length.
+        Negative coefficients, a coefficient list of the wrong length, group_l1 without axis, an axis out of
+        range or repeated for an array with a group term.
 
     Examples
     --------
     >>> rf.penalty([np.array([3.0, -4.0], np.float32)], l1=1.0, l2=2.0)  # 7 + 25
     32.0
+    >>> rf.penalty(np.array([[3.0, 4.0], [6.0, 8.0]]), group_l1=0.5, axis=1)  # 0.5 * (5 + 10)
+    7.5
     """
-    backend, call = _validate.penalty(params, None, l1, l2, as_float)
+    backend, call = _validate.penalty(params, None, l1, l2, as_float, group_l1, axis)
     return backend.penalty_grad(call)
 
 
@@ -216,7 +248,7 @@ def max_norm(w: Any, max_value: float, *, axis: int | tuple[int, ...], as_int: b
         (transposed, Fortran) is worked on where it is when its reduced axes keep their order in memory;
         any other (a slice, a reversed reduced axis) through a copy with the reduced axes last that is
         written back, as for reduced axes that are not adjacent. The result is the same bits as on a
-        C-contiguous copy either way. A CUDA array must be C-contiguous.
+        C-contiguous copy either way. A CUDA array: the same layouts and rules.
     max_value : float
         The bound, > 0.
     axis : int or tuple of int
@@ -264,7 +296,7 @@ def prox_group_l1(params: Any, threshold: Coefficient, *, axis: int | tuple[int,
     float16 and bfloat16 arrays, float64 for float64), each product rounded once; t = 0 and NaN norms leave
     a group alone (zero groups still become +0). The norms are summed as max_norm's.
 
-    Layouts as in max_norm (host arrays of any writeable layout; CUDA arrays C-contiguous). On
+    Layouts as in max_norm (host and CUDA arrays of any writeable layout). On
     KeyboardInterrupt (Ctrl-C, checked between chunks of calls over 2^24 elements) the arrays are partly
     written.
 

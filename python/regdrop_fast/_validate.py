@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from . import _args, _arrays, _lists, _route
-from ._calls import (BackwardCall, BiasDropoutAddCall, VariantCall, BiasGradCall, DropoutCall, GroupL1Call, MaskCall, MaxNormCall,
-                     NormConstraintCall, PenaltyCall, UpdateCall)
-from ._calls import GaussianCall
+from ._calls import (BackwardCall, BiasDropoutAddCall, BiasGradCall, DropoutCall, GaussianCall, GroupL1Call, GroupView,
+                     MaskCall, MaxNormCall, NormConstraintCall, PenaltyCall, UpdateCall, VariantCall)
 from ._gaussian_noise import GaussianNoise
 from ._mask import Mask
 
@@ -324,8 +323,9 @@ def _list_backend(params, host_only: bool) -> ModuleType:
     return _route.backend_for(params[0])
 
 
-def penalty(params, grads, l1, l2, as_float, *, host_only: bool = False) -> tuple[ModuleType, PenaltyCall]:
-    """penalty_grad (grads given) or penalty (grads None)."""
+def penalty(params, grads, l1, l2, as_float, group_l1=0.0, axis=None, *,
+            host_only: bool = False) -> tuple[ModuleType, PenaltyCall]:
+    """penalty_grad (grads given) or penalty (grads None); group_l1 with axis adds the group term."""
     params = _lists.sequence(params, "params")
     if grads is not None:
         grads = _lists.sequence(grads, "grads")
@@ -333,11 +333,38 @@ def penalty(params, grads, l1, l2, as_float, *, host_only: bool = False) -> tupl
             raise _lists.refusal_error(("length", "grads", len(grads), len(params)), params, grads)
     c1 = _args.coefficients(l1, len(params), "l1")
     c2 = _args.coefficients(l2, len(params), "l2")
+    cg = _args.coefficients(group_l1, len(params), "group_l1")
     as_float = _args.flag(as_float, "as_float")
+    group: list[float] | None = _args.as_list(cg, len(params))
+    if not any(group or ()):
+        if axis is not None:
+            _args.axis_items(axis)
+        group = None
+    elif axis is None:
+        raise ValueError("axis: required with a nonzero group_l1 (the axes each group's norm is taken over)")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
         params, grads = _lists.device_lists(params, grads, written_params=False)
-    return backend, PenaltyCall(params, grads, c1, c2, as_float)
+    elif group is not None:
+        # The groups need every array's shape: the rules of the native reader, in Python (_lists), here.
+        params = _lists.host_arrays(params, grads, written_params=False)
+    if group is None:
+        return backend, PenaltyCall(params, grads, c1, c2, as_float)
+    views = [None if c == 0.0 else _group_view(tuple(p.shape), axis, i) for i, (p, c) in enumerate(zip(params, group))]
+    return backend, PenaltyCall(params, grads, c1, c2, as_float, group, views)
+
+
+def _group_view(shape: tuple, axis, i: int) -> GroupView:
+    """params[i]'s groups over `axis` (max_norm's slices)."""
+    try:
+        axes = _args.axes(axis, len(shape))
+    except ValueError as exc:
+        raise ValueError(f"{exc} (params[{i}] has shape {shape})") from None
+    lo, hi = axes[0], axes[-1] + 1
+    if axes == tuple(range(lo, hi)):
+        return GroupView(None, math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:]))
+    kept = tuple(a for a in range(len(shape)) if a not in axes)
+    return GroupView(kept + axes, math.prod(shape[a] for a in kept), math.prod(shape[a] for a in axes), 1)
 
 
 def update(params, coef, name: str, upper, as_int, *, host_only: bool = False) -> tuple[ModuleType, UpdateCall]:
@@ -390,14 +417,39 @@ def norm_constraint(w, min_value, max_value, rate, axis, as_int, *,
     return backend, NormConstraintCall(_slices(backend, wa, hi, axis, as_int), lo, r)
 
 
+def _device_slices(d: _arrays.DeviceArray, axes: tuple) -> tuple[_arrays.DeviceArray, tuple]:
+    """_host_slices for a CUDA array that is not C-contiguous: when it is dense in some memory order with its
+    reduced axes of size > 1 in their order there, unflipped and adjacent, a C-contiguous DeviceArray view of its memory
+    (its lowest address, the permuted shape; obj still the argument, for allocations and the stream) and the
+    reduced axes in it; else d itself, which the backend reads through a permuted copy written back."""
+    order = _arrays.device_memory_order(d)
+    if order is not None:
+        perm, flipped, low = order
+        moved = [a for a in perm if a in axes and d.shape[a] > 1]
+        mapped = tuple(sorted(perm.index(a) for a in axes))
+        adjacent = mapped == tuple(range(mapped[0], mapped[-1] + 1))
+        if moved == sorted(moved) and not any(flipped[a] for a in axes) and adjacent:
+            shape = tuple(d.shape[a] for a in perm)
+            strides, step = [], 1
+            for n in reversed(shape):
+                strides.append(step)
+                step *= n
+            view = _arrays.DeviceArray(d.obj, d.lib, d.ptr + low * d.dtype.itemsize, shape, d.dtype, d.device, True,
+                                       tuple(reversed(strides)))
+            return view, mapped
+    return d, axes
+
+
 def _slices(backend, wa, v: float, axis, as_int: bool) -> MaxNormCall:
     """The slices of a max_norm / norm_constraint call (wa already checked, v the bound)."""
     axes = _args.axes(axis, len(wa.shape))
     if backend is _route.CPU and not wa.flags.c_contiguous:
         wa, axes = _host_slices(wa, axes)
+    elif backend is not _route.CPU and not wa.contiguous:
+        wa, axes = _device_slices(wa, axes)
     shape = wa.shape
     lo, hi = axes[0], axes[-1] + 1
-    if axes == tuple(range(lo, hi)) and (backend is not _route.CPU or wa.flags.c_contiguous):
+    if axes == tuple(range(lo, hi)) and (wa.flags.c_contiguous if backend is _route.CPU else wa.contiguous):
         # Adjacent reduced axes: w itself viewed as (outer, reduce, inner).
         return MaxNormCall(wa, v, axes, None, math.prod(shape[:lo]), math.prod(shape[lo:hi]),
                            math.prod(shape[hi:]), as_int)

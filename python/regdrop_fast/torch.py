@@ -1382,27 +1382,53 @@ def _as_tensor(result: float | torch.Tensor, dtype: torch.dtype, device: torch.d
 
 @torch.library.custom_op(
     "regdrop_fast::add_penalty_grad_", mutates_args=("grads",),
-    schema="(Tensor[] params, Tensor(a!)[] grads, float[] l1, float[] l2) -> Tensor",
+    schema="(Tensor[] params, Tensor(a!)[] grads, float[] l1, float[] l2, float[] group, int[] axis) -> Tensor",
 )
 def _add_penalty_grad_(
-    params: list[torch.Tensor], grads: list[torch.Tensor], l1: list[float], l2: list[float]
+    params: list[torch.Tensor], grads: list[torch.Tensor], l1: list[float], l2: list[float],
+    group: list[float], axis: list[int],
 ) -> torch.Tensor:
     _check_written(params, grads)
     g = _Writable(grads)
-    value = _rf.penalty_grad(_readable(params), g.arrays, l1=_numpy.asarray(l1), l2=_numpy.asarray(l2))
+    value = _rf.penalty_grad(_readable(params), g.arrays, l1=_numpy.asarray(l1), l2=_numpy.asarray(l2),
+                             **_group_kwargs(group, axis))
     g.write_back()
     return _as_tensor(value, _value_dtype(params), params[0].device)
 
 
 @_add_penalty_grad_.register_fake
-def _(params: list[torch.Tensor], grads: list[torch.Tensor], l1: list[float], l2: list[float]) -> torch.Tensor:
+def _(params: list[torch.Tensor], grads: list[torch.Tensor], l1: list[float], l2: list[float],
+      group: list[float], axis: list[int]) -> torch.Tensor:
     return params[0].new_empty((), dtype=_value_dtype(params))
 
 
-def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) -> torch.Tensor:
+def _group_args(group_l1: _Coefficient, axis: object, count: int) -> tuple[list[float], list[int]]:
+    """group_l1 and axis as the custom ops take them: ([], []) without a group term (every coefficient 0), else
+    one float per tensor and the axes as a list of ints (their range is checked per tensor by the package)."""
+    group = _coefficients(group_l1, count, "group_l1")
+    if not any(group):
+        if axis is not None:
+            _args.axis_items(axis)
+        return [], []
+    if axis is None:
+        raise ValueError("axis: required with a nonzero group_l1 (the axes each group's norm is taken over)")
+    _args.axis_items(axis)
+    return group, [int(a) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
+
+
+def _group_kwargs(group: _Sequence[float], axis: _Sequence[int]) -> dict[str, _Any]:
+    """The package's group_l1 / axis keywords from the custom ops' lists (none when group is empty)."""
+    return {"group_l1": _numpy.asarray(group, dtype=_numpy.float64), "axis": tuple(axis)} if len(group) else {}
+
+
+def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0, *,
+                      group_l1: _Coefficient = 0.0, axis: int | tuple[int, ...] | None = None) -> torch.Tensor:
     """After ``loss.backward()``: ``p.grad += l1*sign(p) + l2*p`` for every parameter that has a grad, in one
     native call; returns the penalty value ``l1*sum|p| + (l2/2)*sum p^2`` over those parameters as a 0-d
-    tensor (summed in float64; float64 if a parameter is float64, else float32).
+    tensor (summed in float64; float64 if a parameter is float64, else float32). ``group_l1`` with ``axis``
+    adds the group-Lasso term ``group_l1*sum_g ||p_g||_2`` and its gradient ``group_l1*p_g/||p_g||`` (nothing on
+    an all-zero group) over the groups ``axis`` defines, as ``regdrop_fast.penalty_grad`` (the reduced axes, as
+    ``torch.linalg.vector_norm``'s ``dim``).
 
     ``SGD(weight_decay=wd)`` equals plain SGD after ``add_penalty_grad_(params, l2=wd)``. l1, l2: a number
     >= 0 or one per parameter (of all params given, including those without a grad); a zero coefficient
@@ -1415,6 +1441,10 @@ def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient
         are skipped.
     l1, l2 : float or sequence of float, default 0.0
         Coefficients >= 0, one for all parameters or one per parameter.
+    group_l1 : float or sequence of float, default 0.0
+        The group term's coefficient >= 0, one for all parameters or one per parameter.
+    axis : int or tuple of int, optional
+        The axes each group's norm is taken over; required with a nonzero group_l1.
 
     Returns
     -------
@@ -1446,6 +1476,7 @@ def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient
     params = _tensor_list(params, "params")
     c1 = _coefficients(l1, len(params), "l1")
     c2 = _coefficients(l2, len(params), "l2")
+    group, axes = _group_args(group_l1, axis, len(params))
     keep = [i for i, w in enumerate(params) if w.grad is not None]
     if not keep:
         return torch.zeros((), dtype=_value_dtype(params), device=params[0].device if params else None)
@@ -1453,33 +1484,38 @@ def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient
     gs = [_check_tensor(params[i].grad, f"params[{i}].grad") for i in keep]  # checked in order, as tensors
     _penalty_device(ws + gs, "add_penalty_grad_")
     with torch.no_grad():
-        return _add_penalty_grad_(ws, gs, [c1[i] for i in keep], [c2[i] for i in keep])
+        return _add_penalty_grad_(ws, gs, [c1[i] for i in keep], [c2[i] for i in keep],
+                                  [group[i] for i in keep] if group else [], axes)
 
 
 @torch.library.custom_op(
-    "regdrop_fast::penalty", mutates_args=(), schema="(Tensor[] params, float[] l1, float[] l2) -> Tensor"
+    "regdrop_fast::penalty", mutates_args=(),
+    schema="(Tensor[] params, float[] l1, float[] l2, float[] group, int[] axis) -> Tensor"
 )
-def _penalty(params: list[torch.Tensor], l1: list[float], l2: list[float]) -> torch.Tensor:
-    value = _rf.penalty(_readable(params), l1=_numpy.asarray(l1), l2=_numpy.asarray(l2))
+def _penalty(params: list[torch.Tensor], l1: list[float], l2: list[float], group: list[float],
+             axis: list[int]) -> torch.Tensor:
+    value = _rf.penalty(_readable(params), l1=_numpy.asarray(l1), l2=_numpy.asarray(l2), **_group_kwargs(group, axis))
     return _as_tensor(value, _value_dtype(params), params[0].device)
 
 
 @_penalty.register_fake
-def _(params: list[torch.Tensor], l1: list[float], l2: list[float]) -> torch.Tensor:
+def _(params: list[torch.Tensor], l1: list[float], l2: list[float], group: list[float],
+      axis: list[int]) -> torch.Tensor:
     return params[0].new_empty((), dtype=_value_dtype(params))
 
 
 @torch.library.custom_op(
     "regdrop_fast::penalty_backward", mutates_args=(),
-    schema="(Tensor grad, Tensor[] params, float[] l1, float[] l2) -> Tensor[]",
+    schema="(Tensor grad, Tensor[] params, float[] l1, float[] l2, float[] group, int[] axis) -> Tensor[]",
 )
 def _penalty_backward(
-    grad: torch.Tensor, params: list[torch.Tensor], l1: list[float], l2: list[float]
+    grad: torch.Tensor, params: list[torch.Tensor], l1: list[float], l2: list[float], group: list[float],
+    axis: list[int],
 ) -> list[torch.Tensor]:
-    """grad * (l1*sign(w) + l2*w) for every w, each C-contiguous in w's dtype."""
+    """grad * (l1*sign(w) + l2*w (+ group*w_g/||w_g||)) for every w, each C-contiguous in w's dtype."""
     out = [torch.zeros(w.shape, dtype=w.dtype, device=w.device) for w in params]
     _rf.penalty_grad(_readable(params), [_kernel_array(g) for g in out],
-                     l1=_numpy.asarray(l1), l2=_numpy.asarray(l2))
+                     l1=_numpy.asarray(l1), l2=_numpy.asarray(l2), **_group_kwargs(group, axis))
     # On the CPU skip the pass when grad is 1 (a CPU scalar: reading it costs nothing); on CUDA always
     # multiply (multiplying by 1 changes no bits, and reading the scalar would wait for the GPU).
     if grad.device.type != "cpu" or grad.item() != 1.0:
@@ -1489,18 +1525,22 @@ def _penalty_backward(
 
 
 @_penalty_backward.register_fake
-def _(grad: torch.Tensor, params: list[torch.Tensor], l1: list[float], l2: list[float]) -> list[torch.Tensor]:
+def _(grad: torch.Tensor, params: list[torch.Tensor], l1: list[float], l2: list[float], group: list[float],
+      axis: list[int]) -> list[torch.Tensor]:
     return [w.new_empty(w.shape) for w in params]
 
 
 def _penalty_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
-    params, l1, l2 = inputs
+    params, l1, l2, group, axis = inputs
     ctx.save_for_backward(*params)
-    ctx.l1, ctx.l2 = l1, l2
+    ctx.l1, ctx.l2, ctx.group, ctx.axis = l1, l2, group, axis
 
 
-def _penalty_grad_fn(ctx: _Any, grad: torch.Tensor) -> tuple[list[torch.Tensor], None, None]:
-    return _penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2), None, None
+def _penalty_grad_fn(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, ...]:
+    grads = _penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2, ctx.group, ctx.axis)
+    # No gradient for the coefficient lists; an empty one (no group term) is answered in kind, since the
+    # autograd check compares the structure of the inputs with that of the returned gradients.
+    return (grads, None, None, *([] if len(a) == 0 else None for a in (ctx.group, ctx.axis)))
 
 
 _penalty.register_autograd(_penalty_grad_fn, setup_context=_penalty_setup_context)
@@ -1513,25 +1553,26 @@ class _PenaltyFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(l1: list[float], l2: list[float], *params: torch.Tensor) -> _Any:
-        return _penalty(list(params), l1, l2)
+    def forward(l1: list[float], l2: list[float], group: list[float], axis: list[int], *params: torch.Tensor) -> _Any:
+        return _penalty(list(params), l1, l2, group, axis)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
-        l1, l2, *params = inputs
+        l1, l2, group, axis, *params = inputs
         ctx.save_for_backward(*params)
         ctx.save_for_forward(*params)
-        ctx.l1, ctx.l2, ctx.dtype = l1, l2, output.dtype
+        ctx.l1, ctx.l2, ctx.group, ctx.axis, ctx.dtype = l1, l2, group, axis, output.dtype
 
     @staticmethod
     def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, ...]:
-        return (None, None, *_penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2))
+        return (None, None, None, None,
+                *_penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2, ctx.group, ctx.axis))
 
     @staticmethod
-    def jvp(ctx: _Any, _l1: _Any, _l2: _Any, *tangents: torch.Tensor | None) -> _Any:
+    def jvp(ctx: _Any, _l1: _Any, _l2: _Any, _group: _Any, _axis: _Any, *tangents: torch.Tensor | None) -> _Any:
         params = list(ctx.saved_tensors)
         one = torch.ones((), dtype=ctx.dtype)
-        slopes = _penalty_backward(one, params, ctx.l1, ctx.l2)
+        slopes = _penalty_backward(one, params, ctx.l1, ctx.l2, ctx.group, ctx.axis)
         total = torch.zeros((), dtype=torch.float64, device=params[0].device)
         for slope, dw in zip(slopes, tangents):
             if dw is not None:
@@ -1539,7 +1580,8 @@ class _PenaltyFn(torch.autograd.Function):
         return total.to(ctx.dtype)
 
 
-def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) -> torch.Tensor:
+def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0, *, group_l1: _Coefficient = 0.0,
+            axis: int | tuple[int, ...] | None = None) -> torch.Tensor:
     """The differentiable penalty ``l1*sum|w| + (l2/2)*sum w^2`` over params, a 0-d tensor to add to a loss
     (dtype as for ``add_penalty_grad_``; its gradient is ``l1*sign(w) + l2*w``, first order only). l1, l2 as in
     ``add_penalty_grad_``.
@@ -1550,6 +1592,12 @@ def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) ->
         The weights w, all on one device.
     l1, l2 : float or sequence of float, default 0.0
         Coefficients >= 0, one for all tensors or one per tensor.
+    group_l1 : float or sequence of float, default 0.0
+        The group-Lasso term ``group_l1*sum_g ||w_g||_2`` over the groups ``axis`` defines (gradient
+        ``group_l1*w_g/||w_g||``, 0 on an all-zero group, as torch's own ``vector_norm`` backward), >= 0, one for
+        all tensors or one per tensor.
+    axis : int or tuple of int, optional
+        The axes each group's norm is taken over (``vector_norm``'s ``dim``); required with a nonzero group_l1.
 
     Returns
     -------
@@ -1582,12 +1630,13 @@ def penalty(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient = 0.0) ->
     params = _tensor_list(params, "params")
     c1 = _coefficients(l1, len(params), "l1")
     c2 = _coefficients(l2, len(params), "l2")
+    group, axes = _group_args(group_l1, axis, len(params))
     if not params:
         return torch.zeros((), dtype=torch.float32)
     _penalty_device(params, "penalty")
     if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
-        return _penalty(params, c1, c2)
-    return _PenaltyFn.apply(c1, c2, *params)
+        return _penalty(params, c1, c2, group, axes)
+    return _PenaltyFn.apply(c1, c2, group, axes, *params)
 
 
 @torch.library.custom_op(

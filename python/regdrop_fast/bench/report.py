@@ -207,8 +207,9 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
     for (op, _), group in _group(rows, "constraints").items():
         peers = _peers(group)
         groups = "element-wise" if op == "non_neg" else "a group per filter"
+        moved = "read w, read g + write g" if op == "penalty_group_l1" else "read w + write w"
         out.append(f"{op} over ResNet-50's conv filters ({group[0]['size']:,} float32 values, {groups}; "
-                   "GB/s: read w + write w)")
+                   f"GB/s: {moved})")
         body = [[row["impl"], _time(row), _gbps(row), _x_limit(row), _bound(row)] + _speedups(row, peers)
                 for row in group]
         out += _table(["implementation", "time", "GB/s", "x limit", "bound"] + [f"vs {p_}" for p_ in peers],

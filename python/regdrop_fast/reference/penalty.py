@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _args, _lists, _validate
+from .._calls import GroupView
 
 SUM_LANES = 16  # csrc/common/penalty_element.h: kSumLanes
 
@@ -70,14 +71,63 @@ def _coefficients(call_coef: float | list[float] | np.ndarray, count: int) -> li
     return _args.as_list(call_coef, count)
 
 
+def _group_rows(a: np.ndarray, view: GroupView) -> np.ndarray:
+    """One row per group (a GroupView of a's shape): the reduced axes last, in their original order."""
+    if view.order is not None:
+        a = np.transpose(a, view.order)
+    shape = (view.outer, view.reduce, view.inner)
+    return np.ascontiguousarray(np.moveaxis(a.reshape(shape), 1, 2)).reshape(view.outer * view.inner, view.reduce)
+
+
+def _group_value(w: np.ndarray, view: GroupView, c: float) -> float:
+    """c * sum_g ||w_g||_2, the norms as slice_norms sums them, added in float64."""
+    with np.errstate(all="ignore"):
+        return c * float(np.sum(slice_norms(_group_rows(w, view)))) if w.size else 0.0
+
+
+def _group_grad_update(w: np.ndarray, g: np.ndarray, l1: float, l2: float, c: float, view: GroupView) -> None:
+    """g += l1*sign(w) + l2*w + c*w_g/||w_g||: per group f = C(c / norm) (no group term where norm == 0), then
+    g + ((c1*sign(w) + c2*w) + f*w) with the terms present, in the compute type, rounded once."""
+    if w.size == 0:
+        return
+    ct = _compute_type(w.dtype)
+    rows, grows = _group_rows(w, view).astype(ct), _group_rows(g, view).astype(ct)
+    with np.errstate(all="ignore"):
+        norms = slice_norms(_group_rows(w, view))
+        grouped = (norms != 0)[:, None]
+        f = (c / np.where(norms != 0, norms, 1.0)).astype(ct)[:, None]
+        with_l1, with_l2 = _terms(l1, l2)
+        c1, c2 = ct(l1), ct(l2)
+        if with_l1 and with_l2:
+            others = c1 * np.sign(rows) + c2 * rows
+        elif with_l1:
+            others = c1 * np.sign(rows)
+        elif with_l2:
+            others = c2 * rows
+        else:
+            others = None
+        with_group = grows + (f * rows if others is None else others + f * rows)
+        without = grows if others is None else grows + others
+        new = np.where(grouped, with_group, without).astype(g.dtype)
+    # back to g's shape: rows (outer * inner, reduce) -> (outer, inner, reduce) -> (outer, reduce, inner)
+    shape = tuple(w.shape[a] for a in view.order) if view.order is not None else w.shape
+    back = np.moveaxis(new.reshape(view.outer, view.inner, view.reduce), 2, 1).reshape(shape)
+    g[...] = back if view.order is None else np.transpose(back, np.argsort(view.order))
+
+
 def penalty_grad(params: Any, grads: Any, *, l1: float | Sequence[float] | np.ndarray = 0.0,
-                 l2: float | Sequence[float] | np.ndarray = 0.0) -> float:
+                 l2: float | Sequence[float] | np.ndarray = 0.0, group_l1: float | Sequence[float] | np.ndarray = 0.0,
+                 axis: int | tuple[int, ...] | None = None) -> float:
     """NumPy specification of ``regdrop_fast.penalty_grad``, equal to it bit for bit (the gradients; the
     value within the documented tolerance).
 
     In place ``grad += l1*sign(w) + l2*w`` (as ``g + (l1*sign(w) + l2*w)`` in float32, float64 for float64
     arrays, rounded once); returns ``l1*sum|w| + (l2/2)*sum w^2`` over all arrays, of the weights as they
     were on entry, summed in float64. A zero coefficient leaves its term out. Works on host arrays only (NumPy arrays or CPU tensors, viewed as NumPy).
+
+    group_l1 with axis adds ``group_l1 * sum_g ||w_g||_2`` over max_norm's slices (the norms as
+    ``slice_norms`` sums them) and, to each group of nonzero norm, ``f * w`` with ``f = C(group_l1 / norm)``:
+    ``g + ((l1*sign(w) + l2*w) + f*w)`` with the terms present (``_group_grad_update``).
 
     Parameters
     ----------
@@ -111,20 +161,27 @@ def penalty_grad(params: Any, grads: Any, *, l1: float | Sequence[float] | np.nd
     >>> np.array_equal(g_ref, g_native)
     True
     """
-    _, call = _validate.penalty(params, grads, l1, l2, False, host_only=True)
+    _, call = _validate.penalty(params, grads, l1, l2, False, group_l1, axis, host_only=True)
     grads = call.grads
     params = _lists.host_arrays(call.params, grads, written_params=False)
     c1, c2 = _coefficients(call.l1, len(params)), _coefficients(call.l2, len(params))
+    views = call.views or [None] * len(params)
     # Values first: a gradient may be its own parameter (grads is params); the value is of the weights
     # as they were on entry, which is also what each update reads (it is computed whole before storing).
-    values = [_value(w, float(a), float(b)) for w, a, b in zip(params, c1, c2)]
-    for w, g, a, b in zip(params, grads, c1, c2):
-        _grad_update(w, g, float(a), float(b))
+    params = [w.copy() if v is not None else w for w, v in zip(params, views)]
+    values = [_value(w, float(a), float(b)) + (0.0 if v is None else _group_value(w, v, call.group[i]))
+              for i, (w, a, b, v) in enumerate(zip(params, c1, c2, views))]
+    for i, (w, g, a, b, v) in enumerate(zip(params, grads, c1, c2, views)):
+        if v is None:
+            _grad_update(w, g, float(a), float(b))
+        else:
+            _group_grad_update(w, g, float(a), float(b), call.group[i], v)
     return float(sum(values))
 
 
 def penalty(params: Any, *, l1: float | Sequence[float] | np.ndarray = 0.0,
-            l2: float | Sequence[float] | np.ndarray = 0.0) -> float:
+            l2: float | Sequence[float] | np.ndarray = 0.0, group_l1: float | Sequence[float] | np.ndarray = 0.0,
+            axis: int | tuple[int, ...] | None = None) -> float:
     """NumPy specification of ``regdrop_fast.penalty``, equal to it (within the documented tolerance of
     penalty values).
 
@@ -158,10 +215,12 @@ def penalty(params: Any, *, l1: float | Sequence[float] | np.ndarray = 0.0,
     >>> rf.reference.penalty(ws, l1=1.0, l2=[2.0, 0.0]) == rf.penalty(ws, l1=1.0, l2=[2.0, 0.0])
     True
     """
-    _, call = _validate.penalty(params, None, l1, l2, False, host_only=True)
+    _, call = _validate.penalty(params, None, l1, l2, False, group_l1, axis, host_only=True)
     params = _lists.host_arrays(call.params, None, written_params=False)
     c1, c2 = _coefficients(call.l1, len(params)), _coefficients(call.l2, len(params))
-    return float(sum(_value(w, float(a), float(b)) for w, a, b in zip(params, c1, c2)))
+    views = call.views or [None] * len(params)
+    return float(sum(_value(w, float(a), float(b)) + (0.0 if v is None else _group_value(w, v, call.group[i]))
+                     for i, (w, a, b, v) in enumerate(zip(params, c1, c2, views))))
 
 
 def _soft_threshold(w: np.ndarray, threshold: float) -> np.ndarray:
