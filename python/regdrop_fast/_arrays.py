@@ -408,11 +408,16 @@ _TORCH_TO_NUMPY: dict = {}  # torch dtype -> NumPy dtype (None: none), filled as
 
 
 def _numpy_dtype_of_torch(t):
+    return numpy_dtype_of_torch_dtype(t.dtype)
+
+
+def numpy_dtype_of_torch_dtype(torch_dtype):
+    """The NumPy dtype of a torch dtype (None when NumPy has none)."""
     try:
-        return _TORCH_TO_NUMPY[t.dtype]
+        return _TORCH_TO_NUMPY[torch_dtype]
     except KeyError:
         pass
-    name = str(t.dtype).removeprefix("torch.")
+    name = str(torch_dtype).removeprefix("torch.")
     if name == "bfloat16":
         dtype = _dtypes.BFLOAT16
     else:
@@ -420,7 +425,7 @@ def _numpy_dtype_of_torch(t):
             dtype = np.dtype(name)
         except TypeError:
             dtype = None
-    _TORCH_TO_NUMPY[t.dtype] = dtype
+    _TORCH_TO_NUMPY[torch_dtype] = dtype
     return dtype
 
 
@@ -440,9 +445,14 @@ def _wrap_torch(a) -> DeviceArray:
     return d
 
 
+def is_torch_type(t: type) -> bool:
+    """Whether objects of type t are handled as torch tensors (rather than CuPy arrays) by the CUDA path."""
+    return t.__module__.startswith("torch")
+
+
 def wrapper(a):
     """The wrap function for arrays of a's library (wrap without the test of the library, for lists)."""
-    return _wrap_torch if type(a).__module__.startswith("torch") else _wrap_cupy
+    return _wrap_torch if is_torch_type(type(a)) else _wrap_cupy
 
 
 def wrap(a) -> DeviceArray:

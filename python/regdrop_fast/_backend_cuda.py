@@ -124,66 +124,52 @@ def bits_to_bool(bits, n: int, shape):
         return cupy.unpackbits(bits, bitorder="little")[:n].astype(bool).reshape(shape)
 
 
-def _slots(kernels, arrays) -> int:
-    """Scratch slots a list call may use: one per chunk of every array (csrc/cuda/list_plan.h)."""
-    chunk = kernels.CHUNK_ELEMS
-    return sum(-(-a.size // chunk) for a in arrays)
-
-
-def _columns(arrays):
-    """The per-array lists the bindings take: dtype codes, sizes, pointers."""
-    codes = _dtypes.CODES
-    return [codes[a.dtype] for a in arrays], [a.size for a in arrays], [a.ptr for a in arrays]
-
-
-def _per_array(c, n: int) -> list:
-    """Checked coefficients (_args.coefficients) as the list of n floats the bindings take."""
-    return [c] * n if isinstance(c, float) else _args.per_array(c, n).tolist()
-
-
 def _result(out, as_python: bool, kind):
     return kind(out.item()) if as_python else out
 
 
 def penalty_grad(call):
-    """penalty_grad (call.grads given) or penalty: the value as a 0-d float64 device array (or a float)."""
+    """penalty_grad (call.grads given) or penalty: the value as a 0-d float64 device array (or a float).
+    call.params is a _lists.DeviceList: the kernel arguments come from its plan as arrays (no per-array
+    Python step)."""
     kernels = _native.cuda_kernels("params[0]")
-    ws, gs = call.params, call.grads
-    ref, n = ws[0], len(ws)
-    codes, sizes, ptrs = _columns(ws)
-    slots_n = _slots(kernels, ws)
+    lst = call.params
+    ref, plan = lst.ref, lst.plan
+    slots_n = plan.slots(kernels.CHUNK_ELEMS)
     slots = ref.empty((slots_n,), _FLOAT64)
     out = ref.empty((), _FLOAT64)
-    kernels.penalty_grad(codes, sizes, ptrs, [g.ptr for g in gs] if gs else [], _per_array(call.l1, n),
-                         _per_array(call.l2, n), _ptr(slots), slots_n, _ptr(out), ref.device,
-                         ref.stream())
+    n = plan.count
+    kernels.penalty_grad(plan.codes, plan.sizes, plan.ptrs, _NO_POINTERS if call.grads is None else plan.grad_ptrs,
+                         _args.per_array(call.l1, n), _args.per_array(call.l2, n), _ptr(slots), slots_n, _ptr(out),
+                         ref.device, ref.stream())
     return _result(out, call.as_python, float)
+
+
+_NO_POINTERS = np.zeros(0, np.uint64)  # penalty without gradients
 
 
 def _count_over_list(call, entry: str, *coefficients):
     """A list op that counts (prox_l1's zeros, non_neg's clamped values): per-chunk counts into scratch slots,
     summed on the device into a 0-d int64 array (or a Python int with as_int)."""
     kernels = _native.cuda_kernels("params[0]")
-    ws = call.params
-    ref = ws[0]
-    codes, sizes, ptrs = _columns(ws)
-    slots_n = _slots(kernels, ws)
+    ref, plan = call.params.ref, call.params.plan
+    slots_n = plan.slots(kernels.CHUNK_ELEMS)
     slots = ref.empty((slots_n,), _INT64)
     out = ref.empty((), _INT64)
-    getattr(kernels, entry)(codes, sizes, ptrs, *coefficients, _ptr(slots), slots_n, _ptr(out), ref.device,
-                            ref.stream())
+    getattr(kernels, entry)(plan.codes, plan.sizes, plan.ptrs, *coefficients, _ptr(slots), slots_n, _ptr(out),
+                            ref.device, ref.stream())
     return _result(out, call.as_python, int)
 
 
 def prox_l1(call):
-    return _count_over_list(call, "prox_l1", _per_array(call.coef, len(call.params)))
+    return _count_over_list(call, "prox_l1", _args.per_array(call.coef, call.params.plan.count))
 
 
 def decay(call) -> None:
     kernels = _native.cuda_kernels("params[0]")
-    ws = call.params
-    codes, sizes, ptrs = _columns(ws)
-    kernels.decay(codes, sizes, ptrs, _per_array(call.coef, len(ws)), ws[0].device, ws[0].stream())
+    ref, plan = call.params.ref, call.params.plan
+    kernels.decay(plan.codes, plan.sizes, plan.ptrs, _args.per_array(call.coef, plan.count), ref.device,
+                  ref.stream())
 
 
 def _on_slices(c, launch):

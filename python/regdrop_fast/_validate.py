@@ -190,7 +190,8 @@ def penalty(params, grads, l1, l2, as_float, *, host_only: bool = False) -> tupl
     as_float = _args.flag(as_float, "as_float")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
-        params, grads = _lists.device_lists(params, grads, written_params=False)
+        params = _lists.device_list(params, grads, written_params=False)
+        grads = None if grads is None else params
     return backend, PenaltyCall(params, grads, c1, c2, as_float)
 
 
@@ -201,7 +202,7 @@ def update(params, coef, name: str, upper, as_int, *, host_only: bool = False) -
     as_int = _args.flag(as_int, "as_int")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
-        params, _ = _lists.device_lists(params, None, written_params=True)
+        params = _lists.device_list(params, None, written_params=True)
     return backend, UpdateCall(params, c, as_int)
 
 
@@ -268,7 +269,7 @@ def non_neg(params, as_int, *, host_only: bool = False) -> tuple[ModuleType, Upd
     as_int = _args.flag(as_int, "as_int")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
-        params, _ = _lists.device_lists(params, None, written_params=True)
+        params = _lists.device_list(params, None, written_params=True)
     return backend, UpdateCall(params, 0.0, as_int)
 
 
