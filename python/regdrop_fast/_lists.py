@@ -292,7 +292,7 @@ class DeviceListPlan:
 
     __slots__ = ("key", "codes", "sizes", "ptrs", "grad_ptrs", "count", "_slots")
 
-    def __init__(self, key, ws, gs):
+    def __init__(self, key: list | None, ws: list, gs: list | None) -> None:
         self.key = key  # None: not reusable (made for one call)
         self.count = len(ws)
         self.codes = np.array([_dtypes.CODES[w.dtype] for w in ws], np.int32)
@@ -345,6 +345,7 @@ def device_list(params, grads, written_params: bool) -> DeviceList:
     same key when there is one, else validated by device_lists (which raises the error of a refused call)
     and planned for the next call."""
     torch = _arrays.is_torch_type(type(params[0]))
+    key: list | None
     try:
         key = (_torch_key if torch else _cupy_key)(params)
         if grads is not None:
