@@ -268,3 +268,21 @@ def test_torch_key_sees_every_change():
     assert changed(p, lambda: setattr(p, "data", p.data.view(torch.bfloat16)))  # the dtype alone
     assert changed(p, lambda: setattr(p, "data", torch.zeros(4, 6, dtype=torch.bfloat16)))  # the pointer
     assert key([p])[0][0] is not key([t])[0][0]  # Parameter and Tensor: the type is part of the key
+
+
+def test_host_glue_bench_rows_and_its_stand_ins_restored(monkeypatch):
+    """regdrop_fast.bench.host_glue: its stand-in run times both list calls against the target and puts back
+    the CUDA module and cupy it replaced (a stub that took other arguments than the bindings would fail)."""
+    from regdrop_fast.bench import host_glue
+
+    kernels_before, cupy_before = rdf._native.cuda, sys.modules.get("cupy")
+    with host_glue.stand_in() as (params, grads):
+        assert len(params) == len(grads) == 161
+        found = host_glue.rows(params, grads, calls=3)
+        plan = _lists.device_list(params, grads, False).plan
+        assert list(plan.ptrs) == [a.data.ptr for a in params] and plan.count == 161
+    assert rdf._native.cuda is kernels_before and sys.modules.get("cupy") is cupy_before
+    assert [r["call"] for r in found] == ["penalty_grad(params, grads, l2)", "prox_l1(params, threshold)"]
+    assert all(r["target_us"] == host_glue.HOST_TARGET_US == 100.0 and r["us_per_call"] > 0 for r in found)
+    assert all(r["met"] == (r["us_per_call"] < 100.0) for r in found)
+    assert "161 arrays" in host_glue.format_rows(found, "stand-in")

@@ -6,6 +6,8 @@ uses (DeviceArray), with the means to allocate outputs through the same library 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _dtypes, _native
@@ -334,6 +336,21 @@ class DeviceArray:
 
         with cupy.cuda.Device(self.device):
             return cupy.empty(shape, dtype=dtype)
+
+    def list_scratch(self, slots: int, dtype) -> tuple[Any, int, Any, int, int]:
+        """What a list call allocates, in one device context: (slots: a 1-d array of `slots` elements, its
+        pointer, out: a 0-d array, its pointer, the current stream), both of NumPy dtype `dtype`."""
+        if self.lib == "torch":
+            import torch
+
+            td, dev = _torch_dtype(dtype), self.obj.device
+            buf, out = torch.empty((slots,), dtype=td, device=dev), torch.empty((), dtype=td, device=dev)
+            return buf, buf.data_ptr(), out, out.data_ptr(), torch.cuda.current_stream(dev).cuda_stream
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            buf, out = cupy.empty((slots,), dtype=dtype), cupy.empty((), dtype=dtype)
+            return buf, buf.data.ptr, out, out.data.ptr, cupy.cuda.get_current_stream().ptr
 
     def contiguous_copy(self) -> DeviceArray:
         """This array when C-contiguous, else a C-contiguous copy."""

@@ -133,15 +133,13 @@ def penalty_grad(call):
     call.params is a _lists.DeviceList: the kernel arguments come from its plan as arrays (no per-array
     Python step)."""
     kernels = _native.cuda_kernels("params[0]")
-    lst = call.params
-    ref, plan = lst.ref, lst.plan
+    ref, plan = call.params.ref, call.params.plan
     slots_n = plan.slots(kernels.CHUNK_ELEMS)
-    slots = ref.empty((slots_n,), _FLOAT64)
-    out = ref.empty((), _FLOAT64)
+    slots, slots_ptr, out, out_ptr, stream = ref.list_scratch(slots_n, _FLOAT64)  # slots held to the launch
     n = plan.count
     kernels.penalty_grad(plan.codes, plan.sizes, plan.ptrs, _NO_POINTERS if call.grads is None else plan.grad_ptrs,
-                         _args.per_array(call.l1, n), _args.per_array(call.l2, n), _ptr(slots), slots_n, _ptr(out),
-                         ref.device, ref.stream())
+                         _args.per_array(call.l1, n), _args.per_array(call.l2, n), slots_ptr, slots_n, out_ptr,
+                         ref.device, stream)
     return _result(out, call.as_python, float)
 
 
@@ -154,10 +152,9 @@ def _count_over_list(call, entry: str, *coefficients):
     kernels = _native.cuda_kernels("params[0]")
     ref, plan = call.params.ref, call.params.plan
     slots_n = plan.slots(kernels.CHUNK_ELEMS)
-    slots = ref.empty((slots_n,), _INT64)
-    out = ref.empty((), _INT64)
-    getattr(kernels, entry)(plan.codes, plan.sizes, plan.ptrs, *coefficients, _ptr(slots), slots_n, _ptr(out),
-                            ref.device, ref.stream())
+    slots, slots_ptr, out, out_ptr, stream = ref.list_scratch(slots_n, _INT64)  # slots held to the launch
+    getattr(kernels, entry)(plan.codes, plan.sizes, plan.ptrs, *coefficients, slots_ptr, slots_n, out_ptr,
+                            ref.device, stream)
     return _result(out, call.as_python, int)
 
 
