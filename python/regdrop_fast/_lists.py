@@ -366,7 +366,10 @@ def device_list(params, grads, written_params: bool) -> DeviceList:
     plan = DeviceListPlan(key if reusable else None, ws, gs)
     if reusable:
         if len(_PLANS) >= MAX_PLANS:
-            del _PLANS[next(iter(_PLANS))]
+            try:
+                del _PLANS[next(iter(_PLANS))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread changed the plans meanwhile
+                pass
         _PLANS[slot] = plan
     return DeviceList(ws[0], plan, held)
 
