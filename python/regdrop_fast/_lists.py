@@ -277,8 +277,8 @@ def device_lists(params, grads, written_params: bool):
 # before. Plans hold no array (a freed array's memory may come back at the same address in another array:
 # its plan is then right for it too, the fields being equal). Lists the key cannot describe (another kind
 # of object, a read that raises) and calls that copy a read-only parameter (not C-contiguous: the copy is
-# per call) are validated in full every time. Reading the key costs ~0.15 us per CuPy-like array and
-# ~0.45 us per torch tensor (this machine, 2026-12-02): in Python, because CPython 3.11's specialized
+# per call) are validated in full every time. Reading the key costs ~0.15-0.3 us per CuPy-like array and
+# ~0.85 us per torch tensor (2 loaded vCPUs, 2026-12-02; BENCHMARKS.md): in Python, because CPython 3.11's specialized
 # attribute reads are as fast as the C API's generic ones (a C++ reader measured 1.6x slower on stand-in
 # arrays with plain attributes, equal on torch tensors).
 
