@@ -17,10 +17,12 @@
 #   tests      pytest -m "cuda and not slow" over tests/ (the real "cuda" backend: CuPy or torch arrays);
 #   slow       pytest -m "cuda and slow" (the 2^28-element mask tests);
 #   torch      tests/test_torch.py -k cuda;
-#   bench      regdrop-fast bench --device cuda (dropout at 2^28 elements, penalty_grad over ResNet-50);
+#   bench      regdrop-fast bench --device cuda (dropout at 2^28 elements, penalty_grad over ResNet-50, and the
+#              host cost per list call over ResNet-50's 161 arrays, python/regdrop_fast/bench/host_glue.py);
 #   memcheck   a subset of the GPU tests (every CUDA kernel at least once, aligned and misaligned) under
 #              compute-sanitizer --tool memcheck, the libraries' caching allocators off;
-#   racecheck  the penalty and max_norm GPU tests under compute-sanitizer --tool racecheck;
+#   racecheck  the GPU tests of the kernels with shared memory (penalty, prox_l1, non_neg, max_norm,
+#              norm_constraint) under compute-sanitizer --tool racecheck;
 #   ncu        one `ncu --clock-control none` reading of the bfloat16 dropout kernel (achieved DRAM bandwidth,
 #              issue-slot utilization);
 # then the benchmark table and the summary (the stages, the ncu reading, the files written).
@@ -309,8 +311,19 @@ memcheck_tests=(
   "tests/test_strided_device.py::test_list_ops_in_any_layout[float32-cuda]"
   "tests/test_strided_device.py::test_penalty_grad_grads_in_any_layout[float16-cuda]"
   "tests/test_strided_device.py::test_slice_ops_in_any_layout[float32-cuda]"
+  # the kernels added since: in-place dropout, the strided (channels_last) dropout, bias_dropout_add forward
+  # and backward (dbias partials and their combine), norm_constraint, non_neg, prox_group_l1, the Philox kernel
+  "tests/test_dropout.py::test_in_place_every_dtype[cuda-4097-bfloat16]"
+  "tests/test_dropout_layout.py::test_device_layouts_match_the_contiguous_twin[cuda-2x3x5x129-0312]"
+  "tests/test_bias_dropout_add.py::test_matches_cpu_and_reference[cuda-(300, 257)-bfloat16]"
+  "tests/test_bias_dropout_add.py::test_backward_out[cuda]"
+  "tests/test_constraints.py::test_norm_constraint_matches_cpu_and_reference[cuda-(300, 70)-1-float32]"
+  "tests/test_constraints.py::test_non_neg_matches_cpu_and_reference[cuda-float16]"
+  "tests/test_group_l1.py::test_prox_group_l1_matches_cpu_and_reference[cuda-(5, 6, 7, 8)-(0, 2)-float32]"
+  "tests/test_philox.py::test_cuda_generator_all_round_counts[cuda]"
 )
-# racecheck: the kernels that share memory between threads (block sums, max_norm's lane tiles)
+# racecheck: the kernels that share memory between threads (block sums, max_norm's and norm_constraint's lane
+# tiles; bias_dropout_add's dbias partials go through global memory, covered by memcheck)
 racecheck_tests=(
   "tests/test_penalty_grad.py::test_penalty_grad_matches_cpu_and_reference[l1+l2-cuda-65537-float32]"
   "tests/test_penalty_grad.py::test_penalty_list_mixing_dtypes_sizes_and_terms[cuda-49]"
@@ -320,6 +333,9 @@ racecheck_tests=(
   "tests/test_penalty_group.py::test_matches_cpu_and_reference[cuda-(300, 70)-0-float32]"
   "tests/test_penalty_group.py::test_matches_cpu_and_reference[cuda-(300, 70)-1-float32]"
   "tests/test_strided_device.py::test_penalty_grad_grads_in_any_layout[float32-cuda]"
+  "tests/test_prox_l1.py::test_prox_l1_matches_cpu_and_reference[cuda-0.5-float16]"
+  "tests/test_constraints.py::test_non_neg_matches_cpu_and_reference[cuda-float16]"
+  "tests/test_constraints.py::test_norm_constraint_matches_cpu_and_reference[cuda-(300, 70)-1-float32]"
 )
 
 # The probe: one kernel, one allocation, checked.

@@ -79,3 +79,47 @@ def test_warning_filters_ignore_third_party_deprecations_only(tmp_path):
                            "gpu_check_warnings", str(test)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     assert "15 passed" in proc.stdout and "6 failed" in proc.stdout, proc.stdout[-3000:]
+
+
+# Which test file (and test) runs each CUDA entry point of csrc/cuda/entry_points.h; memcheck must name one
+# of each, so a kernel added later fails here until the GPU check covers it.
+MEMCHECK_COVERS = {
+    "dropout_forward": "tests/test_dropout.py::test_forward_and_backward",
+    "dropout_backward": "tests/test_dropout.py::test_backward_matches_cpu",
+    "bias_dropout_add_forward": "tests/test_bias_dropout_add.py::test_matches_cpu_and_reference",
+    "bias_dropout_add_backward": "tests/test_bias_dropout_add.py::test_backward_out",
+    "philox4x32": "tests/test_philox.py::",
+    "penalty_grad": "tests/test_penalty_grad.py::",
+    "prox_l1": "tests/test_prox_l1.py::",
+    "decay": "tests/test_decay.py::",
+    "max_norm": "tests/test_max_norm.py::",
+    "norm_constraint": "tests/test_constraints.py::test_norm_constraint",
+    "non_neg": "tests/test_constraints.py::test_non_neg",
+}
+# Not kernels, or not reachable from Python: dropout_mask (masks are drawn on the host; the GPU's mask
+# kernel path is the slow stage's 2^31-element test).
+NOT_KERNELS = {"device_count", "device_name", "pointer_device", "dropout_mask"}
+
+
+def _script_list(name: str) -> list[str]:
+    text = SCRIPT.read_text()
+    body = text.split(f"{name}=(\n", 1)[1].split("\n)\n", 1)[0]
+    return [line.strip().strip('"') for line in body.splitlines() if line.strip().startswith('"')]
+
+
+def test_sanitizer_stages_cover_every_cuda_kernel():
+    import re
+
+    entries = set(re.findall(r"^(?:void|int|std::string) (\w+)\(", (ROOT / "csrc/cuda/entry_points.h").read_text(),
+                             re.M))
+    assert entries - NOT_KERNELS == set(MEMCHECK_COVERS), "map each new CUDA entry point to its GPU test"
+    memcheck = _script_list("memcheck_tests")
+    for entry, prefix in MEMCHECK_COVERS.items():
+        assert any(t.startswith(prefix) for t in memcheck), f"memcheck runs no test of {entry}"
+    # the strided (channels_last) and in-place dropout paths are kernels of their own
+    assert any(t.startswith("tests/test_dropout_layout.py::") for t in memcheck)
+    assert any("in_place" in t for t in memcheck)
+    racecheck = _script_list("racecheck_tests")
+    shared = {"penalty_grad", "prox_l1", "non_neg", "max_norm", "norm_constraint"}  # __shared__ block sums
+    for entry in shared:
+        assert any(t.startswith(MEMCHECK_COVERS[entry]) for t in racecheck), f"racecheck runs no test of {entry}"

@@ -31,7 +31,7 @@ import regdrop_fast as rdf
 
 def _view(ptr, n, code):
     """The n elements of dtype code `code` at host address ptr."""
-    dtype = CODE_DTYPES[code]
+    ptr, n, dtype = int(ptr), int(n), CODE_DTYPES[code]  # the backend passes NumPy columns
     if n == 0:
         return np.empty(0, dtype)
     return np.frombuffer((ctypes.c_char * (n * dtype.itemsize)).from_address(ptr), dtype=dtype)
@@ -74,9 +74,9 @@ class FakeKernels(types.ModuleType):
     def penalty_grad(self, codes, sizes, ptrs, gptrs, l1, l2, slots, capacity, out, device, stream):
         self._lists(codes, sizes, ptrs, gptrs, l1, l2)
         assert capacity >= self._needs(sizes, [a or b for a, b in zip(l1, l2)])
-        self._record("penalty_grad", device, stream, with_grad=bool(gptrs), count=len(codes))
+        self._record("penalty_grad", device, stream, with_grad=len(gptrs) > 0, count=len(codes))
         ws = [_view(p, n, c) for p, n, c in zip(ptrs, sizes, codes)]
-        if gptrs:
+        if len(gptrs):
             gs = [_view(p, n, c) for p, n, c in zip(gptrs, sizes, codes)]
             value = rdf.penalty_grad(ws, gs, l1=np.array(l1), l2=np.array(l2))
         else:

@@ -2,9 +2,11 @@
 // as integers from __cuda_array_interface__ / the caller's library, `device` is the CUDA device the arrays
 // live on; validation and allocation happen in python/regdrop_fast/cuda.py and _penalty_cuda.py. The GIL
 // is released around every launch.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -21,19 +23,33 @@ P* ptr(uintptr_t address) {
   return reinterpret_cast<P*>(address);
 }
 
-// The arrays of a list call from parallel per-array lists (b and c2 may be empty: no gradients, no second
-// coefficient).
-std::vector<rdf::cuda::ListItem> list_items(const std::vector<int>& dtype, const std::vector<int64_t>& n,
-                                            const std::vector<uintptr_t>& a, const std::vector<uintptr_t>& b,
-                                            const std::vector<double>& c1, const std::vector<double>& c2) {
-  const size_t count = dtype.size();
-  if (n.size() != count || a.size() != count || c1.size() != count || (!b.empty() && b.size() != count) ||
-      (!c2.empty() && c2.size() != count))
+// The per-array columns of a list call: 1-d arrays (NumPy arrays from the plan of _lists.device_list; any
+// sequence is converted, forcecast), read in place without a Python step per array.
+template <class T>
+using Column = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// The arrays of a list call from its columns (b and c2 may be empty: no gradients, no second coefficient).
+std::vector<rdf::cuda::ListItem> list_items(const Column<int32_t>& dtype, const Column<int64_t>& n,
+                                            const Column<uint64_t>& a, const Column<uint64_t>& b,
+                                            const Column<double>& c1, const Column<double>& c2) {
+  const auto count = dtype.size();
+  for (const py::array* col : {static_cast<const py::array*>(&dtype), static_cast<const py::array*>(&n),
+                               static_cast<const py::array*>(&a), static_cast<const py::array*>(&b),
+                               static_cast<const py::array*>(&c1), static_cast<const py::array*>(&c2)})
+    if (col->ndim() != 1) throw std::invalid_argument("regdrop_fast CUDA: per-array columns must be 1-d");
+  if (n.size() != count || a.size() != count || c1.size() != count || (b.size() != 0 && b.size() != count) ||
+      (c2.size() != 0 && c2.size() != count))
     throw std::invalid_argument("regdrop_fast CUDA: per-array lists of different lengths");
-  std::vector<rdf::cuda::ListItem> items(count);
-  for (size_t i = 0; i < count; ++i)
-    items[i] = rdf::cuda::ListItem{dtype[i], n[i], ptr<void>(a[i]), b.empty() ? nullptr : ptr<void>(b[i]), c1[i],
-                                   c2.empty() ? 0.0 : c2[i]};
+  const int32_t* dt = dtype.data();
+  const int64_t* nn = n.data();
+  const uint64_t* pa = a.data();
+  const uint64_t* pb = b.size() ? b.data() : nullptr;
+  const double* x1 = c1.data();
+  const double* x2 = c2.size() ? c2.data() : nullptr;
+  std::vector<rdf::cuda::ListItem> items(static_cast<size_t>(count));
+  for (size_t i = 0; i < items.size(); ++i)
+    items[i] = rdf::cuda::ListItem{dt[i], nn[i], ptr<void>(pa[i]), pb ? ptr<void>(pb[i]) : nullptr, x1[i],
+                                   x2 ? x2[i] : 0.0};
   return items;
 }
 
@@ -48,6 +64,9 @@ rdf::cuda::WalkLayout walk_layout(const std::vector<int64_t>& shape, const std::
   }
   return layout;
 }
+
+Column<uint64_t> no_pointers() { return Column<uint64_t>(0); }
+Column<double> no_values() { return Column<double>(0); }
 
 }  // namespace
 
@@ -131,26 +150,25 @@ PYBIND11_MODULE(_cuda, m) {
   });
 
   // List ops: one entry per array in each list (grads empty for the value only).
-  m.def("penalty_grad", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
-                           const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,
-                           const std::vector<double>& l1, const std::vector<double>& l2, uintptr_t slots,
-                           int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+  m.def("penalty_grad", [](const Column<int32_t>& dtype, const Column<int64_t>& n, const Column<uint64_t>& params,
+                           const Column<uint64_t>& grads, const Column<double>& l1, const Column<double>& l2,
+                           uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
     const auto items = list_items(dtype, n, params, grads, l1, l2);
     py::gil_scoped_release release;
-    rdf::cuda::penalty_grad(items.data(), static_cast<int64_t>(items.size()), !grads.empty(), ptr<double>(slots),
-                            slot_capacity, ptr<double>(out), device, ptr<void>(stream));
+    rdf::cuda::penalty_grad(items.data(), static_cast<int64_t>(items.size()), grads.size() != 0,
+                            ptr<double>(slots), slot_capacity, ptr<double>(out), device, ptr<void>(stream));
   });
-  m.def("prox_l1", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
-                      const std::vector<uintptr_t>& params, const std::vector<double>& threshold, uintptr_t slots,
-                      int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
-    const auto items = list_items(dtype, n, params, {}, threshold, {});
+  m.def("prox_l1", [](const Column<int32_t>& dtype, const Column<int64_t>& n, const Column<uint64_t>& params,
+                      const Column<double>& threshold, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
+                      int device, uintptr_t stream) {
+    const auto items = list_items(dtype, n, params, no_pointers(), threshold, no_values());
     py::gil_scoped_release release;
     rdf::cuda::prox_l1(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
                        ptr<int64_t>(out), device, ptr<void>(stream));
   });
-  m.def("decay", [](const std::vector<int>& dtype, const std::vector<int64_t>& n, const std::vector<uintptr_t>& params,
-                    const std::vector<double>& factor, int device, uintptr_t stream) {
-    const auto items = list_items(dtype, n, params, {}, factor, {});
+  m.def("decay", [](const Column<int32_t>& dtype, const Column<int64_t>& n, const Column<uint64_t>& params,
+                    const Column<double>& factor, int device, uintptr_t stream) {
+    const auto items = list_items(dtype, n, params, no_pointers(), factor, no_values());
     py::gil_scoped_release release;
     rdf::cuda::decay(items.data(), static_cast<int64_t>(items.size()), device, ptr<void>(stream));
   });
@@ -201,11 +219,11 @@ PYBIND11_MODULE(_cuda, m) {
                             ptr<double>(slots), slot_capacity, ptr<double>(out), device, ptr<void>(stream));
   });
   m.attr("MAX_WALK_DIMS") = rdf::cuda::kMaxWalkDims;
-  m.def("non_neg", [](const std::vector<int>& dtype, const std::vector<int64_t>& n,
-                      const std::vector<uintptr_t>& params, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
-                      int device, uintptr_t stream) {
-    const std::vector<double> unused(params.size(), 0.0);
-    const auto items = list_items(dtype, n, params, {}, unused, {});
+  m.def("non_neg", [](const Column<int32_t>& dtype, const Column<int64_t>& n, const Column<uint64_t>& params,
+                      uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
+    Column<double> unused(params.size());  // zeros: non_neg takes no coefficient
+    std::fill(unused.mutable_data(), unused.mutable_data() + unused.size(), 0.0);
+    const auto items = list_items(dtype, n, params, no_pointers(), unused, no_values());
     py::gil_scoped_release release;
     rdf::cuda::non_neg(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
                        ptr<int64_t>(out), device, ptr<void>(stream));

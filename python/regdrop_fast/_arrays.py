@@ -6,6 +6,8 @@ uses (DeviceArray), with the means to allocate outputs through the same library 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _dtypes, _native
@@ -390,6 +392,21 @@ class DeviceArray:
         with cupy.cuda.Device(self.device):
             return cupy.empty(shape, dtype=dtype)
 
+    def list_scratch(self, slots: int, dtype) -> tuple[Any, int, Any, int, int]:
+        """What a list call allocates, in one device context: (slots: a 1-d array of `slots` elements, its
+        pointer, out: a 0-d array, its pointer, the current stream), both of NumPy dtype `dtype`."""
+        if self.lib == "torch":
+            import torch
+
+            td, dev = _torch_dtype(dtype), self.obj.device
+            buf, out = torch.empty((slots,), dtype=td, device=dev), torch.empty((), dtype=td, device=dev)
+            return buf, buf.data_ptr(), out, out.data_ptr(), torch.cuda.current_stream(dev).cuda_stream
+        import cupy
+
+        with cupy.cuda.Device(self.device):
+            buf, out = cupy.empty((slots,), dtype=dtype), cupy.empty((), dtype=dtype)
+            return buf, buf.data.ptr, out, out.data.ptr, cupy.cuda.get_current_stream().ptr
+
     def contiguous_copy(self) -> DeviceArray:
         """This array when C-contiguous, else a C-contiguous copy."""
         if self.contiguous:
@@ -463,11 +480,16 @@ _TORCH_TO_NUMPY: dict = {}  # torch dtype -> NumPy dtype (None: none), filled as
 
 
 def _numpy_dtype_of_torch(t):
+    return numpy_dtype_of_torch_dtype(t.dtype)
+
+
+def numpy_dtype_of_torch_dtype(torch_dtype):
+    """The NumPy dtype of a torch dtype (None when NumPy has none)."""
     try:
-        return _TORCH_TO_NUMPY[t.dtype]
+        return _TORCH_TO_NUMPY[torch_dtype]
     except KeyError:
         pass
-    name = str(t.dtype).removeprefix("torch.")
+    name = str(torch_dtype).removeprefix("torch.")
     if name == "bfloat16":
         dtype = _dtypes.BFLOAT16
     else:
@@ -475,7 +497,7 @@ def _numpy_dtype_of_torch(t):
             dtype = np.dtype(name)
         except TypeError:
             dtype = None
-    _TORCH_TO_NUMPY[t.dtype] = dtype
+    _TORCH_TO_NUMPY[torch_dtype] = dtype
     return dtype
 
 
@@ -495,9 +517,14 @@ def _wrap_torch(a) -> DeviceArray:
     return d
 
 
+def is_torch_type(t: type) -> bool:
+    """Whether objects of type t are handled as torch tensors (rather than CuPy arrays) by the CUDA path."""
+    return t.__module__.startswith("torch")
+
+
 def wrapper(a):
     """The wrap function for arrays of a's library (wrap without the test of the library, for lists)."""
-    return _wrap_torch if type(a).__module__.startswith("torch") else _wrap_cupy
+    return _wrap_torch if is_torch_type(type(a)) else _wrap_cupy
 
 
 def wrap(a) -> DeviceArray:

@@ -169,9 +169,10 @@ def _slots(kernels, arrays) -> int:
 
 
 def _columns(arrays):
-    """The per-array lists the bindings take: dtype codes, sizes, pointers."""
+    """The per-array columns the bindings take: dtype codes, sizes, pointers (as a DeviceListPlan's)."""
     codes = _dtypes.CODES
-    return [codes[a.dtype] for a in arrays], [a.size for a in arrays], [a.ptr for a in arrays]
+    return (np.array([codes[a.dtype] for a in arrays], np.int32), np.array([a.size for a in arrays], np.int64),
+            np.array([a.ptr for a in arrays], np.uint64))
 
 
 # In-place ops on CUDA arrays of any layout (as on the host): a C-contiguous array, or one dense in another memory
@@ -217,7 +218,9 @@ def penalty_grad(call):
     with a group_l1 term leave the list launch (their l1 and l2 set to 0 there) and run one by one through the
     group kernels, each value into its own element of one device array, added to the list's value there."""
     kernels = _native.cuda_kernels("params[0]")
-    ws, gs = call.params, call.grads
+    if call.group is None and call.params.contiguous:
+        return _planned_penalty_grad(kernels, call)
+    ws, gs = list(call.params.ws), None if call.grads is None else list(call.params.gs)
     ref, n = ws[0], len(ws)
     codes, sizes, ptrs = _columns(ws)
     l1, l2 = _per_array(call.l1, n), _per_array(call.l2, n)
@@ -242,7 +245,8 @@ def penalty_grad(call):
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _FLOAT64)
     out = ref.empty((1 + len(extra),), _FLOAT64) if extra else ref.empty((), _FLOAT64)
-    kernels.penalty_grad(codes, sizes, ptrs, gptrs, list_l1, list_l2, _ptr(slots), slots_n, _ptr(out), ref.device,
+    kernels.penalty_grad(codes, sizes, ptrs, np.array(gptrs, np.uint64), np.array(list_l1, np.float64),
+                         np.array(list_l2, np.float64), _ptr(slots), slots_n, _ptr(out), ref.device,
                          ref.stream())
     if not extra:
         return _result(out, call.as_python, float)
@@ -250,7 +254,7 @@ def penalty_grad(call):
     for k, i in enumerate(walked, start=1 + len(grouped)):
         g = gs[i]
         shape, strides = _arrays.walk_layout(g)
-        kernels.walk_penalty(codes[i], ws[i].ptr, g.ptr, shape, strides, l1[i], l2[i], _ptr(more_slots),
+        kernels.walk_penalty(int(codes[i]), ws[i].ptr, g.ptr, shape, strides, l1[i], l2[i], _ptr(more_slots),
                              kernels.MAX_NORM_SLOTS, _ptr(out) + 8 * k, g.device, g.stream())
     for k, i in enumerate(grouped, start=1):
         # The group kernels take C-contiguous arrays (w is: read-only parameters are contiguous copies); a
@@ -261,7 +265,7 @@ def penalty_grad(call):
         work_w = w.obj if v.order is None else w.permuted_copy(order)
         copied_g = g is not None and (v.order is not None or not g.contiguous)
         work_g = None if g is None else (g.permuted_copy(order) if copied_g else g.obj)
-        kernels.penalty_group(codes[i], _ptr(work_w), _ptr(work_g), v.outer, v.reduce, v.inner, l1[i], l2[i],
+        kernels.penalty_group(int(codes[i]), _ptr(work_w), _ptr(work_g), v.outer, v.reduce, v.inner, l1[i], l2[i],
                               call.group[i], _ptr(more_slots), kernels.MAX_NORM_SLOTS, _ptr(out) + 8 * k, w.device,
                               w.stream())
         if copied_g:
@@ -269,18 +273,41 @@ def penalty_grad(call):
     return _result(out.sum(), call.as_python, float)
 
 
+def _planned_penalty_grad(kernels, call):
+    """penalty_grad over C-contiguous arrays without a group term: the kernel arguments come from the list's
+    plan (_lists.DeviceList) as arrays (no per-array Python step)."""
+    ref, plan = call.params.ref, call.params.plan
+    slots_n = plan.slots(kernels.CHUNK_ELEMS)
+    slots, slots_ptr, out, out_ptr, stream = ref.list_scratch(slots_n, _FLOAT64)  # slots held to the launch
+    n = plan.count
+    kernels.penalty_grad(plan.codes, plan.sizes, plan.ptrs, _NO_POINTERS if call.grads is None else plan.grad_ptrs,
+                         _args.per_array(call.l1, n), _args.per_array(call.l2, n), slots_ptr, slots_n, out_ptr,
+                         ref.device, stream)
+    return _result(out, call.as_python, float)
+
+
+_NO_POINTERS = np.zeros(0, np.uint64)  # penalty without gradients
+
+
 def _count_over_list(call, entry: str, walk_op: int, coefficients=None):
     """A list op that counts (prox_l1's zeros, non_neg's clamped values): per-chunk counts into scratch slots,
     summed on the device into a 0-d int64 array (or a Python int with as_int); walked arrays count into their
     own elements of the output, added there."""
     kernels = _native.cuda_kernels("params[0]")
-    ws = call.params
+    args = () if coefficients is None else (coefficients,)
+    if call.params.contiguous:
+        ref, plan = call.params.ref, call.params.plan
+        slots_n = plan.slots(kernels.CHUNK_ELEMS)
+        slots, slots_ptr, out, out_ptr, stream = ref.list_scratch(slots_n, _INT64)  # slots held to the launch
+        getattr(kernels, entry)(plan.codes, plan.sizes, plan.ptrs, *args, slots_ptr, slots_n, out_ptr, ref.device,
+                                stream)
+        return _result(out, call.as_python, int)
+    ws = list(call.params.ws)
     ref = ws[0]
     codes, sizes, ptrs, walked = _blocks(ws)
     slots_n = _slots(kernels, ws)
     slots = ref.empty((slots_n,), _INT64)
     out = ref.empty((1 + len(walked),), _INT64) if walked else ref.empty((), _INT64)
-    args = () if coefficients is None else (coefficients,)
     getattr(kernels, entry)(codes, sizes, ptrs, *args, _ptr(slots), slots_n, _ptr(out), ref.device, ref.stream())
     if not walked:
         return _result(out, call.as_python, int)
@@ -291,12 +318,17 @@ def _count_over_list(call, entry: str, walk_op: int, coefficients=None):
 
 
 def prox_l1(call):
-    return _count_over_list(call, "prox_l1", _WALK_PROX_L1, _per_array(call.coef, len(call.params)))
+    return _count_over_list(call, "prox_l1", _WALK_PROX_L1, _args.per_array(call.coef, call.params.plan.count))
 
 
 def decay(call) -> None:
     kernels = _native.cuda_kernels("params[0]")
-    ws = call.params
+    if call.params.contiguous:
+        ref, plan = call.params.ref, call.params.plan
+        kernels.decay(plan.codes, plan.sizes, plan.ptrs, _args.per_array(call.coef, plan.count), ref.device,
+                      ref.stream())
+        return
+    ws = list(call.params.ws)
     codes, sizes, ptrs, walked = _blocks(ws)
     factors = _per_array(call.coef, len(ws))
     kernels.decay(codes, sizes, ptrs, factors, ws[0].device, ws[0].stream())

@@ -94,7 +94,9 @@ class MaskCall(NamedTuple):
 
 
 class PenaltyCall(NamedTuple):
-    params: Any  # list/tuple; host arrays are checked by the native reader as it reads them (see _lists)
+    # Host: lists/tuples, checked by the native reader as it reads them (see _lists). CUDA: params is a
+    # _lists.DeviceList of both lists, and grads the same object (or None for the value only).
+    params: Any
     grads: Any  # list/tuple, or None for the value only
     l1: Any  # float, list or float64 ndarray (_args.coefficients)
     l2: Any
@@ -115,7 +117,7 @@ class GroupView(NamedTuple):
 
 
 class UpdateCall(NamedTuple):
-    params: Any
+    params: Any  # host: list/tuple; CUDA: a _lists.DeviceList
     coef: Any  # threshold (prox_l1) or factor (decay)
     as_python: bool
 

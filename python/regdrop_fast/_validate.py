@@ -344,13 +344,16 @@ def penalty(params, grads, l1, l2, as_float, group_l1=0.0, axis=None, *,
         raise ValueError("axis: required with a nonzero group_l1 (the axes each group's norm is taken over)")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
-        params, grads = _lists.device_lists(params, grads, written_params=False)
+        listed = _lists.device_list(params, grads, written_params=False, arrays_wanted=group is not None)
+        shapes = [w.shape for w in listed.ws]
+        params, grads = listed, None if grads is None else listed
     elif group is not None:
         # The groups need every array's shape: the rules of the native reader, in Python (_lists), here.
         params = _lists.host_arrays(params, grads, written_params=False)
+        shapes = [p.shape for p in params]
     if group is None:
         return backend, PenaltyCall(params, grads, c1, c2, as_float)
-    views = [None if c == 0.0 else _group_view(tuple(p.shape), axis, i) for i, (p, c) in enumerate(zip(params, group))]
+    views = [None if c == 0.0 else _group_view(tuple(s), axis, i) for i, (s, c) in enumerate(zip(shapes, group))]
     return backend, PenaltyCall(params, grads, c1, c2, as_float, group, views)
 
 
@@ -374,7 +377,7 @@ def update(params, coef, name: str, upper, as_int, *, host_only: bool = False) -
     as_int = _args.flag(as_int, "as_int")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
-        params, _ = _lists.device_lists(params, None, written_params=True)
+        params = _lists.device_list(params, None, written_params=True)
     return backend, UpdateCall(params, c, as_int)
 
 
@@ -466,7 +469,7 @@ def non_neg(params, as_int, *, host_only: bool = False) -> tuple[ModuleType, Upd
     as_int = _args.flag(as_int, "as_int")
     backend = _list_backend(params, host_only)
     if backend is _route.CUDA:
-        params, _ = _lists.device_lists(params, None, written_params=True)
+        params = _lists.device_list(params, None, written_params=True)
     return backend, UpdateCall(params, 0.0, as_int)
 
 

@@ -9,7 +9,8 @@ Cases (PyTorch CUDA tensors; p = 0.5):
   ``torch.ops.aten.native_dropout_backward(grad, mask, scale)`` (what autograd runs for native_dropout);
 - penalty_grad over the ResNet-50 parameter list (float32, shapes.py): ``rf.penalty_grad(params, grads,
   l2=...)`` (value returned as a 0-d device tensor, no host sync) against ``torch._foreach_add_(grads, params,
-  alpha=l2)`` plus the value loop ``sum((p * p).sum() for p in params)``.
+  alpha=l2)`` plus the value loop ``sum((p * p).sum() for p in params)``; and the host's CPU time per
+  penalty_grad / prox_l1 call over that list (host_glue.py, target under 100 us).
 
 Timing: CUDA events around a sample of back-to-back calls; every implementation is warmed up, the calls per
 sample are calibrated so a sample lasts about 10 ms, the device is idle when a sample starts (so host-bound
@@ -36,7 +37,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from . import environment, report
+from . import environment, host_glue, report
 from .cases import Case, Impl, size_label
 from .shapes import RESNET50_PARAMETERS
 from .timing import Timing, _quantile
@@ -370,6 +371,8 @@ def run(config: GpuConfig) -> int:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
     targets = check_targets(rows)
+    # The host cost of a list call (issue 19: under host_glue.HOST_TARGET_US for ResNet-50's 161 arrays).
+    host = host_glue.cuda_rows(torch) if "penalty" in config.sections and not config.tiny else []
     dev = device_meta(torch)
     meta = {
         "command": config.command,
@@ -386,10 +389,13 @@ def run(config: GpuConfig) -> int:
     header = (f"regdrop_fast {rf.__version__} CUDA benchmark on {dev['gpu']} (torch {dev['torch']}, CUDA "
               f"{dev['torch_cuda']}); medians of {config.repeats} interleaved repeats, CUDA events")
     text = header + "\n\n" + format_table(rows) + "\n" + format_targets(targets)
+    if host:
+        text += "\n\n" + host_glue.format_rows(host, "PyTorch CUDA tensors, the kernels queued")
     print(text)
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "results.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "targets": targets}, indent=1, default=str) + "\n")
+        json.dumps({"meta": meta, "rows": rows, "targets": targets, "host_glue": host}, indent=1, default=str)
+        + "\n")
     (config.out / "table.txt").write_text(text + "\n")
     print(f"wrote {config.out / 'results.json'}, {config.out / 'table.txt'}")
     return 0
