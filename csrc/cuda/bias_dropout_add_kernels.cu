@@ -1,44 +1,80 @@
 // CUDA iteration for the fused epilogue y = residual + dropout(x + bias) and its backward. Values come from
-// csrc/common/bias_dropout_add_element.h, decisions from dropout's own mask kernel: each call first writes
-// the keep bits with dropout_mask (the same Philox code and launch as dropout's, into the call's mask, or a
-// scratch buffer for store="seed"), then the fused pass reads them, one byte (8 elements) per thread and
-// loop iteration. The masks are therefore dropout's bit for bit, and so identical to the CPU's.
+// csrc/common/bias_dropout_add_element.h, decisions from dropout's own stream code (dropout_groups.cuh): the
+// forward is one launch in which each thread takes 16-element groups as dropout_kernel does (the loads of x
+// and residual issued before the Philox rounds, 16-byte vectors when x, residual and y are aligned, the
+// offset's alignment a template constant), decides, writes the group's two mask bytes (store="bits") and
+// its 16 values. The masks are therefore dropout's bit for bit, and so identical to the CPU's.
 //
 // Backward: one thread per (row block, column) adds dx over the block's kBiasRowBlock rows in row order
 // (consecutive threads take consecutive columns, so a warp reads a contiguous stretch of each row); a second
 // kernel, one thread per column, adds the block partials in block order. The same order as the CPU loops,
-// so dbias has the same bits on both.
+// so dbias has the same bits on both. A store="seed" mask is regenerated into scratch bits first (the
+// column order visits one element per Philox block, so inline generation would waste 3 of its 4 words).
 //
-// y may be x or residual (in place): no __restrict__ on them; each element is read, then written, by one thread.
+// y may be x or residual (in place): no __restrict__ on them; a thread loads every value of a group before
+// it stores any, and groups never overlap.
 #include <cuda_runtime.h>
 
 #include "../common/bias_dropout_add_element.h"
 #include "check_cuda.h"
+#include "dropout_groups.cuh"
 #include "entry_points.h"
 
 namespace rdf {
 namespace cuda {
 namespace {
 
-template <class T, bool HAS_BIAS>
+// The values of one group (or, in the partial last group, its first `count` elements) from the loaded x and
+// residual, with the bias column of the group's first element, c, stepped along.
+template <bool HAS_BIAS, class T>
+__device__ __forceinline__ void epilogue_group(const Group<T>& gx, const T* bias, const Group<T>& gr, Group<T>& gy,
+                                               uint32_t bits, int64_t c, int64_t h, compute_t<T> scale) {
+#pragma unroll
+  for (int k = 0; k < kThreadElems; ++k) {
+    bias_dropout_add_element<HAS_BIAS>(gx.v[k], HAS_BIAS ? bias + c : nullptr, gr.v[k], gy.v[k], (bits >> k) & 1u,
+                                       scale);
+    if (HAS_BIAS && ++c == h) c = 0;
+  }
+}
+
+template <class T, bool HAS_BIAS, KeepSource S, int SKIP, bool VEC>
 __global__ void __launch_bounds__(kThreads) bias_dropout_add_kernel(const T* x, const T* bias, const T* residual, T* y,
-                                                                    const uint8_t* __restrict__ bits, int64_t n,
+                                                                    uint8_t* __restrict__ bits_out, int64_t n,
                                                                     int64_t h, DropoutParams prm) {
   const auto scale = static_cast<compute_t<T>>(prm.scale);
-  const int64_t bytes = (n + 7) / 8;
+  const int64_t full = n / kThreadElems;
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < bytes; k += stride) {
-    const uint32_t byte = bits[k];
-    const int64_t e0 = 8 * k;
-    int64_t c = HAS_BIAS ? e0 % h : 0;  // the bias column of element e0, stepped along with it
+  for (int64_t grp = first; grp < full; grp += stride) {
+    const int64_t i0 = grp * kThreadElems;
+    Group<T> gx, gr, gy;
+    load_group<T, VEC>(x + i0, gx);  // loads in flight while the words are computed
+    load_group<T, VEC>(residual + i0, gr);
+    const uint32_t bits = group_bits<S, SKIP>(nullptr, i0, kThreadElems, prm);
+    epilogue_group<HAS_BIAS>(gx, bias, gr, gy, bits, HAS_BIAS ? i0 % h : 0, h, scale);
+    store_group<T, VEC>(y + i0, gy);
+    if (bits_out) {
+      bits_out[2 * grp] = static_cast<uint8_t>(bits);
+      bits_out[2 * grp + 1] = static_cast<uint8_t>(bits >> 8);
+    }
+  }
+  // The partial group (1..15 elements), element by element, by the thread after the last full group's.
+  const int count = static_cast<int>(n - full * kThreadElems);
+  if (count > 0 && first == full % stride) {
+    const int64_t i0 = full * kThreadElems;
+    const uint32_t bits = group_bits<S, SKIP>(nullptr, i0, count, prm) & ((1u << count) - 1u);  // bits past n are 0
+    int64_t c = HAS_BIAS ? i0 % h : 0;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int64_t e = e0 + j;
-      if (e < n) {
-        bias_dropout_add_element<HAS_BIAS>(x[e], HAS_BIAS ? bias + c : nullptr, residual[e], y[e], (byte >> j) & 1u,
-                                           scale);
+    for (int k = 0; k < kThreadElems; ++k) {
+      if (k < count) {
+        bias_dropout_add_element<HAS_BIAS>(x[i0 + k], HAS_BIAS ? bias + c : nullptr, residual[i0 + k], y[i0 + k],
+                                           (bits >> k) & 1u, scale);
       }
       if (HAS_BIAS && ++c == h) c = 0;
+    }
+    if (bits_out) {
+      bits_out[i0 / 8] = static_cast<uint8_t>(bits);
+      if (count > 8) bits_out[i0 / 8 + 1] = static_cast<uint8_t>(bits >> 8);
     }
   }
 }
@@ -73,26 +109,55 @@ __global__ void __launch_bounds__(kThreads) bias_grad_combine_kernel(const compu
   }
 }
 
+// with_keep_source without kBits (a forward has no bits to read), so that no kernel is compiled for it.
+template <class Fn>
+void with_decided_source(KeepSource source, Fn&& fn) {
+  switch (source) {
+    case KeepSource::kNone:
+      return fn(std::integral_constant<KeepSource, KeepSource::kNone>());
+    case KeepSource::kAll:
+      return fn(std::integral_constant<KeepSource, KeepSource::kAll>());
+    default:
+      return fn(std::integral_constant<KeepSource, KeepSource::kStream>());
+  }
+}
+
 }  // namespace
 
 void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const void* residual, void* y,
                               uint8_t* bits, int64_t n, int64_t h, const DropoutParams& prm, int device,
                               Stream stream) {
   if (n <= 0) return;
-  dropout_mask(bits, n, prm, device, stream);
   DeviceGuard guard(device);
   auto s = static_cast<cudaStream_t>(stream);
-  const unsigned int grid = grid_capped((n + 7) / 8, device);
+  const unsigned int grid = grid_capped((n + kThreadElems - 1) / kThreadElems, device);
+  const bool vector_io = aligned16(x) && aligned16(residual) && aligned16(y);
+  const KeepSource source = keep_source(false, prm);  // never kBits: the forward makes its decisions
   dispatch_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x);
+    const T* bp = static_cast<const T*>(bias);
     const T* rp = static_cast<const T*>(residual);
     T* yp = static_cast<T*>(y);
-    if (bias) {
-      bias_dropout_add_kernel<T, true><<<grid, kThreads, 0, s>>>(xp, static_cast<const T*>(bias), rp, yp, bits, n, h, prm);
-    } else {
-      bias_dropout_add_kernel<T, false><<<grid, kThreads, 0, s>>>(xp, nullptr, rp, yp, bits, n, n, prm);
-    }
+    with_decided_source(source, [&](auto src) {
+      constexpr KeepSource S = decltype(src)::value;
+      // only the stream depends on the offset's alignment; p = 0 and p = 1 run the SKIP = 0 kernel
+      with_skip(S == KeepSource::kStream ? static_cast<uint32_t>(prm.offset) : 0u, [&](auto skip) {
+        constexpr int K = S == KeepSource::kStream ? decltype(skip)::value : 0;
+        auto run = [&](auto has_bias, auto vec) {
+          constexpr bool B = decltype(has_bias)::value, V = decltype(vec)::value;
+          bias_dropout_add_kernel<T, B, S, K, V><<<grid, kThreads, 0, s>>>(xp, bp, rp, yp, bits, n, bias ? h : n,
+                                                                           prm);
+        };
+        using Yes = std::true_type;
+        using No = std::false_type;
+        if (bias) {
+          vector_io ? run(Yes(), Yes()) : run(Yes(), No());
+        } else {
+          vector_io ? run(No(), Yes()) : run(No(), No());
+        }
+      });
+    });
   });
   check_launch("bias_dropout_add kernel launch", s);
 }

@@ -97,12 +97,12 @@ def dropout_variant(call):
 
 
 def bias_dropout_add(call):
-    """(y, bits) as arrays of the input's library; bits None unless call.keep_bits (the kernels write the mask
-    first either way: a store="seed" call's is scratch)."""
+    """(y, bits) as arrays of the input's library; bits None unless call.keep_bits (one launch that decides,
+    writes the values and, with bits, the mask)."""
     kernels = _native.cuda_kernels("x")
     x = call.x
     y = call.out.obj if call.out is not None else x.empty(x.shape)
-    bits = x.empty(((x.size + 7) // 8,), _UINT8)
+    bits = x.empty(((x.size + 7) // 8,), _UINT8) if call.keep_bits else None
     rule = call.rule
     # contiguous sources, held until the launch is queued; out overlaps x or residual only exactly (validated)
     xs, rs = x.contiguous_copy(), call.residual.contiguous_copy()
@@ -110,7 +110,7 @@ def bias_dropout_add(call):
     kernels.bias_dropout_add_forward(_dtypes.CODES[x.dtype], xs.ptr, 0 if bs is None else bs.ptr, rs.ptr, _ptr(y),
                                      _ptr(bits), x.size, call.h, call.seed, call.offset, rule.threshold,
                                      rule.drop_all, rule.scale, x.device, x.stream())
-    return y, bits if call.keep_bits else None
+    return y, bits
 
 
 def bias_dropout_add_backward(call):

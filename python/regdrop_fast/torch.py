@@ -26,6 +26,7 @@ import numpy as _numpy
 
 try:
     import torch
+    import torch.autograd.forward_ad as _forward_ad
 except ImportError as exc:  # torch is optional: say what to install
     raise ImportError(
         "regdrop_fast.torch needs PyTorch, which is not installed: pip install torch "
@@ -1483,9 +1484,11 @@ def add_penalty_grad_(params: _Tensors, l1: _Coefficient = 0.0, l2: _Coefficient
     ws = [params[i] for i in keep]
     gs = [_check_tensor(params[i].grad, f"params[{i}].grad") for i in keep]  # checked in order, as tensors
     _penalty_device(ws + gs, "add_penalty_grad_")
+    args = ([c1[i] for i in keep], [c2[i] for i in keep], [group[i] for i in keep] if group else [], axes)
     with torch.no_grad():
-        return _add_penalty_grad_(ws, gs, [c1[i] for i in keep], [c2[i] for i in keep],
-                                  [group[i] for i in keep] if group else [], axes)
+        if _tangent_may_reach(ws + gs):
+            return _helper_with_tangents("add_penalty_grad_", args, gs, read=ws)
+        return _add_penalty_grad_(ws, gs, *args)
 
 
 @torch.library.custom_op(
@@ -1546,6 +1549,108 @@ def _penalty_grad_fn(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, ...]:
 _penalty.register_autograd(_penalty_grad_fn, setup_context=_penalty_setup_context)
 
 
+def _group_coefficient(group: _Sequence[float], i: int) -> float:
+    """params[i]'s group_l1 coefficient in the custom ops' list (empty: no group term)."""
+    return float(group[i]) if len(group) else 0.0
+
+
+def _group_direction(w: torch.Tensor, axis: _Sequence[int]) -> torch.Tensor:
+    """w_g / ||w_g|| per group (norms over `axis`), in float64; 0 on an all-zero group (the op's
+    subgradient there)."""
+    a = w.double()
+    n = torch.linalg.vector_norm(a, dim=list(axis), keepdim=True)
+    return torch.where(n > 0, a / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(a))
+
+
+def _group_direction_tangent(w: torch.Tensor, dw: torch.Tensor, axis: _Sequence[int]) -> torch.Tensor:
+    """The derivative of _group_direction at w along dw: dw/n - w <w, dw>/n^3 per group, in float64; 0 on an
+    all-zero group (where the direction has no derivative; the op keeps its subgradient 0 there)."""
+    a, da = w.double(), dw.double()
+    n = torch.linalg.vector_norm(a, dim=list(axis), keepdim=True)
+    safe = torch.where(n > 0, n, torch.ones_like(n))
+    inner = (a * da).sum(dim=list(axis), keepdim=True)
+    return torch.where(n > 0, da / safe - a * inner / safe**3, torch.zeros_like(a))
+
+
+def _penalty_slope(w: torch.Tensor, c1: float, c2: float, cg: float, axis: _Sequence[int]) -> torch.Tensor:
+    """The penalty's gradient at w in float64: l1*sign(w) + l2*w (+ group_l1 * w_g/||w_g||)."""
+    slope = c1 * torch.sign(w.double()) + c2 * w.double()
+    return slope if cg == 0.0 else slope + cg * _group_direction(w, axis)
+
+
+def _penalty_slope_tangent(w: torch.Tensor, dw: torch.Tensor, c2: float, cg: float,
+                           axis: _Sequence[int]) -> torch.Tensor:
+    """The derivative of _penalty_slope at w along dw, in float64 (sign has derivative 0 wherever it has
+    one)."""
+    t = c2 * dw.double()
+    return t if cg == 0.0 else t + cg * _group_direction_tangent(w, dw, axis)
+
+
+def _penalty_backward_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
+    grad, params, l1, l2, group, axis = inputs
+    ctx.save_for_backward(grad, *params)
+    ctx.l1, ctx.l2, ctx.group, ctx.axis = l1, l2, group, axis
+
+
+def _penalty_backward_grad_fn(ctx: _Any, g_out: list[torch.Tensor | None]) -> tuple[_Any, ...]:
+    """penalty_backward's own derivative (double backward, torch.func.grad under vmap): its outputs are
+    grad * slope(w) (_penalty_slope), linear in grad."""
+    grad, *params = ctx.saved_tensors
+    d_grad = torch.zeros((), dtype=torch.float64, device=grad.device)
+    d_params: list[torch.Tensor | None] = []
+    for i, (w, g) in enumerate(zip(params, g_out)):
+        if g is None:
+            d_params.append(None)
+            continue
+        c1, c2, cg = ctx.l1[i], ctx.l2[i], _group_coefficient(ctx.group, i)
+        d_grad = d_grad + (g.double() * _penalty_slope(w, c1, c2, cg, ctx.axis)).sum()
+        d_params.append((grad.double() * _penalty_slope_tangent(w, g, c2, cg, ctx.axis)).to(w.dtype))
+    # as _penalty_grad_fn: an empty coefficient list is answered in kind
+    return (d_grad.to(grad.dtype), d_params, None, None,
+            *([] if len(a) == 0 else None for a in (ctx.group, ctx.axis)))
+
+
+_penalty_backward.register_autograd(_penalty_backward_grad_fn, setup_context=_penalty_backward_setup_context)
+
+
+class _PenaltyBackwardFn(torch.autograd.Function):
+    """penalty_backward with its derivative, as a Function: what torch.func.grad needs to differentiate the
+    penalty's backward (per-sample gradients under vmap, double backward)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad: torch.Tensor, l1: list[float], l2: list[float], group: list[float], axis: list[int],
+                *params: torch.Tensor) -> _Any:
+        return tuple(_penalty_backward(grad, list(params), l1, l2, group, axis))
+
+    @staticmethod
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
+        grad, l1, l2, group, axis, *params = inputs
+        _penalty_backward_setup_context(ctx, (grad, params, l1, l2, group, axis), output)
+        ctx.save_for_forward(grad, *params)
+
+    @staticmethod
+    def backward(ctx: _Any, *g_out: torch.Tensor | None) -> tuple[_Any, ...]:
+        d_grad, d_params, *_ = _penalty_backward_grad_fn(ctx, list(g_out))
+        return (d_grad, None, None, None, None, *d_params)
+
+    @staticmethod
+    def jvp(ctx: _Any, d_grad: torch.Tensor | None, _l1: _Any, _l2: _Any, _group: _Any, _axis: _Any,
+            *d_params: torch.Tensor | None) -> _Any:
+        grad, *params = ctx.saved_tensors
+        out = []
+        for i, (w, dw) in enumerate(zip(params, d_params)):
+            c1, c2, cg = ctx.l1[i], ctx.l2[i], _group_coefficient(ctx.group, i)
+            t = torch.zeros(w.shape, dtype=torch.float64, device=w.device)
+            if d_grad is not None:
+                t = t + d_grad.double() * _penalty_slope(w, c1, c2, cg, ctx.axis)
+            if dw is not None:
+                t = t + grad.double() * _penalty_slope_tangent(w, dw, c2, cg, ctx.axis)
+            out.append(t.to(w.dtype))
+        return tuple(out)
+
+
 class _PenaltyFn(torch.autograd.Function):
     """The penalty op with its backward and its jvp: sum(l1*sign(w)*dw + l2*w*dw) over the params (the
     slopes from penalty_backward, the sum in float64)."""
@@ -1566,7 +1671,7 @@ class _PenaltyFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, ...]:
         return (None, None, None, None,
-                *_penalty_backward(grad, list(ctx.saved_tensors), ctx.l1, ctx.l2, ctx.group, ctx.axis))
+                *_PenaltyBackwardFn.apply(grad, ctx.l1, ctx.l2, ctx.group, ctx.axis, *ctx.saved_tensors))
 
     @staticmethod
     def jvp(ctx: _Any, _l1: _Any, _l2: _Any, _group: _Any, _axis: _Any, *tangents: torch.Tensor | None) -> _Any:
@@ -1700,6 +1805,8 @@ def prox_l1_(params: _Tensors, threshold: _Coefficient) -> torch.Tensor:
         return torch.zeros((), dtype=torch.int64)
     _penalty_device(params, "prox_l1_")
     with torch.no_grad():
+        if _tangent_may_reach(params):
+            return _helper_with_tangents("prox_l1_", (t,), params)
         return _prox_l1_(params, t)
 
 
@@ -1759,7 +1866,10 @@ def decay_(params: _Tensors, factor: _Coefficient) -> None:
         return
     _penalty_device(params, "decay_")
     with torch.no_grad():
-        _decay_(params, f)
+        if _tangent_may_reach(params):
+            _helper_with_tangents("decay_", (f,), params)
+        else:
+            _decay_(params, f)
 
 
 @torch.library.custom_op(
@@ -1834,6 +1944,8 @@ def max_norm_(w: torch.Tensor, max_value: float, dim: int) -> torch.Tensor:
         raise ValueError(f"dim: {int(dim)} is out of range for a tensor of {w.dim()} dimension(s)")
     max_value = _args.max_value(max_value)
     with torch.no_grad():
+        if _tangent_may_reach([w]):
+            return _helper_with_tangents("max_norm_", (max_value, int(dim) % w.dim()), [w])
         return _max_norm_(w, max_value, int(dim) % w.dim())
 
 
@@ -1897,6 +2009,8 @@ def non_neg_(params: _Tensors) -> torch.Tensor:
         return torch.zeros((), dtype=torch.int64)
     _penalty_device(params, "non_neg_")
     with torch.no_grad():
+        if _tangent_may_reach(params):
+            return _helper_with_tangents("non_neg_", (), params)
         return _non_neg_(params)
 
 
@@ -1995,6 +2109,8 @@ def norm_constraint_(params: _Tensors, *, min_value: float = 0.0, max_value: flo
         return torch.zeros((), dtype=torch.int64)
     _penalty_device(params, "norm_constraint_")
     with torch.no_grad():
+        if _tangent_may_reach(params):
+            return _helper_with_tangents("norm_constraint_", (lo, hi, r, d), params)
         return _norm_constraint_(params, lo, hi, r, d)
 
 
@@ -3032,3 +3148,231 @@ class DropPath(_VariantExtras, torch.nn.Module):
         if not self.scale_by_keep:
             extra += ", scale_by_keep=False"
         return self._extras_repr(extra)
+
+
+# Forward-mode AD and vmap of the penalty helpers
+#
+# vmap: every penalty custom op has a batching rule that runs it once per sample on that sample's slices
+# (views: the host kernels take any strided layout), so a batched parameter (torch.func.stack_module_state,
+# per-sample gradients through `penalty`) gets per-sample values. A tensor that is not batched is one tensor
+# for the whole batch: an in-place op writes it once, and its value counts in every sample.
+#
+# Forward-mode AD: the in-place helpers run under torch.no_grad(), which does not stop forward-mode AD, and a
+# custom op has no forward formula, so a dual parameter would keep its tangent unchanged (a wrong answer, no
+# error). When a tangent can reach the tensors (an open forward_ad dual level with a dual tensor, or any
+# torch.func transform) a helper runs out of place through _InplaceHelperFn, whose jvp is the helper's
+# derivative, and copies the result into the tensor: copy_ carries the tangent, as for torch's own in-place
+# ops. Derivatives, per element or per slice (n = the slice's L2 norm):
+#   decay_: (1 - factor) dw;  prox_l1_: dw where the result is nonzero (softshrink's, 0 at |w| = threshold);
+#   non_neg_: dw where w >= 0 (clamp_min's);  norm_constraint_ / unit_norm_ / max_norm_: a rescaled slice is
+#   w s(n) with s = rate b / n + 1 - rate (b the bound it was clipped to), so dw s - rate b <w, dw> w / n^3;
+#   a slice left alone passes dw;  add_penalty_grad_: the grad's tangent gains l2 dw (with group_l1, also
+#   group_l1 (dw_g / n - w_g <w_g, dw_g> / n^3) per group, 0 on an all-zero group), the value's tangent is
+#   sum((l1 sign(w) + l2 w + group_l1 w_g / n) dw).  The counts the helpers return have no tangent.
+
+
+def _tangent_may_reach(tensors: _Sequence[torch.Tensor]) -> bool:
+    """Whether forward-mode AD can see these tensors: a torch.func transform is active (its tangents are
+    not visible from here), or a forward_ad dual level is open and one of them is dual."""
+    if torch._C._are_functorch_transforms_active():
+        return True
+    if _forward_ad._current_level < 0:  # no dual level open: nothing is dual
+        return False
+    return any(_forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def _rescaled_tangent(w: torch.Tensor, dw: torch.Tensor, lo: float, hi: float, rate: float,
+                      dim: int) -> torch.Tensor:
+    """The tangent of norm_constraint_'s map at w (see the section comment), slices along ``dim``; computed in
+    float32 at least (float64 for float64 w), returned in w's dtype."""
+    wide = torch.float64 if w.dtype == torch.float64 else torch.float32
+    a, da = w.to(wide), dw.to(wide)
+    if a.dim() == 1:  # each slice is one element, as in the op
+        a, da = a.unsqueeze(1), da.unsqueeze(1)
+    d = dim % a.dim()
+    axes = [k for k in range(a.dim()) if k != d]
+    n = torch.linalg.vector_norm(a, dim=axes, keepdim=True)
+    bound = torch.where(n > hi, torch.full_like(n, hi), torch.full_like(n, lo))
+    moved = (n > 0) & torch.isfinite(n) & ((n > hi) | (n < lo)) & (rate > 0)
+    safe = torch.where(moved, n, torch.ones_like(n))
+    s = rate * bound / safe + (1.0 - rate)
+    inner = (a * da).sum(dim=axes, keepdim=True)
+    out = torch.where(moved, da * s - (rate * bound * inner / safe**3) * a, da)
+    return out.reshape(dw.shape).to(w.dtype)
+
+
+class _InplaceHelperFn(torch.autograd.Function):
+    """One in-place penalty helper applied out of place (the tensors are copied, the custom op runs on the
+    copies), with its jvp. Inputs: the helper's name, its non-tensor arguments, the count of tensors that
+    are read only (add_penalty_grad_'s params), then the tensors; outputs: the helper's 0-d result, then one
+    new tensor per written tensor."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(name: str, args: tuple[_Any, ...], n_read: int, *tensors: torch.Tensor) -> _Any:
+        read, written = list(tensors[:n_read]), [t.clone() for t in tensors[n_read:]]
+        if name == "add_penalty_grad_":
+            result = _add_penalty_grad_(read, written, *args)
+        elif name == "prox_l1_":
+            result = _prox_l1_(written, *args)
+        elif name == "decay_":
+            _decay_(written, *args)
+            result = written[0].new_zeros((), dtype=torch.int64)  # decay_ returns nothing
+        elif name == "non_neg_":
+            result = _non_neg_(written)
+        elif name == "norm_constraint_":
+            result = _norm_constraint_(written, *args)
+        else:  # max_norm_
+            result = _max_norm_(written[0], *args)
+        return (result, *written)
+
+    @staticmethod
+    def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        name, args, n_read, *tensors = inputs
+        ctx.save_for_forward(*tensors, *output[1:])
+        ctx.name, ctx.args, ctx.n_read, ctx.n = name, args, n_read, len(tensors)
+        if name != "add_penalty_grad_":
+            ctx.mark_non_differentiable(output[0])
+
+    @staticmethod
+    def backward(ctx: _Any, *grads: _Any) -> _Any:
+        raise RuntimeError(f"regdrop_fast.torch.{ctx.name} has no reverse-mode derivative: it runs under "
+                           "torch.no_grad()")
+
+    @staticmethod
+    def jvp(ctx: _Any, _name: _Any, _args: _Any, _n_read: _Any, *tangents: torch.Tensor | None) -> _Any:
+        saved = ctx.saved_tensors
+        inputs, results, name, args = saved[:ctx.n], saved[ctx.n:], ctx.name, ctx.args
+        if name == "add_penalty_grad_":
+            k = ctx.n_read
+            l1, l2, group, axis = args
+            value = None
+            new = []
+            for i, (w, dw, dg) in enumerate(zip(inputs[:k], tangents[:k], tangents[k:])):
+                cg = _group_coefficient(group, i)
+                term = None if dw is None else _penalty_slope_tangent(w, dw, l2[i], cg, axis).to(w.dtype)
+                new.append(dg if term is None else (term if dg is None else dg + term))
+                if dw is not None:
+                    part = (_penalty_slope(w, l1[i], l2[i], cg, axis) * dw.double()).sum()
+                    value = part if value is None else value + part
+            dtype = torch.float64 if any(w.dtype == torch.float64 for w in inputs[:k]) else torch.float32
+            return (None if value is None else value.to(dtype), *new)
+        out: list[torch.Tensor | None] = []
+        for i, (w, y, dw) in enumerate(zip(inputs, results, tangents)):
+            if dw is None:
+                out.append(None)
+            elif name == "decay_":
+                out.append(dw * (1.0 - args[0][i]))
+            elif name == "prox_l1_":
+                out.append(dw * (y != 0))
+            elif name == "non_neg_":
+                out.append(dw * (w >= 0))
+            elif name == "norm_constraint_":
+                lo, hi, rate, dim = args
+                out.append(_rescaled_tangent(w, dw, lo, hi, rate, dim))
+            else:  # max_norm_
+                max_value, dim = args
+                out.append(_rescaled_tangent(w, dw, 0.0, max_value, 1.0, dim))
+        return (None, *out)
+
+
+def _helper_with_tangents(name: str, args: tuple[_Any, ...], written: list[torch.Tensor],
+                          read: _Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """Run an in-place helper so that forward-mode AD sees it: out of place through _InplaceHelperFn, then
+    each result copied into its tensor (the copy carries the tangent)."""
+    result, *new = _InplaceHelperFn.apply(name, args, len(read), *read, *written)
+    for t, y in zip(written, new):
+        t.copy_(y)
+    return result
+
+
+def _per_sample(info: _Any, dims: _Sequence[int | None], tensors: _Sequence[torch.Tensor],
+                run: _Any) -> torch.Tensor | None:
+    """The batching rule of a list op that writes its tensors: run(indices, tensors, b) once over the
+    unbatched tensors (b None: written once for the whole batch) and once per sample b over the batched
+    tensors' slices; the 0-d results per sample (the unbatched one added to each), or None for an op without
+    a result."""
+    fixed = [i for i, d in enumerate(dims) if d is None]
+    moving = [(i, d) for i, d in enumerate(dims) if d is not None]
+    base = run(fixed, [tensors[i] for i in fixed], None) if fixed else None
+    per: list[_Any] = [base] * info.batch_size
+    if moving:
+        idx = [i for i, _ in moving]
+        per = [run(idx, [tensors[i].select(d, b) for i, d in moving], b) for b in range(info.batch_size)]
+        if base is not None:
+            per = [r + base for r in per]
+    return None if per[0] is None else torch.stack(per)
+
+
+def _pick(values: _Sequence[float], indices: _Sequence[int]) -> list[float]:
+    return [values[i] for i in indices]
+
+
+def _prox_l1_vmap(info: _Any, in_dims: _Any, params: list[torch.Tensor], threshold: list[float]) -> _Any:
+    out = _per_sample(info, in_dims[0], params, lambda idx, ts, _b: _prox_l1_(ts, _pick(threshold, idx)))
+    return out, 0
+
+
+def _decay_vmap(info: _Any, in_dims: _Any, params: list[torch.Tensor], factor: list[float]) -> _Any:
+    _per_sample(info, in_dims[0], params, lambda idx, ts, _b: _decay_(ts, _pick(factor, idx)))
+    return None, None
+
+
+def _non_neg_vmap(info: _Any, in_dims: _Any, params: list[torch.Tensor]) -> _Any:
+    return _per_sample(info, in_dims[0], params, lambda idx, ts, _b: _non_neg_(ts)), 0
+
+
+def _norm_constraint_vmap(info: _Any, in_dims: _Any, params: list[torch.Tensor], min_value: float,
+                          max_value: float, rate: float, dim: int) -> _Any:
+    out = _per_sample(info, in_dims[0], params,
+                      lambda idx, ts, _b: _norm_constraint_(ts, min_value, max_value, rate, dim))
+    return out, 0
+
+
+def _max_norm_vmap(info: _Any, in_dims: _Any, w: torch.Tensor, max_value: float, dim: int) -> _Any:
+    return _per_sample(info, [in_dims[0]], [w], lambda idx, ts, _b: _max_norm_(ts[0], max_value, dim)), 0
+
+
+def _add_penalty_grad_vmap(info: _Any, in_dims: _Any, params: list[torch.Tensor], grads: list[torch.Tensor],
+                           l1: list[float], l2: list[float], group: list[float], axis: list[int]) -> _Any:
+    w_dims, g_dims = in_dims[0], in_dims[1]
+    for i, (dw, dg) in enumerate(zip(w_dims, g_dims)):
+        if dw is not None and dg is None:
+            raise ValueError(f"add_penalty_grad_ under vmap: params[{i}] is batched but its grad is not, so "
+                             "every sample would write the same grad")
+
+    def run(idx: list[int], gs: list[torch.Tensor], b: int | None) -> torch.Tensor:
+        # b None: the unbatched grads, whose params are unbatched too (checked above)
+        ws = [params[i] if w_dims[i] is None or b is None else params[i].select(w_dims[i], b) for i in idx]
+        return _add_penalty_grad_(ws, gs, _pick(l1, idx), _pick(l2, idx), _pick(group, idx) if group else [], axis)
+
+    return _per_sample(info, g_dims, grads, run), 0
+
+
+def _sample_list(tensors: _Sequence[torch.Tensor], dims: _Sequence[int | None], b: int) -> list[torch.Tensor]:
+    return [t if d is None else t.select(d, b) for t, d in zip(tensors, dims)]
+
+
+def _penalty_vmap(info: _Any, in_dims: _Any, params: list[torch.Tensor], l1: list[float], l2: list[float],
+                  group: list[float], axis: list[int]) -> _Any:
+    per = [_penalty(_sample_list(params, in_dims[0], b), l1, l2, group, axis) for b in range(info.batch_size)]
+    return torch.stack(per), 0
+
+
+def _penalty_backward_vmap(info: _Any, in_dims: _Any, grad: torch.Tensor, params: list[torch.Tensor],
+                           l1: list[float], l2: list[float], group: list[float], axis: list[int]) -> _Any:
+    per = [_penalty_backward(grad if in_dims[0] is None else grad.select(in_dims[0], b),
+                             _sample_list(params, in_dims[1], b), l1, l2, group, axis)
+           for b in range(info.batch_size)]
+    return [torch.stack([sample[i] for sample in per]) for i in range(len(params))], [0] * len(params)
+
+
+_prox_l1_.register_vmap(_prox_l1_vmap)
+_decay_.register_vmap(_decay_vmap)
+_non_neg_.register_vmap(_non_neg_vmap)
+_norm_constraint_.register_vmap(_norm_constraint_vmap)
+_max_norm_.register_vmap(_max_norm_vmap)
+_add_penalty_grad_.register_vmap(_add_penalty_grad_vmap)
+_penalty.register_vmap(_penalty_vmap)
+_penalty_backward.register_vmap(_penalty_backward_vmap)
