@@ -323,7 +323,11 @@ def test_torch_ln_structured_pruning_zero_pattern(rng):
     pruned = conv.weight.detach().numpy()
     norms = np.sort(np.sqrt(np.sum(np.square(w.astype(np.float64)), axis=(1, 2, 3))))
     ours = w.copy()
-    assert rdf.prox_group_l1(ours, norms[k - 1], axis=(1, 2, 3)) == k  # t: the k-th smallest filter norm
+    # t between the k-th and (k+1)-th smallest filter norms: at the k-th norm itself, our float32 sum of squares
+    # may round just above the float64 norm and keep that filter (the failure seen in the full suite, whose
+    # torch RNG state, hence conv's weights, depends on the tests run before)
+    t = (norms[k - 1] + norms[k]) / 2
+    assert rdf.prox_group_l1(ours, t, axis=(1, 2, 3)) == k
     np.testing.assert_array_equal(np.all(ours == 0, axis=(1, 2, 3)), np.all(pruned == 0, axis=(1, 2, 3)))
 
 

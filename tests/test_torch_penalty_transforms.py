@@ -224,3 +224,78 @@ def test_numpy_untouched_by_the_torch_detour():
         d = fwAD.make_dual(torch.from_numpy(w.copy()), torch.ones(6, 5, dtype=torch.float64))
         rt.norm_constraint_(d, min_value=1.5, max_value=2.0, rate=0.7, dim=0)
         assert np.array_equal(fwAD.unpack_dual(d).primal.numpy(), expected)
+
+
+# group_l1: the group-Lasso term group_l1 * sum_g ||w_g|| (norms over `axis`) under the same transforms, against
+# torch's AD of that term written in torch ops. The weights have no all-zero group (no kink).
+
+def _group_penalty(w: torch.Tensor, l1: float, l2: float, group: float, axis) -> torch.Tensor:
+    return (l1 * w.abs().sum() + 0.5 * l2 * (w * w).sum()
+            + group * torch.linalg.vector_norm(w, dim=axis).sum())
+
+
+@pytest.mark.parametrize("axis", [1, (0,), (0, 2)], ids=["rows", "columns", "two-axes"])
+def test_group_l1_under_vmap_grad_and_forward_over_reverse(axis):
+    batch = torch.randn(4, 3, 5, 2, dtype=torch.float64)
+    axes = (axis,) if isinstance(axis, int) else axis
+
+    def f(w):
+        return rt.penalty([w], l1=0.1, l2=0.2, group_l1=0.3, axis=axis)
+
+    def composition(w):
+        return _group_penalty(w, 0.1, 0.2, 0.3, axes)
+
+    values = torch.func.vmap(f)(batch)
+    assert torch.allclose(values, torch.stack([composition(w) for w in batch]), rtol=1e-12, atol=0)
+    grads = torch.func.vmap(torch.func.grad(f))(batch)
+    assert torch.allclose(grads, torch.func.vmap(torch.func.grad(composition))(batch), rtol=1e-12, atol=1e-15)
+    t = torch.randn(3, 5, 2, dtype=torch.float64)
+    _, dgrad = torch.func.jvp(torch.func.grad(f), (batch[0],), (t,))
+    _, expected = torch.func.jvp(torch.func.grad(composition), (batch[0],), (t,))
+    assert torch.allclose(dgrad, expected, rtol=1e-10, atol=1e-13)
+    # reverse over reverse (the Hessian-vector product) through the penalty's differentiable backward
+    w = batch[1].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(w), w, create_graph=True)
+    (hv,) = torch.autograd.grad(g, w, grad_outputs=t)
+    wc = batch[1].clone().requires_grad_(True)
+    (gc,) = torch.autograd.grad(composition(wc), wc, create_graph=True)
+    (expected_hv,) = torch.autograd.grad(gc, wc, grad_outputs=t)
+    assert torch.allclose(hv, expected_hv, rtol=1e-10, atol=1e-13)
+
+
+def test_add_penalty_grad_with_group_l1_under_forward_ad():
+    w0, g0 = _weights(), torch.randn(6, 5, dtype=torch.float64)
+    tw, tg = torch.randn_like(w0), torch.randn_like(g0)
+    with fwAD.dual_level():
+        dual_w = fwAD.make_dual(w0.clone(), tw.clone())
+        dual_g = fwAD.make_dual(g0.clone(), tg.clone())
+        dual_w.grad = dual_g
+        value = rt.add_penalty_grad_([dual_w], l1=0.1, l2=0.3, group_l1=0.4, axis=1)
+        g_primal, g_tangent = fwAD.unpack_dual(dual_g)
+        v_primal, v_tangent = fwAD.unpack_dual(value)
+
+    def grad_of_penalty(w):
+        return torch.func.grad(lambda v: _group_penalty(v, 0.1, 0.3, 0.4, (1,)))(w)
+
+    expected_g, expected_dg = torch.func.jvp(grad_of_penalty, (w0,), (tw,))
+    assert torch.allclose(g_primal, g0 + expected_g, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(g_tangent, tg + expected_dg, rtol=1e-10, atol=1e-13)
+    expected_v, expected_dv = torch.func.jvp(lambda w: _group_penalty(w, 0.1, 0.3, 0.4, (1,)), (w0,), (tw,))
+    assert v_primal.item() == pytest.approx(expected_v.item(), rel=1e-12)
+    assert v_tangent.item() == pytest.approx(expected_dv.item(), rel=1e-10)
+
+
+def test_vmap_add_penalty_grad_with_group_l1_per_sample():
+    ws = torch.randn(3, 4, 6, dtype=torch.float64)
+    gs = torch.randn(3, 4, 6, dtype=torch.float64)
+
+    def f(w, g):
+        g = g.clone()
+        return rt.add_penalty_grad_([_WithGrad(w, g)], l2=0.2, group_l1=0.5, axis=0), g
+
+    values, new = torch.func.vmap(f)(ws, gs)
+    for b in range(3):
+        g = gs[b].clone()
+        value = rt.add_penalty_grad_([_WithGrad(ws[b], g)], l2=0.2, group_l1=0.5, axis=0)
+        assert values[b].item() == pytest.approx(value.item(), rel=1e-15)
+        assert torch.equal(new[b], g)
