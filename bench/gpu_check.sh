@@ -321,6 +321,11 @@ memcheck_tests=(
   "tests/test_constraints.py::test_non_neg_matches_cpu_and_reference[cuda-float16]"
   "tests/test_group_l1.py::test_prox_group_l1_matches_cpu_and_reference[cuda-(5, 6, 7, 8)-(0, 2)-float32]"
   "tests/test_philox.py::test_cuda_generator_all_round_counts[cuda]"
+  # the variants: shared-axes (broadcast) dropout, alpha and drop_path on it, Gaussian dropout
+  "tests/test_dropout_variants.py::test_matches_reference[cuda-4x5x7x9-2,3-alpha-bfloat16]"
+  "tests/test_dropout_variants.py::test_matches_reference[cuda-9x6x33-0-drop_path-float32]"
+  "tests/test_gaussian_dropout.py::test_matches_cpu_and_reference[cuda-(17, 2)-float32]"
+  "tests/test_gaussian_dropout.py::test_matches_cpu_and_reference[cuda-(7, 3)-bfloat16]"
 )
 # racecheck: the kernels that share memory between threads (block sums, max_norm's and norm_constraint's lane
 # tiles; bias_dropout_add's dbias partials go through global memory, covered by memcheck)

@@ -95,6 +95,11 @@ MEMCHECK_COVERS = {
     "max_norm": "tests/test_max_norm.py::",
     "norm_constraint": "tests/test_constraints.py::test_norm_constraint",
     "non_neg": "tests/test_constraints.py::test_non_neg",
+    "dropout_broadcast": "tests/test_dropout_variants.py::test_matches_reference",
+    "gaussian_dropout": "tests/test_gaussian_dropout.py::test_matches_cpu_and_reference",
+    "penalty_group": "tests/test_penalty_group.py::test_matches_cpu_and_reference",
+    "walk_update": "tests/test_strided_device.py::test_list_ops_in_any_layout",
+    "walk_penalty": "tests/test_strided_device.py::test_penalty_grad_grads_in_any_layout",
 }
 # Not kernels, or not reachable from Python: dropout_mask (masks are drawn on the host; the GPU's mask
 # kernel path is the slow stage's 2^31-element test).
