@@ -2859,8 +2859,16 @@ class Dropout1d(_VariantExtras, torch.nn.Dropout1d):
 
     Attributes
     ----------
-    p, inplace, store, generator, training
-        As given; in eval mode forward returns its input.
+    p : float
+        The drop probability, as given.
+    inplace : bool
+        As given.
+    store : str
+        As given: "bits" or "seed".
+    generator : regdrop_fast.Generator or None
+        As given.
+    training : bool
+        Train mode (``train()`` / ``eval()``); in eval mode forward returns its input.
 
     Raises
     ------
@@ -2911,8 +2919,16 @@ class Dropout2d(_VariantExtras, torch.nn.Dropout2d):
 
     Attributes
     ----------
-    p, inplace, store, generator, training
-        As given; in eval mode forward returns its input.
+    p : float
+        The drop probability, as given.
+    inplace : bool
+        As given.
+    store : str
+        As given: "bits" or "seed".
+    generator : regdrop_fast.Generator or None
+        As given.
+    training : bool
+        Train mode (``train()`` / ``eval()``); in eval mode forward returns its input.
 
     Raises
     ------
@@ -2959,8 +2975,16 @@ class Dropout3d(_VariantExtras, torch.nn.Dropout3d):
 
     Attributes
     ----------
-    p, inplace, store, generator, training
-        As given; in eval mode forward returns its input.
+    p : float
+        The drop probability, as given.
+    inplace : bool
+        As given.
+    store : str
+        As given: "bits" or "seed".
+    generator : regdrop_fast.Generator or None
+        As given.
+    training : bool
+        Train mode (``train()`` / ``eval()``); in eval mode forward returns its input.
 
     Raises
     ------
@@ -3007,8 +3031,16 @@ class AlphaDropout(_VariantExtras, torch.nn.AlphaDropout):
 
     Attributes
     ----------
-    p, inplace, store, generator, training
-        As given; in eval mode forward returns its input.
+    p : float
+        The drop probability, as given.
+    inplace : bool
+        As given.
+    store : str
+        As given: "bits" or "seed".
+    generator : regdrop_fast.Generator or None
+        As given.
+    training : bool
+        Train mode (``train()`` / ``eval()``); in eval mode forward returns its input.
 
     Raises
     ------
@@ -3056,8 +3088,16 @@ class FeatureAlphaDropout(_VariantExtras, torch.nn.FeatureAlphaDropout):
 
     Attributes
     ----------
-    p, inplace, store, generator, training
-        As given; in eval mode forward returns its input.
+    p : float
+        The drop probability, as given.
+    inplace : bool
+        As given.
+    store : str
+        As given: "bits" or "seed".
+    generator : regdrop_fast.Generator or None
+        As given.
+    training : bool
+        Train mode (``train()`` / ``eval()``); in eval mode forward returns its input.
 
     Raises
     ------
@@ -3104,8 +3144,16 @@ class DropPath(_VariantExtras, torch.nn.Module):
 
     Attributes
     ----------
-    drop_prob, scale_by_keep, store, generator, training
-        As given; in eval mode forward returns its input.
+    drop_prob : float
+        The drop probability, as given.
+    scale_by_keep : bool
+        As given.
+    store : str
+        As given: "bits" or "seed".
+    generator : regdrop_fast.Generator or None
+        As given.
+    training : bool
+        Train mode (``train()`` / ``eval()``); in eval mode forward returns its input.
 
     Raises
     ------
