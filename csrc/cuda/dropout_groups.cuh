@@ -1,7 +1,8 @@
 // The 16-element groups of the contiguous dropout kernels, shared by every kernel that reads dropout's
-// stream or its bits the same way (dropout_kernels.cu, bias_dropout_add_kernels.cu): a thread's group is 16
-// consecutive elements (two mask bytes), moved as 16-byte vectors when aligned, its keep bits computed from
-// the 4 or 5 Philox blocks it touches with the offset's alignment as a template constant (SKIP).
+// stream or its bits the same way (dropout_kernels.cu, bias_dropout_add_kernels.cu; gaussian_dropout_kernels.cu
+// takes the groups, their loads and stores): a thread's group is 16 consecutive elements (two mask bytes),
+// moved as 16-byte vectors when aligned, its keep bits computed from the 4 or 5 Philox blocks it touches with
+// the offset's alignment as a template constant (SKIP).
 #pragma once
 #include <cstdint>
 #include <cstring>

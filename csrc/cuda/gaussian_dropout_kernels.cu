@@ -18,13 +18,12 @@
 #include "../common/gaussian_dropout_element.h"
 #include "../common/philox.h"
 #include "check_cuda.h"
+#include "dropout_groups.cuh"  // kThreadElems, Group, load_group / store_group, aligned16, with_skip
 #include "entry_points.h"
 
 namespace rdf {
 namespace cuda {
 namespace {
-
-constexpr int kThreadElems = 16;
 
 // z[SKIP + k] = the standard normal of element g + k of the stream, k < 16, where g & 3 == SKIP.
 template <int SKIP>
@@ -37,41 +36,6 @@ __device__ __forceinline__ void group_normals(uint64_t g, uint64_t seed, float (
 #pragma unroll
   for (int pair = SKIP / 2; pair <= (SKIP + kThreadElems - 1) / 2; ++pair) {
     gaussian_pair<ScalarGaussOps, float>(words[2 * pair], words[2 * pair + 1], z[2 * pair], z[2 * pair + 1]);
-  }
-}
-
-template <class T>
-struct alignas(16) Group {
-  T v[kThreadElems];
-};
-template <class T>
-constexpr int kGroupVecs = static_cast<int>(sizeof(Group<T>) / 16);
-
-template <class T, bool VEC>
-__device__ __forceinline__ void load_group(const T* p, Group<T>& g) {
-  if constexpr (VEC) {
-    const uint4* src = reinterpret_cast<const uint4*>(p);
-    uint4 u[kGroupVecs<T>];
-#pragma unroll
-    for (int j = 0; j < kGroupVecs<T>; ++j) u[j] = src[j];
-    memcpy(&g, u, sizeof g);
-  } else {
-#pragma unroll
-    for (int k = 0; k < kThreadElems; ++k) g.v[k] = p[k];
-  }
-}
-
-template <class T, bool VEC>
-__device__ __forceinline__ void store_group(T* p, const Group<T>& g) {
-  if constexpr (VEC) {
-    uint4 u[kGroupVecs<T>];
-    memcpy(u, &g, sizeof g);
-    uint4* dst = reinterpret_cast<uint4*>(p);
-#pragma unroll
-    for (int j = 0; j < kGroupVecs<T>; ++j) dst[j] = u[j];
-  } else {
-#pragma unroll
-    for (int k = 0; k < kThreadElems; ++k) p[k] = g.v[k];
   }
 }
 
@@ -104,8 +68,6 @@ __global__ void __launch_bounds__(kThreads) gaussian_dropout_kernel(const T* in,
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 }  // namespace
 
 void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, double std,
@@ -128,12 +90,7 @@ void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t s
         gaussian_dropout_kernel<T, K, false><<<grid, kThreads, 0, s>>>(x, y, n, seed, offset, std);
       }
     };
-    switch (offset & 3u) {
-      case 0: run(std::integral_constant<int, 0>()); break;
-      case 1: run(std::integral_constant<int, 1>()); break;
-      case 2: run(std::integral_constant<int, 2>()); break;
-      default: run(std::integral_constant<int, 3>()); break;
-    }
+    with_skip(static_cast<uint32_t>(offset), run);
   });
   check_launch("gaussian_dropout kernel launch", s);
 }

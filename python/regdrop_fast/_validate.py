@@ -33,19 +33,19 @@ def _stream_args(p, seed, offset, store) -> tuple[float, int, int, bool]:
             _args.store_mode(store) == "bits")
 
 
+def _input_and_out(backend: ModuleType, x, out) -> tuple[Any, Any]:
+    """x and out (or None) checked as the backend's arrays: out matching x's shape and dtype."""
+    if backend is _route.CPU:
+        xa = _arrays.host_array(x, "x")
+        return xa, None if out is None else _arrays.host_out(out, xa)
+    xa = _arrays.device_array(x, "x")
+    return xa, None if out is None else _arrays.device_out(out, xa)
+
+
 def dropout(x, p, seed, offset, out, store, *, host_only: bool = False) -> tuple[ModuleType, DropoutCall]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
     p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
-    xa: Any
-    oa: Any = None
-    if backend is _route.CPU:
-        xa = _arrays.host_array(x, "x")
-        if out is not None:
-            oa = _arrays.host_out(out, xa)
-    else:
-        xa = _arrays.device_array(x, "x")
-        if out is not None:
-            oa = _arrays.device_out(out, xa)
+    xa, oa = _input_and_out(backend, x, out)
     # tuple.__new__ skips the generated NamedTuple.__new__ (a Python function): 0.15 us of a ~3.5 us call.
     return backend, _new(DropoutCall, (xa, oa, xa.shape, p, seed, offset, keep_bits, _args.keep_rule(p)))
 
@@ -94,17 +94,7 @@ _NO_ALPHA = _args.AlphaRule(0.0, 0.0, 0.0)
 
 def _variant_x(x, out, host_only: bool) -> tuple[ModuleType, Any, Any]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
-    xa: Any
-    oa: Any = None
-    if backend is _route.CPU:
-        xa = _arrays.host_array(x, "x")
-        if out is not None:
-            oa = _arrays.host_out(out, xa)
-    else:
-        xa = _arrays.device_array(x, "x")
-        if out is not None:
-            oa = _arrays.device_out(out, xa)
-    return backend, xa, oa
+    return (backend, *_input_and_out(backend, x, out))
 
 
 def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_keep: bool = True, *,
