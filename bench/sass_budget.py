@@ -4,7 +4,7 @@
     python bench/sass_budget.py [--arch sm_90] [--json FILE] [--keep DIR]
 
 What it does:
-1. Builds csrc/cuda/dropout_kernels.cu, and a probe file that instantiates the penalty kernels' per-chunk
+1. Builds csrc/cuda/dropout_kernels.cu, bias_dropout_add_kernels.cu, gaussian_dropout_kernels.cu and a probe file that instantiates the penalty kernels' per-chunk
    loops once per dtype (the list kernels read the dtype at run time, so in their own machine code the
    loops of all dtypes sit side by side), into cubins with the project's flags (-O3 --fmad=false,
    -std=c++17) for one architecture, with `-Xptxas -v`: registers, stack frame and spill bytes per kernel.
@@ -22,7 +22,8 @@ How it counts:
   Both sides of a uniform branch inside the body (e.g. "write the mask bits or not") are counted, so the
   figure is an upper bound of what one iteration issues.
 - Elements per iteration = 128-bit loads of the body x (16 / sizeof(T)) / arrays read per element
-  (1 for dropout and for the penalty value, 2 for penalty_grad: w and g). Mask-only kernels (no load) take
+  (1 for dropout, Gaussian dropout and the penalty value; 2 for penalty_grad, w and g, and for
+  bias_dropout_add, x and residual). Mask-only kernels (no load) take
   the element count the kernel declares (`kThreadElems` in dropout_kernels.cu; 8 when absent).
 - Instructions per element = counted body / elements per iteration.
 
@@ -47,6 +48,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZEOF = {"float": 4, "double": 8, "rdf::half_t": 2, "rdf::bfloat16_t": 2}
 DTYPE_NAME = {"float": "float32", "double": "float64", "rdf::half_t": "float16", "rdf::bfloat16_t": "bfloat16"}
 SOURCE_NAME = {"0": "bits", "1": "none", "2": "all", "3": "stream"}
+# arrays each element reads with 128-bit loads (the default 1: dropout, Gaussian dropout, the penalty value)
+READS = {"penalty_grad_l2": 2, "bias_dropout_add": 2}  # w and g; x and residual (the bias is per column)
 
 # The penalty loops, one kernel per (op, dtype): the chunk functions of penalty_kernels.cu, called as the
 # list kernels call them. Included into the same translation unit so the anonymous-namespace helpers are
@@ -209,24 +212,25 @@ def _demangle(cxxfilt: str, names: list[str]) -> dict[str, str]:
 
 
 def _thread_elems() -> int:
-    m = re.search(r"constexpr int kThreadElems = (\d+);", (ROOT / "csrc/cuda/dropout_kernels.cu").read_text())
+    m = re.search(r"constexpr int kThreadElems = (\d+);", (ROOT / "csrc/cuda/dropout_groups.cuh").read_text())
     return int(m[1]) if m else 8
 
 
 def _describe(demangled: str) -> dict[str, str] | None:
     """kernel kind, dtype, keep source and other template arguments of a kernel we report."""
-    m = re.search(r"(dropout_kernel|sass_probe_(\w+))<([^,>]+)(?:, ([^>]*))?>", demangled)
+    m = re.search(r"\b(dropout_kernel|bias_dropout_add_kernel|gaussian_dropout_kernel|sass_probe_(\w+))"
+                  r"<([^,>]+)(?:, ([^>]*))?>", demangled)
     if not m:
         return None
     dtype = m[3].strip()
     if dtype not in SIZEOF:
         return None
     rest = [a.strip() for a in (m[4] or "").split(",") if a.strip()]
-    if m[1] == "dropout_kernel":
+    if not m[2]:  # dropout_kernel, bias_dropout_add_kernel, gaussian_dropout_kernel
         src = re.search(r"\(rdf::KeepSource\)(\d)", m[4] or "")
         source = SOURCE_NAME[src[1]] if src else ""
         extra = ", ".join(a for a in rest if "KeepSource" not in a)
-        return {"kernel": "dropout", "dtype": dtype, "source": source, "args": extra}
+        return {"kernel": m[1].removesuffix("_kernel"), "dtype": dtype, "source": source, "args": extra}
     return {"kernel": m[2], "dtype": dtype, "source": "", "args": ""}
 
 
@@ -240,7 +244,9 @@ def budget(arch: str = "sm_90", keep: pathlib.Path | None = None) -> list[dict]:
     work.mkdir(parents=True, exist_ok=True)
     probe = work / "penalty_probe.cu"
     probe.write_text(PENALTY_PROBE)
-    jobs = [(ROOT / "csrc/cuda/dropout_kernels.cu", work / "dropout.cubin"), (probe, work / "penalty.cubin")]
+    jobs = [(ROOT / "csrc/cuda/dropout_kernels.cu", work / "dropout.cubin"), (probe, work / "penalty.cubin"),
+            (ROOT / "csrc/cuda/bias_dropout_add_kernels.cu", work / "bias_dropout_add.cubin"),
+            (ROOT / "csrc/cuda/gaussian_dropout_kernels.cu", work / "gaussian_dropout.cubin")]
     with ThreadPoolExecutor(len(jobs)) as pool:
         logs = list(pool.map(lambda j: _compile(t["nvcc"], j[0], j[1], arch), jobs))
     usage: dict[str, dict[str, int]] = {}
@@ -256,7 +262,7 @@ def budget(arch: str = "sm_90", keep: pathlib.Path | None = None) -> list[dict]:
         if desc is None:
             continue
         loop = count_main_loop(instrs)
-        inputs = 2 if desc["kernel"] == "penalty_grad_l2" else 1
+        inputs = READS.get(desc["kernel"], 1)
         if loop and loop["loads128"]:
             elems = loop["loads128"] * (16 // SIZEOF[desc["dtype"]]) // inputs
         else:
@@ -268,7 +274,8 @@ def budget(arch: str = "sm_90", keep: pathlib.Path | None = None) -> list[dict]:
                        per_element=round(loop["instructions"] / elems, 2), nested_loops=loop["nested_loops"],
                        loads128=loop["loads128"])
         rows.append(row)
-    order = {"dropout": 0, "penalty_grad_l2": 1, "penalty_value_l2": 2, "decay": 3}
+    order = {"dropout": 0, "bias_dropout_add": 1, "gaussian_dropout": 2, "penalty_grad_l2": 3,
+             "penalty_value_l2": 4, "decay": 5}
     dorder = {"float32": 0, "bfloat16": 1, "float16": 2, "float64": 3}
     rows.sort(key=lambda r: (order.get(r["kernel"], 9), r["source"] != "stream", r["source"], r["args"],
                              dorder[r["dtype"]]))
