@@ -35,6 +35,7 @@ def _stream_args(p, seed, offset, store) -> tuple[float, int, int, bool]:
 
 def _input_and_out(backend: ModuleType, x, out) -> tuple[Any, Any]:
     """x and out (or None) checked as the backend's arrays: out matching x's shape and dtype."""
+    xa: Any  # a host ndarray or a DeviceArray, by backend
     if backend is _route.CPU:
         xa = _arrays.host_array(x, "x")
         return xa, None if out is None else _arrays.host_out(out, xa)
