@@ -148,9 +148,10 @@ def test_pool_shrinks_with_set_num_threads():
 
 
 def test_ctrl_c_stops_a_long_call():
-    """SIGINT 0.3 s into a 2^28-element float64 dropout raises KeyboardInterrupt well before the call would end;
-    the output is then partly written. The portable SIMD level keeps the call long (about 3 s on 2 cores; with
-    AVX-512 it moves the 8 GiB in about 0.3 s, so the signal could arrive after the end)."""
+    """SIGINT sent once the first task of a 2^28-element float64 dropout has written raises KeyboardInterrupt
+    well before the call would end; the output is then partly written. The signal is tied to the call's own
+    progress, not to a clock, so a loaded machine cannot let the call finish first (it once did with a fixed
+    0.3 s delay). The portable SIMD level keeps the call long (about 3 s on 2 cores)."""
     out = run_child("""
     import signal, threading, time
     rdf.set_simd("generic")
@@ -160,7 +161,8 @@ def test_ctrl_c_stops_a_long_call():
     sent = []
 
     def interrupt():
-        time.sleep(0.3)
+        while np.isnan(y[0]):  # the first task has not stored yet (the call releases the GIL while it runs)
+            time.sleep(0.0002)
         sent.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -170,8 +172,10 @@ def test_ctrl_c_stops_a_long_call():
         raise SystemExit("the call finished: no KeyboardInterrupt")
     except KeyboardInterrupt:
         late = time.monotonic() - sent[0]
-    assert late < 1.0, late
-    assert np.isnan(y[-1]), "the call ran to the end"
-    print("ok", late)
-    """, timeout=60)
+    written = int(np.count_nonzero(~np.isnan(y)))
+    # Stopped within a chunk of 256 tasks of the first store: far from the end whatever the load.
+    assert written < n // 2, (written, n)
+    assert late < 10.0, late  # a hang guard only: timing under a loaded machine proves nothing
+    print("ok", late, written / n)
+    """, timeout=90)
     assert out.startswith("ok")
