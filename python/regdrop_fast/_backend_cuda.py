@@ -42,15 +42,33 @@ def _ptr(obj) -> int:
     return 0 if obj is None else _arrays.wrap(obj).ptr
 
 
+def _global_pass(kernels, a: _arrays.DeviceArray, out, bits, seed: int, offset: int, rule, block):
+    """The global-addressing kernel over a (x, or grad with no mask bits; _backend_cpu._global_pass): through
+    C-contiguous buffers, the result delivered in a's layout (or into out)."""
+    y = a.new_like() if out is None else out
+    src = a.contiguous_copy()  # held until the launch is queued
+    dst = y if y.contiguous and (y.ptr == src.ptr or not src.overlaps(y)) else _arrays.wrap(a.empty(a.shape))
+    kernels.dropout_global(_dtypes.CODES[a.dtype], src.ptr, dst.ptr, _ptr(bits), a.size, seed, block.base(offset),
+                           rule.threshold, rule.drop_all, rule.scale, block.outer_shape, block.outer_strides,
+                           block.row_len, a.device, a.stream())
+    if dst is not y:
+        y.assign_permuted(dst.obj, tuple(range(len(a.shape))))
+    return y.obj
+
+
 def dropout(call):
     """(y, bits) as arrays of the input's library; bits None unless call.keep_bits."""
     kernels = _native.cuda_kernels("x")
     x = call.x
-    y, shape, strides = _output(x, call.out)
     bits = x.empty(((x.size + 7) // 8,), _UINT8) if call.keep_bits else None
     rule = call.rule
+    block = call.block
+    if block is not None and block.outer_shape:
+        return _global_pass(kernels, x, call.out, bits, call.seed, call.offset, rule, block), bits
+    offset = call.offset if block is None else block.base(call.offset)  # one run: a plain call
+    y, shape, strides = _output(x, call.out)
     src = _source(x, y, call.out)  # held until the launch is queued (a copy's memory must outlive the call)
-    kernels.dropout_forward(_dtypes.CODES[x.dtype], src.ptr, y.ptr, _ptr(bits), x.size, call.seed, call.offset,
+    kernels.dropout_forward(_dtypes.CODES[x.dtype], src.ptr, y.ptr, _ptr(bits), x.size, call.seed, offset,
                             rule.threshold, rule.drop_all, rule.scale, x.device, x.stream(), shape, strides)
     return y.obj, bits
 
@@ -58,14 +76,18 @@ def dropout(call):
 def dropout_backward(call):
     kernels = _native.cuda_kernels("grad")
     g = call.grad
-    dx, shape, strides = _output(g, call.out)
     rule = call.rule
+    block = call.block if call.bits is None else None  # stored bits are in the block's own order: a plain pass
+    if block is not None and block.outer_shape:
+        return _global_pass(kernels, g, call.out, None, call.seed, call.offset, rule, block)
+    offset = call.offset if block is None else block.base(call.offset)
+    dx, shape, strides = _output(g, call.out)
     src = _source(g, dx, call.out)  # held until the launch is queued
     bits = None if call.bits is None else _arrays.wrap(call.bits)
     if bits is not None and call.out is not None and bits.overlaps(call.out):
         bits = bits.fresh_copy()  # read before out is written, as grad is; held until the launch is queued
     kernels.dropout_backward(_dtypes.CODES[g.dtype], src.ptr, dx.ptr, 0 if bits is None else bits.ptr, g.size,
-                             call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, g.device,
+                             call.seed, offset, rule.threshold, rule.drop_all, rule.scale, g.device,
                              g.stream(), shape, strides)
     return dx.obj
 

@@ -1,0 +1,295 @@
+"""Global addressing (docs/rng.md, "Global addressing"): dropout of a block of a global tensor, given by
+global_shape and local_start, makes exactly the decisions of one call on the whole tensor at the block's
+elements. Every result is compared bit for bit with the NumPy reference and with the slice of the
+whole-tensor call: values, mask bits (the block's decisions in its own C order), regenerated masks and
+backward, on every backend.
+
+The CPU runs each row of the block (a run along the global flat index) through the contiguous loop and ORs
+the bits of rows that do not start on a mask byte into place (csrc/cpu/dropout_driver.cpp: global_range);
+the CUDA kernel splits each 16-element group at the row ends. The shapes below put row ends everywhere in a
+byte and a group, rows shorter than a byte, rows across the 2^16-element tasks, and every axis split.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import (
+    DTYPE_IDS,
+    DTYPES,
+    U64_MAX,
+    assert_same_bits,
+    assert_unchanged,
+    random_values,
+    run_each_simd,
+    run_each_thread_count,
+    snapshot,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import regdrop_fast as rdf
+from regdrop_fast import _args, _native, reference
+
+dtype_param = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+
+
+def block_of(global_shape, start, stop):
+    """The slices of the block [start, stop) of a tensor of global_shape."""
+    assert len(start) == len(stop) == len(global_shape)
+    return tuple(slice(a, b) for a, b in zip(start, stop))
+
+
+# (global shape, block start, block stop): 1-d to 4-d, every axis split, uneven splits, rows of 1..16 and
+# odd lengths, size-1 blocks, a block equal to the whole tensor, an empty block.
+CASES = [
+    ((37,), (5,), (30,)),
+    ((37,), (0,), (37,)),
+    ((8, 12), (0, 6), (8, 12)),          # Shard(1) of an even split
+    ((7, 13), (2, 3), (6, 11)),
+    ((9, 10), (3, 0), (7, 10)),          # Shard(0): one run
+    ((5, 40), (0, 1), (5, 2)),           # rows of one element
+    ((6, 33), (1, 7), (6, 24)),          # rows of 17
+    ((4, 5, 6), (1, 2, 3), (3, 5, 5)),
+    ((4, 5, 6), (0, 1, 0), (4, 3, 6)),   # axes 1-2 merge into rows of 12
+    ((4, 5, 6), (2, 0, 0), (3, 5, 6)),
+    ((3, 4, 5, 7), (1, 1, 2, 3), (3, 4, 5, 6)),
+    ((3, 4, 5, 7), (0, 2, 0, 0), (3, 3, 5, 7)),
+    ((2, 3, 4, 5), (1, 0, 1, 0), (2, 3, 3, 5)),
+    ((6, 7), (2, 3), (2, 5)),            # an empty block
+]
+CASE_IDS = [f"{g}@{a}" for g, a, _ in CASES]
+OFFSETS = [0, 1, 3, 6, U64_MAX - 40]  # aligned, not multiples of 4, across the 2^64 wrap
+
+
+def _global_call(fn, x, *args, block, **kwargs):
+    gshape, start, _ = block
+    return fn(x, *args, global_shape=gshape, local_start=start, **kwargs)
+
+
+@dtype_param
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_block_is_the_slice_of_the_whole_call(backend, rng, dtype, case):
+    backend.require(dtype)
+    gshape, start, stop = case
+    whole = random_values(rng, gshape, dtype)
+    sl = block_of(gshape, start, stop)
+    local = np.ascontiguousarray(whole[sl])
+    g_local = random_values(rng, local.shape, dtype)
+    offsets = OFFSETS if not backend.emulated else [3, U64_MAX - 40]
+    for offset, store in itertools.product(offsets, ("bits", "seed")):
+        y_whole, m_whole = reference.dropout(whole, 0.35, seed=0xC0FFEE, offset=offset)
+        keep_whole = m_whole.to_bool()
+        y_ref, m_ref = reference.dropout(local, 0.35, seed=0xC0FFEE, offset=offset, store=store,
+                                         global_shape=gshape, local_start=start)
+        assert_same_bits(y_ref, y_whole[sl], f"reference offset={offset}")
+        y, m = rdf.dropout(backend.asarray(local), 0.35, seed=0xC0FFEE, offset=offset, store=store,
+                           global_shape=gshape, local_start=start)
+        what = f"offset={offset} store={store}"
+        assert_same_bits(backend.to_numpy(y), y_whole[sl], what)
+        assert (m.global_shape, m.local_start, m.offset, m.shape) == (gshape, start, offset, local.shape)
+        if store == "bits":
+            assert_same_bits(backend.to_numpy(m.bits), m_ref.bits, what + " bits")
+            assert_same_bits(m_ref.bits, np.packbits(keep_whole[sl].ravel(), bitorder="little"), what)
+        else:
+            assert m.bits is None
+        assert np.array_equal(backend.to_numpy(m.to_bool()), keep_whole[sl]), what
+        # backward from the stored bits or regenerated from (seed, offset): the whole call's, sliced
+        dx_whole = reference.dropout_backward(np.pad(g_local, [(a, g - b) for g, a, b in zip(gshape, start, stop)]),
+                                              m_whole)
+        dx = rdf.dropout_backward(backend.asarray(g_local), m)
+        assert_same_bits(backend.to_numpy(dx), dx_whole[sl], what + " backward")
+        assert_same_bits(reference.dropout_backward(g_local, m_ref), dx_whole[sl], what + " reference backward")
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_dropout_mask_of_a_block(case):
+    gshape, start, stop = case
+    sl = block_of(gshape, start, stop)
+    local_shape = tuple(b - a for a, b in zip(start, stop))
+    for offset in OFFSETS:
+        whole = rdf.dropout_mask(gshape, 0.5, seed=9, offset=offset).to_bool()
+        m = rdf.dropout_mask(local_shape, 0.5, seed=9, offset=offset, global_shape=gshape, local_start=start)
+        r = reference.dropout_mask(local_shape, 0.5, seed=9, offset=offset, global_shape=gshape, local_start=start)
+        assert_same_bits(m.bits, r.bits)
+        assert np.array_equal(m.to_bool(), whole[sl])
+        m.bits = None  # regenerated
+        assert np.array_equal(m.to_bool(), whole[sl])
+
+
+def test_shards_of_every_split_tile_the_whole_mask(backend, rng):
+    """An uneven grid of blocks over every axis: the blocks' masks put together are the whole call's."""
+    gshape = (5, 6, 19)
+    cuts = [(0, 2, 5), (0, 1, 4, 6), (0, 7, 8, 19)]
+    whole = random_values(rng, gshape, np.float32)
+    y_whole, m_whole = rdf.dropout(whole, 0.5, seed=77, offset=2)
+    y_joined = np.zeros_like(whole)
+    keep_joined = np.zeros(gshape, bool)
+    for idx in itertools.product(*(range(len(c) - 1) for c in cuts)):
+        start = tuple(c[i] for c, i in zip(cuts, idx))
+        stop = tuple(c[i + 1] for c, i in zip(cuts, idx))
+        sl = block_of(gshape, start, stop)
+        y, m = rdf.dropout(backend.asarray(np.ascontiguousarray(whole[sl])), 0.5, seed=77, offset=2,
+                           global_shape=gshape, local_start=start)
+        y_joined[sl] = backend.to_numpy(y)
+        keep_joined[sl] = backend.to_numpy(m.to_bool())
+    assert_same_bits(y_joined, y_whole)
+    assert np.array_equal(keep_joined, m_whole.to_bool())
+
+
+def test_the_whole_tensor_as_its_own_block_is_a_plain_call(backend, rng):
+    x = random_values(rng, (9, 31), np.float32)
+    y, m = rdf.dropout(backend.asarray(x), 0.3, seed=4, offset=5)
+    yg, mg = rdf.dropout(backend.asarray(x), 0.3, seed=4, offset=5, global_shape=(9, 31))
+    assert_same_bits(backend.to_numpy(yg), backend.to_numpy(y))
+    assert_same_bits(backend.to_numpy(mg.bits), backend.to_numpy(m.bits))
+    assert (mg.global_shape, mg.local_start) == ((9, 31), (0, 0))
+
+
+@pytest.mark.parametrize("cols", [(17, 454), (0, 500), (3, 4), (1, 999)], ids=str)
+def test_many_tasks_every_thread_count_and_simd_level(rng, cols):
+    """Blocks of several 2^16-element tasks whose rows end anywhere in a byte: the same bits on every thread
+    count and SIMD path, equal to the slice of the whole call."""
+    gshape = (301, 1001)
+    whole = random_values(rng, gshape, np.float32)
+    y_whole, m_whole = rdf.dropout(whole, 0.5, seed=123, offset=7)
+    sl = (slice(0, 301), slice(*cols))
+    local = np.ascontiguousarray(whole[sl])
+
+    def run():
+        y, m = rdf.dropout(local, 0.5, seed=123, offset=7, global_shape=gshape, local_start=(0, cols[0]))
+        dx = rdf.dropout_backward(local, rdf.Mask(local.shape, 0.5, 123, 7, global_shape=gshape,
+                                                  local_start=(0, cols[0])))
+        return y, m.bits, dx
+
+    expected_bits = np.packbits(m_whole.to_bool()[sl].ravel(), bitorder="little")
+    for label, (y, bits, dx) in [*run_each_thread_count(run).items(), *run_each_simd(run).items()]:
+        assert_same_bits(y, y_whole[sl], f"{label}")
+        assert_same_bits(bits, expected_bits, f"{label} bits")
+        assert_same_bits(dx, y_whole[sl], f"{label} backward")
+
+
+def test_layouts_out_and_in_place(backend, rng):
+    """A block in another axis order decides by its logical index and comes back in its layout; out= and
+    out=x (in place) work as for a plain call."""
+    gshape, start = (10, 12), (2, 5)
+    whole = random_values(rng, gshape, np.float32)
+    sl = (slice(2, 9), slice(5, 12))
+    y_whole, _ = rdf.dropout(whole, 0.4, seed=8, offset=1)
+    t = backend.transpose(backend.asarray(np.ascontiguousarray(whole[sl].T)))  # a Fortran-order block
+    y, _ = rdf.dropout(t, 0.4, seed=8, offset=1, global_shape=gshape, local_start=start)
+    assert_same_bits(backend.to_numpy(y), y_whole[sl])
+    if backend.name == "cpu":
+        assert y.strides == t.strides
+    x = backend.asarray(np.ascontiguousarray(whole[sl]))
+    out = backend.asarray(np.zeros(x.shape, np.float32))
+    y, _ = rdf.dropout(x, 0.4, seed=8, offset=1, out=out, global_shape=gshape, local_start=start)
+    assert y is out
+    assert_same_bits(backend.to_numpy(out), y_whole[sl])
+    y, _ = rdf.dropout(x, 0.4, seed=8, offset=1, out=x, global_shape=gshape, local_start=start)
+    assert_same_bits(backend.to_numpy(x), y_whole[sl])
+
+
+def test_mask_fields():
+    m = rdf.Mask((2, 3), 0.5, seed=1, offset=2, global_shape=[4, 6], local_start=(1, 3))
+    assert (m.global_shape, m.local_start) == ((4, 6), (1, 3))
+    assert repr(m) == ("Mask(shape=(2, 3), p=0.5, seed=1, offset=2, global_shape=(4, 6), local_start=(1, 3), "
+                       "store='seed')")
+    whole = rdf.dropout_mask((4, 6), 0.5, seed=1, offset=2).to_bool()
+    assert np.array_equal(m.to_bool(), whole[1:3, 3:6])
+    m.local_start = (2, 0)
+    assert np.array_equal(m.to_bool(), whole[2:4, 0:3])
+    m.local_start = None  # zeros
+    assert m.local_start == (0, 0)
+    with pytest.raises(ValueError, match="does not fit"):
+        m.global_shape = (1, 6)
+    with pytest.raises(ValueError, match="set global_shape first"):
+        m.shape = (5, 3)
+    with pytest.raises(ValueError, match="not supported with global_shape"):
+        m.broadcast_dims = 1
+    assert (m.shape, m.global_shape, m.broadcast_dims) == ((2, 3), (4, 6), ())
+    m.global_shape = None
+    assert (m.global_shape, m.local_start) == (None, None)
+    with pytest.raises(ValueError, match="without global_shape"):
+        m.local_start = (0, 0)
+    with pytest.raises(TypeError, match="local_start"):
+        m.local_start = "ab"
+    with pytest.raises(ValueError, match="not supported with broadcast_dims"):
+        rdf.Mask((2, 3), 0.5, seed=1, broadcast_dims=1, global_shape=(2, 3))
+    assert rdf.Mask((2, 3), 0.5, seed=1).global_shape is None
+
+
+def test_blocks_are_reduced_to_rows():
+    """_args.global_block: the rows the kernels run (row length, outer axes and their global strides)."""
+    b = _args.global_block((8, 12), (0, 6), (8, 6))
+    assert (b.start, b.row_len, b.outer_shape, b.outer_strides) == (6, 6, (8,), (12,))
+    b = _args.global_block((4, 5, 6), (0, 1, 0), (4, 2, 6))
+    assert (b.start, b.row_len, b.outer_shape, b.outer_strides) == (6, 12, (4,), (30,))
+    b = _args.global_block((3, 4, 5, 7), (1, 0, 2, 3), (2, 4, 3, 3))  # axes 0-1 merge (axis 1 whole)
+    assert (b.start, b.row_len, b.outer_shape, b.outer_strides) == (140 + 17, 3, (8, 3), (35, 7))
+    b = _args.global_block((9, 10), (3, 0), (4, 10))
+    assert (b.start, b.row_len, b.outer_shape) == (30, 40, ())
+    assert _args.global_block(None, None, (3,)) is None
+    assert _args.GLOBAL_MAX_OUTER_DIMS == _native.core.MAX_GLOBAL_OUTER_DIMS
+
+
+def test_too_many_split_axes_are_refused():
+    shape = (2,) * 35
+    with pytest.raises(ValueError, match="splits too many axes"):
+        _args.global_block((3,) * 35, (0,) * 35, shape)
+    # 16 outer axes are fine
+    b = _args.global_block((3,) * 17, (0,) * 17, (2,) * 17)
+    assert len(b.outer_shape) == 16
+
+
+def test_variants_refuse_global_addressing(rng):
+    x = random_values(rng, (4, 6), np.float32)
+    before = snapshot(x)
+    with pytest.raises(ValueError, match="global_shape: not supported with broadcast_dims yet"):
+        rdf.dropout(x, 0.5, seed=1, broadcast_dims=1, global_shape=(8, 6))
+    with pytest.raises(ValueError, match="local_start: not supported with broadcast_dims yet"):
+        rdf.dropout_mask((4, 6), 0.5, seed=1, broadcast_dims=1, local_start=(0, 0))
+    with pytest.raises(ValueError, match="global_shape: not supported with broadcast_dims yet"):
+        reference.dropout(x, 0.5, seed=1, broadcast_dims=(0,), global_shape=(8, 6))
+    assert_unchanged([x], before)
+    # an empty broadcast_dims is plain dropout
+    y, m = rdf.dropout(x, 0.5, seed=1, broadcast_dims=[], global_shape=(8, 6), local_start=(4, 0))
+    assert m.global_shape == (8, 6)
+    # a hand-made mask without scaling cannot be regenerated under global addressing yet
+    m = rdf.Mask((4, 6), 0.5, seed=1, scale_by_keep=False, global_shape=(8, 6))
+    with pytest.raises(ValueError, match="global_shape"):
+        rdf.dropout_backward(x, m)
+
+
+@st.composite
+def blocks(draw):
+    ndim = draw(st.integers(1, 4))
+    gshape = tuple(draw(st.lists(st.integers(1, 9), min_size=ndim, max_size=ndim)))
+    start, stop = [], []
+    for g in gshape:
+        a = draw(st.integers(0, g))
+        b = draw(st.integers(a, g))
+        start.append(a)
+        stop.append(b)
+    return gshape, tuple(start), tuple(stop)
+
+
+@settings(max_examples=80, deadline=None)
+@given(blocks(), st.sampled_from(DTYPES), st.one_of(st.integers(0, 64), st.integers(U64_MAX - 200, U64_MAX)),
+       st.integers(0, U64_MAX), st.sampled_from([0.0, 0.3, 0.5, 1.0]))
+def test_any_block_is_the_slice_of_the_whole_call(case, dtype, offset, seed, p):
+    gshape, start, stop = case
+    whole = (np.arange(np.prod(gshape)).reshape(gshape) % 7 - 3).astype(dtype)
+    sl = block_of(gshape, start, stop)
+    local = np.ascontiguousarray(whole[sl])
+    y_whole, m_whole = rdf.dropout(whole, p, seed=seed, offset=offset)
+    y, m = rdf.dropout(local, p, seed=seed, offset=offset, global_shape=gshape, local_start=start)
+    y_ref, m_ref = reference.dropout(local, p, seed=seed, offset=offset, global_shape=gshape, local_start=start)
+    assert_same_bits(y, y_whole[sl])
+    assert_same_bits(y_ref, y_whole[sl])
+    assert_same_bits(m.bits, m_ref.bits)
+    assert np.array_equal(m.to_bool(), m_whole.to_bool()[sl])
+    m.bits = None
+    assert_same_bits(rdf.dropout_backward(local, m), y_whole[sl])
