@@ -293,3 +293,62 @@ def test_any_block_is_the_slice_of_the_whole_call(case, dtype, offset, seed, p):
     assert np.array_equal(m.to_bool(), m_whole.to_bool()[sl])
     m.bits = None
     assert_same_bits(rdf.dropout_backward(local, m), y_whole[sl])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# regdrop_fast.torch.dropout(..., global_shape=, local_start=): through the custom ops, autograd, in place,
+# forward-mode AD and torch.compile.
+
+
+@pytest.mark.parametrize("store", ["bits", "seed"])
+def test_torch_block_is_the_slice_of_the_whole_call(store):
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch as rt
+
+    whole = torch.randn(6, 10, 3, dtype=torch.float32)
+    y_whole = rt.dropout(whole, 0.4, generator=rdf.Generator(5, 3))
+    sl = (slice(1, 5), slice(4, 9), slice(0, 3))
+    gshape, start = (6, 10, 3), (1, 4, 0)
+    local = whole[sl].clone().requires_grad_(True)
+    gen = rdf.Generator(5, 3)
+    y = rt.dropout(local, 0.4, generator=gen, store=store, global_shape=gshape, local_start=start)
+    assert torch.equal(y, y_whole[sl])
+    assert gen.get_state() == (5, 3 + 180)  # the generator advances by the global tensor's element count
+    (y * 3).sum().backward()
+    assert torch.equal(local.grad, (y_whole[sl] != 0).float() * (3 / 0.6))
+    # in place, without grad
+    t = whole[sl].clone()
+    assert rt.dropout(t, 0.4, inplace=True, generator=rdf.Generator(5, 3), global_shape=gshape,
+                      local_start=start) is t
+    assert torch.equal(t, y_whole[sl])
+    # forward-mode AD: the tangent through the same mask
+    from torch.func import jvp
+
+    _, tangent = jvp(lambda v: rt.dropout(v, 0.4, generator=rdf.Generator(5, 3), store=store, global_shape=gshape,
+                                          local_start=start), (whole[sl].contiguous(),), (torch.ones(4, 5, 3),))
+    assert torch.equal(tangent, (y_whole[sl] != 0).float() / 0.6)
+    # torch.compile traces it whole
+    f = torch.compile(lambda v: rt.dropout(v, 0.4, generator=rdf.Generator(5, 3), store=store,
+                                           global_shape=gshape, local_start=start), backend="eager", fullgraph=True)
+    assert torch.equal(f(whole[sl].contiguous()), y_whole[sl])
+
+
+def test_torch_ops_pass_opcheck():
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch  # noqa: F401  (registers the ops)
+
+    x = torch.randn(6, 5)
+    seed = torch.tensor([5, 3])
+    torch.library.opcheck(torch.ops.regdrop_fast.dropout_fwd.default, (x, 0.5, seed, True, [6, 10], [0, 4]))
+    torch.library.opcheck(torch.ops.regdrop_fast.dropout_fwd.default, (x, 0.5, seed, False, [9, 5], [3, 0]))
+    torch.library.opcheck(torch.ops.regdrop_fast.dropout_bwd.default,
+                          (x, torch.empty(0, dtype=torch.uint8), seed, 0.5, False, [6, 10], [0, 4]))
+
+
+def test_torch_vmap_refuses_global_addressing():
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch as rt
+
+    with pytest.raises(RuntimeError, match="global_shape is not supported under torch.func.vmap"):
+        torch.func.vmap(lambda v: rt.dropout(v, 0.5, global_shape=(8,), local_start=(2,)),
+                        randomness="different")(torch.ones(3, 4))

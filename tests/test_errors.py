@@ -1236,6 +1236,27 @@ def _global_rows():
         ("Mask.<field> =", ValueError, "broadcast_dims: not supported with global_shape yet", field("broadcast_dims", 1)),
         ("dropout_backward", ValueError, "regenerating a mask with global_shape",
          backward(lambda: rdf.Mask((3, 4), 0.5, 1, scale_by_keep=False, global_shape=(6, 4)))),
+    ] + _torch_global_rows()
+
+
+def _torch_global_rows():
+    if torch is None:
+        return []
+
+    def one(**kw):
+        def make():
+            t, g = torch.randn(3, 4), rdf.Generator(3)
+            return (lambda: rt.dropout(t, 0.5, generator=g, **kw)), [t, g]
+        return make
+
+    return [
+        ("rt.dropout", TypeError, "global_shape: expected a tuple of ints", one(global_shape=12)),
+        ("rt.dropout", TypeError, "local_start: .* got an element of type float",
+         one(global_shape=(6, 4), local_start=(0.0, 0))),
+        ("rt.dropout", ValueError, r"global_shape: \(12,\) has 1 axes but the array has 2", one(global_shape=(12,))),
+        ("rt.dropout", ValueError, "does not fit", one(global_shape=(6, 4), local_start=(4, 0))),
+        ("rt.dropout", ValueError, "local_start: given without global_shape", one(local_start=(0, 0))),
+        ("rt.dropout", ValueError, "does not fit", one(global_shape=(6, 4), local_start=(4, 0), inplace=True)),
     ]
 
 
