@@ -718,7 +718,8 @@ def dropout(
     if not training or p == 0.0:
         return input
     _check_tensor(input, "input")
-    n, block = input.numel(), ([], [])
+    n = input.numel()
+    block: tuple[list[int], list[int]] = ([], [])  # the ops' global_shape and local_start: empty for a plain call
     if gb is not None:
         n, block = _math.prod(gb.global_shape), (list(gb.global_shape), list(gb.local_start))
     seed = _draw_seed(state, n)

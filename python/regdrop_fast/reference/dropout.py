@@ -106,7 +106,7 @@ def mask_keep(mask: Mask, bits: Any) -> np.ndarray:
     n = math.prod(reduced)
     if bits is not None:
         return np.unpackbits(bits, count=n, bitorder="little").astype(bool).reshape(reduced)
-    if mask.global_shape is not None:
+    if mask.global_shape is not None and mask.local_start is not None:  # both or neither
         return global_keep_decisions(mask.shape, mask.global_shape, mask.local_start, mask.p, mask.seed,
                                      mask.offset)
     return keep_decisions(n, mask.p, mask.seed, mask.offset).reshape(reduced)
