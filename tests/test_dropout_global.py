@@ -352,3 +352,20 @@ def test_torch_vmap_refuses_global_addressing():
     with pytest.raises(RuntimeError, match="global_shape is not supported under torch.func.vmap"):
         torch.func.vmap(lambda v: rt.dropout(v, 0.5, global_shape=(8,), local_start=(2,)),
                         randomness="different")(torch.ones(3, 4))
+
+
+def test_masks_of_blocks_in_the_other_backwards(rng):
+    """bias_dropout_add_backward and alpha_dropout_backward take a block's mask with its bits (the block's own
+    order: nothing global is left to apply) and refuse to regenerate one (not supported yet)."""
+    whole = random_values(rng, (6, 8), np.float32)
+    _, m_whole = rdf.dropout(whole, 0.5, seed=3)
+    g = random_values(rng, (6, 3), np.float32)
+    _, m = rdf.dropout(np.ascontiguousarray(whole[:, 5:]), 0.5, seed=3, global_shape=(6, 8), local_start=(0, 5))
+    dx, dbias, _ = rdf.bias_dropout_add_backward(g, m)
+    expected = np.where(m_whole.to_bool()[:, 5:], g * np.float32(2), np.float32(0))
+    assert_same_bits(dx, expected)
+    m.bits = None
+    with pytest.raises(ValueError, match="global_shape"):
+        rdf.bias_dropout_add_backward(g, m)
+    with pytest.raises(ValueError, match="global_shape"):
+        rdf.alpha_dropout_backward(g, m)

@@ -1236,6 +1236,9 @@ def _global_rows():
         ("Mask.<field> =", ValueError, "broadcast_dims: not supported with global_shape yet", field("broadcast_dims", 1)),
         ("dropout_backward", ValueError, "regenerating a mask with global_shape",
          backward(lambda: rdf.Mask((3, 4), 0.5, 1, scale_by_keep=False, global_shape=(6, 4)))),
+        ("bias_dropout_add_backward", ValueError, "regenerating a mask with global_shape is not supported",
+         lambda: (lambda g=_w(), m=rdf.Mask((3, 4), 0.5, 1, global_shape=(6, 4)):
+                  (lambda: rdf.bias_dropout_add_backward(g, m), [g, m]))()),
     ] + _torch_global_rows()
 
 

@@ -269,6 +269,9 @@ def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tu
     if isinstance(mask, Mask) and (mask._dims or not mask._scale_by_keep):
         raise ValueError("mask: is a dropout variant's (broadcast_dims or scale_by_keep=False); "
                          "bias_dropout_add_backward takes the mask of bias_dropout_add (one decision per element)")
+    if isinstance(mask, Mask) and mask._block is not None and mask._bits is None:
+        raise ValueError("mask: regenerating a mask with global_shape is not supported by "
+                         "bias_dropout_add_backward yet; store its bits")
     backend, call = dropout_backward(grad, mask, out, host_only=host_only)
     shape = call.grad.shape
     if len(shape) == 0:
