@@ -207,8 +207,10 @@ def test_mask_fields():
         m.global_shape = (1, 6)
     with pytest.raises(ValueError, match="set global_shape first"):
         m.shape = (5, 3)
-    with pytest.raises(ValueError, match="not supported with global_shape"):
-        m.broadcast_dims = 1
+    m.broadcast_dims = 1  # the decisions of the whole (4, 1) reduced tensor at the block's rows 0 and 1
+    whole_rows = rdf.dropout_mask((4, 6), 0.5, seed=1, offset=2, broadcast_dims=1).to_bool()
+    assert np.array_equal(m.to_bool(), whole_rows[0:2])
+    m.broadcast_dims = ()
     assert (m.shape, m.global_shape, m.broadcast_dims) == ((2, 3), (4, 6), ())
     m.global_shape = None
     assert (m.global_shape, m.local_start) == (None, None)
@@ -216,8 +218,6 @@ def test_mask_fields():
         m.local_start = (0, 0)
     with pytest.raises(TypeError, match="local_start"):
         m.local_start = "ab"
-    with pytest.raises(ValueError, match="not supported with broadcast_dims"):
-        rdf.Mask((2, 3), 0.5, seed=1, broadcast_dims=1, global_shape=(2, 3))
     assert rdf.Mask((2, 3), 0.5, seed=1).global_shape is None
 
 
@@ -244,23 +244,58 @@ def test_too_many_split_axes_are_refused():
     assert len(b.outer_shape) == 16
 
 
-def test_variants_refuse_global_addressing(rng):
-    x = random_values(rng, (4, 6), np.float32)
-    before = snapshot(x)
-    with pytest.raises(ValueError, match="global_shape: not supported with broadcast_dims yet"):
-        rdf.dropout(x, 0.5, seed=1, broadcast_dims=1, global_shape=(8, 6))
-    with pytest.raises(ValueError, match="local_start: not supported with broadcast_dims yet"):
-        rdf.dropout_mask((4, 6), 0.5, seed=1, broadcast_dims=1, local_start=(0, 0))
-    with pytest.raises(ValueError, match="global_shape: not supported with broadcast_dims yet"):
-        reference.dropout(x, 0.5, seed=1, broadcast_dims=(0,), global_shape=(8, 6))
-    assert_unchanged([x], before)
-    # an empty broadcast_dims is plain dropout
-    y, m = rdf.dropout(x, 0.5, seed=1, broadcast_dims=[], global_shape=(8, 6), local_start=(4, 0))
-    assert m.global_shape == (8, 6)
-    # a hand-made mask without scaling cannot be regenerated under global addressing yet
-    m = rdf.Mask((4, 6), 0.5, seed=1, scale_by_keep=False, global_shape=(8, 6))
-    with pytest.raises(ValueError, match="global_shape"):
-        rdf.dropout_backward(x, m)
+# (function, its reference, its backward, its reference backward, keyword arguments): the mask-based
+# variants, whose decisions are those of the whole tensor's reduced shape at the block's slices.
+VARIANTS = [
+    (rdf.dropout, reference.dropout, rdf.dropout_backward, reference.dropout_backward, {"broadcast_dims": (2, 3)}),
+    (rdf.dropout, reference.dropout, rdf.dropout_backward, reference.dropout_backward, {"broadcast_dims": 0}),
+    (rdf.drop_path, reference.drop_path, rdf.dropout_backward, reference.dropout_backward, {}),
+    (rdf.drop_path, reference.drop_path, rdf.dropout_backward, reference.dropout_backward, {"scale_by_keep": False}),
+    (rdf.alpha_dropout, reference.alpha_dropout, rdf.alpha_dropout_backward, reference.alpha_dropout_backward, {}),
+    (rdf.alpha_dropout, reference.alpha_dropout, rdf.alpha_dropout_backward, reference.alpha_dropout_backward,
+     {"broadcast_dims": 1}),
+]
+VARIANT_IDS = ["dropout2d", "time-shared", "drop_path", "drop_path-unscaled", "alpha", "feature-alpha"]
+
+
+@pytest.mark.parametrize("fn, ref, back, ref_back, kw", VARIANTS, ids=VARIANT_IDS)
+@pytest.mark.parametrize("case", [((6, 5, 7, 9), (1, 0, 2, 3), (5, 5, 7, 8)), ((5, 4, 3, 6), (0, 1, 0, 2), (5, 4, 3, 3))],
+                         ids=["4d-split", "4d-inner"])
+def test_variants_of_a_block_are_the_slice_of_the_whole_call(backend, rng, fn, ref, back, ref_back, kw, case):
+    gshape, start, stop = case
+    sl = block_of(gshape, start, stop)
+    whole = random_values(rng, gshape, np.float32)
+    local = np.ascontiguousarray(whole[sl])
+    g = random_values(rng, local.shape, np.float32)
+    g_whole = np.zeros(gshape, np.float32)
+    g_whole[sl] = g
+    y_whole, m_whole = fn(whole, 0.4, seed=21, offset=5, **kw)
+    dx_whole = back(g_whole, m_whole)
+    keep_whole = np.broadcast_to(m_whole.to_bool(), gshape)[sl]
+    for store in ("bits", "seed"):
+        y, m = fn(backend.asarray(local), 0.4, seed=21, offset=5, store=store, global_shape=gshape, local_start=start,
+                  **kw)
+        y_ref, m_ref = ref(local, 0.4, seed=21, offset=5, store=store, global_shape=gshape, local_start=start, **kw)
+        assert_same_bits(backend.to_numpy(y), y_whole[sl], store)
+        assert_same_bits(y_ref, y_whole[sl], store + " reference")
+        assert (m.global_shape, m.local_start, m.broadcast_dims) == (gshape, start, m_whole.broadcast_dims)
+        if store == "bits":
+            assert_same_bits(backend.to_numpy(m.bits), m_ref.bits, "bits")
+        assert np.array_equal(np.broadcast_to(backend.to_numpy(m.to_bool()), local.shape), keep_whole)
+        assert_same_bits(backend.to_numpy(back(backend.asarray(g), m)), dx_whole[sl], store + " backward")
+        assert_same_bits(ref_back(g, m_ref), dx_whole[sl], store + " reference backward")
+
+
+def test_dropout_mask_with_broadcast_axes_of_a_block():
+    gshape, start, local = (6, 5, 7), (2, 1, 3), (3, 4, 4)
+    sl = block_of(gshape, start, tuple(a + n for a, n in zip(start, local)))
+    for dims in [(0,), (1, 2), (2,)]:
+        whole = np.broadcast_to(rdf.dropout_mask(gshape, 0.5, seed=4, offset=1, broadcast_dims=dims).to_bool(), gshape)
+        m = rdf.dropout_mask(local, 0.5, seed=4, offset=1, broadcast_dims=dims, global_shape=gshape, local_start=start)
+        r = reference.dropout_mask(local, 0.5, seed=4, offset=1, broadcast_dims=dims, global_shape=gshape,
+                                   local_start=start)
+        assert_same_bits(m.bits, r.bits)
+        assert np.array_equal(np.broadcast_to(m.to_bool(), local), whole[sl])
 
 
 @st.composite
@@ -355,8 +390,8 @@ def test_torch_vmap_refuses_global_addressing():
 
 
 def test_masks_of_blocks_in_the_other_backwards(rng):
-    """bias_dropout_add_backward and alpha_dropout_backward take a block's mask with its bits (the block's own
-    order: nothing global is left to apply) and refuse to regenerate one (not supported yet)."""
+    """bias_dropout_add_backward takes a block's mask with its bits (the block's own order: nothing global is
+    left to apply) and refuses to regenerate one (not supported yet)."""
     whole = random_values(rng, (6, 8), np.float32)
     _, m_whole = rdf.dropout(whole, 0.5, seed=3)
     g = random_values(rng, (6, 3), np.float32)
@@ -367,5 +402,3 @@ def test_masks_of_blocks_in_the_other_backwards(rng):
     m.bits = None
     with pytest.raises(ValueError, match="global_shape"):
         rdf.bias_dropout_add_backward(g, m)
-    with pytest.raises(ValueError, match="global_shape"):
-        rdf.alpha_dropout_backward(g, m)

@@ -173,6 +173,15 @@ def global_block(global_shape, local_start, shape: tuple) -> GlobalBlock | None:
     return _block_rows(gshape, start, shape)
 
 
+def reduced_block(block: GlobalBlock, dims: tuple, shape: tuple) -> GlobalBlock:
+    """The decisions' block of a call with broadcast axes `dims` on a block of this shape: the block of the
+    reduced local shape in the reduced global shape (both with the axes of dims set to 1), starting at
+    local_start with those axes set to 0 (docs/rng.md, "Global addressing")."""
+    rg = tuple(1 if d in dims else g for d, g in enumerate(block.global_shape))
+    rs = tuple(0 if d in dims else s for d, s in enumerate(block.local_start))
+    return _block_rows(rg, rs, reduced_shape(shape, dims))
+
+
 def _block_rows(gshape: tuple, start: tuple, shape: tuple) -> GlobalBlock:
     """The rows of a checked block: the last axis merged with each axis before it that the block covers
     whole; then the outer axes, those of extent 1 dropped (their index is fixed: in start) and each merged

@@ -105,13 +105,22 @@ def dropout_variant(call):
     y, _ = _output(x, out)  # dense; C order beyond the axis limit (new_like; a dense out= is C-contiguous there)
     bits = np.empty((call.m + 7) // 8, np.uint8) if call.keep_bits else None
     bits_in = call.bits
+    if call.block is not None and bits_in is None:
+        # A block of a global tensor: its decisions (the reduced block's) are drawn first by the global mask
+        # kernel, then applied like stored bits; they are the mask's bits when it keeps them.
+        bits_in = bits if bits is not None else np.empty((call.m + 7) // 8, np.uint8)
+        _global(0, None, None, bits_in, call.m, call.seed, call.offset, call.rule, call.block)
+        bits = None if bits is None else bits_in
+        bits_out = None
+    else:
+        bits_out = bits
     if bits_in is not None and out is not None and np.may_share_memory(bits_in, out):
         bits_in = bits_in.copy()  # read before out is written, as the source is (_source)
     src = _source(x, y, out)
     shape, strides, rstrides = _arrays.variant_layout(y.shape, tuple(s // y.itemsize for s in y.strides),
                                                       call.dims, _native.core.MAX_BROADCAST_DIMS)
     rule, alpha = call.rule, call.alpha
-    _native.core.dropout_broadcast(_dtypes.CODES[x.dtype], src, y, bits_in, bits, shape, strides, rstrides, call.m,
+    _native.core.dropout_broadcast(_dtypes.CODES[x.dtype], src, y, bits_in, bits_out, shape, strides, rstrides, call.m,
                                    call.seed, call.offset, rule.threshold, rule.drop_all, call.scale, call.value,
                                    alpha.a, alpha.b, alpha.sat)
     return y, bits

@@ -103,6 +103,15 @@ def dropout_variant(call):
     scratch = x.empty((max((call.m + 7) // 8, 1),), _UINT8) if call.bits is None and bits is None else None
     src = _source(x, y, call.out)  # held until the launch is queued
     bits_in = None if call.bits is None else _arrays.wrap(call.bits)
+    bits_out = bits
+    if call.block is not None and bits_in is None:
+        # A block of a global tensor: its decisions (the reduced block's) are drawn first by the global mask
+        # kernel (into the mask's bits, or scratch), then applied like stored bits.
+        bits_in = _arrays.wrap(bits if bits is not None else scratch)
+        b, rule = call.block, call.rule
+        kernels.dropout_global(0, 0, 0, bits_in.ptr, call.m, call.seed, b.base(call.offset), rule.threshold,
+                               rule.drop_all, 0.0, b.outer_shape, b.outer_strides, b.row_len, x.device, x.stream())
+        bits_out = scratch = None
     if bits_in is not None and call.out is not None and bits_in.overlaps(call.out):
         bits_in = bits_in.fresh_copy()  # read before out is written; held until the launch is queued
     strides = y.strides
@@ -112,7 +121,7 @@ def dropout_variant(call):
             strides[d], step = step, step * y.shape[d]
     shape, mstrides, rstrides = _arrays.variant_layout(tuple(y.shape), tuple(strides), call.dims, kernels.MAX_BROADCAST_DIMS)
     rule, alpha = call.rule, call.alpha
-    kernels.dropout_broadcast(_dtypes.CODES[x.dtype], src.ptr, y.ptr, 0 if bits_in is None else bits_in.ptr, _ptr(bits),
+    kernels.dropout_broadcast(_dtypes.CODES[x.dtype], src.ptr, y.ptr, 0 if bits_in is None else bits_in.ptr, _ptr(bits_out),
                               _ptr(scratch), shape, mstrides, rstrides, call.m, call.seed, call.offset, rule.threshold,
                               rule.drop_all, call.scale, call.value, alpha.a, alpha.b, alpha.sat, x.device, x.stream())
     return y.obj, bits

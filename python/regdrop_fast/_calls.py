@@ -52,6 +52,8 @@ class VariantCall(NamedTuple):
     scale: float
     alpha: _args.AlphaRule
     name: str  # the array's name in messages: "x" (forward) or "grad" (backward)
+    block: Any = None  # the decisions' _args.GlobalBlock (_args.reduced_block) of a block of a global tensor
+    full_block: Any = None  # forward: the array's own _args.GlobalBlock (what the Mask records)
 
 
 class BiasDropoutAddCall(NamedTuple):

@@ -53,7 +53,8 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
         processes: any axes split, evenly or not): each element takes the decision that
         ``dropout(whole, p, seed=seed, offset=offset)`` makes at its flat C-order index in the global
         tensor (docs/rng.md, "Global addressing"), so the blocks of all shards together make exactly the
-        mask of one call on the whole tensor. Same number of axes as x. Not with broadcast_dims yet.
+        mask of one call on the whole tensor. Same number of axes as x. With broadcast_dims the decisions
+        are those of the whole tensor's reduced shape at the block's slices.
     local_start : sequence of int, optional
         The global index of x's first element (default zeros); the block must lie inside global_shape.
         Only with global_shape.
@@ -101,14 +102,10 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
         backend, call = _validate.dropout(x, p, seed, offset, out, store, global_shape, local_start)
         y, bits = backend.dropout(call)
         return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits, (), True, call.block)
-    if not (isinstance(broadcast_dims, (tuple, list)) and not broadcast_dims):
-        _validate.no_global_block(global_shape, local_start, "broadcast_dims")
-    elif global_shape is not None or local_start is not None:  # an empty list: plain dropout
-        return dropout(x, p, seed=seed, offset=offset, out=out, store=store, global_shape=global_shape,
-                       local_start=local_start)
-    vbackend, vcall = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout")
+    vbackend, vcall = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout", True, global_shape,
+                                        local_start)
     y, bits = vbackend.dropout_variant(vcall)
-    return y, Mask._trusted(vcall.shape, vcall.p, vcall.seed, vcall.offset, bits, vcall.dims)
+    return y, Mask._trusted(vcall.shape, vcall.p, vcall.seed, vcall.offset, bits, vcall.dims, True, vcall.full_block)
 
 
 def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
@@ -202,7 +199,8 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
         call = _validate.dropout_mask(shape, p, seed, offset, global_shape, local_start)
         return Mask._trusted(call.shape, call.p, call.seed, call.offset, _route.CPU.dropout_mask(call), (), True,
                              call.block)
-    _validate.no_global_block(global_shape, local_start, "broadcast_dims")
-    reduced, dims = _validate.dropout_mask_dims(shape, p, seed, offset, broadcast_dims)
+    reduced, dims, block = _validate.dropout_mask_dims(shape, p, seed, offset, broadcast_dims, global_shape,
+                                                       local_start)
     full = _args.shape_tuple(shape)
-    return Mask._trusted(full, reduced.p, reduced.seed, reduced.offset, _route.CPU.dropout_mask(reduced), dims)
+    return Mask._trusted(full, reduced.p, reduced.seed, reduced.offset, _route.CPU.dropout_mask(reduced), dims, True,
+                         block)

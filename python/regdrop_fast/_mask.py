@@ -39,7 +39,8 @@ class Mask:
     global_shape : sequence of int, optional
         The mask belongs to a block of a global tensor of this shape (``dropout(..., global_shape=)``):
         element i of the block decides as the element of the same global index in a call on the whole
-        tensor (docs/rng.md, "Global addressing"). Not with broadcast_dims.
+        tensor (docs/rng.md, "Global addressing"); with broadcast_dims, those of the whole tensor's reduced
+        shape at the block's slices.
     local_start : sequence of int, optional
         The global index of the block's first element (default zeros; only with global_shape).
 
@@ -119,8 +120,6 @@ class Mask:
         self._dims = _args.broadcast_dims(broadcast_dims, len(self._shape))
         self._scale_by_keep = _args.flag(scale_by_keep, "scale_by_keep")
         self._block = _args.global_block(global_shape, local_start, self._shape)
-        if self._block is not None and self._dims:
-            raise ValueError("global_shape: not supported with broadcast_dims yet")
         self._bits = _arrays.mask_bits(bits, self.reduced_size)
 
     @classmethod
@@ -168,8 +167,6 @@ class Mask:
     @broadcast_dims.setter
     def broadcast_dims(self, dims: int | Sequence[int]) -> None:
         dims = _args.broadcast_dims(dims, len(self._shape))
-        if dims and self._block is not None:
-            raise ValueError("broadcast_dims: not supported with global_shape yet; set global_shape to None first")
         self._check_fit(self._shape, dims, "broadcast_dims")
         self._dims = dims
 
@@ -183,10 +180,7 @@ class Mask:
             self._block = None
             return
         start = None if self._block is None else self._block.local_start
-        block = _args.global_block(global_shape, start, self._shape)
-        if self._dims:
-            raise ValueError("global_shape: not supported with broadcast_dims yet")
-        self._block = block
+        self._block = _args.global_block(global_shape, start, self._shape)
 
     @property
     def local_start(self) -> tuple[int, ...] | None:
@@ -290,7 +284,8 @@ class Mask:
         bits = _arrays.mask_bits(self._bits, n, "mask: bits")  # never unpacked past their end
         if bits is None:
             rule = _args.keep_rule(self._p)
-            bits = _route.CPU.dropout_mask(MaskCall(reduced, n, self._p, self._seed, self._offset, rule, self._block))
+            block = None if self._block is None else _args.reduced_block(self._block, self._dims, self._shape)
+            bits = _route.CPU.dropout_mask(MaskCall(reduced, n, self._p, self._seed, self._offset, rule, block))
         return _route.backend_for(bits).bits_to_bool(bits, n, reduced)
 
     def __repr__(self) -> str:

@@ -90,13 +90,6 @@ def dropout_mask(shape, p, seed, offset, global_shape=None, local_start=None) ->
     return MaskCall(shape, n, p, seed, offset, _args.keep_rule(p), block)
 
 
-def no_global_block(global_shape, local_start, what: str) -> None:
-    """The ops and arguments that do not take global addressing yet refuse it (ValueError), before any check."""
-    if global_shape is not None or local_start is not None:
-        name = "global_shape" if global_shape is not None else "local_start"
-        raise ValueError(f"{name}: not supported with {what} yet")
-
-
 # ---------------------------------------------------------------------------------------------------------
 # the mask-based variants: dropout with broadcast axes, drop_path, alpha_dropout
 
@@ -119,8 +112,8 @@ def _variant_x(x, out, host_only: bool) -> tuple[ModuleType, Any, Any]:
     return backend, xa, oa
 
 
-def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_keep: bool = True, *,
-            host_only: bool = False) -> tuple[ModuleType, VariantCall]:
+def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_keep: bool = True,
+            global_shape=None, local_start=None, *, host_only: bool = False) -> tuple[ModuleType, VariantCall]:
     """dropout with broadcast_dims (kind "dropout"), drop_path ("drop_path": every axis but 0 broadcast;
     broadcast_dims unused) or alpha_dropout ("alpha")."""
     p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
@@ -135,6 +128,8 @@ def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_
     else:
         dims = _args.broadcast_dims(broadcast_dims, len(shape))
     reduced = _args.reduced_shape(shape, dims)
+    full_block = _args.global_block(global_shape, local_start, shape)  # None for a plain call
+    block = None if full_block is None else _args.reduced_block(full_block, dims, shape)
     rule = _args.keep_rule(p)
     if kind == "alpha":
         alpha = _args.alpha_rule(p)
@@ -143,7 +138,7 @@ def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_
         alpha = _NO_ALPHA
         value, scale = SCALED, rule.scale if scale_by_keep or rule.drop_all else 1.0
     return backend, VariantCall(xa, oa, None, shape, dims, reduced, math.prod(reduced), p, seed, offset,
-                                keep_bits, rule, value, scale, alpha, "x")
+                                keep_bits, rule, value, scale, alpha, "x", block, full_block)
 
 
 def variant_backward(grad, mask, out, *, alpha: bool = False,
@@ -165,9 +160,6 @@ def variant_backward(grad, mask, out, *, alpha: bool = False,
             raise ValueError("mask: its bits live on another device than grad")
     if ga.shape != mask._shape:
         raise ValueError(f"grad: shape {ga.shape} does not match the mask's {mask._shape}")
-    if bits is None and mask._block is not None and (alpha or not mask._scale_by_keep):
-        raise ValueError("mask: regenerating a mask with global_shape for alpha_dropout or scale_by_keep=False "
-                         "is not supported yet; store its bits")
     reduced = _args.reduced_shape(mask._shape, mask._dims)
     m = math.prod(reduced)
     if bits is not None and backend is _route.CPU:
@@ -180,16 +172,22 @@ def variant_backward(grad, mask, out, *, alpha: bool = False,
         scale = _args.alpha_rule(mask._p).a
     else:
         scale = rule.scale if mask._scale_by_keep or rule.drop_all else 1.0
+    block = None
+    if bits is None and mask._block is not None:  # regenerated: the decisions' block
+        block = _args.reduced_block(mask._block, mask._dims, mask._shape)
     return backend, VariantCall(ga, oa, bits, mask._shape, mask._dims, reduced, m, mask._p, mask._seed,
-                                mask._offset, False, rule, SCALED, scale, _NO_ALPHA, "grad")
+                                mask._offset, False, rule, SCALED, scale, _NO_ALPHA, "grad", block)
 
 
-def dropout_mask_dims(shape, p, seed, offset, broadcast_dims) -> tuple[MaskCall, tuple[int, ...]]:
-    """dropout_mask with broadcast axes: the MaskCall of the reduced shape, and the axes."""
-    call = dropout_mask(shape, p, seed, offset)
+def dropout_mask_dims(shape, p, seed, offset, broadcast_dims, global_shape=None,
+                      local_start=None) -> tuple[MaskCall, tuple[int, ...], Any]:
+    """dropout_mask with broadcast axes: the MaskCall of the reduced shape (with the decisions' block), the
+    axes, and the array's own block (None without global_shape)."""
+    call = dropout_mask(shape, p, seed, offset, global_shape, local_start)
     dims = _args.broadcast_dims(broadcast_dims, len(call.shape))
     reduced = _args.reduced_shape(call.shape, dims)
-    return call._replace(shape=reduced, n=math.prod(reduced)), dims
+    block = None if call.block is None else _args.reduced_block(call.block, dims, call.shape)
+    return call._replace(shape=reduced, n=math.prod(reduced), block=block), dims, call.block
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -85,15 +85,14 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
     >>> np.array_equal(m.bits, rf.dropout_mask((2, 3), 0.5, seed=42).bits)
     True
     """
-    if not (isinstance(broadcast_dims, (tuple, list)) and not broadcast_dims):
-        _validate.no_global_block(global_shape, local_start, "broadcast_dims")
     call = _validate.dropout_mask(shape, p, seed, offset, global_shape, local_start)
+    dims = _args.broadcast_dims(broadcast_dims, len(call.shape))
     if call.block is not None:
         b = call.block
-        keep = global_keep_decisions(call.shape, b.global_shape, b.local_start, call.p, call.seed, call.offset)
-        return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep.ravel(), bitorder="little"),
-                    global_shape=b.global_shape, local_start=b.local_start)
-    dims = _args.broadcast_dims(broadcast_dims, len(call.shape))
+        mask = Mask(call.shape, call.p, call.seed, call.offset, broadcast_dims=dims, global_shape=b.global_shape,
+                    local_start=b.local_start)
+        mask.bits = np.packbits(mask_keep(mask, None).ravel(), bitorder="little")
+        return mask
     reduced = _args.reduced_shape(call.shape, dims)
     keep = keep_decisions(math.prod(reduced), call.p, call.seed, call.offset)  # decision i: position offset + i
     return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep, bitorder="little"),
@@ -107,8 +106,12 @@ def mask_keep(mask: Mask, bits: Any) -> np.ndarray:
     if bits is not None:
         return np.unpackbits(bits, count=n, bitorder="little").astype(bool).reshape(reduced)
     if mask.global_shape is not None and mask.local_start is not None:  # both or neither
-        return global_keep_decisions(mask.shape, mask.global_shape, mask.local_start, mask.p, mask.seed,
-                                     mask.offset)
+        # a block's decisions are the block of the reduced global shape (broadcast axes set to 1, their
+        # start to 0): those of one call on the whole tensor at the block's slices
+        dims = mask.broadcast_dims
+        rglobal = tuple(1 if d in dims else g for d, g in enumerate(mask.global_shape))
+        rstart = tuple(0 if d in dims else s for d, s in enumerate(mask.local_start))
+        return global_keep_decisions(reduced, rglobal, rstart, mask.p, mask.seed, mask.offset)
     return keep_decisions(n, mask.p, mask.seed, mask.offset).reshape(reduced)
 
 
@@ -190,20 +193,12 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
     >>> np.array_equal(y, y_native), np.array_equal(mask.bits, mask_native.bits)
     (True, True)
     """
-    if global_shape is not None or local_start is not None:
-        if not (isinstance(broadcast_dims, (tuple, list)) and not broadcast_dims):
-            _validate.no_global_block(global_shape, local_start, "broadcast_dims")
-        _, gcall = _validate.dropout(x, p, seed, offset, out, store, global_shape, local_start, host_only=True)
-        b = gcall.block
-        gmask = dropout_mask(gcall.shape, gcall.p, seed=gcall.seed, offset=gcall.offset,
-                             global_shape=b.global_shape, local_start=b.local_start)
-        y = _deliver(_apply(gcall.x, mask_keep(gmask, gmask.bits), gmask.scale), gcall.x, gcall.out)
-        if not gcall.keep_bits:
-            gmask.bits = None
-        return y, gmask
-    _, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout", host_only=True)
+    _, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout", True, global_shape,
+                                local_start, host_only=True)
     x, p, seed, offset = call.x, call.p, call.seed, call.offset
-    mask = dropout_mask(x.shape, p, seed=seed, offset=offset, broadcast_dims=call.dims)
+    b = call.full_block
+    block = {} if b is None else {"global_shape": b.global_shape, "local_start": b.local_start}
+    mask = dropout_mask(x.shape, p, seed=seed, offset=offset, broadcast_dims=call.dims, **block)
     y = _deliver(_apply_broadcast(x, mask_keep(mask, mask.bits), mask.scale), x, call.out)
     if not call.keep_bits:
         mask.bits = None
