@@ -402,3 +402,55 @@ def test_masks_of_blocks_in_the_other_backwards(rng):
     m.bits = None
     with pytest.raises(ValueError, match="global_shape"):
         rdf.bias_dropout_add_backward(g, m)
+
+
+@pytest.mark.parametrize("which", ["dropout_shared", "drop_path", "drop_path-unscaled", "alpha_dropout"])
+@pytest.mark.parametrize("store", ["bits", "seed"])
+def test_torch_variants_of_a_block(which, store):
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch as rt
+
+    def run(t, gen, **block):
+        if which == "dropout_shared":
+            return rt.dropout_shared(t, 0.4, broadcast_dims=(2, 3), generator=gen, store=store, **block)
+        if which == "alpha_dropout":
+            return rt.alpha_dropout(t, 0.4, training=True, generator=gen, store=store, **block)
+        return rt.drop_path(t, 0.4, training=True, scale_by_keep=which == "drop_path", generator=gen, store=store,
+                            **block)
+
+    gshape, start = (6, 5, 4, 7), (2, 1, 0, 3)
+    sl = (slice(2, 6), slice(1, 4), slice(0, 4), slice(3, 7))
+    whole = torch.randn(gshape, dtype=torch.float64)
+    leaf_whole = whole.clone().requires_grad_(True)
+    y_whole = run(leaf_whole, rdf.Generator(8, 2))
+    grad = torch.zeros(gshape, dtype=torch.float64)
+    grad[sl] = torch.randn(4, 3, 4, 4, dtype=torch.float64)
+    y_whole.backward(grad)
+    local = whole[sl].clone().requires_grad_(True)
+    gen = rdf.Generator(8, 2)
+    y = run(local, gen, global_shape=gshape, local_start=start)
+    assert torch.equal(y, y_whole[sl])
+    decisions = {"dropout_shared": 6 * 5, "alpha_dropout": 6 * 5 * 4 * 7}.get(which, 6)
+    assert gen.get_state() == (8, 2 + decisions)  # advanced by the whole tensor's decision count
+    y.backward(grad[sl])
+    assert torch.equal(local.grad, leaf_whole.grad[sl])
+    from torch.func import jvp
+
+    _, tangent = jvp(lambda v: run(v, rdf.Generator(8, 2), global_shape=gshape, local_start=start),
+                     (whole[sl].contiguous(),), (grad[sl].contiguous(),))
+    assert torch.equal(tangent, leaf_whole.grad[sl])
+    f = torch.compile(lambda v: run(v, rdf.Generator(8, 2), global_shape=gshape, local_start=start), backend="eager",
+                      fullgraph=True)
+    assert torch.equal(f(whole[sl].contiguous()), y_whole[sl])
+
+
+def test_torch_variant_ops_pass_opcheck():
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch  # noqa: F401  (registers the ops)
+
+    x = torch.randn(4, 3, 5)
+    seed = torch.tensor([5, 3])
+    torch.library.opcheck(torch.ops.regdrop_fast.dropout_variant_fwd.default,
+                          (x, 0.5, seed, True, [1, 2], 0, [8, 3, 5], [2, 0, 0]))
+    torch.library.opcheck(torch.ops.regdrop_fast.dropout_variant_bwd.default,
+                          (x, torch.empty(0, dtype=torch.uint8), seed, 0.5, False, [], 2, [4, 6, 5], [0, 3, 0]))

@@ -1253,9 +1253,12 @@ def _torch_global_rows():
         return []
 
     def one(**kw):
+        return variant(rt.dropout, **kw)
+
+    def variant(fn, **kw):
         def make():
             t, g = torch.randn(3, 4), rdf.Generator(3)
-            return (lambda: rt.dropout(t, 0.5, generator=g, **kw)), [t, g]
+            return (lambda: fn(t, 0.5, generator=g, **kw)), [t, g]
         return make
 
     return [
@@ -1266,6 +1269,13 @@ def _torch_global_rows():
         ("rt.dropout", ValueError, "does not fit", one(global_shape=(6, 4), local_start=(4, 0))),
         ("rt.dropout", ValueError, "local_start: given without global_shape", one(local_start=(0, 0))),
         ("rt.dropout", ValueError, "does not fit", one(global_shape=(6, 4), local_start=(4, 0), inplace=True)),
+        ("rt.dropout_shared", ValueError, "does not fit",
+         variant(rt.dropout_shared, broadcast_dims=1, global_shape=(3, 3))),
+        ("rt.drop_path", TypeError, "global_shape: expected a tuple of ints", variant(rt.drop_path, global_shape=12)),
+        ("rt.alpha_dropout", ValueError, "local_start: given without global_shape",
+         variant(rt.alpha_dropout, training=True, local_start=(0, 0))),
+        ("rt.alpha_dropout", ValueError, "local_start: negative index -3",
+         variant(rt.alpha_dropout, global_shape=(3, 9), local_start=(0, -3))),
     ]
 
 

@@ -2242,51 +2242,56 @@ def _reduced_numel(shape: _Sequence[_Any], dims: _Sequence[int]) -> _Any:
 
 
 def _variant_host(x: _Any, p: float, s: int, o: int, out: _Any, store: str, dims: tuple[int, ...],
-                  kind: int) -> tuple[_Any, _Mask]:
+                  kind: int, block: dict[str, _Any]) -> tuple[_Any, _Mask]:
     if kind == _ALPHA:
-        return _rf.alpha_dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store)
+        return _rf.alpha_dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store, **block)
     if kind == _UNSCALED:  # drop_path(scale_by_keep=False): dims are every axis but 0
-        return _rf.drop_path(x, p, scale_by_keep=False, seed=s, offset=o, out=out, store=store)
-    return _rf.dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store)
+        return _rf.drop_path(x, p, scale_by_keep=False, seed=s, offset=o, out=out, store=store, **block)
+    return _rf.dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store, **block)
 
 
 @torch.library.custom_op(
     "regdrop_fast::dropout_variant_fwd", mutates_args=(),
-    schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] dims, int kind) -> (Tensor, Tensor)",
+    schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] dims, int kind, int[] global_shape=[], "
+           "int[] local_start=[]) -> (Tensor, Tensor)",
 )
 def _dropout_variant_fwd(
-    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int
+    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, bits): y in x's memory format; bits uint8 of ceil(m/8) bytes for the m decisions of the reduced
-    shape (docs/rng.md, "Broadcast axes"), or empty without keep_bits."""
+    shape (docs/rng.md, "Broadcast axes"), or empty without keep_bits. A global block (both lists
+    non-empty): the whole call's decisions at the block's slices."""
     s, o = _seed_offset(seed)
     store = "bits" if keep_bits else "seed"
+    block = _block_kwargs(global_shape, local_start)
     if x.device.type == "cpu":
         y = _new_like(x)
-        _, mask = _variant_host(_np(x), p, s, o, _out_view(y), store, tuple(dims), kind)
+        _, mask = _variant_host(_np(x), p, s, o, _out_view(y), store, tuple(dims), kind, block)
         bits = torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
         return y, bits
     if x.device.type == "cuda":
-        y, mask = _variant_host(x, p, s, o, None, store, tuple(dims), kind)
+        y, mask = _variant_host(x, p, s, o, None, store, tuple(dims), kind, block)
         bits = mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
         return y, bits
     raise _unsupported_device(x, "dropout variants")
 
 
 @_dropout_variant_fwd.register_fake
-def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int],
-      kind: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int,
+      global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     nbytes = (_reduced_numel(x.shape, dims) + 7) // 8 if keep_bits else 0
     return _new_like(x), x.new_empty((nbytes,), dtype=torch.uint8)
 
 
 @torch.library.custom_op(
     "regdrop_fast::dropout_variant_bwd", mutates_args=(),
-    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] dims, int kind) -> Tensor",
+    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] dims, int kind, "
+           "int[] global_shape=[], int[] local_start=[]) -> Tensor",
 )
 def _dropout_variant_bwd(
     grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool, dims: list[int],
-    kind: int,
+    kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> torch.Tensor:
     """The derivative of dropout_variant_fwd applied to grad: grad times the kept value's factor (1 / (1 - p),
     1, or alpha's a) where the forward at this seed kept the slice, 0 elsewhere; in grad's memory format."""
@@ -2294,51 +2299,55 @@ def _dropout_variant_bwd(
     shape = tuple(grad.shape)
     from_bits = from_bits or bits.numel() > 0  # bits kept by a vmap rule for a store="seed" call
     backward = _rf.alpha_dropout_backward if kind == _ALPHA else _rf.dropout_backward
+    block = _mask_block(global_shape, local_start, shape)
     if grad.device.type == "cpu":
-        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None, tuple(dims), kind != _UNSCALED)
+        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None, tuple(dims), kind != _UNSCALED, block)
         dx = _new_like(grad)
         backward(_np(grad), mask, out=_out_view(dx))
         return dx
     if grad.device.type == "cuda":
-        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None, tuple(dims), kind != _UNSCALED)
+        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None, tuple(dims), kind != _UNSCALED, block)
         return backward(grad, mask)
     raise _unsupported_device(grad, "dropout variants")
 
 
 @_dropout_variant_bwd.register_fake
 def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool, dims: list[int],
-      kind: int) -> torch.Tensor:
+      kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> torch.Tensor:
     return _new_like(grad)
 
 
 def _variant_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    _, p, seed, keep_bits, dims, kind = inputs
+    _, p, seed, keep_bits, dims, kind, global_shape, local_start = inputs
     ctx.save_for_backward(output[1], seed)
     ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, keep_bits, dims, kind
+    ctx.block = (list(global_shape), list(local_start))
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
 
 
 def _variant_backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
     if grad_y is None:
-        return None, None, None, None, None, None
+        return (None,) * 8
     bits, seed = ctx.saved_tensors
-    return _dropout_variant_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind), None, None, None, None, None
+    return (_dropout_variant_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+            *(None,) * 7)
 
 
 _dropout_variant_fwd.register_autograd(_variant_backward, setup_context=_variant_setup_context)
 
 
 def _variant_bwd_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
-    _, bits, seed, p, from_bits, dims, kind = inputs
+    _, bits, seed, p, from_bits, dims, kind, global_shape, local_start = inputs
     ctx.save_for_backward(bits, seed)
     ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, from_bits, dims, kind
+    ctx.block = (list(global_shape), list(local_start))
 
 
 def _variant_bwd_backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, ...]:
     bits, seed = ctx.saved_tensors  # linear in grad with the same mask: its derivative is itself
-    return (_dropout_variant_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
-            None, None, None, None, None, None)
+    return (_dropout_variant_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+            *(None,) * 8)
 
 
 _dropout_variant_bwd.register_autograd(_variant_bwd_backward, setup_context=_variant_bwd_setup_context)
@@ -2346,11 +2355,12 @@ _dropout_variant_bwd.register_autograd(_variant_bwd_backward, setup_context=_var
 
 def _variant_fwd_vmap(
     info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool,
-    dims: list[int], kind: int,
+    dims: list[int], kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
     """One call per sample (dims are a sample's axes), seeds by vmap's randomness option as for dropout
     (_sample_seeds, a sample's stream range being its m decisions); the bits are kept when the samples
     share one unbatched seed, which the backward could not tell apart."""
+    _no_vmap_block(global_shape)
     x_dim, _, seed_dim = in_dims[:3]
     sample_shape = x.shape if x_dim is None else x.select(x_dim, 0).shape
     m = _reduced_numel(sample_shape, dims)
@@ -2366,8 +2376,10 @@ _dropout_variant_fwd.register_vmap(_variant_fwd_vmap)
 
 def _variant_bwd_vmap(
     info: _Any, in_dims: tuple[_Any, ...], grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
-    from_bits: bool, dims: list[int], kind: int,
+    from_bits: bool, dims: list[int], kind: int, global_shape: _Sequence[int] = (),
+    local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, int]:
+    _no_vmap_block(global_shape)
     g_dim, b_dim, s_dim = in_dims[:3]
     return torch.stack([
         _dropout_variant_bwd(_sample(grad, g_dim, b), _sample(bits, b_dim, b), _sample(seed, s_dim, b), p,
@@ -2386,19 +2398,20 @@ class _VariantBwdFn(torch.autograd.Function):
 
     @staticmethod
     def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
-                dims: list[int], kind: int) -> _Any:
-        return _dropout_variant_bwd(grad, bits, seed, p, from_bits, dims, kind)
+                dims: list[int], kind: int, global_shape: _Sequence[int] = (),
+                local_start: _Sequence[int] = ()) -> _Any:
+        return _dropout_variant_bwd(grad, bits, seed, p, from_bits, dims, kind, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
-        _, bits, seed, p, from_bits, dims, kind = inputs
-        _save_variant(ctx, p, bits, seed, from_bits, dims, kind)
+        _, bits, seed, p, from_bits, dims, kind, *block = inputs
+        _save_variant(ctx, p, bits, seed, from_bits, dims, kind, *block)
 
     @staticmethod
     def backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, ...]:
         bits, seed = ctx.saved_tensors
-        return (_VariantBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
-                None, None, None, None, None, None)
+        return (_VariantBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+                *(None,) * 8)
 
     @staticmethod
     def jvp(ctx: _Any, d_grad: torch.Tensor | None, *_: _Any) -> _Any:
@@ -2406,15 +2419,16 @@ class _VariantBwdFn(torch.autograd.Function):
 
 
 def _save_variant(ctx: _Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool, dims: list[int],
-                  kind: int) -> None:
+                  kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> None:
     ctx.save_for_backward(bits, seed)
     ctx.save_for_forward(bits, seed)
     ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, from_bits, dims, kind
+    ctx.block = (list(global_shape), list(local_start))
 
 
 def _through_variant(ctx: _Any, t: torch.Tensor) -> torch.Tensor:
     bits, seed = ctx.saved_tensors
-    return _dropout_variant_bwd(t, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind)
+    return _dropout_variant_bwd(t, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block)
 
 
 class _VariantFn(torch.autograd.Function):
@@ -2423,23 +2437,24 @@ class _VariantFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int) -> _Any:
-        return _dropout_variant_fwd(x, p, seed, keep_bits, dims, kind)
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int,
+                global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
+        return _dropout_variant_fwd(x, p, seed, keep_bits, dims, kind, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-        _, p, seed, keep_bits, dims, kind = inputs
-        _save_variant(ctx, p, output[1], seed, keep_bits, dims, kind)
+        _, p, seed, keep_bits, dims, kind, *block = inputs
+        _save_variant(ctx, p, output[1], seed, keep_bits, dims, kind, *block)
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
         if grad_y is None:
-            return None, None, None, None, None, None
+            return (None,) * 8
         bits, seed = ctx.saved_tensors
-        return (_VariantBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
-                None, None, None, None, None)
+        return (_VariantBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+                *(None,) * 7)
 
     @staticmethod
     def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> tuple[_Any, None]:
@@ -2450,18 +2465,27 @@ _FEATURE_DIMS_ERROR = "Feature dropout requires at least 2 dimensions in the inp
 
 
 def _variant(input: torch.Tensor, p: float, training: bool, inplace: bool, dims: tuple[int, ...], kind: int,
-             keep_bits: bool, state: torch.Tensor | None) -> torch.Tensor:
+             keep_bits: bool, state: torch.Tensor | None, global_shape: _Sequence[int] | None = None,
+             local_start: _Sequence[int] | None = None) -> torch.Tensor:
     """The variant of input (already checked: a tensor, p, store, generator; dims non-negative, sorted),
     as torch's dropout functions: input itself in eval mode, for p = 0 or no elements; inplace writes the
-    result into input (out of place first, so autograd sees the write)."""
+    result into input (out of place first, so autograd sees the write). A global block (global_shape,
+    local_start) is checked here, even in eval mode; a Generator then advances by the global tensor's
+    decision count, the same on every rank."""
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
+        global_shape is not None or local_start is not None) else None
     if not training or p == 0.0 or input.numel() == 0:
         return input
-    seed = _draw_seed(state, _reduced_numel(input.shape, dims))
+    m = _reduced_numel(input.shape, dims)
+    block: tuple[list[int], list[int]] = ([], [])
+    if gb is not None:
+        m, block = _reduced_numel(gb.global_shape, dims), (list(gb.global_shape), list(gb.local_start))
+    seed = _draw_seed(state, m)
     d = list(dims)
     if torch.compiler.is_compiling():  # the custom ops themselves (Dynamo does not trace a custom jvp)
-        y = _dropout_variant_fwd(input, p, seed, keep_bits, d, kind)[0]
+        y = _dropout_variant_fwd(input, p, seed, keep_bits, d, kind, *block)[0]
     else:
-        y = _VariantFn.apply(input, p, seed, keep_bits, d, kind)[0]
+        y = _VariantFn.apply(input, p, seed, keep_bits, d, kind, *block)[0]
     return input.copy_(y) if inplace else y
 
 
@@ -2487,6 +2511,7 @@ def _feature_dims(input: torch.Tensor) -> tuple[int, ...]:
 def dropout_shared(
     input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
     broadcast_dims: int | _Sequence[int] = (), store: str = "bits", generator: Generator | None = None,
+    global_shape: _Sequence[int] | None = None, local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Dropout with broadcast (shared) axes: one decision per slice along the other axes, the whole slice
     kept (scaled by 1 / (1 - p)) or zeroed: ``regdrop_fast.dropout(..., broadcast_dims=)`` on tensors.
@@ -2513,6 +2538,10 @@ def dropout_shared(
         What the backward keeps.
     generator : regdrop_fast.Generator, optional
         Where to draw the masks from; default torch's RNG.
+    global_shape, local_start : sequence of int, optional
+        input is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (as in :func:`dropout`;
+        docs/rng.md, "Global addressing"). Not under ``torch.func.vmap``.
 
     Returns
     -------
@@ -2535,7 +2564,7 @@ def dropout_shared(
     """
     p, keep_bits, state = _variant_args(input, p, store, generator)
     dims = _args.broadcast_dims(broadcast_dims, input.dim())
-    return _variant(input, p, training, inplace, dims, _SCALED, keep_bits, state)
+    return _variant(input, p, training, inplace, dims, _SCALED, keep_bits, state, global_shape, local_start)
 
 
 def dropout1d(
@@ -2726,7 +2755,8 @@ def dropout3d(
 
 def alpha_dropout(
     input: torch.Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *, store: str = "bits",
-    generator: Generator | None = None,
+    generator: Generator | None = None, global_shape: _Sequence[int] | None = None,
+    local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Drop-in ``torch.nn.functional.alpha_dropout`` (note torch's default ``training=False``).
 
@@ -2749,6 +2779,10 @@ def alpha_dropout(
         What the backward keeps.
     generator : regdrop_fast.Generator, optional
         Where to draw the masks from.
+    global_shape, local_start : sequence of int, optional
+        input is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (as in :func:`dropout`;
+        docs/rng.md, "Global addressing"). Not under ``torch.func.vmap``.
 
     Returns
     -------
@@ -2769,7 +2803,7 @@ def alpha_dropout(
     (True, True)
     """
     p, keep_bits, state = _variant_args(input, p, store, generator)
-    return _variant(input, p, training, inplace, (), _ALPHA, keep_bits, state)
+    return _variant(input, p, training, inplace, (), _ALPHA, keep_bits, state, global_shape, local_start)
 
 
 def feature_alpha_dropout(
@@ -2822,7 +2856,8 @@ def feature_alpha_dropout(
 
 def drop_path(
     input: torch.Tensor, p: float = 0.0, training: bool = False, scale_by_keep: bool = True, *,
-    store: str = "bits", generator: Generator | None = None,
+    store: str = "bits", generator: Generator | None = None, global_shape: _Sequence[int] | None = None,
+    local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Stochastic depth: timm's ``drop_path(x, drop_prob, training, scale_by_keep)`` and torchvision's
     ``stochastic_depth(x, p, "row", training)`` on the regdrop_fast kernels.
@@ -2845,6 +2880,10 @@ def drop_path(
         What the backward keeps.
     generator : regdrop_fast.Generator, optional
         Where to draw the masks from.
+    global_shape, local_start : sequence of int, optional
+        input is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (as in :func:`dropout`;
+        docs/rng.md, "Global addressing"). Not under ``torch.func.vmap``.
 
     Returns
     -------
@@ -2873,7 +2912,8 @@ def drop_path(
     if input.dim() == 0:
         raise ValueError("input: is 0-d; drop_path takes one decision per sample along axis 0, so input needs one")
     dims = tuple(range(1, input.dim()))
-    return _variant(input, p, training, False, dims, _SCALED if scale_by_keep else _UNSCALED, keep_bits, state)
+    return _variant(input, p, training, False, dims, _SCALED if scale_by_keep else _UNSCALED, keep_bits, state,
+                    global_shape, local_start)
 
 
 # ---------------------------------------------------------------------------------------------------------
