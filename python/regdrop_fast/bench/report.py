@@ -247,7 +247,8 @@ def format_tables(rows: Sequence[dict], p: float) -> str:
         ours = next((r for r in group if "speedup" in r), None)
         if ours is not None:
             ratio = ours["speedup"]["contiguous"]
-            out.append(f"target: speed ratio {ratio:.2f} (>= {GLOBAL_TARGET:g}: {'met' if ratio >= GLOBAL_TARGET else 'NOT met'})")
+            verdict = "met" if ratio >= GLOBAL_TARGET else "NOT met"
+            out.append(f"target: speed ratio {ratio:.2f} (>= {GLOBAL_TARGET:g}: {verdict})")
         out.append("")
     legends = [LIMIT_LEGEND] if any(row.get("limit_fraction") is not None for row in rows) else []
     if any(row.get("noisy") for row in rows):

@@ -11,8 +11,8 @@ import regdrop_fast as rdf
 
 from . import environment, epilogue, frameworks, plot, report, variants
 from . import limits
-from .cases import (Case, P, copy_limit_impl, dropout_case, global_case, latency_case, layer_case, layout_case, penalty_case,
-                    size_label)
+from .cases import (Case, P, copy_limit_impl, dropout_case, global_case, latency_case, layer_case, layout_case,
+                    penalty_case, size_label)
 from .constraints import constraint_cases
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
