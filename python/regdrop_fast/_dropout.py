@@ -41,7 +41,8 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
         Seed in ``[0, 2**64)``; None draws a fresh one from the OS (recorded in the mask).
     offset : int, default 0
         Position of element 0 (decision 0 with broadcast axes) in the random stream: element ``i``
-        decides as element ``offset + i`` of one long call.
+        decides as element ``offset + i`` of one long call. With global_shape, the position of the global
+        tensor's element 0 (the same on every shard).
     out : array, optional
         Where to write y (same shape and dtype as x, dense: C-contiguous or its axes in any order;
         ``out=x`` works in place).

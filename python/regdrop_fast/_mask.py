@@ -27,7 +27,8 @@ class Mask:
     seed : int
         Seed in ``[0, 2**64)``.
     offset : int, default 0
-        Position of element 0 in the random stream (docs/rng.md).
+        Position of element 0 in the random stream (docs/rng.md); with global_shape, of the global
+        tensor's element 0.
     bits : uint8 ndarray, optional
         The packed keep decisions: a C-contiguous 1-d array of ``ceil(reduced_size / 8)`` bytes (a CUDA
         array of those bytes for a CUDA call's mask), or None to keep only the seed.
@@ -78,8 +79,8 @@ class Mask:
 
     Every field except size, reduced_shape, reduced_size and scale may be assigned; an assignment is
     checked as the constructor checks its argument (TypeError for a wrong type, ValueError for a bad
-    value), global_shape and local_start must hold the shape, and bits must fit the reduced shape (a shape or broadcast_dims whose decision count the stored
-    bits do not fit is refused: set bits to None first).
+    value), global_shape and local_start must hold the shape, and bits must fit the reduced shape (a shape
+    or broadcast_dims whose decision count the stored bits do not fit is refused: set bits to None first).
 
     Raises
     ------
