@@ -681,3 +681,19 @@ def test_bench_variants_rows(tiny_bench):
         assert ours[0]["limit_seconds"] == max(ours[0]["memory_seconds"], ours[0]["rng_seconds"])
         assert set(ours[0]["speedup"]) == {p_ for p_ in peers if p_ in ("numpy", "torch")}
     assert table.count("targets") >= 3 * 2 + len(variants.GAUSSIAN_OPS)
+
+
+def test_bench_global_rows(tiny_bench):
+    """The global section (issue 16): a Shard(1) block against a contiguous call of the same size, forward and
+    forward+backward, with the speed ratio and its target line."""
+    _, out = tiny_bench
+    rows = [r for r in _rows(out) if r["section"] == "global"]
+    assert sorted({r["op"] for r in rows}) == ["dropout forward", "dropout forward+backward"]
+    for r in rows:
+        assert r["size"] == 2 * 2048 and r["shape"] == [2, 2048] and r["global_shape"] == [2, 4096]
+        assert r["framework"] in ("regdrop_fast", "contiguous")
+        if r["framework"] == "regdrop_fast":
+            assert r["speedup"]["contiguous"] > 0
+    table = (out / "table.txt").read_text()
+    assert "dropout forward of a Shard(1) block (local 2x2048 at column 2048 of 2x4096)" in table
+    assert table.count(f"(>= {cases.GLOBAL_TARGET:g}: ") == 2

@@ -541,7 +541,8 @@ def state(obj):
     if isinstance(obj, np.ndarray):
         return snapshot(obj)[0]
     if isinstance(obj, rdf.Mask):
-        return ("mask", obj.shape, obj.p, obj.seed, obj.offset, obj.broadcast_dims, obj.scale_by_keep, state(obj.bits))
+        return ("mask", obj.shape, obj.p, obj.seed, obj.offset, obj.broadcast_dims, obj.scale_by_keep, state(obj.bits),
+                obj.global_shape, obj.local_start)
     if isinstance(obj, rdf.Generator):
         return ("generator", obj.get_state())
     if torch is not None and isinstance(obj, torch.Tensor):
@@ -1167,6 +1168,118 @@ TABLE += _fused_rows() + _torch_fused_rows()
 TABLE += _variant_rows() + _torch_variant_rows()
 TABLE += _gaussian_rows() + _torch_gaussian_rows()
 TABLE += _torch_variant_module_rows()
+
+
+def _global_rows():
+    """global_shape and local_start (issue 16): dropout of a block of a global tensor."""
+    def call(fn=rdf.dropout, x=_w, **kw):
+        def make():
+            xa = x()
+            return (lambda: fn(xa, 0.5, seed=1, **kw)), [xa]
+        return make
+
+    def mask_call(**kw):
+        return lambda: (lambda: rdf.dropout_mask((3, 4), 0.5, seed=1, **kw), [])
+
+    def field(name, value):
+        def make():
+            m = rdf.dropout_mask((3, 4), 0.5, seed=1, global_shape=(6, 8), local_start=(3, 4))
+            return (lambda: setattr(m, name, value)), [m]
+        return make
+
+    def backward(mask):
+        def make():
+            g, m = _w(), mask()
+            return (lambda: rdf.dropout_backward(g, m)), [g, m]
+        return make
+
+    return [
+        ("dropout", TypeError, r"global_shape: expected a tuple of ints \(the shape of the whole tensor\), got int",
+         call(global_shape=6)),
+        ("dropout", TypeError, "global_shape: .* got an element of type float", call(global_shape=(6.0, 8))),
+        ("dropout", TypeError, "global_shape: .* got an element of type bool", call(global_shape=(True, 8))),
+        ("dropout", TypeError, "local_start: expected a tuple of ints", call(global_shape=(6, 8), local_start="03")),
+        ("dropout", TypeError, "local_start: expected a tuple of ints", call(local_start=np.array([0, 0]))),
+        ("dropout", ValueError, r"global_shape: \(6, 8, 1\) has 3 axes but the array has 2", call(global_shape=(6, 8, 1))),
+        ("dropout", ValueError, r"local_start: \(0,\) has 1 axes but the array has 2",
+         call(global_shape=(6, 8), local_start=(0,))),
+        ("dropout", ValueError, "local_start: negative index -1", call(global_shape=(6, 8), local_start=(0, -1))),
+        ("dropout", ValueError, "global_shape: negative dimension -6", call(global_shape=(-6, 8))),
+        ("dropout", ValueError, r"does not fit in global_shape \(6, 8\) \(axis 1: 5 \+ 4 > 8\)",
+         call(global_shape=(6, 8), local_start=(0, 5))),
+        ("dropout", ValueError, r"does not fit in global_shape \(2, 8\)", call(global_shape=(2, 8))),
+        ("dropout", ValueError, "local_start: given without global_shape", call(local_start=(0, 0))),
+        ("dropout", ValueError, "global_shape: .* elements; it must have fewer than 2\\*\\*63",
+         call(global_shape=(2**40, 2**40))),
+        ("dropout", ValueError, r"does not fit in global_shape \(6, 3\)", call(global_shape=(6, 3), broadcast_dims=1)),
+        ("dropout", TypeError, "local_start: expected a tuple of ints",
+         call(global_shape=(6, 8), local_start=5, broadcast_dims=(0,))),
+        ("drop_path", ValueError, "local_start: negative index -1",
+         call(rdf.drop_path, global_shape=(6, 8), local_start=(-1, 0))),
+        ("drop_path", TypeError, "global_shape: expected a tuple of ints", call(rdf.drop_path, global_shape="6x8")),
+        ("alpha_dropout", ValueError, r"global_shape: \(12,\) has 1 axes", call(rdf.alpha_dropout, global_shape=(12,))),
+        ("alpha_dropout", ValueError, "local_start: given without global_shape",
+         call(rdf.alpha_dropout, local_start=(0, 0), broadcast_dims=1)),
+        ("dropout", ValueError, r"out: shape \(4, 3\) does not match",
+         lambda: (lambda x=_w(), o=np.zeros((4, 3), np.float32):
+                  (lambda: rdf.dropout(x, 0.5, seed=1, out=o, global_shape=(6, 8)), [x, o]))()),
+        ("dropout_mask", TypeError, "global_shape: expected a tuple of ints", mask_call(global_shape="68")),
+        ("dropout_mask", ValueError, "does not fit", mask_call(global_shape=(6, 8), local_start=(4, 0))),
+        ("dropout_mask", ValueError, "local_start: negative index -2",
+         mask_call(global_shape=(6, 8), local_start=(0, -2), broadcast_dims=0)),
+        ("Mask", TypeError, "local_start: expected a tuple of ints",
+         lambda: (lambda: rdf.Mask((3, 4), 0.5, 1, global_shape=(6, 8), local_start=0), [])),
+        ("Mask", ValueError, "does not fit",
+         lambda: (lambda: rdf.Mask((3, 4), 0.5, 1, global_shape=(3, 3)), [])),
+        ("Mask", ValueError, "does not fit",
+         lambda: (lambda: rdf.Mask((3, 4), 0.5, 1, broadcast_dims=1, global_shape=(3, 3)), [])),
+        ("Mask.<field> =", ValueError, "does not fit", field("global_shape", (3, 4))),
+        ("Mask.<field> =", TypeError, "global_shape: expected a tuple of ints", field("global_shape", {6: 8})),
+        ("Mask.<field> =", ValueError, "does not fit", field("local_start", (4, 4))),
+        ("Mask.<field> =", TypeError, "local_start: .* got an element of type str", field("local_start", ("0", 0))),
+        ("Mask.<field> =", ValueError, "set global_shape first", field("shape", (4, 4))),
+        ("Mask.<field> =", ValueError, "broadcast_dims: axis 2 is out of range", field("broadcast_dims", 2)),
+        ("dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match the mask's \(3, 4\)",
+         lambda: (lambda g=_w().reshape(4, 3), m=rdf.Mask((3, 4), 0.5, 1, scale_by_keep=False, global_shape=(6, 4)):
+                  (lambda: rdf.dropout_backward(g, m), [g, m]))()),
+        ("bias_dropout_add_backward", ValueError, "regenerating a mask with global_shape is not supported",
+         lambda: (lambda g=_w(), m=rdf.Mask((3, 4), 0.5, 1, global_shape=(6, 4)):
+                  (lambda: rdf.bias_dropout_add_backward(g, m), [g, m]))()),
+    ] + _torch_global_rows()
+
+
+def _torch_global_rows():
+    if torch is None:
+        return []
+
+    def one(**kw):
+        return variant(rt.dropout, **kw)
+
+    def variant(fn, **kw):
+        def make():
+            t, g = torch.randn(3, 4), rdf.Generator(3)
+            return (lambda: fn(t, 0.5, generator=g, **kw)), [t, g]
+        return make
+
+    return [
+        ("rt.dropout", TypeError, "global_shape: expected a tuple of ints", one(global_shape=12)),
+        ("rt.dropout", TypeError, "local_start: .* got an element of type float",
+         one(global_shape=(6, 4), local_start=(0.0, 0))),
+        ("rt.dropout", ValueError, r"global_shape: \(12,\) has 1 axes but the array has 2", one(global_shape=(12,))),
+        ("rt.dropout", ValueError, "does not fit", one(global_shape=(6, 4), local_start=(4, 0))),
+        ("rt.dropout", ValueError, "local_start: given without global_shape", one(local_start=(0, 0))),
+        ("rt.dropout", ValueError, "does not fit", one(global_shape=(6, 4), local_start=(4, 0), inplace=True)),
+        ("rt.dropout_shared", ValueError, "does not fit",
+         variant(rt.dropout_shared, broadcast_dims=1, global_shape=(3, 3))),
+        ("rt.drop_path", TypeError, "global_shape: expected a tuple of ints", variant(rt.drop_path, global_shape=12)),
+        ("rt.alpha_dropout", ValueError, "local_start: given without global_shape",
+         variant(rt.alpha_dropout, training=True, local_start=(0, 0))),
+        ("rt.alpha_dropout", ValueError, "local_start: negative index -3",
+         variant(rt.alpha_dropout, global_shape=(3, 9), local_start=(0, -3))),
+    ]
+
+
+TABLE += _global_rows()
 
 
 def _group_penalty_rows():

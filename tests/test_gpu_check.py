@@ -86,6 +86,7 @@ def test_warning_filters_ignore_third_party_deprecations_only(tmp_path):
 MEMCHECK_COVERS = {
     "dropout_forward": "tests/test_dropout.py::test_forward_and_backward",
     "dropout_backward": "tests/test_dropout.py::test_backward_matches_cpu",
+    "dropout_global": "tests/test_dropout_global.py::test_block_is_the_slice_of_the_whole_call",
     "bias_dropout_add_forward": "tests/test_bias_dropout_add.py::test_matches_cpu_and_reference",
     "bias_dropout_add_backward": "tests/test_bias_dropout_add.py::test_backward_out",
     "philox4x32": "tests/test_philox.py::",

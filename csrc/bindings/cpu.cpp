@@ -118,6 +118,34 @@ PYBIND11_MODULE(_core, m) {
     rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
   });
 
+  // Dropout of a block of a global tensor (csrc/common/global_block.h): forward (bits may be set), backward
+  // regenerating the mask (bits None) or the mask alone (x and y None); x and y C-contiguous. The rows as the
+  // Python layer computed them (_args.global_block): base, outer shape and strides, row length.
+  m.def("dropout_global",
+        [](int dtype, py::object x, py::object y, py::object bits, int64_t n, uint64_t seed, uint64_t base,
+           uint32_t threshold, bool drop_all, double scale, const std::vector<int64_t>& outer_shape,
+           const std::vector<uint64_t>& outer_strides, int64_t row_len) {
+          const void* xp = x.is_none() ? nullptr : data_of(x.cast<py::array>());
+          void* yp = nullptr;
+          if (!y.is_none()) {
+            py::array ya = y.cast<py::array>();
+            yp = mutable_data_of(ya);
+          }
+          uint8_t* bp = optional_bits(bits);
+          rdf::GlobalRows rows{};
+          rows.row_len = row_len;
+          rows.outer_ndim = static_cast<int>(outer_shape.size());
+          for (size_t d = 0; d < outer_shape.size(); ++d) {
+            rows.outer_shape[d] = outer_shape[d];
+            rows.outer_stride[d] = outer_strides[d];
+          }
+          rows.base = base;
+          KernelScope release;
+          rdf::cpu::dropout_global(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
+                                   dropout_params(seed, base, threshold, drop_all, scale), rows);
+        });
+  m.attr("MAX_GLOBAL_OUTER_DIMS") = rdf::kMaxGlobalOuterDims;
+
   // Gaussian dropout, forward (x -> y) and backward (grad -> dx) alike.
   m.def("gaussian_dropout", [](int dtype, const py::array& x, py::array& y, int64_t n, uint64_t seed, uint64_t offset,
                                double std) {

@@ -96,6 +96,24 @@ PYBIND11_MODULE(_cuda, m) {
   }, py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("n"), py::arg("seed"),
      py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"), py::arg("device"),
      py::arg("stream"), py::arg("shape") = std::vector<int64_t>(), py::arg("strides") = std::vector<int64_t>());
+  // A block of a global tensor: the rows as the Python layer computed them (_args.global_block).
+  m.def("dropout_global", [](int dtype, uintptr_t x, uintptr_t y, uintptr_t bits, int64_t n, uint64_t seed,
+                             uint64_t base, uint32_t threshold, bool drop_all, double scale,
+                             const std::vector<int64_t>& outer_shape, const std::vector<uint64_t>& outer_strides,
+                             int64_t row_len, int device, uintptr_t stream) {
+    rdf::GlobalRows rows{};
+    rows.row_len = row_len;
+    rows.outer_ndim = static_cast<int>(outer_shape.size());
+    for (size_t d = 0; d < outer_shape.size(); ++d) {
+      rows.outer_shape[d] = outer_shape[d];
+      rows.outer_stride[d] = outer_strides[d];
+    }
+    rows.base = base;
+    py::gil_scoped_release release;
+    rdf::cuda::dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits), n,
+                              dropout_params(seed, base, threshold, drop_all, scale), rows, device, ptr<void>(stream));
+  });
+  m.attr("MAX_GLOBAL_OUTER_DIMS") = rdf::kMaxGlobalOuterDims;
   m.def("gaussian_dropout", [](int dtype, uintptr_t x, uintptr_t y, int64_t n, uint64_t seed, uint64_t offset,
                                double std, int device, uintptr_t stream) {
     py::gil_scoped_release release;

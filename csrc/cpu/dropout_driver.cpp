@@ -1,6 +1,7 @@
 #include "dropout_driver.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "../common/philox.h"
 #include "isa.h"
@@ -69,7 +70,64 @@ void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8
   run_strided_pass(DropoutPass{dt, in, out, bits_in, nullptr, prm}, L);
 }
 
+int64_t element_size(DType dt) {
+  return dt == DType::kFloat64 ? 8 : dt == DType::kFloat32 ? 4 : 2;
+}
+
+// OR the first len decisions of tmp (bit 0 first, bits past len zero) into bits at bit position at. Writes
+// only the bytes that hold positions [at, at + len): the neighbouring bytes may belong to another task.
+void or_bits_at(uint8_t* bits, int64_t at, const uint8_t* tmp, int64_t len) {
+  const int sh = static_cast<int>(at % 8);
+  uint8_t* dst = bits + at / 8;
+  const int64_t last = (at + len - 1) / 8 - at / 8;  // index in dst of the byte of the last position
+  for (int64_t k = 0; 8 * k < len; ++k) {
+    dst[k] |= static_cast<uint8_t>(tmp[k] << sh);
+    if (sh != 0 && k + 1 <= last) dst[k + 1] |= static_cast<uint8_t>(tmp[k] >> (8 - sh));
+  }
+}
+
+// Local elements [begin, end) of a block (begin a multiple of 8, end - begin <= kDropoutTaskElems): each
+// piece of a row in the range is one run of the contiguous loop at the row's stream position. A piece that
+// starts on a byte boundary writes its bits in place (its bytes hold no earlier piece's bits); another one
+// goes through tmp and is ORed in at its bit position, over bytes zeroed first.
+void global_range(const DropoutPass& pass, const GlobalRows& rows, int64_t begin, int64_t end) {
+  const auto range = RDF_ACTIVE_ISA_KERNEL(dropout_range);
+  const int64_t esize = element_size(pass.dtype);
+  alignas(64) uint8_t tmp[kDropoutTaskElems / 8 + 8];
+  if (pass.bits_out != nullptr) std::memset(pass.bits_out + begin / 8, 0, static_cast<size_t>((end - begin + 7) / 8));
+  for (int64_t i = begin; i < end;) {
+    const int64_t r = i / rows.row_len;
+    const int64_t piece_end = std::min(end, (r + 1) * rows.row_len);
+    const int64_t len = piece_end - i;
+    DropoutPass piece = pass;
+    if (pass.in != nullptr) {
+      piece.in = static_cast<const char*>(pass.in) + i * esize;
+      piece.out = static_cast<char*>(pass.out) + i * esize;
+    }
+    piece.params.offset = global_row_start(rows, r) + static_cast<uint64_t>(i - r * rows.row_len);
+    const bool aligned = i % 8 == 0;
+    if (pass.bits_out != nullptr) piece.bits_out = aligned ? pass.bits_out + i / 8 : tmp;
+    range(piece, 0, len);
+    if (pass.bits_out != nullptr && !aligned) or_bits_at(pass.bits_out, i, tmp, len);
+    i = piece_end;
+  }
+}
+
 }  // namespace
+
+void dropout_global(DType dt, const void* in, void* out, uint8_t* bits, int64_t n, const DropoutParams& prm,
+                    const GlobalRows& rows) {
+  const DropoutPass pass{dt, in, out, nullptr, bits, prm};
+  const int64_t n_tasks = (n + kDropoutTaskElems - 1) / kDropoutTaskElems;
+  if (n_tasks <= 1) {
+    if (n > 0) global_range(pass, rows, 0, n);
+    return;
+  }
+  parallel_for(n_tasks, [&](int64_t t) {
+    const int64_t begin = t * kDropoutTaskElems;
+    global_range(pass, rows, begin, std::min(n, begin + kDropoutTaskElems));
+  });
+}
 
 void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n, const DropoutParams& prm,
                      const ArrayLayout* layout) {

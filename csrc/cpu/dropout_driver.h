@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "../common/dropout_element.h"
+#include "../common/global_block.h"
 #include "isa.h"
 
 namespace rdf {
@@ -26,6 +27,12 @@ void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits,
                       const DropoutParams& prm, const ArrayLayout* layout = nullptr);
 // The packed keep mask alone.
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm);
+// Dropout of a block of a global tensor (global_block.h): element i of row r takes the decision of stream
+// position global_row_start(rows, r) + i - r * row_len (prm.offset is unused; rows.base holds it). in/out
+// C-contiguous, both set (forward, or backward regenerating the mask) or both null (the mask alone); bits,
+// when set, receives the packed decisions in the block's C order (ceil(n/8) bytes, bits past n zero).
+void dropout_global(DType dt, const void* in, void* out, uint8_t* bits, int64_t n, const DropoutParams& prm,
+                    const GlobalRows& rows);
 // Raw Philox4x32-R over n (counter, key) pairs: counters n x 4, keys n x 2, out n x 4 words.
 void philox4x32_raw(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds);
 // The same through the SIMD lane code of ISA `isa` (at most best_isa()), 1 <= rounds <= kPhiloxMaxRounds.

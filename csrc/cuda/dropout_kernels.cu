@@ -20,12 +20,19 @@
 // such a call are written first, in logical order, by the contiguous kernel without values, and the
 // strided kernel reads them back (segments do not cover whole mask bytes).
 //
+// A block of a global tensor (csrc/common/global_block.h) takes dropout_global_kernel: a thread handles a
+// group of 16 elements of the block in its C order (two mask bytes, so no byte is shared between threads),
+// split into pieces at the ends of the block's rows; each piece is a run of the stream from its row's start
+// position (segment_bits: 4 or 5 Philox blocks for a whole group within one row). Values are read and written
+// in the block's C order; consecutive threads take consecutive groups, so a warp's accesses are contiguous.
+//
 // x and y may be the same array (dropout in place, out=x): so no __restrict__ on them (a restrict-qualified
 // pair may be read through the non-coherent cache path, which is undefined when the kernel writes the same
 // memory); a thread loads every value of a group before it stores any, and groups never overlap.
 #include <cuda_runtime.h>
 
 #include "../common/dropout_element.h"
+#include "../common/global_block.h"
 #include "../common/philox.h"
 #include "../common/strided_layout.h"
 #include "check_cuda.h"
@@ -138,6 +145,55 @@ __global__ void __launch_bounds__(kThreads) dropout_strided_kernel(const T* in, 
   }
 }
 
+// Stream position of row r's first element. The loop is unrolled over kMaxGlobalOuterDims so that the row
+// description (a kernel parameter) is indexed by constants only: no local-memory copy of it.
+__device__ __forceinline__ uint64_t row_start(const GlobalRows& rows, int64_t r) {
+  uint64_t g = rows.base;
+#pragma unroll
+  for (int e = 0; e < kMaxGlobalOuterDims; ++e) {
+    const int d = kMaxGlobalOuterDims - 1 - e;
+    if (d < rows.outer_ndim) {
+      const int64_t extent = rows.outer_shape[d];
+      g += static_cast<uint64_t>(r % extent) * rows.outer_stride[d];
+      r /= extent;
+    }
+  }
+  return g;
+}
+
+template <class T, KeepSource S>
+__global__ void __launch_bounds__(kThreads) dropout_global_kernel(const T* in, T* out, uint8_t* __restrict__ bits_out,
+                                                                  int64_t n, GlobalRows rows, DropoutParams prm) {
+  const auto scale = static_cast<compute_t<T>>(prm.scale);
+  const int64_t groups = (n + kThreadElems - 1) / kThreadElems;
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t grp = first; grp < groups; grp += stride) {
+    const int64_t i0 = grp * kThreadElems;
+    const int len = static_cast<int>(n - i0 < kThreadElems ? n - i0 : kThreadElems);
+    uint32_t bits = 0;
+    for (int k = 0; k < len;) {  // one piece per row the group touches
+      const int64_t r = (i0 + k) / rows.row_len;
+      const int64_t j = i0 + k - r * rows.row_len;
+      const int piece = static_cast<int>(rows.row_len - j < len - k ? rows.row_len - j : len - k);
+      DropoutParams at = prm;
+      at.offset = row_start(rows, r);
+      bits |= segment_bits<S>(nullptr, j, piece, at) << k;
+      k += piece;
+    }
+    if (out) {
+#pragma unroll
+      for (int k = 0; k < kThreadElems; ++k) {
+        if (k < len) dropout_element(in[i0 + k], out[i0 + k], (bits >> k) & 1u, scale);
+      }
+    }
+    if (bits_out) {
+      bits_out[2 * grp] = static_cast<uint8_t>(bits);
+      if (len > 8) bits_out[2 * grp + 1] = static_cast<uint8_t>(bits >> 8);
+    }
+  }
+}
+
 void launch_strided(DType dt, const void* in, void* out, const uint8_t* bits_in, const StridedLayout& L,
                     const DropoutParams& prm, int device, Stream stream) {
   DeviceGuard guard(device);
@@ -216,6 +272,25 @@ void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits,
 
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream) {
   launch(DType::kFloat32, nullptr, nullptr, nullptr, bits, n, prm, device, stream);
+}
+
+void dropout_global(DType dt, const void* in, void* out, uint8_t* bits, int64_t n, const DropoutParams& prm,
+                    const GlobalRows& rows, int device, Stream stream) {
+  if (n <= 0) return;
+  DeviceGuard guard(device);
+  const unsigned int grid = grid_capped((n + kThreadElems - 1) / kThreadElems, device);
+  auto s = static_cast<cudaStream_t>(stream);
+  const KeepSource source = keep_source(false, prm);
+  dispatch_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = static_cast<const T*>(in);
+    T* y = static_cast<T*>(out);
+    with_keep_source(source, [&](auto src) {
+      constexpr KeepSource S = decltype(src)::value;
+      dropout_global_kernel<T, S><<<grid, kThreads, 0, s>>>(x, y, bits, n, rows, prm);
+    });
+  });
+  check_launch("dropout global kernel launch", s);
 }
 
 }  // namespace cuda

@@ -8,6 +8,7 @@
 #include "../common/bias_dropout_add_element.h"
 #include "../common/dropout_broadcast_element.h"
 #include "../common/dropout_element.h"
+#include "../common/global_block.h"
 #include "list_plan.h"
 
 namespace rdf {
@@ -31,6 +32,11 @@ void dropout_forward(DType dt, const void* x, void* y, uint8_t* bits, int64_t n,
 void dropout_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, int64_t n,
                       const DropoutParams& prm, int device, Stream stream, const ArrayLayout* layout = nullptr);
 void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm, int device, Stream stream);
+// Dropout of a block of a global tensor (csrc/common/global_block.h; prm.offset unused, rows.base holds it):
+// in/out C-contiguous, both set (forward, or backward regenerating the mask) or both null (the mask alone);
+// bits, when set, receives the block's packed decisions in its C order (ceil(n/8) bytes).
+void dropout_global(DType dt, const void* in, void* out, uint8_t* bits, int64_t n, const DropoutParams& prm,
+                    const GlobalRows& rows, int device, Stream stream);
 // The fused epilogue y = residual + dropout(x + bias) (bias null: no bias; h its length) on rows of h; bits
 // (ceil(n/8) bytes) receives dropout's keep mask (a scratch buffer when the mask keeps only its seed).
 void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const void* residual, void* y,

@@ -112,6 +112,112 @@ def shape_tuple(shape) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Global addressing: a block of a global tensor (docs/rng.md, "Global addressing")
+
+GLOBAL_MAX_OUTER_DIMS = 16  # csrc/common/global_block.h: kMaxGlobalOuterDims (a test holds them equal)
+
+
+class GlobalBlock(NamedTuple):
+    """A call's array as the block of a global C-order tensor starting at local_start, and the rows the
+    kernels run (csrc/common/global_block.h: GlobalRows): runs of row_len elements consecutive both in the
+    block's C order and in the global flat index; row r (in C order over outer_shape) starts at global flat
+    index start + sum of its outer indices times outer_strides."""
+
+    global_shape: tuple
+    local_start: tuple
+    start: int  # global flat index of the block's first element
+    row_len: int
+    outer_shape: tuple
+    outer_strides: tuple
+
+    def base(self, offset: int) -> int:
+        """The stream position of the block's first element."""
+        return (offset + self.start) % U64
+
+
+def _index_tuple(value, name: str, what: str) -> tuple[int, ...]:
+    """A tuple (or list) of ints: TypeError for anything else."""
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name}: expected a tuple of ints ({what}), got {type(value).__name__}")
+    for d in value:
+        if not _is_int(d):
+            raise TypeError(f"{name}: expected a tuple of ints ({what}), got an element of type {type(d).__name__}")
+    return tuple(int(d) for d in value)
+
+
+def global_block(global_shape, local_start, shape: tuple) -> GlobalBlock | None:
+    """global_shape and local_start of an array of this shape: None when both are None (a plain call), else
+    the block, checked: same rank, non-negative, the block inside the global shape."""
+    if global_shape is None:
+        if local_start is not None:
+            _index_tuple(local_start, "local_start", "the block's first index")
+            raise ValueError("local_start: given without global_shape")
+        return None
+    gshape = _index_tuple(global_shape, "global_shape", "the shape of the whole tensor")
+    start = (0,) * len(shape) if local_start is None else _index_tuple(local_start, "local_start",
+                                                                        "the block's first index")
+    if len(gshape) != len(shape):
+        raise ValueError(f"global_shape: {gshape} has {len(gshape)} axes but the array has {len(shape)} ({shape})")
+    if len(start) != len(shape):
+        raise ValueError(f"local_start: {start} has {len(start)} axes but the array has {len(shape)} ({shape})")
+    for d, (g, s, n) in enumerate(zip(gshape, start, shape)):
+        if g < 0:
+            raise ValueError(f"global_shape: negative dimension {g}")
+        if s < 0:
+            raise ValueError(f"local_start: negative index {s}")
+        if s + n > g:
+            raise ValueError(f"local_start: the block {shape} at {start} does not fit in global_shape {gshape} "
+                             f"(axis {d}: {s} + {n} > {g})")
+    if math.prod(gshape) >= I64_LIMIT:
+        raise ValueError(f"global_shape: {gshape} has {math.prod(gshape)} elements; it must have fewer than 2**63")
+    return _block_rows(gshape, start, shape)
+
+
+def reduced_block(block: GlobalBlock, dims: tuple, shape: tuple) -> GlobalBlock:
+    """The decisions' block of a call with broadcast axes `dims` on a block of this shape: the block of the
+    reduced local shape in the reduced global shape (both with the axes of dims set to 1), starting at
+    local_start with those axes set to 0 (docs/rng.md, "Global addressing")."""
+    rg = tuple(1 if d in dims else g for d, g in enumerate(block.global_shape))
+    rs = tuple(0 if d in dims else s for d, s in enumerate(block.local_start))
+    return _block_rows(rg, rs, reduced_shape(shape, dims))
+
+
+def _block_rows(gshape: tuple, start: tuple, shape: tuple) -> GlobalBlock:
+    """The rows of a checked block: the last axis merged with each axis before it that the block covers
+    whole; then the outer axes, those of extent 1 dropped (their index is fixed: in start) and each merged
+    with the one before it when it is covered whole (then the pair's indices step one global stride)."""
+    ndim = len(shape)
+    gstrides = [1] * ndim
+    for d in range(ndim - 2, -1, -1):
+        gstrides[d] = gstrides[d + 1] * gshape[d + 1]
+    flat = sum(s * t for s, t in zip(start, gstrides))
+    if ndim == 0:
+        return GlobalBlock(gshape, start, flat, 1, (), ())
+    k = ndim - 1
+    row_len = shape[k]
+    while k > 0 and shape[k] == gshape[k]:
+        k -= 1
+        row_len *= shape[k]
+    outer_shape: list[int] = []
+    outer_strides: list[int] = []
+    prev = -2
+    for d in range(k):
+        if shape[d] == 1:
+            continue
+        if outer_shape and prev == d - 1 and shape[d] == gshape[d]:
+            outer_shape[-1] *= shape[d]
+            outer_strides[-1] = gstrides[d]
+        else:
+            outer_shape.append(shape[d])
+            outer_strides.append(gstrides[d])
+        prev = d
+    if len(outer_shape) > GLOBAL_MAX_OUTER_DIMS:
+        raise ValueError(f"global_shape: the block {shape} at {start} of {gshape} splits too many axes (its rows "
+                         f"have {len(outer_shape)} index axes; at most {GLOBAL_MAX_OUTER_DIMS} are supported)")
+    return GlobalBlock(gshape, start, flat, max(row_len, 1), tuple(outer_shape), tuple(outer_strides))
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Dropout: p -> what the kernels take
 
 

@@ -34,32 +34,66 @@ def _output(a: np.ndarray, out) -> tuple[np.ndarray, tuple[int, ...] | None]:
     return y, _arrays.dense_strides(y)
 
 
+def _global(code: int, src, dst, bits, n: int, seed: int, offset: int, rule, block) -> None:
+    """The kernel of a block of a global tensor (src and dst C-contiguous or both None: the mask alone)."""
+    _native.core.dropout_global(code, src, dst, bits, n, seed, block.base(offset), rule.threshold, rule.drop_all,
+                                rule.scale, block.outer_shape, block.outer_strides, block.row_len)
+
+
+def _global_pass(code: int, a: np.ndarray, out, bits, seed: int, offset: int, rule, block) -> np.ndarray:
+    """The global-addressing pass over a (x, or grad with no mask bits): through C-contiguous buffers (the
+    rows are runs of the block's C order), the result delivered in a's layout (or into out)."""
+    y, _ = _output(a, out)
+    src = np.ascontiguousarray(a)
+    if y.flags.c_contiguous and (y is src or not np.may_share_memory(src, y)):
+        dst = y  # in place (out=a, C-contiguous) reads each element before writing it
+    else:
+        dst = np.empty(a.shape, a.dtype)
+    _global(code, src, dst, bits, a.size, seed, offset, rule, block)
+    if dst is not y:
+        np.copyto(y, dst)
+    return y
+
+
 def dropout(call):
     """(y, bits): y in x's layout (or out); bits None unless call.keep_bits."""
     x = call.x
-    y, strides = _output(x, call.out)
     bits = np.empty((x.size + 7) // 8, np.uint8) if call.keep_bits else None
     rule = call.rule
+    if call.block is not None and call.block.outer_shape:
+        y = _global_pass(_dtypes.CODES[x.dtype], x, call.out, bits, call.seed, call.offset, rule, call.block)
+        return y, bits
+    offset = call.offset if call.block is None else call.block.base(call.offset)  # one run: a plain call
+    y, strides = _output(x, call.out)
     _native.core.dropout_forward(_dtypes.CODES[x.dtype], _source(x, y, call.out), y, bits, x.size, call.seed,
-                                 call.offset, rule.threshold, rule.drop_all, rule.scale, strides)
+                                 offset, rule.threshold, rule.drop_all, rule.scale, strides)
     return y, bits
 
 
 def dropout_backward(call):
     g = call.grad
-    dx, strides = _output(g, call.out)
     rule = call.rule
     bits = call.bits
+    block = call.block if bits is None else None  # stored bits are in the block's own order: a plain pass
+    if block is not None and block.outer_shape:
+        return _global_pass(_dtypes.CODES[g.dtype], g, call.out, None, call.seed, call.offset, rule, block)
+    offset = call.offset if block is None else block.base(call.offset)
+    dx, strides = _output(g, call.out)
     if bits is not None and call.out is not None and np.may_share_memory(bits, call.out):
         bits = bits.copy()  # read before out is written, as grad is (_source)
     _native.core.dropout_backward(_dtypes.CODES[g.dtype], _source(g, dx, call.out), dx, bits, g.size,
-                                  call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, strides)
+                                  call.seed, offset, rule.threshold, rule.drop_all, rule.scale, strides)
     return dx
 
 
 def dropout_mask(call) -> np.ndarray:
     bits = np.empty((call.n + 7) // 8, np.uint8)
-    _native.core.dropout_mask(bits, call.n, call.seed, call.offset, call.rule.threshold, call.rule.drop_all)
+    block = call.block
+    if block is not None and block.outer_shape:
+        _global(0, None, None, bits, call.n, call.seed, call.offset, call.rule, block)
+        return bits
+    offset = call.offset if block is None else block.base(call.offset)
+    _native.core.dropout_mask(bits, call.n, call.seed, offset, call.rule.threshold, call.rule.drop_all)
     return bits
 
 
@@ -71,13 +105,22 @@ def dropout_variant(call):
     y, _ = _output(x, out)  # dense; C order beyond the axis limit (new_like; a dense out= is C-contiguous there)
     bits = np.empty((call.m + 7) // 8, np.uint8) if call.keep_bits else None
     bits_in = call.bits
+    if call.block is not None and bits_in is None:
+        # A block of a global tensor: its decisions (the reduced block's) are drawn first by the global mask
+        # kernel, then applied like stored bits; they are the mask's bits when it keeps them.
+        bits_in = bits if bits is not None else np.empty((call.m + 7) // 8, np.uint8)
+        _global(0, None, None, bits_in, call.m, call.seed, call.offset, call.rule, call.block)
+        bits = None if bits is None else bits_in
+        bits_out = None
+    else:
+        bits_out = bits
     if bits_in is not None and out is not None and np.may_share_memory(bits_in, out):
         bits_in = bits_in.copy()  # read before out is written, as the source is (_source)
     src = _source(x, y, out)
     shape, strides, rstrides = _arrays.variant_layout(y.shape, tuple(s // y.itemsize for s in y.strides),
                                                       call.dims, _native.core.MAX_BROADCAST_DIMS)
     rule, alpha = call.rule, call.alpha
-    _native.core.dropout_broadcast(_dtypes.CODES[x.dtype], src, y, bits_in, bits, shape, strides, rstrides, call.m,
+    _native.core.dropout_broadcast(_dtypes.CODES[x.dtype], src, y, bits_in, bits_out, shape, strides, rstrides, call.m,
                                    call.seed, call.offset, rule.threshold, rule.drop_all, call.scale, call.value,
                                    alpha.a, alpha.b, alpha.sat)
     return y, bits

@@ -42,15 +42,33 @@ def _ptr(obj) -> int:
     return 0 if obj is None else _arrays.wrap(obj).ptr
 
 
+def _global_pass(kernels, a: _arrays.DeviceArray, out, bits, seed: int, offset: int, rule, block):
+    """The global-addressing kernel over a (x, or grad with no mask bits; _backend_cpu._global_pass): through
+    C-contiguous buffers, the result delivered in a's layout (or into out)."""
+    y = a.new_like() if out is None else out
+    src = a.contiguous_copy()  # held until the launch is queued
+    dst = y if y.contiguous and (y.ptr == src.ptr or not src.overlaps(y)) else _arrays.wrap(a.empty(a.shape))
+    kernels.dropout_global(_dtypes.CODES[a.dtype], src.ptr, dst.ptr, _ptr(bits), a.size, seed, block.base(offset),
+                           rule.threshold, rule.drop_all, rule.scale, block.outer_shape, block.outer_strides,
+                           block.row_len, a.device, a.stream())
+    if dst is not y:
+        y.assign_permuted(dst.obj, tuple(range(len(a.shape))))
+    return y.obj
+
+
 def dropout(call):
     """(y, bits) as arrays of the input's library; bits None unless call.keep_bits."""
     kernels = _native.cuda_kernels("x")
     x = call.x
-    y, shape, strides = _output(x, call.out)
     bits = x.empty(((x.size + 7) // 8,), _UINT8) if call.keep_bits else None
     rule = call.rule
+    block = call.block
+    if block is not None and block.outer_shape:
+        return _global_pass(kernels, x, call.out, bits, call.seed, call.offset, rule, block), bits
+    offset = call.offset if block is None else block.base(call.offset)  # one run: a plain call
+    y, shape, strides = _output(x, call.out)
     src = _source(x, y, call.out)  # held until the launch is queued (a copy's memory must outlive the call)
-    kernels.dropout_forward(_dtypes.CODES[x.dtype], src.ptr, y.ptr, _ptr(bits), x.size, call.seed, call.offset,
+    kernels.dropout_forward(_dtypes.CODES[x.dtype], src.ptr, y.ptr, _ptr(bits), x.size, call.seed, offset,
                             rule.threshold, rule.drop_all, rule.scale, x.device, x.stream(), shape, strides)
     return y.obj, bits
 
@@ -58,14 +76,18 @@ def dropout(call):
 def dropout_backward(call):
     kernels = _native.cuda_kernels("grad")
     g = call.grad
-    dx, shape, strides = _output(g, call.out)
     rule = call.rule
+    block = call.block if call.bits is None else None  # stored bits are in the block's own order: a plain pass
+    if block is not None and block.outer_shape:
+        return _global_pass(kernels, g, call.out, None, call.seed, call.offset, rule, block)
+    offset = call.offset if block is None else block.base(call.offset)
+    dx, shape, strides = _output(g, call.out)
     src = _source(g, dx, call.out)  # held until the launch is queued
     bits = None if call.bits is None else _arrays.wrap(call.bits)
     if bits is not None and call.out is not None and bits.overlaps(call.out):
         bits = bits.fresh_copy()  # read before out is written, as grad is; held until the launch is queued
     kernels.dropout_backward(_dtypes.CODES[g.dtype], src.ptr, dx.ptr, 0 if bits is None else bits.ptr, g.size,
-                             call.seed, call.offset, rule.threshold, rule.drop_all, rule.scale, g.device,
+                             call.seed, offset, rule.threshold, rule.drop_all, rule.scale, g.device,
                              g.stream(), shape, strides)
     return dx.obj
 
@@ -81,6 +103,15 @@ def dropout_variant(call):
     scratch = x.empty((max((call.m + 7) // 8, 1),), _UINT8) if call.bits is None and bits is None else None
     src = _source(x, y, call.out)  # held until the launch is queued
     bits_in = None if call.bits is None else _arrays.wrap(call.bits)
+    bits_out = bits
+    if call.block is not None and bits_in is None:
+        # A block of a global tensor: its decisions (the reduced block's) are drawn first by the global mask
+        # kernel (into the mask's bits, or scratch), then applied like stored bits.
+        bits_in = _arrays.wrap(bits if bits is not None else scratch)
+        b, rule = call.block, call.rule
+        kernels.dropout_global(0, 0, 0, bits_in.ptr, call.m, call.seed, b.base(call.offset), rule.threshold,
+                               rule.drop_all, 0.0, b.outer_shape, b.outer_strides, b.row_len, x.device, x.stream())
+        bits_out = scratch = None
     if bits_in is not None and call.out is not None and bits_in.overlaps(call.out):
         bits_in = bits_in.fresh_copy()  # read before out is written; held until the launch is queued
     strides = y.strides
@@ -90,7 +121,7 @@ def dropout_variant(call):
             strides[d], step = step, step * y.shape[d]
     shape, mstrides, rstrides = _arrays.variant_layout(tuple(y.shape), tuple(strides), call.dims, kernels.MAX_BROADCAST_DIMS)
     rule, alpha = call.rule, call.alpha
-    kernels.dropout_broadcast(_dtypes.CODES[x.dtype], src.ptr, y.ptr, 0 if bits_in is None else bits_in.ptr, _ptr(bits),
+    kernels.dropout_broadcast(_dtypes.CODES[x.dtype], src.ptr, y.ptr, 0 if bits_in is None else bits_in.ptr, _ptr(bits_out),
                               _ptr(scratch), shape, mstrides, rstrides, call.m, call.seed, call.offset, rule.threshold,
                               rule.drop_all, call.scale, call.value, alpha.a, alpha.b, alpha.sat, x.device, x.stream())
     return y.obj, bits

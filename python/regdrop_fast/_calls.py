@@ -18,6 +18,7 @@ class DropoutCall(NamedTuple):
     offset: int
     keep_bits: bool  # store="bits"
     rule: _args.KeepRule
+    block: Any = None  # _args.GlobalBlock: x is a block of a global tensor (global_shape=); None: plain
 
 
 class BackwardCall(NamedTuple):
@@ -27,6 +28,7 @@ class BackwardCall(NamedTuple):
     seed: int
     offset: int
     rule: _args.KeepRule
+    block: Any = None  # the mask's _args.GlobalBlock (used only to regenerate), or None
 
 
 class VariantCall(NamedTuple):
@@ -50,6 +52,8 @@ class VariantCall(NamedTuple):
     scale: float
     alpha: _args.AlphaRule
     name: str  # the array's name in messages: "x" (forward) or "grad" (backward)
+    block: Any = None  # the decisions' _args.GlobalBlock (_args.reduced_block) of a block of a global tensor
+    full_block: Any = None  # forward: the array's own _args.GlobalBlock (what the Mask records)
 
 
 class BiasDropoutAddCall(NamedTuple):
@@ -91,6 +95,7 @@ class MaskCall(NamedTuple):
     seed: int
     offset: int
     rule: _args.KeepRule
+    block: Any = None  # _args.GlobalBlock of a mask of a block of a global tensor, or None
 
 
 class PenaltyCall(NamedTuple):

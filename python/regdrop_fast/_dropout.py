@@ -12,7 +12,8 @@ from ._mask import Mask
 
 
 def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed: int | None = None,
-            offset: int = 0, out: Any = None, store: str = "bits") -> tuple[Any, Mask]:
+            offset: int = 0, out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+            local_start: Sequence[int] | None = None) -> tuple[Any, Mask]:
     """Inverted dropout in one pass: returns ``(y, mask)``.
 
     Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``; dropped elements are
@@ -40,13 +41,24 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
         Seed in ``[0, 2**64)``; None draws a fresh one from the OS (recorded in the mask).
     offset : int, default 0
         Position of element 0 (decision 0 with broadcast axes) in the random stream: element ``i``
-        decides as element ``offset + i`` of one long call.
+        decides as element ``offset + i`` of one long call. With global_shape, the position of the global
+        tensor's element 0 (the same on every shard).
     out : array, optional
         Where to write y (same shape and dtype as x, dense: C-contiguous or its axes in any order;
         ``out=x`` works in place).
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits (1/8 byte per element) or keep only the seed (backward regenerates
         the mask).
+    global_shape : sequence of int, optional
+        x is a block of a global tensor of this shape (a shard of a tensor split across devices or
+        processes: any axes split, evenly or not): each element takes the decision that
+        ``dropout(whole, p, seed=seed, offset=offset)`` makes at its flat C-order index in the global
+        tensor (docs/rng.md, "Global addressing"), so the blocks of all shards together make exactly the
+        mask of one call on the whole tensor. Same number of axes as x. With broadcast_dims the decisions
+        are those of the whole tensor's reduced shape at the block's slices.
+    local_start : sequence of int, optional
+        The global index of x's first element (default zeros); the block must lie inside global_shape.
+        Only with global_shape.
 
     Returns
     -------
@@ -88,12 +100,13 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
     ((2, 3, 1, 1), True)
     """
     if type(broadcast_dims) is tuple and not broadcast_dims:  # plain dropout: its own kernels
-        backend, call = _validate.dropout(x, p, seed, offset, out, store)
+        backend, call = _validate.dropout(x, p, seed, offset, out, store, global_shape, local_start)
         y, bits = backend.dropout(call)
-        return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits)
-    vbackend, vcall = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout")
+        return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits, (), True, call.block)
+    vbackend, vcall = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout", True, global_shape,
+                                        local_start)
     y, bits = vbackend.dropout_variant(vcall)
-    return y, Mask._trusted(vcall.shape, vcall.p, vcall.seed, vcall.offset, bits, vcall.dims)
+    return y, Mask._trusted(vcall.shape, vcall.p, vcall.seed, vcall.offset, bits, vcall.dims, True, vcall.full_block)
 
 
 def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
@@ -143,7 +156,8 @@ def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:
 
 
 def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0,
-                 broadcast_dims: int | Sequence[int] = ()) -> Mask:
+                 broadcast_dims: int | Sequence[int] = (), global_shape: Sequence[int] | None = None,
+                 local_start: Sequence[int] | None = None) -> Mask:
     """The Mask a dropout call with these arguments would return, without touching any data.
 
     Parameters
@@ -158,6 +172,8 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
         Position of element 0 in the random stream.
     broadcast_dims : int or sequence of int, default ()
         As in ``dropout``: the decisions are those of the reduced shape.
+    global_shape, local_start : sequence of int, optional
+        As in ``dropout``: the mask of a block (of this shape, at local_start) of a global tensor.
 
     Returns
     -------
@@ -180,9 +196,12 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
     >>> np.array_equal(m.to_bool(), rf.dropout(np.ones((2, 3), np.float32), 0.5, seed=42)[1].to_bool())
     True
     """
-    if type(broadcast_dims) is tuple and not broadcast_dims:
-        call = _validate.dropout_mask(shape, p, seed, offset)
-        return Mask._trusted(call.shape, call.p, call.seed, call.offset, _route.CPU.dropout_mask(call))
-    reduced, dims = _validate.dropout_mask_dims(shape, p, seed, offset, broadcast_dims)
+    if isinstance(broadcast_dims, (tuple, list)) and not broadcast_dims:
+        call = _validate.dropout_mask(shape, p, seed, offset, global_shape, local_start)
+        return Mask._trusted(call.shape, call.p, call.seed, call.offset, _route.CPU.dropout_mask(call), (), True,
+                             call.block)
+    reduced, dims, block = _validate.dropout_mask_dims(shape, p, seed, offset, broadcast_dims, global_shape,
+                                                       local_start)
     full = _args.shape_tuple(shape)
-    return Mask._trusted(full, reduced.p, reduced.seed, reduced.offset, _route.CPU.dropout_mask(reduced), dims)
+    return Mask._trusted(full, reduced.p, reduced.seed, reduced.offset, _route.CPU.dropout_mask(reduced), dims, True,
+                         block)

@@ -11,7 +11,8 @@ from ._mask import Mask
 
 
 def drop_path(x: Any, p: float, *, scale_by_keep: bool = True, seed: int | None = None, offset: int = 0,
-              out: Any = None, store: str = "bits") -> tuple[Any, Mask]:
+              out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+              local_start: Sequence[int] | None = None) -> tuple[Any, Mask]:
     """Stochastic depth (DropPath): each sample (index along axis 0) is kept or zeroed whole.
 
     One decision per sample, kept samples scaled by ``1 / (1 - p)`` (torchvision's ``stochastic_depth``
@@ -36,6 +37,10 @@ def drop_path(x: Any, p: float, *, scale_by_keep: bool = True, seed: int | None 
         Where to write y (x's shape and dtype, dense; ``out=x`` works in place).
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits (one bit per sample) or only the seed.
+    global_shape, local_start : sequence of int, optional
+        x is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (docs/rng.md, "Global
+        addressing").
 
     Returns
     -------
@@ -67,13 +72,16 @@ def drop_path(x: Any, p: float, *, scale_by_keep: bool = True, seed: int | None 
     >>> np.array_equal(rf.dropout_backward(np.ones_like(x), mask), y)
     True
     """
-    backend, call = _validate.variant(x, p, (), seed, offset, out, store, "drop_path", scale_by_keep)
+    backend, call = _validate.variant(x, p, (), seed, offset, out, store, "drop_path", scale_by_keep, global_shape,
+                                      local_start)
     y, bits = backend.dropout_variant(call)
-    return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits, call.dims, bool(scale_by_keep))
+    return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits, call.dims, bool(scale_by_keep),
+                            call.full_block)
 
 
 def alpha_dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed: int | None = None,
-                  offset: int = 0, out: Any = None, store: str = "bits") -> tuple[Any, Mask]:
+                  offset: int = 0, out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+                  local_start: Sequence[int] | None = None) -> tuple[Any, Mask]:
     """Alpha dropout (for SELU networks) in one pass: returns ``(y, mask)``.
 
     A dropped unit takes SELU's negative saturation value ``sat = -scale * alpha`` and then every unit the
@@ -106,6 +114,10 @@ def alpha_dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (),
         Where to write y (x's shape and dtype, dense; ``out=x`` works in place).
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits or only the seed.
+    global_shape, local_start : sequence of int, optional
+        x is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (docs/rng.md, "Global
+        addressing").
 
     Returns
     -------
@@ -131,9 +143,10 @@ def alpha_dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (),
     >>> sorted(set(np.round(y, 4).tolist()))  # kept: b; dropped: a * sat + b
     [-0.7792, 0.7792]
     """
-    backend, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "alpha")
+    backend, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "alpha", True, global_shape,
+                                      local_start)
     y, bits = backend.dropout_variant(call)
-    return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits, call.dims)
+    return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits, call.dims, True, call.full_block)
 
 
 def alpha_dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> Any:

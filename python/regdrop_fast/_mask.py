@@ -27,7 +27,8 @@ class Mask:
     seed : int
         Seed in ``[0, 2**64)``.
     offset : int, default 0
-        Position of element 0 in the random stream (docs/rng.md).
+        Position of element 0 in the random stream (docs/rng.md); with global_shape, of the global
+        tensor's element 0.
     bits : uint8 ndarray, optional
         The packed keep decisions: a C-contiguous 1-d array of ``ceil(reduced_size / 8)`` bytes (a CUDA
         array of those bytes for a CUDA call's mask), or None to keep only the seed.
@@ -36,6 +37,13 @@ class Mask:
         ``alpha_dropout``): one decision per slice along the other axes, stored at the reduced shape.
     scale_by_keep : bool, default True
         Whether kept values are scaled by ``1 / (1 - p)`` (False: ``drop_path(..., scale_by_keep=False)``).
+    global_shape : sequence of int, optional
+        The mask belongs to a block of a global tensor of this shape (``dropout(..., global_shape=)``):
+        element i of the block decides as the element of the same global index in a call on the whole
+        tensor (docs/rng.md, "Global addressing"); with broadcast_dims, those of the whole tensor's reduced
+        shape at the block's slices.
+    local_start : sequence of int, optional
+        The global index of the block's first element (default zeros; only with global_shape).
 
     Attributes
     ----------
@@ -53,6 +61,10 @@ class Mask:
         The broadcast axes, non-negative and sorted (empty for plain dropout).
     scale_by_keep : bool
         Whether kept values are scaled by ``1 / (1 - p)``.
+    global_shape, local_start : tuple of int or None
+        The global tensor the mask's array is a block of, and where the block starts; None for a plain
+        call. The bits (if stored) are the block's decisions in the block's own C order. Setting
+        global_shape to None clears both; local_start may be set only with a global_shape.
     size : int
         Number of elements of the array (the product of shape; read-only).
     reduced_shape : tuple of int
@@ -67,8 +79,8 @@ class Mask:
 
     Every field except size, reduced_shape, reduced_size and scale may be assigned; an assignment is
     checked as the constructor checks its argument (TypeError for a wrong type, ValueError for a bad
-    value), and bits must fit the reduced shape (a shape or broadcast_dims whose decision count the stored
-    bits do not fit is refused: set bits to None first).
+    value), global_shape and local_start must hold the shape, and bits must fit the reduced shape (a shape
+    or broadcast_dims whose decision count the stored bits do not fit is refused: set bits to None first).
 
     Raises
     ------
@@ -97,25 +109,27 @@ class Mask:
     ValueError: p: dropout probability has to be between 0 and 1, but got 1.5
     """
 
-    __slots__ = ("_shape", "_p", "_seed", "_offset", "_bits", "_dims", "_scale_by_keep")
+    __slots__ = ("_shape", "_p", "_seed", "_offset", "_bits", "_dims", "_scale_by_keep", "_block")
 
     def __init__(self, shape: int | Sequence[int], p: float, seed: int, offset: int = 0,
-                 bits: Any = None, *, broadcast_dims: int | Sequence[int] = (), scale_by_keep: bool = True) -> None:
+                 bits: Any = None, *, broadcast_dims: int | Sequence[int] = (), scale_by_keep: bool = True,
+                 global_shape: Sequence[int] | None = None, local_start: Sequence[int] | None = None) -> None:
         self._shape = _args.shape_tuple(shape)
         self._p = _args.probability(p)
         self._seed = _args.uint64(seed, "seed")
         self._offset = _args.uint64(offset, "offset")
         self._dims = _args.broadcast_dims(broadcast_dims, len(self._shape))
         self._scale_by_keep = _args.flag(scale_by_keep, "scale_by_keep")
+        self._block = _args.global_block(global_shape, local_start, self._shape)
         self._bits = _arrays.mask_bits(bits, self.reduced_size)
 
     @classmethod
     def _trusted(cls, shape: tuple[int, ...], p: float, seed: int, offset: int, bits: Any,
-                 dims: tuple[int, ...] = (), scale_by_keep: bool = True) -> Mask:
+                 dims: tuple[int, ...] = (), scale_by_keep: bool = True, block: Any = None) -> Mask:
         """Construct from values a kernel wrapper has already validated (skips the checks)."""
         mask = object.__new__(cls)
         mask._shape, mask._p, mask._seed, mask._offset, mask._bits = shape, p, seed, offset, bits
-        mask._dims, mask._scale_by_keep = dims, scale_by_keep
+        mask._dims, mask._scale_by_keep, mask._block = dims, scale_by_keep, block
         return mask
 
     @property
@@ -129,7 +143,14 @@ class Mask:
             raise ValueError(f"shape: {shape} has no axis {self._dims[-1]} of the mask's broadcast_dims "
                              f"{self._dims}; set broadcast_dims first")
         self._check_fit(shape, self._dims, "shape")
-        self._shape = shape
+        block = self._block
+        if block is not None:
+            try:
+                block = _args.global_block(block.global_shape, block.local_start, shape)
+            except ValueError as e:
+                raise ValueError(f"shape: {shape} does not fit the mask's global block ({e}); set global_shape "
+                                 "first (or to None)") from None
+        self._shape, self._block = shape, block
 
     def _check_fit(self, shape: tuple[int, ...], dims: tuple[int, ...], name: str) -> None:
         """The stored bits (if any) must hold the decisions of (shape, dims)."""
@@ -149,6 +170,29 @@ class Mask:
         dims = _args.broadcast_dims(dims, len(self._shape))
         self._check_fit(self._shape, dims, "broadcast_dims")
         self._dims = dims
+
+    @property
+    def global_shape(self) -> tuple[int, ...] | None:
+        return None if self._block is None else self._block.global_shape
+
+    @global_shape.setter
+    def global_shape(self, global_shape: Sequence[int] | None) -> None:
+        if global_shape is None:
+            self._block = None
+            return
+        start = None if self._block is None else self._block.local_start
+        self._block = _args.global_block(global_shape, start, self._shape)
+
+    @property
+    def local_start(self) -> tuple[int, ...] | None:
+        return None if self._block is None else self._block.local_start
+
+    @local_start.setter
+    def local_start(self, local_start: Sequence[int] | None) -> None:
+        if self._block is None:
+            _args.global_block(None, local_start, self._shape)  # TypeError, or ValueError: no global_shape
+            return
+        self._block = _args.global_block(self._block.global_shape, local_start, self._shape)
 
     @property
     def scale_by_keep(self) -> bool:
@@ -241,7 +285,8 @@ class Mask:
         bits = _arrays.mask_bits(self._bits, n, "mask: bits")  # never unpacked past their end
         if bits is None:
             rule = _args.keep_rule(self._p)
-            bits = _route.CPU.dropout_mask(MaskCall(reduced, n, self._p, self._seed, self._offset, rule))
+            block = None if self._block is None else _args.reduced_block(self._block, self._dims, self._shape)
+            bits = _route.CPU.dropout_mask(MaskCall(reduced, n, self._p, self._seed, self._offset, rule, block))
         return _route.backend_for(bits).bits_to_bool(bits, n, reduced)
 
     def __repr__(self) -> str:
@@ -249,6 +294,8 @@ class Mask:
         extra = f", broadcast_dims={self._dims}" if self._dims else ""
         if not self._scale_by_keep:
             extra += ", scale_by_keep=False"
+        if self._block is not None:
+            extra += f", global_shape={self._block.global_shape}, local_start={self._block.local_start}"
         return (
             f"Mask(shape={self.shape}, p={self.p}, seed={self.seed}, offset={self.offset}{extra}, "
             f"store={stored!r})"

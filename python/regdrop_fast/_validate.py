@@ -43,12 +43,15 @@ def _input_and_out(backend: ModuleType, x, out) -> tuple[Any, Any]:
     return xa, None if out is None else _arrays.device_out(out, xa)
 
 
-def dropout(x, p, seed, offset, out, store, *, host_only: bool = False) -> tuple[ModuleType, DropoutCall]:
+def dropout(x, p, seed, offset, out, store, global_shape=None, local_start=None, *,
+            host_only: bool = False) -> tuple[ModuleType, DropoutCall]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
     p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
     xa, oa = _input_and_out(backend, x, out)
+    block = None if global_shape is None and local_start is None else _args.global_block(global_shape, local_start,
+                                                                                          xa.shape)
     # tuple.__new__ skips the generated NamedTuple.__new__ (a Python function): 0.15 us of a ~3.5 us call.
-    return backend, _new(DropoutCall, (xa, oa, xa.shape, p, seed, offset, keep_bits, _args.keep_rule(p)))
+    return backend, _new(DropoutCall, (xa, oa, xa.shape, p, seed, offset, keep_bits, _args.keep_rule(p), block))
 
 
 def dropout_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BackwardCall]:
@@ -76,14 +79,16 @@ def dropout_backward(grad, mask, out, *, host_only: bool = False) -> tuple[Modul
             raise ValueError("mask: its bits live on another device than grad")
         if out is not None:
             oa = _arrays.device_out(out, ga)
-    return backend, BackwardCall(ga, oa, bits, mask._seed, mask._offset, _args.keep_rule(mask._p))
+    return backend, BackwardCall(ga, oa, bits, mask._seed, mask._offset, _args.keep_rule(mask._p), mask._block)
 
 
-def dropout_mask(shape, p, seed, offset) -> MaskCall:
+def dropout_mask(shape, p, seed, offset, global_shape=None, local_start=None) -> MaskCall:
     shape = _args.shape_tuple(shape)
     p = _args.probability(p)
     n = math.prod(shape)
-    return MaskCall(shape, n, p, _args.uint64(seed, "seed"), _args.uint64(offset, "offset"), _args.keep_rule(p))
+    seed, offset = _args.uint64(seed, "seed"), _args.uint64(offset, "offset")
+    block = _args.global_block(global_shape, local_start, shape)
+    return MaskCall(shape, n, p, seed, offset, _args.keep_rule(p), block)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -98,8 +103,8 @@ def _variant_x(x, out, host_only: bool) -> tuple[ModuleType, Any, Any]:
     return (backend, *_input_and_out(backend, x, out))
 
 
-def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_keep: bool = True, *,
-            host_only: bool = False) -> tuple[ModuleType, VariantCall]:
+def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_keep: bool = True,
+            global_shape=None, local_start=None, *, host_only: bool = False) -> tuple[ModuleType, VariantCall]:
     """dropout with broadcast_dims (kind "dropout"), drop_path ("drop_path": every axis but 0 broadcast;
     broadcast_dims unused) or alpha_dropout ("alpha")."""
     p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
@@ -114,6 +119,8 @@ def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_
     else:
         dims = _args.broadcast_dims(broadcast_dims, len(shape))
     reduced = _args.reduced_shape(shape, dims)
+    full_block = _args.global_block(global_shape, local_start, shape)  # None for a plain call
+    block = None if full_block is None else _args.reduced_block(full_block, dims, shape)
     rule = _args.keep_rule(p)
     if kind == "alpha":
         alpha = _args.alpha_rule(p)
@@ -122,7 +129,7 @@ def variant(x, p, broadcast_dims, seed, offset, out, store, kind: str, scale_by_
         alpha = _NO_ALPHA
         value, scale = SCALED, rule.scale if scale_by_keep or rule.drop_all else 1.0
     return backend, VariantCall(xa, oa, None, shape, dims, reduced, math.prod(reduced), p, seed, offset,
-                                keep_bits, rule, value, scale, alpha, "x")
+                                keep_bits, rule, value, scale, alpha, "x", block, full_block)
 
 
 def variant_backward(grad, mask, out, *, alpha: bool = False,
@@ -156,16 +163,22 @@ def variant_backward(grad, mask, out, *, alpha: bool = False,
         scale = _args.alpha_rule(mask._p).a
     else:
         scale = rule.scale if mask._scale_by_keep or rule.drop_all else 1.0
+    block = None
+    if bits is None and mask._block is not None:  # regenerated: the decisions' block
+        block = _args.reduced_block(mask._block, mask._dims, mask._shape)
     return backend, VariantCall(ga, oa, bits, mask._shape, mask._dims, reduced, m, mask._p, mask._seed,
-                                mask._offset, False, rule, SCALED, scale, _NO_ALPHA, "grad")
+                                mask._offset, False, rule, SCALED, scale, _NO_ALPHA, "grad", block)
 
 
-def dropout_mask_dims(shape, p, seed, offset, broadcast_dims) -> tuple[MaskCall, tuple[int, ...]]:
-    """dropout_mask with broadcast axes: the MaskCall of the reduced shape, and the axes."""
-    call = dropout_mask(shape, p, seed, offset)
+def dropout_mask_dims(shape, p, seed, offset, broadcast_dims, global_shape=None,
+                      local_start=None) -> tuple[MaskCall, tuple[int, ...], Any]:
+    """dropout_mask with broadcast axes: the MaskCall of the reduced shape (with the decisions' block), the
+    axes, and the array's own block (None without global_shape)."""
+    call = dropout_mask(shape, p, seed, offset, global_shape, local_start)
     dims = _args.broadcast_dims(broadcast_dims, len(call.shape))
     reduced = _args.reduced_shape(call.shape, dims)
-    return call._replace(shape=reduced, n=math.prod(reduced)), dims
+    block = None if call.block is None else _args.reduced_block(call.block, dims, call.shape)
+    return call._replace(shape=reduced, n=math.prod(reduced), block=block), dims, call.block
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -245,6 +258,9 @@ def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tu
     if isinstance(mask, Mask) and (mask._dims or not mask._scale_by_keep):
         raise ValueError("mask: is a dropout variant's (broadcast_dims or scale_by_keep=False); "
                          "bias_dropout_add_backward takes the mask of bias_dropout_add (one decision per element)")
+    if isinstance(mask, Mask) and mask._block is not None and mask._bits is None:
+        raise ValueError("mask: regenerating a mask with global_shape is not supported by "
+                         "bias_dropout_add_backward yet; store its bits")
     backend, call = dropout_backward(grad, mask, out, host_only=host_only)
     shape = call.grad.shape
     if len(shape) == 0:

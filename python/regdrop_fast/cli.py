@@ -106,7 +106,8 @@ def _add_bench(sub: argparse._SubParsersAction[_Parser]) -> None:
         description="Time regdrop_fast's dropout forward/backward (float32, bfloat16) over a size sweep, "
         "penalty_grad over three parameter lists, a 1,024-element call, (with torch) the dropout layer's "
         "forward+backward, the constraints over ResNet-50's conv filters, channels_last against "
-        "C-contiguous dropout and the fused bias + dropout + residual epilogue, next to their limits (the same bytes copied or updated in place on the same "
+        "C-contiguous dropout, the fused bias + dropout + residual epilogue and a Shard(1) block against a contiguous call "
+        "(global addressing), next to their limits (the same bytes copied or updated in place on the same "
         "threads; the mask-only time of the random stream), np.copyto of the same bytes and every "
         "importable framework, interleaved, medians. Prints tables and writes results.json, "
         "table.txt and bench.png (when matplotlib is installed) into --out.",
@@ -124,7 +125,8 @@ def _add_bench(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--dtypes", type=_choice_list(("float32", "bfloat16")), default=["float32", "bfloat16"],
                    metavar="LIST", help="dropout dtypes: float32,bfloat16 (default: both)")
     p.add_argument("--cases", type=_choice_list(SECTIONS), default=list(SECTIONS), metavar="LIST",
-                   help="what to run: dropout,penalty,latency,layer,constraints,layout,epilogue,variants (default: all; layer needs torch)")
+                   help="what to run: dropout,penalty,latency,layer,constraints,layout,epilogue,variants,global (default: all; "
+                   "layer needs torch)")
     p.add_argument("--frameworks", type=_choice_list(frameworks.PEER_NAMES), metavar="LIST",
                    help="peers to compare with: numpy,torch,jax,tensorflow (default: every importable one)")
     p.add_argument("--repeats", type=_positive_int, metavar="N",

@@ -18,6 +18,7 @@ from __future__ import annotations
 del annotations  # the __future__ flag, not API
 
 import ctypes as _ctypes
+import math as _math
 import warnings as _warnings
 import numbers as _numbers
 from typing import Any as _Any, Iterable as _Iterable, Sequence as _Sequence, Union as _Union
@@ -171,41 +172,66 @@ def _unsupported_device(t: torch.Tensor, what: str) -> NotImplementedError:
 # the masks are equal too), and the backward receives exactly the stream position the forward used.
 
 
+# A block of a global tensor (dropout(..., global_shape=, local_start=); docs/rng.md, "Global addressing")
+# travels through the ops as two int lists, both empty for a plain call (a 0-d tensor's block is the whole
+# tensor, so an empty global_shape means the same for it).
+
+
+def _block_kwargs(global_shape: _Sequence[int], local_start: _Sequence[int]) -> dict[str, _Any]:
+    """The global_shape= and local_start= of regdrop_fast's functions from the ops' int lists."""
+    if not global_shape:
+        return {}
+    return {"global_shape": tuple(global_shape), "local_start": tuple(local_start)}
+
+
+def _mask_block(global_shape: _Sequence[int], local_start: _Sequence[int], shape: tuple[int, ...]) -> _Any:
+    """The Mask's block (an _args.GlobalBlock) of a grad of this shape, or None."""
+    if not global_shape:
+        return None
+    return _args.global_block(tuple(global_shape), tuple(local_start), shape)
+
+
 @torch.library.custom_op(
     "regdrop_fast::dropout_fwd", mutates_args=(),
-    schema="(Tensor x, float p, Tensor seed, bool keep_bits) -> (Tensor, Tensor)",
+    schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] global_shape=[], int[] local_start=[]) "
+           "-> (Tensor, Tensor)",
 )
 def _dropout_fwd(
-    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_shape: _Sequence[int] = (),
+    local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, bits): y in x's memory format (_new_like); bits uint8 of ceil(n/8) bytes in logical (C-order)
     element order (docs/rng.md), or empty without keep_bits."""
     s, o = _seed_offset(seed)
     store = "bits" if keep_bits else "seed"
+    block = _block_kwargs(global_shape, local_start)
     if x.device.type == "cpu":
         y = _new_like(x)
         # x as it is: the kernel reads it in y's layout, through a copy only when x's differs (not dense)
-        _, mask = _rf.dropout(_np(x), p, seed=s, offset=o, out=_out_view(y), store=store)
+        _, mask = _rf.dropout(_np(x), p, seed=s, offset=o, out=_out_view(y), store=store, **block)
         bits = torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
         return y, bits
     if x.device.type == "cuda":
-        y, mask = _rf.dropout(x, p, seed=s, offset=o, store=store)
+        y, mask = _rf.dropout(x, p, seed=s, offset=o, store=store, **block)
         bits = mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
         return y, bits
     raise _unsupported_device(x, "dropout")
 
 
 @_dropout_fwd.register_fake
-def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_shape: _Sequence[int] = (),
+      local_start: _Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     nbytes = (x.numel() + 7) // 8 if keep_bits else 0
     return _new_like(x), x.new_empty((nbytes,), dtype=torch.uint8)
 
 
 @torch.library.custom_op(
     "regdrop_fast::dropout_fwd_", mutates_args=("x",),
-    schema="(Tensor(a!) x, float p, Tensor seed, bool keep_bits) -> Tensor",
+    schema="(Tensor(a!) x, float p, Tensor seed, bool keep_bits, int[] global_shape=[], int[] local_start=[]) "
+           "-> Tensor",
 )
-def _dropout_fwd_(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> torch.Tensor:
+def _dropout_fwd_(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_shape: _Sequence[int] = (),
+                  local_start: _Sequence[int] = ()) -> torch.Tensor:
     """In place: x becomes dropout(x); returns the bits (as dropout_fwd). Used only when no grad is needed.
     A dense x (any memory format) is written directly; others through an out-of-place result."""
     if x.device.type == "cpu":
@@ -213,59 +239,66 @@ def _dropout_fwd_(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
     else:
         dense = x.is_contiguous() or _arrays.layout_strides(tuple(x.shape), x.stride()) is not None
     if not dense:
-        y, bits = _dropout_fwd(x, p, seed, keep_bits)
+        y, bits = _dropout_fwd(x, p, seed, keep_bits, global_shape, local_start)
         x.copy_(y)
         return bits
     s, o = _seed_offset(seed)
     store = "bits" if keep_bits else "seed"
+    block = _block_kwargs(global_shape, local_start)
     if x.device.type == "cpu":
         xn = _np(x)
-        _, mask = _rf.dropout(xn, p, seed=s, offset=o, out=xn, store=store)  # out is x: no copy is made
+        _, mask = _rf.dropout(xn, p, seed=s, offset=o, out=xn, store=store, **block)  # out is x: no copy is made
         return torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
     if x.device.type == "cuda":
-        _, mask = _rf.dropout(x, p, seed=s, offset=o, out=x, store=store)
+        _, mask = _rf.dropout(x, p, seed=s, offset=o, out=x, store=store, **block)
         return mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
     raise _unsupported_device(x, "dropout")
 
 
 @_dropout_fwd_.register_fake
-def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> torch.Tensor:
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_shape: _Sequence[int] = (),
+      local_start: _Sequence[int] = ()) -> torch.Tensor:
     nbytes = (x.numel() + 7) // 8 if keep_bits else 0
     return x.new_empty((nbytes,), dtype=torch.uint8)
 
 
 @torch.library.custom_op(
     "regdrop_fast::dropout_bwd", mutates_args=(),
-    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits) -> Tensor",
+    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] global_shape=[], "
+           "int[] local_start=[]) -> Tensor",
 )
 def _dropout_bwd(
-    grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool
+    grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> torch.Tensor:
     """grad * scale where the forward call at this seed kept the element, 0 elsewhere, in grad's memory
-    format (_new_like; autograd gives a leaf's .grad the leaf's own layout in any case)."""
+    format (_new_like; autograd gives a leaf's .grad the leaf's own layout in any case). With a global
+    block, regenerated decisions are the block's (stored bits are in the block's own order already)."""
     s, o = _seed_offset(seed)
     shape = tuple(grad.shape)
     from_bits = from_bits or bits.numel() > 0  # bits kept by a vmap rule for a store="seed" call
+    block = _mask_block(global_shape, local_start, shape)
     if grad.device.type == "cpu":
-        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
+        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None, (), True, block)
         dx = _new_like(grad)
         _rf.dropout_backward(_np(grad), mask, out=_out_view(dx))
         return dx
     if grad.device.type == "cuda":
-        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None)
+        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None, (), True, block)
         return _rf.dropout_backward(grad, mask)
     raise _unsupported_device(grad, "dropout")
 
 
 @_dropout_bwd.register_fake
-def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool) -> torch.Tensor:
+def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
+      global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> torch.Tensor:
     return _new_like(grad)
 
 
 def _dropout_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    _, p, seed, keep_bits = inputs
+    _, p, seed, keep_bits, global_shape, local_start = inputs
     ctx.save_for_backward(output[1], seed)
-    ctx.p, ctx.from_bits = p, keep_bits
+    ctx.p, ctx.from_bits, ctx.block = p, keep_bits, (list(global_shape), list(local_start))
     # The bits output has no gradient; by default autograd would fill a zero tensor for it on every backward.
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
@@ -273,26 +306,26 @@ def _dropout_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[to
 
 def _dropout_backward(
     ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: torch.Tensor | None
-) -> tuple[torch.Tensor | None, None, None, None]:
+) -> tuple[torch.Tensor | None, None, None, None, None, None]:
     if grad_y is None:  # y did not reach the loss
-        return None, None, None, None
+        return None, None, None, None, None, None
     bits, seed = ctx.saved_tensors
-    return _dropout_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits), None, None, None
+    return _dropout_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None, None, None, None, None
 
 
 _dropout_fwd.register_autograd(_dropout_backward, setup_context=_dropout_setup_context)
 
 
 def _dropout_bwd_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
-    _, bits, seed, p, from_bits = inputs
+    _, bits, seed, p, from_bits, global_shape, local_start = inputs
     ctx.save_for_backward(bits, seed)
-    ctx.p, ctx.from_bits = p, from_bits
+    ctx.p, ctx.from_bits, ctx.block = p, from_bits, (list(global_shape), list(local_start))
 
 
-def _dropout_bwd_backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
+def _dropout_bwd_backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None, None, None]:
     # The backward is linear in grad with the same mask, so its derivative is itself (double backward).
     bits, seed = ctx.saved_tensors
-    return _dropout_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
+    return _dropout_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None, None, None, None, None, None
 
 
 _dropout_bwd.register_autograd(_dropout_bwd_backward, setup_context=_dropout_bwd_setup_context)
@@ -347,10 +380,17 @@ def _batch_first(info: _Any, x: torch.Tensor, x_dim: int | None) -> torch.Tensor
     return x.movedim(x_dim, 0)
 
 
+def _no_vmap_block(global_shape: _Sequence[int]) -> None:
+    if global_shape:
+        raise RuntimeError("vmap: dropout with global_shape is not supported under torch.func.vmap")
+
+
 def _dropout_fwd_vmap(
-    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
-    x_dim, _, seed_dim, _ = in_dims
+    _no_vmap_block(global_shape)
+    x_dim, seed_dim = in_dims[0], in_dims[2]
     n = x.numel() // info.batch_size if x_dim is not None else x.numel()
     if seed_dim is None and info.randomness == "different":
         # One position for the batch (a Generator): sample b uses the stream from offset o + b * n, which is
@@ -371,9 +411,11 @@ _dropout_fwd.register_vmap(_dropout_fwd_vmap)
 
 
 def _dropout_fwd__vmap(
-    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, int]:
-    x_dim, _, seed_dim, _ = in_dims
+    _no_vmap_block(global_shape)
+    x_dim, seed_dim = in_dims[0], in_dims[2]
     if x_dim is None:
         raise RuntimeError(
             "vmap: dropout(inplace=True) cannot write per-sample masks into a tensor that is not batched; "
@@ -394,9 +436,10 @@ _dropout_fwd_.register_vmap(_dropout_fwd__vmap)
 
 def _dropout_bwd_vmap(
     info: _Any, in_dims: tuple[_Any, ...], grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
-    from_bits: bool,
+    from_bits: bool, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, int]:
-    g_dim, b_dim, s_dim, _, _ = in_dims
+    _no_vmap_block(global_shape)
+    g_dim, b_dim, s_dim = in_dims[:3]
     n = grad.numel() // info.batch_size if g_dim is not None else grad.numel()
     if b_dim is not None and bits.numel() > 0 and n % 8 == 0:
         # Every sample's bits (byte-aligned: n % 8 == 0) side by side are the bits of one call over the batch
@@ -412,11 +455,13 @@ def _dropout_bwd_vmap(
 _dropout_bwd.register_vmap(_dropout_bwd_vmap)
 
 
-def _save_mask(ctx: _Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool) -> None:
-    """What the backward and the jvp of a dropout Function need: the forward's bits and seed."""
+def _save_mask(ctx: _Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool,
+               global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> None:
+    """What the backward and the jvp of a dropout Function need: the forward's bits and seed (and its global
+    block, empty lists for a plain call)."""
     ctx.save_for_backward(bits, seed)
     ctx.save_for_forward(bits, seed)
-    ctx.p, ctx.from_bits = p, from_bits
+    ctx.p, ctx.from_bits, ctx.block = p, from_bits, (list(global_shape), list(local_start))
 
 
 class _DropoutBwdFn(torch.autograd.Function):
@@ -426,18 +471,20 @@ class _DropoutBwdFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool) -> _Any:
-        return _dropout_bwd(grad, bits, seed, p, from_bits)
+    def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
+                global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
+        return _dropout_bwd(grad, bits, seed, p, from_bits, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
-        _, bits, seed, p, from_bits = inputs
-        _save_mask(ctx, p, bits, seed, from_bits)
+        _, bits, seed, p, from_bits, *block = inputs
+        _save_mask(ctx, p, bits, seed, from_bits, *block)
 
     @staticmethod
-    def backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, None, None, None, None]:
+    def backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, ...]:
         bits, seed = ctx.saved_tensors
-        return _DropoutBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
+        return (_DropoutBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None, None, None, None,
+                None, None)
 
     @staticmethod
     def jvp(ctx: _Any, d_grad: torch.Tensor | None, *_: _Any) -> _Any:
@@ -447,16 +494,16 @@ class _DropoutBwdFn(torch.autograd.Function):
 def _through_mask(ctx: _Any, t: torch.Tensor) -> torch.Tensor:
     """t through the saved mask and scale: dropout is linear in x, so its jvp and its backward are this."""
     bits, seed = ctx.saved_tensors
-    return _dropout_bwd(t, bits, seed, ctx.p, ctx.from_bits)
+    return _dropout_bwd(t, bits, seed, ctx.p, ctx.from_bits, *ctx.block)
 
 
-def _mask_backward(ctx: _Any, grad: torch.Tensor | None) -> tuple[_Any, None, None, None]:
+def _mask_backward(ctx: _Any, grad: torch.Tensor | None) -> tuple[_Any, None, None, None, None, None]:
     """The backward of a dropout forward (out of place or in place): differentiable again, for double
     backward and forward-over-backward."""
     if grad is None:  # the output did not reach the loss
-        return None, None, None, None
+        return None, None, None, None, None, None
     bits, seed = ctx.saved_tensors
-    return _DropoutBwdFn.apply(grad, bits, seed, ctx.p, ctx.from_bits), None, None, None
+    return _DropoutBwdFn.apply(grad, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None, None, None, None, None
 
 
 class _DropoutFn(torch.autograd.Function):
@@ -465,18 +512,19 @@ class _DropoutFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> _Any:
-        return _dropout_fwd(x, p, seed, keep_bits)
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_shape: _Sequence[int] = (),
+                local_start: _Sequence[int] = ()) -> _Any:
+        return _dropout_fwd(x, p, seed, keep_bits, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-        _, p, seed, keep_bits = inputs
-        _save_mask(ctx, p, output[1], seed, keep_bits)
+        _, p, seed, keep_bits, *block = inputs
+        _save_mask(ctx, p, output[1], seed, keep_bits, *block)
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
 
     @staticmethod
-    def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, None, None, None]:
+    def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
         return _mask_backward(ctx, grad_y)
 
     @staticmethod
@@ -490,19 +538,20 @@ class _DropoutInplaceFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool) -> _Any:
-        return x, _dropout_fwd_(x, p, seed, keep_bits)
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_shape: _Sequence[int] = (),
+                local_start: _Sequence[int] = ()) -> _Any:
+        return x, _dropout_fwd_(x, p, seed, keep_bits, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-        x, p, seed, keep_bits = inputs
-        _save_mask(ctx, p, output[1], seed, keep_bits)
+        x, p, seed, keep_bits, *block = inputs
+        _save_mask(ctx, p, output[1], seed, keep_bits, *block)
         ctx.mark_dirty(x)
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
 
     @staticmethod
-    def backward(ctx: _Any, grad_x: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, None, None, None]:
+    def backward(ctx: _Any, grad_x: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
         return _mask_backward(ctx, grad_x)
 
     @staticmethod
@@ -587,7 +636,8 @@ def _keep_bits(store: str) -> bool:
 
 def dropout(
     input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, store: str = "bits",
-    generator: Generator | None = None,
+    generator: Generator | None = None, global_shape: _Sequence[int] | None = None,
+    local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Drop-in ``torch.nn.functional.dropout`` on the regdrop_fast kernels.
 
@@ -614,8 +664,17 @@ def dropout(
         What the backward keeps: ``"bits"`` (1 bit per element, 1/32 of float32) or ``"seed"`` (nothing:
         the mask is regenerated from the 16-byte seed in the backward pass).
     generator : regdrop_fast.Generator, optional
-        Where to draw the masks from (its offset advances by ``input.numel()`` per call); by default every
-        call draws its seed from torch's RNG, so ``torch.manual_seed`` reproduces a run.
+        Where to draw the masks from (its offset advances by ``input.numel()`` per call, by the global
+        tensor's element count with ``global_shape``); by default every call draws its seed from torch's
+        RNG, so ``torch.manual_seed`` reproduces a run.
+    global_shape : sequence of int, optional
+        input is a block (a shard) of a global tensor of this shape: each element takes the decision that
+        a call on the whole tensor makes at its global flat C-order index, so the shards of all ranks
+        together make exactly one call's mask (``regdrop_fast.dropout``; docs/rng.md, "Global
+        addressing"). Every rank must use the same seed: the same Generator state, or the same torch RNG
+        state. Not under ``torch.func.vmap``.
+    local_start : sequence of int, optional
+        The global index of input's first element (default zeros); only with global_shape.
 
     Returns
     -------
@@ -654,28 +713,34 @@ def dropout(
         raise TypeError(f"input: expected a torch.Tensor, got {type(input).__name__}")
     keep_bits = _keep_bits(store)
     state = _generator_state(generator)
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
+        global_shape is not None or local_start is not None) else None
     if not training or p == 0.0:
         return input
     _check_tensor(input, "input")
-    seed = _draw_seed(state, input.numel())
+    n = input.numel()
+    block: tuple[list[int], list[int]] = ([], [])  # the ops' global_shape and local_start: empty for a plain call
+    if gb is not None:
+        n, block = _math.prod(gb.global_shape), (list(gb.global_shape), list(gb.local_start))
+    seed = _draw_seed(state, n)
     if torch.compiler.is_compiling():  # the custom ops themselves (Dynamo does not trace a custom jvp)
         if inplace:
             if torch.is_grad_enabled() and input.requires_grad:
                 # Autograd must see the in-place write: compute out of place, then copy into input.
-                y, _ = _dropout_fwd(input, p, seed, keep_bits)
+                y, _ = _dropout_fwd(input, p, seed, keep_bits, *block)
                 return input.copy_(y)
-            _dropout_fwd_(input, p, seed, keep_bits)
+            _dropout_fwd_(input, p, seed, keep_bits, *block)
             return input
-        return _dropout_fwd(input, p, seed, keep_bits)[0]
+        return _dropout_fwd(input, p, seed, keep_bits, *block)[0]
     if inplace:
         if (torch.is_grad_enabled() and input.requires_grad) or torch._C._are_functorch_transforms_active():
             # Out of place, then copied into input: autograd sees the in-place write, and torch.func's
             # transforms do not let a Function's jvp write the (captured) tangent in place.
-            y, _ = _DropoutFn.apply(input, p, seed, keep_bits)
+            y, _ = _DropoutFn.apply(input, p, seed, keep_bits, *block)
             return input.copy_(y)
-        _DropoutInplaceFn.apply(input, p, seed, keep_bits)  # its jvp drops the tangent in place too
+        _DropoutInplaceFn.apply(input, p, seed, keep_bits, *block)  # its jvp drops the tangent in place too
         return input
-    return _DropoutFn.apply(input, p, seed, keep_bits)[0]
+    return _DropoutFn.apply(input, p, seed, keep_bits, *block)[0]
 
 
 class Dropout(torch.nn.Dropout):
@@ -2177,51 +2242,56 @@ def _reduced_numel(shape: _Sequence[_Any], dims: _Sequence[int]) -> _Any:
 
 
 def _variant_host(x: _Any, p: float, s: int, o: int, out: _Any, store: str, dims: tuple[int, ...],
-                  kind: int) -> tuple[_Any, _Mask]:
+                  kind: int, block: dict[str, _Any]) -> tuple[_Any, _Mask]:
     if kind == _ALPHA:
-        return _rf.alpha_dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store)
+        return _rf.alpha_dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store, **block)
     if kind == _UNSCALED:  # drop_path(scale_by_keep=False): dims are every axis but 0
-        return _rf.drop_path(x, p, scale_by_keep=False, seed=s, offset=o, out=out, store=store)
-    return _rf.dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store)
+        return _rf.drop_path(x, p, scale_by_keep=False, seed=s, offset=o, out=out, store=store, **block)
+    return _rf.dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store, **block)
 
 
 @torch.library.custom_op(
     "regdrop_fast::dropout_variant_fwd", mutates_args=(),
-    schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] dims, int kind) -> (Tensor, Tensor)",
+    schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] dims, int kind, int[] global_shape=[], "
+           "int[] local_start=[]) -> (Tensor, Tensor)",
 )
 def _dropout_variant_fwd(
-    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int
+    x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, bits): y in x's memory format; bits uint8 of ceil(m/8) bytes for the m decisions of the reduced
-    shape (docs/rng.md, "Broadcast axes"), or empty without keep_bits."""
+    shape (docs/rng.md, "Broadcast axes"), or empty without keep_bits. A global block (both lists
+    non-empty): the whole call's decisions at the block's slices."""
     s, o = _seed_offset(seed)
     store = "bits" if keep_bits else "seed"
+    block = _block_kwargs(global_shape, local_start)
     if x.device.type == "cpu":
         y = _new_like(x)
-        _, mask = _variant_host(_np(x), p, s, o, _out_view(y), store, tuple(dims), kind)
+        _, mask = _variant_host(_np(x), p, s, o, _out_view(y), store, tuple(dims), kind, block)
         bits = torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
         return y, bits
     if x.device.type == "cuda":
-        y, mask = _variant_host(x, p, s, o, None, store, tuple(dims), kind)
+        y, mask = _variant_host(x, p, s, o, None, store, tuple(dims), kind, block)
         bits = mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
         return y, bits
     raise _unsupported_device(x, "dropout variants")
 
 
 @_dropout_variant_fwd.register_fake
-def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int],
-      kind: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int,
+      global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     nbytes = (_reduced_numel(x.shape, dims) + 7) // 8 if keep_bits else 0
     return _new_like(x), x.new_empty((nbytes,), dtype=torch.uint8)
 
 
 @torch.library.custom_op(
     "regdrop_fast::dropout_variant_bwd", mutates_args=(),
-    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] dims, int kind) -> Tensor",
+    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] dims, int kind, "
+           "int[] global_shape=[], int[] local_start=[]) -> Tensor",
 )
 def _dropout_variant_bwd(
     grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool, dims: list[int],
-    kind: int,
+    kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> torch.Tensor:
     """The derivative of dropout_variant_fwd applied to grad: grad times the kept value's factor (1 / (1 - p),
     1, or alpha's a) where the forward at this seed kept the slice, 0 elsewhere; in grad's memory format."""
@@ -2229,51 +2299,55 @@ def _dropout_variant_bwd(
     shape = tuple(grad.shape)
     from_bits = from_bits or bits.numel() > 0  # bits kept by a vmap rule for a store="seed" call
     backward = _rf.alpha_dropout_backward if kind == _ALPHA else _rf.dropout_backward
+    block = _mask_block(global_shape, local_start, shape)
     if grad.device.type == "cpu":
-        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None, tuple(dims), kind != _UNSCALED)
+        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None, tuple(dims), kind != _UNSCALED, block)
         dx = _new_like(grad)
         backward(_np(grad), mask, out=_out_view(dx))
         return dx
     if grad.device.type == "cuda":
-        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None, tuple(dims), kind != _UNSCALED)
+        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None, tuple(dims), kind != _UNSCALED, block)
         return backward(grad, mask)
     raise _unsupported_device(grad, "dropout variants")
 
 
 @_dropout_variant_bwd.register_fake
 def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool, dims: list[int],
-      kind: int) -> torch.Tensor:
+      kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> torch.Tensor:
     return _new_like(grad)
 
 
 def _variant_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    _, p, seed, keep_bits, dims, kind = inputs
+    _, p, seed, keep_bits, dims, kind, global_shape, local_start = inputs
     ctx.save_for_backward(output[1], seed)
     ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, keep_bits, dims, kind
+    ctx.block = (list(global_shape), list(local_start))
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
 
 
 def _variant_backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
     if grad_y is None:
-        return None, None, None, None, None, None
+        return (None,) * 8
     bits, seed = ctx.saved_tensors
-    return _dropout_variant_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind), None, None, None, None, None
+    return (_dropout_variant_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+            *(None,) * 7)
 
 
 _dropout_variant_fwd.register_autograd(_variant_backward, setup_context=_variant_setup_context)
 
 
 def _variant_bwd_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
-    _, bits, seed, p, from_bits, dims, kind = inputs
+    _, bits, seed, p, from_bits, dims, kind, global_shape, local_start = inputs
     ctx.save_for_backward(bits, seed)
     ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, from_bits, dims, kind
+    ctx.block = (list(global_shape), list(local_start))
 
 
 def _variant_bwd_backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, ...]:
     bits, seed = ctx.saved_tensors  # linear in grad with the same mask: its derivative is itself
-    return (_dropout_variant_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
-            None, None, None, None, None, None)
+    return (_dropout_variant_bwd(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+            *(None,) * 8)
 
 
 _dropout_variant_bwd.register_autograd(_variant_bwd_backward, setup_context=_variant_bwd_setup_context)
@@ -2281,11 +2355,12 @@ _dropout_variant_bwd.register_autograd(_variant_bwd_backward, setup_context=_var
 
 def _variant_fwd_vmap(
     info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool,
-    dims: list[int], kind: int,
+    dims: list[int], kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[int, int]]:
     """One call per sample (dims are a sample's axes), seeds by vmap's randomness option as for dropout
     (_sample_seeds, a sample's stream range being its m decisions); the bits are kept when the samples
     share one unbatched seed, which the backward could not tell apart."""
+    _no_vmap_block(global_shape)
     x_dim, _, seed_dim = in_dims[:3]
     sample_shape = x.shape if x_dim is None else x.select(x_dim, 0).shape
     m = _reduced_numel(sample_shape, dims)
@@ -2301,8 +2376,10 @@ _dropout_variant_fwd.register_vmap(_variant_fwd_vmap)
 
 def _variant_bwd_vmap(
     info: _Any, in_dims: tuple[_Any, ...], grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
-    from_bits: bool, dims: list[int], kind: int,
+    from_bits: bool, dims: list[int], kind: int, global_shape: _Sequence[int] = (),
+    local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, int]:
+    _no_vmap_block(global_shape)
     g_dim, b_dim, s_dim = in_dims[:3]
     return torch.stack([
         _dropout_variant_bwd(_sample(grad, g_dim, b), _sample(bits, b_dim, b), _sample(seed, s_dim, b), p,
@@ -2321,19 +2398,20 @@ class _VariantBwdFn(torch.autograd.Function):
 
     @staticmethod
     def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
-                dims: list[int], kind: int) -> _Any:
-        return _dropout_variant_bwd(grad, bits, seed, p, from_bits, dims, kind)
+                dims: list[int], kind: int, global_shape: _Sequence[int] = (),
+                local_start: _Sequence[int] = ()) -> _Any:
+        return _dropout_variant_bwd(grad, bits, seed, p, from_bits, dims, kind, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
-        _, bits, seed, p, from_bits, dims, kind = inputs
-        _save_variant(ctx, p, bits, seed, from_bits, dims, kind)
+        _, bits, seed, p, from_bits, dims, kind, *block = inputs
+        _save_variant(ctx, p, bits, seed, from_bits, dims, kind, *block)
 
     @staticmethod
     def backward(ctx: _Any, grad_dx: torch.Tensor) -> tuple[_Any, ...]:
         bits, seed = ctx.saved_tensors
-        return (_VariantBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
-                None, None, None, None, None, None)
+        return (_VariantBwdFn.apply(grad_dx, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+                *(None,) * 8)
 
     @staticmethod
     def jvp(ctx: _Any, d_grad: torch.Tensor | None, *_: _Any) -> _Any:
@@ -2341,15 +2419,16 @@ class _VariantBwdFn(torch.autograd.Function):
 
 
 def _save_variant(ctx: _Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from_bits: bool, dims: list[int],
-                  kind: int) -> None:
+                  kind: int, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> None:
     ctx.save_for_backward(bits, seed)
     ctx.save_for_forward(bits, seed)
     ctx.p, ctx.from_bits, ctx.dims, ctx.kind = p, from_bits, dims, kind
+    ctx.block = (list(global_shape), list(local_start))
 
 
 def _through_variant(ctx: _Any, t: torch.Tensor) -> torch.Tensor:
     bits, seed = ctx.saved_tensors
-    return _dropout_variant_bwd(t, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind)
+    return _dropout_variant_bwd(t, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block)
 
 
 class _VariantFn(torch.autograd.Function):
@@ -2358,23 +2437,24 @@ class _VariantFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int) -> _Any:
-        return _dropout_variant_fwd(x, p, seed, keep_bits, dims, kind)
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int,
+                global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
+        return _dropout_variant_fwd(x, p, seed, keep_bits, dims, kind, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-        _, p, seed, keep_bits, dims, kind = inputs
-        _save_variant(ctx, p, output[1], seed, keep_bits, dims, kind)
+        _, p, seed, keep_bits, dims, kind, *block = inputs
+        _save_variant(ctx, p, output[1], seed, keep_bits, dims, kind, *block)
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
         if grad_y is None:
-            return None, None, None, None, None, None
+            return (None,) * 8
         bits, seed = ctx.saved_tensors
-        return (_VariantBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind),
-                None, None, None, None, None)
+        return (_VariantBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+                *(None,) * 7)
 
     @staticmethod
     def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> tuple[_Any, None]:
@@ -2385,18 +2465,27 @@ _FEATURE_DIMS_ERROR = "Feature dropout requires at least 2 dimensions in the inp
 
 
 def _variant(input: torch.Tensor, p: float, training: bool, inplace: bool, dims: tuple[int, ...], kind: int,
-             keep_bits: bool, state: torch.Tensor | None) -> torch.Tensor:
+             keep_bits: bool, state: torch.Tensor | None, global_shape: _Sequence[int] | None = None,
+             local_start: _Sequence[int] | None = None) -> torch.Tensor:
     """The variant of input (already checked: a tensor, p, store, generator; dims non-negative, sorted),
     as torch's dropout functions: input itself in eval mode, for p = 0 or no elements; inplace writes the
-    result into input (out of place first, so autograd sees the write)."""
+    result into input (out of place first, so autograd sees the write). A global block (global_shape,
+    local_start) is checked here, even in eval mode; a Generator then advances by the global tensor's
+    decision count, the same on every rank."""
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
+        global_shape is not None or local_start is not None) else None
     if not training or p == 0.0 or input.numel() == 0:
         return input
-    seed = _draw_seed(state, _reduced_numel(input.shape, dims))
+    m = _reduced_numel(input.shape, dims)
+    block: tuple[list[int], list[int]] = ([], [])
+    if gb is not None:
+        m, block = _reduced_numel(gb.global_shape, dims), (list(gb.global_shape), list(gb.local_start))
+    seed = _draw_seed(state, m)
     d = list(dims)
     if torch.compiler.is_compiling():  # the custom ops themselves (Dynamo does not trace a custom jvp)
-        y = _dropout_variant_fwd(input, p, seed, keep_bits, d, kind)[0]
+        y = _dropout_variant_fwd(input, p, seed, keep_bits, d, kind, *block)[0]
     else:
-        y = _VariantFn.apply(input, p, seed, keep_bits, d, kind)[0]
+        y = _VariantFn.apply(input, p, seed, keep_bits, d, kind, *block)[0]
     return input.copy_(y) if inplace else y
 
 
@@ -2422,6 +2511,7 @@ def _feature_dims(input: torch.Tensor) -> tuple[int, ...]:
 def dropout_shared(
     input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
     broadcast_dims: int | _Sequence[int] = (), store: str = "bits", generator: Generator | None = None,
+    global_shape: _Sequence[int] | None = None, local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Dropout with broadcast (shared) axes: one decision per slice along the other axes, the whole slice
     kept (scaled by 1 / (1 - p)) or zeroed: ``regdrop_fast.dropout(..., broadcast_dims=)`` on tensors.
@@ -2448,6 +2538,10 @@ def dropout_shared(
         What the backward keeps.
     generator : regdrop_fast.Generator, optional
         Where to draw the masks from; default torch's RNG.
+    global_shape, local_start : sequence of int, optional
+        input is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (as in :func:`dropout`;
+        docs/rng.md, "Global addressing"). Not under ``torch.func.vmap``.
 
     Returns
     -------
@@ -2470,7 +2564,7 @@ def dropout_shared(
     """
     p, keep_bits, state = _variant_args(input, p, store, generator)
     dims = _args.broadcast_dims(broadcast_dims, input.dim())
-    return _variant(input, p, training, inplace, dims, _SCALED, keep_bits, state)
+    return _variant(input, p, training, inplace, dims, _SCALED, keep_bits, state, global_shape, local_start)
 
 
 def dropout1d(
@@ -2661,7 +2755,8 @@ def dropout3d(
 
 def alpha_dropout(
     input: torch.Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *, store: str = "bits",
-    generator: Generator | None = None,
+    generator: Generator | None = None, global_shape: _Sequence[int] | None = None,
+    local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Drop-in ``torch.nn.functional.alpha_dropout`` (note torch's default ``training=False``).
 
@@ -2684,6 +2779,10 @@ def alpha_dropout(
         What the backward keeps.
     generator : regdrop_fast.Generator, optional
         Where to draw the masks from.
+    global_shape, local_start : sequence of int, optional
+        input is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (as in :func:`dropout`;
+        docs/rng.md, "Global addressing"). Not under ``torch.func.vmap``.
 
     Returns
     -------
@@ -2704,7 +2803,7 @@ def alpha_dropout(
     (True, True)
     """
     p, keep_bits, state = _variant_args(input, p, store, generator)
-    return _variant(input, p, training, inplace, (), _ALPHA, keep_bits, state)
+    return _variant(input, p, training, inplace, (), _ALPHA, keep_bits, state, global_shape, local_start)
 
 
 def feature_alpha_dropout(
@@ -2757,7 +2856,8 @@ def feature_alpha_dropout(
 
 def drop_path(
     input: torch.Tensor, p: float = 0.0, training: bool = False, scale_by_keep: bool = True, *,
-    store: str = "bits", generator: Generator | None = None,
+    store: str = "bits", generator: Generator | None = None, global_shape: _Sequence[int] | None = None,
+    local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Stochastic depth: timm's ``drop_path(x, drop_prob, training, scale_by_keep)`` and torchvision's
     ``stochastic_depth(x, p, "row", training)`` on the regdrop_fast kernels.
@@ -2780,6 +2880,10 @@ def drop_path(
         What the backward keeps.
     generator : regdrop_fast.Generator, optional
         Where to draw the masks from.
+    global_shape, local_start : sequence of int, optional
+        input is the block at local_start (default zeros) of a global tensor of shape global_shape: the
+        decisions are those of one call on the whole tensor at the block's slices (as in :func:`dropout`;
+        docs/rng.md, "Global addressing"). Not under ``torch.func.vmap``.
 
     Returns
     -------
@@ -2808,7 +2912,8 @@ def drop_path(
     if input.dim() == 0:
         raise ValueError("input: is 0-d; drop_path takes one decision per sample along axis 0, so input needs one")
     dims = tuple(range(1, input.dim()))
-    return _variant(input, p, training, False, dims, _SCALED if scale_by_keep else _UNSCALED, keep_bits, state)
+    return _variant(input, p, training, False, dims, _SCALED if scale_by_keep else _UNSCALED, keep_bits, state,
+                    global_shape, local_start)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -254,6 +254,45 @@ def layout_case(op: str, n: int) -> Case:
     return Case("layout", f"dropout {op}", "float32", size, f"layout {op} n={size_label(size)}", build)
 
 
+GLOBAL_TARGET = 0.9  # Shard(1) block speed / contiguous call speed the global case is held to (issue 16)
+GLOBAL_COLS = 4096  # columns of the global tensor: a tensor-parallel hidden size split in two
+
+
+def global_case(op: str, n: int) -> Case:
+    """dropout of a Shard(1) block against a contiguous call of the same size: the block is the right half
+    of a (R, 4096) float32 tensor, local (R, 2048) at column 2048 with R = n / 2048 (so n elements), its rows
+    runs of 2048 elements in the global flat index (global_shape=, local_start=); the twin is the same
+    (R, 2048) array dropped as a plain call. ``op`` "forward" or "forward+backward" (the backward from the
+    stored bits, which is a plain pass). The ratio of the two is what global addressing costs (target
+    GLOBAL_TARGET)."""
+    half = GLOBAL_COLS // 2
+    rows = max(1, n // half)
+    size = rows * half
+    block = {"global_shape": (rows, GLOBAL_COLS), "local_start": (0, half)}
+
+    def build() -> list[Impl]:
+        x = _random((rows, half), DTYPES["float32"], SEED)
+        g = _random((rows, half), DTYPES["float32"], SEED + 1)
+        y = np.empty_like(x)
+
+        def run(extra: dict) -> Callable[[], object]:
+            if op == "forward":
+                return partial(rdf.dropout, x, P, seed=SEED, out=y, **extra)
+
+            def both() -> object:
+                _, mask = rdf.dropout(x, P, seed=SEED, out=y, **extra)
+                return rdf.dropout_backward(g, mask, out=y)
+
+            return both
+
+        nbytes = 2 * size * 4 + size // 8 if op == "forward" else 4 * size * 4 + 2 * (size // 8)
+        return [Impl("Shard(1) block (global_shape=)", "regdrop_fast", run(block), nbytes),
+                Impl("contiguous call", "contiguous", run({}), nbytes)]
+
+    return Case("global", f"dropout {op}", "float32", size, f"global {op} n={size_label(size)}", build,
+                extra={"shape": [rows, half], "global_shape": [rows, GLOBAL_COLS]})
+
+
 def parse_size(text: str) -> int:
     """An element count written as an integer ("65536") or a power of two ("2^16"); > 0."""
     s = text.strip()

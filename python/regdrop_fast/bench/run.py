@@ -11,13 +11,13 @@ import regdrop_fast as rdf
 
 from . import environment, epilogue, frameworks, plot, report, variants
 from . import limits
-from .cases import (Case, P, copy_limit_impl, dropout_case, latency_case, layer_case, layout_case, penalty_case,
-                    size_label)
+from .cases import (Case, P, copy_limit_impl, dropout_case, global_case, latency_case, layer_case, layout_case,
+                    penalty_case, size_label)
 from .constraints import constraint_cases
 from .shapes import penalty_lists
 from .timing import NOISY_SPREAD, measure
 
-SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints", "layout", "epilogue", "variants")
+SECTIONS = ("dropout", "penalty", "latency", "layer", "constraints", "layout", "epilogue", "variants", "global")
 BUSY_LIMIT = 0.2  # fraction of the CPUs other processes may use before the results carry a warning
 COPY_DRIFT_LIMIT = 0.10  # change of the copy bandwidth from the start to the end of the run that is noted
 # How to add each peer: CPU builds (a plain `pip install torch` on Linux fetches a multi-GB CUDA build).
@@ -113,6 +113,8 @@ def build_cases(config: BenchConfig, peers: Sequence[frameworks.Framework], note
                                                     names, config.tiny, notes))
     if "variants" in config.sections:
         cases += variants.variant_cases(config.dtypes, max(config.sizes), {fw.name for fw in peers}, notes)
+    if "global" in config.sections:
+        cases += [global_case(op, max(config.sizes)) for op in ("forward", "forward+backward")]
     return cases
 
 

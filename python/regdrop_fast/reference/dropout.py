@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _args, _arrays, _validate
 from .._mask import Mask
-from .philox import dropout_words
+from .philox import dropout_words, stream_words
 
 
 def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
@@ -20,8 +20,32 @@ def keep_decisions(n: int, p: float, seed: int, offset: int) -> np.ndarray:
     return dropout_words(n, seed, offset) >= np.uint32(threshold)
 
 
+def global_indices(shape: tuple, global_shape: tuple, local_start: tuple) -> np.ndarray:
+    """The flat C-order index in global_shape of each element of a block of this shape at local_start (a
+    uint64 array of the block's shape): the sum over the axes of (local_start[d] + i_d) * global stride d."""
+    index = np.zeros(shape, np.uint64)
+    stride = 1
+    for d in reversed(range(len(shape))):
+        along = (np.arange(shape[d], dtype=np.uint64) + np.uint64(local_start[d])) * np.uint64(stride)
+        index += along.reshape((-1,) + (1,) * (len(shape) - 1 - d))
+        stride *= global_shape[d]
+    return index
+
+
+def global_keep_decisions(shape: tuple, global_shape: tuple, local_start: tuple, p: float, seed: int,
+                          offset: int) -> np.ndarray:
+    """Keep decisions (block's shape) of a block of a global tensor: the element of global flat index g
+    decides with the word of stream position offset + g, as in one call on the whole tensor."""
+    threshold = _args.keep_threshold(p)
+    if threshold == 1 << 32:
+        return np.zeros(shape, dtype=bool)
+    g = np.uint64(offset) + global_indices(shape, global_shape, local_start).ravel()  # wraps mod 2^64
+    return (stream_words(g, seed) >= np.uint32(threshold)).reshape(shape)
+
+
 def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int = 0,
-                 broadcast_dims: int | Sequence[int] = ()) -> Mask:
+                 broadcast_dims: int | Sequence[int] = (), global_shape: Sequence[int] | None = None,
+                 local_start: Sequence[int] | None = None) -> Mask:
     """NumPy specification of ``regdrop_fast.dropout_mask``, equal to it bit for bit.
 
     Element ``i`` is kept when the 32-bit Philox word of stream position ``offset + i`` is at least
@@ -39,6 +63,9 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
         Position of element 0 in the random stream.
     broadcast_dims : int or sequence of int, default ()
         Broadcast axes: the decisions are those of the reduced shape (shape with these axes set to 1).
+    global_shape, local_start : sequence of int, optional
+        The mask of a block of this shape at local_start of a global tensor: each element decides with the
+        stream position offset + its flat index in global_shape.
 
     Returns
     -------
@@ -58,8 +85,14 @@ def dropout_mask(shape: int | Sequence[int], p: float, *, seed: int, offset: int
     >>> np.array_equal(m.bits, rf.dropout_mask((2, 3), 0.5, seed=42).bits)
     True
     """
-    call = _validate.dropout_mask(shape, p, seed, offset)
+    call = _validate.dropout_mask(shape, p, seed, offset, global_shape, local_start)
     dims = _args.broadcast_dims(broadcast_dims, len(call.shape))
+    if call.block is not None:
+        b = call.block
+        mask = Mask(call.shape, call.p, call.seed, call.offset, broadcast_dims=dims, global_shape=b.global_shape,
+                    local_start=b.local_start)
+        mask.bits = np.packbits(mask_keep(mask, None).ravel(), bitorder="little")
+        return mask
     reduced = _args.reduced_shape(call.shape, dims)
     keep = keep_decisions(math.prod(reduced), call.p, call.seed, call.offset)  # decision i: position offset + i
     return Mask(call.shape, call.p, call.seed, call.offset, np.packbits(keep, bitorder="little"),
@@ -72,6 +105,13 @@ def mask_keep(mask: Mask, bits: Any) -> np.ndarray:
     n = math.prod(reduced)
     if bits is not None:
         return np.unpackbits(bits, count=n, bitorder="little").astype(bool).reshape(reduced)
+    if mask.global_shape is not None and mask.local_start is not None:  # both or neither
+        # a block's decisions are the block of the reduced global shape (broadcast axes set to 1, their
+        # start to 0): those of one call on the whole tensor at the block's slices
+        dims = mask.broadcast_dims
+        rglobal = tuple(1 if d in dims else g for d, g in enumerate(mask.global_shape))
+        rstart = tuple(0 if d in dims else s for d, s in enumerate(mask.local_start))
+        return global_keep_decisions(reduced, rglobal, rstart, mask.p, mask.seed, mask.offset)
     return keep_decisions(n, mask.p, mask.seed, mask.offset).reshape(reduced)
 
 
@@ -102,7 +142,8 @@ def _deliver(result: np.ndarray, like: np.ndarray, out: np.ndarray | None) -> np
 
 # Array arguments (x, grad, out) are Any: any array-like, or a CPU tensor (viewed as NumPy).
 def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed: int | None = None,
-            offset: int = 0, out: Any = None, store: str = "bits") -> tuple[np.ndarray, Mask]:
+            offset: int = 0, out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+            local_start: Sequence[int] | None = None) -> tuple[np.ndarray, Mask]:
     """NumPy specification of ``regdrop_fast.dropout``, equal to it bit for bit (y and mask).
 
     Kept elements become ``x * (1 / (1 - p))`` computed in float32 (float64 for float64 input) and rounded
@@ -126,6 +167,9 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
         Where to write y (x's shape and dtype; ``out=x`` works in place).
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits or keep only the seed.
+    global_shape, local_start : sequence of int, optional
+        x is the block at local_start of a global tensor of shape global_shape: each element decides as
+        the element of the same global index does in a call on the whole tensor (``global_keep_decisions``).
 
     Returns
     -------
@@ -149,9 +193,12 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
     >>> np.array_equal(y, y_native), np.array_equal(mask.bits, mask_native.bits)
     (True, True)
     """
-    _, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout", host_only=True)
+    _, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "dropout", True, global_shape,
+                                local_start, host_only=True)
     x, p, seed, offset = call.x, call.p, call.seed, call.offset
-    mask = dropout_mask(x.shape, p, seed=seed, offset=offset, broadcast_dims=call.dims)
+    b = call.full_block
+    block = {} if b is None else {"global_shape": b.global_shape, "local_start": b.local_start}
+    mask = dropout_mask(x.shape, p, seed=seed, offset=offset, broadcast_dims=call.dims, **block)
     y = _deliver(_apply_broadcast(x, mask_keep(mask, mask.bits), mask.scale), x, call.out)
     if not call.keep_bits:
         mask.bits = None

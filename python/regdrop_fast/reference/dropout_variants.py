@@ -8,12 +8,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _validate
+from .._calls import VariantCall
 from .._mask import Mask
 from .dropout import _apply_broadcast, _deliver, dropout_mask, mask_keep
 
 
+def _block_kwargs(call: VariantCall) -> dict[str, Any]:
+    """dropout_mask's global_shape= and local_start= of a validated call (none for a plain call)."""
+    b = call.full_block
+    return {} if b is None else {"global_shape": b.global_shape, "local_start": b.local_start}
+
+
 def drop_path(x: Any, p: float, *, scale_by_keep: bool = True, seed: int | None = None, offset: int = 0,
-              out: Any = None, store: str = "bits") -> tuple[np.ndarray, Mask]:
+              out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+              local_start: Sequence[int] | None = None) -> tuple[np.ndarray, Mask]:
     """NumPy specification of ``regdrop_fast.drop_path``, equal to it bit for bit.
 
     ``dropout(x, p, broadcast_dims=(1, ..., ndim - 1))``: one decision per sample (axis 0), decision i at
@@ -36,6 +44,8 @@ def drop_path(x: Any, p: float, *, scale_by_keep: bool = True, seed: int | None 
         Where to write y.
     store : {"bits", "seed"}, default "bits"
         Keep the bits or only the seed.
+    global_shape, local_start : sequence of int, optional
+        x is the block at local_start of a global tensor of shape global_shape (``dropout_mask``'s).
 
     Returns
     -------
@@ -49,8 +59,10 @@ def drop_path(x: Any, p: float, *, scale_by_keep: bool = True, seed: int | None 
     >>> np.array_equal(y, rf.drop_path(x, 0.5, seed=1)[0])
     True
     """
-    _, call = _validate.variant(x, p, (), seed, offset, out, store, "drop_path", scale_by_keep, host_only=True)
-    mask = dropout_mask(call.shape, call.p, seed=call.seed, offset=call.offset, broadcast_dims=call.dims)
+    _, call = _validate.variant(x, p, (), seed, offset, out, store, "drop_path", scale_by_keep, global_shape,
+                                local_start, host_only=True)
+    mask = dropout_mask(call.shape, call.p, seed=call.seed, offset=call.offset, broadcast_dims=call.dims,
+                        **_block_kwargs(call))
     mask.scale_by_keep = bool(scale_by_keep)
     y = _deliver(_apply_broadcast(call.x, mask_keep(mask, mask.bits), mask.scale), call.x, call.out)
     if not call.keep_bits:
@@ -68,7 +80,8 @@ def _alpha_values(x: np.ndarray, keep: np.ndarray, a: float, b: float, sat: floa
 
 
 def alpha_dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed: int | None = None,
-                  offset: int = 0, out: Any = None, store: str = "bits") -> tuple[np.ndarray, Mask]:
+                  offset: int = 0, out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+                  local_start: Sequence[int] | None = None) -> tuple[np.ndarray, Mask]:
     """NumPy specification of ``regdrop_fast.alpha_dropout``, equal to it bit for bit.
 
     The decisions of ``dropout(x, p, broadcast_dims=..., seed=, offset=)``; then
@@ -92,6 +105,8 @@ def alpha_dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (),
         Where to write y.
     store : {"bits", "seed"}, default "bits"
         Keep the bits or only the seed.
+    global_shape, local_start : sequence of int, optional
+        x is the block at local_start of a global tensor of shape global_shape (``dropout_mask``'s).
 
     Returns
     -------
@@ -104,8 +119,10 @@ def alpha_dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (),
     >>> np.array_equal(rf.reference.alpha_dropout(x, 0.3, seed=2)[0], rf.alpha_dropout(x, 0.3, seed=2)[0])
     True
     """
-    _, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "alpha", host_only=True)
-    mask = dropout_mask(call.shape, call.p, seed=call.seed, offset=call.offset, broadcast_dims=call.dims)
+    _, call = _validate.variant(x, p, broadcast_dims, seed, offset, out, store, "alpha", True, global_shape,
+                                local_start, host_only=True)
+    mask = dropout_mask(call.shape, call.p, seed=call.seed, offset=call.offset, broadcast_dims=call.dims,
+                        **_block_kwargs(call))
     rule = call.alpha
     y = _deliver(_alpha_values(call.x, mask_keep(mask, mask.bits), rule.a, rule.b, rule.sat), call.x, call.out)
     if not call.keep_bits:

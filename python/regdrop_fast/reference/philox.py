@@ -77,6 +77,12 @@ def dropout_words(n: int, seed: int, offset: int) -> np.ndarray:
     with counter (lo32(g // 4), hi32(g // 4), 0, 0) and key (lo32(seed), hi32(seed)).
     """
     g = np.uint64(offset) + np.arange(n, dtype=np.uint64)  # uint64 arithmetic wraps mod 2^64
+    return stream_words(g, seed)
+
+
+def stream_words(g: np.ndarray, seed: int) -> np.ndarray:
+    """The 32-bit word of each stream position in g (a 1-d uint64 array of global indices, any order)."""
+    n = len(g)
     block = g >> np.uint64(2)
     lane = (g & np.uint64(3)).astype(np.intp)
     counter = np.zeros((n, 4), dtype=np.uint32)
