@@ -516,7 +516,7 @@ except ImportError:  # the torch rows are left out without torch
     torch = rt = None
 
 PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =", "penalty_grad", "penalty",
-          "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
+          "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>", "DataParallelGenerator",
           "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg", "prox_group_l1"]
 PUBLIC += ["bias_dropout_add", "dropout_add", "bias_dropout_add_backward"]
 PUBLIC += ["gaussian_dropout", "gaussian_dropout_backward", "GaussianNoise"]
@@ -717,6 +717,26 @@ def _other_rows():
         ("Generator.<method>", ValueError, "offset: .* is outside", gen("set_offset", 2**64)),
         ("Generator.<method>", TypeError, r"state: expected a \(seed, offset\) pair", gen("set_state", 5)),
         ("Generator.<method>", ValueError, "offset: -1 is outside", gen("set_state", (1, -1))),
+        ("Generator.<method>", TypeError, "state_dict: expected a mapping", gen("load_state_dict", (5, 7))),
+        ("Generator.<method>", ValueError, r"state_dict: expected exactly the keys 'seed' and 'offset'; missing \['offset'\]",
+         gen("load_state_dict", {"seed": 1})),
+        ("Generator.<method>", ValueError, r"unknown 'rank'", gen("load_state_dict", {"seed": 1, "offset": 2, "rank": 0})),
+        ("Generator.<method>", TypeError, "offset: expected an int", gen("load_state_dict", {"seed": 1, "offset": 2.0})),
+        ("Generator.<method>", ValueError, "seed: -1 is outside", gen("load_state_dict", {"seed": -1, "offset": 2})),
+        ("DataParallelGenerator", TypeError, "rank: expected an int, got float",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=0.0, world_size=2), [])),
+        ("DataParallelGenerator", TypeError, "world_size: expected an int, got bool",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=0, world_size=True), [])),
+        ("DataParallelGenerator", ValueError, r"world_size: expected an int >= 1, got 0",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=0, world_size=0), [])),
+        ("DataParallelGenerator", ValueError, r"rank: expected an int in \[0, world_size=2\), got 2",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=2, world_size=2), [])),
+        ("DataParallelGenerator", ValueError, "seed: -1 is outside",
+         lambda: (lambda: rdf.DataParallelGenerator(-1, rank=0, world_size=2), [])),
+        ("DataParallelGenerator", ValueError, "n: -1 is outside",
+         lambda: (lambda g=rdf.DataParallelGenerator(3, 5, rank=1, world_size=2): (lambda: g.next(-1), [g]))()),
+        ("DataParallelGenerator", ValueError, "state_dict: expected exactly the keys",
+         lambda: (lambda g=rdf.DataParallelGenerator(3, 5, rank=1, world_size=2): (lambda: g.load_state_dict({}), [g]))()),
         ("set_num_threads", ValueError, "at least 1 thread", lambda: (lambda: rdf.set_num_threads(0), [rdf.get_num_threads])),
         ("set_num_threads", TypeError, "n: expected an int", lambda: (lambda: rdf.set_num_threads("2"), [rdf.get_num_threads])),
         ("set_simd", TypeError, "level: expected one of .*got NoneType", lambda: (lambda: rdf.set_simd(None), [simd])),

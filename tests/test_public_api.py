@@ -16,7 +16,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 # The documented public names of each public module (README's API lists, docs/torch.md).
 PUBLIC = {
-    "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
+    "regdrop_fast": ["DataParallelGenerator", "Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
                      "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "get_num_threads",
                      "max_norm", "non_neg", "norm_constraint", "penalty", "penalty_grad", "prox_group_l1",
                      "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"]
@@ -30,7 +30,7 @@ PUBLIC = {
                                "prox_l1", "unit_norm"]
     + ["alpha_dropout", "alpha_dropout_backward", "drop_path"]
     + ["gaussian_dropout", "gaussian_dropout_backward", "standard_normals"],
-    "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
+    "regdrop_fast.torch": ["BiasDropoutAdd", "DataParallelGenerator", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
                            "decay_", "dropout", "empty_cache", "max_norm_", "non_neg_", "norm_constraint_",
                            "penalty", "prox_l1_", "unit_norm_"]
     + ["alpha_dropout", "drop_path", "dropout1d", "dropout2d", "dropout3d", "dropout_shared", "feature_alpha_dropout"]
@@ -101,6 +101,10 @@ NUMPYDOC_DONE = {
     "Generator.set_offset": ("Parameters", "Raises", "Examples"),
     "Generator.get_state": ("Returns", "Examples"),
     "Generator.set_state": ("Parameters", "Raises", "Examples"),
+    "Generator.state_dict": ("Returns", "Examples"),
+    "Generator.load_state_dict": ("Parameters", "Raises", "Examples"),
+    "DataParallelGenerator": ("Parameters", "Attributes", "Raises", "Examples"),
+    "DataParallelGenerator.next": ALL,
     "set_num_threads": ("Parameters", "Raises", "Examples"),
     "get_num_threads": ("Returns", "Examples"),
     "backend_info": ("Returns", "Examples"),
