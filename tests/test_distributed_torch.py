@@ -1,0 +1,185 @@
+"""World-size invariance on real torch.distributed runs (gloo over loopback, one process per rank).
+
+A small float64 MLP with two regdrop_fast dropout layers driven by a DataParallelGenerator is trained 20
+steps under DistributedDataParallel on 2 and 4 ranks, with the global batch of 8 samples split evenly, and
+compared with one process on the whole batch:
+
+- every dropout mask, put together from the ranks, is that process's mask bit for bit (the decisions do
+  not depend on the values, so this is exact even though the weights differ in the last bits);
+- the global loss at every step, the all-reduced gradient and the final weights agree within a relative
+  1e-10 (float64): DDP's all-reduce sums the ranks' gradients in another order than one process's
+  backward sums the samples, so only float rounding differs;
+- a run stopped after 10 steps on 2 ranks and resumed from a checkpoint (weights + the generator's
+  state_dict) on 4 ranks continues with the same masks and losses.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not (dist.is_available() and dist.is_gloo_available()):
+    pytest.skip("torch.distributed with the gloo backend is not available", allow_module_level=True)
+
+import torch.multiprocessing as mp  # noqa: E402
+
+import regdrop_fast as rf  # noqa: E402
+import regdrop_fast.torch as rt  # noqa: E402
+
+pytestmark = pytest.mark.distributed
+
+GLOBAL_BATCH, STEPS, SEED = 8, 20, 1234
+RTOL = 1e-10  # float64; the all-reduce's summation order is the only difference between world sizes
+
+
+class MLP(torch.nn.Module):
+    """6 -> 16 -> 16 -> 1 with dropout after each hidden layer; records each dropout layer's keep mask."""
+
+    def __init__(self, generator: rf.Generator) -> None:
+        super().__init__()
+        torch.manual_seed(0)  # the same initial weights in every process
+        self.fc1 = torch.nn.Linear(6, 16, dtype=torch.float64)
+        self.fc2 = torch.nn.Linear(16, 16, dtype=torch.float64)
+        self.out = torch.nn.Linear(16, 1, dtype=torch.float64)
+        self.drop1 = rt.Dropout(0.3, generator=generator)
+        self.drop2 = rt.Dropout(0.2, generator=generator, store="seed")
+        self.masks: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop1(torch.tanh(self.fc1(x)))
+        self.masks.append(h != 0)  # tanh of a float64 affine map is never exactly 0 here
+        h = self.drop2(torch.tanh(self.fc2(h)))
+        self.masks.append(h != 0)
+        return self.out(h)
+
+
+def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The global batch of a step: the same in every process, whatever the world size."""
+    g = torch.Generator().manual_seed(1000 + step)
+    x = torch.randn(GLOBAL_BATCH, 6, generator=g, dtype=torch.float64)
+    return x, x.sum(1, keepdim=True).sin()
+
+
+def train(rank: int, world: int, init: str, first: int, last: int, ckpt_in: str, ckpt_out: str,
+          results: str, per_rank_generator: bool) -> None:
+    """Steps first..last-1 on this rank (world == 0: one process without torch.distributed).
+    per_rank_generator: each rank a plain Generator on the same seed, as without DataParallelGenerator."""
+    torch.set_num_threads(1)
+    rf.set_num_threads(1)
+    distributed = world > 0
+    if distributed:
+        dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+        gen: rf.Generator = (rt.Generator(SEED) if per_rank_generator
+                             else rt.DataParallelGenerator(SEED, rank=rank, world_size=world))
+    else:
+        gen, world = rt.Generator(SEED), 1
+    model = MLP(gen)
+    if ckpt_in:
+        ckpt = torch.load(ckpt_in, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        gen.load_state_dict(ckpt["generator"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    b = GLOBAL_BATCH // world
+    losses, grads = [], []
+    for step in range(first, last):
+        x, y = batch(step)
+        x, y = x[rank * b:(rank + 1) * b], y[rank * b:(rank + 1) * b]
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(x), y)  # the local mean: DDP averages, giving the global mean
+        loss.backward()
+        opt.step()
+        total = loss.detach().clone()
+        if distributed:
+            dist.all_reduce(total)
+        losses.append(float(total) / world)
+        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+    torch.save({"losses": losses, "grads": grads, "masks": model.masks,
+                "weights": [p.detach() for p in model.parameters()]}, os.path.join(results, f"rank{rank}.pt"))
+    if ckpt_out and rank == 0:
+        torch.save({"model": model.state_dict(), "generator": gen.state_dict()}, ckpt_out)
+    if distributed:
+        dist.destroy_process_group()
+
+
+def run(tmp: pathlib.Path, world: int, first: int = 0, last: int = STEPS, ckpt_in: str = "",
+        ckpt_out: str = "", per_rank_generator: bool = False) -> dict:
+    """Run `train` on `world` spawned ranks (0: in this process); returns the ranks' results put together."""
+    results = tmp / f"w{world}-{first}-{last}"
+    results.mkdir()
+    if world == 0:
+        train(0, 0, "", first, last, ckpt_in, ckpt_out, str(results), False)
+        ranks = 1
+    else:
+        init = f"file://{tmp / f'store-{world}-{first}'}"  # a fresh file per process group
+        ctx = mp.start_processes(train, args=(world, init, first, last, ckpt_in, ckpt_out, str(results),
+                                                      per_rank_generator),
+                                 nprocs=world, join=False, start_method="spawn")
+        deadline = time.monotonic() + 150
+        while not ctx.join(timeout=1):  # raises if a rank failed
+            if time.monotonic() > deadline:
+                for proc in ctx.processes:
+                    proc.kill()
+                pytest.fail(f"world size {world}: the ranks did not finish in 150 s")
+        ranks = world
+    parts = [torch.load(results / f"rank{r}.pt", weights_only=True) for r in range(ranks)]
+    steps = last - first
+    return {
+        "losses": np.array(parts[0]["losses"]),
+        "grads": [parts[0]["grads"][k] for k in range(steps)],
+        # one mask per dropout call: the ranks' rows, in rank order, make the global batch's rows
+        "masks": [torch.cat([p["masks"][k] for p in parts]) for k in range(2 * steps)],
+        "weights": parts[0]["weights"],
+        "per_rank_losses": [p["losses"] for p in parts],
+        "per_rank_weights": [p["weights"] for p in parts],
+    }
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    return run(tmp_path_factory.mktemp("single"), 0)
+
+
+def assert_same_training(a: dict, b: dict) -> None:
+    assert len(a["masks"]) == len(b["masks"])
+    for k, (ma, mb) in enumerate(zip(a["masks"], b["masks"])):
+        assert torch.equal(ma, mb), f"dropout call {k}: masks differ"
+    np.testing.assert_allclose(a["losses"], b["losses"], rtol=RTOL, atol=0)
+    for ga, gb in zip(a["grads"], b["grads"]):
+        torch.testing.assert_close(ga, gb, rtol=RTOL, atol=1e-14)
+    for wa, wb in zip(a["weights"], b["weights"]):
+        torch.testing.assert_close(wa, wb, rtol=RTOL, atol=1e-14)
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_ddp_trains_as_one_process_on_the_whole_batch(world, one_process, tmp_path):
+    ddp = run(tmp_path, world)
+    assert_same_training(one_process, ddp)
+    for r in range(1, world):  # DDP keeps the replicas in step: the same weights on every rank
+        for wa, wb in zip(ddp["per_rank_weights"][0], ddp["per_rank_weights"][r]):
+            assert torch.equal(wa, wb)
+    assert len({m.sum().item() for m in ddp["masks"]}) > 1  # the masks do change from call to call
+
+
+def test_per_rank_generators_are_caught(one_process, tmp_path):
+    """Without the helper (each rank a Generator on the same seed, every rank drawing the first rows' masks)
+    the comparison fails: it does look at the masks."""
+    wrong = run(tmp_path, 2, per_rank_generator=True)
+    with pytest.raises(AssertionError, match="masks differ"):
+        assert_same_training(one_process, wrong)
+
+
+def test_resume_on_another_world_size(one_process, tmp_path):
+    ckpt = str(tmp_path / "step10.pt")
+    first = run(tmp_path, 2, 0, 10, ckpt_out=ckpt)
+    second = run(tmp_path, 4, 10, STEPS, ckpt_in=ckpt)
+    joined = {key: (np.concatenate([first[key], second[key]]) if key == "losses" else first[key] + second[key])
+              for key in ("losses", "grads", "masks")}
+    joined["weights"] = second["weights"]
+    assert_same_training(one_process, joined)
