@@ -1270,6 +1270,72 @@ def _torch_group_penalty_rows():
 TABLE += _torch_group_penalty_rows()
 
 
+try:
+    import dask.array as da
+
+    import regdrop_fast.dask as rfd
+except ImportError:  # the dask rows are left out without dask
+    da = rfd = None
+
+DASK_PUBLIC = ["rfd.dropout", "rfd.dropout_backward", "rfd.penalty", "rfd.Mask"]
+
+
+def _dask_rows():
+    """regdrop_fast.dask (issue #16). Dask arrays are watched through the NumPy arrays they wrap."""
+    if rfd is None:
+        return []
+
+    def call(fn, dtype=np.float32):
+        def make():
+            base = _w(dtype=dtype)
+            x = da.from_array(base, chunks=(2, 3))
+            return (lambda: fn(x, base)), [base]
+        return make
+
+    def with_mask(fn, **kw):
+        def make():
+            base = _w()
+            x = da.from_array(base, chunks=(2, 3))
+            _, mask = rfd.dropout(x, 0.5, seed=1, **kw)
+            return (lambda: fn(x, mask, base)), [base]
+        return make
+
+    return [
+        ("rfd.dropout", TypeError, "x: expected a dask.array.Array, got ndarray", call(lambda x, b: rfd.dropout(b, 0.5, seed=1))),
+        ("rfd.dropout", TypeError, "dtype int32 is not supported", call(lambda x, b: rfd.dropout(x.astype(np.int32), 0.5, seed=1))),
+        ("rfd.dropout", ValueError, "p: dropout probability", call(lambda x, b: rfd.dropout(x, 1.5, seed=1))),
+        ("rfd.dropout", TypeError, "p: expected a real number", call(lambda x, b: rfd.dropout(x, "0.5", seed=1))),
+        ("rfd.dropout", ValueError, r"offset: -1 is outside", call(lambda x, b: rfd.dropout(x, 0.5, seed=1, offset=-1))),
+        ("rfd.dropout", TypeError, "seed: expected an int", call(lambda x, b: rfd.dropout(x, 0.5, seed=1.0))),
+        ("rfd.dropout", ValueError, "store: expected 'bits' or 'seed'", call(lambda x, b: rfd.dropout(x, 0.5, seed=1, store="all"))),
+        ("rfd.dropout", ValueError, r"x: chunk sizes are unknown",
+         call(lambda x, b: rfd.dropout(x[x[:, 0] > -5], 0.5, seed=1))),
+        ("rfd.dropout_backward", TypeError, "grad: expected a dask.array.Array", with_mask(lambda x, m, b: rfd.dropout_backward(b, m))),
+        ("rfd.dropout_backward", TypeError, "mask: expected a regdrop_fast.dask.Mask, got Mask",
+         with_mask(lambda x, m, b: rfd.dropout_backward(x, rdf.Mask(b.shape, 0.5, 1)))),
+        ("rfd.dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match the mask's \(3, 4\)",
+         with_mask(lambda x, m, b: rfd.dropout_backward(x.T, m))),
+        ("rfd.dropout_backward", TypeError, "dtype int64 is not supported",
+         with_mask(lambda x, m, b: rfd.dropout_backward(x.astype(np.int64), m), store="seed")),
+        ("rfd.penalty", TypeError, "params: expected a dask.array.Array or a sequence", call(lambda x, b: rfd.penalty(b, l1=0.1))),
+        ("rfd.penalty", TypeError, r"params\[1\]: expected a dask.array.Array", call(lambda x, b: rfd.penalty([x, b], l1=0.1))),
+        ("rfd.penalty", ValueError, r"l1: expected a finite number >= 0", call(lambda x, b: rfd.penalty(x, l1=-1.0))),
+        ("rfd.penalty", ValueError, r"l2: 2 coefficients for 1 arrays", call(lambda x, b: rfd.penalty([x], l2=[0.1, 0.2]))),
+        ("rfd.penalty", TypeError, r"params\[0\]: dtype int32 is not supported", call(lambda x, b: rfd.penalty([x.astype(np.int32)], l2=0.1))),
+        ("rfd.Mask", ValueError, r"chunks: .* do not fit the shape \(3, 4\)",
+         lambda: (lambda: rfd.Mask((3, 4), 0.5, 1, chunks=((2, 2), (4,))), [])),
+        ("rfd.Mask", ValueError, "p: dropout probability", lambda: (lambda: rfd.Mask((3, 4), 2.0, 1, chunks=2), [])),
+        ("rfd.Mask", TypeError, "seed: expected an int", lambda: (lambda: rfd.Mask((3, 4), 0.5, "1", chunks=2), [])),
+        ("rfd.Mask", TypeError, "bits: expected a uint8 dask.array.Array or None",
+         lambda: (lambda: rfd.Mask((3, 4), 0.5, 1, chunks=2, bits=np.zeros((3, 1), np.uint8)), [])),
+        ("rfd.Mask", ValueError, r"bits: expected chunks \(\(2, 1\), \(1, 1\)\)",
+         lambda: (lambda: rfd.Mask((3, 4), 0.5, 1, chunks=2, bits=da.zeros((3, 1), chunks=2, dtype=np.uint8)), [])),
+    ]
+
+
+TABLE += _dask_rows()
+
+
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,
                          ids=[f"{row[0]}-{k}" for k, row in enumerate(TABLE)])
 def test_bad_input_table(fn, exc, match, make):
@@ -1284,6 +1350,7 @@ def test_bad_input_table(fn, exc, match, make):
 def test_bad_input_table_covers_every_public_function():
     covered = {row[0] for row in TABLE}
     expected = set(PUBLIC) | (set(TORCH_PUBLIC) if torch is not None else set())
+    expected |= set(DASK_PUBLIC) if rfd is not None else set()
     assert expected <= covered, f"no rows for {sorted(expected - covered)}"
     assert covered <= expected, f"rows for unknown functions {sorted(covered - expected)}"
     exported = {n for n in rdf.__all__ if callable(getattr(rdf, n)) and n not in ("backend_info", "get_num_threads")}
