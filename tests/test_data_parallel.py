@@ -107,12 +107,15 @@ def test_torch_ops_take_a_data_parallel_generator():
     torch.manual_seed(0)
     x = torch.randn(8, 6)
     maps = torch.randn(8, 3, 2, 2)
+    bias, residual = torch.randn(6), torch.randn(8, 6)
     ref = rf.Generator(21)
     whole = [rt.dropout(x, 0.4, generator=ref), rt.dropout2d(maps, 0.5, generator=ref),
-             rt.drop_path(maps, 0.5, generator=ref), rt.Dropout(0.2, generator=ref)(x)]
+             rt.drop_path(maps, 0.5, generator=ref), rt.Dropout(0.2, generator=ref)(x),
+             rt.bias_dropout_add(x, bias, residual, 0.3, generator=ref),
+             rt.gaussian_dropout(x[:, :5], 0.3, generator=ref)]  # odd widths: Box-Muller pairs span ranks
     for world in (2, 4):
         b = 8 // world
-        parts: list[list[torch.Tensor]] = [[], [], [], []]
+        parts: list[list[torch.Tensor]] = [[] for _ in whole]
         for r in range(world):
             g = rt.DataParallelGenerator(21, rank=r, world_size=world)
             rows = slice(r * b, (r + 1) * b)
@@ -120,6 +123,8 @@ def test_torch_ops_take_a_data_parallel_generator():
             parts[1].append(rt.dropout2d(maps[rows], 0.5, generator=g))
             parts[2].append(rt.drop_path(maps[rows], 0.5, generator=g))
             parts[3].append(rt.Dropout(0.2, generator=g)(x[rows]))
+            parts[4].append(rt.bias_dropout_add(x[rows], bias, residual[rows], 0.3, generator=g))
+            parts[5].append(rt.gaussian_dropout(x[rows, :5], 0.3, generator=g))
             assert g.offset == ref.offset
         for a, p in zip(whole, parts):
             assert torch.equal(a, torch.cat(p))

@@ -111,7 +111,7 @@ NUMPYDOC_DONE = {
     "DataParallelGenerator": ("Parameters", "Attributes", "Raises", "Examples"),
     "DataParallelGenerator.next": ALL,
     **{f"dask.{name}": ALL for name in ("dropout", "dropout_backward", "penalty")},
-    "dask.Mask": ("Parameters", "Attributes", "Raises", "Examples"),
+    "dask.Mask": ("Parameters", "Raises", "Examples"),
     "dask.Mask.to_bool": ("Returns", "Examples"),
     "set_num_threads": ("Parameters", "Raises", "Examples"),
     "get_num_threads": ("Returns", "Examples"),

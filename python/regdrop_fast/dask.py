@@ -137,6 +137,8 @@ class Mask:
 
     ``dropout`` returns one and ``dropout_backward`` consumes one; constructing one by hand describes the
     mask of a dropout call with these arguments, regenerated from ``(seed, offset)`` (``bits=None``).
+    The arguments, checked and normalized (chunks as ``normalize_chunks`` gives them), are its read-only
+    attributes ``shape``, ``chunks``, ``p``, ``seed``, ``offset`` and ``bits``.
 
     Parameters
     ----------
@@ -154,17 +156,6 @@ class Mask:
         The keep decisions packed along the last axis, ``np.packbits(keep, axis=-1, bitorder="little")``
         block by block: shape ``shape[:-1] + (sum of ceil(c / 8) over the last axis's chunks c,)``, chunks
         the array's with each last-axis chunk c replaced by ``ceil(c / 8)``. None: regenerated.
-
-    Attributes
-    ----------
-    shape, chunks : tuple
-        The array's shape and (normalized) chunks.
-    p : float
-        Drop probability.
-    seed, offset : int
-        The stream position of element 0.
-    bits : dask array or None
-        As the parameter; read-only, as every attribute.
 
     Raises
     ------
