@@ -11,6 +11,8 @@ compared with one process on the whole batch:
   backward sums the samples, so only float rounding differs;
 - a run stopped after 10 steps on 2 ranks and resumed from a checkpoint (weights + the generator's
   state_dict) on 4 ranks continues with the same masks and losses.
+
+And the tensor-parallel cases that need no global addressing (row-parallel, sequence-parallel), at the end.
 """
 
 from __future__ import annotations
@@ -108,6 +110,17 @@ def train(rank: int, world: int, init: str, first: int, last: int, ckpt_in: str,
         dist.destroy_process_group()
 
 
+def spawn(fn, world: int, args: tuple) -> None:
+    """fn(rank, *args) on `world` spawned processes; a rank's exception is raised here, a hang fails after 150 s."""
+    ctx = mp.start_processes(fn, args=args, nprocs=world, join=False, start_method="spawn")
+    deadline = time.monotonic() + 150
+    while not ctx.join(timeout=1):  # raises if a rank failed
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail(f"world size {world}: the ranks did not finish in 150 s")
+
+
 def run(tmp: pathlib.Path, world: int, first: int = 0, last: int = STEPS, ckpt_in: str = "",
         ckpt_out: str = "", per_rank_generator: bool = False) -> dict:
     """Run `train` on `world` spawned ranks (0: in this process); returns the ranks' results put together."""
@@ -118,15 +131,7 @@ def run(tmp: pathlib.Path, world: int, first: int = 0, last: int = STEPS, ckpt_i
         ranks = 1
     else:
         init = f"file://{tmp / f'store-{world}-{first}'}"  # a fresh file per process group
-        ctx = mp.start_processes(train, args=(world, init, first, last, ckpt_in, ckpt_out, str(results),
-                                                      per_rank_generator),
-                                 nprocs=world, join=False, start_method="spawn")
-        deadline = time.monotonic() + 150
-        while not ctx.join(timeout=1):  # raises if a rank failed
-            if time.monotonic() > deadline:
-                for proc in ctx.processes:
-                    proc.kill()
-                pytest.fail(f"world size {world}: the ranks did not finish in 150 s")
+        spawn(train, world, (world, init, first, last, ckpt_in, ckpt_out, str(results), per_rank_generator))
         ranks = world
     parts = [torch.load(results / f"rank{r}.pt", weights_only=True) for r in range(ranks)]
     steps = last - first
@@ -183,3 +188,46 @@ def test_resume_on_another_world_size(one_process, tmp_path):
               for key in ("losses", "grads", "masks")}
     joined["weights"] = second["weights"]
     assert_same_training(one_process, joined)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tensor parallelism, the parts that need no global addressing: a row-parallel Linear's output is replicated
+# after its all-reduce (every rank draws the whole mask from a Generator of the same seed), and with sequence
+# parallelism it is then split along the leading sequence axis (each rank's part a contiguous run, drawn with
+# DataParallelGenerator by the tensor-parallel rank). A column-parallel output, split along its last axis,
+# needs the core's global addressing and is not tested here.
+
+S, B, H_IN, H_OUT = 8, 3, 8, 5
+
+
+def row_parallel(rank: int, world: int, init: str, results: str) -> None:
+    torch.set_num_threads(1)
+    rf.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(S, B, H_IN, generator=g, dtype=torch.float64)
+    w = torch.randn(H_OUT, H_IN, generator=g, dtype=torch.float64)
+    k = H_IN // world  # this rank's input features: the row-parallel split of w (columns of w, rows of w.T)
+    y = x[..., rank * k:(rank + 1) * k] @ w[:, rank * k:(rank + 1) * k].T
+    dist.all_reduce(y)  # the row-parallel output, replicated
+    replicated = rt.dropout(y, 0.4, generator=rt.Generator(SEED))
+    s = S // world  # sequence parallel: this rank's run of the sequence axis (what a reduce-scatter gives)
+    shard = rt.dropout(y[rank * s:(rank + 1) * s], 0.4, generator=rt.DataParallelGenerator(SEED, rank=rank,
+                                                                                          world_size=world))
+    torch.save({"replicated": replicated, "shard": shard}, os.path.join(results, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_row_parallel_and_sequence_parallel_dropout_is_the_unsharded_layers(world, tmp_path):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(S, B, H_IN, generator=g, dtype=torch.float64)
+    w = torch.randn(H_OUT, H_IN, generator=g, dtype=torch.float64)
+    want = rt.dropout(x @ w.T, 0.4, generator=rt.Generator(SEED))
+    spawn(row_parallel, world, (world, f"file://{tmp_path / 'store'}", str(tmp_path)))
+    parts = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
+    shards = torch.cat([p["shard"] for p in parts])
+    for got in [p["replicated"] for p in parts] + [shards]:
+        assert torch.equal(got == 0, want == 0)  # the unsharded layer's mask, exactly
+        # the values to the all-reduce's rounding (it sums the ranks' partial products in its own order)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
