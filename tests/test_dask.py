@@ -98,13 +98,30 @@ def test_uses_global_addressing_when_the_core_has_it(monkeypatch):
         whole[where] = block
         return rf.dropout(whole, p, seed=seed, offset=offset, store=store)[0][where], None
 
+    def core_dropout_mask(shape, p, *, seed, offset=0, global_shape=None, local_start=None):
+        calls.append((shape, global_shape, local_start))
+        where = tuple(slice(s, s + n) for s, n in zip(local_start, shape))
+        keep = rf.dropout_mask(global_shape, p, seed=seed, offset=offset).to_bool()[where]
+        return rf.Mask(shape, p, seed, 0, np.packbits(keep.ravel(), bitorder="little"))  # the block's C order
+
     monkeypatch.setattr(rfd, "_GLOBAL_ADDRESSING", True)
-    monkeypatch.setattr(rfd, "_rf", types.SimpleNamespace(**{**vars(rf), "dropout": core_dropout}))
-    x = data()
-    y, _ = rfd.dropout(da.from_array(x, chunks=(4, 5, 2)), 0.4, seed=8, store="seed")
-    assert y.compute(scheduler="sync").tobytes() == rf.dropout(x, 0.4, seed=8)[0].tobytes()
-    assert len(calls) == 2 * 2 * 3 and {c[1] for c in calls} == {SHAPE}  # one call per block
-    assert sorted(c[2] for c in calls)[:3] == [(0, 0, 0), (0, 0, 2), (0, 0, 4)]
+    monkeypatch.setattr(rfd, "_rf", types.SimpleNamespace(**{**vars(rf), "dropout": core_dropout,
+                                                             "dropout_mask": core_dropout_mask}))
+    x, g = data(), data(seed=4)
+    for store in ("seed", "bits"):
+        calls.clear()
+        y, mask = rfd.dropout(da.from_array(x, chunks=(4, 5, 2)), 0.4, seed=8, store=store)
+        dx = rfd.dropout_backward(da.from_array(g, chunks=(4, 5, 2)), mask)
+        want, want_mask = rf.dropout(x, 0.4, seed=8)
+        y_got, dx_got = da.compute(y, dx, scheduler="sync")
+        assert y_got.tobytes() == want.tobytes()
+        assert dx_got.tobytes() == rf.dropout_backward(g, want_mask).tobytes()
+        blocks = 2 * 2 * 3
+        # One call per block for y, and one per block for the bits (store="bits": the backward then reads
+        # them) or for the backward regenerating the decisions (store="seed").
+        assert len(calls) == 2 * blocks
+        assert {c[1] for c in calls} == {SHAPE}
+        assert sorted(set(c[2] for c in calls))[:3] == [(0, 0, 0), (0, 0, 2), (0, 0, 4)]
 
 
 @pytest.mark.parametrize("chunks", [(7, 9, 5), (2, 3, 5), (1, 1, 1)])

@@ -41,7 +41,8 @@ _U64 = 1 << 64
 # Global addressing in the core (regdrop_fast.dropout(..., global_shape=, local_start=)): one call per block.
 # Without it each block is split into contiguous runs of the global flat index, one call per run: the same
 # decisions, more calls for blocks cut along a trailing axis.
-_GLOBAL_ADDRESSING = {"global_shape", "local_start"} <= set(_inspect.signature(_rf.dropout).parameters)
+_GLOBAL_ADDRESSING = all({"global_shape", "local_start"} <= set(_inspect.signature(f).parameters)
+                         for f in (_rf.dropout, _rf.dropout_mask))
 
 
 def _runs(global_shape: tuple[int, ...], start: tuple[int, ...],
@@ -93,7 +94,12 @@ def _dropout_block(block: _np.ndarray, p: float, seed: int, offset: int,
 
 def _keep_block(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...], p: float,
                 seed: int, offset: int) -> _np.ndarray:
-    """The keep decisions of a block (bool, the block's shape), run by run from dropout_mask (no data)."""
+    """The keep decisions of a block (bool, the block's shape), from dropout_mask (no data)."""
+    if _GLOBAL_ADDRESSING:
+        mask = _rf.dropout_mask(shape, p, seed=seed, offset=offset,  # type: ignore[call-arg]
+                                global_shape=global_shape, local_start=start)
+        # A block's bits are its decisions in the block's own C order (docs/rng.md, "Global addressing").
+        return _unpack(mask.bits, _math.prod(shape)).reshape(shape)
     n, length, starts = _runs(global_shape, start, shape)
     keep = _np.empty((n, length), dtype=bool)
     for i, g in enumerate(starts):
