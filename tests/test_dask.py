@@ -49,6 +49,20 @@ def test_any_chunking_equals_the_whole_array_call(name, store):
     assert (mask.bits is None) == (store == "seed")
 
 
+@pytest.mark.parametrize("name", ["axis1", "last-axis", "uneven"])
+def test_runs_without_global_addressing(name, monkeypatch):
+    """The contiguous-runs path stays correct (and tested) in a core with global addressing too."""
+    monkeypatch.setattr(rfd, "_GLOBAL_ADDRESSING", False)
+    x, g = data(), data(seed=1)
+    for store in ("bits", "seed"):
+        y, mask = rfd.dropout(da.from_array(x, chunks=CHUNKINGS[name]), 0.35, seed=77, offset=5, store=store)
+        dx = rfd.dropout_backward(da.from_array(g, chunks=CHUNKINGS[name]), mask)
+        want, want_mask = rf.dropout(x, 0.35, seed=77, offset=5)
+        y_got, dx_got = da.compute(y, dx, scheduler="sync")
+        assert y_got.tobytes() == want.tobytes()
+        assert dx_got.tobytes() == rf.dropout_backward(g, want_mask).tobytes()
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float16, BFLOAT16], ids=str)
 def test_dtypes(dtype):
     x = data(dtype)

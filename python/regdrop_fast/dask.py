@@ -82,8 +82,9 @@ def _dropout_block(block: _np.ndarray, p: float, seed: int, offset: int,
     (dropout_backward applies the very rule of dropout to the gradient: docs/rng.md, "Values")."""
     global_shape, start = _location(block_info, 0)
     if _GLOBAL_ADDRESSING:
-        return _rf.dropout(block, p, seed=seed, offset=offset, store="seed",  # type: ignore[call-arg]
-                           global_shape=global_shape, local_start=start)[0]
+        core_dropout: _Any = _rf.dropout  # typed without the keywords in a core that lacks them
+        return core_dropout(block, p, seed=seed, offset=offset, store="seed", global_shape=global_shape,
+                            local_start=start)[0]
     n, length, starts = _runs(global_shape, start, block.shape)
     rows = _np.ascontiguousarray(block).reshape(n, length)
     out = _np.empty_like(rows)
@@ -96,8 +97,8 @@ def _keep_block(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tu
                 seed: int, offset: int) -> _np.ndarray:
     """The keep decisions of a block (bool, the block's shape), from dropout_mask (no data)."""
     if _GLOBAL_ADDRESSING:
-        mask = _rf.dropout_mask(shape, p, seed=seed, offset=offset,  # type: ignore[call-arg]
-                                global_shape=global_shape, local_start=start)
+        core_dropout_mask: _Any = _rf.dropout_mask
+        mask = core_dropout_mask(shape, p, seed=seed, offset=offset, global_shape=global_shape, local_start=start)
         # A block's bits are its decisions in the block's own C order (docs/rng.md, "Global addressing").
         return _unpack(mask.bits, _math.prod(shape)).reshape(shape)
     n, length, starts = _runs(global_shape, start, shape)
