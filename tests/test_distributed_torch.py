@@ -17,6 +17,7 @@ And the tensor-parallel cases that need no global addressing (row-parallel, sequ
 
 from __future__ import annotations
 
+import inspect
 import os
 import pathlib
 import time
@@ -231,3 +232,55 @@ def test_row_parallel_and_sequence_parallel_dropout_is_the_unsharded_layers(worl
         assert torch.equal(got == 0, want == 0)  # the unsharded layer's mask, exactly
         # the values to the all-reduce's rounding (it sums the ranks' partial products in its own order)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+# Column parallelism needs the core's global addressing (regdrop_fast.torch.dropout(..., global_shape=,
+# local_start=)): these run once the core has it and are skipped before.
+HAVE_GLOBAL_ADDRESSING = "global_shape" in inspect.signature(rt.dropout).parameters
+needs_global_addressing = pytest.mark.skipif(not HAVE_GLOBAL_ADDRESSING,
+                                             reason="needs global addressing in regdrop_fast.torch.dropout")
+BC, HC_IN, HC_OUT = 4, 6, 8
+
+
+def column_parallel(rank: int, world: int, init: str, results: str) -> None:
+    """Each rank's output columns of a column-parallel Linear, then dropout of that shard (forward, backward).
+    With world 4 also a 2-d mesh: 2 data-parallel x 2 tensor-parallel ranks."""
+    torch.set_num_threads(1)
+    rf.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(BC, HC_IN, generator=g, dtype=torch.float64)
+    w = torch.randn(HC_OUT, HC_IN, generator=g, dtype=torch.float64)
+    h = HC_OUT // world
+    y = (x @ w[rank * h:(rank + 1) * h].T).requires_grad_()  # this rank's columns of x @ w.T
+    out = rt.dropout(y, 0.4, generator=rt.Generator(SEED), global_shape=(BC, HC_OUT), local_start=(0, rank * h))
+    out.backward(torch.ones_like(out))
+    saved = {"shard": out.detach(), "grad": y.grad}
+    if world == 4:
+        dp, tp = divmod(rank, 2)
+        rows, cols = slice(dp * 2, dp * 2 + 2), slice(tp * 4, tp * 4 + 4)
+        local = x[rows] @ w[cols].T
+        gen = rt.DataParallelGenerator(SEED, rank=dp, world_size=2)  # the data-parallel rank and size
+        saved["mesh"] = rt.dropout(local, 0.4, generator=gen, global_shape=(2, HC_OUT), local_start=(0, tp * 4))
+    torch.save(saved, os.path.join(results, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+@needs_global_addressing
+@pytest.mark.parametrize("world", [2, 4])
+def test_column_parallel_dropout_is_the_unsharded_layers(world, tmp_path):
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(BC, HC_IN, generator=g, dtype=torch.float64)
+    w = torch.randn(HC_OUT, HC_IN, generator=g, dtype=torch.float64)
+    y = (x @ w.T).requires_grad_()
+    want = rt.dropout(y, 0.4, generator=rt.Generator(SEED))
+    want.backward(torch.ones_like(want))
+    spawn(column_parallel, world, (world, f"file://{tmp_path / 'store'}", str(tmp_path)))
+    parts = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
+    shards, grads = torch.cat([p["shard"] for p in parts], dim=1), torch.cat([p["grad"] for p in parts], dim=1)
+    assert torch.equal(shards == 0, want == 0) and torch.equal(grads, y.grad)  # the masks, exactly
+    torch.testing.assert_close(shards, want.detach(), rtol=1e-12, atol=1e-12)
+    if world == 4:  # rows: the data-parallel ranks' batches; columns: the tensor-parallel shards
+        mesh = torch.cat([torch.cat([parts[2 * dp + tp]["mesh"] for tp in range(2)], dim=1) for dp in range(2)])
+        assert torch.equal(mesh == 0, want == 0)
+        torch.testing.assert_close(mesh, want.detach(), rtol=1e-12, atol=1e-12)
