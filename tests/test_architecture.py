@@ -18,6 +18,7 @@ PACKAGE = pathlib.Path(regdrop_fast.__file__).resolve().parent
 # starts without matplotlib or torch): function-level imports are allowed there and nowhere else.
 LAZY_ALLOWED = ("regdrop_fast.cli", "regdrop_fast.bench", "regdrop_fast.demo")
 OPTIONAL = ("regdrop_fast.torch", "regdrop_fast.bench.torch_layer")  # need torch
+OPTIONAL_DASK = ("regdrop_fast.dask",)  # needs dask
 
 
 def _modules() -> dict[str, pathlib.Path]:
@@ -118,6 +119,10 @@ def test_each_module_imports_alone_in_a_fresh_interpreter():
         skip = OPTIONAL
     else:
         skip = ()
+    try:
+        import dask.array  # noqa: F401
+    except ImportError:
+        skip += OPTIONAL_DASK
     todo = [m for m in sorted(MODULES) if m != "regdrop_fast.__main__" and not m.startswith(skip)
             and not m.startswith(("regdrop_fast.bench", "regdrop_fast.demo"))]
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}

@@ -623,20 +623,32 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.mark.parametrize("script", ["dropout_layer.py", "lasso_prox_l1.py", "gpt_block.py",
-                                    "variational_rnn_dropout.py"])
+                                    "variational_rnn_dropout.py",
+                                    pytest.param("ddp_world_size_invariance.py", marks=pytest.mark.distributed)])
 def test_example_runs(script, tmp_path):
     path = EXAMPLES / script
     if not path.exists():
         pytest.skip("no examples/ beside the tests")
     if script == "lasso_prox_l1.py" and not HAVE_SKLEARN:
         pytest.skip("needs scikit-learn")
-    if script == "gpt_block.py" and importlib.util.find_spec("torch") is None:
+    if script in ("gpt_block.py", "ddp_world_size_invariance.py") and importlib.util.find_spec("torch") is None:
         pytest.skip("needs torch")
-    proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    if script == "ddp_world_size_invariance.py":
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_gloo_available()):
+            pytest.skip("needs torch.distributed with gloo")
+    # The DDP example spawns 2 + 4 processes that each import torch: allow for a busy 2-core machine.
+    timeout = 300 if script == "ddp_world_size_invariance.py" else 120
+    proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
     if script == "lasso_prox_l1.py":
         rel = float(proc.stdout.rsplit("max relative difference", 1)[1])
         assert rel <= 1e-6
+    if script == "ddp_world_size_invariance.py":
+        assert "world size 4" in proc.stdout
+        rel = float(proc.stdout.rsplit("max relative difference from world size 1:", 1)[1])
+        assert rel < 1e-5
 
 
 def test_bench_variants_rows(tiny_bench):

@@ -516,7 +516,7 @@ except ImportError:  # the torch rows are left out without torch
     torch = rt = None
 
 PUBLIC = ["dropout", "dropout_backward", "dropout_mask", "Mask", "Mask.<field> =", "penalty_grad", "penalty",
-          "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>",
+          "prox_l1", "decay", "max_norm", "random.philox4x32", "Generator", "Generator.<method>", "DataParallelGenerator",
           "set_num_threads", "set_simd", "norm_constraint", "unit_norm", "non_neg", "prox_group_l1"]
 PUBLIC += ["bias_dropout_add", "dropout_add", "bias_dropout_add_backward"]
 PUBLIC += ["gaussian_dropout", "gaussian_dropout_backward", "GaussianNoise"]
@@ -718,6 +718,26 @@ def _other_rows():
         ("Generator.<method>", ValueError, "offset: .* is outside", gen("set_offset", 2**64)),
         ("Generator.<method>", TypeError, r"state: expected a \(seed, offset\) pair", gen("set_state", 5)),
         ("Generator.<method>", ValueError, "offset: -1 is outside", gen("set_state", (1, -1))),
+        ("Generator.<method>", TypeError, "state_dict: expected a mapping", gen("load_state_dict", (5, 7))),
+        ("Generator.<method>", ValueError, r"state_dict: expected exactly the keys 'seed' and 'offset'; missing \['offset'\]",
+         gen("load_state_dict", {"seed": 1})),
+        ("Generator.<method>", ValueError, r"unknown 'rank'", gen("load_state_dict", {"seed": 1, "offset": 2, "rank": 0})),
+        ("Generator.<method>", TypeError, "offset: expected an int", gen("load_state_dict", {"seed": 1, "offset": 2.0})),
+        ("Generator.<method>", ValueError, "seed: -1 is outside", gen("load_state_dict", {"seed": -1, "offset": 2})),
+        ("DataParallelGenerator", TypeError, "rank: expected an int, got float",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=0.0, world_size=2), [])),
+        ("DataParallelGenerator", TypeError, "world_size: expected an int, got bool",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=0, world_size=True), [])),
+        ("DataParallelGenerator", ValueError, r"world_size: expected an int >= 1, got 0",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=0, world_size=0), [])),
+        ("DataParallelGenerator", ValueError, r"rank: expected an int in \[0, world_size=2\), got 2",
+         lambda: (lambda: rdf.DataParallelGenerator(1, rank=2, world_size=2), [])),
+        ("DataParallelGenerator", ValueError, "seed: -1 is outside",
+         lambda: (lambda: rdf.DataParallelGenerator(-1, rank=0, world_size=2), [])),
+        ("DataParallelGenerator", ValueError, "n: -1 is outside",
+         lambda: (lambda g=rdf.DataParallelGenerator(3, 5, rank=1, world_size=2): (lambda: g.next(-1), [g]))()),
+        ("DataParallelGenerator", ValueError, "state_dict: expected exactly the keys",
+         lambda: (lambda g=rdf.DataParallelGenerator(3, 5, rank=1, world_size=2): (lambda: g.load_state_dict({}), [g]))()),
         ("set_num_threads", ValueError, "at least 1 thread", lambda: (lambda: rdf.set_num_threads(0), [rdf.get_num_threads])),
         ("set_num_threads", TypeError, "n: expected an int", lambda: (lambda: rdf.set_num_threads("2"), [rdf.get_num_threads])),
         ("set_simd", TypeError, "level: expected one of .*got NoneType", lambda: (lambda: rdf.set_simd(None), [simd])),
@@ -1363,6 +1383,72 @@ def _torch_group_penalty_rows():
 TABLE += _torch_group_penalty_rows()
 
 
+try:
+    import dask.array as da
+
+    import regdrop_fast.dask as rfd
+except ImportError:  # the dask rows are left out without dask
+    da = rfd = None
+
+DASK_PUBLIC = ["rfd.dropout", "rfd.dropout_backward", "rfd.penalty", "rfd.Mask"]
+
+
+def _dask_rows():
+    """regdrop_fast.dask (issue #16). Dask arrays are watched through the NumPy arrays they wrap."""
+    if rfd is None:
+        return []
+
+    def call(fn, dtype=np.float32):
+        def make():
+            base = _w(dtype=dtype)
+            x = da.from_array(base, chunks=(2, 3))
+            return (lambda: fn(x, base)), [base]
+        return make
+
+    def with_mask(fn, **kw):
+        def make():
+            base = _w()
+            x = da.from_array(base, chunks=(2, 3))
+            _, mask = rfd.dropout(x, 0.5, seed=1, **kw)
+            return (lambda: fn(x, mask, base)), [base]
+        return make
+
+    return [
+        ("rfd.dropout", TypeError, "x: expected a dask.array.Array, got ndarray", call(lambda x, b: rfd.dropout(b, 0.5, seed=1))),
+        ("rfd.dropout", TypeError, "dtype int32 is not supported", call(lambda x, b: rfd.dropout(x.astype(np.int32), 0.5, seed=1))),
+        ("rfd.dropout", ValueError, "p: dropout probability", call(lambda x, b: rfd.dropout(x, 1.5, seed=1))),
+        ("rfd.dropout", TypeError, "p: expected a real number", call(lambda x, b: rfd.dropout(x, "0.5", seed=1))),
+        ("rfd.dropout", ValueError, r"offset: -1 is outside", call(lambda x, b: rfd.dropout(x, 0.5, seed=1, offset=-1))),
+        ("rfd.dropout", TypeError, "seed: expected an int", call(lambda x, b: rfd.dropout(x, 0.5, seed=1.0))),
+        ("rfd.dropout", ValueError, "store: expected 'bits' or 'seed'", call(lambda x, b: rfd.dropout(x, 0.5, seed=1, store="all"))),
+        ("rfd.dropout", ValueError, r"x: chunk sizes are unknown",
+         call(lambda x, b: rfd.dropout(x[x[:, 0] > -5], 0.5, seed=1))),
+        ("rfd.dropout_backward", TypeError, "grad: expected a dask.array.Array", with_mask(lambda x, m, b: rfd.dropout_backward(b, m))),
+        ("rfd.dropout_backward", TypeError, "mask: expected a regdrop_fast.dask.Mask, got Mask",
+         with_mask(lambda x, m, b: rfd.dropout_backward(x, rdf.Mask(b.shape, 0.5, 1)))),
+        ("rfd.dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match the mask's \(3, 4\)",
+         with_mask(lambda x, m, b: rfd.dropout_backward(x.T, m))),
+        ("rfd.dropout_backward", TypeError, "dtype int64 is not supported",
+         with_mask(lambda x, m, b: rfd.dropout_backward(x.astype(np.int64), m), store="seed")),
+        ("rfd.penalty", TypeError, "params: expected a dask.array.Array or a sequence", call(lambda x, b: rfd.penalty(b, l1=0.1))),
+        ("rfd.penalty", TypeError, r"params\[1\]: expected a dask.array.Array", call(lambda x, b: rfd.penalty([x, b], l1=0.1))),
+        ("rfd.penalty", ValueError, r"l1: expected a finite number >= 0", call(lambda x, b: rfd.penalty(x, l1=-1.0))),
+        ("rfd.penalty", ValueError, r"l2: 2 coefficients for 1 arrays", call(lambda x, b: rfd.penalty([x], l2=[0.1, 0.2]))),
+        ("rfd.penalty", TypeError, r"params\[0\]: dtype int32 is not supported", call(lambda x, b: rfd.penalty([x.astype(np.int32)], l2=0.1))),
+        ("rfd.Mask", ValueError, r"chunks: .* do not fit the shape \(3, 4\)",
+         lambda: (lambda: rfd.Mask((3, 4), 0.5, 1, chunks=((2, 2), (4,))), [])),
+        ("rfd.Mask", ValueError, "p: dropout probability", lambda: (lambda: rfd.Mask((3, 4), 2.0, 1, chunks=2), [])),
+        ("rfd.Mask", TypeError, "seed: expected an int", lambda: (lambda: rfd.Mask((3, 4), 0.5, "1", chunks=2), [])),
+        ("rfd.Mask", TypeError, "bits: expected a uint8 dask.array.Array or None",
+         lambda: (lambda: rfd.Mask((3, 4), 0.5, 1, chunks=2, bits=np.zeros((3, 1), np.uint8)), [])),
+        ("rfd.Mask", ValueError, r"bits: expected chunks \(\(2, 1\), \(1, 1\)\)",
+         lambda: (lambda: rfd.Mask((3, 4), 0.5, 1, chunks=2, bits=da.zeros((3, 1), chunks=2, dtype=np.uint8)), [])),
+    ]
+
+
+TABLE += _dask_rows()
+
+
 @pytest.mark.parametrize("fn, exc, match, make", TABLE,
                          ids=[f"{row[0]}-{k}" for k, row in enumerate(TABLE)])
 def test_bad_input_table(fn, exc, match, make):
@@ -1377,6 +1463,7 @@ def test_bad_input_table(fn, exc, match, make):
 def test_bad_input_table_covers_every_public_function():
     covered = {row[0] for row in TABLE}
     expected = set(PUBLIC) | (set(TORCH_PUBLIC) if torch is not None else set())
+    expected |= set(DASK_PUBLIC) if rfd is not None else set()
     assert expected <= covered, f"no rows for {sorted(expected - covered)}"
     assert covered <= expected, f"rows for unknown functions {sorted(covered - expected)}"
     exported = {n for n in rdf.__all__ if callable(getattr(rdf, n)) and n not in ("backend_info", "get_num_threads")}

@@ -13,16 +13,18 @@ import pytest
 import regdrop_fast
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+HAVE_DASK = importlib.util.find_spec("dask") is not None
 
 # The documented public names of each public module (README's API lists, docs/torch.md).
 PUBLIC = {
-    "regdrop_fast": ["Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
+    "regdrop_fast": ["DataParallelGenerator", "Generator", "Mask", "backend_info", "bias_dropout_add", "bias_dropout_add_backward", "cuda",
                      "decay", "dropout", "dropout_add", "dropout_backward", "dropout_mask", "get_num_threads",
                      "max_norm", "non_neg", "norm_constraint", "penalty", "penalty_grad", "prox_group_l1",
                      "prox_l1", "random", "reference", "set_num_threads", "set_simd", "unit_norm"]
     + ["alpha_dropout", "alpha_dropout_backward", "drop_path"]
     + ["GaussianNoise", "gaussian_dropout", "gaussian_dropout_backward"],
     "regdrop_fast.random": ["philox4x32"],
+    "regdrop_fast.dask": ["Mask", "dropout", "dropout_backward", "penalty"],
     "regdrop_fast.cuda": ["device_count", "device_names", "is_available", "is_device_array"],
     "regdrop_fast.reference": ["Mask", "bias_dropout_add", "bias_dropout_add_backward", "decay", "dropout",
                                "dropout_add", "dropout_backward", "dropout_mask", "max_norm", "non_neg",
@@ -30,7 +32,7 @@ PUBLIC = {
                                "prox_l1", "unit_norm"]
     + ["alpha_dropout", "alpha_dropout_backward", "drop_path"]
     + ["gaussian_dropout", "gaussian_dropout_backward", "standard_normals"],
-    "regdrop_fast.torch": ["BiasDropoutAdd", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
+    "regdrop_fast.torch": ["BiasDropoutAdd", "DataParallelGenerator", "Dropout", "Generator", "add_penalty_grad_", "bias_dropout_add",
                            "decay_", "dropout", "empty_cache", "max_norm_", "non_neg_", "norm_constraint_",
                            "penalty", "prox_l1_", "unit_norm_"]
     + ["alpha_dropout", "drop_path", "dropout1d", "dropout2d", "dropout3d", "dropout_shared", "feature_alpha_dropout"]
@@ -47,6 +49,8 @@ WRAPPED = {"regdrop_fast.torch": ["torch"]}
 def test_namespace_holds_only_the_public_api(name):
     if name == "regdrop_fast.torch" and not HAVE_TORCH:
         pytest.skip("needs torch")
+    if name == "regdrop_fast.dask" and not HAVE_DASK:
+        pytest.skip("needs dask")
     mod = importlib.import_module(name)
     expected = list(PUBLIC[name]) + WRAPPED.get(name, [])
     # A submodule imported anywhere (regdrop_fast.torch, .bench, .demo, .cli by other tests) becomes an
@@ -64,7 +68,8 @@ DOCTEST_MODULES = ["regdrop_fast._dropout", "regdrop_fast._mask", "regdrop_fast.
                    "regdrop_fast._arrays", "regdrop_fast.reference.dropout", "regdrop_fast.reference.penalty",
                    "regdrop_fast.reference.philox", "regdrop_fast._gaussian_dropout", "regdrop_fast._gaussian_noise",
                    "regdrop_fast.reference.gaussian_dropout",
-                   pytest.param("regdrop_fast.torch", marks=pytest.mark.skipif(not HAVE_TORCH, reason="needs torch"))]
+                   pytest.param("regdrop_fast.torch", marks=pytest.mark.skipif(not HAVE_TORCH, reason="needs torch")),
+                   pytest.param("regdrop_fast.dask", marks=pytest.mark.skipif(not HAVE_DASK, reason="needs dask"))]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)
@@ -101,6 +106,13 @@ NUMPYDOC_DONE = {
     "Generator.set_offset": ("Parameters", "Raises", "Examples"),
     "Generator.get_state": ("Returns", "Examples"),
     "Generator.set_state": ("Parameters", "Raises", "Examples"),
+    "Generator.state_dict": ("Returns", "Examples"),
+    "Generator.load_state_dict": ("Parameters", "Raises", "Examples"),
+    "DataParallelGenerator": ("Parameters", "Attributes", "Raises", "Examples"),
+    "DataParallelGenerator.next": ALL,
+    **{f"dask.{name}": ALL for name in ("dropout", "dropout_backward", "penalty")},
+    "dask.Mask": ("Parameters", "Raises", "Examples"),
+    "dask.Mask.to_bool": ("Returns", "Examples"),
     "set_num_threads": ("Parameters", "Raises", "Examples"),
     "get_num_threads": ("Returns", "Examples"),
     "backend_info": ("Returns", "Examples"),
@@ -135,8 +147,10 @@ def test_public_functions_have_numpydoc_docstrings():
     missing = []
     if HAVE_TORCH:
         importlib.import_module("regdrop_fast.torch")
+    if HAVE_DASK:
+        importlib.import_module("regdrop_fast.dask")
     for name, sections in NUMPYDOC_DONE.items():
-        if name.startswith("torch.") and not HAVE_TORCH:
+        if (name.startswith("torch.") and not HAVE_TORCH) or (name.startswith("dask.") and not HAVE_DASK):
             continue
         obj = regdrop_fast
         for part in name.split("."):

@@ -11,7 +11,7 @@ from ._dropout import dropout, dropout_backward, dropout_mask
 from ._gaussian_dropout import gaussian_dropout, gaussian_dropout_backward
 from ._gaussian_noise import GaussianNoise
 from ._dropout_variants import alpha_dropout, alpha_dropout_backward, drop_path
-from ._generator import Generator
+from ._generator import DataParallelGenerator, Generator
 from ._info import _version, backend_info, get_num_threads, set_num_threads, set_simd
 from ._mask import Mask
 from ._penalty import decay, max_norm, penalty, penalty_grad, prox_l1
@@ -21,6 +21,7 @@ from ._constraints import non_neg, norm_constraint, unit_norm
 __version__ = _version()
 
 __all__ = [
+    "DataParallelGenerator",
     "GaussianNoise",
     "Generator",
     "Mask",

@@ -13,13 +13,13 @@ a zero-copy int64 tensor view of that same memory, so NumPy code, eager PyTorch 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from . import _args
 
-__all__ = ["Generator"]
+__all__ = ["DataParallelGenerator", "Generator"]
 
 _U64 = 1 << 64
 
@@ -286,6 +286,62 @@ class Generator:
             self._state[1] = (offset + n) % _U64
         return seed, offset
 
+    def state_dict(self) -> dict[str, int]:
+        """The position as ``{"seed": int, "offset": int}``, for checkpoints (``torch.save`` stores it as is).
+
+        The offset is the position in the whole stream, so a checkpoint taken by a
+        ``DataParallelGenerator`` on any world size resumes on any other (``load_state_dict``).
+
+        Returns
+        -------
+        dict
+            ``{"seed": seed, "offset": offset}``, plain ints in ``[0, 2**64)``, read together.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=3)
+        >>> _ = gen.next(100)
+        >>> gen.state_dict()
+        {'seed': 3, 'offset': 100}
+        """
+        seed, offset = self.get_state()
+        return {"seed": seed, "offset": offset}
+
+    def load_state_dict(self, state_dict: Mapping[str, int]) -> None:
+        """Move to the position a ``state_dict()`` recorded (from this or any other generator).
+
+        Parameters
+        ----------
+        state_dict : mapping
+            With exactly the keys ``"seed"`` and ``"offset"``, ints in ``[0, 2**64)``.
+
+        Raises
+        ------
+        TypeError
+            state_dict is not a mapping, or a value is not an int.
+        ValueError
+            A key is missing or unknown, or a value is outside ``[0, 2**64)``. Nothing changes then.
+
+        Examples
+        --------
+        >>> gen = rf.Generator(seed=3)
+        >>> saved = gen.state_dict()
+        >>> first = gen.next(8)
+        >>> gen.load_state_dict(saved)
+        >>> gen.next(8) == first
+        True
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a mapping with keys 'seed' and 'offset', got "
+                            f"{type(state_dict).__name__}")
+        keys = set(state_dict)
+        if keys != {"seed", "offset"}:
+            missing, unknown = sorted({"seed", "offset"} - keys), sorted(map(repr, keys - {"seed", "offset"}))
+            raise ValueError(f"state_dict: expected exactly the keys 'seed' and 'offset'"
+                             + (f"; missing {missing}" if missing else "")
+                             + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+        self.set_state((state_dict["seed"], state_dict["offset"]))
+
     # --- a copy (copy.copy, copy.deepcopy, pickle) gets its own state array with the same values ----------
 
     def __getstate__(self) -> tuple[int, int]:
@@ -297,7 +353,7 @@ class Generator:
 
     def __copy__(self) -> Generator:
         new = object.__new__(type(self))
-        new.__setstate__(self.get_state())
+        new.__setstate__(self.__getstate__())
         return new
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Generator:
@@ -306,3 +362,144 @@ class Generator:
     def __repr__(self) -> str:
         seed, offset = self.get_state()
         return f"regdrop_fast.Generator(seed={seed}, offset={offset})"
+
+
+class DataParallelGenerator(Generator):
+    """The generator of one data-parallel rank: ``DataParallelGenerator(seed=None, offset=0, *, rank, world_size)``.
+
+    Data parallelism splits a global batch of ``world_size * B`` samples into equal contiguous runs, rank r
+    holding samples ``r*B .. (r+1)*B - 1``. With the samples on the leading axis, rank r's part of any
+    activation is a contiguous run of the global tensor's flat index, starting at ``r * n`` for a local
+    tensor of n elements. So a call on n local elements gets ``(seed, offset + rank * n)`` and every rank
+    advances the shared position by ``world_size * n``, the size of the global call: each rank draws exactly
+    its slice of the mask one process with the whole batch draws (the Generator of that process moves
+    the same way), with no communication. ``state_dict()`` holds that global position, so a run resumes
+    on another world size by ``load_state_dict`` into the new ranks' generators.
+
+    Every rank must make the same calls with the same local sizes (equal local batches: DistributedSampler
+    pads the last one; or ``drop_last=True``), and the leading axis of each tensor (of the decisions' reduced
+    shape for broadcast axes, after any axis of size 1) must be the sample axis. ``regdrop_fast.torch``
+    accepts it wherever it accepts a Generator (``generator=``), torch.compile included.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed in ``[0, 2**64)``, the same on every rank; None draws 64 bits from the operating system (then
+        broadcast it to the other ranks).
+    offset : int, default 0
+        The global stream index the next global call's element 0 gets.
+    rank : int
+        This process's data-parallel rank, in ``[0, world_size)``.
+    world_size : int
+        Number of data-parallel ranks, >= 1.
+
+    Attributes
+    ----------
+    seed, offset : int
+        The global position (read-only; as Generator).
+    rank, world_size : int
+        The layout (read-only).
+
+    Raises
+    ------
+    TypeError
+        A seed, offset, rank or world_size that is not an int.
+    ValueError
+        A seed or offset outside ``[0, 2**64)``, world_size < 1, or rank outside ``[0, world_size)``.
+
+    Examples
+    --------
+    >>> x = np.arange(1, 13, dtype=np.float32).reshape(4, 3)  # a global batch of 4 samples
+    >>> whole, _ = rf.dropout(x, 0.5, seed=7)
+    >>> parts = []
+    >>> for rank in range(2):  # two ranks, two samples each
+    ...     gen = rf.DataParallelGenerator(7, rank=rank, world_size=2)
+    ...     s, o = gen.next(6)
+    ...     parts.append(rf.dropout(x[2 * rank:2 * rank + 2], 0.5, seed=s, offset=o)[0])
+    >>> np.array_equal(np.concatenate(parts), whole), gen.offset  # every rank moved on by 12
+    (True, 12)
+    """
+
+    def __init__(self, seed: int | None = None, offset: int = 0, *, rank: int, world_size: int) -> None:
+        self._rank, self._world_size = _layout(rank, world_size)
+        super().__init__(seed, offset)
+
+    def _new_state(self, seed: int, offset: int) -> None:
+        # Four words, [seed, offset, rank, world_size]: regdrop_fast.torch advances the state inside one custom
+        # op that reads the layout from words 2 and 3, so a compiled graph needs no Python attribute of ours.
+        self._state = np.array([seed, offset, self._rank, self._world_size], dtype=np.uint64)
+        self._torch_state = None
+        if on_new_state is not None:
+            on_new_state(self)
+
+    @property
+    def rank(self) -> int:
+        """This process's data-parallel rank."""
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        """Number of data-parallel ranks."""
+        return self._world_size
+
+    def next(self, n: int) -> tuple[int, int]:
+        """Reserve this rank's n elements of a global call on ``world_size * n``: returns
+        ``(seed, offset + rank * n)`` and advances the offset by ``world_size * n`` (mod 2^64).
+
+        Parameters
+        ----------
+        n : int
+            Number of local elements the call uses, the same on every rank.
+
+        Returns
+        -------
+        seed : int
+            The generator's seed.
+        offset : int
+            Where this rank's elements start in the stream.
+
+        Raises
+        ------
+        TypeError
+            n is not an int.
+        ValueError
+            n is outside ``[0, 2**64)``.
+
+        Examples
+        --------
+        >>> gen = rf.DataParallelGenerator(5, rank=1, world_size=4)
+        >>> gen.next(10), gen.next(10)
+        ((5, 10), (5, 50))
+        """
+        n = _args.uint64(n, "n")
+        with LOCK:
+            seed, offset = int(self._state[0]), int(self._state[1])
+            self._state[1] = (offset + self._world_size * n) % _U64
+        return seed, (offset + self._rank * n) % _U64
+
+    def __getstate__(self) -> tuple[int, int, int, int]:  # type: ignore[override]
+        seed, offset = self.get_state()
+        return seed, offset, self._rank, self._world_size
+
+    def __setstate__(self, state: tuple[int, ...]) -> None:
+        seed, offset, rank, world_size = state
+        self._rank, self._world_size = _layout(rank, world_size)
+        self._new_state(_args.uint64(seed, "seed"), _args.uint64(offset, "offset"))
+
+    def __repr__(self) -> str:
+        seed, offset = self.get_state()
+        return (f"regdrop_fast.DataParallelGenerator(seed={seed}, offset={offset}, rank={self._rank}, "
+                f"world_size={self._world_size})")
+
+
+def _layout(rank: object, world_size: object) -> tuple[int, int]:
+    """(rank, world_size) checked: ints (not bools), world_size >= 1, 0 <= rank < world_size."""
+    for name, value in (("rank", rank), ("world_size", world_size)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    world, r = int(world_size), int(rank)  # type: ignore[call-overload]
+    if not 1 <= world < _U64:
+        raise ValueError(f"world_size: expected an int >= 1, got {world}")
+    if not 0 <= r < world:
+        raise ValueError(f"rank: expected an int in [0, world_size={world}), got {r}")
+    return r, world

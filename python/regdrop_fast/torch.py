@@ -36,12 +36,13 @@ except ImportError as exc:  # torch is optional: say what to install
 
 import regdrop_fast as _rf
 from regdrop_fast import _args, _arrays, _dtypes, _generator, _lists, _validate
-from regdrop_fast._generator import Generator
+from regdrop_fast._generator import DataParallelGenerator, Generator
 from regdrop_fast._mask import Mask as _Mask
 
 __all__ = [
     "AlphaDropout",
     "BiasDropoutAdd",
+    "DataParallelGenerator",
     "DropPath",
     "Dropout",
     "Dropout1d",
@@ -563,11 +564,19 @@ class _DropoutInplaceFn(torch.autograd.Function):
     "regdrop_fast::generator_next_", mutates_args=("state",), schema="(Tensor(a!) state, SymInt n) -> Tensor"
 )
 def _generator_next_(state: torch.Tensor, n: int) -> torch.Tensor:
-    """[seed, offset] of a call on n elements from a Generator's state tensor, whose offset advances by n."""
+    """[seed, offset] of a call on n elements from a Generator's state tensor, whose offset advances by n.
+
+    A DataParallelGenerator's state has two more words, [rank, world_size]: the call is this rank's n
+    elements of a global call on world_size * n, so it starts at offset + rank * n and the offset advances
+    by world_size * n (regdrop_fast._generator.DataParallelGenerator.next, the same rule).
+    """
     with _generator.LOCK:
         words = _np(state).view(_numpy.uint64)
-        taken = torch.from_numpy(words.view(_numpy.int64).copy())
-        words[1] = (int(words[1]) + n) & _U64_MASK
+        seed, offset = int(words[0]), int(words[1])
+        rank, world = (int(words[2]), int(words[3])) if len(words) == 4 else (0, 1)
+        start = (offset + rank * n) & _U64_MASK
+        taken = torch.from_numpy(_numpy.array([seed, start], dtype=_numpy.uint64).view(_numpy.int64))
+        words[1] = (offset + world * n) & _U64_MASK
     return taken
 
 
