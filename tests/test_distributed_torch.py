@@ -12,12 +12,12 @@ compared with one process on the whole batch:
 - a run stopped after 10 steps on 2 ranks and resumed from a checkpoint (weights + the generator's
   state_dict) on 4 ranks continues with the same masks and losses.
 
-And the tensor-parallel cases that need no global addressing (row-parallel, sequence-parallel), at the end.
+Then the tensor-parallel cases (row-parallel, sequence-parallel, column-parallel with global addressing) and
+DTensor inputs of regdrop_fast.torch's dropout functions, at the end.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import pathlib
 import time
@@ -192,11 +192,10 @@ def test_resume_on_another_world_size(one_process, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Tensor parallelism, the parts that need no global addressing: a row-parallel Linear's output is replicated
+# Tensor parallelism without global addressing: a row-parallel Linear's output is replicated
 # after its all-reduce (every rank draws the whole mask from a Generator of the same seed), and with sequence
 # parallelism it is then split along the leading sequence axis (each rank's part a contiguous run, drawn with
-# DataParallelGenerator by the tensor-parallel rank). A column-parallel output, split along its last axis,
-# needs the core's global addressing and is not tested here.
+# DataParallelGenerator by the tensor-parallel rank).
 
 S, B, H_IN, H_OUT = 8, 3, 8, 5
 
@@ -234,11 +233,8 @@ def test_row_parallel_and_sequence_parallel_dropout_is_the_unsharded_layers(worl
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
-# Column parallelism needs the core's global addressing (regdrop_fast.torch.dropout(..., global_shape=,
-# local_start=)): these run once the core has it and are skipped before.
-HAVE_GLOBAL_ADDRESSING = "global_shape" in inspect.signature(rt.dropout).parameters
-needs_global_addressing = pytest.mark.skipif(not HAVE_GLOBAL_ADDRESSING,
-                                             reason="needs global addressing in regdrop_fast.torch.dropout")
+# Column parallelism: each rank's shard of the last axis is a block of the global tensor, drawn with the core's
+# global addressing (regdrop_fast.torch.dropout(..., global_shape=, local_start=)).
 BC, HC_IN, HC_OUT = 4, 6, 8
 
 
@@ -266,7 +262,6 @@ def column_parallel(rank: int, world: int, init: str, results: str) -> None:
     dist.destroy_process_group()
 
 
-@needs_global_addressing
 @pytest.mark.parametrize("world", [2, 4])
 def test_column_parallel_dropout_is_the_unsharded_layers(world, tmp_path):
     g = torch.Generator().manual_seed(9)
@@ -284,3 +279,93 @@ def test_column_parallel_dropout_is_the_unsharded_layers(world, tmp_path):
         mesh = torch.cat([torch.cat([parts[2 * dp + tp]["mesh"] for tp in range(2)], dim=1) for dp in range(2)])
         assert torch.equal(mesh == 0, want == 0)
         torch.testing.assert_close(mesh, want.detach(), rtol=1e-12, atol=1e-12)
+
+
+# DTensor: regdrop_fast.torch's dropout functions take a DTensor and return the DTensor whose full tensor is
+# the same call on the full tensor, bit for bit (values and gradients: the scale is applied elementwise, so
+# nothing is summed across ranks). One spawn of 4 ranks checks every placement below on a 1-d mesh of 4 and
+# a 2 x 2 mesh; a rank's failed assertion fails the test with its traceback.
+
+P_DT = 0.3
+
+
+def dtensor_checks(rank: int, world: int, init: str) -> None:
+    from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor, init_device_mesh
+
+    torch.set_num_threads(1)
+    rf.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    line, square = init_device_mesh("cpu", (4,)), init_device_mesh("cpu", (2, 2))
+    g = torch.Generator().manual_seed(11)
+    placements = [
+        (line, [Shard(0)]), (line, [Shard(1)]), (line, [Replicate()]),
+        (square, [Shard(0), Shard(1)]), (square, [Shard(1), Shard(0)]), (square, [Shard(0), Shard(0)]),
+        (square, [Replicate(), Shard(1)]), (square, [Shard(-1), Replicate()]),
+    ]
+    # (7, 10): uneven pieces (7 rows over 4: 2, 2, 2, 1); (5, 3): 3 columns over 4 ranks leave one empty shard
+    for shape, dtype in [((7, 10), torch.float64), ((5, 3), torch.float32), ((6, 9), torch.bfloat16)]:
+        x = torch.randn(shape, generator=g).to(dtype)
+        for store in ("bits", "seed"):
+            xw = x.detach().requires_grad_()
+            want = rt.dropout(xw, P_DT, store=store, generator=rt.Generator(SEED))
+            weight = torch.randn(shape, generator=g).to(dtype)
+            (want * weight).sum().backward()
+            for mesh, pl in placements:
+                d = distribute_tensor(x, mesh, pl).requires_grad_()
+                gen = rt.Generator(SEED)
+                y = rt.dropout(d, P_DT, store=store, generator=gen)
+                assert isinstance(y, DTensor) and y.placements == d.placements, (pl, type(y))
+                assert gen.offset == x.numel(), (pl, gen.offset)  # the global count, on every rank
+                full = y.full_tensor()
+                assert torch.equal(full, want), (shape, dtype, store, pl)
+                (full * weight).sum().backward()
+                assert torch.equal(d.grad.full_tensor(), xw.grad), (shape, dtype, store, pl, "grad")
+
+    # the variants: channel dropout, drop_path, alpha dropout, shared axes; a module; 4-d NCHW
+    x4 = torch.randn(4, 6, 5, 3, generator=g)
+    variants = {
+        "dropout2d": lambda t: rt.dropout2d(t, P_DT, generator=rt.Generator(SEED)),
+        "drop_path": lambda t: rt.drop_path(t, P_DT, generator=rt.Generator(SEED)),
+        "alpha_dropout": lambda t: rt.alpha_dropout(t, P_DT, generator=rt.Generator(SEED)),
+        "dropout_shared": lambda t: rt.dropout_shared(t, P_DT, broadcast_dims=(1, 3), generator=rt.Generator(SEED)),
+        "Dropout module": rt.Dropout(P_DT, generator=rt.Generator(SEED)),
+    }
+    for name, fn in variants.items():
+        if isinstance(fn, torch.nn.Module):
+            fn.generator = rt.Generator(SEED)
+        want = fn(x4)
+        for mesh, pl in [(line, [Shard(1)]), (square, [Shard(0), Shard(2)]), (square, [Shard(3), Shard(1)])]:
+            if isinstance(fn, torch.nn.Module):
+                fn.generator = rt.Generator(SEED)
+            got = fn(distribute_tensor(x4, mesh, pl)).full_tensor()
+            assert torch.equal(got, want), (name, pl)
+
+    # in place (the shard itself is written; with autograd, out of place then copied), eval mode, errors
+    x = torch.randn(7, 10, generator=g)
+    want = rt.dropout(x, P_DT, generator=rt.Generator(SEED))
+    d = distribute_tensor(x, square, [Shard(0), Shard(1)])
+    assert rt.dropout(d, P_DT, inplace=True, generator=rt.Generator(SEED)) is d
+    assert torch.equal(d.full_tensor(), want)
+    leaf = distribute_tensor(x, square, [Shard(1), Shard(0)]).requires_grad_()
+    d = leaf * 1.0
+    assert rt.dropout(d, P_DT, inplace=True, generator=rt.Generator(SEED)) is d
+    d.full_tensor().sum().backward()
+    assert torch.equal(d.full_tensor(), want) and torch.equal(leaf.grad.full_tensor(), (want != 0) / (1 - P_DT))
+    d = distribute_tensor(x, line, [Shard(0)])
+    assert rt.dropout(d, P_DT, training=False) is d and rt.Dropout(P_DT).eval()(d) is d
+    for bad, match in [
+        (lambda: rt.dropout(distribute_tensor(x, line, [Shard(0)]), P_DT, global_shape=(7, 10)),
+         "a DTensor carries its own global shape"),
+        (lambda: rt.dropout(DTensor.from_local(torch.ones(2, 10), line, [Partial()]), P_DT), "Partial"),
+        (lambda: rt.dropout(DTensor.from_local(torch.ones(rank + 5, 10), line, [Shard(0)], run_check=False,
+                                               shape=(10, 10), stride=(10, 1)), P_DT),
+         "local shard has shape"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            bad()
+    dist.destroy_process_group()
+
+
+def test_dtensor_dropout_is_the_full_tensors_call(tmp_path):
+    pytest.importorskip("torch.distributed.tensor")
+    spawn(dtensor_checks, 4, (4, f"file://{tmp_path / 'store'}"))

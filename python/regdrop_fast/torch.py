@@ -35,7 +35,7 @@ except ImportError as exc:  # torch is optional: say what to install
     ) from exc
 
 import regdrop_fast as _rf
-from regdrop_fast import _args, _arrays, _dtypes, _generator, _lists, _validate
+from regdrop_fast import _args, _arrays, _dtensor, _dtypes, _generator, _lists, _validate
 from regdrop_fast._generator import DataParallelGenerator, Generator
 from regdrop_fast._mask import Mask as _Mask
 
@@ -720,6 +720,11 @@ def dropout(
     p = _dropout_probability(p)
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input: expected a torch.Tensor, got {type(input).__name__}")
+    if _dtensor.is_dtensor(input):  # each rank: its shard as the block of the global tensor
+        return _dtensor.call(input, global_shape, local_start, inplace, torch.is_grad_enabled(),
+                             lambda local, inplace_, gs, ls: dropout(local, p, training, inplace_, store=store,
+                                                                     generator=generator, global_shape=gs,
+                                                                     local_start=ls))
     keep_bits = _keep_bits(store)
     state = _generator_state(generator)
     gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
@@ -2480,7 +2485,11 @@ def _variant(input: torch.Tensor, p: float, training: bool, inplace: bool, dims:
     as torch's dropout functions: input itself in eval mode, for p = 0 or no elements; inplace writes the
     result into input (out of place first, so autograd sees the write). A global block (global_shape,
     local_start) is checked here, even in eval mode; a Generator then advances by the global tensor's
-    decision count, the same on every rank."""
+    decision count, the same on every rank. A DTensor runs on its shard as the block it is."""
+    if _dtensor.is_dtensor(input):
+        return _dtensor.call(input, global_shape, local_start, inplace, torch.is_grad_enabled(),
+                             lambda local, inplace_, gs, ls: _variant(local, p, training, inplace_, dims, kind,
+                                                                      keep_bits, state, gs, ls))
     gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
         global_shape is not None or local_start is not None) else None
     if not training or p == 0.0 or input.numel() == 0:
