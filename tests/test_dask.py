@@ -49,20 +49,6 @@ def test_any_chunking_equals_the_whole_array_call(name, store):
     assert (mask.bits is None) == (store == "seed")
 
 
-@pytest.mark.parametrize("name", ["axis1", "last-axis", "uneven"])
-def test_runs_without_global_addressing(name, monkeypatch):
-    """The contiguous-runs path stays correct (and tested) in a core with global addressing too."""
-    monkeypatch.setattr(rfd, "_GLOBAL_ADDRESSING", False)
-    x, g = data(), data(seed=1)
-    for store in ("bits", "seed"):
-        y, mask = rfd.dropout(da.from_array(x, chunks=CHUNKINGS[name]), 0.35, seed=77, offset=5, store=store)
-        dx = rfd.dropout_backward(da.from_array(g, chunks=CHUNKINGS[name]), mask)
-        want, want_mask = rf.dropout(x, 0.35, seed=77, offset=5)
-        y_got, dx_got = da.compute(y, dx, scheduler="sync")
-        assert y_got.tobytes() == want.tobytes()
-        assert dx_got.tobytes() == rf.dropout_backward(g, want_mask).tobytes()
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float16, BFLOAT16], ids=str)
 def test_dtypes(dtype):
     x = data(dtype)
@@ -97,30 +83,20 @@ def test_a_wrong_block_position_would_be_seen():
     assert naive.compute().tobytes() != rf.dropout(x, 0.35, seed=77)[0].tobytes()
 
 
-def test_uses_global_addressing_when_the_core_has_it(monkeypatch):
-    """With regdrop_fast.dropout(..., global_shape=, local_start=) each block is one call with its position.
-    The stand-in core places the block in a zero array of the global shape and slices the whole call: the
-    agreed semantics, implemented independently of this module's runs."""
+def test_one_core_call_per_block(monkeypatch):
+    """Each block is one call of the core with its place in the whole array (global addressing), whatever
+    axes the chunking cuts: counted by wrapping the core's dropout and dropout_mask."""
     calls = []
 
-    def core_dropout(block, p, *, seed, offset=0, store="bits", global_shape=None, local_start=None, out=None):
-        if global_shape is None:  # the argument checks on an empty array
-            return rf.dropout(block, p, seed=seed, offset=offset, store=store)
-        calls.append((block.shape, global_shape, local_start))
-        whole = np.zeros(global_shape, block.dtype)
-        where = tuple(slice(s, s + n) for s, n in zip(local_start, block.shape))
-        whole[where] = block
-        return rf.dropout(whole, p, seed=seed, offset=offset, store=store)[0][where], None
+    def counted(fn):
+        def call(*args, **kwargs):
+            if kwargs.get("global_shape") is not None:
+                calls.append((kwargs["global_shape"], kwargs["local_start"]))
+            return fn(*args, **kwargs)
+        return call
 
-    def core_dropout_mask(shape, p, *, seed, offset=0, global_shape=None, local_start=None):
-        calls.append((shape, global_shape, local_start))
-        where = tuple(slice(s, s + n) for s, n in zip(local_start, shape))
-        keep = rf.dropout_mask(global_shape, p, seed=seed, offset=offset).to_bool()[where]
-        return rf.Mask(shape, p, seed, 0, np.packbits(keep.ravel(), bitorder="little"))  # the block's C order
-
-    monkeypatch.setattr(rfd, "_GLOBAL_ADDRESSING", True)
-    monkeypatch.setattr(rfd, "_rf", types.SimpleNamespace(**{**vars(rf), "dropout": core_dropout,
-                                                             "dropout_mask": core_dropout_mask}))
+    monkeypatch.setattr(rfd, "_rf", types.SimpleNamespace(**{**vars(rf), "dropout": counted(rf.dropout),
+                                                             "dropout_mask": counted(rf.dropout_mask)}))
     x, g = data(), data(seed=4)
     for store in ("seed", "bits"):
         calls.clear()
@@ -134,8 +110,8 @@ def test_uses_global_addressing_when_the_core_has_it(monkeypatch):
         # One call per block for y, and one per block for the bits (store="bits": the backward then reads
         # them) or for the backward regenerating the decisions (store="seed").
         assert len(calls) == 2 * blocks
-        assert {c[1] for c in calls} == {SHAPE}
-        assert sorted(set(c[2] for c in calls))[:3] == [(0, 0, 0), (0, 0, 2), (0, 0, 4)]
+        assert {c[0] for c in calls} == {SHAPE}
+        assert sorted(set(c[1] for c in calls))[:3] == [(0, 0, 0), (0, 0, 2), (0, 0, 4)]
 
 
 @pytest.mark.parametrize("chunks", [(7, 9, 5), (2, 3, 5), (1, 1, 1)])

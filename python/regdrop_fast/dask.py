@@ -5,10 +5,8 @@ array draws its own slice of the whole array's mask from its global position: th
 ``regdrop_fast.dropout(x.compute(), ...)`` bit for bit for any chunking, the blocks need nothing from each
 other, and Dask's scheduler (threads, processes, dask.distributed) runs them wherever it likes.
 
-How a block finds its decisions: a block spanning the whole extent of every axis after axis k is, for each
-index along the axes before k, one contiguous run of the global flat index (blocks chunked along axis 0
-only are a single run). Each run is one call at ``offset + its global flat start``. When the core takes
-``global_shape=`` and ``local_start=`` (global addressing), a block is one call instead, whatever its shape.
+How a block finds its decisions: it is one call of the core with its place in the whole array
+(``global_shape=``, ``local_start=``: global addressing, docs/rng.md), whatever its shape.
 
 Importing regdrop_fast does not import this module (nor Dask); ``import regdrop_fast.dask`` does.
 """
@@ -17,9 +15,8 @@ from __future__ import annotations
 
 del annotations  # the __future__ flag, not API
 
-import inspect as _inspect
 import math as _math
-from typing import Any as _Any, Iterator as _Iterator, Sequence as _Sequence
+from typing import Any as _Any, Sequence as _Sequence
 
 import numpy as _np
 
@@ -38,37 +35,6 @@ __all__ = ["Mask", "dropout", "dropout_backward", "penalty"]
 
 _U64 = 1 << 64
 
-# Global addressing in the core (regdrop_fast.dropout(..., global_shape=, local_start=)): one call per block.
-# Without it each block is split into contiguous runs of the global flat index, one call per run: the same
-# decisions, more calls for blocks cut along a trailing axis.
-_GLOBAL_ADDRESSING = all({"global_shape", "local_start"} <= set(_inspect.signature(f).parameters)
-                         for f in (_rf.dropout, _rf.dropout_mask))
-
-
-def _runs(global_shape: tuple[int, ...], start: tuple[int, ...],
-          shape: tuple[int, ...]) -> tuple[int, int, _Iterator[int]]:
-    """A block's contiguous runs of the global flat index: (number of runs, run length, their global starts).
-
-    The runs, in order, are the block's elements in C order: the block reshaped to (runs, length) has
-    row i at global flat indices start_i .. start_i + length - 1.
-    """
-    nd = len(shape)
-    if nd == 0:
-        return 1, 1, iter([0])
-    # k: the last axis where the block is narrower than the array; every axis after it is whole.
-    k = max((d for d in range(nd) if shape[d] != global_shape[d]), default=0)
-    length = _math.prod(shape[k:])
-    gstride = [_math.prod(global_shape[d + 1:]) for d in range(nd)]
-    base = sum(start[d] * gstride[d] for d in range(k, nd))
-    outer = shape[:k]
-
-    def starts() -> _Iterator[int]:
-        for idx in _np.ndindex(*outer):
-            yield base + sum((start[d] + i) * gstride[d] for d, i in enumerate(idx))
-
-    return _math.prod(outer), length, starts()
-
-
 def _location(block_info: dict[_Any, _Any] | None, key: _Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(global shape, block start) of the block Dask is computing."""
     assert block_info is not None, "map_blocks passes block_info"
@@ -81,31 +47,16 @@ def _dropout_block(block: _np.ndarray, p: float, seed: int, offset: int,
     """The block's part of dropout(whole array): forward on x, and the backward from the seed on a gradient
     (dropout_backward applies the very rule of dropout to the gradient: docs/rng.md, "Values")."""
     global_shape, start = _location(block_info, 0)
-    if _GLOBAL_ADDRESSING:
-        core_dropout: _Any = _rf.dropout  # typed without the keywords in a core that lacks them
-        return core_dropout(block, p, seed=seed, offset=offset, store="seed", global_shape=global_shape,
-                            local_start=start)[0]
-    n, length, starts = _runs(global_shape, start, block.shape)
-    rows = _np.ascontiguousarray(block).reshape(n, length)
-    out = _np.empty_like(rows)
-    for i, g in enumerate(starts):
-        _rf.dropout(rows[i], p, seed=seed, offset=(offset + g) % _U64, out=out[i], store="seed")
-    return out.reshape(block.shape)
+    return _rf.dropout(block, p, seed=seed, offset=offset, store="seed", global_shape=global_shape,
+                       local_start=start)[0]
 
 
 def _keep_block(global_shape: tuple[int, ...], start: tuple[int, ...], shape: tuple[int, ...], p: float,
                 seed: int, offset: int) -> _np.ndarray:
     """The keep decisions of a block (bool, the block's shape), from dropout_mask (no data)."""
-    if _GLOBAL_ADDRESSING:
-        core_dropout_mask: _Any = _rf.dropout_mask
-        mask = core_dropout_mask(shape, p, seed=seed, offset=offset, global_shape=global_shape, local_start=start)
-        # A block's bits are its decisions in the block's own C order (docs/rng.md, "Global addressing").
-        return _unpack(mask.bits, _math.prod(shape)).reshape(shape)
-    n, length, starts = _runs(global_shape, start, shape)
-    keep = _np.empty((n, length), dtype=bool)
-    for i, g in enumerate(starts):
-        keep[i] = _rf.dropout_mask((length,), p, seed=seed, offset=(offset + g) % _U64).to_bool()
-    return keep.reshape(shape)
+    mask = _rf.dropout_mask(shape, p, seed=seed, offset=offset, global_shape=global_shape, local_start=start)
+    # A block's bits are its decisions in the block's own C order (docs/rng.md, "Global addressing").
+    return _unpack(mask.bits, _math.prod(shape)).reshape(shape)
 
 
 def _bits_block(block: _np.ndarray, p: float, seed: int, offset: int,

@@ -662,7 +662,9 @@ def dropout(
     Parameters
     ----------
     input : Tensor
-        float32, float64, float16 or bfloat16, dense (strided), on the CPU or a CUDA device.
+        float32, float64, float16 or bfloat16, dense (strided), on the CPU or a CUDA device; or a DTensor
+        with Shard/Replicate placements, whose result is the DTensor of our dropout of its full tensor
+        (each rank drops its shard as a block of the global tensor; docs/distributed.md).
     p : float, default 0.5
         Drop probability, ``0 <= p <= 1``.
     training : bool, default True
