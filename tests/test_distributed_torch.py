@@ -128,7 +128,15 @@ def run(tmp: pathlib.Path, world: int, first: int = 0, last: int = STEPS, ckpt_i
     results = tmp / f"w{world}-{first}-{last}"
     results.mkdir()
     if world == 0:
-        train(0, 0, "", first, last, ckpt_in, ckpt_out, str(results), False)
+        # In this process: train() sets both libraries' thread counts and torch's seed, as each rank does;
+        # the rest of the suite must not inherit them (a module fixture runs outside the per-test restore).
+        settings = torch.get_num_threads(), rf.get_num_threads(), torch.get_rng_state()
+        try:
+            train(0, 0, "", first, last, ckpt_in, ckpt_out, str(results), False)
+        finally:
+            torch.set_num_threads(settings[0])
+            rf.set_num_threads(settings[1])
+            torch.set_rng_state(settings[2])
         ranks = 1
     else:
         init = f"file://{tmp / f'store-{world}-{first}'}"  # a fresh file per process group
