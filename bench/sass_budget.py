@@ -29,9 +29,10 @@ How it counts:
 
 The limits checked by tests/test_sass_budget.py: no stack frame and no spills in any kernel.
 
-dropout_global_kernel (a block of a global tensor) is reported for its registers, stack and spills only:
-its per-row pieces are a loop nested in the main loop, so the count above leaves its Philox work out and
-its "instructions per element" is not comparable with dropout_kernel's.
+dropout_global_kernel and gaussian_dropout_global_kernel (a block of a global tensor) are reported for their
+registers, stack and spills only: their per-row pieces are a loop nested in the main loop, so the count above
+leaves their Philox work out and their "instructions per element" is not comparable with the contiguous
+kernels'.
 """
 
 from __future__ import annotations
@@ -223,14 +224,14 @@ def _thread_elems() -> int:
 def _describe(demangled: str) -> dict[str, str] | None:
     """kernel kind, dtype, keep source and other template arguments of a kernel we report."""
     m = re.search(r"\b(dropout_kernel|dropout_global_kernel|bias_dropout_add_kernel|gaussian_dropout_kernel"
-                  r"|sass_probe_(\w+))<([^,>]+)(?:, ([^>]*))?>", demangled)
+                  r"|gaussian_dropout_global_kernel|sass_probe_(\w+))<([^,>]+)(?:, ([^>]*))?>", demangled)
     if not m:
         return None
     dtype = m[3].strip()
     if dtype not in SIZEOF:
         return None
     rest = [a.strip() for a in (m[4] or "").split(",") if a.strip()]
-    if not m[2]:  # dropout_kernel, dropout_global_kernel, bias_dropout_add_kernel, gaussian_dropout_kernel
+    if not m[2]:  # dropout_kernel, the global kernels, bias_dropout_add_kernel, gaussian_dropout_kernel
         src = re.search(r"\(rdf::KeepSource\)(\d)", m[4] or "")
         source = SOURCE_NAME[src[1]] if src else ""
         extra = ", ".join(a for a in rest if "KeepSource" not in a)

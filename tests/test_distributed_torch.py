@@ -371,6 +371,28 @@ def dtensor_checks(rank: int, world: int, init: str) -> None:
     ]:
         with pytest.raises(ValueError, match=match):
             bad()
+
+    # gaussian_dropout: each shard takes the full call's normals at its slice (values and gradients, every
+    # placement), the Generator advances by the global count, eval mode returns the DTensor itself
+    xg = torch.randn(7, 10, generator=g, dtype=torch.float64)
+    xw = xg.detach().requires_grad_()
+    want = rt.gaussian_dropout(xw, P_DT, generator=rt.Generator(SEED))
+    weight = torch.randn(7, 10, generator=g, dtype=torch.float64)
+    (want * weight).sum().backward()
+    for mesh, pl in placements:
+        d = distribute_tensor(xg, mesh, pl).requires_grad_()
+        gen = rt.Generator(SEED)
+        y = rt.gaussian_dropout(d, P_DT, generator=gen)
+        assert isinstance(y, DTensor) and y.placements == d.placements, ("gaussian", pl, type(y))
+        assert gen.offset == xg.numel(), ("gaussian", pl, gen.offset)
+        full = y.full_tensor()
+        assert torch.equal(full, want), ("gaussian", pl)
+        (full * weight).sum().backward()
+        assert torch.equal(d.grad.full_tensor(), xw.grad), ("gaussian", pl, "grad")
+    d = distribute_tensor(xg, line, [Shard(1)])
+    assert rt.gaussian_dropout(d, P_DT, training=False) is d
+    with pytest.raises(ValueError, match="a DTensor carries its own global shape"):
+        rt.gaussian_dropout(d, P_DT, local_start=(0, 0))
     dist.destroy_process_group()
 
 

@@ -18,6 +18,7 @@
 
 namespace py = pybind11;
 using rdf::bindings::dropout_params;
+using rdf::bindings::global_rows;
 
 namespace {
 
@@ -132,14 +133,7 @@ PYBIND11_MODULE(_core, m) {
             yp = mutable_data_of(ya);
           }
           uint8_t* bp = optional_bits(bits);
-          rdf::GlobalRows rows{};
-          rows.row_len = row_len;
-          rows.outer_ndim = static_cast<int>(outer_shape.size());
-          for (size_t d = 0; d < outer_shape.size(); ++d) {
-            rows.outer_shape[d] = outer_shape[d];
-            rows.outer_stride[d] = outer_strides[d];
-          }
-          rows.base = base;
+          const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
           KernelScope release;
           rdf::cpu::dropout_global(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
                                    dropout_params(seed, base, threshold, drop_all, scale), rows);
@@ -154,6 +148,17 @@ PYBIND11_MODULE(_core, m) {
     KernelScope release;
     rdf::cpu::gaussian_dropout(static_cast<rdf::DType>(dtype), xp, yp, n, seed, offset, std);
   });
+  // Gaussian dropout of a block of a global tensor, forward and backward alike: x and y C-contiguous, the rows
+  // as the Python layer computed them (_args.global_block).
+  m.def("gaussian_dropout_global",
+        [](int dtype, const py::array& x, py::array& y, int64_t n, uint64_t seed, uint64_t base, double std,
+           const std::vector<int64_t>& outer_shape, const std::vector<uint64_t>& outer_strides, int64_t row_len) {
+          const void* xp = data_of(x);
+          void* yp = mutable_data_of(y);
+          const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
+          KernelScope release;
+          rdf::cpu::gaussian_dropout_global(static_cast<rdf::DType>(dtype), xp, yp, n, seed, std, rows);
+        });
 
   // The mask-based variants (broadcast axes, drop_path, alpha dropout) and their backward: decisions at the
   // reduced shape, read from bits_in or generated (into bits_out when given); the layout as the Python layer

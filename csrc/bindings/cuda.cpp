@@ -101,14 +101,7 @@ PYBIND11_MODULE(_cuda, m) {
                              uint64_t base, uint32_t threshold, bool drop_all, double scale,
                              const std::vector<int64_t>& outer_shape, const std::vector<uint64_t>& outer_strides,
                              int64_t row_len, int device, uintptr_t stream) {
-    rdf::GlobalRows rows{};
-    rows.row_len = row_len;
-    rows.outer_ndim = static_cast<int>(outer_shape.size());
-    for (size_t d = 0; d < outer_shape.size(); ++d) {
-      rows.outer_shape[d] = outer_shape[d];
-      rows.outer_stride[d] = outer_strides[d];
-    }
-    rows.base = base;
+    const rdf::GlobalRows rows = rdf::bindings::global_rows(base, outer_shape, outer_strides, row_len);
     py::gil_scoped_release release;
     rdf::cuda::dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits), n,
                               dropout_params(seed, base, threshold, drop_all, scale), rows, device, ptr<void>(stream));
@@ -119,6 +112,16 @@ PYBIND11_MODULE(_cuda, m) {
     py::gil_scoped_release release;
     rdf::cuda::gaussian_dropout(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, offset, std,
                                 device, ptr<void>(stream));
+  });
+  // Gaussian dropout of a block of a global tensor (x and y C-contiguous; the rows from _args.global_block).
+  m.def("gaussian_dropout_global", [](int dtype, uintptr_t x, uintptr_t y, int64_t n, uint64_t seed, uint64_t base,
+                                      double std, const std::vector<int64_t>& outer_shape,
+                                      const std::vector<uint64_t>& outer_strides, int64_t row_len, int device,
+                                      uintptr_t stream) {
+    const rdf::GlobalRows rows = rdf::bindings::global_rows(base, outer_shape, outer_strides, row_len);
+    py::gil_scoped_release release;
+    rdf::cuda::gaussian_dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, std,
+                                       rows, device, ptr<void>(stream));
   });
   m.def("dropout_mask", [](uintptr_t bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all, int device, uintptr_t stream) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../common/dtypes.h"
+#include "../common/global_block.h"
 
 namespace rdf {
 namespace cpu {
@@ -21,6 +22,12 @@ struct GaussianPass {
 };
 
 void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, double std);
+
+// Gaussian dropout of a block of a global tensor (csrc/common/global_block.h): local element i of row r takes
+// the normal of stream position global_row_start(rows, r) + (i - r * row_len); rows.base holds the offset.
+// in and out C-contiguous (the block's C order), out in itself or apart from it.
+void gaussian_dropout_global(DType dt, const void* in, void* out, int64_t n, uint64_t seed, double std,
+                             const GlobalRows& rows);
 
 }  // namespace cpu
 }  // namespace rdf

@@ -38,6 +38,7 @@
 #include "check_cuda.h"
 #include "dropout_groups.cuh"
 #include "entry_points.h"
+#include "global_rows.cuh"
 
 namespace rdf {
 namespace cuda {
@@ -143,22 +144,6 @@ __global__ void __launch_bounds__(kThreads) dropout_strided_kernel(const T* in, 
       if (k < len) dropout_element(in[mem + k * inner_stride], out[mem + k * inner_stride], (bits >> k) & 1u, scale);
     }
   }
-}
-
-// Stream position of row r's first element. The loop is unrolled over kMaxGlobalOuterDims so that the row
-// description (a kernel parameter) is indexed by constants only: no local-memory copy of it.
-__device__ __forceinline__ uint64_t row_start(const GlobalRows& rows, int64_t r) {
-  uint64_t g = rows.base;
-#pragma unroll
-  for (int e = 0; e < kMaxGlobalOuterDims; ++e) {
-    const int d = kMaxGlobalOuterDims - 1 - e;
-    if (d < rows.outer_ndim) {
-      const int64_t extent = rows.outer_shape[d];
-      g += static_cast<uint64_t>(r % extent) * rows.outer_stride[d];
-      r /= extent;
-    }
-  }
-  return g;
 }
 
 template <class T, KeepSource S>

@@ -53,6 +53,11 @@ void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8
 // is in itself or apart from it; both C-contiguous.
 void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, double std,
                       int device, Stream stream);
+// Gaussian dropout of a block of a global tensor (csrc/common/global_block.h; rows.base holds the offset): the
+// element of global flat index g takes the normal of stream position offset + g. in and out C-contiguous,
+// out in itself or apart from it.
+void gaussian_dropout_global(DType dt, const void* in, void* out, int64_t n, uint64_t seed, double std,
+                             const GlobalRows& rows, int device, Stream stream);
 // The mask-based dropout variants and their backward (csrc/common/dropout_broadcast_element.h): out = the
 // variant of in (dense, with the shared memory strides) under the decisions of dropout_mask(reduced shape),
 // read from bits_in, or generated first into bits_out (the call's mask) or else into scratch (ceil(m/8)

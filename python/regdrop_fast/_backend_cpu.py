@@ -157,11 +157,17 @@ def bias_dropout_add_backward(call):
 
 def gaussian_dropout(call) -> np.ndarray:
     """y (out when given: C-contiguous, x itself or apart from it) = x * (1 + std * z); x is read through a
-    C-contiguous copy when it is not C-contiguous (the stream follows the flat C order)."""
+    C-contiguous copy when it is not C-contiguous (the stream follows the flat C order). A block of a global
+    tensor whose rows are one run (no outer axes) is a plain call at the block's first stream position."""
     x = call.x
     y = np.empty(x.shape, x.dtype) if call.out is None else call.out
-    _native.core.gaussian_dropout(_dtypes.CODES[x.dtype], np.ascontiguousarray(x), y, x.size, call.seed, call.offset,
-                                  call.std)
+    code, src, block = _dtypes.CODES[x.dtype], np.ascontiguousarray(x), call.block
+    if block is not None and block.outer_shape:
+        _native.core.gaussian_dropout_global(code, src, y, x.size, call.seed, block.base(call.offset), call.std,
+                                             block.outer_shape, block.outer_strides, block.row_len)
+        return y
+    offset = call.offset if block is None else block.base(call.offset)
+    _native.core.gaussian_dropout(code, src, y, x.size, call.seed, offset, call.std)
     return y
 
 

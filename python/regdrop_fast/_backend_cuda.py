@@ -169,13 +169,20 @@ def bias_dropout_add_backward(call):
 
 def gaussian_dropout(call):
     """y (out when given: C-contiguous, x itself or apart from it) = x * (1 + std * z), as an array of the
-    input's library."""
+    input's library. A block of a global tensor takes the global kernel, or the plain one at the block's
+    first stream position when its rows are one run (no outer axes)."""
     kernels = _native.cuda_kernels("x")
     x = call.x
     y = call.out.obj if call.out is not None else x.empty(x.shape)
     src = x.contiguous_copy()  # held until the launch is queued
-    kernels.gaussian_dropout(_dtypes.CODES[x.dtype], src.ptr, _ptr(y), x.size, call.seed, call.offset, call.std,
-                             x.device, x.stream())
+    code, block = _dtypes.CODES[x.dtype], call.block
+    if block is not None and block.outer_shape:
+        kernels.gaussian_dropout_global(code, src.ptr, _ptr(y), x.size, call.seed, block.base(call.offset), call.std,
+                                        block.outer_shape, block.outer_strides, block.row_len, x.device,
+                                        x.stream())
+        return y
+    offset = call.offset if block is None else block.base(call.offset)
+    kernels.gaussian_dropout(code, src.ptr, _ptr(y), x.size, call.seed, offset, call.std, x.device, x.stream())
     return y
 
 

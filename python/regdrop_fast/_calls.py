@@ -86,6 +86,7 @@ class GaussianCall(NamedTuple):
     seed: int
     offset: int
     std: float  # sqrt(p / (1 - p)) in float64
+    block: Any = None  # _args.GlobalBlock: x is a block of a global tensor (global_shape=); None: plain
 
 
 class MaskCall(NamedTuple):

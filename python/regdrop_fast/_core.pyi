@@ -20,6 +20,8 @@ def dropout_global(dtype: int, x: np.ndarray | None, y: np.ndarray | None, bits:
 MAX_GLOBAL_OUTER_DIMS: int
 
 def gaussian_dropout(dtype: int, x: np.ndarray, y: np.ndarray, n: int, seed: int, offset: int, std: float) -> None: ...
+def gaussian_dropout_global(dtype: int, x: np.ndarray, y: np.ndarray, n: int, seed: int, base: int, std: float,
+                            outer_shape: tuple[int, ...], outer_strides: tuple[int, ...], row_len: int) -> None: ...
 
 def bias_dropout_add_forward(dtype: int, x: np.ndarray, bias: np.ndarray | None, residual: np.ndarray, y: np.ndarray,
                              bits: np.ndarray | None, n: int, h: int, seed: int, offset: int, threshold: int,

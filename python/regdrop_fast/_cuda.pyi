@@ -25,6 +25,9 @@ def dropout_global(dtype: int, x: int, y: int, bits: int, n: int, seed: int, bas
 MAX_GLOBAL_OUTER_DIMS: int
 def gaussian_dropout(dtype: int, x: int, y: int, n: int, seed: int, offset: int, std: float, device: int,
                      stream: int) -> None: ...
+def gaussian_dropout_global(dtype: int, x: int, y: int, n: int, seed: int, base: int, std: float,
+                            outer_shape: Sequence[int], outer_strides: Sequence[int], row_len: int, device: int,
+                            stream: int) -> None: ...
 def bias_dropout_add_forward(dtype: int, x: int, bias: int, residual: int, y: int, bits: int, n: int, h: int,
                              seed: int, offset: int, threshold: int, drop_all: bool, scale: float, device: int,
                              stream: int) -> None: ...

@@ -301,13 +301,16 @@ def _gaussian_operands(backend, x, out, name: str) -> tuple[Any, Any]:
     return xa, oa
 
 
-def gaussian_dropout(x, p, seed, offset, out, *, host_only: bool = False) -> tuple[ModuleType, GaussianCall]:
+def gaussian_dropout(x, p, seed, offset, out, global_shape=None, local_start=None, *,
+                     host_only: bool = False) -> tuple[ModuleType, GaussianCall]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
     p = _args.gaussian_probability(p)
     seed = _args.seed_or_fresh(seed)
     offset = _args.uint64(offset, "offset")
     xa, oa = _gaussian_operands(backend, x, out, "x")
-    return backend, GaussianCall(xa, oa, xa.shape, p, seed, offset, _args.noise_std(p))
+    block = None if global_shape is None and local_start is None else _args.global_block(global_shape, local_start,
+                                                                                          xa.shape)
+    return backend, GaussianCall(xa, oa, xa.shape, p, seed, offset, _args.noise_std(p), block)
 
 
 def gaussian_dropout_backward(grad, noise, out, *, host_only: bool = False) -> tuple[ModuleType, GaussianCall]:
@@ -317,7 +320,7 @@ def gaussian_dropout_backward(grad, noise, out, *, host_only: bool = False) -> t
     ga, oa = _gaussian_operands(backend, grad, out, "grad")
     if ga.shape != noise.shape:
         raise ValueError(f"grad: shape {ga.shape} does not match the noise's {noise.shape}")
-    return backend, GaussianCall(ga, oa, ga.shape, noise.p, noise.seed, noise.offset, noise.std)
+    return backend, GaussianCall(ga, oa, ga.shape, noise.p, noise.seed, noise.offset, noise.std, noise._block)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -381,9 +381,9 @@ def _batch_first(info: _Any, x: torch.Tensor, x_dim: int | None) -> torch.Tensor
     return x.movedim(x_dim, 0)
 
 
-def _no_vmap_block(global_shape: _Sequence[int]) -> None:
+def _no_vmap_block(global_shape: _Sequence[int], op: str = "dropout") -> None:
     if global_shape:
-        raise RuntimeError("vmap: dropout with global_shape is not supported under torch.func.vmap")
+        raise RuntimeError(f"vmap: {op} with global_shape is not supported under torch.func.vmap")
 
 
 def _dropout_fwd_vmap(
@@ -1138,52 +1138,62 @@ class BiasDropoutAdd(torch.nn.Module):
 # ---------------------------------------------------------------------------------------------------------
 # Gaussian dropout: x * (1 + std * z)
 #
-# gaussian_dropout_fwd is a pure function of (x, p, seed) like dropout_fwd. Nothing per element is saved for
-# the backward: the noise is regenerated from the seed tensor, and as the op is linear in x with those
+# gaussian_dropout_fwd is a pure function of (x, p, seed) like dropout_fwd, and takes a block of a global
+# tensor the same way (two int lists, empty for a plain call). Nothing per element is saved for the backward:
+# the noise is regenerated from the seed tensor (and the block), and as the op is linear in x with those
 # factors, its backward (and its jvp, and the backward's backward) is the same op applied to the gradient.
 
 
 @torch.library.custom_op(
-    "regdrop_fast::gaussian_dropout_fwd", mutates_args=(), schema="(Tensor x, float p, Tensor seed) -> Tensor"
+    "regdrop_fast::gaussian_dropout_fwd", mutates_args=(),
+    schema="(Tensor x, float p, Tensor seed, int[] global_shape=[], int[] local_start=[]) -> Tensor",
 )
-def _gaussian_dropout_fwd(x: torch.Tensor, p: float, seed: torch.Tensor) -> torch.Tensor:
-    """x * (1 + std * z) with the noise of stream position [seed, offset], C-contiguous."""
+def _gaussian_dropout_fwd(x: torch.Tensor, p: float, seed: torch.Tensor, global_shape: _Sequence[int] = (),
+                          local_start: _Sequence[int] = ()) -> torch.Tensor:
+    """x * (1 + std * z) with the noise of stream position [seed, offset] (of the global tensor's element 0
+    for a block), C-contiguous."""
     s, o = _seed_offset(seed)
+    block = _block_kwargs(global_shape, local_start)
     if x.device.type == "cpu":
         y = torch.empty(x.shape, dtype=x.dtype)
-        _rf.gaussian_dropout(_np(x), p, seed=s, offset=o, out=_out_view(y))  # x read through a copy if strided
+        # x read through a copy if strided
+        _rf.gaussian_dropout(_np(x), p, seed=s, offset=o, out=_out_view(y), **block)
         return y
     if x.device.type == "cuda":
-        return _rf.gaussian_dropout(x, p, seed=s, offset=o)[0]
+        return _rf.gaussian_dropout(x, p, seed=s, offset=o, **block)[0]
     raise _unsupported_device(x, "gaussian_dropout")
 
 
 @_gaussian_dropout_fwd.register_fake
-def _(x: torch.Tensor, p: float, seed: torch.Tensor) -> torch.Tensor:
+def _(x: torch.Tensor, p: float, seed: torch.Tensor, global_shape: _Sequence[int] = (),
+      local_start: _Sequence[int] = ()) -> torch.Tensor:
     return torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
 def _gaussian_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
-    _, p, seed = inputs
+    _, p, seed, global_shape, local_start = inputs
     ctx.save_for_backward(seed)
-    ctx.p = p
+    ctx.p, ctx.block = p, (list(global_shape), list(local_start))
 
 
-def _gaussian_backward(ctx: _Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+def _gaussian_backward(ctx: _Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
     (seed,) = ctx.saved_tensors
-    return _gaussian_dropout_fwd(grad, ctx.p, seed), None, None
+    return _gaussian_dropout_fwd(grad, ctx.p, seed, *ctx.block), None, None, None, None
 
 
 _gaussian_dropout_fwd.register_autograd(_gaussian_backward, setup_context=_gaussian_setup_context)
 
 
 def _gaussian_dropout_fwd_vmap(
-    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor
+    info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, p: float, seed: torch.Tensor,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, int]:
     """vmap: a batched seed (torch.randint under randomness="different") gives each sample its own noise,
     randomness="same" one noise for the batch. An unbatched seed under "different" (a Generator) is refused:
-    the backward, which sees the same unbatched seed, could not tell the samples' offsets apart."""
-    x_dim, _, seed_dim = in_dims
+    the backward, which sees the same unbatched seed, could not tell the samples' offsets apart. A block of a
+    global tensor is refused, as dropout's."""
+    _no_vmap_block(global_shape, "gaussian_dropout")
+    x_dim, _, seed_dim = in_dims[:3]
     if seed_dim is None and info.randomness == "different":
         raise RuntimeError("vmap: gaussian_dropout with a regdrop_fast.Generator supports randomness='same' only; "
                            "without a generator each sample draws its own seed")
@@ -1202,25 +1212,26 @@ class _GaussianDropoutFn(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: torch.Tensor) -> _Any:
-        return _gaussian_dropout_fwd(x, p, seed)
+    def forward(x: torch.Tensor, p: float, seed: torch.Tensor, global_shape: _Sequence[int] = (),
+                local_start: _Sequence[int] = ()) -> _Any:
+        return _gaussian_dropout_fwd(x, p, seed, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
-        _, p, seed = inputs
+        _, p, seed, global_shape, local_start = inputs
         ctx.save_for_backward(seed)
         ctx.save_for_forward(seed)
-        ctx.p = p
+        ctx.p, ctx.block = p, (list(global_shape), list(local_start))
 
     @staticmethod
-    def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, None, None]:
+    def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, None, None, None, None]:
         (seed,) = ctx.saved_tensors
-        return _GaussianDropoutFn.apply(grad, ctx.p, seed), None, None
+        return _GaussianDropoutFn.apply(grad, ctx.p, seed, *ctx.block), None, None, None, None
 
     @staticmethod
     def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> _Any:
         (seed,) = ctx.saved_tensors
-        return None if dx is None else _gaussian_dropout_fwd(dx, ctx.p, seed)
+        return None if dx is None else _gaussian_dropout_fwd(dx, ctx.p, seed, *ctx.block)
 
 
 def _gaussian_probability(p: float) -> float:
@@ -1233,13 +1244,16 @@ def _gaussian_probability(p: float) -> float:
 
 
 def gaussian_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True, *,
-                     generator: Generator | None = None) -> torch.Tensor:
+                     generator: Generator | None = None, global_shape: _Sequence[int] | None = None,
+                     local_start: _Sequence[int] | None = None) -> torch.Tensor:
     """Gaussian dropout (Keras ``GaussianDropout``): ``input * (1 + sqrt(p / (1 - p)) * z)``, z standard normal.
 
     The multiplicative noise has mean 1 and the variance ``p / (1 - p)`` of inverted dropout's factor. Each
     element's z comes from the dropout stream through the transform of docs/rng.md ("Gaussian noise"), so
     :func:`regdrop_fast.gaussian_dropout` with the same seed and offset gives the same bits, on the CPU and
-    on CUDA. In eval mode (``training=False``) and for p = 0 the input itself is returned.
+    on CUDA. In eval mode (``training=False``) and for p = 0 the input itself is returned. A DTensor input
+    (Shard / Replicate placements) takes, on each rank, the noise of its shard as the block of the global
+    tensor it is, and comes back as a DTensor (docs/distributed.md).
 
     The backward keeps nothing per element (only the 16-byte seed): it regenerates the noise. Differentiable
     (backward, double backward, forward-mode AD), usable under ``torch.func.vmap`` and traced by
@@ -1254,26 +1268,36 @@ def gaussian_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True,
     training : bool, default True
         False returns input unchanged.
     generator : regdrop_fast.Generator, optional
-        Where to draw the noise from (its offset advances by ``input.numel()``); by default every call draws
-        its seed from torch's RNG.
+        Where to draw the noise from (its offset advances by ``input.numel()``, by the global tensor's
+        element count with ``global_shape``); by default every call draws its seed from torch's RNG.
+    global_shape : sequence of int, optional
+        input is a block (a shard) of a global tensor of this shape: each element takes the normal that a
+        call on the whole tensor gives at its global flat C-order index, so the shards of all ranks together
+        make exactly one call's noise (``regdrop_fast.gaussian_dropout``; docs/rng.md, "Global
+        addressing"). Every rank must use the same seed: the same Generator state, or the same torch RNG
+        state. Not under ``torch.func.vmap``, and not with a DTensor input (which carries its own).
+    local_start : sequence of int, optional
+        The global index of input's first element (default zeros); only with global_shape.
 
     Returns
     -------
     Tensor
-        C-contiguous (input itself in eval mode or for p = 0).
+        C-contiguous (input itself in eval mode or for p = 0); a DTensor for a DTensor input.
 
     Raises
     ------
     TypeError
         input is not a tensor or of an unsupported dtype, p is not a real number, generator is not a
-        regdrop_fast.Generator.
+        regdrop_fast.Generator, global_shape or local_start is not a tuple or list of ints.
     ValueError
-        p outside [0, 1), a non-strided layout.
+        p outside [0, 1), a non-strided layout; a block that does not fit global_shape (as
+        ``regdrop_fast.gaussian_dropout``), local_start without global_shape, either with a DTensor input, a
+        DTensor placement other than Shard and Replicate.
     NotImplementedError
         input on a device other than the CPU or CUDA.
     RuntimeError
-        Under ``torch.func.vmap`` with ``randomness="error"``, or with a Generator under
-        ``randomness="different"``.
+        Under ``torch.func.vmap`` with ``randomness="error"``, with a Generator under
+        ``randomness="different"``, or with global_shape.
 
     Examples
     --------
@@ -1288,14 +1312,24 @@ def gaussian_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True,
     p = _gaussian_probability(p)
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input: expected a torch.Tensor, got {type(input).__name__}")
+    if _dtensor.is_dtensor(input):  # each rank: its shard as the block of the global tensor
+        return _dtensor.call(input, global_shape, local_start, False, torch.is_grad_enabled(),
+                             lambda local, _inplace, gs, ls: gaussian_dropout(local, p, training, generator=generator,
+                                                                              global_shape=gs, local_start=ls))
     state = _generator_state(generator)
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
+        global_shape is not None or local_start is not None) else None
     if not training or p == 0.0:
         return input
     _check_tensor(input, "input")
-    seed = _draw_seed(state, input.numel())
+    n = input.numel()
+    block: tuple[list[int], list[int]] = ([], [])  # the op's global_shape and local_start: empty for a plain call
+    if gb is not None:
+        n, block = _math.prod(gb.global_shape), (list(gb.global_shape), list(gb.local_start))
+    seed = _draw_seed(state, n)
     if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
-        return _gaussian_dropout_fwd(input, p, seed)
-    return _GaussianDropoutFn.apply(input, p, seed)
+        return _gaussian_dropout_fwd(input, p, seed, *block)
+    return _GaussianDropoutFn.apply(input, p, seed, *block)
 
 
 class GaussianDropout(torch.nn.Module):

@@ -5,12 +5,14 @@ array arithmetic rounds each operation once, to nearest even, as the kernels do)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .. import _args, _validate
+from .._calls import GaussianCall
 from .._gaussian_noise import GaussianNoise
+from .dropout import global_indices
 from .philox import MASK32, philox4x32
 
 F32 = np.float32
@@ -111,7 +113,12 @@ def standard_normals(n: int, seed: int, offset: int = 0) -> np.ndarray:
     """
     seed, offset = _args.uint64(seed, "seed"), _args.uint64(offset, "offset")
     (n,) = _args.shape_tuple((n,))  # an int >= 0, checked as a length
-    g = np.uint64(offset) + np.arange(n, dtype=np.uint64)  # wraps mod 2^64
+    return normals_at(np.uint64(offset) + np.arange(n, dtype=np.uint64), seed)  # wraps mod 2^64
+
+
+def normals_at(g: np.ndarray, seed: int) -> np.ndarray:
+    """The float32 standard normal of each stream position in g (a uint64 array, any order): the pair of
+    position g is P = g >> 1, whatever position comes before it in g."""
     even = g & ~np.uint64(1)
     with np.errstate(all="ignore"):
         r = radius(words_at(even, seed))
@@ -136,8 +143,19 @@ def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 # Array arguments (x, grad, out) are Any: any array-like, or a CPU tensor (viewed as NumPy).
-def gaussian_dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0,
-                     out: Any = None) -> tuple[np.ndarray, GaussianNoise]:
+def _call_normals(call: GaussianCall) -> np.ndarray:
+    """The normals of a call's elements (flat C order): of positions offset + i, or, for a block of a global
+    tensor, offset + the element's flat C-order index in the global shape (docs/rng.md, "Global addressing")."""
+    if call.block is None:
+        return standard_normals(call.x.size, call.seed, call.offset)
+    b = call.block
+    g = np.uint64(call.offset) + global_indices(call.shape, b.global_shape, b.local_start).ravel()  # wraps mod 2^64
+    return normals_at(g, call.seed)
+
+
+def gaussian_dropout(x: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
+                     global_shape: Sequence[int] | None = None,
+                     local_start: Sequence[int] | None = None) -> tuple[np.ndarray, GaussianNoise]:
     """NumPy specification of ``regdrop_fast.gaussian_dropout``, equal to it bit for bit.
 
     ``y = x * (1 + std * z)`` with ``std = sqrt(p / (1 - p))`` and z the standard normal of each element's
@@ -156,6 +174,10 @@ def gaussian_dropout(x: Any, p: float, *, seed: int | None = None, offset: int =
         Position of element 0 in the random stream.
     out : ndarray, optional
         Where to write y (x's shape and dtype, C-contiguous; ``out=x`` works in place).
+    global_shape, local_start : sequence of int, optional
+        x is the block at local_start of a global tensor of shape global_shape: each element takes the
+        normal of stream position offset + its flat C-order index in global_shape (``global_indices``), so
+        the block's values are those of the call on the whole tensor at the block's slice.
 
     Returns
     -------
@@ -174,15 +196,15 @@ def gaussian_dropout(x: Any, p: float, *, seed: int | None = None, offset: int =
     >>> np.array_equal(y, rf.gaussian_dropout(x, 0.3, seed=7)[0])
     True
     """
-    _, call = _validate.gaussian_dropout(x, p, seed, offset, out, host_only=True)
-    z = standard_normals(call.x.size, call.seed, call.offset)
-    y = _deliver(_apply(call.x, z, call.std), call.out)
-    return y, GaussianNoise._trusted(call.shape, call.p, call.seed, call.offset)
+    _, call = _validate.gaussian_dropout(x, p, seed, offset, out, global_shape, local_start, host_only=True)
+    y = _deliver(_apply(call.x, _call_normals(call), call.std), call.out)
+    return y, GaussianNoise._trusted(call.shape, call.p, call.seed, call.offset, call.block)
 
 
 def gaussian_dropout_backward(grad: Any, noise: GaussianNoise, *, out: Any = None) -> np.ndarray:
     """NumPy specification of ``regdrop_fast.gaussian_dropout_backward``: ``grad * (1 + std * z)`` with the
-    forward's noise, regenerated from ``(noise.seed, noise.offset)``.
+    forward's noise, regenerated from ``(noise.seed, noise.offset)`` and, for a block of a global tensor,
+    the noise's block.
 
     Parameters
     ----------
@@ -210,5 +232,4 @@ def gaussian_dropout_backward(grad: Any, noise: GaussianNoise, *, out: Any = Non
     True
     """
     _, call = _validate.gaussian_dropout_backward(grad, noise, out, host_only=True)
-    z = standard_normals(call.x.size, call.seed, call.offset)
-    return _deliver(_apply(call.x, z, call.std), call.out)
+    return _deliver(_apply(call.x, _call_normals(call), call.std), call.out)
