@@ -644,6 +644,25 @@ def _fused_rows():
         ("bias_dropout_add", ValueError, r"out: shape \(4, 3\) does not match", fused(out=lambda b, x, r: _w().reshape(4, 3))),
         ("bias_dropout_add", ValueError, "p: dropout probability", lambda: (lambda x=_w(): (lambda: rdf.bias_dropout_add(x, None, x, -0.5, seed=1), [x]))()),
         ("bias_dropout_add", ValueError, "store: expected 'bits' or 'seed'", fused(store="both")),
+        # global addressing: x (residual, out) a block of a global tensor
+        ("bias_dropout_add", ValueError, r"global_shape: \(6, 8, 1\) has 3 axes but the array has 2",
+         fused(out=lambda b, x, r: np.zeros((3, 4), np.float32), global_shape=(6, 8, 1))),
+        ("bias_dropout_add", ValueError, r"local_start: \(0,\) has 1 axes but the array has 2",
+         fused(global_shape=(6, 8), local_start=(0,))),
+        ("bias_dropout_add", ValueError, r"does not fit in global_shape \(6, 8\) \(axis 1: 5 \+ 4 > 8\)",
+         fused(out=lambda b, x, r: r, global_shape=(6, 8), local_start=(0, 5))),
+        ("bias_dropout_add", ValueError, "local_start: negative index -1", fused(global_shape=(6, 8), local_start=(-1, 0))),
+        ("bias_dropout_add", ValueError, "local_start: given without global_shape", fused(local_start=(0, 0))),
+        ("bias_dropout_add", TypeError, "global_shape: .* got an element of type float", fused(global_shape=(6.0, 8))),
+        ("bias_dropout_add", TypeError, "global_shape: expected a tuple of ints", fused(global_shape=8)),
+        ("bias_dropout_add", TypeError, "local_start: .* got an element of type str",
+         fused(global_shape=(6, 8), local_start=("0", 0))),
+        ("dropout_add", ValueError, r"does not fit in global_shape \(2, 8\)",
+         lambda: (lambda x=_w(), r=_w() * 2: (lambda: rdf.dropout_add(x, r, 0.5, seed=1, out=r, global_shape=(2, 8)),
+                                             [x, r]))()),
+        ("dropout_add", TypeError, "local_start: expected a tuple of ints",
+         lambda: (lambda x=_w(), r=_w() * 2: (lambda: rdf.dropout_add(x, r, 0.5, seed=1, global_shape=(6, 8),
+                                                                      local_start=3), [x, r]))()),
         ("dropout_add", ValueError, r"residual: shape \(12,\) does not match",
          lambda: (lambda x=_w(), r=np.zeros(12, np.float32): (lambda: rdf.dropout_add(x, r, 0.5, seed=1), [x, r]))()),
         ("dropout_add", TypeError, "seed: expected an int",
@@ -921,8 +940,6 @@ def _torch_fused_rows():
         ("rt.bias_dropout_add", ValueError, "dropout probability has to be between 0 and 1", fused(p=1.5)),
         ("rt.bias_dropout_add", TypeError, "store: expected 'bits' or 'seed', got NoneType", fused(store=None)),
         ("rt.bias_dropout_add", TypeError, "residual: dtype torch.int64 is not supported", fused(dtype=torch.int64)),
-        ("rt.bias_dropout_add", TypeError, "input: expected a torch.Tensor, got ndarray",
-         lambda: (lambda x=np.ones((3, 4), np.float32): (lambda: rt.bias_dropout_add(x, None, torch.ones(3, 4)), [x]))()),
         ("rt.BiasDropoutAdd", ValueError, "dropout probability", lambda: (lambda: rt.BiasDropoutAdd(-0.1), [])),
         ("rt.BiasDropoutAdd", TypeError, "store: expected 'bits' or 'seed', got int", lambda: (lambda: rt.BiasDropoutAdd(0.1, store=2), [])),
         ("rt.BiasDropoutAdd", TypeError, "regdrop_fast.Generator", lambda: (lambda: rt.BiasDropoutAdd(0.1, generator=torch.Generator()), [])),
@@ -1262,8 +1279,8 @@ def _global_rows():
         ("dropout_backward", ValueError, r"grad: shape \(4, 3\) does not match the mask's \(3, 4\)",
          lambda: (lambda g=_w().reshape(4, 3), m=rdf.Mask((3, 4), 0.5, 1, scale_by_keep=False, global_shape=(6, 4)):
                   (lambda: rdf.dropout_backward(g, m), [g, m]))()),
-        ("bias_dropout_add_backward", ValueError, "regenerating a mask with global_shape is not supported",
-         lambda: (lambda g=_w(), m=rdf.Mask((3, 4), 0.5, 1, global_shape=(6, 4)):
+        ("bias_dropout_add_backward", ValueError, r"grad: shape \(4, 3\) does not match the mask's \(3, 4\)",
+         lambda: (lambda g=_w().reshape(4, 3), m=rdf.Mask((3, 4), 0.5, 1, global_shape=(6, 4)):
                   (lambda: rdf.bias_dropout_add_backward(g, m), [g, m]))()),
     ] + _torch_global_rows()
 
