@@ -224,3 +224,79 @@ def test_bad_blocks_change_nothing(rng):
             rdf.dropout_add(xl, rl, 0.5, seed=1, out=out, **kwargs)
         for a, c in zip((xl, bl, rl, out), before):
             assert_same_bits(a, c)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# regdrop_fast.torch.bias_dropout_add(..., global_shape=, local_start=)
+
+
+@pytest.mark.parametrize("store", ["bits", "seed"])
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_torch_block_is_the_slice_of_the_whole_call(store, with_bias):
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch as rt
+
+    gshape, start = (6, 10, 7), (1, 4, 2)
+    sl = (slice(1, 5), slice(4, 9), slice(2, 7))
+    x = torch.randn(gshape, dtype=torch.float64)
+    r = torch.randn(gshape, dtype=torch.float64)
+    b = torch.randn(7, dtype=torch.float64) if with_bias else None
+    xw, rw = x.clone().requires_grad_(True), r.clone().requires_grad_(True)
+    bw = None if b is None else b.clone().requires_grad_(True)
+    y_whole = rt.bias_dropout_add(xw, bw, rw, 0.4, generator=rdf.Generator(5, 3))
+    grad = torch.zeros(gshape, dtype=torch.float64)
+    grad[sl] = torch.randn(4, 5, 5, dtype=torch.float64)
+    y_whole.backward(grad)
+
+    xl, rl = x[sl].clone().requires_grad_(True), r[sl].clone().requires_grad_(True)
+    bl = None if b is None else b[2:7].clone().requires_grad_(True)
+    gen = rdf.Generator(5, 3)
+    y = rt.bias_dropout_add(xl, bl, rl, 0.4, generator=gen, store=store, global_shape=gshape, local_start=start)
+    assert torch.equal(y, y_whole[sl])
+    assert gen.get_state() == (5, 3 + 420)  # the generator advances by the global tensor's element count
+    y.backward(grad[sl])
+    assert torch.equal(xl.grad, xw.grad[sl])
+    assert torch.equal(rl.grad, rw.grad[sl])
+    if b is not None:
+        # the block's own rows' fixed-order sum (of the whole call's dx at the block)
+        _, db, _ = reference.bias_dropout_add_backward(grad[sl].numpy(), rdf.dropout(
+            np.zeros((4, 5, 5)), 0.4, seed=5, offset=3, global_shape=gshape, local_start=start)[1])
+        assert torch.equal(bl.grad, torch.from_numpy(db))
+    # the module takes the block too
+    m = rt.BiasDropoutAdd(0.4, store=store, generator=rdf.Generator(5, 3))
+    assert torch.equal(m(x[sl].contiguous(), None if b is None else b[2:7], r[sl].contiguous(), global_shape=gshape,
+                         local_start=start), y_whole[sl])
+    # forward-mode AD: the tangent through the same mask
+    from torch.func import jvp
+
+    _, tangent = jvp(lambda v: rt.bias_dropout_add(v, None, torch.zeros_like(v), 0.4, generator=rdf.Generator(5, 3),
+                                                   store=store, global_shape=gshape, local_start=start),
+                     (x[sl].contiguous(),), (grad[sl].contiguous(),))
+    assert torch.equal(tangent, xw.grad[sl])
+    # torch.compile traces it whole
+    f = torch.compile(lambda v, w: rt.bias_dropout_add(v, None if b is None else b[2:7], w, 0.4, store=store,
+                                                       generator=rdf.Generator(5, 3), global_shape=gshape,
+                                                       local_start=start), backend="eager", fullgraph=True)
+    assert torch.equal(f(x[sl].contiguous(), r[sl].contiguous()), y_whole[sl])
+
+
+def test_torch_ops_pass_opcheck():
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch  # noqa: F401  (registers the ops)
+
+    x, b, r = torch.randn(6, 5), torch.randn(5), torch.randn(6, 5)
+    seed = torch.tensor([5, 3])
+    ops = torch.ops.regdrop_fast
+    torch.library.opcheck(ops.bias_dropout_add_fwd.default, (x, b, r, 0.5, seed, True, [6, 10], [0, 4]))
+    torch.library.opcheck(ops.bias_dropout_add_fwd.default, (x, None, r, 0.5, seed, False, [9, 5], [3, 0]))
+    torch.library.opcheck(ops.bias_dropout_add_bwd.default,
+                          (x, torch.empty(0, dtype=torch.uint8), seed, 0.5, False, [6, 10], [0, 4]))
+
+
+def test_torch_vmap_refuses_global_addressing():
+    torch = pytest.importorskip("torch")
+    import regdrop_fast.torch as rt
+
+    with pytest.raises(RuntimeError, match="global_shape is not supported under torch.func.vmap"):
+        torch.func.vmap(lambda v: rt.bias_dropout_add(v, None, v, 0.5, global_shape=(8,), local_start=(2,)),
+                        randomness="different")(torch.ones(3, 4))
