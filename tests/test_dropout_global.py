@@ -5,7 +5,7 @@ whole-tensor call: values, mask bits (the block's decisions in its own C order),
 backward, on every backend.
 
 The CPU runs each row of the block (a run along the global flat index) through the contiguous loop and ORs
-the bits of rows that do not start on a mask byte into place (csrc/cpu/dropout_driver.cpp: global_range);
+the bits of rows that do not start on a mask byte into place (csrc/cpu/dropout_driver.cpp: dropout_global_range);
 the CUDA kernel splits each 16-element group at the row ends. The shapes below put row ends everywhere in a
 byte and a group, rows shorter than a byte, rows across the 2^16-element tasks, and every axis split.
 """
