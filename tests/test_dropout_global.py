@@ -5,7 +5,7 @@ whole-tensor call: values, mask bits (the block's decisions in its own C order),
 backward, on every backend.
 
 The CPU runs each row of the block (a run along the global flat index) through the contiguous loop and ORs
-the bits of rows that do not start on a mask byte into place (csrc/cpu/dropout_driver.cpp: global_range);
+the bits of rows that do not start on a mask byte into place (csrc/cpu/dropout_driver.cpp: dropout_global_range);
 the CUDA kernel splits each 16-element group at the row ends. The shapes below put row ends everywhere in a
 byte and a group, rows shorter than a byte, rows across the 2^16-element tasks, and every axis split.
 """
@@ -391,7 +391,8 @@ def test_torch_vmap_refuses_global_addressing():
 
 def test_masks_of_blocks_in_the_other_backwards(rng):
     """bias_dropout_add_backward takes a block's mask with its bits (the block's own order: nothing global is
-    left to apply) and refuses to regenerate one (not supported yet)."""
+    left to apply) or regenerates it from the seed (the mask records the block;
+    tests/test_bias_dropout_add_global.py covers the epilogue's own blocks)."""
     whole = random_values(rng, (6, 8), np.float32)
     _, m_whole = rdf.dropout(whole, 0.5, seed=3)
     g = random_values(rng, (6, 3), np.float32)
@@ -400,8 +401,9 @@ def test_masks_of_blocks_in_the_other_backwards(rng):
     expected = np.where(m_whole.to_bool()[:, 5:], g * np.float32(2), np.float32(0))
     assert_same_bits(dx, expected)
     m.bits = None
-    with pytest.raises(ValueError, match="global_shape"):
-        rdf.bias_dropout_add_backward(g, m)
+    dx2, dbias2, _ = rdf.bias_dropout_add_backward(g, m)
+    assert_same_bits(dx2, expected)
+    assert_same_bits(dbias2, dbias)
 
 
 @pytest.mark.parametrize("which", ["dropout_shared", "drop_path", "drop_path-unscaled", "alpha_dropout"])

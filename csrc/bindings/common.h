@@ -1,6 +1,5 @@
 // What the two binding modules (cpu.cpp: _core, cuda.cpp: _cuda) share: the scalar arguments of a dropout
-// call arrive in the same order in both, and become one DropoutParams here; the rows of a block of a global
-// tensor become one GlobalRows.
+// call arrive in the same order in both, and become one DropoutParams here; a block's rows one GlobalRows.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -17,8 +16,9 @@ inline DropoutParams dropout_params(uint64_t seed, uint64_t offset, uint32_t thr
   return DropoutParams{seed, offset, threshold, drop_all, scale};
 }
 
-// The rows of a block as _args.global_block computed them (outer_shape and outer_strides of equal length, at
-// most kMaxGlobalOuterDims: the Python layer checked both); copied field by field, nothing decided.
+// The rows of a block of a global tensor as the Python layer computed them (_args.global_block): the block's
+// first stream position, the outer shape and strides (at most kMaxGlobalOuterDims axes: checked there), the
+// row length.
 inline GlobalRows global_rows(uint64_t base, const std::vector<int64_t>& outer_shape,
                               const std::vector<uint64_t>& outer_strides, int64_t row_len) {
   GlobalRows rows{};

@@ -181,31 +181,47 @@ PYBIND11_MODULE(_core, m) {
         });
   m.attr("MAX_BROADCAST_DIMS") = rdf::kMaxBroadcastDims;
 
-  // The fused epilogue y = residual + dropout(x + bias) (bias None: dropout_add) and its backward.
+  // The fused epilogue y = residual + dropout(x + bias) (bias None: dropout_add) and its backward. A block
+  // of a global tensor passes its rows (outer_shape, outer_strides, row_len; offset is then the block's first
+  // stream position); no outer axes: a plain call.
   m.def("bias_dropout_add_forward",
         [](int dtype, const py::array& x, py::object bias, const py::array& residual, py::array& y, py::object bits,
-           int64_t n, int64_t h, uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+           int64_t n, int64_t h, uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale,
+           const std::vector<int64_t>& outer_shape, const std::vector<uint64_t>& outer_strides, int64_t row_len) {
           const void* xp = data_of(x);
           const void* bp = bias.is_none() ? nullptr : data_of(bias.cast<py::array>());
           const void* rp = data_of(residual);
           void* yp = mutable_data_of(y);
           uint8_t* mp = optional_bits(bits);
+          const rdf::GlobalRows rows = global_rows(offset, outer_shape, outer_strides, row_len);
           KernelScope release;
           rdf::cpu::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), xp, bp, rp, yp, mp, n, h,
-                                             dropout_params(seed, offset, threshold, drop_all, scale));
-        });
+                                             dropout_params(seed, offset, threshold, drop_all, scale),
+                                             outer_shape.empty() ? nullptr : &rows);
+        },
+        py::arg("dtype"), py::arg("x"), py::arg("bias"), py::arg("residual"), py::arg("y"), py::arg("bits"),
+        py::arg("n"), py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"), py::arg("drop_all"),
+        py::arg("scale"), py::arg("outer_shape") = std::vector<int64_t>(),
+        py::arg("outer_strides") = std::vector<uint64_t>(), py::arg("row_len") = int64_t{0});
 
   m.def("bias_dropout_add_backward",
         [](int dtype, const py::array& grad, py::array& dx, py::object bits, py::array& dbias, int64_t rows,
-           int64_t h, uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale) {
+           int64_t h, uint64_t seed, uint64_t offset, uint32_t threshold, bool drop_all, double scale,
+           const std::vector<int64_t>& outer_shape, const std::vector<uint64_t>& outer_strides, int64_t row_len) {
           const void* gp = data_of(grad);
           void* dp = mutable_data_of(dx);
           const uint8_t* mp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
           void* bp = mutable_data_of(dbias);
+          const rdf::GlobalRows block = global_rows(offset, outer_shape, outer_strides, row_len);
           KernelScope release;
           rdf::cpu::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), gp, dp, mp, bp, rows, h,
-                                              dropout_params(seed, offset, threshold, drop_all, scale));
-        });
+                                              dropout_params(seed, offset, threshold, drop_all, scale),
+                                              outer_shape.empty() ? nullptr : &block);
+        },
+        py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("dbias"), py::arg("rows"),
+        py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
+        py::arg("outer_shape") = std::vector<int64_t>(), py::arg("outer_strides") = std::vector<uint64_t>(),
+        py::arg("row_len") = int64_t{0});
   m.attr("BIAS_ROW_BLOCK") = rdf::kBiasRowBlock;  // rows per partial sum of dbias (the reference checks it)
 
   m.def("philox4x32", [](const py::array& counters, const py::array& keys, py::array& out, int64_t n,

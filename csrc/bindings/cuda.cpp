@@ -15,6 +15,7 @@
 
 namespace py = pybind11;
 using rdf::bindings::dropout_params;
+using rdf::bindings::global_rows;
 
 namespace {
 
@@ -101,7 +102,7 @@ PYBIND11_MODULE(_cuda, m) {
                              uint64_t base, uint32_t threshold, bool drop_all, double scale,
                              const std::vector<int64_t>& outer_shape, const std::vector<uint64_t>& outer_strides,
                              int64_t row_len, int device, uintptr_t stream) {
-    const rdf::GlobalRows rows = rdf::bindings::global_rows(base, outer_shape, outer_strides, row_len);
+    const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
     py::gil_scoped_release release;
     rdf::cuda::dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits), n,
                               dropout_params(seed, base, threshold, drop_all, scale), rows, device, ptr<void>(stream));
@@ -118,7 +119,7 @@ PYBIND11_MODULE(_cuda, m) {
                                       double std, const std::vector<int64_t>& outer_shape,
                                       const std::vector<uint64_t>& outer_strides, int64_t row_len, int device,
                                       uintptr_t stream) {
-    const rdf::GlobalRows rows = rdf::bindings::global_rows(base, outer_shape, outer_strides, row_len);
+    const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
     py::gil_scoped_release release;
     rdf::cuda::gaussian_dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, std,
                                        rows, device, ptr<void>(stream));
@@ -129,26 +130,40 @@ PYBIND11_MODULE(_cuda, m) {
     rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, 0.0), device,
                             ptr<void>(stream));
   });
+  // The fused epilogue and its backward. A block of a global tensor passes its rows (outer_shape,
+  // outer_strides, row_len; offset is then the block's first stream position); no outer axes: a plain call.
   m.def("bias_dropout_add_forward", [](int dtype, uintptr_t x, uintptr_t bias, uintptr_t residual, uintptr_t y,
                                        uintptr_t bits, int64_t n, int64_t h, uint64_t seed, uint64_t offset,
-                                       uint32_t threshold, bool drop_all, double scale, int device, uintptr_t stream) {
+                                       uint32_t threshold, bool drop_all, double scale, int device, uintptr_t stream,
+                                       const std::vector<int64_t>& outer_shape,
+                                       const std::vector<uint64_t>& outer_strides, int64_t row_len) {
+    const rdf::GlobalRows rows = global_rows(offset, outer_shape, outer_strides, row_len);
     py::gil_scoped_release release;
     rdf::cuda::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<const void>(bias),
                                         ptr<const void>(residual), ptr<void>(y), ptr<uint8_t>(bits), n, h,
                                         dropout_params(seed, offset, threshold, drop_all, scale), device,
-                                        ptr<void>(stream));
-  });
+                                        ptr<void>(stream), outer_shape.empty() ? nullptr : &rows);
+  }, py::arg("dtype"), py::arg("x"), py::arg("bias"), py::arg("residual"), py::arg("y"), py::arg("bits"), py::arg("n"),
+     py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
+     py::arg("device"), py::arg("stream"), py::arg("outer_shape") = std::vector<int64_t>(),
+     py::arg("outer_strides") = std::vector<uint64_t>(), py::arg("row_len") = int64_t{0});
   m.def("bias_dropout_add_backward", [](int dtype, uintptr_t grad, uintptr_t dx, uintptr_t bits, uintptr_t scratch_bits,
                                         uintptr_t partials, uintptr_t dbias, int64_t rows, int64_t h, uint64_t seed,
                                         uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
-                                        uintptr_t stream) {
+                                        uintptr_t stream, const std::vector<int64_t>& outer_shape,
+                                        const std::vector<uint64_t>& outer_strides, int64_t row_len) {
+    const rdf::GlobalRows block = global_rows(offset, outer_shape, outer_strides, row_len);
     py::gil_scoped_release release;
     rdf::cuda::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
                                          ptr<const uint8_t>(bits), ptr<uint8_t>(scratch_bits), ptr<void>(partials),
                                          ptr<void>(dbias), rows, h,
                                          dropout_params(seed, offset, threshold, drop_all, scale), device,
-                                         ptr<void>(stream));
-  });
+                                         ptr<void>(stream), outer_shape.empty() ? nullptr : &block);
+  }, py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("scratch_bits"), py::arg("partials"),
+     py::arg("dbias"), py::arg("rows"), py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"),
+     py::arg("drop_all"), py::arg("scale"), py::arg("device"), py::arg("stream"),
+     py::arg("outer_shape") = std::vector<int64_t>(), py::arg("outer_strides") = std::vector<uint64_t>(),
+     py::arg("row_len") = int64_t{0});
   m.def("dropout_broadcast", [](int dtype, uintptr_t x, uintptr_t y, uintptr_t bits_in, uintptr_t bits_out,
                                 uintptr_t scratch, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
                                 const std::vector<int64_t>& rstrides, int64_t m, uint64_t seed, uint64_t offset,

@@ -10,9 +10,10 @@ namespace rdf {
 namespace cpu {
 
 void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const void* residual, void* y,
-                              uint8_t* bits, int64_t n, int64_t h, const DropoutParams& prm) {
+                              uint8_t* bits, int64_t n, int64_t h, const DropoutParams& prm,
+                              const GlobalRows* block) {
   if (n <= 0) return;
-  const BiasDropoutAddPass pass{dt, x, bias, residual, y, bits, bias ? h : n, prm};
+  const BiasDropoutAddPass pass{dt, x, bias, residual, y, bits, bias ? h : n, prm, block};
   const auto range = RDF_ACTIVE_ISA_KERNEL(bias_dropout_add_range);
   // dropout's task split (a multiple of 8 elements, so tasks never share a mask byte)
   parallel_for((n + kDropoutTaskElems - 1) / kDropoutTaskElems, [&](int64_t t) {
@@ -22,12 +23,12 @@ void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const v
 }
 
 void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, void* dbias,
-                               int64_t rows, int64_t h, const DropoutParams& prm) {
+                               int64_t rows, int64_t h, const DropoutParams& prm, const GlobalRows* block) {
   if (h <= 0) return;
   const int64_t blocks = (rows + kBiasRowBlock - 1) / kBiasRowBlock;
   const int64_t compute_size = dt == DType::kFloat64 ? 8 : 4;
   std::vector<double> partials((blocks * h * compute_size + 7) / 8);  // doubles: aligned for float too
-  const BiasGradPass pass{dt, grad, dx, bits, partials.data(), rows, h, prm};
+  const BiasGradPass pass{dt, grad, dx, bits, partials.data(), rows, h, prm, block};
   // Tasks of whole row blocks x column ranges, about kDropoutTaskElems elements each; the split depends on
   // the shape only, and no sum is split across tasks.
   const int64_t col_tasks = (h + kBiasGradColumns - 1) / kBiasGradColumns;

@@ -3,8 +3,9 @@
 //
 // The keep decisions are never computed here: each tile's mask bits are written by dropout_range, dropout's
 // own loop of this ISA (straight into the call's mask when it stores bits, else into a tile buffer in L1),
-// and read back as lane masks. So the mask is dropout's bit for bit by construction, and x, residual and y
-// are each touched once. Rows are walked as segments of whole columns so that bias loads are vector loads.
+// and read back as lane masks; for a block of a global tensor by dropout_global_range, dropout_global's
+// piece generator (one dropout_range per row piece of the tile). So the mask is dropout's bit for bit by
+// construction, and x, residual and y are each touched once. Rows are walked as segments of whole columns so that bias loads are vector loads.
 //
 // Backward: a task owns row blocks (kBiasRowBlock rows) x a column range; per block it walks the rows in
 // order, writes dx, and adds each stored dx into per-column sums held on the stack, so dx is never read
@@ -13,6 +14,7 @@
 #include <type_traits>
 
 #include "../common/bias_dropout_add_element.h"
+#include "dropout_driver.h"
 #include "isa.h"
 #include "vec.h"
 
@@ -79,9 +81,16 @@ inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
 }
 inline bool bit_at(const uint8_t* bits, int64_t i) { return (bits[i / 8] >> (i % 8)) & 1u; }
 
-// dropout's keep bits of elements [first, first + len) of the call into out (bit 0 = element first): the
-// decisions depend on offset + index only, so a pass whose offset is moved by `first` gives them.
-inline void keep_bits(const DropoutParams& prm, int64_t first, int64_t len, uint8_t* out) {
+// dropout's keep bits of elements [first, first + len) of the call into out (bit 0 = element first; len <=
+// kDropoutTaskElems). A plain call: the decisions depend on offset + index only, so a pass whose offset is
+// moved by `first` gives them. A block of a global tensor: dropout_global's own piece generator over the
+// rows the range touches, so the decisions are dropout(..., global_shape=)'s by construction.
+inline void keep_bits(const DropoutParams& prm, const GlobalRows* rows, int64_t first, int64_t len, uint8_t* out) {
+  if (rows != nullptr) {
+    dropout_global_range(DropoutPass{DType::kFloat32, nullptr, nullptr, nullptr, nullptr, prm}, *rows, first, len,
+                         out);
+    return;
+  }
   DropoutParams shifted = prm;
   shifted.offset = prm.offset + static_cast<uint64_t>(first);  // wraps mod 2^64, as the stream does
   dropout_range(DropoutPass{DType::kFloat32, nullptr, nullptr, nullptr, out, shifted}, 0, len);
@@ -117,7 +126,7 @@ void forward_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = std::min(kTile, end - i0);
     uint8_t* bits = pass.bits_out ? pass.bits_out + i0 / 8 : tile_bits;  // i0 is a multiple of 8
-    keep_bits(pass.params, i0, len, bits);
+    keep_bits(pass.params, pass.block, i0, len, bits);
     for (int64_t e = i0; e < i0 + len;) {
       const int64_t c = HAS_BIAS ? e % pass.h : 0;
       const int64_t seg = HAS_BIAS ? std::min(i0 + len - e, pass.h - c) : i0 + len - e;
@@ -143,7 +152,7 @@ void grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, i
       const uint8_t* bits = pass.bits_in;
       int64_t li = e0;
       if (!bits) {  // a store="seed" mask: this row's decisions regenerated
-        keep_bits(pass.params, e0, width, row_bits);
+        keep_bits(pass.params, pass.block, e0, width, row_bits);
         bits = row_bits;
         li = 0;
       }

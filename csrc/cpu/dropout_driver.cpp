@@ -86,46 +86,49 @@ void or_bits_at(uint8_t* bits, int64_t at, const uint8_t* tmp, int64_t len) {
   }
 }
 
-// Local elements [begin, end) of a block (begin a multiple of 8, end - begin <= kDropoutTaskElems): each
-// piece of a row in the range is one run of the contiguous loop at the row's stream position. A piece that
-// starts on a byte boundary writes its bits in place (its bytes hold no earlier piece's bits); another one
-// goes through tmp and is ORed in at its bit position, over bytes zeroed first.
-void global_range(const DropoutPass& pass, const GlobalRows& rows, int64_t begin, int64_t end) {
+}  // namespace
+
+// A piece that starts on a byte boundary of bits writes its bytes in place (they hold no earlier piece's
+// bits: the earlier pieces end before its first position); another one goes through tmp and is ORed in at
+// its bit position, over bytes zeroed first.
+void dropout_global_range(const DropoutPass& pass, const GlobalRows& rows, int64_t first, int64_t len, uint8_t* bits) {
   const auto range = RDF_ACTIVE_ISA_KERNEL(dropout_range);
   const int64_t esize = element_size(pass.dtype);
   alignas(64) uint8_t tmp[kDropoutTaskElems / 8 + 8];
-  if (pass.bits_out != nullptr) std::memset(pass.bits_out + begin / 8, 0, static_cast<size_t>((end - begin + 7) / 8));
-  for (int64_t i = begin; i < end;) {
+  if (bits != nullptr) std::memset(bits, 0, static_cast<size_t>((len + 7) / 8));
+  const int64_t end = first + len;
+  for (int64_t i = first; i < end;) {
     const int64_t r = i / rows.row_len;
     const int64_t piece_end = std::min(end, (r + 1) * rows.row_len);
-    const int64_t len = piece_end - i;
-    DropoutPass piece = pass;
+    const int64_t piece_len = piece_end - i;
+    DropoutPass piece{pass.dtype, nullptr, nullptr, nullptr, nullptr, pass.params};
     if (pass.in != nullptr) {
       piece.in = static_cast<const char*>(pass.in) + i * esize;
       piece.out = static_cast<char*>(pass.out) + i * esize;
     }
     piece.params.offset = global_row_start(rows, r) + static_cast<uint64_t>(i - r * rows.row_len);
-    const bool aligned = i % 8 == 0;
-    if (pass.bits_out != nullptr) piece.bits_out = aligned ? pass.bits_out + i / 8 : tmp;
-    range(piece, 0, len);
-    if (pass.bits_out != nullptr && !aligned) or_bits_at(pass.bits_out, i, tmp, len);
+    const int64_t at = i - first;  // the piece's first bit position in bits
+    const bool aligned = at % 8 == 0;
+    if (bits != nullptr) piece.bits_out = aligned ? bits + at / 8 : tmp;
+    range(piece, 0, piece_len);
+    if (bits != nullptr && !aligned) or_bits_at(bits, at, tmp, piece_len);
     i = piece_end;
   }
 }
 
-}  // namespace
-
 void dropout_global(DType dt, const void* in, void* out, uint8_t* bits, int64_t n, const DropoutParams& prm,
                     const GlobalRows& rows) {
-  const DropoutPass pass{dt, in, out, nullptr, bits, prm};
+  const DropoutPass pass{dt, in, out, nullptr, nullptr, prm};
   const int64_t n_tasks = (n + kDropoutTaskElems - 1) / kDropoutTaskElems;
   if (n_tasks <= 1) {
-    if (n > 0) global_range(pass, rows, 0, n);
+    if (n > 0) dropout_global_range(pass, rows, 0, n, bits);
     return;
   }
+  // tasks of kDropoutTaskElems (a multiple of 8): each writes its own mask bytes
   parallel_for(n_tasks, [&](int64_t t) {
     const int64_t begin = t * kDropoutTaskElems;
-    global_range(pass, rows, begin, std::min(n, begin + kDropoutTaskElems));
+    dropout_global_range(pass, rows, begin, std::min(n, begin + kDropoutTaskElems) - begin,
+                         bits == nullptr ? nullptr : bits + begin / 8);
   });
 }
 

@@ -33,6 +33,13 @@ void dropout_mask(uint8_t* bits, int64_t n, const DropoutParams& prm);
 // when set, receives the packed decisions in the block's C order (ceil(n/8) bytes, bits past n zero).
 void dropout_global(DType dt, const void* in, void* out, uint8_t* bits, int64_t n, const DropoutParams& prm,
                     const GlobalRows& rows);
+// The rows' pieces of local elements [first, first + len) of a block (len <= kDropoutTaskElems; any first):
+// each piece of a row in the range is one dropout_range of the active ISA at the row's stream position, so
+// the decisions are dropout_global's. pass.in/out are the block's arrays (element 0; both null: decisions
+// only); pass.bits_in, pass.bits_out and prm.offset are unused. bits, when set, receives the range's
+// decisions with bit 0 = element first, in ceil(len/8) bytes of its own (bits past len zero). The one piece
+// generator of every op that takes a block (dropout_global, the bias_dropout_add loops).
+void dropout_global_range(const DropoutPass& pass, const GlobalRows& rows, int64_t first, int64_t len, uint8_t* bits);
 // Raw Philox4x32-R over n (counter, key) pairs: counters n x 4, keys n x 2, out n x 4 words.
 void philox4x32_raw(const uint32_t* counters, const uint32_t* keys, uint32_t* out, int64_t n, int rounds);
 // The same through the SIMD lane code of ISA `isa` (at most best_isa()), 1 <= rounds <= kPhiloxMaxRounds.

@@ -11,6 +11,12 @@
 // so dbias has the same bits on both. A store="seed" mask is regenerated into scratch bits first (the
 // column order visits one element per Philox block, so inline generation would waste 3 of its 4 words).
 //
+// A block of a global tensor (csrc/common/global_block.h) takes bias_dropout_add_global_kernel: a thread's
+// group of 16 elements in the block's C order takes its bits from the pieces of the block's rows it touches
+// (block_group_bits, dropout_global_kernel's own loop), so the decisions are dropout(..., global_shape=)'s;
+// its values go element by element (a group may span rows, so no vector moves). The backward regenerates a
+// block's store="seed" mask with dropout_global's mask kernel.
+//
 // y may be x or residual (in place): no __restrict__ on them; a thread loads every value of a group before
 // it stores any, and groups never overlap.
 #include <cuda_runtime.h>
@@ -79,6 +85,34 @@ __global__ void __launch_bounds__(kThreads) bias_dropout_add_kernel(const T* x, 
   }
 }
 
+template <class T, bool HAS_BIAS, KeepSource S>
+__global__ void __launch_bounds__(kThreads)
+    bias_dropout_add_global_kernel(const T* x, const T* bias, const T* residual, T* y, uint8_t* __restrict__ bits_out,
+                                   int64_t n, int64_t h, GlobalRows rows, DropoutParams prm) {
+  const auto scale = static_cast<compute_t<T>>(prm.scale);
+  const int64_t groups = (n + kThreadElems - 1) / kThreadElems;
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t grp = first; grp < groups; grp += stride) {
+    const int64_t i0 = grp * kThreadElems;
+    const int len = static_cast<int>(n - i0 < kThreadElems ? n - i0 : kThreadElems);
+    const uint32_t bits = block_group_bits<S>(rows, i0, len, prm);
+    int64_t c = HAS_BIAS ? i0 % h : 0;
+#pragma unroll
+    for (int k = 0; k < kThreadElems; ++k) {
+      if (k < len) {
+        bias_dropout_add_element<HAS_BIAS>(x[i0 + k], HAS_BIAS ? bias + c : nullptr, residual[i0 + k], y[i0 + k],
+                                           (bits >> k) & 1u, scale);
+      }
+      if (HAS_BIAS && ++c == h) c = 0;
+    }
+    if (bits_out) {
+      bits_out[2 * grp] = static_cast<uint8_t>(bits);
+      if (len > 8) bits_out[2 * grp + 1] = static_cast<uint8_t>(bits >> 8);
+    }
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kThreads) bias_grad_kernel(const T* __restrict__ grad, T* __restrict__ dx,
                                                              const uint8_t* __restrict__ bits,
@@ -122,15 +156,39 @@ void with_decided_source(KeepSource source, Fn&& fn) {
   }
 }
 
+void launch_global(DType dt, const void* x, const void* bias, const void* residual, void* y, uint8_t* bits, int64_t n,
+                   int64_t h, const DropoutParams& prm, const GlobalRows& rows, unsigned int grid, cudaStream_t s) {
+  dispatch_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = static_cast<const T*>(x);
+    const T* bp = static_cast<const T*>(bias);
+    const T* rp = static_cast<const T*>(residual);
+    T* yp = static_cast<T*>(y);
+    with_decided_source(keep_source(false, prm), [&](auto src) {
+      constexpr KeepSource S = decltype(src)::value;
+      if (bias) {
+        bias_dropout_add_global_kernel<T, true, S><<<grid, kThreads, 0, s>>>(xp, bp, rp, yp, bits, n, h, rows, prm);
+      } else {
+        bias_dropout_add_global_kernel<T, false, S><<<grid, kThreads, 0, s>>>(xp, bp, rp, yp, bits, n, n, rows, prm);
+      }
+    });
+  });
+  check_launch("bias_dropout_add global kernel launch", s);
+}
+
 }  // namespace
 
 void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const void* residual, void* y,
                               uint8_t* bits, int64_t n, int64_t h, const DropoutParams& prm, int device,
-                              Stream stream) {
+                              Stream stream, const GlobalRows* block) {
   if (n <= 0) return;
   DeviceGuard guard(device);
   auto s = static_cast<cudaStream_t>(stream);
   const unsigned int grid = grid_capped((n + kThreadElems - 1) / kThreadElems, device);
+  if (block != nullptr) {
+    launch_global(dt, x, bias, residual, y, bits, n, h, prm, *block, grid, s);
+    return;
+  }
   const bool vector_io = aligned16(x) && aligned16(residual) && aligned16(y);
   const KeepSource source = keep_source(false, prm);  // never kBits: the forward makes its decisions
   dispatch_dtype(dt, [&](auto tag) {
@@ -164,11 +222,15 @@ void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const v
 
 void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, uint8_t* scratch_bits,
                                void* partials, void* dbias, int64_t rows, int64_t h, const DropoutParams& prm,
-                               int device, Stream stream) {
+                               int device, Stream stream, const GlobalRows* block) {
   if (h <= 0) return;
   const int64_t blocks = (rows + kBiasRowBlock - 1) / kBiasRowBlock;
-  if (!bits && blocks > 0) {  // a store="seed" mask: its bits regenerated first
-    dropout_mask(scratch_bits, rows * h, prm, device, stream);
+  if (!bits && blocks > 0) {  // a store="seed" mask: its bits regenerated first (a block's from its rows)
+    if (block != nullptr) {
+      dropout_global(DType::kFloat32, nullptr, nullptr, scratch_bits, rows * h, prm, *block, device, stream);
+    } else {
+      dropout_mask(scratch_bits, rows * h, prm, device, stream);
+    }
     bits = scratch_bits;
   }
   DeviceGuard guard(device);

@@ -2,7 +2,9 @@
 // stream or its bits the same way (dropout_kernels.cu, bias_dropout_add_kernels.cu; gaussian_dropout_kernels.cu
 // takes the groups, their loads and stores): a thread's group is 16 consecutive elements (two mask bytes),
 // moved as 16-byte vectors when aligned, its keep bits computed from the 4 or 5 Philox blocks it touches with
-// the offset's alignment as a template constant (SKIP).
+// the offset's alignment as a template constant (SKIP). A group of a block of a global tensor takes its bits
+// from the pieces of the rows it touches (block_group_bits), the one piece loop of every kernel that takes
+// a block (dropout_global_kernel, bias_dropout_add_global_kernel).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -11,7 +13,9 @@
 #include <cuda_runtime.h>
 
 #include "../common/dropout_element.h"
+#include "../common/global_block.h"
 #include "../common/philox.h"
+#include "global_rows.cuh"  // row_start
 
 namespace rdf {
 namespace cuda {
@@ -80,6 +84,58 @@ __device__ __forceinline__ uint32_t group_bits(const uint8_t* bits_in, int64_t i
   }
   if constexpr (S == KeepSource::kAll) return 0xFFFFu;
   return 0u;
+}
+
+// Keep bits of the `len` (1..16) logically consecutive elements from logical index l (bit k = element l + k).
+template <KeepSource S>
+__device__ __forceinline__ uint32_t segment_bits(const uint8_t* bits_in, int64_t l, int len, const DropoutParams& prm) {
+  if constexpr (S == KeepSource::kStream) {
+    const uint64_t g = prm.offset + static_cast<uint64_t>(l);  // wraps mod 2^64 by design
+    const int skip = static_cast<int>(g & 3u);
+    const int n_blocks = (skip + len + 3) / 4;  // at most 5
+    uint32_t bits = 0;
+#pragma unroll
+    for (int b = 0; b < 5; ++b) {
+      if (b < n_blocks) {
+        uint32_t w[4];
+        dropout_block(((g >> 2) + b) & kDropoutBlockMask, prm.seed, w);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int k = 4 * b + q - skip;
+          if (k >= 0 && k < len) bits |= static_cast<uint32_t>(dropout_keep(w[q], prm.threshold)) << k;
+        }
+      }
+    }
+    return bits;
+  }
+  if constexpr (S == KeepSource::kBits) {
+    const int shift = static_cast<int>(l & 7);
+    const int n_bytes = (shift + len + 7) / 8;  // at most 3
+    uint32_t b = 0;
+    for (int k = 0; k < n_bytes; ++k) b |= static_cast<uint32_t>(bits_in[(l >> 3) + k]) << (8 * k);
+    return (b >> shift) & ((1u << len) - 1u);
+  }
+  if constexpr (S == KeepSource::kAll) return (1u << len) - 1u;
+  return 0u;
+}
+
+// The keep bits of the `len` (1..16) elements of a block of a global tensor from local element i0 (bit k =
+// element i0 + k; bits past len zero): one piece per row the group touches, each a run of the stream from
+// its row's start position (segment_bits: 4 or 5 Philox blocks for a whole group within one row).
+template <KeepSource S>
+__device__ __forceinline__ uint32_t block_group_bits(const GlobalRows& rows, int64_t i0, int len,
+                                                     const DropoutParams& prm) {
+  uint32_t bits = 0;
+  for (int k = 0; k < len;) {
+    const int64_t r = (i0 + k) / rows.row_len;
+    const int64_t j = i0 + k - r * rows.row_len;
+    const int piece = static_cast<int>(rows.row_len - j < len - k ? rows.row_len - j : len - k);
+    DropoutParams at = prm;
+    at.offset = row_start(rows, r);
+    bits |= segment_bits<S>(nullptr, j, piece, at) << k;
+    k += piece;
+  }
+  return bits;
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

@@ -32,13 +32,11 @@
 #include <cuda_runtime.h>
 
 #include "../common/dropout_element.h"
-#include "../common/global_block.h"
 #include "../common/philox.h"
 #include "../common/strided_layout.h"
 #include "check_cuda.h"
 #include "dropout_groups.cuh"
 #include "entry_points.h"
-#include "global_rows.cuh"
 
 namespace rdf {
 namespace cuda {
@@ -86,39 +84,6 @@ __global__ void __launch_bounds__(kThreads) dropout_kernel(const T* in, T* out, 
   }
 }
 
-// Keep bits of the `len` (1..16) logically consecutive elements from logical index l (bit k = element l + k).
-template <KeepSource S>
-__device__ __forceinline__ uint32_t segment_bits(const uint8_t* bits_in, int64_t l, int len, const DropoutParams& prm) {
-  if constexpr (S == KeepSource::kStream) {
-    const uint64_t g = prm.offset + static_cast<uint64_t>(l);  // wraps mod 2^64 by design
-    const int skip = static_cast<int>(g & 3u);
-    const int n_blocks = (skip + len + 3) / 4;  // at most 5
-    uint32_t bits = 0;
-#pragma unroll
-    for (int b = 0; b < 5; ++b) {
-      if (b < n_blocks) {
-        uint32_t w[4];
-        dropout_block(((g >> 2) + b) & kDropoutBlockMask, prm.seed, w);
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int k = 4 * b + q - skip;
-          if (k >= 0 && k < len) bits |= static_cast<uint32_t>(dropout_keep(w[q], prm.threshold)) << k;
-        }
-      }
-    }
-    return bits;
-  }
-  if constexpr (S == KeepSource::kBits) {
-    const int shift = static_cast<int>(l & 7);
-    const int n_bytes = (shift + len + 7) / 8;  // at most 3
-    uint32_t b = 0;
-    for (int k = 0; k < n_bytes; ++k) b |= static_cast<uint32_t>(bits_in[(l >> 3) + k]) << (8 * k);
-    return (b >> shift) & ((1u << len) - 1u);
-  }
-  if constexpr (S == KeepSource::kAll) return (1u << len) - 1u;
-  return 0u;
-}
-
 template <class T, KeepSource S>
 __global__ void __launch_bounds__(kThreads) dropout_strided_kernel(const T* in, T* out,
                                                                    const uint8_t* __restrict__ bits_in, StridedLayout L,
@@ -156,16 +121,7 @@ __global__ void __launch_bounds__(kThreads) dropout_global_kernel(const T* in, T
   for (int64_t grp = first; grp < groups; grp += stride) {
     const int64_t i0 = grp * kThreadElems;
     const int len = static_cast<int>(n - i0 < kThreadElems ? n - i0 : kThreadElems);
-    uint32_t bits = 0;
-    for (int k = 0; k < len;) {  // one piece per row the group touches
-      const int64_t r = (i0 + k) / rows.row_len;
-      const int64_t j = i0 + k - r * rows.row_len;
-      const int piece = static_cast<int>(rows.row_len - j < len - k ? rows.row_len - j : len - k);
-      DropoutParams at = prm;
-      at.offset = row_start(rows, r);
-      bits |= segment_bits<S>(nullptr, j, piece, at) << k;
-      k += piece;
-    }
+    const uint32_t bits = block_group_bits<S>(rows, i0, len, prm);
     if (out) {
 #pragma unroll
       for (int k = 0; k < kThreadElems; ++k) {

@@ -41,13 +41,16 @@ void dropout_global(DType dt, const void* in, void* out, uint8_t* bits, int64_t 
 // (ceil(n/8) bytes) receives dropout's keep mask (a scratch buffer when the mask keeps only its seed).
 void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const void* residual, void* y,
                               uint8_t* bits, int64_t n, int64_t h, const DropoutParams& prm, int device,
-                              Stream stream);
+                              Stream stream, const GlobalRows* block = nullptr);
 // dx = dropout_backward(grad) and dbias (h values) = its fixed-order sum over the rows (kBiasRowBlock). bits
 // null: the mask is regenerated into scratch_bits (ceil(rows*h/8) bytes); partials holds
 // ceil(rows / kBiasRowBlock) * h values of the compute type (float, double for float64).
+// block (forward and backward): the arrays are a block of a global tensor (csrc/common/global_block.h;
+// prm.offset unused, block->base holds it), decided as dropout_global decides; null: a plain call. The
+// backward uses it only to regenerate the mask.
 void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8_t* bits, uint8_t* scratch_bits,
                                void* partials, void* dbias, int64_t rows, int64_t h, const DropoutParams& prm,
-                               int device, Stream stream);
+                               int device, Stream stream, const GlobalRows* block = nullptr);
 // Gaussian dropout (csrc/common/gaussian_dropout_element.h): out = in * (1 + std * z) over n elements, z the
 // standard normal of stream index offset + i; the forward (x -> y) and the backward (grad -> dx) alike. out
 // is in itself or apart from it; both C-contiguous.

@@ -1,5 +1,6 @@
 // The row positions of a block of a global tensor on the device (csrc/common/global_block.h), shared by the
-// global-addressing kernels (dropout_kernels.cu, gaussian_dropout_kernels.cu).
+// global-addressing kernels (dropout_groups.cuh's block_group_bits for dropout and the fused epilogue,
+// gaussian_dropout_kernels.cu).
 #pragma once
 #include <cstdint>
 

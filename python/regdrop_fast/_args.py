@@ -135,6 +135,15 @@ class GlobalBlock(NamedTuple):
         return (offset + self.start) % U64
 
 
+def block_kernel_args(offset: int, block: GlobalBlock | None) -> tuple[int, tuple, tuple, int]:
+    """(offset, outer_shape, outer_strides, row_len) of a kernel that takes an optional block (the fused
+    epilogue's): a block passes its rows with its first element's stream position as the offset; no outer
+    axes (no block, or a block of one run) is a plain call at that offset."""
+    if block is None:
+        return offset, (), (), 0
+    return block.base(offset), block.outer_shape, block.outer_strides, block.row_len
+
+
 def _index_tuple(value, name: str, what: str) -> tuple[int, ...]:
     """A tuple (or list) of ints: TypeError for anything else."""
     if not isinstance(value, (tuple, list)):

@@ -133,9 +133,11 @@ def bias_dropout_add(call):
     bits = np.empty((x.size + 7) // 8, np.uint8) if call.keep_bits else None
     bias = None if call.bias is None else np.ascontiguousarray(call.bias)
     rule = call.rule
+    offset, outer_shape, outer_strides, row_len = _args.block_kernel_args(call.offset, call.block)
     _native.core.bias_dropout_add_forward(_dtypes.CODES[x.dtype], np.ascontiguousarray(x), bias,
                                           np.ascontiguousarray(call.residual), y, bits, x.size, call.h, call.seed,
-                                          call.offset, rule.threshold, rule.drop_all, rule.scale)
+                                          offset, rule.threshold, rule.drop_all, rule.scale, outer_shape,
+                                          outer_strides, row_len)
     return y, bits
 
 
@@ -149,9 +151,11 @@ def bias_dropout_add_backward(call):
     bits = b.bits
     if bits is not None and b.out is not None and np.may_share_memory(bits, b.out):
         bits = bits.copy()  # read before out is written, as in dropout_backward
+    # stored bits are in the block's own order: the block matters only to regenerate them
+    offset, outer_shape, outer_strides, row_len = _args.block_kernel_args(b.offset, b.block if bits is None else None)
     _native.core.bias_dropout_add_backward(_dtypes.CODES[g.dtype], np.ascontiguousarray(g), dx, bits, dbias,
-                                           call.rows, call.h, b.seed, b.offset, rule.threshold, rule.drop_all,
-                                           rule.scale)
+                                           call.rows, call.h, b.seed, offset, rule.threshold, rule.drop_all,
+                                           rule.scale, outer_shape, outer_strides, row_len)
     return dx, dbias, g
 
 

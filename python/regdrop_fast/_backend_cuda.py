@@ -138,9 +138,11 @@ def bias_dropout_add(call):
     # contiguous sources, held until the launch is queued; out overlaps x or residual only exactly (validated)
     xs, rs = x.contiguous_copy(), call.residual.contiguous_copy()
     bs = None if call.bias is None else call.bias.contiguous_copy()
+    offset, outer_shape, outer_strides, row_len = _args.block_kernel_args(call.offset, call.block)
     kernels.bias_dropout_add_forward(_dtypes.CODES[x.dtype], xs.ptr, 0 if bs is None else bs.ptr, rs.ptr, _ptr(y),
-                                     _ptr(bits), x.size, call.h, call.seed, call.offset, rule.threshold,
-                                     rule.drop_all, rule.scale, x.device, x.stream())
+                                     _ptr(bits), x.size, call.h, call.seed, offset, rule.threshold,
+                                     rule.drop_all, rule.scale, x.device, x.stream(), outer_shape, outer_strides,
+                                     row_len)
     return y, bits
 
 
@@ -160,10 +162,13 @@ def bias_dropout_add_backward(call):
     partials = g.empty((max(blocks * call.h, 1),), _FLOAT64 if g.dtype == _FLOAT64 else np.dtype(np.float32))
     scratch = g.empty(((g.size + 7) // 8,), _UINT8) if b.bits is None else None
     rule = b.rule
+    # stored bits are in the block's own order: the block matters only to regenerate them
+    offset, outer_shape, outer_strides, row_len = _args.block_kernel_args(b.offset, b.block if bits is None else None)
     kernels.bias_dropout_add_backward(_dtypes.CODES[g.dtype], gs.ptr, _ptr(dx), 0 if bits is None else bits.ptr,
                                       _ptr(scratch),
-                                      _ptr(partials), _ptr(dbias), call.rows, call.h, b.seed, b.offset,
-                                      rule.threshold, rule.drop_all, rule.scale, g.device, g.stream())
+                                      _ptr(partials), _ptr(dbias), call.rows, call.h, b.seed, offset,
+                                      rule.threshold, rule.drop_all, rule.scale, g.device, g.stream(), outer_shape,
+                                      outer_strides, row_len)
     return dx, dbias, g.obj
 
 

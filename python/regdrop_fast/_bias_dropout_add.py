@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import _validate
@@ -13,11 +14,12 @@ from ._mask import Mask
 
 
 def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | None = None, offset: int = 0,
-                     out: Any = None, store: str = "bits") -> tuple[Any, Mask]:
+                     out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+                     local_start: Sequence[int] | None = None) -> tuple[Any, Mask]:
     """``residual + dropout(x + bias)`` in one pass over memory: returns ``(y, mask)``.
 
-    The keep decisions are exactly those of ``dropout(x, p, seed=seed, offset=offset)``: the same random
-    stream and the same mask bits. ``x + bias``, the dropout (a selection: dropped elements contribute
+    The keep decisions are exactly those of ``dropout(x, p, seed=seed, offset=offset,
+    global_shape=global_shape, local_start=local_start)``: the same random stream and the same mask bits. ``x + bias``, the dropout (a selection: dropped elements contribute
     exactly 0, even when NaN or inf) and the sum with ``residual`` are computed in float32 (float64 for
     float64 input) and only the final sum is rounded to x's dtype. So on float32 and float64 y equals
     ``residual + dropout(x + bias)[0]`` of NumPy and ``regdrop_fast.dropout`` bit for bit; on float16 and
@@ -39,13 +41,26 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     seed : int, optional
         Seed in ``[0, 2**64)``; None draws a fresh one from the OS (recorded in the mask).
     offset : int, default 0
-        Position of element 0 in the random stream (as for ``dropout``).
+        Position of element 0 in the random stream (as for ``dropout``); with global_shape, of the global
+        tensor's element 0 (the same on every shard).
     out : array, optional
         Where to write y (x's shape and dtype, C-contiguous). ``out=residual`` (the usual in-place residual
         stream) and ``out=x`` work in place; an ``out`` that overlaps x or residual only partly, or overlaps
         bias at all, is rejected.
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits (1/8 byte per element) or only the seed (the backward regenerates it).
+    global_shape : sequence of int, optional
+        x, residual and y are the block at local_start of a global tensor of this shape (a shard of a
+        tensor split across devices or processes; any axes split, evenly or not): each element takes the
+        decision that the call on the whole tensor makes at its flat C-order index in the global tensor, as
+        ``dropout(..., global_shape=)`` does (docs/rng.md, "Global addressing"), so the shards' results
+        together are the whole call's. Same number of axes as x. bias is the block's own slice of the whole
+        call's bias (shape ``(x.shape[-1],)``: with the last axis split, as in a column-parallel linear
+        layer, each rank passes its bias shard), not the global one. The mask records the block, so the
+        backward regenerates a ``store="seed"`` mask's decisions.
+    local_start : sequence of int, optional
+        The global index of x's first element (default zeros); the block must lie inside global_shape.
+        Only with global_shape.
 
     Returns
     -------
@@ -61,7 +76,8 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     ValueError
         p outside [0, 1], a negative seed or offset, a bad ``store``; bias not of shape ``(x.shape[-1],)``,
         residual of another shape, bias or residual of another (supported) dtype than x; an ``out`` that does
-        not fit or overlaps its inputs partly.
+        not fit or overlaps its inputs partly; a global_shape of another rank than x, a block outside it,
+        or local_start without global_shape.
 
     Examples
     --------
@@ -72,13 +88,15 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     >>> np.array_equal(y, residual + z), np.array_equal(mask.bits, mask2.bits)
     (True, True)
     """
-    backend, call = _validate.bias_dropout_add(x, bias, residual, p, seed, offset, out, store)
+    backend, call = _validate.bias_dropout_add(x, bias, residual, p, seed, offset, out, store, global_shape,
+                                               local_start)
     y, bits = backend.bias_dropout_add(call)
-    return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits)
+    return y, Mask._trusted(call.shape, call.p, call.seed, call.offset, bits, block=call.block)
 
 
 def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
-                store: str = "bits") -> tuple[Any, Mask]:
+                store: str = "bits", global_shape: Sequence[int] | None = None,
+                local_start: Sequence[int] | None = None) -> tuple[Any, Mask]:
     """``residual + dropout(x)`` in one pass: ``bias_dropout_add`` without a bias.
 
     Parameters
@@ -98,20 +116,27 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
         Where to write y; may be x or residual itself (in place), never a partial overlap of them.
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits or only the seed.
+    global_shape : sequence of int, optional
+        x and residual are the block at local_start of a global tensor of this shape, decided as the whole
+        tensor's call decides there (as for ``bias_dropout_add``).
+    local_start : sequence of int, optional
+        The global index of x's first element (default zeros); only with global_shape.
 
     Returns
     -------
     y : array
         ``residual + dropout(x)``, rounded once to x's dtype.
     mask : Mask
-        The same mask as ``dropout(x, p, seed=seed, offset=offset)``.
+        The same mask as ``dropout(x, p, seed=seed, offset=offset, global_shape=global_shape,
+        local_start=local_start)``.
 
     Raises
     ------
     TypeError
         An argument is not an array of a supported dtype, or has the wrong type.
     ValueError
-        A bad p, seed, offset or store; residual of another shape or dtype; a misfit or overlapping ``out``.
+        A bad p, seed, offset or store; residual of another shape or dtype; a misfit or overlapping ``out``;
+        a bad global_shape or local_start.
 
     Examples
     --------
@@ -120,7 +145,8 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
     >>> np.array_equal(y, residual + rf.dropout(x, 0.5, seed=1)[0])
     True
     """
-    return bias_dropout_add(x, None, residual, p, seed=seed, offset=offset, out=out, store=store)
+    return bias_dropout_add(x, None, residual, p, seed=seed, offset=offset, out=out, store=store,
+                            global_shape=global_shape, local_start=local_start)
 
 
 def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tuple[Any, Any, Any]:
@@ -140,7 +166,9 @@ def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tupl
     grad : array_like
         Gradient of the loss with respect to y: the mask's shape (at least one axis), a supported float dtype.
     mask : Mask
-        From ``bias_dropout_add`` / ``dropout_add`` (bits, or regenerated from the seed for ``store="seed"``).
+        From ``bias_dropout_add`` / ``dropout_add`` (bits, or regenerated from the seed for ``store="seed"``,
+        also for a block of a global tensor: the mask records the block). dbias of a block is the sum over
+        the block's own rows, the block's share of the whole call's.
     out : array, optional
         Where to write dx (grad's shape and dtype, C-contiguous); it may not overlap grad, which is returned
         as dresidual.

@@ -68,6 +68,7 @@ class BiasDropoutAddCall(NamedTuple):
     offset: int
     keep_bits: bool  # store="bits"
     rule: _args.KeepRule
+    block: Any = None  # _args.GlobalBlock: x (residual, out) is a block of a global tensor; None: plain
 
 
 class BiasGradCall(NamedTuple):

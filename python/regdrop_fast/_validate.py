@@ -212,7 +212,7 @@ def bias_operands(x_shape: tuple, x_dtype, bias: tuple | None, r_shape: tuple, r
     return x_shape[-1]
 
 
-def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
+def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, global_shape=None, local_start=None, *,
                      host_only: bool = False) -> tuple[ModuleType, BiasDropoutAddCall]:
     backend = _route.CPU if host_only or type(x) is np.ndarray else _route.backend_for(x)
     p, seed, offset, keep_bits = _stream_args(p, seed, offset, store)
@@ -231,6 +231,10 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
         if bias is not None:
             ba = _arrays.same_device(bias, "bias", xa, "x")
     h = bias_operands(xa.shape, xa.dtype, None if ba is None else (ba.shape, ba.dtype), ra.shape, ra.dtype)
+    # x (residual, out) as a block of a global tensor; bias is the block's own slice (bias_operands checked
+    # its length against the block's last axis), so it needs no global position
+    block = None if global_shape is None and local_start is None else _args.global_block(global_shape, local_start,
+                                                                                          xa.shape)
     if out is not None:
         # y may replace x or residual whole (each element is read before it is written, by the same lane or
         # thread), but no other overlap: a partly shifted x or residual would be read after being written,
@@ -251,16 +255,14 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, *,
                                      "or memory apart from it")
             if ba is not None and ba.overlaps(oa):
                 raise ValueError("out: overlaps bias; bias is read for every row")
-    return backend, BiasDropoutAddCall(xa, ba, ra, oa, xa.shape, h, p, seed, offset, keep_bits, _args.keep_rule(p))
+    return backend, BiasDropoutAddCall(xa, ba, ra, oa, xa.shape, h, p, seed, offset, keep_bits, _args.keep_rule(p),
+                                       block)
 
 
 def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tuple[ModuleType, BiasGradCall]:
     if isinstance(mask, Mask) and (mask._dims or not mask._scale_by_keep):
         raise ValueError("mask: is a dropout variant's (broadcast_dims or scale_by_keep=False); "
                          "bias_dropout_add_backward takes the mask of bias_dropout_add (one decision per element)")
-    if isinstance(mask, Mask) and mask._block is not None and mask._bits is None:
-        raise ValueError("mask: regenerating a mask with global_shape is not supported by "
-                         "bias_dropout_add_backward yet; store its bits")
     backend, call = dropout_backward(grad, mask, out, host_only=host_only)
     shape = call.grad.shape
     if len(shape) == 0:

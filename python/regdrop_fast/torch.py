@@ -841,34 +841,39 @@ class Dropout(torch.nn.Dropout):
 #
 # bias_dropout_add_fwd is, like dropout_fwd, a pure function of its inputs and the [seed, offset] tensor;
 # its mask bits are dropout's. The backward is one op for dx and dbias together (bias_dropout_add_bwd, one
-# pass over memory); without a bias it is dropout_bwd. The residual's gradient is grad_y itself.
+# pass over memory); without a bias it is dropout_bwd. The residual's gradient is grad_y itself. A block of a
+# global tensor travels through them as through the dropout ops: two int lists, empty for a plain call.
 
 
 @torch.library.custom_op(
     "regdrop_fast::bias_dropout_add_fwd", mutates_args=(),
-    schema="(Tensor x, Tensor? bias, Tensor residual, float p, Tensor seed, bool keep_bits) -> (Tensor, Tensor)",
+    schema="(Tensor x, Tensor? bias, Tensor residual, float p, Tensor seed, bool keep_bits, int[] global_shape=[], "
+           "int[] local_start=[]) -> (Tensor, Tensor)",
 )
 def _bias_dropout_add_fwd(
-    x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool
+    x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, bits) as dropout_fwd: y C-contiguous, bits the mask bytes or empty without keep_bits."""
     s, o = _seed_offset(seed)
     store = "bits" if keep_bits else "seed"
+    block = _block_kwargs(global_shape, local_start)
     if x.device.type == "cpu":
         y = torch.empty(x.shape, dtype=x.dtype)  # C order: the fused op does not keep x's layout (its fake too)
         b = None if bias is None else _np(bias.contiguous())
         _, mask = _rf.bias_dropout_add(_np(x.contiguous()), b, _np(residual.contiguous()), p, seed=s, offset=o,
-                                       out=_out_view(y), store=store)
+                                       out=_out_view(y), store=store, **block)
         return y, torch.from_numpy(mask.bits) if keep_bits else torch.empty(0, dtype=torch.uint8)
     if x.device.type == "cuda":
-        y, mask = _rf.bias_dropout_add(x, bias, residual, p, seed=s, offset=o, store=store)
+        y, mask = _rf.bias_dropout_add(x, bias, residual, p, seed=s, offset=o, store=store, **block)
         return y, mask.bits if keep_bits else torch.empty(0, dtype=torch.uint8, device=x.device)
     raise _unsupported_device(x, "bias_dropout_add")
 
 
 @_bias_dropout_add_fwd.register_fake
 def _(x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor,
-      keep_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+      keep_bits: bool, global_shape: _Sequence[int] = (),
+      local_start: _Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     nbytes = (x.numel() + 7) // 8 if keep_bits else 0
     return x.new_empty(x.shape), x.new_empty((nbytes,), dtype=torch.uint8)
 
@@ -883,51 +888,56 @@ def _host_tensor(a: _numpy.ndarray) -> torch.Tensor:
 
 @torch.library.custom_op(
     "regdrop_fast::bias_dropout_add_bwd", mutates_args=(),
-    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits) -> (Tensor, Tensor)",
+    schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] global_shape=[], "
+           "int[] local_start=[]) -> (Tensor, Tensor)",
 )
 def _bias_dropout_add_bwd(
-    grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool
+    grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
+    global_shape: _Sequence[int] = (), local_start: _Sequence[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dx, dbias): dx = dropout_bwd(grad), dbias its fixed-order sum over all axes but the last."""
+    """(dx, dbias): dx = dropout_bwd(grad), dbias its fixed-order sum over all axes but the last (a block's:
+    over its own rows). With a global block, regenerated decisions are the block's."""
     s, o = _seed_offset(seed)
     shape = tuple(grad.shape)
+    block = _mask_block(global_shape, local_start, shape)
     if grad.device.type == "cpu":
-        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None)
+        mask = _Mask._trusted(shape, p, s, o, _np(bits) if from_bits else None, (), True, block)
         dx = torch.empty(shape, dtype=grad.dtype)
         _, dbias, _ = _rf.bias_dropout_add_backward(_np(grad.contiguous()), mask, out=_out_view(dx))
         return dx, _host_tensor(dbias)
     if grad.device.type == "cuda":
-        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None)
+        mask = _Mask._trusted(shape, p, s, o, bits if from_bits else None, (), True, block)
         dx, dbias, _ = _rf.bias_dropout_add_backward(grad, mask)
         return dx, dbias
     raise _unsupported_device(grad, "bias_dropout_add")
 
 
 @_bias_dropout_add_bwd.register_fake
-def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float,
-      from_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
+      global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     return grad.new_empty(grad.shape), grad.new_empty(grad.shape[-1:])
 
 
 def _bias_dropout_add_setup_context(ctx: _Any, inputs: tuple[_Any, ...],
                                     output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    _, bias, _, p, seed, keep_bits = inputs
+    _, bias, _, p, seed, keep_bits, global_shape, local_start = inputs
     ctx.save_for_backward(output[1], seed)
     ctx.p, ctx.from_bits, ctx.with_bias = p, keep_bits, bias is not None
+    ctx.block = (list(global_shape), list(local_start))
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
 
 
 def _bias_dropout_add_backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bits: _Any) -> tuple[_Any, ...]:
-    """(dx, dbias, dresidual, None, None, None): one fused pass for dx and dbias; dresidual is grad_y."""
+    """(dx, dbias, dresidual, None x 5): one fused pass for dx and dbias; dresidual is grad_y."""
     if grad_y is None:  # y did not reach the loss
-        return None, None, None, None, None, None
+        return None, None, None, None, None, None, None, None
     bits, seed = ctx.saved_tensors
     if ctx.with_bias:
-        dx, dbias = _bias_dropout_add_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits)
+        dx, dbias = _bias_dropout_add_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, *ctx.block)
     else:
-        dx, dbias = _dropout_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits), None
-    return dx, dbias, grad_y, None, None, None
+        dx, dbias = _dropout_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None
+    return dx, dbias, grad_y, None, None, None, None, None
 
 
 _bias_dropout_add_fwd.register_autograd(_bias_dropout_add_backward, setup_context=_bias_dropout_add_setup_context)
@@ -941,21 +951,22 @@ def _plus_row(a: torch.Tensor | None, row: torch.Tensor | None, shape: torch.Siz
 
 
 def _bias_dropout_add_bwd_setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
-    grad, bits, seed, p, from_bits = inputs
+    grad, bits, seed, p, from_bits, global_shape, local_start = inputs
     ctx.save_for_backward(bits, seed)
     ctx.p, ctx.from_bits, ctx.shape = p, from_bits, grad.shape
+    ctx.block = (list(global_shape), list(local_start))
     ctx.set_materialize_grads(False)
 
 
 def _bias_dropout_add_bwd_backward(ctx: _Any, g_dx: torch.Tensor | None,
-                                   g_dbias: torch.Tensor | None) -> tuple[_Any, None, None, None, None]:
+                                   g_dbias: torch.Tensor | None) -> tuple[_Any, ...]:
     # (dx, dbias) is linear in grad: dx = mask(grad), dbias = sum of dx over the leading axes, so the
     # gradient with respect to grad is mask(g_dx + g_dbias broadcast along the last axis) (double backward).
     t = _plus_row(g_dx, g_dbias, ctx.shape)
     if t is None:
-        return None, None, None, None, None
+        return None, None, None, None, None, None, None
     bits, seed = ctx.saved_tensors
-    return _dropout_bwd(t, bits, seed, ctx.p, ctx.from_bits), None, None, None, None
+    return _dropout_bwd(t, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None, None, None, None, None, None
 
 
 _bias_dropout_add_bwd.register_autograd(_bias_dropout_add_bwd_backward,
@@ -968,13 +979,13 @@ class _BiasDropoutAddFn(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor,
-                keep_bits: bool) -> _Any:
-        return _bias_dropout_add_fwd(x, bias, residual, p, seed, keep_bits)
+                keep_bits: bool, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
+        return _bias_dropout_add_fwd(x, bias, residual, p, seed, keep_bits, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-        x, bias, _, p, seed, keep_bits = inputs
-        _save_mask(ctx, p, output[1], seed, keep_bits)
+        x, bias, _, p, seed, keep_bits, global_shape, local_start = inputs
+        _save_mask(ctx, p, output[1], seed, keep_bits, global_shape, local_start)
         ctx.with_bias, ctx.shape = bias is not None, x.shape
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)
@@ -992,10 +1003,19 @@ class _BiasDropoutAddFn(torch.autograd.Function):
             dy = dres if dy is None else dy + dres
         return dy, None
 
+    @staticmethod
+    def vmap(info: _Any, in_dims: tuple[_Any, ...], x: torch.Tensor, bias: torch.Tensor | None,
+             residual: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool,
+             global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
+        # No batching rule: a block refuses as dropout's does; a plain call as an autograd.Function without one.
+        _no_vmap_block(global_shape, "bias_dropout_add")
+        raise RuntimeError("vmap: bias_dropout_add is not supported under torch.func.vmap")
+
 
 def bias_dropout_add(
     input: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float = 0.5, training: bool = True,
-    *, store: str = "bits", generator: Generator | None = None,
+    *, store: str = "bits", generator: Generator | None = None, global_shape: _Sequence[int] | None = None,
+    local_start: _Sequence[int] | None = None,
 ) -> torch.Tensor:
     """``residual + dropout(input + bias)`` in one pass: the fused transformer epilogue.
 
@@ -1024,7 +1044,17 @@ def bias_dropout_add(
     store : {"bits", "seed"}, default "bits"
         What the backward keeps: packed bits or only the seed.
     generator : regdrop_fast.Generator, optional
-        Where to draw the mask from (its offset advances by ``input.numel()``); by default torch's RNG.
+        Where to draw the mask from (its offset advances by ``input.numel()``, by the global tensor's element
+        count with ``global_shape``); by default torch's RNG.
+    global_shape : sequence of int, optional
+        input, residual and the result are a block (a shard) of a global tensor of this shape: each element
+        takes the decision of the whole tensor's call at its global flat C-order index, as :func:`dropout`
+        with ``global_shape`` (``regdrop_fast.bias_dropout_add``; docs/rng.md, "Global addressing"). bias
+        is the block's own slice (shape ``(input.shape[-1],)``: with the last axis split, each rank's bias
+        shard), and its gradient the sum over the block's rows. Every rank must use the same seed. Not under
+        ``torch.func.vmap``.
+    local_start : sequence of int, optional
+        The global index of input's first element (default zeros); only with global_shape.
 
     Returns
     -------
@@ -1034,12 +1064,15 @@ def bias_dropout_add(
     Raises
     ------
     TypeError
-        A tensor argument that is not a tensor or of an unsupported dtype, a bad p, store or generator type.
+        A tensor argument that is not a tensor or of an unsupported dtype, a bad p, store or generator type,
+        a global_shape or local_start that is not a sequence of ints.
     ValueError
         p outside [0, 1], a bad store, bias not of shape ``(input.shape[-1],)``, residual of another shape,
-        bias or residual of another dtype than input.
+        bias or residual of another dtype than input, a block that does not fit global_shape.
     NotImplementedError
         Tensors on a device other than the CPU or CUDA.
+    RuntimeError
+        With global_shape under ``torch.func.vmap``.
 
     Examples
     --------
@@ -1062,12 +1095,18 @@ def bias_dropout_add(
     _validate.bias_operands(tuple(input.shape), _NP_DTYPE[input.dtype],
                             None if bias is None else (tuple(bias.shape), _NP_DTYPE[bias.dtype]),
                             tuple(residual.shape), _NP_DTYPE[residual.dtype])
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
+        global_shape is not None or local_start is not None) else None
     if not training:
         return residual + (input if bias is None else input + bias)
-    seed = _draw_seed(state, input.numel())
+    n = input.numel()
+    block: tuple[list[int], list[int]] = ([], [])  # the ops' global_shape and local_start: empty for a plain call
+    if gb is not None:
+        n, block = _math.prod(gb.global_shape), (list(gb.global_shape), list(gb.local_start))
+    seed = _draw_seed(state, n)
     if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
-        return _bias_dropout_add_fwd(input, bias, residual, p, seed, keep_bits)[0]
-    return _BiasDropoutAddFn.apply(input, bias, residual, p, seed, keep_bits)[0]
+        return _bias_dropout_add_fwd(input, bias, residual, p, seed, keep_bits, *block)[0]
+    return _BiasDropoutAddFn.apply(input, bias, residual, p, seed, keep_bits, *block)[0]
 
 
 class BiasDropoutAdd(torch.nn.Module):
@@ -1122,9 +1161,12 @@ class BiasDropoutAdd(torch.nn.Module):
         self.store = store
         self.generator = generator
 
-    def forward(self, input: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, *,
+                global_shape: _Sequence[int] | None = None, local_start: _Sequence[int] | None = None) -> torch.Tensor:
+        """:func:`bias_dropout_add` of the arguments with this module's settings; global_shape and
+        local_start make input a block of a global tensor (as there)."""
         return bias_dropout_add(input, bias, residual, self.p, self.training, store=self.store,
-                                generator=self.generator)
+                                generator=self.generator, global_shape=global_shape, local_start=local_start)
 
     def extra_repr(self) -> str:
         extra = f"p={self.p}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,12 @@ def _compute_type(dtype: np.dtype) -> Any:
 
 
 def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | None = None, offset: int = 0,
-                     out: Any = None, store: str = "bits") -> tuple[np.ndarray, Mask]:
+                     out: Any = None, store: str = "bits", global_shape: Sequence[int] | None = None,
+                     local_start: Sequence[int] | None = None) -> tuple[np.ndarray, Mask]:
     """NumPy specification of ``regdrop_fast.bias_dropout_add``, equal to it bit for bit (y and mask).
 
-    The mask is ``dropout_mask(x.shape, p, seed=seed, offset=offset)``. In float32 (float64 for float64
+    The mask is ``dropout_mask(x.shape, p, seed=seed, offset=offset, global_shape=global_shape,
+    local_start=local_start)`` (a block of a global tensor: the whole tensor's decisions at the block). In float32 (float64 for float64
     input): ``t = x + bias`` (bias along the last axis), ``d = t * (1 / (1 - p))`` where kept and exactly 0
     where dropped (a selection), ``y = residual + d``; only y is rounded to x's dtype. Host arrays only.
 
@@ -44,13 +47,18 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
         Where to write y; may be x or residual itself.
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits or only the seed.
+    global_shape : sequence of int, optional
+        x is the block at local_start of a global tensor of this shape; bias is the block's own slice.
+    local_start : sequence of int, optional
+        The global index of x's first element (default zeros); only with global_shape.
 
     Returns
     -------
     y : ndarray
         ``residual + dropout(x + bias)`` (``out`` when given).
     mask : Mask
-        The mask of ``dropout(x, p, seed=seed, offset=offset)``.
+        The mask of ``dropout(x, p, seed=seed, offset=offset, global_shape=global_shape,
+        local_start=local_start)``.
 
     Raises
     ------
@@ -68,9 +76,12 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     >>> np.array_equal(y, y2), np.array_equal(m.bits, m2.bits)
     (True, True)
     """
-    _, call = _validate.bias_dropout_add(x, bias, residual, p, seed, offset, out, store, host_only=True)
+    _, call = _validate.bias_dropout_add(x, bias, residual, p, seed, offset, out, store, global_shape, local_start,
+                                         host_only=True)
     x = call.x
-    mask = dropout_mask(x.shape, call.p, seed=call.seed, offset=call.offset)
+    b = call.block
+    block = {} if b is None else {"global_shape": b.global_shape, "local_start": b.local_start}
+    mask = dropout_mask(x.shape, call.p, seed=call.seed, offset=call.offset, **block)
     keep = np.unpackbits(mask.bits, count=x.size, bitorder="little").astype(bool)
     compute = _compute_type(x.dtype)
     with np.errstate(all="ignore"):  # overflow to inf is the defined result
@@ -80,12 +91,13 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
         y = (call.residual.astype(compute) + _apply(t, keep, mask.scale)).astype(x.dtype)
     y = _deliver(y, np.empty(y.shape, y.dtype), call.out)  # C order (like: a C array), as the fused kernels return y
     if not call.keep_bits:
-        mask = Mask(mask.shape, call.p, call.seed, call.offset, None)
+        mask = Mask(mask.shape, call.p, call.seed, call.offset, None, **block)
     return y, mask
 
 
 def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, offset: int = 0, out: Any = None,
-                store: str = "bits") -> tuple[np.ndarray, Mask]:
+                store: str = "bits", global_shape: Sequence[int] | None = None,
+                local_start: Sequence[int] | None = None) -> tuple[np.ndarray, Mask]:
     """NumPy specification of ``regdrop_fast.dropout_add``: ``bias_dropout_add`` with no bias.
 
     Parameters
@@ -104,6 +116,10 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
         Where to write y.
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits or only the seed.
+    global_shape : sequence of int, optional
+        x is the block at local_start of a global tensor of this shape.
+    local_start : sequence of int, optional
+        The global index of x's first element; only with global_shape.
 
     Returns
     -------
@@ -125,7 +141,8 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
     >>> np.array_equal(rf.reference.dropout_add(x, r, 0.5, seed=4)[0], rf.dropout_add(x, r, 0.5, seed=4)[0])
     True
     """
-    return bias_dropout_add(x, None, residual, p, seed=seed, offset=offset, out=out, store=store)
+    return bias_dropout_add(x, None, residual, p, seed=seed, offset=offset, out=out, store=store,
+                            global_shape=global_shape, local_start=local_start)
 
 
 def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
