@@ -395,10 +395,14 @@ class DataParallelGenerator(Generator):
 
     Attributes
     ----------
-    seed, offset : int
-        The global position (read-only; as Generator).
-    rank, world_size : int
-        The layout (read-only).
+    seed : int
+        The seed (read-only; as Generator).
+    offset : int
+        The global stream position, the same on every rank (read-only; as Generator).
+    rank : int
+        This process's data-parallel rank (read-only).
+    world_size : int
+        The number of data-parallel ranks (read-only).
 
     Raises
     ------

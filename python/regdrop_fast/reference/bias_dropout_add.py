@@ -56,7 +56,7 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     -------
     y : ndarray
         ``residual + dropout(x + bias)`` (``out`` when given).
-    mask : Mask
+    mask : regdrop_fast.Mask
         The mask of ``dropout(x, p, seed=seed, offset=offset, global_shape=global_shape,
         local_start=local_start)``.
 
@@ -125,7 +125,7 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
     -------
     y : ndarray
         ``residual + dropout(x)``.
-    mask : Mask
+    mask : regdrop_fast.Mask
         dropout's mask.
 
     Raises
@@ -157,7 +157,7 @@ def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tupl
     ----------
     grad : array_like
         Gradient with respect to y: the mask's shape, at least one axis.
-    mask : Mask
+    mask : regdrop_fast.Mask
         From ``bias_dropout_add`` (either implementation).
     out : ndarray, optional
         Where to write dx; may not overlap grad.

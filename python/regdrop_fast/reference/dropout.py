@@ -175,7 +175,7 @@ def dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (), seed:
     -------
     y : ndarray
         The dropped-out array (``out`` when given).
-    mask : Mask
+    mask : regdrop_fast.Mask
         What ``dropout_backward`` needs.
 
     Raises
@@ -216,7 +216,7 @@ def dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> np.ndarray:
     ----------
     grad : array_like
         Gradient with respect to y; the mask's shape, a supported float dtype.
-    mask : Mask
+    mask : regdrop_fast.Mask
         From ``dropout`` (either implementation) or ``dropout_mask``.
     out : ndarray, optional
         Where to write the result (grad's shape and dtype; ``out=grad`` works in place).

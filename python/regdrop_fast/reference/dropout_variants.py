@@ -50,7 +50,7 @@ def drop_path(x: Any, p: float, *, scale_by_keep: bool = True, seed: int | None 
     Returns
     -------
     y : ndarray
-    mask : Mask
+    mask : regdrop_fast.Mask
 
     Examples
     --------
@@ -111,7 +111,7 @@ def alpha_dropout(x: Any, p: float, *, broadcast_dims: int | Sequence[int] = (),
     Returns
     -------
     y : ndarray
-    mask : Mask
+    mask : regdrop_fast.Mask
 
     Examples
     --------
@@ -138,7 +138,7 @@ def alpha_dropout_backward(grad: Any, mask: Mask, *, out: Any = None) -> np.ndar
     ----------
     grad : array_like
         Gradient with respect to y.
-    mask : Mask
+    mask : regdrop_fast.Mask
         From ``alpha_dropout``.
     out : ndarray, optional
         Where to write the result.
