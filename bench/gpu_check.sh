@@ -330,6 +330,9 @@ memcheck_tests=(
   "tests/test_dropout_global.py::test_block_is_the_slice_of_the_whole_call[cuda-(6, 33)@(1, 7)-bfloat16]"
   "tests/test_dropout_global.py::test_block_is_the_slice_of_the_whole_call[cuda-(3, 4, 5, 7)@(1, 1, 2, 3)-float64]"
   "tests/test_dropout_global.py::test_layouts_out_and_in_place[cuda]"
+  # Gaussian dropout and the fused epilogue on a block (rows split mid-group)
+  "tests/test_gaussian_dropout_global.py::test_block_is_the_slice_of_the_whole_call[cuda-(8, 12)@(0, 6)-float32]"
+  "tests/test_bias_dropout_add_global.py::test_block_is_the_slice_of_the_whole_call[cuda-(5, 40)@(0, 1):(5, 2)-bfloat16]"
 )
 # racecheck: the kernels that share memory between threads (block sums, max_norm's and norm_constraint's lane
 # tiles; bias_dropout_add's dbias partials go through global memory, covered by memcheck)

@@ -98,6 +98,7 @@ MEMCHECK_COVERS = {
     "non_neg": "tests/test_constraints.py::test_non_neg",
     "dropout_broadcast": "tests/test_dropout_variants.py::test_matches_reference",
     "gaussian_dropout": "tests/test_gaussian_dropout.py::test_matches_cpu_and_reference",
+    "gaussian_dropout_global": "tests/test_gaussian_dropout_global.py::test_block_is_the_slice_of_the_whole_call",
     "penalty_group": "tests/test_penalty_group.py::test_matches_cpu_and_reference",
     "walk_update": "tests/test_strided_device.py::test_list_ops_in_any_layout",
     "walk_penalty": "tests/test_strided_device.py::test_penalty_grad_grads_in_any_layout",
