@@ -19,7 +19,8 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     """``residual + dropout(x + bias)`` in one pass over memory: returns ``(y, mask)``.
 
     The keep decisions are exactly those of ``dropout(x, p, seed=seed, offset=offset,
-    global_shape=global_shape, local_start=local_start)``: the same random stream and the same mask bits. ``x + bias``, the dropout (a selection: dropped elements contribute
+    global_shape=global_shape, local_start=local_start)``: the same random stream and the same mask bits.
+    ``x + bias``, the dropout (a selection: dropped elements contribute
     exactly 0, even when NaN or inf) and the sum with ``residual`` are computed in float32 (float64 for
     float64 input) and only the final sum is rounded to x's dtype. So on float32 and float64 y equals
     ``residual + dropout(x + bias)[0]`` of NumPy and ``regdrop_fast.dropout`` bit for bit; on float16 and

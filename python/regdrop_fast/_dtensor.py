@@ -46,8 +46,9 @@ def shard_block(t: Any, local: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
         start[d] += lo
         size[d] = min(piece, size[d] - lo)
     if tuple(local.shape) != tuple(size):
-        raise ValueError(f"input: the DTensor's local shard has shape {tuple(local.shape)}, but its placements cut a shard of "
-                         f"shape {tuple(size)} from the global {shape} here (built by from_local with other shapes?)")
+        raise ValueError(f"input: the DTensor's local shard has shape {tuple(local.shape)}, but its placements "
+                         f"cut a shard of shape {tuple(size)} from the global {shape} here (built by from_local "
+                         "with other shapes?)")
     return shape, tuple(start)
 
 
