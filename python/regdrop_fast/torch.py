@@ -729,8 +729,7 @@ def dropout(
                                                                      local_start=ls))
     keep_bits = _keep_bits(store)
     state = _generator_state(generator)
-    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
-        global_shape is not None or local_start is not None) else None
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape))  # None for a plain call
     if not training or p == 0.0:
         return input
     _check_tensor(input, "input")
@@ -1095,8 +1094,7 @@ def bias_dropout_add(
     _validate.bias_operands(tuple(input.shape), _NP_DTYPE[input.dtype],
                             None if bias is None else (tuple(bias.shape), _NP_DTYPE[bias.dtype]),
                             tuple(residual.shape), _NP_DTYPE[residual.dtype])
-    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
-        global_shape is not None or local_start is not None) else None
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape))  # None for a plain call
     if not training:
         return residual + (input if bias is None else input + bias)
     n = input.numel()
@@ -1359,8 +1357,7 @@ def gaussian_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True,
                              lambda local, _inplace, gs, ls: gaussian_dropout(local, p, training, generator=generator,
                                                                               global_shape=gs, local_start=ls))
     state = _generator_state(generator)
-    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
-        global_shape is not None or local_start is not None) else None
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape))  # None for a plain call
     if not training or p == 0.0:
         return input
     _check_tensor(input, "input")
@@ -2568,8 +2565,7 @@ def _variant(input: torch.Tensor, p: float, training: bool, inplace: bool, dims:
         return _dtensor.call(input, global_shape, local_start, inplace, torch.is_grad_enabled(),
                              lambda local, inplace_, gs, ls: _variant(local, p, training, inplace_, dims, kind,
                                                                       keep_bits, state, gs, ls))
-    gb = _args.global_block(global_shape, local_start, tuple(input.shape)) if (
-        global_shape is not None or local_start is not None) else None
+    gb = _args.global_block(global_shape, local_start, tuple(input.shape))  # None for a plain call
     if not training or p == 0.0 or input.numel() == 0:
         return input
     m = _reduced_numel(input.shape, dims)
