@@ -169,3 +169,39 @@ def test_on_a_local_cluster_of_two_processes(client):
     np.testing.assert_allclose(total, rf.penalty([wc, wc[:5]], l1=0.5, l2=[1.0, 3.0]), rtol=1e-12)
     # The tasks ran on both workers.
     assert len(client.run(lambda: 1)) == 2
+
+
+def _bad_inputs():
+    x = da.ones((6, 4), chunks=3, dtype=np.float32)
+    mask = rfd.dropout(x, 0.5, seed=1)[1]
+    return [
+        ("x a NumPy array", TypeError, "x: expected a dask.array.Array, got ndarray",
+         lambda: rfd.dropout(np.ones(3, np.float32), 0.5, seed=1)),
+        ("x of int32", TypeError, "x: dtype int32 is not supported",
+         lambda: rfd.dropout(da.ones(4, chunks=2, dtype=np.int32), 0.5, seed=1)),
+        ("p = 2", ValueError, "p: dropout probability has to be between 0 and 1", lambda: rfd.dropout(x, 2.0, seed=1)),
+        ("p a str", TypeError, "p: expected a real number", lambda: rfd.dropout(x, "a", seed=1)),
+        ("seed -1", ValueError, r"seed: -1 is outside \[0, 2\*\*64\)", lambda: rfd.dropout(x, 0.5, seed=-1)),
+        ("offset a float", TypeError, "offset: expected an int", lambda: rfd.dropout(x, 0.5, seed=1, offset=1.5)),
+        ("store 'x'", ValueError, "store: expected 'bits' or 'seed'", lambda: rfd.dropout(x, 0.5, seed=1, store="x")),
+        ("unknown chunks", ValueError, "chunk sizes are unknown",
+         lambda: rfd.dropout(x[x[:, 0] > 0], 0.5, seed=1)),
+        ("a core Mask", TypeError, "mask: expected a regdrop_fast.dask.Mask, got Mask",
+         lambda: rfd.dropout_backward(x, rf.dropout_mask((6, 4), 0.5, seed=1))),
+        ("grad of another shape", ValueError, r"grad: shape \(5, 4\) does not match the mask's \(6, 4\)",
+         lambda: rfd.dropout_backward(da.ones((5, 4), chunks=3, dtype=np.float32), mask)),
+        ("grad a NumPy array", TypeError, "grad: expected a dask.array.Array",
+         lambda: rfd.dropout_backward(np.ones((6, 4), np.float32), mask)),
+        ("params of NumPy arrays", TypeError, r"params\[0\]: expected a dask.array.Array",
+         lambda: rfd.penalty([np.ones(3)], l2=0.1)),
+        ("l2 < 0", ValueError, "l2: expected a finite number >= 0", lambda: rfd.penalty([x], l2=-1.0)),
+        ("l1 a str", TypeError, "l1: expected a number or a sequence of numbers", lambda: rfd.penalty([x], l1="a")),
+    ]
+
+
+@pytest.mark.parametrize("case", _bad_inputs(), ids=lambda c: c[0])
+def test_bad_inputs_raise_before_any_task(case):
+    """Every rejected call raises at call time (not when computed), with the core's type and message."""
+    _, exc, match, call = case
+    with pytest.raises(exc, match=match):
+        call()
