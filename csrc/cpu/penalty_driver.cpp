@@ -73,28 +73,67 @@ Acc sum_over_tasks(const Concatenation& parts, const Item* items, Range range) {
   return total;
 }
 
+// The tasks of one penalty_grad call: the concatenation's tasks first, then each group item's SliceSplit
+// tasks, items in list order, all on one parallel_for. One pool wake-up per call instead of one per group
+// item, and the two threads share the small arrays (a single task each) and the odd last task of an array
+// instead of waiting for each other at every array. The cut and the order of the partial sums are those of
+// one item at a time, so the value is the same bits.
+class GroupTasks {
+ public:
+  GroupTasks(const PenaltyItem* items, int64_t count) {
+    starts_.push_back(0);
+    for (int64_t i = 0; i < count; ++i) {
+      if (items[i].group == 0.0) continue;
+      const SliceSplit split(items[i].outer, items[i].reduce, items[i].inner);
+      if (split.tasks == 0) continue;
+      index_.push_back(i);
+      splits_.push_back(split);
+      starts_.push_back(starts_.back() + split.tasks);
+    }
+  }
+  int64_t tasks() const { return starts_.back(); }
+  // Task t: its item's index, its split and the task number within the item.
+  int64_t item(int64_t t, const SliceSplit*& split, int64_t& local) const {
+    const auto after = std::upper_bound(starts_.begin(), starts_.end(), t);
+    const size_t k = static_cast<size_t>(after - starts_.begin()) - 1;
+    split = &splits_[k];
+    local = t - starts_[k];
+    return index_[k];
+  }
+
+ private:
+  std::vector<int64_t> index_;
+  std::vector<SliceSplit> splits_;
+  std::vector<int64_t> starts_;  // first task of each group item; back() = all group tasks
+};
+
 }  // namespace
 
 double penalty_grad(const PenaltyItem* items, int64_t count) {
   const auto range = RDF_ACTIVE_ISA_KERNEL(penalty_grad_range);
+  const auto groups = RDF_ACTIVE_ISA_KERNEL(penalty_group_range);
   const Concatenation parts(items, count, [](const PenaltyItem& it) {
     return it.group == 0.0 && penalty_terms(it.l1, it.l2) != PenaltyTerms::kNone;
   });
-  double total = sum_over_tasks<double>(parts, items, range);
-  const auto groups = RDF_ACTIVE_ISA_KERNEL(penalty_group_range);
-  for (int64_t i = 0; i < count; ++i) {
-    const PenaltyItem& it = items[i];
-    if (it.group == 0.0) continue;
-    const SliceSplit split(it.outer, it.reduce, it.inner);
-    std::vector<double> partial(static_cast<size_t>(split.tasks), 0.0);
-    run_tasks(split.tasks, [&](int64_t t) {
-      int64_t a0, a1, b0, b1;
-      split.task(t, a0, a1, b0, b1);
-      std::vector<double> scratch(static_cast<size_t>(split.scratch()));
-      partial[static_cast<size_t>(t)] = groups(it, a0, a1, b0, b1, scratch.data());
-    });
-    for (double v : partial) total += v;
-  }
+  const GroupTasks grouped(items, count);
+  const int64_t flat = parts.tasks();
+  std::vector<double> partial(static_cast<size_t>(flat + grouped.tasks()), 0.0);
+  run_tasks(flat + grouped.tasks(), [&](int64_t t) {
+    double acc = 0.0;
+    if (t < flat) {
+      parts.for_each_segment(t, [&](int64_t i, int64_t b, int64_t e) { acc += range(items[i], b, e); });
+    } else {
+      const SliceSplit* split;
+      int64_t local, a0, a1, b0, b1;
+      const PenaltyItem& it = items[grouped.item(t - flat, split, local)];
+      split->task(local, a0, a1, b0, b1);
+      std::vector<double> scratch(static_cast<size_t>(split->scratch()));
+      acc = groups(it, a0, a1, b0, b1, scratch.data());
+    }
+    partial[static_cast<size_t>(t)] = acc;
+  });
+  double total = 0.0;  // in task order: the concatenation's (sum_over_tasks), then one group item at a time
+  for (double v : partial) total += v;
   return total;
 }
 
