@@ -176,6 +176,8 @@ def _span(a: np.ndarray) -> tuple[int, int]:
     ptr = a.__array_interface__["data"][0]
     if a.size == 0:
         return ptr, ptr
+    if a.flags.c_contiguous:  # the common case, without the sums below (a call lists every array)
+        return ptr, ptr + a.nbytes
     low = sum((d - 1) * s for d, s in zip(a.shape, a.strides) if s < 0)
     high = sum((d - 1) * s for d, s in zip(a.shape, a.strides) if s > 0)
     return ptr + low, ptr + high + a.itemsize

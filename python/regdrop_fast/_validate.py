@@ -362,16 +362,21 @@ def penalty(params, grads, l1, l2, as_float, group_l1=0.0, axis=None, *,
         shapes = [p.shape for p in params]
     if group is None:
         return backend, PenaltyCall(params, grads, c1, c2, as_float)
-    views = [None if c == 0.0 else _group_view(tuple(s), axis, i) for i, (s, c) in enumerate(zip(shapes, group))]
+    axes_of: dict[int, tuple[int, ...]] = {}  # by ndim: axis is checked once per rank, not once per array
+    views = [None if c == 0.0 else _group_view(tuple(s), axis, i, axes_of)
+             for i, (s, c) in enumerate(zip(shapes, group))]
     return backend, PenaltyCall(params, grads, c1, c2, as_float, group, views)
 
 
-def _group_view(shape: tuple, axis, i: int) -> GroupView:
-    """params[i]'s groups over `axis` (max_norm's slices)."""
-    try:
-        axes = _args.axes(axis, len(shape))
-    except ValueError as exc:
-        raise ValueError(f"{exc} (params[{i}] has shape {shape})") from None
+def _group_view(shape: tuple, axis, i: int, axes_of: dict[int, tuple[int, ...]]) -> GroupView:
+    """params[i]'s groups over `axis` (max_norm's slices); axes_of holds the axes already found for a rank
+    (whether axis is valid depends on the rank alone, so the first array of a bad rank still raises)."""
+    axes = axes_of.get(len(shape))
+    if axes is None:
+        try:
+            axes = axes_of[len(shape)] = _args.axes(axis, len(shape))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (params[{i}] has shape {shape})") from None
     lo, hi = axes[0], axes[-1] + 1
     if axes == tuple(range(lo, hi)):
         return GroupView(None, math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:]))
