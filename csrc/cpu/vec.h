@@ -183,6 +183,18 @@ RDF_VEC_FN void store_lanes(half_t* p, vf32 v) {
 #endif
 }
 
+// p[0..n) = v, kLanes elements per store (a vector of T's bits, whatever T is). std::fill over the 2-byte
+// storage structs (half_t, bfloat16_t) compiled to one 16-bit store per element: a dropped bfloat16 run of
+// dropout2d / drop_path then cost more than its whole kept twin (BENCHMARKS.md, "variants ... bfloat16").
+template <class T>
+RDF_VEC_FN void fill_lanes(T* p, int64_t n, T v) {
+  T block[kLanes];
+  for (int l = 0; l < kLanes; ++l) block[l] = v;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) std::memcpy(p + i, block, sizeof block);
+  for (; i < n; ++i) p[i] = v;
+}
+
 // A kLanes-lane -1/0 mask as the two vi64 masks of the vf64 halves holding the same kLanes elements.
 RDF_VEC_FN void split_mask(vi32 m, vi64& lo, vi64& hi) {
   lo = __builtin_convertvector(__builtin_shufflevector(m, m, RDF_LOW_HALF32), vi64);
