@@ -1,7 +1,7 @@
 // Lane vectors for the per-ISA sources: GCC/Clang vector extensions sized by RDF_VEC_BYTES (16 generic,
 // 32 AVX2, 64 AVX-512), so one written-out loop becomes SSE2/NEON, AVX2 or AVX-512 code by compile flags.
 // The few operations the extensions express poorly (an even-lane widening multiply, a movemask,
-// half-precision conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build uses no
+// half-precision conversion, AVX-512's bfloat16 conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build uses no
 // intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
 #pragma once
 #include <cstdint>
@@ -153,11 +153,11 @@ RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
 // bfloat16 with AVX-512 (BW, DQ): GCC compiled the generic form below to five instructions for the widening
 // load (a 256-bit load, a lane extract, two 256-bit zero-extends and an insert) and, for the store, a shift
 // and a two-table word permute (vpermt2w) after a four-instruction NaN test; at 17 vector instructions per
-// 16 elements a bfloat16 pass from stored bits ran well below the copy limit (BENCHMARKS.md, "variants ...
-// bfloat16"). Here: one zero-extending load and a shift; the rounding u + 0x7FFF + bit 16 of u left in the
+// 16 elements a bfloat16 pass from stored bits ran well below the copy limit (BENCHMARKS.md, "variants
+// section, bfloat16 and alpha dropout"). Here: one zero-extending load and a shift; the rounding u + 0x7FFF + bit 16 of u left in the
 // high half of each lane (an add, a bit test and a masked add), NaN found by one class test and replaced
 // by sign | 0x7FC0 there, and the high halves gathered by one word permute. The same bits as
-// float_to_bfloat16 for every one of the 2^32 inputs (checked exhaustively when this was written).
+// float_to_bfloat16 for every one of the 2^32 inputs (tests/test_bf16_lanes.py checks them all).
 #if defined(__AVX512BW__) && defined(__AVX512DQ__) && RDF_VEC_BYTES == 64
 // (Shifts, adds and logic as vector-extension operators, and the maskz forms with every lane: the unmasked
 // intrinsics' undefined sources trip GCC 12's -Wuninitialized under -Wall.)
@@ -214,8 +214,9 @@ RDF_VEC_FN void store_lanes(half_t* p, vf32 v) {
 }
 
 // p[0..n) = v, kLanes elements per store (a vector of T's bits, whatever T is). std::fill over the 2-byte
-// storage structs (half_t, bfloat16_t) compiled to one 16-bit store per element: a dropped bfloat16 run of
-// dropout2d / drop_path then cost more than its whole kept twin (BENCHMARKS.md, "variants ... bfloat16").
+// storage structs (half_t, bfloat16_t) compiled to one 16-bit store per element, which held bfloat16
+// dropout2d / drop_path (half their runs dropped at p = 0.5) near half the copy limit (BENCHMARKS.md,
+// "variants section, bfloat16 and alpha dropout").
 template <class T>
 RDF_VEC_FN void fill_lanes(T* p, int64_t n, T v) {
   T block[kLanes];
