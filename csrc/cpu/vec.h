@@ -178,6 +178,26 @@ RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
   const __m512i packed = _mm512_maskz_permutexvar_epi16(~__mmask32{0}, odd_words, r);
   std::memcpy(p, &packed, kLanes * sizeof(bfloat16_t));  // its low half
 }
+#elif defined(__AVX2__) && RDF_VEC_BYTES == 32
+// bfloat16 with AVX2: the generic form's widening load became two 128-bit zero-extends and an insert, its
+// NaN test an unsigned compare emulated by a minimum and an equality, its narrowing a mask, a pack and a
+// permute. Here one zero-extending load; the NaN test as a signed compare (u & 0x7FFFFFFF is >= 0 as a
+// signed lane); the pack without the mask (every rounded lane is <= 0xFFFF, so the saturating pack keeps it)
+// and one permute bringing the two halves' words together. tests/test_bf16_lanes.py checks every input.
+RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
+  const vu32 wide = reinterpret_cast<vu32>(_mm256_cvtepu16_epi32(load_vec<__m128i>(p)));
+  return reinterpret_cast<vf32>(wide << 16);
+}
+RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
+  const vu32 u = reinterpret_cast<vu32>(v);
+  const vu32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const vu32 quiet_nan = ((u >> 16) & 0x8000u) | 0x7FC0u;  // canonical, as float_to_bfloat16
+  const vi32 nan = reinterpret_cast<vi32>(u & 0x7FFFFFFFu) > 0x7F800000;
+  const __m256i out = reinterpret_cast<__m256i>(nan ? quiet_nan : rounded);
+  // 64-bit words 0 and 2 of the in-lane pack hold lanes 0-3 and 4-7
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(out, out), 0x08);
+  std::memcpy(p, &packed, kLanes * sizeof(bfloat16_t));  // its low half
+}
 #else
 RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
   const vu32 wide = __builtin_convertvector(load_vec<vu16>(p), vu32) << 16;
