@@ -1,7 +1,7 @@
 // Lane vectors for the per-ISA sources: GCC/Clang vector extensions sized by RDF_VEC_BYTES (16 generic,
 // 32 AVX2, 64 AVX-512), so one written-out loop becomes SSE2/NEON, AVX2 or AVX-512 code by compile flags.
 // The few operations the extensions express poorly (an even-lane widening multiply, a movemask,
-// half-precision conversion, AVX-512's bfloat16 conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build uses no
+// half-precision and bfloat16 conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build uses no
 // intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
 #pragma once
 #include <cstdint>
