@@ -1,8 +1,8 @@
 // Lane vectors for the per-ISA sources: GCC/Clang vector extensions sized by RDF_VEC_BYTES (16 generic,
 // 32 AVX2, 64 AVX-512), so one written-out loop becomes SSE2/NEON, AVX2 or AVX-512 code by compile flags.
 // The few operations the extensions express poorly (an even-lane widening multiply, a movemask,
-// half-precision and bfloat16 conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build uses no
-// intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
+// half-precision and bfloat16 conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build
+// uses no intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -154,10 +154,11 @@ RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
 // load (a 256-bit load, a lane extract, two 256-bit zero-extends and an insert) and, for the store, a shift
 // and a two-table word permute (vpermt2w) after a four-instruction NaN test; at 17 vector instructions per
 // 16 elements a bfloat16 pass from stored bits ran well below the copy limit (BENCHMARKS.md, "variants
-// section, bfloat16 and alpha dropout"). Here: one zero-extending load and a shift; the rounding u + 0x7FFF + bit 16 of u left in the
-// high half of each lane (an add, a bit test and a masked add), NaN found by one class test and replaced
-// by sign | 0x7FC0 there, and the high halves gathered by one word permute. The same bits as
-// float_to_bfloat16 for every one of the 2^32 inputs (tests/test_bf16_lanes.py checks them all).
+// section, bfloat16 and alpha dropout"). Here: one zero-extending load and a shift; the rounding
+// u + 0x7FFF + bit 16 of u left in the high half of each lane (an add, a bit test and a masked add), NaN
+// found by one class test and replaced by sign | 0x7FC0 there, and the high halves gathered by one word
+// permute. The same bits as float_to_bfloat16 for every one of the 2^32 inputs (tests/test_bf16_lanes.py
+// checks them all).
 #if defined(__AVX512BW__) && defined(__AVX512DQ__) && RDF_VEC_BYTES == 64
 // (Shifts, adds and logic as vector-extension operators, and the maskz forms with every lane: the unmasked
 // intrinsics' undefined sources trip GCC 12's -Wuninitialized under -Wall.)
