@@ -162,7 +162,7 @@ void run_units(const BroadcastPass& pass, int64_t begin, int64_t end, const VP& 
     }
     if (r == 0) {
       if (!mask_bit(pass.bits, red)) {
-        std::fill(y, y + len, dropped);
+        fill_lanes(y, len, dropped);
         continue;
       }
       for (; j + kLanes <= len; j += kLanes) apply_lanes(x + j, y + j, all, vv);

@@ -1,8 +1,8 @@
 // Lane vectors for the per-ISA sources: GCC/Clang vector extensions sized by RDF_VEC_BYTES (16 generic,
 // 32 AVX2, 64 AVX-512), so one written-out loop becomes SSE2/NEON, AVX2 or AVX-512 code by compile flags.
 // The few operations the extensions express poorly (an even-lane widening multiply, a movemask,
-// half-precision conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build uses no
-// intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
+// half-precision and bfloat16 conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build
+// uses no intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -150,6 +150,56 @@ RDF_VEC_FN vf32 load_lanes(const float* p) {
 }
 RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
 
+// bfloat16 with AVX-512 (BW, DQ): GCC compiled the generic form below to five instructions for the widening
+// load (a 256-bit load, a lane extract, two 256-bit zero-extends and an insert) and, for the store, a shift
+// and a two-table word permute (vpermt2w) after a four-instruction NaN test; at 17 vector instructions per
+// 16 elements a bfloat16 pass from stored bits ran well below the copy limit (BENCHMARKS.md, "variants
+// section, bfloat16 and alpha dropout"). Here: one zero-extending load and a shift; the rounding
+// u + 0x7FFF + bit 16 of u left in the high half of each lane (an add, a bit test and a masked add), NaN
+// found by one class test and replaced by sign | 0x7FC0 there, and the high halves gathered by one word
+// permute. The same bits as float_to_bfloat16 for every one of the 2^32 inputs (tests/test_bf16_lanes.py
+// checks them all).
+#if defined(__AVX512BW__) && defined(__AVX512DQ__) && RDF_VEC_BYTES == 64
+// (Shifts, adds and logic as vector-extension operators, and the maskz forms with every lane: the unmasked
+// intrinsics' undefined sources trip GCC 12's -Wuninitialized under -Wall.)
+RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
+  const vu32 wide = reinterpret_cast<vu32>(_mm512_maskz_cvtepu16_epi32(0xFFFF, load_vec<__m256i>(p)));
+  return reinterpret_cast<vf32>(wide << 16);
+}
+RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
+  const vu32 u = reinterpret_cast<vu32>(v);
+  const __mmask16 odd = _mm512_test_epi32_mask(reinterpret_cast<__m512i>(u), _mm512_set1_epi32(0x10000));
+  const __m512i up = reinterpret_cast<__m512i>(u + 0x7FFFu);
+  __m512i r = _mm512_mask_add_epi32(up, odd, up, _mm512_set1_epi32(1));
+  const __mmask16 nan = _mm512_fpclass_ps_mask(reinterpret_cast<__m512>(v), 0x81);  // quiet or signaling NaN
+  r = _mm512_mask_mov_epi32(r, nan, reinterpret_cast<__m512i>((u & 0x80000000u) | 0x7FC00000u));
+  // word 2l + 1 (lane l's high half) to word l
+  const __m512i odd_words = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29,
+                                             27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  const __m512i packed = _mm512_maskz_permutexvar_epi16(~__mmask32{0}, odd_words, r);
+  std::memcpy(p, &packed, kLanes * sizeof(bfloat16_t));  // its low half
+}
+#elif defined(__AVX2__) && RDF_VEC_BYTES == 32
+// bfloat16 with AVX2: the generic form's widening load became two 128-bit zero-extends and an insert, its
+// NaN test an unsigned compare emulated by a minimum and an equality, its narrowing a mask, a pack and a
+// permute. Here one zero-extending load; the NaN test as a signed compare (u & 0x7FFFFFFF is >= 0 as a
+// signed lane); the pack without the mask (every rounded lane is <= 0xFFFF, so the saturating pack keeps it)
+// and one permute bringing the two halves' words together. tests/test_bf16_lanes.py checks every input.
+RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
+  const vu32 wide = reinterpret_cast<vu32>(_mm256_cvtepu16_epi32(load_vec<__m128i>(p)));
+  return reinterpret_cast<vf32>(wide << 16);
+}
+RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
+  const vu32 u = reinterpret_cast<vu32>(v);
+  const vu32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const vu32 quiet_nan = ((u >> 16) & 0x8000u) | 0x7FC0u;  // canonical, as float_to_bfloat16
+  const vi32 nan = reinterpret_cast<vi32>(u & 0x7FFFFFFFu) > 0x7F800000;
+  const __m256i out = reinterpret_cast<__m256i>(nan ? quiet_nan : rounded);
+  // 64-bit words 0 and 2 of the in-lane pack hold lanes 0-3 and 4-7
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(out, out), 0x08);
+  std::memcpy(p, &packed, kLanes * sizeof(bfloat16_t));  // its low half
+}
+#else
 RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
   const vu32 wide = __builtin_convertvector(load_vec<vu16>(p), vu32) << 16;
   return reinterpret_cast<vf32>(wide);
@@ -161,6 +211,7 @@ RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
   const vu32 out = ((u & 0x7FFFFFFFu) > 0x7F800000u) ? quiet_nan : rounded;
   store_vec(p, __builtin_convertvector(out, vu16));
 }
+#endif
 
 RDF_VEC_FN vf32 load_lanes(const half_t* p) {
 #if defined(__AVX512F__) && RDF_VEC_BYTES == 64
@@ -181,6 +232,19 @@ RDF_VEC_FN void store_lanes(half_t* p, vf32 v) {
 #else
   for (int l = 0; l < kLanes; ++l) p[l].bits = float_to_half(v[l]);
 #endif
+}
+
+// p[0..n) = v, kLanes elements per store (a vector of T's bits, whatever T is). std::fill over the 2-byte
+// storage structs (half_t, bfloat16_t) compiled to one 16-bit store per element, which held bfloat16
+// dropout2d / drop_path (half their runs dropped at p = 0.5) near half the copy limit (BENCHMARKS.md,
+// "variants section, bfloat16 and alpha dropout").
+template <class T>
+RDF_VEC_FN void fill_lanes(T* p, int64_t n, T v) {
+  T block[kLanes];
+  for (int l = 0; l < kLanes; ++l) block[l] = v;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) std::memcpy(p + i, block, sizeof block);
+  for (; i < n; ++i) p[i] = v;
 }
 
 // A kLanes-lane -1/0 mask as the two vi64 masks of the vf64 halves holding the same kLanes elements.
