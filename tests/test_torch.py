@@ -1152,6 +1152,46 @@ def test_outputs_are_ordinary_resizable_tensors(n):
     rt.empty_cache()  # kept for compatibility: nothing is cached
 
 
+def _vm_flags_at(address: int) -> list[str] | None:
+    """The VmFlags of the mapping of this process that holds address (Linux /proc/self/smaps), or None."""
+    try:
+        with open("/proc/self/smaps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(v, 16) for v in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "VmFlags:":
+            return line.split()[1:]
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="huge-page advice is given on Linux only")
+def test_large_new_outputs_get_huge_page_advice_and_same_values():
+    """A new CPU output of >= 4 MiB is advised huge pages before the kernel writes it (torch's allocator
+    gives no advice; first-touch faults per 4 KiB page cost more than the kernel on a VM): its mapping
+    carries the 'hg' flag, for y and for dx, and the values are the NumPy API's bit for bit. Fails without
+    the advice (a fresh torch mapping has no 'hg')."""
+    n = 3 << 20  # 12 MiB of float32: its own mapping in glibc's allocator, whole pages inside
+    x = torch.randn(n, requires_grad=True)
+    plain = torch.empty(n)
+    flags = _vm_flags_at(plain.data_ptr() + (1 << 21))
+    if flags is None:
+        pytest.skip("no /proc/self/smaps")
+    assert "hg" not in flags, "torch's own allocations are advised already: this test proves nothing"
+    y = rt.dropout(x, 0.5, generator=rt.Generator(3))
+    y.backward(torch.ones(n))
+    for t in (y, x.grad):
+        assert "hg" in _vm_flags_at(t.data_ptr() + (1 << 21))
+    expected, mask = rf.dropout(x.detach().numpy(), 0.5, seed=3, offset=0)
+    assert same_bits(y.detach().clone(), torch.from_numpy(expected))
+    assert same_bits(x.grad.clone(), torch.from_numpy(rf.dropout_backward(np.ones(n, np.float32), mask)))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the group_l1 term through regdrop_fast.torch (issue #15)
 

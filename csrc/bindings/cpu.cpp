@@ -11,6 +11,7 @@
 #include "../cpu/isa.h"
 #include "../cpu/dropout_broadcast_driver.h"
 #include "../cpu/dropout_driver.h"
+#include "../cpu/fresh_memory.h"
 #include "../cpu/gaussian_dropout_driver.h"
 #include "../cpu/limit_driver.h"
 #include "../cpu/parallel.h"
@@ -326,6 +327,11 @@ PYBIND11_MODULE(_core, m) {
                                            inner, rdf::NormBounds{min_value, max_value, rate}};
     KernelScope release;
     return rdf::cpu::max_norm(problem);
+  });
+
+  // a: a new output array (regdrop_fast._arrays.advise_fresh_output decides when).
+  m.def("advise_huge_pages", [](py::array& a) {
+    return rdf::cpu::advise_huge_pages(mutable_data_of(a), static_cast<size_t>(a.nbytes()));
   });
 
   // Benchmark instruments (python/regdrop_fast/bench/limits.py checks the arguments): the same-bytes,

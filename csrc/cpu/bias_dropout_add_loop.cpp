@@ -23,7 +23,7 @@ namespace cpu {
 namespace RDF_ISA {
 namespace {
 
-constexpr int64_t kTile = 1024;     // elements per forward tile: 128 mask bytes; a multiple of 8
+constexpr int64_t kTile = 256;  // elements per forward tile: 32 mask bytes; a multiple of 8 (why short: dropout_loop.cpp)
 constexpr int64_t kGroup = 16;      // elements per step: two mask bytes
 constexpr int kVecsPerGroup = kGroup / kLanes;
 static_assert(kBiasGradColumns % 8 == 0, "a column range's mask bits must fit its buffer");

@@ -124,6 +124,20 @@ def is_dense(a: np.ndarray) -> bool:
     return a.flags.c_contiguous or dense_strides(a) is not None
 
 
+# Fresh outputs of at least this many bytes get huge-page advice before their first write (NumPy's own
+# threshold for the advice it gives its allocations).
+HUGE_PAGE_ADVICE_BYTES = 1 << 22
+
+
+def advise_fresh_output(a: np.ndarray) -> None:
+    """Before the first write into a: huge pages for its memory when it is a large new output (one page
+    fault per 2 MiB instead of per 4 KiB; csrc/cpu/fresh_memory.h). For memory the library allocated with
+    an allocator that does not advise it (torch's CPU allocator); never for a caller's `out`. a: a
+    writeable C-contiguous host array."""
+    if a.nbytes >= HUGE_PAGE_ADVICE_BYTES:
+        _native.core.advise_huge_pages(a)
+
+
 def new_like(a: np.ndarray) -> np.ndarray:
     """A new array for the result of an element-wise op on a: in a's layout, as torch's preserve_format
     and NumPy's order="K" (np.empty_like: a's strides when a is dense, its axis order otherwise), C order

@@ -116,12 +116,14 @@ def _out_view(t: torch.Tensor) -> _numpy.ndarray:
     """A NumPy view of a new output tensor's memory for the kernel to write, made from its address:
     ``t.numpy()`` would mark the tensor's storage non-resizable for good. t is dense (from _new_like: its
     numel elements fill its memory span, in any axis order), so the view has t's strides. Used only during
-    the call that returns t, so t outlives the view."""
+    the call that returns t, so t outlives the view. Nothing has written t yet: a large t gets huge-page
+    advice first (torch's allocator gives none; NumPy's does)."""
     dtype = _NP_DTYPE[t.dtype]
     if t.numel() == 0:
         return _numpy.empty(tuple(t.shape), dtype)
     buffer = (_ctypes.c_char * (t.numel() * dtype.itemsize)).from_address(t.data_ptr())
     flat = _numpy.frombuffer(buffer, dtype)
+    _arrays.advise_fresh_output(flat)
     if t.is_contiguous():
         return flat.reshape(tuple(t.shape))
     strides = tuple(s * dtype.itemsize for s in t.stride())
