@@ -34,12 +34,15 @@ namespace RDF_ISA {
 
 constexpr int kLanes = RDF_VEC_BYTES / 4;   // 32-bit lanes per vector
 constexpr int kBlocks = RDF_VEC_BYTES / 8;  // Philox blocks per vector (one per 64-bit lane)
-// Lane vectors of Philox blocks the dropout stream generates side by side (philox4x32_fixed_interleaved).
-// The generic build has no 32x32->64 lane multiply to call: its 64-bit lane product compiles to a long
-// chain (SSE2: three pmuludq plus shifts and adds), so one vector leaves the pipes waiting, and four
-// chains side by side generated masks 1.6-2.2x faster. The AVX2/AVX-512 rounds (one vpmuludq each) gained
-// nothing from 2 or 4 (BENCHMARKS.md, "Philox"): one vector there.
-constexpr int kPhiloxVecs = RDF_VEC_BYTES == 16 ? 4 : 1;
+// Lane vectors of Philox blocks the dropout stream generates side by side (philox4x32_fixed_interleaved):
+// independent chains of rounds, so that one chain's multiply latency is covered by the others' work.
+// - generic: no 32x32->64 lane multiply to call; its 64-bit lane product compiles to a long chain (SSE2:
+//   three pmuludq plus shifts and adds): four chains generated masks 1.6-2.2x faster than one.
+// - AVX-512: four. On a Zen 4 (512-bit operations in two halves) one chain is latency bound: mask-only 1.80
+//   -> 2.30 G words/s per thread with four (two: 1.95); on the Zen 5 of the first measurement four were
+//   no faster and no slower (BENCHMARKS.md, "Philox"). 16 of the 32 vector registers hold the four chains.
+// - AVX2: one; two or four gained nothing on either machine (16 registers: four chains would spill).
+constexpr int kPhiloxVecs = RDF_VEC_BYTES == 32 ? 1 : 4;
 
 typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
 typedef int32_t vi32 __attribute__((vector_size(RDF_VEC_BYTES)));
