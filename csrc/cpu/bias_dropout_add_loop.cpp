@@ -53,12 +53,12 @@ inline void forward_lanes(const double* x, const double* b, const double* r, dou
   }
 }
 
-// d[0..kLanes) = dropout_backward(g) for one lane group, each stored d added to its column sum acc (read back
-// from L1, so the sum is of the rounded dx the call returns).
+// d[0..kLanes) = dropout_backward(g) for one lane group, each stored d added to its column sum acc: the
+// value store_lanes returns, the rounded dx the call returns, from registers (reading d back from L1 cost
+// ~15% of the bfloat16 backward's time: BENCHMARKS.md, "epilogue bfloat16").
 template <class T>
 inline void grad_lanes(const T* g, T* d, float* acc, vi32 keep, vf32 scale) {
-  store_lanes(d, dropout_value(load_lanes(g), keep, scale));
-  store_vec(acc, load_vec<vf32>(acc) + load_lanes(d));
+  store_vec(acc, load_vec<vf32>(acc) + store_lanes(d, dropout_value(load_lanes(g), keep, scale)));
 }
 inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 scale) {
   constexpr int kHalf = kLanes / 2;
@@ -66,8 +66,9 @@ inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 
   split_mask(keep, m[0], m[1]);
   for (int part = 0; part < 2; ++part) {
     const int o = part * kHalf;
-    store_vec(d + o, dropout_value(load_vec<vf64>(g + o), m[part], scale));
-    store_vec(acc + o, load_vec<vf64>(acc + o) + load_vec<vf64>(d + o));
+    const vf64 v = dropout_value(load_vec<vf64>(g + o), m[part], scale);  // stored exactly
+    store_vec(d + o, v);
+    store_vec(acc + o, load_vec<vf64>(acc + o) + v);
   }
 }
 
