@@ -1,14 +1,14 @@
 // CPU iteration for the fused epilogue y = residual + dropout(x + bias) and its backward over one task's
 // elements. Compiled once per ISA (see isa.h); the values come from csrc/common/bias_dropout_add_element.h.
 //
-// Forward, tile by tile (kTile elements): a plain call drawing from the stream takes each tile's words from
-// philox_words (dropout_lanes.h, dropout's own generator) and decides word >= threshold as lane masks, as
-// dropout's loop does, packing the bits the same way when the call stores them; so the mask is dropout's
-// bit for bit by construction, without writing the bits and reading them back. A block of a global tensor
-// takes each tile's bits from dropout_global_range, dropout_global's piece generator (one dropout_range per
-// row piece of the tile), and p rounding to 0 or 1 from dropout_range; those tiles read the bits back as lane
-// masks. x, residual and y are each touched once. Rows are walked as segments of whole columns so that
-// bias loads are vector loads.
+// Forward, tile by tile (kTile elements): a plain float16 / bfloat16 call drawing from the stream takes each
+// tile's words from philox_words (dropout_lanes.h, dropout's own generator) and decides word >= threshold as
+// lane masks, as dropout's loop does, packing the bits the same way when the call stores them; so the mask is
+// dropout's bit for bit by construction, without writing the bits and reading them back. Other tiles take
+// their bits from dropout's loops and read them back as lane masks: a block of a global tensor from
+// dropout_global_range, dropout_global's piece generator (one dropout_range per row piece of the tile);
+// float32, float64 (forward_range says why) and p rounding to 0 or 1 from dropout_range. x, residual and y
+// are each touched once. Rows are walked as segments of whole columns so that bias loads are vector loads.
 //
 // Backward: a task owns row blocks (kBiasRowBlock rows) x a column range; per block it walks the rows in
 // order, writes dx, and adds each stored dx into per-column sums held on the stack, so dx is never read
@@ -62,7 +62,8 @@ inline void forward_lanes(const double* x, const double* b, const double* r, dou
 // ~15% of the bfloat16 backward's time: BENCHMARKS.md, "epilogue bfloat16").
 template <class T>
 inline void grad_lanes(const T* g, T* d, float* acc, vi32 keep, vf32 scale) {
-  store_vec(acc, load_vec<vf32>(acc) + store_lanes(d, dropout_value(load_lanes(g), keep, scale)));
+  const vf32 stored = store_lanes(d, dropout_value(load_lanes(g), keep, scale));
+  store_vec(acc, load_vec<vf32>(acc) + stored);
 }
 inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 scale) {
   constexpr int kHalf = kLanes / 2;
@@ -76,12 +77,11 @@ inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 
   }
 }
 
-// Bits i .. i+15 (i >= 0) of a packed little-order mask as bits 0..15; reads only the bytes that hold them.
-// (Unsigned: i / 8 and i % 8 a shift and a mask, without the fix-ups for a negative i.)
+// Bits i .. i+15 of a packed little-order mask as bits 0..15; reads only the bytes that hold them. (Signed
+// division kept: the unsigned form, fewer instructions, measured the float32 forward ~6% slower.)
 inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
-  const uint64_t u = static_cast<uint64_t>(i);
-  const uint8_t* b = bits + u / 8;
-  const unsigned shift = static_cast<unsigned>(u % 8);
+  const uint8_t* b = bits + i / 8;
+  const int shift = static_cast<int>(i % 8);
   uint32_t w = b[0] | (static_cast<uint32_t>(b[1]) << 8);
   if (shift != 0) w |= static_cast<uint32_t>(b[2]) << 16;
   return (w >> shift) & 0xFFFFu;
@@ -115,7 +115,7 @@ struct TileKeep {
 // Elements e .. e+len-1 of the call, which are columns c .. c+len-1 of one row and elements li .. li+len-1
 // of the tile.
 template <class T, bool HAS_BIAS, bool FROM_WORDS>
-void segment(const BiasDropoutAddPass& pass, const TileKeep& k, int64_t li, int64_t e, int64_t c, int64_t len) {
+void segment(const BiasDropoutAddPass& pass, const TileKeep k, int64_t li, int64_t e, int64_t c, int64_t len) {
   const T* x = static_cast<const T*>(pass.x) + e;
   const T* r = static_cast<const T*>(pass.residual) + e;
   T* y = static_cast<T*>(pass.y) + e;
@@ -185,12 +185,15 @@ void forward_tiles(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
   }
 }
 
-// A plain call drawing from the stream: the words in the tile loop itself (philox_words, dropout's own
-// generator), so the decisions need no trip through mask bits. A block of a global tensor, or p rounding to
-// 0 or 1 (no words needed): the bits from dropout's loops (keep_bits).
+// A plain call drawing from the stream, in float16 or bfloat16: the words in the tile loop itself
+// (philox_words, dropout's own generator), so the decisions need no trip through mask bits; those forwards
+// are bound by arithmetic (the mask-only time is above the copy time), and the trip's scalar bit work cost
+// ~8% (bfloat16). float32 and float64 keep the bits: their float32 forward (bound by memory) ran 15-25%
+// slower from the words, for a reason not found (BENCHMARKS.md, "epilogue bfloat16"). A block of a global
+// tensor, or p rounding to 0 or 1 (no words needed): the bits from dropout's loops (keep_bits).
 template <class T, bool HAS_BIAS>
 void forward_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
-  if (pass.block == nullptr && keep_source(false, pass.params) == KeepSource::kStream) {
+  if (sizeof(T) == 2 && pass.block == nullptr && keep_source(false, pass.params) == KeepSource::kStream) {
     forward_tiles<T, HAS_BIAS, true>(pass, begin, end);
   } else {
     forward_tiles<T, HAS_BIAS, false>(pass, begin, end);

@@ -238,7 +238,8 @@ RDF_VEC_FN vf32 load_lanes(const half_t* p) {
 }
 RDF_VEC_FN vf32 store_lanes(half_t* p, vf32 v) {
 #if defined(__AVX512F__) && RDF_VEC_BYTES == 64
-  const __m256i h = _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256i h =
+      _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   store_vec(p, h);
   return reinterpret_cast<vf32>(_mm512_cvtph_ps(h));
 #elif defined(__F16C__) && RDF_VEC_BYTES == 32
