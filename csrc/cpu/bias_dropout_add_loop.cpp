@@ -1,11 +1,14 @@
 // CPU iteration for the fused epilogue y = residual + dropout(x + bias) and its backward over one task's
 // elements. Compiled once per ISA (see isa.h); the values come from csrc/common/bias_dropout_add_element.h.
 //
-// The keep decisions are never computed here: each tile's mask bits are written by dropout_range, dropout's
-// own loop of this ISA (straight into the call's mask when it stores bits, else into a tile buffer in L1),
-// and read back as lane masks; for a block of a global tensor by dropout_global_range, dropout_global's
-// piece generator (one dropout_range per row piece of the tile). So the mask is dropout's bit for bit by
-// construction, and x, residual and y are each touched once. Rows are walked as segments of whole columns so that bias loads are vector loads.
+// Forward, tile by tile (kTile elements): a plain float16 / bfloat16 call drawing from the stream takes each
+// tile's words from philox_words (dropout_lanes.h, dropout's own generator) and decides word >= threshold as
+// lane masks, as dropout's loop does, packing the bits the same way when the call stores them; so the mask is
+// dropout's bit for bit by construction, without writing the bits and reading them back. Other tiles take
+// their bits from dropout's loops and read them back as lane masks: a block of a global tensor from
+// dropout_global_range, dropout_global's piece generator (one dropout_range per row piece of the tile);
+// float32, float64 (forward_range says why) and p rounding to 0 or 1 from dropout_range. x, residual and y
+// are each touched once. Rows are walked as segments of whole columns so that bias loads are vector loads.
 //
 // Backward: a task owns row blocks (kBiasRowBlock rows) x a column range; per block it walks the rows in
 // order, writes dx, and adds each stored dx into per-column sums held on the stack, so dx is never read
@@ -15,6 +18,7 @@
 
 #include "../common/bias_dropout_add_element.h"
 #include "dropout_driver.h"
+#include "dropout_lanes.h"
 #include "isa.h"
 #include "vec.h"
 
@@ -53,12 +57,13 @@ inline void forward_lanes(const double* x, const double* b, const double* r, dou
   }
 }
 
-// d[0..kLanes) = dropout_backward(g) for one lane group, each stored d added to its column sum acc (read back
-// from L1, so the sum is of the rounded dx the call returns).
+// d[0..kLanes) = dropout_backward(g) for one lane group, each stored d added to its column sum acc: the
+// value store_lanes returns, the rounded dx the call returns, from registers (reading d back from L1 cost
+// ~15% of the bfloat16 backward's time: BENCHMARKS.md, "epilogue bfloat16").
 template <class T>
 inline void grad_lanes(const T* g, T* d, float* acc, vi32 keep, vf32 scale) {
-  store_lanes(d, dropout_value(load_lanes(g), keep, scale));
-  store_vec(acc, load_vec<vf32>(acc) + load_lanes(d));
+  const vf32 stored = store_lanes(d, dropout_value(load_lanes(g), keep, scale));
+  store_vec(acc, load_vec<vf32>(acc) + stored);
 }
 inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 scale) {
   constexpr int kHalf = kLanes / 2;
@@ -66,12 +71,14 @@ inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 
   split_mask(keep, m[0], m[1]);
   for (int part = 0; part < 2; ++part) {
     const int o = part * kHalf;
-    store_vec(d + o, dropout_value(load_vec<vf64>(g + o), m[part], scale));
-    store_vec(acc + o, load_vec<vf64>(acc + o) + load_vec<vf64>(d + o));
+    const vf64 v = dropout_value(load_vec<vf64>(g + o), m[part], scale);  // stored exactly
+    store_vec(d + o, v);
+    store_vec(acc + o, load_vec<vf64>(acc + o) + v);
   }
 }
 
-// Bits i .. i+15 of a packed little-order mask as bits 0..15; reads only the bytes that hold them.
+// Bits i .. i+15 of a packed little-order mask as bits 0..15; reads only the bytes that hold them. (Signed
+// division kept: the unsigned form, fewer instructions, measured the float32 forward ~6% slower.)
 inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
   const uint8_t* b = bits + i / 8;
   const int shift = static_cast<int>(i % 8);
@@ -96,10 +103,19 @@ inline void keep_bits(const DropoutParams& prm, const GlobalRows* rows, int64_t 
   dropout_range(DropoutPass{DType::kFloat32, nullptr, nullptr, nullptr, out, shifted}, 0, len);
 }
 
-// Elements e .. e+len-1 of the call, which are columns c .. c+len-1 of one row; their keep bits start at bit
-// li of bits.
-template <class T, bool HAS_BIAS>
-void segment(const BiasDropoutAddPass& pass, const uint8_t* bits, int64_t li, int64_t e, int64_t c, int64_t len) {
+// Where a forward tile's decisions come from: FROM_WORDS, the tile's Philox words (keep iff word >=
+// threshold, as dropout's loop decides: lane masks by one compare); else the tile's mask bits.
+struct TileKeep {
+  const uint32_t* words;  // FROM_WORDS: word of tile element i at words[i]
+  const uint8_t* bits;    // else: bit i of tile element i
+  vu32 t;
+  uint32_t threshold;
+};
+
+// Elements e .. e+len-1 of the call, which are columns c .. c+len-1 of one row and elements li .. li+len-1
+// of the tile.
+template <class T, bool HAS_BIAS, bool FROM_WORDS>
+void segment(const BiasDropoutAddPass& pass, const TileKeep k, int64_t li, int64_t e, int64_t c, int64_t len) {
   const T* x = static_cast<const T*>(pass.x) + e;
   const T* r = static_cast<const T*>(pass.residual) + e;
   T* y = static_cast<T*>(pass.y) + e;
@@ -108,31 +124,79 @@ void segment(const BiasDropoutAddPass& pass, const uint8_t* bits, int64_t li, in
   const scale_t<T> scale = scale_t<T>{} + scale1;
   int64_t j = 0;
   for (; j + kGroup <= len; j += kGroup) {
-    const uint32_t k16 = bits16_at(bits, li + j);
+    uint32_t k16 = 0;
+    if constexpr (!FROM_WORDS) k16 = bits16_at(k.bits, li + j);
     for (int v = 0; v < kVecsPerGroup; ++v) {
       const int64_t o = j + v * kLanes;
-      forward_lanes<HAS_BIAS>(x + o, HAS_BIAS ? b + o : nullptr, r + o, y + o, mask_from_bits(k16 >> (v * kLanes)),
-                              scale);
+      vi32 keep;
+      if constexpr (FROM_WORDS) keep = reinterpret_cast<vi32>(load_vec<vu32>(k.words + li + o) >= k.t);
+      if constexpr (!FROM_WORDS) keep = mask_from_bits(k16 >> (v * kLanes));
+      forward_lanes<HAS_BIAS>(x + o, HAS_BIAS ? b + o : nullptr, r + o, y + o, keep, scale);
     }
   }
   for (; j < len; ++j) {
-    bias_dropout_add_element<HAS_BIAS>(x[j], HAS_BIAS ? b + j : nullptr, r[j], y[j], bit_at(bits, li + j), scale1);
+    const bool keep = FROM_WORDS ? dropout_keep(k.words[li + j], k.threshold) : bit_at(k.bits, li + j);
+    bias_dropout_add_element<HAS_BIAS>(x[j], HAS_BIAS ? b + j : nullptr, r[j], y[j], keep, scale1);
   }
 }
 
-template <class T, bool HAS_BIAS>
-void forward_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
+// out (ceil(len/8) bytes, bits past len 0) = the keep bits of words[0..len), as dropout's loop packs them.
+inline void pack_keep_bits(const uint32_t* words, int64_t len, vu32 t, uint32_t threshold, uint8_t* out) {
+  int64_t j = 0;
+  for (; j + kGroup <= len; j += kGroup) {
+    uint32_t bits16 = 0;
+    for (int v = 0; v < kVecsPerGroup; ++v)
+      bits16 |= movemask(reinterpret_cast<vi32>(load_vec<vu32>(words + j + v * kLanes) >= t)) << (v * kLanes);
+    out[j / 8] = static_cast<uint8_t>(bits16);
+    out[j / 8 + 1] = static_cast<uint8_t>(bits16 >> 8);
+  }
+  for (; j < len; ++j) {
+    if (j % 8 == 0) out[j / 8] = 0;
+    out[j / 8] |= static_cast<uint8_t>(dropout_keep(words[j], threshold) << (j % 8));
+  }
+}
+
+// Tile by tile (kTile elements), segment by segment of whole columns.
+template <class T, bool HAS_BIAS, bool FROM_WORDS>
+void forward_tiles(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
+  const DropoutParams& prm = pass.params;
   alignas(64) uint8_t tile_bits[kTile / 8];
+  alignas(64) uint32_t words[kTile + 4 * kBlocks + 4];
+  TileKeep k{nullptr, nullptr, vu32{} + prm.threshold, prm.threshold};
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = std::min(kTile, end - i0);
     uint8_t* bits = pass.bits_out ? pass.bits_out + i0 / 8 : tile_bits;  // i0 is a multiple of 8
-    keep_bits(pass.params, pass.block, i0, len, bits);
+    if constexpr (FROM_WORDS) {
+      const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64, as the stream does
+      const int64_t skip = static_cast<int64_t>(g0 & 3u);
+      philox_words(g0 >> 2, (skip + len + 3) / 4, prm.seed, words);
+      k.words = words + skip;
+      if (pass.bits_out) pack_keep_bits(k.words, len, k.t, prm.threshold, bits);
+    } else {
+      keep_bits(prm, pass.block, i0, len, bits);
+      k.bits = bits;
+    }
     for (int64_t e = i0; e < i0 + len;) {
       const int64_t c = HAS_BIAS ? e % pass.h : 0;
       const int64_t seg = HAS_BIAS ? std::min(i0 + len - e, pass.h - c) : i0 + len - e;
-      segment<T, HAS_BIAS>(pass, bits, e - i0, e, c, seg);
+      segment<T, HAS_BIAS, FROM_WORDS>(pass, k, e - i0, e, c, seg);
       e += seg;
     }
+  }
+}
+
+// A plain call drawing from the stream, in float16 or bfloat16: the words in the tile loop itself
+// (philox_words, dropout's own generator), so the decisions need no trip through mask bits; those forwards
+// are bound by arithmetic (the mask-only time is above the copy time), and the trip's scalar bit work cost
+// ~8% (bfloat16). float32 and float64 keep the bits: their float32 forward (bound by memory) ran 15-25%
+// slower from the words, for a reason not found (BENCHMARKS.md, "epilogue bfloat16"). A block of a global
+// tensor, or p rounding to 0 or 1 (no words needed): the bits from dropout's loops (keep_bits).
+template <class T, bool HAS_BIAS>
+void forward_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
+  if (sizeof(T) == 2 && pass.block == nullptr && keep_source(false, pass.params) == KeepSource::kStream) {
+    forward_tiles<T, HAS_BIAS, true>(pass, begin, end);
+  } else {
+    forward_tiles<T, HAS_BIAS, false>(pass, begin, end);
   }
 }
 

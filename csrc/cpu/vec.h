@@ -139,7 +139,10 @@ RDF_VEC_FN vi32 mask_from_bits(uint32_t bits) {
 }
 
 // kLanes storage values <-> vf32, rounding once on store with the same round-to-nearest-even rules as the
-// scalar conversions in dtypes.h. (kLanes doubles are two vf64: see split_mask.)
+// scalar conversions in dtypes.h. (kLanes doubles are two vf64: see split_mask.) store_lanes returns the
+// stored values as load_lanes would read them back, from registers: a loop that needs the rounded value
+// (the epilogue backward's column sums of dx) then does not reload what it just stored; callers that do
+// not use it pay nothing (the compiler drops the computation).
 // The float load stays a plain load: GCC would fold it into the masked multiply of
 // dropout_value (vmulps mem, ..., {k}{z}), a zero-masked memory operand, which on the AMD EPYC (Zen 5) of
 // BENCHMARKS.md ("AVX-512 masked loads") ran backward from bits 4-5x slower than AVX2. The empty asm only
@@ -151,7 +154,10 @@ RDF_VEC_FN vf32 load_lanes(const float* p) {
 #endif
   return v;
 }
-RDF_VEC_FN void store_lanes(float* p, vf32 v) { store_vec(p, v); }
+RDF_VEC_FN vf32 store_lanes(float* p, vf32 v) {
+  store_vec(p, v);
+  return v;
+}
 
 // bfloat16 with AVX-512 (BW, DQ): GCC compiled the generic form below to five instructions for the widening
 // load (a 256-bit load, a lane extract, two 256-bit zero-extends and an insert) and, for the store, a shift
@@ -169,7 +175,7 @@ RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
   const vu32 wide = reinterpret_cast<vu32>(_mm512_maskz_cvtepu16_epi32(0xFFFF, load_vec<__m256i>(p)));
   return reinterpret_cast<vf32>(wide << 16);
 }
-RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
+RDF_VEC_FN vf32 store_lanes(bfloat16_t* p, vf32 v) {
   const vu32 u = reinterpret_cast<vu32>(v);
   const __mmask16 odd = _mm512_test_epi32_mask(reinterpret_cast<__m512i>(u), _mm512_set1_epi32(0x10000));
   const __m512i up = reinterpret_cast<__m512i>(u + 0x7FFFu);
@@ -181,6 +187,7 @@ RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
                                              27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
   const __m512i packed = _mm512_maskz_permutexvar_epi16(~__mmask32{0}, odd_words, r);
   std::memcpy(p, &packed, kLanes * sizeof(bfloat16_t));  // its low half
+  return reinterpret_cast<vf32>(reinterpret_cast<vu32>(r) & 0xFFFF0000u);  // a NaN lane's low half is 0 too
 }
 #elif defined(__AVX2__) && RDF_VEC_BYTES == 32
 // bfloat16 with AVX2: the generic form's widening load became two 128-bit zero-extends and an insert, its
@@ -192,7 +199,7 @@ RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
   const vu32 wide = reinterpret_cast<vu32>(_mm256_cvtepu16_epi32(load_vec<__m128i>(p)));
   return reinterpret_cast<vf32>(wide << 16);
 }
-RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
+RDF_VEC_FN vf32 store_lanes(bfloat16_t* p, vf32 v) {
   const vu32 u = reinterpret_cast<vu32>(v);
   const vu32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
   const vu32 quiet_nan = ((u >> 16) & 0x8000u) | 0x7FC0u;  // canonical, as float_to_bfloat16
@@ -201,18 +208,20 @@ RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
   // 64-bit words 0 and 2 of the in-lane pack hold lanes 0-3 and 4-7
   const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(out, out), 0x08);
   std::memcpy(p, &packed, kLanes * sizeof(bfloat16_t));  // its low half
+  return reinterpret_cast<vf32>(reinterpret_cast<vu32>(out) << 16);
 }
 #else
 RDF_VEC_FN vf32 load_lanes(const bfloat16_t* p) {
   const vu32 wide = __builtin_convertvector(load_vec<vu16>(p), vu32) << 16;
   return reinterpret_cast<vf32>(wide);
 }
-RDF_VEC_FN void store_lanes(bfloat16_t* p, vf32 v) {
+RDF_VEC_FN vf32 store_lanes(bfloat16_t* p, vf32 v) {
   const vu32 u = reinterpret_cast<vu32>(v);
   const vu32 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
   const vu32 quiet_nan = ((u >> 16) & 0x8000u) | 0x7FC0u;  // canonical, as float_to_bfloat16
   const vu32 out = ((u & 0x7FFFFFFFu) > 0x7F800000u) ? quiet_nan : rounded;
   store_vec(p, __builtin_convertvector(out, vu16));
+  return reinterpret_cast<vf32>(out << 16);
 }
 #endif
 
@@ -227,13 +236,23 @@ RDF_VEC_FN vf32 load_lanes(const half_t* p) {
   return v;
 #endif
 }
-RDF_VEC_FN void store_lanes(half_t* p, vf32 v) {
+RDF_VEC_FN vf32 store_lanes(half_t* p, vf32 v) {
 #if defined(__AVX512F__) && RDF_VEC_BYTES == 64
-  store_vec(p, _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const __m256i h =
+      _mm512_cvtps_ph(reinterpret_cast<__m512>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  store_vec(p, h);
+  return reinterpret_cast<vf32>(_mm512_cvtph_ps(h));
 #elif defined(__F16C__) && RDF_VEC_BYTES == 32
-  store_vec(p, _mm256_cvtps_ph(reinterpret_cast<__m256>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const __m128i h = _mm256_cvtps_ph(reinterpret_cast<__m256>(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  store_vec(p, h);
+  return reinterpret_cast<vf32>(_mm256_cvtph_ps(h));
 #else
-  for (int l = 0; l < kLanes; ++l) p[l].bits = float_to_half(v[l]);
+  vf32 stored;
+  for (int l = 0; l < kLanes; ++l) {
+    p[l].bits = float_to_half(v[l]);
+    stored[l] = half_to_float(p[l].bits);
+  }
+  return stored;
 #endif
 }
 

@@ -1,6 +1,7 @@
 // The lane conversions of csrc/cpu/vec.h for bfloat16 against the scalar ones of csrc/common/dtypes.h, for
 // every input: store_lanes (round to nearest even, NaN -> sign | 0x7FC0) over all 2^32 float32 patterns,
-// load_lanes over all 2^16 bfloat16 ones. Built by tests/test_bf16_lanes.py once per ISA the host runs, with
+// with the value it returns (the stored bfloat16 widened back, what load_lanes would read), and load_lanes
+// over all 2^16 bfloat16 ones. Built by tests/test_bf16_lanes.py once per ISA the host runs, with
 // that ISA's flags from CMakeLists.txt (RDF_ISA, RDF_VEC_BYTES and the -m options). Prints "ok <isa>" or
 // the first mismatches and exits 1.
 #include <cstdint>
@@ -20,11 +21,14 @@ int main() {
     vu32 u;
     for (int l = 0; l < kLanes; ++l) u[l] = static_cast<uint32_t>(base + l);
     bfloat16_t out[kLanes];
-    store_lanes(out, reinterpret_cast<vf32>(u));
+    const vf32 stored = store_lanes(out, reinterpret_cast<vf32>(u));
     for (int l = 0; l < kLanes; ++l) {
       const uint16_t want = float_to_bfloat16(bits_float(u[l]));
       if (out[l].bits != want && bad++ < 8)
         std::printf("store_lanes %08x: %04x, float_to_bfloat16 %04x\n", static_cast<unsigned>(u[l]), out[l].bits, want);
+      if (float_bits(stored[l]) != static_cast<uint32_t>(want) << 16 && bad++ < 8)
+        std::printf("store_lanes %08x returned %08x, stored %04x\n", static_cast<unsigned>(u[l]),
+                    static_cast<unsigned>(float_bits(stored[l])), want);
     }
   }
   for (uint32_t b = 0; b < 65536; b += kLanes) {
