@@ -150,14 +150,22 @@ def test_dbias_same_bits_on_every_thread_count_and_simd_level(shape, rng):
             assert_same_bits(got[k], expected[k])
 
 
-def test_forward_same_bits_on_every_thread_count_and_simd_level(rng):
-    x, b, r = inputs(rng, (300, 1001), np.float32)
-    y0, m0 = reference.bias_dropout_add(x, b, r, 0.4, seed=2, offset=3)
-    for results in (run_each_thread_count(lambda: rdf.bias_dropout_add(x, b, r, 0.4, seed=2, offset=3)),
-                    run_each_simd(lambda: rdf.bias_dropout_add(x, b, r, 0.4, seed=2, offset=3))):
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, BFLOAT16], ids=["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("store", ["bits", "seed"])
+def test_forward_same_bits_on_every_thread_count_and_simd_level(rng, dtype, store):
+    """float32 decides from dropout's mask bits, float16/bfloat16 from the tile's Philox words in the
+    epilogue's own loop: both on every SIMD path and thread count, an offset inside a Philox block and rows
+    that end mid-group, against the reference."""
+    x, b, r = inputs(rng, (300, 1001), dtype)
+    y0, m0 = reference.bias_dropout_add(x, b, r, 0.4, seed=2, offset=3, store=store)
+    call = lambda: rdf.bias_dropout_add(x, b, r, 0.4, seed=2, offset=3, store=store)  # noqa: E731
+    for results in (run_each_thread_count(call), run_each_simd(call)):
         for y, m in results.values():
             assert_same_bits(y, y0)
-            assert_same_bits(m.bits, m0.bits)
+            if store == "bits":
+                assert_same_bits(m.bits, m0.bits)
+            else:
+                assert m.bits is None
 
 
 def test_dbias_with_cuda_kernels_equals_cpu_on_many_blocks(cuda_emulated):
