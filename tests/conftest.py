@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import regdrop_fast as rdf
-from regdrop_fast import reference
+from regdrop_fast import _native, reference
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -148,6 +148,19 @@ def num_threads(n: int):
         rdf.set_num_threads(previous)
 
 
+@contextlib.contextmanager
+def streamed_outputs(min_bytes: int):
+    """Run the block with every output of at least min_bytes bytes written by non-temporal stores (0: every
+    output; csrc/cpu/output_streaming.h), restoring the previous threshold afterwards."""
+    core = _native.core
+    previous = core.stream_output_bytes()
+    try:
+        core.set_stream_output_bytes(min_bytes)
+        yield min_bytes
+    finally:
+        core.set_stream_output_bytes(previous)
+
+
 def run_each_simd(fn):
     """{level: fn()} over every available SIMD level."""
     results = {}
@@ -178,13 +191,15 @@ def each_simd(request):
 
 @pytest.fixture(autouse=True)
 def _restore_global_settings():
-    """No test may leak a changed thread count or SIMD level into the next one."""
-    threads, simd = rdf.get_num_threads(), rdf.backend_info()["simd"]
+    """No test may leak a changed thread count, SIMD level or output-streaming threshold into the next one."""
+    core = _native.core
+    settings = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes())
     yield
-    leaked = (rdf.get_num_threads(), rdf.backend_info()["simd"])
-    rdf.set_num_threads(threads)
-    rdf.set_simd(simd)
-    assert leaked == (threads, simd), f"test leaked settings {leaked}, expected {(threads, simd)}"
+    leaked = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes())
+    rdf.set_num_threads(settings[0])
+    rdf.set_simd(settings[1])
+    core.set_stream_output_bytes(settings[2])
+    assert leaked == settings, f"test leaked settings {leaked}, expected {settings}"
 
 
 def assert_close(value, expected, rtol=1e-12):

@@ -14,6 +14,7 @@
 #include "../cpu/fresh_memory.h"
 #include "../cpu/gaussian_dropout_driver.h"
 #include "../cpu/limit_driver.h"
+#include "../cpu/output_streaming.h"
 #include "../cpu/parallel.h"
 #include "../cpu/penalty_driver.h"
 
@@ -348,6 +349,10 @@ PYBIND11_MODULE(_core, m) {
     KernelScope release;
     rdf::cpu::limit_rmw(sp, dp, n, task_bytes);
   });
+  // Private, for tests and A/B benchmarks: the output size from which stores are non-temporal
+  // (csrc/cpu/output_streaming.h); no value depends on it.
+  m.def("stream_output_bytes", &rdf::cpu::stream_output_bytes);
+  m.def("set_stream_output_bytes", &rdf::cpu::set_stream_output_bytes);
 
   m.def("get_num_threads", &rdf::get_num_threads);
   m.def("set_num_threads", &rdf::set_num_threads);

@@ -23,6 +23,9 @@ namespace rdf {
 // Codes shared with the Python layer (python/regdrop_fast/_checks.py: DTYPE_CODES).
 enum class DType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
 
+// Bytes per element of dt.
+constexpr int64_t dtype_bytes(DType dt) { return dt == DType::kFloat64 ? 8 : dt == DType::kFloat32 ? 4 : 2; }
+
 struct half_t {
   uint16_t bits;
 };

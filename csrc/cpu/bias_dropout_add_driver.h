@@ -24,6 +24,7 @@ struct BiasDropoutAddPass {
   int64_t h;
   DropoutParams params;
   const GlobalRows* block;
+  bool stream_out = false;  // y is written with non-temporal stores (output_streaming.h)
 };
 
 // One backward call over rows x h elements: dx = dropout_backward(grad) with the decisions from bits_in (or
@@ -40,6 +41,7 @@ struct BiasGradPass {
   int64_t h;
   DropoutParams params;
   const GlobalRows* block;
+  bool stream_out = false;  // dx is written with non-temporal stores (output_streaming.h)
 };
 
 // Columns per backward task (and per stack buffer of column sums): splits the work only, never the order of

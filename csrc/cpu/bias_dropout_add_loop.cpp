@@ -113,12 +113,11 @@ struct TileKeep {
 };
 
 // Elements e .. e+len-1 of the call, which are columns c .. c+len-1 of one row and elements li .. li+len-1
-// of the tile.
+// of the tile; y: where element e's output goes.
 template <class T, bool HAS_BIAS, bool FROM_WORDS>
-void segment(const BiasDropoutAddPass& pass, const TileKeep k, int64_t li, int64_t e, int64_t c, int64_t len) {
+void segment(const BiasDropoutAddPass& pass, const TileKeep k, int64_t li, int64_t e, int64_t c, int64_t len, T* y) {
   const T* x = static_cast<const T*>(pass.x) + e;
   const T* r = static_cast<const T*>(pass.residual) + e;
-  T* y = static_cast<T*>(pass.y) + e;
   const T* b = HAS_BIAS ? static_cast<const T*>(pass.bias) + c : nullptr;
   const auto scale1 = static_cast<compute_t<T>>(pass.params.scale);
   const scale_t<T> scale = scale_t<T>{} + scale1;
@@ -163,8 +162,12 @@ void forward_tiles(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
   alignas(64) uint8_t tile_bits[kTile / 8];
   alignas(64) uint32_t words[kTile + 4 * kBlocks + 4];
   TileKeep k{nullptr, nullptr, vu32{} + prm.threshold, prm.threshold};
+  T* const y = static_cast<T*>(pass.y);
+  const bool stream = kStreamStores && pass.stream_out;
+  LineStream<kTile * static_cast<int64_t>(sizeof(T))> streamed(stream ? y + begin : nullptr);
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = std::min(kTile, end - i0);
+    T* const y_tile = stream ? static_cast<T*>(streamed.next()) : y + i0;
     uint8_t* bits = pass.bits_out ? pass.bits_out + i0 / 8 : tile_bits;  // i0 is a multiple of 8
     if constexpr (FROM_WORDS) {
       const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64, as the stream does
@@ -179,9 +182,14 @@ void forward_tiles(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
     for (int64_t e = i0; e < i0 + len;) {
       const int64_t c = HAS_BIAS ? e % pass.h : 0;
       const int64_t seg = HAS_BIAS ? std::min(i0 + len - e, pass.h - c) : i0 + len - e;
-      segment<T, HAS_BIAS, FROM_WORDS>(pass, k, e - i0, e, c, seg);
+      segment<T, HAS_BIAS, FROM_WORDS>(pass, k, e - i0, e, c, seg, y_tile + (e - i0));
       e += seg;
     }
+    if (stream) streamed.commit(len * static_cast<int64_t>(sizeof(T)));
+  }
+  if (stream) {
+    streamed.finish();
+    stream_fence();
   }
 }
 
@@ -207,6 +215,7 @@ void grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, i
   const C scale1 = static_cast<C>(pass.params.scale);
   const scale_t<T> scale = scale_t<T>{} + scale1;
   alignas(64) C acc[kBiasGradColumns];
+  const bool stream = kStreamStores && pass.stream_out;
   alignas(64) uint8_t row_bits[kBiasGradColumns / 8];
   for (int64_t blk = b0; blk < b1; ++blk) {
     std::fill(acc, acc + width, C{});
@@ -222,18 +231,28 @@ void grad_blocks(const BiasGradPass& pass, int64_t b0, int64_t b1, int64_t c0, i
       }
       const T* g = static_cast<const T*>(pass.grad) + e0;
       T* d = static_cast<T*>(pass.dx) + e0;
-      int64_t j = 0;
-      for (; j + kGroup <= width; j += kGroup) {
-        const uint32_t k16 = bits16_at(bits, li + j);
-        for (int v = 0; v < kVecsPerGroup; ++v) {
-          const int64_t o = j + v * kLanes;
-          grad_lanes(g + o, d + o, acc + o, mask_from_bits(k16 >> (v * kLanes)), scale);
+      // The row in pieces of kTile elements (a multiple of kGroup: the same groups as one piece), each
+      // written at dp: d + j0, or the streamed row's buffer.
+      LineStream<kTile * static_cast<int64_t>(sizeof(T))> streamed(stream ? d : nullptr);
+      for (int64_t j0 = 0; j0 < width; j0 += kTile) {
+        const int64_t j1 = std::min(width, j0 + kTile);
+        T* const dp = stream ? static_cast<T*>(streamed.next()) : d + j0;
+        int64_t j = j0;
+        for (; j + kGroup <= j1; j += kGroup) {
+          const uint32_t k16 = bits16_at(bits, li + j);
+          for (int v = 0; v < kVecsPerGroup; ++v) {
+            const int64_t o = j + v * kLanes;
+            grad_lanes(g + o, dp + (o - j0), acc + o, mask_from_bits(k16 >> (v * kLanes)), scale);
+          }
         }
+        for (; j < j1; ++j) bias_dropout_add_grad_element(g[j], dp[j - j0], bit_at(bits, li + j), scale1, acc[j]);
+        if (stream) streamed.commit((j1 - j0) * static_cast<int64_t>(sizeof(T)));
       }
-      for (; j < width; ++j) bias_dropout_add_grad_element(g[j], d[j], bit_at(bits, li + j), scale1, acc[j]);
+      if (stream) streamed.finish();
     }
     std::copy(acc, acc + width, static_cast<C*>(pass.partials) + blk * h + c0);
   }
+  if (stream) stream_fence();
 }
 
 template <class T>

@@ -5,6 +5,7 @@
 
 #include "../common/philox.h"
 #include "isa.h"
+#include "output_streaming.h"
 #include "parallel.h"
 
 namespace rdf {
@@ -60,7 +61,9 @@ void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8
               const DropoutParams& prm, const ArrayLayout* layout) {
   StridedLayout L;
   if (n <= 0 || layout == nullptr || !simplify_layout(layout->ndim, layout->shape, layout->strides, L)) {
-    run_dropout_pass(DropoutPass{dt, in, out, bits_in, bits_out, prm}, n);
+    DropoutPass pass{dt, in, out, bits_in, bits_out, prm};
+    pass.stream_out = streams_output(dt, n);
+    run_dropout_pass(pass, n);
     return;
   }
   if (bits_out != nullptr) {
@@ -68,10 +71,6 @@ void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8
     bits_in = bits_out;
   }
   run_strided_pass(DropoutPass{dt, in, out, bits_in, nullptr, prm}, L);
-}
-
-int64_t element_size(DType dt) {
-  return dt == DType::kFloat64 ? 8 : dt == DType::kFloat32 ? 4 : 2;
 }
 
 // OR the first len decisions of tmp (bit 0 first, bits past len zero) into bits at bit position at. Writes
@@ -93,7 +92,7 @@ void or_bits_at(uint8_t* bits, int64_t at, const uint8_t* tmp, int64_t len) {
 // its bit position, over bytes zeroed first.
 void dropout_global_range(const DropoutPass& pass, const GlobalRows& rows, int64_t first, int64_t len, uint8_t* bits) {
   const auto range = RDF_ACTIVE_ISA_KERNEL(dropout_range);
-  const int64_t esize = element_size(pass.dtype);
+  const int64_t esize = dtype_bytes(pass.dtype);
   alignas(64) uint8_t tmp[kDropoutTaskElems / 8 + 8];
   if (bits != nullptr) std::memset(bits, 0, static_cast<size_t>((len + 7) / 8));
   const int64_t end = first + len;

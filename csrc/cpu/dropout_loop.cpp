@@ -28,10 +28,10 @@ constexpr int kVecsPerGroup = kGroup / kLanes;
 
 
 // One group of kGroup elements starting at local index i: decide, apply, record.
+// out: where element i's output goes (null: decisions only).
 template <class T, KeepSource S>
-inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, lanes_t<T> scale, vu32 t) {
+inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, T* out, lanes_t<T> scale, vu32 t) {
   const T* in = static_cast<const T*>(pass.in);
-  T* out = static_cast<T*>(pass.out);
   uint32_t bits16 = 0;
   if (S == KeepSource::kBits) bits16 = pass.bits_in[i / 8] | (static_cast<uint32_t>(pass.bits_in[i / 8 + 1]) << 8);
   for (int v = 0; v < kVecsPerGroup; ++v) {
@@ -40,10 +40,7 @@ inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, lan
     if (S == KeepSource::kBits) keep = mask_from_bits(bits16 >> (v * kLanes));
     if (S == KeepSource::kAll) keep = vi32{} - 1;
     if (S == KeepSource::kNone) keep = vi32{};
-    if (out) {
-      const int64_t e = i + v * kLanes;
-      Lanes<T>::apply(in + e, out + e, keep, scale);
-    }
+    if (out) Lanes<T>::apply(in + i + v * kLanes, out + v * kLanes, keep, scale);
     if (S != KeepSource::kBits) bits16 |= movemask(keep) << (v * kLanes);
   }
   if (pass.bits_out) {
@@ -54,15 +51,14 @@ inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, lan
 
 // Elements [i, end) with end - i < kGroup: the same decisions one element at a time.
 template <class T, KeepSource S>
-void tail(const DropoutPass& pass, const uint32_t* words, int64_t i, int64_t end) {
+void tail(const DropoutPass& pass, const uint32_t* words, int64_t i, int64_t end, T* out) {
   const T* in = static_cast<const T*>(pass.in);
-  T* out = static_cast<T*>(pass.out);
   const auto scale = static_cast<compute_t<T>>(pass.params.scale);
   for (int64_t e = i; e < end; ++e) {
     bool keep = S == KeepSource::kAll;
     if (S == KeepSource::kStream) keep = dropout_keep(words[e - i], pass.params.threshold);
     if (S == KeepSource::kBits) keep = (pass.bits_in[e / 8] >> (e % 8)) & 1u;
-    if (out) dropout_element(in[e], out[e], keep, scale);
+    if (out) dropout_element(in[e], out[e - i], keep, scale);
     if (pass.bits_out) {
       if (e % 8 == 0) pass.bits_out[e / 8] = 0;  // bits past the last element stay 0
       pass.bits_out[e / 8] |= static_cast<uint8_t>(keep << (e % 8));
@@ -76,8 +72,14 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   const lanes_t<T> scale = lanes_t<T>{} + static_cast<compute_t<T>>(prm.scale);
   const vu32 t = vu32{} + prm.threshold;
   alignas(64) uint32_t words[kTile + 4 * kBlocks + 4];
+  T* const out = static_cast<T*>(pass.out);
+  // An output larger than the caches goes through `streamed` (vec.h's LineStream): whole lines with
+  // non-temporal stores.
+  const bool stream = kStreamStores && pass.stream_out && out != nullptr;
+  LineStream<kTile * static_cast<int64_t>(sizeof(T))> streamed(stream ? out + begin : nullptr);
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
+    T* const dst = out == nullptr ? nullptr : stream ? static_cast<T*>(streamed.next()) : out + i0;
     int64_t skip = 0;
     if (S == KeepSource::kStream) {
       const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64 by design
@@ -85,8 +87,14 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
       philox_words(g0 >> 2, (skip + len + 3) / 4, prm.seed, words);
     }
     const int64_t full = len - len % kGroup;
-    for (int64_t j = 0; j < full; j += kGroup) group<T, S>(pass, words + skip + j, i0 + j, scale, t);
-    if (full < len) tail<T, S>(pass, words + skip + full, i0 + full, i0 + len);
+    for (int64_t j = 0; j < full; j += kGroup)
+      group<T, S>(pass, words + skip + j, i0 + j, dst == nullptr ? nullptr : dst + j, scale, t);
+    if (full < len) tail<T, S>(pass, words + skip + full, i0 + full, i0 + len, dst == nullptr ? nullptr : dst + full);
+    if (stream) streamed.commit(len * static_cast<int64_t>(sizeof(T)));
+  }
+  if (stream) {
+    streamed.finish();
+    stream_fence();
   }
 }
 

@@ -37,6 +37,7 @@ struct DropoutPass {
   const uint8_t* bits_in;
   uint8_t* bits_out;
   DropoutParams params;
+  bool stream_out = false;  // out is written with non-temporal stores (an output larger than the caches)
 };
 
 // Dropout over a dense strided array (dropout_strided.cpp) works in units: tiles of the plane of the
@@ -82,7 +83,7 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
   int64_t max_norm_rows(const MaxNormProblem& problem, int64_t a0, int64_t a1);                  \
   int64_t max_norm_columns(const MaxNormProblem& problem, int64_t a, int64_t b0, int64_t b1,     \
                            double* scratch);                                                     \
-  void limit_copy_range(const uint8_t* src, uint8_t* dst, int64_t n);                            \
+  void limit_copy_range(const uint8_t* src, uint8_t* dst, int64_t n, bool stream);                            \
   void limit_rmw_range(const uint8_t* src, uint8_t* dst, int64_t n);                             \
   void gaussian_dropout_range(const GaussianPass& pass, int64_t begin, int64_t end);             \
   }

@@ -1,7 +1,8 @@
 // The memory limits the benchmark measures the kernels against (python/regdrop_fast/bench/limits.py): a
 // copy and an in-place read-modify-write over bytes, with the accesses the kernels make (unaligned vector
-// loads and stores of this ISA's width through vec.h; no non-temporal stores, no prefetch hints), so a
-// kernel's "x limit" compares it with the same memory traffic on the same threads and nothing else.
+// loads and stores of this ISA's width through vec.h; non-temporal stores for the outputs the kernels stream
+// (output_streaming.h), no prefetch hints), so a kernel's "x limit" compares it with the same memory traffic
+// on the same threads and nothing else.
 // Compiled once per ISA (isa.h).
 #include <cstdint>
 
@@ -20,9 +21,21 @@ constexpr int64_t kStep = 4 * kVec;  // four vectors per iteration, as the dropo
 
 // Not a memcpy call: GCC's loop distribution would turn a plain copy loop into one (glibc's, which switches
 // to non-temporal stores above a size), and the limit must be the kernels' own kind of access.
+// stream: the whole lines of dst with non-temporal stores (a task's first and last partial lines plainly),
+// as the kernels write an output of that size (output_streaming.h).
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
-void limit_copy_range(const uint8_t* src, uint8_t* dst, int64_t n) {
+void limit_copy_range(const uint8_t* src, uint8_t* dst, int64_t n, bool stream) {
   int64_t i = 0;
+  if (kStreamStores && stream) {
+    const int64_t head = static_cast<int64_t>((64 - reinterpret_cast<uintptr_t>(dst) % 64) % 64);
+    if (head < n) {
+      for (; i < head; ++i) dst[i] = src[i];
+      const int64_t lines = (n - head) / 64 * 64;
+      stream_lines(dst + head, src + head, lines);
+      stream_fence();
+      i = head + lines;
+    }
+  }
   for (; i + kStep <= n; i += kStep) {
     const vu32 v0 = load_vec<vu32>(src + i), v1 = load_vec<vu32>(src + i + kVec);
     const vu32 v2 = load_vec<vu32>(src + i + 2 * kVec), v3 = load_vec<vu32>(src + i + 3 * kVec);

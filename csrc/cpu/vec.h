@@ -63,6 +63,75 @@ RDF_VEC_FN void store_vec(void* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// Non-temporal stores of n bytes (a multiple of 64) from src to dst (64-byte aligned): whole cache lines
+// written without the read for ownership a plain store makes of each line, for outputs too large to stay in
+// the caches. Follow a range of them with stream_fence() before another thread may read dst: non-temporal
+// stores are not ordered with later stores. The generic build has none (it uses no intrinsics): there
+// kStreamStores is false, the loops write their outputs directly, and stream_lines stores plainly.
+#if RDF_VEC_BYTES > 16 && (defined(__AVX2__) || defined(__AVX512F__))
+constexpr bool kStreamStores = true;
+#else
+constexpr bool kStreamStores = false;
+#endif
+RDF_VEC_FN void stream_lines(void* dst, const void* src, int64_t n) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  for (int64_t i = 0; i < n; i += 64) {
+#if defined(__AVX512F__) && RDF_VEC_BYTES == 64
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(d + i), _mm512_loadu_si512(s + i));
+#elif defined(__AVX2__) && RDF_VEC_BYTES == 32
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i)));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 32),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 32)));
+#else
+    std::memcpy(d + i, s + i, 64);
+#endif
+  }
+}
+RDF_VEC_FN void stream_fence() {
+#if RDF_VEC_BYTES > 16 && (defined(__AVX2__) || defined(__AVX512F__))
+  _mm_sfence();
+#endif
+}
+
+// An output range [dst, dst + n) written tile by tile through a buffer in L1, so that memory receives whole
+// lines by non-temporal stores wherever the tiles' bytes may fall: each tile's bytes are put after the bytes
+// held back from the tile before (less than a line), every whole line is streamed, the rest held back. The
+// range's first and last lines may hold a neighbouring range's bytes (another task's): of those only the
+// range's own bytes are stored, plainly. kCapacity: the most bytes of one tile. finish() ends the range;
+// a stream_fence() after the task's last range orders its streamed lines before the task ends.
+template <int64_t kCapacity>
+struct LineStream {
+  alignas(64) char buf[kCapacity + 64];
+  char* line;     // the line in memory that buf[0..64) stands for (64-byte aligned)
+  int64_t held;   // bytes of buf in use, from buf[0]; buf[0..first) is not the range's
+  int64_t first;  // the range's offset in its first line until that line is stored, then 0
+  explicit LineStream(void* dst) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
+    line = reinterpret_cast<char*>(a - a % 64);
+    held = first = static_cast<int64_t>(a % 64);
+  }
+  // Where the next tile's bytes go (the address of its first byte in memory, modulo 64).
+  void* next() { return buf + held; }
+  // The tile's `bytes` are at next(): store the whole lines, hold back the rest.
+  void commit(int64_t bytes) {
+    const int64_t total = held + bytes, lines = total / 64;
+    int64_t streamed = 0;
+    if (lines > 0 && first > 0) {
+      std::memcpy(line + first, buf + first, static_cast<size_t>(64 - first));
+      first = 0;
+      streamed = 64;
+    }
+    stream_lines(line + streamed, buf + streamed, 64 * lines - streamed);
+    line += 64 * lines;
+    held = total - 64 * lines;
+    if (lines > 0) std::memcpy(buf, buf + 64 * lines, static_cast<size_t>(held));
+  }
+  // The held-back bytes, plainly.
+  void finish() { std::memcpy(line + first, buf + first, static_cast<size_t>(held - first)); }
+};
+
 // Index lists for __builtin_shufflevector (GCC >= 12, Clang); the second operand's lanes are numbered
 // after the first's.
 #if RDF_VEC_BYTES == 16

@@ -2,7 +2,8 @@
 
 Benchmark instruments, not API. A dropout call reads x and writes y (plus an eighth of a byte of mask per
 element); ``copy`` moves the same bytes with the kernels' own kind of access (vector loads and stores of
-the SIMD width in use, no non-temporal stores), on the same thread pool, cut into as many tasks as the
+the SIMD width in use; non-temporal stores from the size at which the kernels stream their outputs,
+csrc/cpu/output_streaming.h), on the same thread pool, cut into as many tasks as the
 kernel cuts the call into. penalty_grad reads w and g and writes g in place; ``rmw`` does ``dst ^= src``
 over the same bytes. ``mask_only`` is the other ceiling of a row that draws random words: the packed
 keep mask of n elements alone (Philox, compare, pack; n/8 bytes written), which is all the arithmetic of
