@@ -170,10 +170,7 @@ void forward_tiles(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
     T* const y_tile = stream ? static_cast<T*>(streamed.next()) : y + i0;
     uint8_t* bits = pass.bits_out ? pass.bits_out + i0 / 8 : tile_bits;  // i0 is a multiple of 8
     if constexpr (FROM_WORDS) {
-      const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64, as the stream does
-      const int64_t skip = static_cast<int64_t>(g0 & 3u);
-      philox_words(g0 >> 2, (skip + len + 3) / 4, prm.seed, words);
-      k.words = words + skip;
+      k.words = stream_words(prm.offset + static_cast<uint64_t>(i0), len, prm.seed, words);
       if (pass.bits_out) pack_keep_bits(k.words, len, k.t, prm.threshold, bits);
     } else {
       keep_bits(prm, pass.block, i0, len, bits);

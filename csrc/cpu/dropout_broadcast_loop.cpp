@@ -92,10 +92,7 @@ void fused_run(const T* x, T* y, uint8_t* dst, int64_t first, int64_t len, const
   const vu32 t = vu32{} + prm.threshold;
   for (int64_t t0 = 0; t0 < len; t0 += kFusedTile) {
     const int64_t tl = std::min(kFusedTile, len - t0);
-    const uint64_t g0 = prm.offset + static_cast<uint64_t>(first + t0);  // wraps mod 2^64 by design
-    const int64_t skip = static_cast<int64_t>(g0 & 3u);
-    philox_words(g0 >> 2, (skip + tl + 3) / 4, prm.seed, words);
-    const uint32_t* w = words + skip;
+    const uint32_t* w = stream_words(prm.offset + static_cast<uint64_t>(first + t0), tl, prm.seed, words);
     int64_t j = 0;
     for (; j + kGroup <= tl; j += kGroup) {
       uint32_t bits16 = 0;

@@ -43,6 +43,16 @@ void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_
   for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed, words + 4 * b);
 }
 
+// The words of dropout-stream positions [position, position + len) (position = offset + element index, mod
+// 2^64): their blocks generated into words, which must hold 4 * ceil((3 + len) / 4) words; returns where the
+// word of `position` is (the first block may start up to 3 words before it). The one way every CPU loop
+// draws a run of the stream, so the decisions are dropout's wherever the run starts.
+inline const uint32_t* stream_words(uint64_t position, int64_t len, uint64_t seed, uint32_t* words) {
+  const int64_t skip = static_cast<int64_t>(position & 3u);
+  philox_words(position >> 2, (skip + len + 3) / 4, seed, words);
+  return words + skip;
+}
+
 // The compute vector of kLanes elements: vf32 (float, half, bfloat16), or for double two vf64 halves,
 // never one vector wider than the ISA.
 template <class T>

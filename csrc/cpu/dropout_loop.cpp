@@ -80,16 +80,12 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
     T* const dst = out == nullptr ? nullptr : stream ? static_cast<T*>(streamed.next()) : out + i0;
-    int64_t skip = 0;
-    if (S == KeepSource::kStream) {
-      const uint64_t g0 = prm.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64 by design
-      skip = static_cast<int64_t>(g0 & 3u);
-      philox_words(g0 >> 2, (skip + len + 3) / 4, prm.seed, words);
-    }
+    const uint32_t* w = words;  // the word of element i0 (read only when drawing from the stream)
+    if (S == KeepSource::kStream) w = stream_words(prm.offset + static_cast<uint64_t>(i0), len, prm.seed, words);
     const int64_t full = len - len % kGroup;
     for (int64_t j = 0; j < full; j += kGroup)
-      group<T, S>(pass, words + skip + j, i0 + j, dst == nullptr ? nullptr : dst + j, scale, t);
-    if (full < len) tail<T, S>(pass, words + skip + full, i0 + full, i0 + len, dst == nullptr ? nullptr : dst + full);
+      group<T, S>(pass, w + j, i0 + j, dst == nullptr ? nullptr : dst + j, scale, t);
+    if (full < len) tail<T, S>(pass, w + full, i0 + full, i0 + len, dst == nullptr ? nullptr : dst + full);
     if (stream) streamed.commit(len * static_cast<int64_t>(sizeof(T)));
   }
   if (stream) {

@@ -42,11 +42,9 @@ using namespace ::rdf::cpu::strided;
 template <KeepSource S>
 void row_keep(const DropoutPass& pass, int64_t l, int64_t len, uint32_t* keep, int64_t step, uint32_t* words) {
   if (S == KeepSource::kStream) {
-    const uint64_t g0 = pass.params.offset + static_cast<uint64_t>(l);  // wraps mod 2^64 by design
-    const int64_t skip = static_cast<int64_t>(g0 & 3u);
-    philox_words(g0 >> 2, (skip + len + 3) / 4, pass.params.seed, words);
+    const uint32_t* w = stream_words(pass.params.offset + static_cast<uint64_t>(l), len, pass.params.seed, words);
     const uint32_t t = pass.params.threshold;
-    for (int64_t k = 0; k < len; ++k) keep[k * step] = dropout_keep(words[skip + k], t) ? ~0u : 0u;
+    for (int64_t k = 0; k < len; ++k) keep[k * step] = dropout_keep(w[k], t) ? ~0u : 0u;
   } else if (S == KeepSource::kBits) {
     const uint8_t* bits = pass.bits_in;
     for (int64_t k = 0; k < len; ++k) {
@@ -77,19 +75,17 @@ template <KeepSource S>
 void row_bits(const DropoutPass& pass, int64_t l, int64_t len, uint32_t* rows, int64_t tm, uint32_t* words) {
   const int64_t n_words = (len + 31) / 32;
   if (S == KeepSource::kStream) {
-    const uint64_t g0 = pass.params.offset + static_cast<uint64_t>(l);  // wraps mod 2^64 by design
-    const int64_t skip = static_cast<int64_t>(g0 & 3u);
-    philox_words(g0 >> 2, (skip + len + 3) / 4, pass.params.seed, words);
+    const uint32_t* drawn = stream_words(pass.params.offset + static_cast<uint64_t>(l), len, pass.params.seed, words);
     const vu32 t = vu32{} + pass.params.threshold;
     for (int64_t c = 0; c < n_words; ++c) {
       const int64_t k0 = 32 * c;
       uint32_t w = 0;
       if (len - k0 >= 32) {
         for (int v = 0; v < 32 / kLanes; ++v)
-          w |= movemask(reinterpret_cast<vi32>(load_vec<vu32>(words + skip + k0 + v * kLanes) >= t)) << (v * kLanes);
+          w |= movemask(reinterpret_cast<vi32>(load_vec<vu32>(drawn + k0 + v * kLanes) >= t)) << (v * kLanes);
       } else {
         for (int64_t k = k0; k < len; ++k)
-          w |= static_cast<uint32_t>(dropout_keep(words[skip + k], pass.params.threshold)) << (k - k0);
+          w |= static_cast<uint32_t>(dropout_keep(drawn[k], pass.params.threshold)) << (k - k0);
       }
       rows[c * tm] = w;
     }
