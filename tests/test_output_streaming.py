@@ -86,7 +86,9 @@ def test_dropout_streamed_equals_plain_at_every_alignment(dtype, store):
 
 
 @dtype_param
-def test_dropout_streamed_in_place(dtype):
+def test_dropout_in_place_under_the_streaming_threshold(dtype):
+    """An output over its own input is never streamed (output_streaming.h: the line is already in the
+    cache); in place, at any alignment, with the threshold at 0, the bits are those of a separate output."""
     rng = np.random.default_rng(4)
     for n in (17, 257, 70_001):
         x = values(rng, n, dtype, specials=True)
