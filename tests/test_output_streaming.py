@@ -7,6 +7,8 @@ here so that small arrays take the streaming path; the default is checked by val
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from conftest import (
@@ -24,6 +26,9 @@ from regdrop_fast import _native, reference
 from regdrop_fast.bench import limits
 
 NEVER = (1 << 63) - 1
+# Every test here compares streamed outputs with plain ones; a CPU without AVX2 has no non-temporal stores.
+needs_streaming = pytest.mark.skipif(rdf.backend_info()["simd_best"] == "generic",
+                                     reason="no SIMD level with non-temporal stores here")
 # Lengths around the tile (256 elements), a task (kDropoutTaskElems = 2^16: 70,001 is two tasks and their
 # shared lines), and odd ones; offsets put the output at every 64-byte alignment its element size allows.
 LENGTHS = (1, 15, 16, 17, 255, 256, 257, 1000, 70_001)
@@ -35,7 +40,17 @@ def guarded_out(n: int, dtype, shift: int):
     itemsize = np.dtype(dtype).itemsize
     pad = 64 // itemsize
     buf = np.full((n + 2 * pad + shift) * itemsize, 0xA5, np.uint8).view(dtype)
-    return buf[pad + shift: pad + shift + n], buf
+    out = buf[pad + shift: pad + shift + n]
+    if _native.core.stream_output_bytes() == 0:  # forced: the rule must stream this output (written once)
+        assert _native.core.streams_output(out, False)
+    return out, buf
+
+
+def streamed_out(n: int, dtype, shift: int):
+    """n elements, written once (new pages are not streamed), `shift` elements off the 64-byte lines."""
+    out = np.full(n + shift, 0, dtype)[shift:]
+    assert _native.core.streams_output(out, False)
+    return out
 
 
 def check_sentinels(buf, out, what):
@@ -65,6 +80,30 @@ def test_default_threshold_is_32_mib():
     assert _native.core.stream_output_bytes() == 32 << 20
 
 
+def test_which_outputs_stream_by_size_and_place():
+    """At least the threshold's bytes (>=, in bytes written), never in place, never an empty output."""
+    core = _native.core
+    out = np.full(4096, 1.0, np.float32)
+    assert not core.streams_output(out, False)  # 16 KiB, under the default 32 MiB
+    for min_bytes, expected in ((out.nbytes, True), (out.nbytes + 1, False), (0, True), (NEVER, False)):
+        with streamed_outputs(min_bytes):
+            assert core.streams_output(out, False) == expected, min_bytes
+            assert not core.streams_output(out, True)
+    with streamed_outputs(0):
+        assert not core.streams_output(out[:0], False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page residency is read with Linux's mincore")
+def test_new_pages_are_not_streamed():
+    """A new allocation of 64 MiB (its own mapping, untouched) is not streamed until it has been written."""
+    core = _native.core
+    fresh = np.empty((64 << 20) // 4, np.float32)
+    assert not core.streams_output(fresh, False)
+    fresh[...] = 1.0
+    assert core.streams_output(fresh, False)
+
+
+@needs_streaming
 @dtype_param
 @pytest.mark.parametrize("store", ["bits", "seed"])
 def test_dropout_streamed_equals_plain_at_every_alignment(dtype, store):
@@ -86,9 +125,10 @@ def test_dropout_streamed_equals_plain_at_every_alignment(dtype, store):
 
 
 @dtype_param
-def test_dropout_in_place_under_the_streaming_threshold(dtype):
+def test_dropout_in_place_with_streaming_forced(dtype):
     """An output over its own input is never streamed (output_streaming.h: the line is already in the
-    cache); in place, at any alignment, with the threshold at 0, the bits are those of a separate output."""
+    cache; test_which_outputs_stream_by_size_and_place checks the rule); in place, at any alignment, with
+    the threshold at 0, the bits are those of a separate output."""
     rng = np.random.default_rng(4)
     for n in (17, 257, 70_001):
         x = values(rng, n, dtype, specials=True)
@@ -105,6 +145,7 @@ def test_dropout_in_place_under_the_streaming_threshold(dtype):
                 assert_same_bits(g, rdf.dropout_backward(x, mask), f"backward in place n={n}")
 
 
+@needs_streaming
 @dtype_param
 def test_dropout_streamed_on_every_simd_level_and_thread_count(dtype):
     """Tasks of 2^16 elements (two here) on 1, 2 and 3 threads, on every SIMD level (the generic build has no
@@ -116,9 +157,9 @@ def test_dropout_streamed_on_every_simd_level_and_thread_count(dtype):
     expected_dx = rdf.dropout_backward(x, mask)
 
     def call():
-        out = np.empty(n + 3, dtype)[3:]  # never 64-byte aligned with its neighbours' lines shared
+        out = streamed_out(n, dtype, 3)
         y, m = rdf.dropout(x, 0.4, seed=9, out=out)
-        return y.copy(), m.bits.copy(), rdf.dropout_backward(x, m, out=np.empty(n + 1, dtype)[1:]).copy()
+        return y.copy(), m.bits.copy(), rdf.dropout_backward(x, m, out=streamed_out(n, dtype, 1)).copy()
 
     with streamed_outputs(0):
         for results in (run_each_simd(call), run_each_thread_count(call)):
@@ -128,6 +169,7 @@ def test_dropout_streamed_on_every_simd_level_and_thread_count(dtype):
                 assert_same_bits(dx, expected_dx, f"backward {key}")
 
 
+@needs_streaming
 def test_limit_copy_streamed_copies_exactly_and_nothing_else():
     """The benchmark's ruler streams by the same rule: its copy stays exact at every alignment."""
     rng = np.random.default_rng(6)
@@ -149,17 +191,6 @@ def test_limit_copy_streamed_copies_exactly_and_nothing_else():
                         assert_same_bits(got, src, f"limit copy n={n} shift={shift} {key}")
 
 
-def test_threshold_decides_by_output_bytes():
-    """An output just under the threshold and one at it give the same bits (the threshold picks the
-    stores, never the values)."""
-    x = values(np.random.default_rng(7), 4096, np.float32)
-    expected, _ = rdf.dropout(x, 0.5, seed=1)
-    for min_bytes in (x.nbytes + 1, x.nbytes, NEVER, 0):
-        with streamed_outputs(min_bytes):
-            y, _ = rdf.dropout(x, 0.5, seed=1)
-            assert_same_bits(y, expected, f"threshold {min_bytes}")
-
-
 def written(call, shape, dtype, shift, what):
     """call(out) with out a guarded C-contiguous array of `shape` at element shift `shift`: (a copy of out,
     what call returned), after checking that nothing outside out was written."""
@@ -174,13 +205,16 @@ def shifts(dtype):
     return range(64 // np.dtype(dtype).itemsize)
 
 
+@needs_streaming
 @dtype_param
 @pytest.mark.parametrize("store", ["bits", "seed"])
 def test_bias_dropout_add_streamed_equals_plain(dtype, store):
     """The epilogue's forward (tiles of 256) and backward (each row in pieces of 256, streamed row by row,
     dbias summed from the values stored) write the bits of plain stores; dbias is unchanged."""
     rng = np.random.default_rng(8)
-    for shape in ((1, 1), (3, 17), (5, 256), (7, 300), (40, 1000)):
+    # (70, 1000): two forward tasks, two backward row blocks; (300, 3): rows shorter than a line, each row
+    # its own streamed range; (130, 300): rows not a whole number of tiles or lines.
+    for shape in ((1, 1), (3, 17), (5, 256), (7, 300), (70, 1000), (130, 300), (300, 3)):
         x, r, g = (values(rng, int(np.prod(shape)), dtype, specials=True).reshape(shape) for _ in range(3))
         b = values(rng, shape[-1], dtype)
         fwd = lambda out: rdf.bias_dropout_add(x, b, r, 0.3, seed=2, out=out, store=store)[1]  # noqa: E731
@@ -201,6 +235,7 @@ def test_bias_dropout_add_streamed_equals_plain(dtype, store):
                 assert_same_bits(db, db0, f"streamed dbias {shape} shift={shift}")
 
 
+@needs_streaming
 @dtype_param
 def test_gaussian_dropout_streamed_equals_plain(dtype):
     rng = np.random.default_rng(9)
@@ -215,10 +250,11 @@ def test_gaussian_dropout_streamed_equals_plain(dtype):
                 assert_same_bits(y, y0, f"streamed gaussian n={n} shift={shift}")
 
 
+@needs_streaming
 @dtype_param
 def test_epilogue_and_gaussian_streamed_on_every_simd_level_and_thread_count(dtype):
     rng = np.random.default_rng(10)
-    shape = (9, 4099)  # several tasks, rows not a whole number of lines
+    shape = (70, 1000)  # two tasks both ways (forward: 2^16 elements each; backward: row blocks of 64)
     x, r, g = (values(rng, int(np.prod(shape)), dtype).reshape(shape) for _ in range(3))
     b = values(rng, shape[-1], dtype)
     y0, mask0 = rdf.bias_dropout_add(x, b, r, 0.4, seed=6)
@@ -226,9 +262,9 @@ def test_epilogue_and_gaussian_streamed_on_every_simd_level_and_thread_count(dty
     z0, _ = rdf.gaussian_dropout(x, 0.4, seed=6)
 
     def call():
-        y, m = rdf.bias_dropout_add(x, b, r, 0.4, seed=6, out=np.empty(y0.size + 1, dtype)[1:].reshape(shape))
-        dx, db, _ = rdf.bias_dropout_add_backward(g, m, out=np.empty(y0.size + 3, dtype)[3:].reshape(shape))
-        z, _ = rdf.gaussian_dropout(x, 0.4, seed=6, out=np.empty(y0.size + 1, dtype)[1:].reshape(shape))
+        y, m = rdf.bias_dropout_add(x, b, r, 0.4, seed=6, out=streamed_out(y0.size, dtype, 1).reshape(shape))
+        dx, db, _ = rdf.bias_dropout_add_backward(g, m, out=streamed_out(y0.size, dtype, 3).reshape(shape))
+        z, _ = rdf.gaussian_dropout(x, 0.4, seed=6, out=streamed_out(y0.size, dtype, 1).reshape(shape))
         return y.copy(), dx.copy(), db.copy(), z.copy()
 
     with streamed_outputs(0):

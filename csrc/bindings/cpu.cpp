@@ -353,6 +353,9 @@ PYBIND11_MODULE(_core, m) {
   // (csrc/cpu/output_streaming.h); no value depends on it.
   m.def("stream_output_bytes", &rdf::cpu::stream_output_bytes);
   m.def("set_stream_output_bytes", &rdf::cpu::set_stream_output_bytes);
+  m.def("streams_output", [](py::array& a, bool in_place) {
+    return rdf::cpu::streams_output(static_cast<int64_t>(a.nbytes()), data_of(a), in_place);
+  });
 
   m.def("get_num_threads", &rdf::get_num_threads);
   m.def("set_num_threads", &rdf::set_num_threads);

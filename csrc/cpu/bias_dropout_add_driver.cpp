@@ -15,7 +15,7 @@ void bias_dropout_add_forward(DType dt, const void* x, const void* bias, const v
                               const GlobalRows* block) {
   if (n <= 0) return;
   BiasDropoutAddPass pass{dt, x, bias, residual, y, bits, bias ? h : n, prm, block};
-  pass.stream_out = streams_output(dt, n, y == x || y == residual);
+  pass.stream_out = streams_output(dt, n, y, y == x || y == residual);
   const auto range = RDF_ACTIVE_ISA_KERNEL(bias_dropout_add_range);
   // dropout's task split (a multiple of 8 elements, so tasks never share a mask byte)
   parallel_for((n + kDropoutTaskElems - 1) / kDropoutTaskElems, [&](int64_t t) {
@@ -31,7 +31,7 @@ void bias_dropout_add_backward(DType dt, const void* grad, void* dx, const uint8
   const int64_t compute_size = dt == DType::kFloat64 ? 8 : 4;
   std::vector<double> partials((blocks * h * compute_size + 7) / 8);  // doubles: aligned for float too
   BiasGradPass pass{dt, grad, dx, bits, partials.data(), rows, h, prm, block};
-  pass.stream_out = streams_output(dt, rows * h, dx == grad);
+  pass.stream_out = streams_output(dt, rows * h, dx, dx == grad);  // (the Python layer refuses dx over grad)
   // Tasks of whole row blocks x column ranges, about kDropoutTaskElems elements each; the split depends on
   // the shape only, and no sum is split across tasks.
   const int64_t col_tasks = (h + kBiasGradColumns - 1) / kBiasGradColumns;

@@ -62,7 +62,7 @@ void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8
   StridedLayout L;
   if (n <= 0 || layout == nullptr || !simplify_layout(layout->ndim, layout->shape, layout->strides, L)) {
     DropoutPass pass{dt, in, out, bits_in, bits_out, prm};
-    pass.stream_out = streams_output(dt, n, out == in);
+    pass.stream_out = streams_output(dt, n, out, out == in);
     run_dropout_pass(pass, n);
     return;
   }

@@ -73,25 +73,19 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   const vu32 t = vu32{} + prm.threshold;
   alignas(64) uint32_t words[kTile + 4 * kBlocks + 4];
   T* const out = static_cast<T*>(pass.out);
-  // An output larger than the caches goes through `streamed` (vec.h's LineStream): whole lines with
-  // non-temporal stores.
-  const bool stream = kStreamStores && pass.stream_out && out != nullptr;
-  LineStream<kTile * static_cast<int64_t>(sizeof(T))> streamed(stream ? out + begin : nullptr);
+  TileOutput<T, kTile> y(out == nullptr ? nullptr : out + begin, pass.stream_out);  // vec.h
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
-    T* const dst = out == nullptr ? nullptr : stream ? static_cast<T*>(streamed.next()) : out + i0;
+    T* const dst = y.at(i0 - begin);  // element i0's output (null: decisions only)
     const uint32_t* w = words;  // the word of element i0 (read only when drawing from the stream)
     if (S == KeepSource::kStream) w = stream_words(prm.offset + static_cast<uint64_t>(i0), len, prm.seed, words);
     const int64_t full = len - len % kGroup;
     for (int64_t j = 0; j < full; j += kGroup)
       group<T, S>(pass, w + j, i0 + j, dst == nullptr ? nullptr : dst + j, scale, t);
     if (full < len) tail<T, S>(pass, w + full, i0 + full, i0 + len, dst == nullptr ? nullptr : dst + full);
-    if (stream) streamed.commit(len * static_cast<int64_t>(sizeof(T)));
+    y.done(len);
   }
-  if (stream) {
-    streamed.finish();
-    stream_fence();
-  }
+  y.end();
 }
 
 template <class T>

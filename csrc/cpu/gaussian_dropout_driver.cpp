@@ -32,7 +32,7 @@ void global_range(const GaussianPass& pass, const GlobalRows& rows, int64_t begi
 void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, double std) {
   if (n <= 0) return;
   GaussianPass pass{dt, in, out, seed, offset, std};
-  pass.stream_out = streams_output(dt, n, out == in);
+  pass.stream_out = streams_output(dt, n, out, out == in);
   const auto range = RDF_ACTIVE_ISA_KERNEL(gaussian_dropout_range);
   // dropout's task split: fixed by n, and no result depends on it (each element's normal is a function of
   // its own stream position only)

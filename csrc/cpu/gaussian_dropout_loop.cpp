@@ -105,11 +105,10 @@ void run_range(const GaussianPass& pass, int64_t begin, int64_t end) {
   // Zeroed once: a step may run past the tile's last block into words no tile wrote (its normals unused).
   alignas(64) uint32_t words[kWords] = {};
   alignas(64) float z[kWords];
-  const bool stream = kStreamStores && pass.stream_out;
-  LineStream<kTile * static_cast<int64_t>(sizeof(T))> streamed(stream ? out + begin : nullptr);
+  TileOutput<T, kTile> tiles(out + begin, pass.stream_out);  // vec.h
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
-    T* const y = stream ? static_cast<T*>(streamed.next()) : out + i0;  // element i0's output
+    T* const y = tiles.at(i0 - begin);  // element i0's output
     const uint64_t g0 = pass.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64 by design
     const int64_t skip = static_cast<int64_t>(g0 & 3u);
     const int64_t n_blocks = (skip + len + 3) / 4;
@@ -119,12 +118,9 @@ void run_range(const GaussianPass& pass, int64_t begin, int64_t end) {
     int64_t j = 0;
     for (; j + kLanes <= len; j += kLanes) apply_lanes(in + i0 + j, y + j, zt + j, stdv);
     for (; j < len; ++j) gaussian_element(in[i0 + j], y[j], zt[j], std1);
-    if (stream) streamed.commit(len * static_cast<int64_t>(sizeof(T)));
+    tiles.done(len);
   }
-  if (stream) {
-    streamed.finish();
-    stream_fence();
-  }
+  tiles.end();
 }
 
 }  // namespace

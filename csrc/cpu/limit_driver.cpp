@@ -27,9 +27,9 @@ void run_byte_tasks(const uint8_t* src, uint8_t* dst, int64_t n, int64_t task_by
 }  // namespace
 
 void limit_copy(const uint8_t* src, uint8_t* dst, int64_t n, int64_t task_bytes) {
-  // The kernels' rule for their outputs (output_streaming.h): n bytes written.
+  // The kernels' rule for their outputs (output_streaming.h): n bytes written at dst.
   const auto copy = RDF_ACTIVE_ISA_KERNEL(limit_copy_range);
-  const bool stream = streams_output(n);
+  const bool stream = streams_output(n, dst, src == dst);
   run_byte_tasks(src, dst, n, task_bytes,
                  [&](const uint8_t* s, uint8_t* d, int64_t len) { copy(s, d, len, stream); });
 }

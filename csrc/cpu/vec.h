@@ -67,7 +67,7 @@ RDF_VEC_FN void store_vec(void* p, V v) {
 // written without the read for ownership a plain store makes of each line, for outputs too large to stay in
 // the caches. Follow a range of them with stream_fence() before another thread may read dst: non-temporal
 // stores are not ordered with later stores. The generic build has none (it uses no intrinsics): there
-// kStreamStores is false, the loops write their outputs directly, and stream_lines stores plainly.
+// kStreamStores is false and TileOutput writes directly; stream_lines' plain copy only keeps it compiling.
 #if RDF_VEC_BYTES > 16 && (defined(__AVX2__) || defined(__AVX512F__))
 constexpr bool kStreamStores = true;
 #else
@@ -103,7 +103,7 @@ RDF_VEC_FN void stream_fence() {
 // a stream_fence() after the task's last range orders its streamed lines before the task ends.
 template <int64_t kCapacity>
 struct LineStream {
-  alignas(64) char buf[kCapacity + 64];
+  alignas(64) unsigned char buf[kCapacity + 64];  // read only through memcpy and unaligned vector loads
   char* line;     // the line in memory that buf[0..64) stands for (64-byte aligned)
   int64_t held;   // bytes of buf in use, from buf[0]; buf[0..first) is not the range's
   int64_t first;  // the range's offset in its first line until that line is stored, then 0
@@ -130,6 +130,32 @@ struct LineStream {
   }
   // The held-back bytes, plainly.
   void finish() { std::memcpy(line + first, buf + first, static_cast<size_t>(held - first)); }
+};
+
+// A range of out written tile by tile (tiles of at most kTileElems elements, in order, each after the last):
+// straight to memory, or through a LineStream when `stream` (the call's output_streaming.h decision, and an
+// ISA with non-temporal stores). at(i) is where the tile starting at element i writes element i; done(len)
+// ends that tile; end() ends the range, fencing unless the caller fences once after several ranges.
+template <class T, int64_t kTileElems>
+class TileOutput {
+ public:
+  TileOutput(T* out, bool stream)
+      : out_(out), stream_(kStreamStores && stream && out != nullptr), lines_(stream_ ? out : nullptr) {}
+  bool streams() const { return stream_; }
+  T* at(int64_t i) { return stream_ ? reinterpret_cast<T*>(lines_.next()) : out_ == nullptr ? nullptr : out_ + i; }
+  void done(int64_t len) {
+    if (stream_) lines_.commit(len * static_cast<int64_t>(sizeof(T)));
+  }
+  void end(bool fence = true) {
+    if (!stream_) return;
+    lines_.finish();
+    if (fence) stream_fence();
+  }
+
+ private:
+  T* out_;
+  bool stream_;
+  LineStream<kTileElems * static_cast<int64_t>(sizeof(T))> lines_;
 };
 
 // Index lists for __builtin_shufflevector (GCC >= 12, Clang); the second operand's lanes are numbered

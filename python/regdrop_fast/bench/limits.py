@@ -2,11 +2,12 @@
 
 Benchmark instruments, not API. A dropout call reads x and writes y (plus an eighth of a byte of mask per
 element); ``copy`` moves the same bytes with the kernels' own kind of access (vector loads and stores of
-the SIMD width in use; non-temporal stores from the size at which the kernels stream their outputs,
-csrc/cpu/output_streaming.h), on the same thread pool, cut into as many tasks as the
-kernel cuts the call into. penalty_grad reads w and g and writes g in place; ``rmw`` does ``dst ^= src``
-over the same bytes. ``mask_only`` is the other ceiling of a row that draws random words: the packed
-keep mask of n elements alone (Philox, compare, pack; n/8 bytes written), which is all the arithmetic of
+the SIMD width in use; non-temporal stores by the kernels' rule for their outputs, csrc/cpu/output_streaming.h,
+applied to the copy's own bytes, half the row's: for a kernel that reads more arrays than it writes, as the
+epilogue, the ruler streams from a smaller output than the kernel does), on the same thread pool, cut into
+as many tasks as the kernel cuts the call into. penalty_grad reads w and g and writes g in place; ``rmw``
+does ``dst ^= src`` over the same bytes. ``mask_only`` is the other ceiling of a row that draws random
+words: the packed keep mask of n elements alone (Philox, compare, pack; n/8 bytes written), which is all the arithmetic of
 the stream and almost no memory. A row's limit is the slower of the ceilings that apply to it.
 """
 
