@@ -138,27 +138,25 @@ def simd_level(level: str):
 
 
 @contextlib.contextmanager
+def _global_setting(get, put, value):
+    """Run the block with put(value), restoring get()'s previous value afterwards."""
+    previous = get()
+    try:
+        put(value)
+        yield value
+    finally:
+        put(previous)
+
+
 def num_threads(n: int):
     """Run the block with set_num_threads(n), restoring the previous count afterwards."""
-    previous = rdf.get_num_threads()
-    try:
-        rdf.set_num_threads(n)
-        yield n
-    finally:
-        rdf.set_num_threads(previous)
+    return _global_setting(rdf.get_num_threads, rdf.set_num_threads, n)
 
 
-@contextlib.contextmanager
 def streamed_outputs(min_bytes: int):
     """Run the block with every output of at least min_bytes bytes written by non-temporal stores (0: every
     output; csrc/cpu/output_streaming.h), restoring the previous threshold afterwards."""
-    core = _native.core
-    previous = core.stream_output_bytes()
-    try:
-        core.set_stream_output_bytes(min_bytes)
-        yield min_bytes
-    finally:
-        core.set_stream_output_bytes(previous)
+    return _global_setting(_native.core.stream_output_bytes, _native.core.set_stream_output_bytes, min_bytes)
 
 
 def run_each_simd(fn):
