@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -109,6 +110,20 @@ def train(rank: int, world: int, init: str, first: int, last: int, ckpt_in: str,
         torch.save({"model": model.state_dict(), "generator": gen.state_dict()}, ckpt_out)
     if distributed:
         dist.destroy_process_group()
+        end_rank()
+
+
+def end_rank() -> None:
+    """Ends a spawned rank that has written its results, after destroy_process_group, without interpreter
+    finalization. gloo's worker threads can outlive destroy_process_group (after DDP they do: the group stays
+    referenced) and may drop the last reference to a tensor handed to a collective (here `total`, `y`, DTensor
+    shards) a little after the call returned. If that lands while the interpreter finalizes, CPython ends the
+    worker with pthread_exit inside a tensor destructor: SIGABRT, "terminate called without an active
+    exception" (seen once in CI; reproduced with torch alone by holding the GIL until exit). os._exit ends
+    the process with those threads as they are; a rank that raised still ends through spawn's error path."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def spawn(fn, world: int, args: tuple) -> None:
@@ -224,6 +239,7 @@ def row_parallel(rank: int, world: int, init: str, results: str) -> None:
                                                                                           world_size=world))
     torch.save({"replicated": replicated, "shard": shard}, os.path.join(results, f"rank{rank}.pt"))
     dist.destroy_process_group()
+    end_rank()
 
 
 @pytest.mark.parametrize("world", [2, 4])
@@ -268,6 +284,7 @@ def column_parallel(rank: int, world: int, init: str, results: str) -> None:
         saved["mesh"] = rt.dropout(local, 0.4, generator=gen, global_shape=(2, HC_OUT), local_start=(0, tp * 4))
     torch.save(saved, os.path.join(results, f"rank{rank}.pt"))
     dist.destroy_process_group()
+    end_rank()
 
 
 @pytest.mark.parametrize("world", [2, 4])
@@ -394,6 +411,7 @@ def dtensor_checks(rank: int, world: int, init: str) -> None:
     with pytest.raises(ValueError, match="a DTensor carries its own global shape"):
         rt.gaussian_dropout(d, P_DT, local_start=(0, 0))
     dist.destroy_process_group()
+    end_rank()
 
 
 def test_dtensor_dropout_is_the_full_tensors_call(tmp_path):

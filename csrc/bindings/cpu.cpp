@@ -4,6 +4,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <thread>
+#include <type_traits>
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>  // abi::__forced_unwind
+#endif
+
 #include "array_list.h"
 #include "common.h"
 #include "../common/philox.h"
@@ -54,11 +61,63 @@ void check_signals() {
   if (PyErr_CheckSignals() != 0) throw py::error_already_set();
 }
 
-// What a kernel call holds while it runs: the GIL released, the signal check set for this thread.
-struct KernelScope {
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+// A daemon thread whose call outlives the interpreter (the main thread began exiting meanwhile) must not
+// come back to Python, and must not unwind either. CPython before 3.14 ends such a thread when it asks for
+// the GIL, with pthread_exit, which unwinds: out of a destructor (pybind11's gil_scoped_release takes the
+// GIL back in one) that std::terminate()s the process ("terminate called without an active exception"), and
+// through the binding's frames it drops Python references without the GIL while the main thread tears the
+// interpreter down (a crash). So such a thread sleeps until the process ends, as CPython 3.14 does itself;
+// it holds neither the GIL nor any of the pool's locks by then.
+[[noreturn]] void park_until_exit() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+// Takes the GIL back after a kernel, in ordinary code (never a destructor). Being finalizing is checked
+// first, and caught if it begins while this thread waits for the GIL.
+void take_gil_back(PyThreadState* state) {
+  if (interpreter_finalizing()) park_until_exit();
+#if defined(__GLIBCXX__)
+  try {
+    PyEval_RestoreThread(state);
+  } catch (abi::__forced_unwind&) {
+    park_until_exit();  // leaving this handler without rethrowing would abort
+  }
+#else
+  PyEval_RestoreThread(state);
+#endif
+}
+
+// Runs kernel() with the GIL released and the signal check set for this thread, and returns its result.
+template <class Kernel>
+auto without_gil(Kernel&& kernel) -> decltype(kernel()) {
   rdf::ScopedCheckpoint checkpoint{check_signals};
-  py::gil_scoped_release release;
-};
+  PyThreadState* state = PyEval_SaveThread();
+  try {
+    if constexpr (std::is_void_v<decltype(kernel())>) {
+      kernel();
+      take_gil_back(state);
+    } else {
+      auto result = kernel();
+      take_gil_back(state);
+      return result;
+    }
+#if defined(__GLIBCXX__)
+  } catch (abi::__forced_unwind&) {
+    park_until_exit();  // ended while asking for the GIL in check_signals (the kernel's locks are released)
+#endif
+  } catch (...) {
+    take_gil_back(state);
+    throw;
+  }
+}
 
 // An in-place list operation (prox_l1, decay): the refusal, or wrap(kernel(items, count)) with the kernel
 // run without the GIL.
@@ -71,11 +130,7 @@ py::object update_list(py::handle params, const py::array& coef, const py::tuple
   if (!rdf::pyarrays::update_items(params, static_cast<const double*>(data_of(coef)),
                                    rdf::pyarrays::type_nums(type_nums), items, held, refusal))
     return rdf::pyarrays::refusal_tuple(refusal);
-  int64_t result;
-  {
-    KernelScope release;
-    result = kernel(items.data(), static_cast<int64_t>(items.size()));
-  }
+  const int64_t result = without_gil([&] { return kernel(items.data(), static_cast<int64_t>(items.size())); });
   return wrap(result);
 }
 
@@ -91,9 +146,10 @@ PYBIND11_MODULE(_core, m) {
           void* yp = mutable_data_of(y);
           uint8_t* bp = optional_bits(bits);
           const LayoutArg layout(x, strides);
-          KernelScope release;
-          rdf::cpu::dropout_forward(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
-                                    dropout_params(seed, offset, threshold, drop_all, scale), layout.get());
+          without_gil([&] {
+            rdf::cpu::dropout_forward(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
+                                      dropout_params(seed, offset, threshold, drop_all, scale), layout.get());
+          });
         },
         py::arg("dtype"), py::arg("x"), py::arg("y"), py::arg("bits"), py::arg("n"), py::arg("seed"),
         py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
@@ -106,9 +162,10 @@ PYBIND11_MODULE(_core, m) {
           void* dp = mutable_data_of(dx);
           const uint8_t* bp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
           const LayoutArg layout(grad, strides);
-          KernelScope release;
-          rdf::cpu::dropout_backward(static_cast<rdf::DType>(dtype), gp, dp, bp, n,
-                                     dropout_params(seed, offset, threshold, drop_all, scale), layout.get());
+          without_gil([&] {
+            rdf::cpu::dropout_backward(static_cast<rdf::DType>(dtype), gp, dp, bp, n,
+                                       dropout_params(seed, offset, threshold, drop_all, scale), layout.get());
+          });
         },
         py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("n"), py::arg("seed"),
         py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
@@ -117,8 +174,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("dropout_mask", [](py::array& bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all) {
     uint8_t* bp = static_cast<uint8_t*>(mutable_data_of(bits));
-    KernelScope release;
-    rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
+    without_gil([&] {
+      rdf::cpu::dropout_mask(bp, n, dropout_params(seed, offset, threshold, drop_all, 0.0));
+    });
   });
 
   // Dropout of a block of a global tensor (csrc/common/global_block.h): forward (bits may be set), backward
@@ -136,9 +194,10 @@ PYBIND11_MODULE(_core, m) {
           }
           uint8_t* bp = optional_bits(bits);
           const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
-          KernelScope release;
-          rdf::cpu::dropout_global(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
-                                   dropout_params(seed, base, threshold, drop_all, scale), rows);
+          without_gil([&] {
+            rdf::cpu::dropout_global(static_cast<rdf::DType>(dtype), xp, yp, bp, n,
+                                     dropout_params(seed, base, threshold, drop_all, scale), rows);
+          });
         });
   m.attr("MAX_GLOBAL_OUTER_DIMS") = rdf::kMaxGlobalOuterDims;
 
@@ -147,8 +206,9 @@ PYBIND11_MODULE(_core, m) {
                                double std) {
     const void* xp = data_of(x);
     void* yp = mutable_data_of(y);
-    KernelScope release;
-    rdf::cpu::gaussian_dropout(static_cast<rdf::DType>(dtype), xp, yp, n, seed, offset, std);
+    without_gil([&] {
+      rdf::cpu::gaussian_dropout(static_cast<rdf::DType>(dtype), xp, yp, n, seed, offset, std);
+    });
   });
   // Gaussian dropout of a block of a global tensor, forward and backward alike: x and y C-contiguous, the rows
   // as the Python layer computed them (_args.global_block).
@@ -158,8 +218,9 @@ PYBIND11_MODULE(_core, m) {
           const void* xp = data_of(x);
           void* yp = mutable_data_of(y);
           const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
-          KernelScope release;
-          rdf::cpu::gaussian_dropout_global(static_cast<rdf::DType>(dtype), xp, yp, n, seed, std, rows);
+          without_gil([&] {
+            rdf::cpu::gaussian_dropout_global(static_cast<rdf::DType>(dtype), xp, yp, n, seed, std, rows);
+          });
         });
 
   // The mask-based variants (broadcast axes, drop_path, alpha dropout) and their backward: decisions at the
@@ -177,9 +238,10 @@ PYBIND11_MODULE(_core, m) {
           uint8_t* op = optional_bits(bits_out);
           const rdf::MaskedParams prm{dropout_params(seed, offset, threshold, drop_all, scale),
                                       static_cast<rdf::MaskedValue>(value), a, b, sat};
-          KernelScope release;
-          rdf::cpu::dropout_broadcast(static_cast<rdf::DType>(dtype), xp, yp, ip, op, static_cast<int>(shape.size()),
-                                      shape.data(), strides.data(), rstrides.data(), m, prm);
+          without_gil([&] {
+            rdf::cpu::dropout_broadcast(static_cast<rdf::DType>(dtype), xp, yp, ip, op, static_cast<int>(shape.size()),
+                                        shape.data(), strides.data(), rstrides.data(), m, prm);
+          });
         });
   m.attr("MAX_BROADCAST_DIMS") = rdf::kMaxBroadcastDims;
 
@@ -196,10 +258,11 @@ PYBIND11_MODULE(_core, m) {
           void* yp = mutable_data_of(y);
           uint8_t* mp = optional_bits(bits);
           const rdf::GlobalRows rows = global_rows(offset, outer_shape, outer_strides, row_len);
-          KernelScope release;
-          rdf::cpu::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), xp, bp, rp, yp, mp, n, h,
-                                             dropout_params(seed, offset, threshold, drop_all, scale),
-                                             outer_shape.empty() ? nullptr : &rows);
+          without_gil([&] {
+            rdf::cpu::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), xp, bp, rp, yp, mp, n, h,
+                                               dropout_params(seed, offset, threshold, drop_all, scale),
+                                               outer_shape.empty() ? nullptr : &rows);
+          });
         },
         py::arg("dtype"), py::arg("x"), py::arg("bias"), py::arg("residual"), py::arg("y"), py::arg("bits"),
         py::arg("n"), py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"), py::arg("drop_all"),
@@ -215,10 +278,11 @@ PYBIND11_MODULE(_core, m) {
           const uint8_t* mp = bits.is_none() ? nullptr : static_cast<const uint8_t*>(data_of(bits.cast<py::array>()));
           void* bp = mutable_data_of(dbias);
           const rdf::GlobalRows block = global_rows(offset, outer_shape, outer_strides, row_len);
-          KernelScope release;
-          rdf::cpu::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), gp, dp, mp, bp, rows, h,
-                                              dropout_params(seed, offset, threshold, drop_all, scale),
-                                              outer_shape.empty() ? nullptr : &block);
+          without_gil([&] {
+            rdf::cpu::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), gp, dp, mp, bp, rows, h,
+                                                dropout_params(seed, offset, threshold, drop_all, scale),
+                                                outer_shape.empty() ? nullptr : &block);
+          });
         },
         py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("dbias"), py::arg("rows"),
         py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
@@ -231,8 +295,9 @@ PYBIND11_MODULE(_core, m) {
     const auto* cp = static_cast<const uint32_t*>(data_of(counters));
     const auto* kp = static_cast<const uint32_t*>(data_of(keys));
     auto* op = static_cast<uint32_t*>(mutable_data_of(out));
-    KernelScope release;
-    rdf::cpu::philox4x32_raw(cp, kp, op, n, rounds);
+    without_gil([&] {
+      rdf::cpu::philox4x32_raw(cp, kp, op, n, rounds);
+    });
   });
 
   // The same blocks through the SIMD lane code of one ISA (0 generic, 1 avx2, 2 avx512), for the
@@ -246,8 +311,9 @@ PYBIND11_MODULE(_core, m) {
     const auto* cp = static_cast<const uint32_t*>(data_of(counters));
     const auto* kp = static_cast<const uint32_t*>(data_of(keys));
     auto* op = static_cast<uint32_t*>(mutable_data_of(out));
-    KernelScope release;
-    rdf::cpu::philox4x32_simd(cp, kp, op, n, rounds, static_cast<rdf::cpu::Isa>(isa));
+    without_gil([&] {
+      rdf::cpu::philox4x32_simd(cp, kp, op, n, rounds, static_cast<rdf::cpu::Isa>(isa));
+    });
   });
 
   // Penalty list operations: arrays are read from the lists by array_list.h, which decides every rule of a
@@ -266,11 +332,7 @@ PYBIND11_MODULE(_core, m) {
                                       static_cast<const double*>(data_of(l2)),
                                       rdf::pyarrays::type_nums(type_nums), items, held, refusal, gp, vp))
       return rdf::pyarrays::refusal_tuple(refusal);
-    double value;
-    {
-      KernelScope release;
-      value = rdf::cpu::penalty_grad(items.data(), static_cast<int64_t>(items.size()));
-    }
+    const double value = without_gil([&] { return rdf::cpu::penalty_grad(items.data(), static_cast<int64_t>(items.size())); });
     return py::float_(value);
   }, py::arg("params"), py::arg("grads"), py::arg("l1"), py::arg("l2"), py::arg("type_nums"),
      py::arg("group") = py::none(), py::arg("views") = py::none());
@@ -310,24 +372,21 @@ PYBIND11_MODULE(_core, m) {
                        double max_value) {
     const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
                                            inner, rdf::max_norm_bounds(max_value)};
-    KernelScope release;
-    return rdf::cpu::max_norm(problem);
+    return without_gil([&] { return rdf::cpu::max_norm(problem); });
   });
 
   m.def("prox_group_l1", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
                             double threshold) {
     const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
                                            inner, rdf::group_shrink(threshold)};
-    KernelScope release;
-    return rdf::cpu::max_norm(problem);
+    return without_gil([&] { return rdf::cpu::max_norm(problem); });
   });
 
   m.def("norm_constraint", [](int dtype, py::array& w, int64_t outer, int64_t reduce, int64_t inner,
                               double min_value, double max_value, double rate) {
     const rdf::cpu::MaxNormProblem problem{static_cast<rdf::DType>(dtype), mutable_data_of(w), outer, reduce,
                                            inner, rdf::NormBounds{min_value, max_value, rate}};
-    KernelScope release;
-    return rdf::cpu::max_norm(problem);
+    return without_gil([&] { return rdf::cpu::max_norm(problem); });
   });
 
   // a: a new output array (regdrop_fast._arrays.advise_fresh_output decides when).
@@ -340,14 +399,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("limit_copy", [](const py::array& src, py::array& dst, int64_t n, int64_t task_bytes) {
     const auto* sp = static_cast<const uint8_t*>(data_of(src));
     auto* dp = static_cast<uint8_t*>(mutable_data_of(dst));
-    KernelScope release;
-    rdf::cpu::limit_copy(sp, dp, n, task_bytes);
+    without_gil([&] {
+      rdf::cpu::limit_copy(sp, dp, n, task_bytes);
+    });
   });
   m.def("limit_rmw", [](const py::array& src, py::array& dst, int64_t n, int64_t task_bytes) {
     const auto* sp = static_cast<const uint8_t*>(data_of(src));
     auto* dp = static_cast<uint8_t*>(mutable_data_of(dst));
-    KernelScope release;
-    rdf::cpu::limit_rmw(sp, dp, n, task_bytes);
+    without_gil([&] {
+      rdf::cpu::limit_rmw(sp, dp, n, task_bytes);
+    });
   });
   // Private, for tests and A/B benchmarks: the output size from which stores are non-temporal
   // (csrc/cpu/output_streaming.h); no value depends on it.
