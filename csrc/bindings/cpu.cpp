@@ -4,15 +4,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <chrono>
-#include <thread>
-#include <type_traits>
-#if defined(__GLIBCXX__)
-#include <cxxabi.h>  // abi::__forced_unwind
-#endif
-
 #include "array_list.h"
 #include "common.h"
+#include "gil.h"
 #include "../common/philox.h"
 #include "../cpu/bias_dropout_add_driver.h"
 #include "../cpu/isa.h"
@@ -61,62 +55,12 @@ void check_signals() {
   if (PyErr_CheckSignals() != 0) throw py::error_already_set();
 }
 
-bool interpreter_finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing() != 0;
-#else
-  return _Py_IsFinalizing() != 0;
-#endif
-}
-
-// A daemon thread whose call outlives the interpreter (the main thread began exiting meanwhile) must not
-// come back to Python, and must not unwind either. CPython before 3.14 ends such a thread when it asks for
-// the GIL, with pthread_exit, which unwinds: out of a destructor (pybind11's gil_scoped_release takes the
-// GIL back in one) that std::terminate()s the process ("terminate called without an active exception"), and
-// through the binding's frames it drops Python references without the GIL while the main thread tears the
-// interpreter down (a crash). So such a thread sleeps until the process ends, as CPython 3.14 does itself;
-// it holds neither the GIL nor any of the pool's locks by then.
-[[noreturn]] void park_until_exit() {
-  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-}
-
-// Takes the GIL back after a kernel, in ordinary code (never a destructor). Being finalizing is checked
-// first, and caught if it begins while this thread waits for the GIL.
-void take_gil_back(PyThreadState* state) {
-  if (interpreter_finalizing()) park_until_exit();
-#if defined(__GLIBCXX__)
-  try {
-    PyEval_RestoreThread(state);
-  } catch (abi::__forced_unwind&) {
-    park_until_exit();  // leaving this handler without rethrowing would abort
-  }
-#else
-  PyEval_RestoreThread(state);
-#endif
-}
-
-// Runs kernel() with the GIL released and the signal check set for this thread, and returns its result.
+// Runs kernel() with the GIL released (gil.h) and the signal check set for this thread, and returns its
+// result.
 template <class Kernel>
 auto without_gil(Kernel&& kernel) -> decltype(kernel()) {
   rdf::ScopedCheckpoint checkpoint{check_signals};
-  PyThreadState* state = PyEval_SaveThread();
-  try {
-    if constexpr (std::is_void_v<decltype(kernel())>) {
-      kernel();
-      take_gil_back(state);
-    } else {
-      auto result = kernel();
-      take_gil_back(state);
-      return result;
-    }
-#if defined(__GLIBCXX__)
-  } catch (abi::__forced_unwind&) {
-    park_until_exit();  // ended while asking for the GIL in check_signals (the kernel's locks are released)
-#endif
-  } catch (...) {
-    take_gil_back(state);
-    throw;
-  }
+  return rdf::bindings::without_gil(kernel);
 }
 
 // An in-place list operation (prox_l1, decay): the refusal, or wrap(kernel(items, count)) with the kernel

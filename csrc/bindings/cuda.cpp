@@ -1,7 +1,8 @@
 // Python bindings of the CUDA kernels (module regdrop_fast._cuda). Device pointers and the stream arrive
 // as integers from __cuda_array_interface__ / the caller's library, `device` is the CUDA device the arrays
 // live on; validation and allocation happen in python/regdrop_fast/cuda.py and _penalty_cuda.py. The GIL
-// is released around every launch.
+// is released around every launch (gil.h's without_gil, which also keeps a daemon thread from aborting
+// the process when it comes back while the interpreter exits).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,6 +13,7 @@
 
 #include "../cuda/entry_points.h"
 #include "common.h"
+#include "gil.h"
 
 namespace py = pybind11;
 using rdf::bindings::dropout_params;
@@ -79,10 +81,11 @@ PYBIND11_MODULE(_cuda, m) {
                               uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
                               uintptr_t stream, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
     const rdf::cuda::ArrayLayout layout{static_cast<int>(shape.size()), shape.data(), strides.data()};
-    py::gil_scoped_release release;
-    rdf::cuda::dropout_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits),
-                               n, dropout_params(seed, offset, threshold, drop_all, scale), device, ptr<void>(stream),
-                               strides.empty() ? nullptr : &layout);
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::dropout_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits),
+                                 n, dropout_params(seed, offset, threshold, drop_all, scale), device, ptr<void>(stream),
+                                 strides.empty() ? nullptr : &layout);
+    });
   }, py::arg("dtype"), py::arg("x"), py::arg("y"), py::arg("bits"), py::arg("n"), py::arg("seed"), py::arg("offset"),
      py::arg("threshold"), py::arg("drop_all"), py::arg("scale"), py::arg("device"), py::arg("stream"),
      py::arg("shape") = std::vector<int64_t>(), py::arg("strides") = std::vector<int64_t>());
@@ -90,10 +93,11 @@ PYBIND11_MODULE(_cuda, m) {
                                uint64_t offset, uint32_t threshold, bool drop_all, double scale, int device,
                                uintptr_t stream, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
     const rdf::cuda::ArrayLayout layout{static_cast<int>(shape.size()), shape.data(), strides.data()};
-    py::gil_scoped_release release;
-    rdf::cuda::dropout_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
-                                ptr<const uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, scale),
-                                device, ptr<void>(stream), strides.empty() ? nullptr : &layout);
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::dropout_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
+                                  ptr<const uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, scale),
+                                  device, ptr<void>(stream), strides.empty() ? nullptr : &layout);
+    });
   }, py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("n"), py::arg("seed"),
      py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"), py::arg("device"),
      py::arg("stream"), py::arg("shape") = std::vector<int64_t>(), py::arg("strides") = std::vector<int64_t>());
@@ -103,16 +107,18 @@ PYBIND11_MODULE(_cuda, m) {
                              const std::vector<int64_t>& outer_shape, const std::vector<uint64_t>& outer_strides,
                              int64_t row_len, int device, uintptr_t stream) {
     const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
-    py::gil_scoped_release release;
-    rdf::cuda::dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits), n,
-                              dropout_params(seed, base, threshold, drop_all, scale), rows, device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), ptr<uint8_t>(bits), n,
+                                dropout_params(seed, base, threshold, drop_all, scale), rows, device, ptr<void>(stream));
+    });
   });
   m.attr("MAX_GLOBAL_OUTER_DIMS") = rdf::kMaxGlobalOuterDims;
   m.def("gaussian_dropout", [](int dtype, uintptr_t x, uintptr_t y, int64_t n, uint64_t seed, uint64_t offset,
                                double std, int device, uintptr_t stream) {
-    py::gil_scoped_release release;
-    rdf::cuda::gaussian_dropout(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, offset, std,
-                                device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::gaussian_dropout(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, offset, std,
+                                  device, ptr<void>(stream));
+    });
   });
   // Gaussian dropout of a block of a global tensor (x and y C-contiguous; the rows from _args.global_block).
   m.def("gaussian_dropout_global", [](int dtype, uintptr_t x, uintptr_t y, int64_t n, uint64_t seed, uint64_t base,
@@ -120,15 +126,17 @@ PYBIND11_MODULE(_cuda, m) {
                                       const std::vector<uint64_t>& outer_strides, int64_t row_len, int device,
                                       uintptr_t stream) {
     const rdf::GlobalRows rows = global_rows(base, outer_shape, outer_strides, row_len);
-    py::gil_scoped_release release;
-    rdf::cuda::gaussian_dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, std,
-                                       rows, device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::gaussian_dropout_global(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y), n, seed, std,
+                                         rows, device, ptr<void>(stream));
+    });
   });
   m.def("dropout_mask", [](uintptr_t bits, int64_t n, uint64_t seed, uint64_t offset, uint32_t threshold,
                            bool drop_all, int device, uintptr_t stream) {
-    py::gil_scoped_release release;
-    rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, 0.0), device,
-                            ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::dropout_mask(ptr<uint8_t>(bits), n, dropout_params(seed, offset, threshold, drop_all, 0.0), device,
+                              ptr<void>(stream));
+    });
   });
   // The fused epilogue and its backward. A block of a global tensor passes its rows (outer_shape,
   // outer_strides, row_len; offset is then the block's first stream position); no outer axes: a plain call.
@@ -138,11 +146,12 @@ PYBIND11_MODULE(_cuda, m) {
                                        const std::vector<int64_t>& outer_shape,
                                        const std::vector<uint64_t>& outer_strides, int64_t row_len) {
     const rdf::GlobalRows rows = global_rows(offset, outer_shape, outer_strides, row_len);
-    py::gil_scoped_release release;
-    rdf::cuda::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<const void>(bias),
-                                        ptr<const void>(residual), ptr<void>(y), ptr<uint8_t>(bits), n, h,
-                                        dropout_params(seed, offset, threshold, drop_all, scale), device,
-                                        ptr<void>(stream), outer_shape.empty() ? nullptr : &rows);
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::bias_dropout_add_forward(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<const void>(bias),
+                                          ptr<const void>(residual), ptr<void>(y), ptr<uint8_t>(bits), n, h,
+                                          dropout_params(seed, offset, threshold, drop_all, scale), device,
+                                          ptr<void>(stream), outer_shape.empty() ? nullptr : &rows);
+    });
   }, py::arg("dtype"), py::arg("x"), py::arg("bias"), py::arg("residual"), py::arg("y"), py::arg("bits"), py::arg("n"),
      py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"), py::arg("drop_all"), py::arg("scale"),
      py::arg("device"), py::arg("stream"), py::arg("outer_shape") = std::vector<int64_t>(),
@@ -153,12 +162,13 @@ PYBIND11_MODULE(_cuda, m) {
                                         uintptr_t stream, const std::vector<int64_t>& outer_shape,
                                         const std::vector<uint64_t>& outer_strides, int64_t row_len) {
     const rdf::GlobalRows block = global_rows(offset, outer_shape, outer_strides, row_len);
-    py::gil_scoped_release release;
-    rdf::cuda::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
-                                         ptr<const uint8_t>(bits), ptr<uint8_t>(scratch_bits), ptr<void>(partials),
-                                         ptr<void>(dbias), rows, h,
-                                         dropout_params(seed, offset, threshold, drop_all, scale), device,
-                                         ptr<void>(stream), outer_shape.empty() ? nullptr : &block);
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::bias_dropout_add_backward(static_cast<rdf::DType>(dtype), ptr<const void>(grad), ptr<void>(dx),
+                                           ptr<const uint8_t>(bits), ptr<uint8_t>(scratch_bits), ptr<void>(partials),
+                                           ptr<void>(dbias), rows, h,
+                                           dropout_params(seed, offset, threshold, drop_all, scale), device,
+                                           ptr<void>(stream), outer_shape.empty() ? nullptr : &block);
+    });
   }, py::arg("dtype"), py::arg("grad"), py::arg("dx"), py::arg("bits"), py::arg("scratch_bits"), py::arg("partials"),
      py::arg("dbias"), py::arg("rows"), py::arg("h"), py::arg("seed"), py::arg("offset"), py::arg("threshold"),
      py::arg("drop_all"), py::arg("scale"), py::arg("device"), py::arg("stream"),
@@ -171,18 +181,20 @@ PYBIND11_MODULE(_cuda, m) {
                                 double sat, int device, uintptr_t stream) {
     const rdf::MaskedParams prm{dropout_params(seed, offset, threshold, drop_all, scale),
                                 static_cast<rdf::MaskedValue>(value), a, b, sat};
-    py::gil_scoped_release release;
-    rdf::cuda::dropout_broadcast(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y),
-                                 ptr<const uint8_t>(bits_in), ptr<uint8_t>(bits_out), ptr<uint8_t>(scratch),
-                                 static_cast<int>(shape.size()), shape.data(), strides.data(), rstrides.data(), m, prm,
-                                 device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::dropout_broadcast(static_cast<rdf::DType>(dtype), ptr<const void>(x), ptr<void>(y),
+                                   ptr<const uint8_t>(bits_in), ptr<uint8_t>(bits_out), ptr<uint8_t>(scratch),
+                                   static_cast<int>(shape.size()), shape.data(), strides.data(), rstrides.data(), m, prm,
+                                   device, ptr<void>(stream));
+    });
   });
   m.attr("MAX_BROADCAST_DIMS") = rdf::kMaxBroadcastDims;
   m.def("philox4x32", [](uintptr_t counters, uintptr_t keys, uintptr_t out, int64_t n, int rounds, int device,
                          uintptr_t stream) {
-    py::gil_scoped_release release;
-    rdf::cuda::philox4x32(ptr<const uint32_t>(counters), ptr<const uint32_t>(keys), ptr<uint32_t>(out), n, rounds,
-                          device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::philox4x32(ptr<const uint32_t>(counters), ptr<const uint32_t>(keys), ptr<uint32_t>(out), n, rounds,
+                            device, ptr<void>(stream));
+    });
   });
 
   // List ops: one entry per array in each list (grads empty for the value only).
@@ -190,69 +202,78 @@ PYBIND11_MODULE(_cuda, m) {
                            const Column<uint64_t>& grads, const Column<double>& l1, const Column<double>& l2,
                            uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
     const auto items = list_items(dtype, n, params, grads, l1, l2);
-    py::gil_scoped_release release;
-    rdf::cuda::penalty_grad(items.data(), static_cast<int64_t>(items.size()), grads.size() != 0,
-                            ptr<double>(slots), slot_capacity, ptr<double>(out), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::penalty_grad(items.data(), static_cast<int64_t>(items.size()), grads.size() != 0,
+                              ptr<double>(slots), slot_capacity, ptr<double>(out), device, ptr<void>(stream));
+    });
   });
   m.def("prox_l1", [](const Column<int32_t>& dtype, const Column<int64_t>& n, const Column<uint64_t>& params,
                       const Column<double>& threshold, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
                       int device, uintptr_t stream) {
     const auto items = list_items(dtype, n, params, no_pointers(), threshold, no_values());
-    py::gil_scoped_release release;
-    rdf::cuda::prox_l1(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
-                       ptr<int64_t>(out), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::prox_l1(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
+                         ptr<int64_t>(out), device, ptr<void>(stream));
+    });
   });
   m.def("decay", [](const Column<int32_t>& dtype, const Column<int64_t>& n, const Column<uint64_t>& params,
                     const Column<double>& factor, int device, uintptr_t stream) {
     const auto items = list_items(dtype, n, params, no_pointers(), factor, no_values());
-    py::gil_scoped_release release;
-    rdf::cuda::decay(items.data(), static_cast<int64_t>(items.size()), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::decay(items.data(), static_cast<int64_t>(items.size()), device, ptr<void>(stream));
+    });
   });
   m.def("max_norm", [](int dtype, uintptr_t w, int64_t outer, int64_t reduce, int64_t inner, double max_value,
                        uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
-    py::gil_scoped_release release;
-    rdf::cuda::max_norm(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner, max_value,
-                        ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::max_norm(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner, max_value,
+                          ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out), device, ptr<void>(stream));
+    });
   });
   m.def("norm_constraint", [](int dtype, uintptr_t w, int64_t outer, int64_t reduce, int64_t inner,
                               double min_value, double max_value, double rate, uintptr_t slots,
                               int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
-    py::gil_scoped_release release;
-    rdf::cuda::norm_constraint(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner,
-                               rdf::NormBounds{min_value, max_value, rate}, ptr<int64_t>(slots), slot_capacity,
-                               ptr<int64_t>(out), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::norm_constraint(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner,
+                                 rdf::NormBounds{min_value, max_value, rate}, ptr<int64_t>(slots), slot_capacity,
+                                 ptr<int64_t>(out), device, ptr<void>(stream));
+    });
   });
   m.def("prox_group_l1", [](int dtype, uintptr_t w, int64_t outer, int64_t reduce, int64_t inner, double threshold,
                             uintptr_t slots, int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
-    py::gil_scoped_release release;
-    rdf::cuda::norm_constraint(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner,
-                               rdf::group_shrink(threshold), ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out),
-                               device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::norm_constraint(static_cast<rdf::DType>(dtype), ptr<void>(w), outer, reduce, inner,
+                                 rdf::group_shrink(threshold), ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out),
+                                 device, ptr<void>(stream));
+    });
   });
   m.def("penalty_group", [](int dtype, uintptr_t w, uintptr_t g, int64_t outer, int64_t reduce, int64_t inner,
                             double l1, double l2, double group, uintptr_t slots, int64_t slot_capacity, uintptr_t out,
                             int device, uintptr_t stream) {
-    py::gil_scoped_release release;
-    rdf::cuda::penalty_group(static_cast<rdf::DType>(dtype), ptr<const void>(w), ptr<void>(g), outer, reduce, inner,
-                             l1, l2, group, ptr<double>(slots), slot_capacity, ptr<double>(out), device,
-                             ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::penalty_group(static_cast<rdf::DType>(dtype), ptr<const void>(w), ptr<void>(g), outer, reduce, inner,
+                               l1, l2, group, ptr<double>(slots), slot_capacity, ptr<double>(out), device,
+                               ptr<void>(stream));
+    });
   });
   // One array walked through its layout (shape, strides in elements: collapsed by the Python layer).
   m.def("walk_update", [](int op, int dtype, uintptr_t a, const std::vector<int64_t>& shape,
                           const std::vector<int64_t>& strides, double coef, uintptr_t slots, int64_t slot_capacity,
                           uintptr_t out, int device, uintptr_t stream) {
     const rdf::cuda::WalkLayout layout = walk_layout(shape, strides);
-    py::gil_scoped_release release;
-    rdf::cuda::walk_update(static_cast<rdf::cuda::WalkOp>(op), static_cast<rdf::DType>(dtype), ptr<void>(a), layout,
-                           coef, ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::walk_update(static_cast<rdf::cuda::WalkOp>(op), static_cast<rdf::DType>(dtype), ptr<void>(a), layout,
+                             coef, ptr<int64_t>(slots), slot_capacity, ptr<int64_t>(out), device, ptr<void>(stream));
+    });
   });
   m.def("walk_penalty", [](int dtype, uintptr_t w, uintptr_t g, const std::vector<int64_t>& shape,
                            const std::vector<int64_t>& strides, double l1, double l2, uintptr_t slots,
                            int64_t slot_capacity, uintptr_t out, int device, uintptr_t stream) {
     const rdf::cuda::WalkLayout layout = walk_layout(shape, strides);
-    py::gil_scoped_release release;
-    rdf::cuda::walk_penalty(static_cast<rdf::DType>(dtype), ptr<const void>(w), ptr<void>(g), layout, l1, l2,
-                            ptr<double>(slots), slot_capacity, ptr<double>(out), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::walk_penalty(static_cast<rdf::DType>(dtype), ptr<const void>(w), ptr<void>(g), layout, l1, l2,
+                              ptr<double>(slots), slot_capacity, ptr<double>(out), device, ptr<void>(stream));
+    });
   });
   m.attr("MAX_WALK_DIMS") = rdf::cuda::kMaxWalkDims;
   m.def("non_neg", [](const Column<int32_t>& dtype, const Column<int64_t>& n, const Column<uint64_t>& params,
@@ -260,9 +281,10 @@ PYBIND11_MODULE(_cuda, m) {
     Column<double> unused(params.size());  // zeros: non_neg takes no coefficient
     std::fill(unused.mutable_data(), unused.mutable_data() + unused.size(), 0.0);
     const auto items = list_items(dtype, n, params, no_pointers(), unused, no_values());
-    py::gil_scoped_release release;
-    rdf::cuda::non_neg(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
-                       ptr<int64_t>(out), device, ptr<void>(stream));
+    rdf::bindings::without_gil([&] {
+      rdf::cuda::non_neg(items.data(), static_cast<int64_t>(items.size()), ptr<int64_t>(slots), slot_capacity,
+                         ptr<int64_t>(out), device, ptr<void>(stream));
+    });
   });
   m.attr("CHUNK_ELEMS") = rdf::cuda::kChunkElems;          // scratch slots of a list call: one per chunk
   m.attr("BIAS_ROW_BLOCK") = rdf::kBiasRowBlock;           // rows per partial of a bias gradient
