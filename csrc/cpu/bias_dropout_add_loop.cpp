@@ -2,7 +2,7 @@
 // elements. Compiled once per ISA (see isa.h); the values come from csrc/common/bias_dropout_add_element.h.
 //
 // Forward, tile by tile (kTile elements): a plain float16 / bfloat16 call drawing from the stream takes each
-// tile's words from philox_words (dropout_lanes.h, dropout's own generator) and decides word >= threshold as
+// tile's words from stream_words (dropout_lanes.h, dropout's own generator) and decides word >= threshold as
 // lane masks, as dropout's loop does, packing the bits the same way when the call stores them; so the mask is
 // dropout's bit for bit by construction, without writing the bits and reading them back. Other tiles take
 // their bits from dropout's loops and read them back as lane masks: a block of a global tensor from
@@ -77,15 +77,6 @@ inline void grad_lanes(const double* g, double* d, double* acc, vi32 keep, vf64 
   }
 }
 
-// Bits i .. i+15 of a packed little-order mask as bits 0..15; reads only the bytes that hold them. (Signed
-// division kept: the unsigned form, fewer instructions, measured the float32 forward ~6% slower.)
-inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
-  const uint8_t* b = bits + i / 8;
-  const int shift = static_cast<int>(i % 8);
-  uint32_t w = b[0] | (static_cast<uint32_t>(b[1]) << 8);
-  if (shift != 0) w |= static_cast<uint32_t>(b[2]) << 16;
-  return (w >> shift) & 0xFFFFu;
-}
 inline bool bit_at(const uint8_t* bits, int64_t i) { return (bits[i / 8] >> (i % 8)) & 1u; }
 
 // dropout's keep bits of elements [first, first + len) of the call into out (bit 0 = element first; len <=
@@ -186,7 +177,7 @@ void forward_tiles(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
 }
 
 // A plain call drawing from the stream, in float16 or bfloat16: the words in the tile loop itself
-// (philox_words, dropout's own generator), so the decisions need no trip through mask bits; those forwards
+// (stream_words, dropout's own generator), so the decisions need no trip through mask bits; those forwards
 // are bound by arithmetic (the mask-only time is above the copy time), and the trip's scalar bit work cost
 // ~8% (bfloat16). float32 and float64 keep the bits: their float32 forward (bound by memory) ran 15-25%
 // slower from the words, for a reason not found (BENCHMARKS.md, "epilogue bfloat16"). A block of a global

@@ -59,15 +59,6 @@ inline void apply_lanes(const double* in, double* out, vi32 keep, const P& value
   store_vec(out + kHalf, value(load_vec<vf64>(in + kHalf), hi));
 }
 
-// Bits i .. i+15 of a packed little-order mask as bits 0..15; reads only the bytes that hold them.
-inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
-  const uint8_t* b = bits + i / 8;
-  const int shift = static_cast<int>(i % 8);
-  uint32_t w = b[0] | (static_cast<uint32_t>(b[1]) << 8);
-  if (shift != 0) w |= static_cast<uint32_t>(b[2]) << 16;
-  return (w >> shift) & 0xFFFFu;
-}
-
 // y[j] = value(x[j]) under decision bit bi + j of bits, j < len (any bit position): 16 decisions at a time.
 template <class T, class VP, class SP>
 inline void apply_bits(const T* x, T* y, const uint8_t* bits, int64_t bi, int64_t len, const VP& vv, const SP& sv) {
@@ -81,7 +72,7 @@ inline void apply_bits(const T* x, T* y, const uint8_t* bits, int64_t bi, int64_
 }
 
 // The fused pass over len elements whose decisions are stream positions offset + first + j: tiles of
-// kFusedTile elements, each its Philox words (philox_words, dropout's own), then 16 elements at a time the
+// kFusedTile elements, each its Philox words (stream_words, dropout's own), then 16 elements at a time the
 // decisions word >= threshold as lane masks (dropout's loop makes them so), the values, and the 16 bits
 // into dst (null: not kept). Tile by tile, as dropout's loop, so the prefetchers keep streaming x and y
 // through the Philox arithmetic.

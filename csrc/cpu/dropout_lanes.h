@@ -53,6 +53,17 @@ inline const uint32_t* stream_words(uint64_t position, int64_t len, uint64_t see
   return words + skip;
 }
 
+// Bits i .. i+15 of a packed little-order mask as bits 0..15, at any bit position i; reads only the bytes
+// that hold them (the epilogue's and the broadcast variants' loops). Signed division kept: the unsigned
+// form, fewer instructions, measured the epilogue's float32 forward ~6% slower.
+inline uint32_t bits16_at(const uint8_t* bits, int64_t i) {
+  const uint8_t* b = bits + i / 8;
+  const int shift = static_cast<int>(i % 8);
+  uint32_t w = b[0] | (static_cast<uint32_t>(b[1]) << 8);
+  if (shift != 0) w |= static_cast<uint32_t>(b[2]) << 16;
+  return (w >> shift) & 0xFFFFu;
+}
+
 // The compute vector of kLanes elements: vf32 (float, half, bfloat16), or for double two vf64 halves,
 // never one vector wider than the ISA.
 template <class T>
