@@ -136,7 +136,7 @@ inline void pack_keep_bits(const uint32_t* words, int64_t len, vu32 t, uint32_t 
   for (; j + kGroup <= len; j += kGroup) {
     uint32_t bits16 = 0;
     for (int v = 0; v < kVecsPerGroup; ++v)
-      bits16 |= movemask(reinterpret_cast<vi32>(load_vec<vu32>(words + j + v * kLanes) >= t)) << (v * kLanes);
+      bits16 |= compare_bits(load_vec<vu32>(words + j + v * kLanes), t) << (v * kLanes);
     out[j / 8] = static_cast<uint8_t>(bits16);
     out[j / 8 + 1] = static_cast<uint8_t>(bits16 >> 8);
   }

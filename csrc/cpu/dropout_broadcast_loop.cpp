@@ -89,9 +89,9 @@ void fused_run(const T* x, T* y, uint8_t* dst, int64_t first, int64_t len, const
       uint32_t bits16 = 0;
       for (int v = 0; v < kVecsPerGroup; ++v) {
         const int64_t e = t0 + j + v * kLanes;
-        const vi32 keep = reinterpret_cast<vi32>(load_vec<vu32>(w + j + v * kLanes) >= t);
-        apply_lanes(x + e, y + e, keep, vv);
-        bits16 |= movemask(keep) << (v * kLanes);
+        const vu32 drawn = load_vec<vu32>(w + j + v * kLanes);
+        apply_lanes(x + e, y + e, reinterpret_cast<vi32>(drawn >= t), vv);
+        bits16 |= compare_bits(drawn, t) << (v * kLanes);
       }
       if (dst) {
         dst[(t0 + j) / 8] = static_cast<uint8_t>(bits16);

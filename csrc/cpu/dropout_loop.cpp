@@ -28,24 +28,30 @@ constexpr int kVecsPerGroup = kGroup / kLanes;
 
 
 // One group of kGroup elements starting at local index i: decide, apply, record.
-// out: where element i's output goes (null: decisions only).
+// out: where element i's output goes (null: decisions only). The pass's pointers come as arguments, held in
+// registers: read through `pass`, they were loaded again after every mask byte stored (a byte store may
+// alias anything).
 template <class T, KeepSource S>
-inline void group(const DropoutPass& pass, const uint32_t* words, int64_t i, T* out, lanes_t<T> scale, vu32 t) {
-  const T* in = static_cast<const T*>(pass.in);
+inline void group(const T* in, const uint8_t* bits_in, uint8_t* bits_out, const uint32_t* words, int64_t i, T* out,
+                  lanes_t<T> scale, vu32 t) {
   uint32_t bits16 = 0;
-  if (S == KeepSource::kBits) bits16 = pass.bits_in[i / 8] | (static_cast<uint32_t>(pass.bits_in[i / 8 + 1]) << 8);
+  if (S == KeepSource::kBits) bits16 = bits_in[i / 8] | (static_cast<uint32_t>(bits_in[i / 8 + 1]) << 8);
   for (int v = 0; v < kVecsPerGroup; ++v) {
     vi32 keep;
-    if (S == KeepSource::kStream) keep = reinterpret_cast<vi32>(load_vec<vu32>(words + v * kLanes) >= t);
+    if (S == KeepSource::kStream) {
+      const vu32 drawn = load_vec<vu32>(words + v * kLanes);
+      keep = reinterpret_cast<vi32>(drawn >= t);
+      bits16 |= compare_bits(drawn, t) << (v * kLanes);
+    }
     if (S == KeepSource::kBits) keep = mask_from_bits(bits16 >> (v * kLanes));
     if (S == KeepSource::kAll) keep = vi32{} - 1;
     if (S == KeepSource::kNone) keep = vi32{};
     if (out) Lanes<T>::apply(in + i + v * kLanes, out + v * kLanes, keep, scale);
-    if (S != KeepSource::kBits) bits16 |= movemask(keep) << (v * kLanes);
+    if (S == KeepSource::kAll || S == KeepSource::kNone) bits16 |= movemask(keep) << (v * kLanes);
   }
-  if (pass.bits_out) {
-    pass.bits_out[i / 8] = static_cast<uint8_t>(bits16);
-    pass.bits_out[i / 8 + 1] = static_cast<uint8_t>(bits16 >> 8);
+  if (bits_out) {
+    bits_out[i / 8] = static_cast<uint8_t>(bits16);
+    bits_out[i / 8 + 1] = static_cast<uint8_t>(bits16 >> 8);
   }
 }
 
@@ -73,6 +79,9 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   const vu32 t = vu32{} + prm.threshold;
   alignas(64) uint32_t words[kTile + 4 * kBlocks + 4];
   T* const out = static_cast<T*>(pass.out);
+  const T* const in = static_cast<const T*>(pass.in);
+  const uint8_t* const bits_in = pass.bits_in;
+  uint8_t* const bits_out = pass.bits_out;
   TileOutput<T, kTile> y(out == nullptr ? nullptr : out + begin, pass.stream_out);  // vec.h
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
@@ -81,7 +90,7 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
     if (S == KeepSource::kStream) w = stream_words(prm.offset + static_cast<uint64_t>(i0), len, prm.seed, words);
     const int64_t full = len - len % kGroup;
     for (int64_t j = 0; j < full; j += kGroup)
-      group<T, S>(pass, w + j, i0 + j, dst == nullptr ? nullptr : dst + j, scale, t);
+      group<T, S>(in, bits_in, bits_out, w + j, i0 + j, dst == nullptr ? nullptr : dst + j, scale, t);
     if (full < len) tail<T, S>(pass, w + full, i0 + full, i0 + len, dst == nullptr ? nullptr : dst + full);
     y.done(len);
   }

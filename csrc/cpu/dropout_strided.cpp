@@ -82,7 +82,7 @@ void row_bits(const DropoutPass& pass, int64_t l, int64_t len, uint32_t* rows, i
       uint32_t w = 0;
       if (len - k0 >= 32) {
         for (int v = 0; v < 32 / kLanes; ++v)
-          w |= movemask(reinterpret_cast<vi32>(load_vec<vu32>(drawn + k0 + v * kLanes) >= t)) << (v * kLanes);
+          w |= compare_bits(load_vec<vu32>(drawn + k0 + v * kLanes), t) << (v * kLanes);
       } else {
         for (int64_t k = k0; k < len; ++k)
           w |= static_cast<uint32_t>(dropout_keep(drawn[k], pass.params.threshold)) << (k - k0);

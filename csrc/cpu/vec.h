@@ -226,6 +226,19 @@ RDF_VEC_FN uint32_t movemask(vi32 m) {
 #endif
 }
 
+// Bit l of the result = (w[l] >= t[l]), unsigned: kLanes keep decisions packed as the mask stores them.
+// On AVX-512 the comparison itself writes a mask register, which is these bits; movemask of the vector
+// comparison would make the compiler expand that register to a -1/0 vector and read its sign bits back, two
+// more instructions per 16 decisions. A loop that also needs the lanes writes `w >= t` beside this call: the
+// compiler then issues two comparisons (AVX-512) or one comparison and a movemask (the others).
+RDF_VEC_FN uint32_t compare_bits(vu32 w, vu32 t) {
+#if defined(__AVX512F__) && RDF_VEC_BYTES == 64
+  return _mm512_cmpge_epu32_mask(reinterpret_cast<__m512i>(w), reinterpret_cast<__m512i>(t));
+#else
+  return movemask(reinterpret_cast<vi32>(w >= t));
+#endif
+}
+
 // -1/0 mask from bits 0..kLanes-1 of `bits`.
 RDF_VEC_FN vi32 mask_from_bits(uint32_t bits) {
   vu32 lane_bit;
