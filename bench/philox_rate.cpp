@@ -1,0 +1,71 @@
+// Philox4x32-10 words per second on one thread, through the dropout loops' own code (bench/philox_rate.py
+// builds it once per SIMD level with the extension's flags and runs it). Two measures, interleaved round by
+// round, over a tile of kTileWords words that stays in L1, as dropout_loop.cpp draws them:
+//   generate  philox_words: the dropout stream's words, stored in block order (dropout_lanes.h)
+//   decide    the same plus the decisions: each word compared with the threshold and packed as mask bits
+//             (compare_bits, vec.h), the work of a mask-only call without threads, Python or memory traffic
+// Prints one JSON object: the median rate of each over the rounds, in words per second.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "cpu/vec.h"
+#include "cpu/dropout_lanes.h"
+
+namespace {
+
+using namespace rdf::cpu::RDF_ISA;
+
+constexpr int64_t kTileWords = 256;  // dropout_loop.cpp's kTile
+constexpr int64_t kTileBlocks = kTileWords / 4;
+
+// noipa: each call is one tile, compiled as in the loops, where the block count is not a constant known to
+// the compiler; the result is read by the caller so nothing is dropped.
+__attribute__((noipa)) uint32_t generate(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_t* words) {
+  philox_words(first_block, n_blocks, seed, words);
+  return words[first_block % kTileWords];
+}
+
+__attribute__((noipa)) uint32_t decide(uint64_t first_block, int64_t n_blocks, uint64_t seed, vu32 t, uint32_t* words,
+                                       uint8_t* bits) {
+  philox_words(first_block, n_blocks, seed, words);
+  for (int64_t j = 0; j < 4 * n_blocks; j += kLanes) {
+    const uint32_t b = compare_bits(load_vec<vu32>(words + j), t);
+    for (int k = 0; k < kLanes / 8; ++k) bits[j / 8 + k] = static_cast<uint8_t>(b >> (8 * k));
+  }
+  return bits[first_block % (kTileWords / 8)];
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 21;
+  const int64_t tiles = argc > 2 ? std::atoll(argv[2]) : 20000;  // per round and measure
+  alignas(64) static uint32_t words[kTileWords + 4 * kBlocks + 4];
+  alignas(64) static uint8_t bits[kTileWords / 8];
+  const uint64_t seed = 0x243F6A8885A308D3ull;
+  const vu32 t = vu32{} + 429496730u;  // p = 0.1
+  uint64_t sink = 0;
+  std::vector<double> gen, dec;
+  uint64_t block = 0;
+  for (int r = 0; r < rounds; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < tiles; ++i, block += kTileBlocks) sink += generate(block, kTileBlocks, seed, words);
+    auto t1 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < tiles; ++i, block += kTileBlocks) sink += decide(block, kTileBlocks, seed, t, words, bits);
+    auto t2 = std::chrono::steady_clock::now();
+    gen.push_back(tiles * kTileWords / std::chrono::duration<double>(t1 - t0).count());
+    dec.push_back(tiles * kTileWords / std::chrono::duration<double>(t2 - t1).count());
+  }
+  std::printf("{\"generate_words_per_s\": %.6g, \"decide_words_per_s\": %.6g, \"checksum\": %llu}\n", median(gen),
+              median(dec), static_cast<unsigned long long>(sink));
+  return 0;
+}
