@@ -159,6 +159,12 @@ def streamed_outputs(min_bytes: int):
     return _global_setting(_native.core.stream_output_bytes, _native.core.set_stream_output_bytes, min_bytes)
 
 
+def prefetched_inputs(bytes_ahead: int):
+    """Run the block with the dropout loop prefetching its input bytes_ahead bytes ahead of each tile (0: no
+    prefetches; csrc/cpu/input_prefetch.h), restoring the previous distance afterwards."""
+    return _global_setting(_native.core.prefetch_bytes, _native.core.set_prefetch_bytes, bytes_ahead)
+
+
 def run_each_simd(fn):
     """{level: fn()} over every available SIMD level."""
     results = {}
@@ -189,14 +195,18 @@ def each_simd(request):
 
 @pytest.fixture(autouse=True)
 def _restore_global_settings():
-    """No test may leak a changed thread count, SIMD level or output-streaming threshold into the next one."""
+    """No test may leak a changed thread count, SIMD level, output-streaming threshold or input-prefetch
+    distance into the next one."""
     core = _native.core
-    settings = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes())
+    settings = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes(),
+                core.prefetch_bytes())
     yield
-    leaked = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes())
+    leaked = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes(),
+              core.prefetch_bytes())
     rdf.set_num_threads(settings[0])
     rdf.set_simd(settings[1])
     core.set_stream_output_bytes(settings[2])
+    core.set_prefetch_bytes(settings[3])
     assert leaked == settings, f"test leaked settings {leaked}, expected {settings}"
 
 

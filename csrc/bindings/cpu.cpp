@@ -14,6 +14,7 @@
 #include "../cpu/dropout_driver.h"
 #include "../cpu/fresh_memory.h"
 #include "../cpu/gaussian_dropout_driver.h"
+#include "../cpu/input_prefetch.h"
 #include "../cpu/limit_driver.h"
 #include "../cpu/output_streaming.h"
 #include "../cpu/parallel.h"
@@ -354,8 +355,11 @@ PYBIND11_MODULE(_core, m) {
       rdf::cpu::limit_rmw(sp, dp, n, task_bytes);
     });
   });
-  // Private, for tests and A/B benchmarks: the output size from which stores are non-temporal
-  // (csrc/cpu/output_streaming.h); no value depends on it.
+  // Private, for tests and A/B benchmarks: how far ahead the dropout loop prefetches its input
+  // (csrc/cpu/input_prefetch.h) and the output size from which stores are non-temporal
+  // (csrc/cpu/output_streaming.h); no value depends on either.
+  m.def("prefetch_bytes", &rdf::cpu::prefetch_bytes);
+  m.def("set_prefetch_bytes", &rdf::cpu::set_prefetch_bytes);
   m.def("stream_output_bytes", &rdf::cpu::stream_output_bytes);
   m.def("set_stream_output_bytes", &rdf::cpu::set_stream_output_bytes);
   m.def("streams_output", [](py::array& a, bool in_place) {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../common/philox.h"
+#include "input_prefetch.h"
 #include "isa.h"
 #include "output_streaming.h"
 #include "parallel.h"
@@ -63,6 +64,7 @@ void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8
   if (n <= 0 || layout == nullptr || !simplify_layout(layout->ndim, layout->shape, layout->strides, L)) {
     DropoutPass pass{dt, in, out, bits_in, bits_out, prm};
     pass.stream_out = streams_output(dt, n, out, out == in);
+    pass.prefetch_bytes = prefetch_bytes_for(dt);
     run_dropout_pass(pass, n);
     return;
   }

@@ -82,9 +82,13 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   const T* const in = static_cast<const T*>(pass.in);
   const uint8_t* const bits_in = pass.bits_in;
   uint8_t* const bits_out = pass.bits_out;
+  const int64_t fetch_ahead = pass.prefetch_bytes / static_cast<int64_t>(sizeof(T));  // in elements
   TileOutput<T, kTile> y(out == nullptr ? nullptr : out + begin, pass.stream_out);  // vec.h
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
+    // The input pass.prefetch_bytes ahead of this tile, asked for before its Philox rounds (input_prefetch.h).
+    if (fetch_ahead > 0 && (S == KeepSource::kBits || out != nullptr) && i0 + len + fetch_ahead <= end)
+      prefetch_lines(in + i0 + fetch_ahead, in + i0 + len + fetch_ahead);
     T* const dst = y.at(i0 - begin);  // element i0's output (null: decisions only)
     const uint32_t* w = words;  // the word of element i0 (read only when drawing from the stream)
     if (S == KeepSource::kStream) w = stream_words(prm.offset + static_cast<uint64_t>(i0), len, prm.seed, words);

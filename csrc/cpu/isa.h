@@ -38,6 +38,7 @@ struct DropoutPass {
   uint8_t* bits_out;
   DropoutParams params;
   bool stream_out = false;  // out is written with non-temporal stores (an output larger than the caches)
+  int64_t prefetch_bytes = 0;  // in's lines this far ahead of each tile are prefetched (input_prefetch.h)
 };
 
 // Dropout over a dense strided array (dropout_strided.cpp) works in units: tiles of the plane of the

@@ -132,6 +132,13 @@ struct LineStream {
   void finish() { std::memcpy(line + first, buf + first, static_cast<size_t>(held - first)); }
 };
 
+// Prefetch into L1 the lines of [from, to) (input_prefetch.h); nothing when from >= to. A hint only: it never
+// faults and changes no value.
+RDF_VEC_FN void prefetch_lines(const void* from, const void* to) {
+  const char* const end = static_cast<const char*>(to);
+  for (const char* p = static_cast<const char*>(from); p < end; p += 64) __builtin_prefetch(p, 0, 3);
+}
+
 // A range of out written tile by tile (tiles of at most kTileElems elements, in order, each after the last):
 // straight to memory, or through a LineStream when `stream` (the call's output_streaming.h decision, and an
 // ISA with non-temporal stores). at(i) is where the tile starting at element i writes element i; done(len)
