@@ -90,6 +90,9 @@ def main() -> None:
             rates = json.loads(run.stdout)
             rates["mask_only_words_per_s"] = extension_mask_only(level, max(5, args.rounds // 3))
             results.append({"simd": level, **rates})
+    # The same words and decisions on every level: a level whose checksum differs measured something else.
+    if len({r["checksum"] for r in results}) != 1:
+        raise SystemExit(f"the SIMD levels' checksums differ: {[(r['simd'], r['checksum']) for r in results]}")
     print("| simd | generate (G words/s) | decide (G words/s) | extension mask-only, 1 thread, 2^24 (G words/s) |")
     print("|---|---|---|---|")
     for r in results:
