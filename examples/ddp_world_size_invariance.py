@@ -16,6 +16,7 @@ Run: ``python examples/ddp_world_size_invariance.py``.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import torch
@@ -68,12 +69,25 @@ def train(rank: int, world: int, store: str, out: str) -> None:
     dist.destroy_process_group()
 
 
+def spawned_rank(rank: int, world: int, store: str, out: str) -> None:
+    """train() in a spawned process, which then ends without interpreter finalization. After DDP, gloo's
+    worker threads outlive destroy_process_group and may drop the last reference to a tensor handed to a
+    collective a little after the call returned; if that happens while the interpreter finalizes, CPython
+    ends the thread inside the tensor's destructor and the process aborts ("terminate called without an
+    active exception": torch alone, seen in this project's CI). The results are written by then, so the
+    process ends at once (a rank that raised still ends through spawn's error path)."""
+    train(rank, world, store, out)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def run(world: int, workdir: str) -> list[float]:
     out, store = os.path.join(workdir, f"losses-{world}.pt"), os.path.join(workdir, f"store-{world}")
     if world == 1:
         train(0, 1, store, out)
     else:
-        mp.start_processes(train, args=(world, store, out), nprocs=world, join=True, start_method="spawn")
+        mp.start_processes(spawned_rank, args=(world, store, out), nprocs=world, join=True, start_method="spawn")
     losses: list[float] = torch.load(out, weights_only=True)
     return losses
 
