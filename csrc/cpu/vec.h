@@ -41,8 +41,10 @@ constexpr int kBlocks = RDF_VEC_BYTES / 8;  // Philox blocks per vector (one per
 // - AVX-512: four. On a Zen 4 (512-bit operations in two halves) one chain is latency bound: mask-only 1.80
 //   -> 2.30 G words/s per thread with four (two: 1.95); on the Zen 5 of the first measurement four were
 //   no faster and no slower (BENCHMARKS.md, "Philox"). 16 of the 32 vector registers hold the four chains.
-// - AVX2: one; two or four gained nothing on either machine (16 registers: four chains would spill).
-constexpr int kPhiloxVecs = RDF_VEC_BYTES == 32 ? 1 : 4;
+// - AVX2: two. On a Zen 4 the generation alone (bench/philox_rate.cpp's loop, one thread) ran 1.38-1.40
+//   G words/s with one chain, 1.62-1.67 with two, 1.28-1.29 with four (16 registers: four chains spill);
+//   earlier measurements on other machines found two no faster than one, and never slower.
+constexpr int kPhiloxVecs = RDF_VEC_BYTES == 32 ? 2 : 4;
 
 typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
 typedef int32_t vi32 __attribute__((vector_size(RDF_VEC_BYTES)));
