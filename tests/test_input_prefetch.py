@@ -1,8 +1,9 @@
-"""Software prefetch of the dropout loop's input (csrc/cpu/input_prefetch.h): each tile asks for the input
-prefetch_bytes() ahead of it. A prefetch is a hint, so every distance must give the bits of no prefetch:
-for every dtype, forward (values and mask) and backward, with and without a mask, at every alignment of the
-input against the cache lines, over lengths that end inside and past the prefetch distance and a length of
-two tasks (the prefetches stop short of a task's end), on every SIMD level and thread count."""
+"""Software prefetch of the dropout and gaussian_dropout loops' input (csrc/cpu/input_prefetch.h): each tile
+asks for the input prefetch_bytes() ahead of it. A prefetch is a hint, so every distance must give the bits
+of no prefetch: for every dtype, forward (values and mask) and backward, with and without a mask, and
+gaussian_dropout, at every alignment of the input against the cache lines, over lengths that end inside and
+past the prefetch distance and a length of two tasks (the prefetches stop short of a task's end), on every
+SIMD level and thread count."""
 
 from __future__ import annotations
 
@@ -48,10 +49,11 @@ def shifted(a: np.ndarray, shift: int) -> np.ndarray:
 
 
 def dropout_results(x: np.ndarray, g: np.ndarray):
-    """Forward with bits and with a seed, backward from the bits and from the seed."""
+    """Forward with bits and with a seed, backward from the bits and from the seed, gaussian_dropout."""
     y_bits, mask = rdf.dropout(x, 0.3, seed=17, offset=5)
     y_seed, seed_mask = rdf.dropout(x, 0.3, seed=17, offset=5, store="seed")
-    return (y_bits, mask.bits, y_seed, rdf.dropout_backward(g, mask), rdf.dropout_backward(g, seed_mask))
+    return (y_bits, mask.bits, y_seed, rdf.dropout_backward(g, mask), rdf.dropout_backward(g, seed_mask),
+            rdf.gaussian_dropout(x, 0.3, seed=17, offset=5)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "input_prefetch.h"
 #include "isa.h"
 #include "output_streaming.h"
 #include "parallel.h"
@@ -33,6 +34,7 @@ void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t s
   if (n <= 0) return;
   GaussianPass pass{dt, in, out, seed, offset, std};
   pass.stream_out = streams_output(dt, n, out, out == in);
+  pass.prefetch_bytes = prefetch_bytes_for(dt);
   const auto range = RDF_ACTIVE_ISA_KERNEL(gaussian_dropout_range);
   // dropout's task split: fixed by n, and no result depends on it (each element's normal is a function of
   // its own stream position only)

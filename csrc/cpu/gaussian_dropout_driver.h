@@ -20,6 +20,7 @@ struct GaussianPass {
   uint64_t offset;
   double std;  // sqrt(p / (1 - p)); rounded to float32 for the float32-computed dtypes
   bool stream_out = false;  // out is written with non-temporal stores (output_streaming.h)
+  int64_t prefetch_bytes = 0;  // in's lines this far ahead of each tile are prefetched (input_prefetch.h)
 };
 
 void gaussian_dropout(DType dt, const void* in, void* out, int64_t n, uint64_t seed, uint64_t offset, double std);

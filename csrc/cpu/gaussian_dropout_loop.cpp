@@ -106,8 +106,13 @@ void run_range(const GaussianPass& pass, int64_t begin, int64_t end) {
   alignas(64) uint32_t words[kWords] = {};
   alignas(64) float z[kWords];
   TileOutput<T, kTile> tiles(out + begin, pass.stream_out);  // vec.h
+  const int64_t fetch_ahead = pass.prefetch_bytes / static_cast<int64_t>(sizeof(T));  // in elements
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
+    // The input pass.prefetch_bytes ahead of this tile, asked for before its Philox and normals
+    // (input_prefetch.h).
+    if (fetch_ahead > 0 && i0 + len + fetch_ahead <= end)
+      prefetch_lines(in + i0 + fetch_ahead, in + i0 + len + fetch_ahead);
     T* const y = tiles.at(i0 - begin);  // element i0's output
     const uint64_t g0 = pass.offset + static_cast<uint64_t>(i0);  // wraps mod 2^64 by design
     const int64_t skip = static_cast<int64_t>(g0 & 3u);
