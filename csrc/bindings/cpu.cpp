@@ -355,7 +355,7 @@ PYBIND11_MODULE(_core, m) {
       rdf::cpu::limit_rmw(sp, dp, n, task_bytes);
     });
   });
-  // Private, for tests and A/B benchmarks: how far ahead the dropout loop prefetches its input
+  // Private, for tests and A/B benchmarks: how far ahead the dropout and gaussian loops prefetch their input
   // (csrc/cpu/input_prefetch.h) and the output size from which stores are non-temporal
   // (csrc/cpu/output_streaming.h); no value depends on either.
   m.def("prefetch_bytes", &rdf::cpu::prefetch_bytes);

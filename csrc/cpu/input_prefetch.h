@@ -3,7 +3,7 @@
 // and then reads its input at once, so the L1 misses of that burst wait in line instead of overlapping the
 // arithmetic. Asking for the lines prefetch_bytes() ahead into L1 at the start of each tile, before its
 // Philox rounds, lets them arrive during those rounds. Measured at 2^24 elements on 2 threads (Zen 4;
-// BENCHMARKS.md, "software prefetch of the dropout input"), off against 2 KiB in one process: float32
+// BENCHMARKS.md, "dropout's forward: where the time goes"), off against 2 KiB in one process: float32
 // forward 1.03-1.19x faster over seven runs (median 1.08x; 1.2x while other tenants loaded the memory),
 // backward from bits 0.97-1.03x (it runs at the copy limit already); bfloat16 0.98-1.03x; float64 0.90-0.96x,
 // so float64 (half the Philox words per byte of float32, bound by memory) does not prefetch. Distances of
