@@ -4,7 +4,8 @@
 //   generate  philox_words: the dropout stream's words, stored in block order (dropout_lanes.h)
 //   decide    the same plus the decisions: each word compared with the threshold and packed as mask bits
 //             (compare_bits, vec.h), the work of a mask-only call without threads, Python or memory traffic
-// Prints one JSON object: the median rate of each over the rounds, in words per second.
+// Prints one JSON object: the median rate of each over the rounds, in words per second, and a checksum of
+// the words and decisions themselves (checksum()), which bench/philox_rate.py compares across levels.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -42,6 +43,24 @@ __attribute__((noipa)) uint32_t decide(uint64_t first_block, int64_t n_blocks, u
   return bits[first_block % (kTileWords / 8)];
 }
 
+// FNV-1a over every word and every mask byte of a few runs of the stream, untimed: equal on every level only
+// if every chain, lane and word agrees. Runs start on and off the step of kPhiloxVecs * kBlocks blocks, with
+// a block count that leaves a remainder (65), and one wraps at 2^62 blocks (docs/rng.md).
+uint64_t checksum(uint64_t seed, vu32 t) {
+  alignas(64) static uint32_t words[4 * 65 + 4 * kBlocks + 4];
+  alignas(64) static uint8_t bits[4 * 64 / 8];
+  const uint64_t starts[] = {0, 12345, (uint64_t{1} << 62) - 3};
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  for (const uint64_t first : starts) {
+    generate(first, 65, seed, words);
+    for (int64_t j = 0; j < 4 * 65; ++j) mix(words[j]);
+    decide(first, 64, seed, t, words, bits);
+    for (int64_t j = 0; j < 4 * 64 / 8; ++j) mix(bits[j]);
+  }
+  return h;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -68,7 +87,8 @@ int main(int argc, char** argv) {
     gen.push_back(tiles * kTileWords / std::chrono::duration<double>(t1 - t0).count());
     dec.push_back(tiles * kTileWords / std::chrono::duration<double>(t2 - t1).count());
   }
-  std::printf("{\"generate_words_per_s\": %.6g, \"decide_words_per_s\": %.6g, \"checksum\": %llu}\n", median(gen),
-              median(dec), static_cast<unsigned long long>(sink));
+  std::printf("{\"generate_words_per_s\": %.6g, \"decide_words_per_s\": %.6g, \"checksum\": %llu, \"sink\": %llu}\n",
+              median(gen), median(dec), static_cast<unsigned long long>(checksum(seed, t)),
+              static_cast<unsigned long long>(sink));
   return 0;
 }
