@@ -160,8 +160,8 @@ def streamed_outputs(min_bytes: int):
 
 
 def prefetched_inputs(bytes_ahead: int):
-    """Run the block with the dropout loop prefetching its input bytes_ahead bytes ahead of each tile (0: no
-    prefetches; csrc/cpu/input_prefetch.h), restoring the previous distance afterwards."""
+    """Run the block with the dropout and gaussian loops prefetching their input bytes_ahead bytes ahead of
+    each tile (0: no prefetches; csrc/cpu/input_prefetch.h), restoring the previous distance afterwards."""
     return _global_setting(_native.core.prefetch_bytes, _native.core.set_prefetch_bytes, bytes_ahead)
 
 

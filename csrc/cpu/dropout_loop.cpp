@@ -4,7 +4,9 @@
 // A range is processed in tiles of kTile elements whose random words stay in L1: the tile's words are
 // generated kPhiloxVecs vectors of kBlocks Philox blocks at a time (philox_words, dropout_lanes.h), then each
 // group of 16 elements is decided (word >= threshold, or read from mask bits), computed with the shared
-// element body on lane vectors, stored, and its 16 decisions written as two mask bytes. x, y and the mask are each touched once.
+// element body on lane vectors, stored, and its 16 decisions written as two mask bytes. x, y and the mask are
+// each touched once. Before a tile's Philox rounds the input of a later tile is prefetched into L1
+// (input_prefetch.h), so its cache misses overlap the arithmetic.
 #include <cstring>
 
 #include "../common/dropout_element.h"
@@ -87,7 +89,7 @@ void run_range(const DropoutPass& pass, int64_t begin, int64_t end) {
   for (int64_t i0 = begin; i0 < end; i0 += kTile) {
     const int64_t len = end - i0 < kTile ? end - i0 : kTile;
     // The input pass.prefetch_bytes ahead of this tile, asked for before its Philox rounds (input_prefetch.h).
-    if (fetch_ahead > 0 && (S == KeepSource::kBits || out != nullptr) && i0 + len + fetch_ahead <= end)
+    if (fetch_ahead > 0 && out != nullptr && i0 + len + fetch_ahead <= end)
       prefetch_lines(in + i0 + fetch_ahead, in + i0 + len + fetch_ahead);
     T* const dst = y.at(i0 - begin);  // element i0's output (null: decisions only)
     const uint32_t* w = words;  // the word of element i0 (read only when drawing from the stream)

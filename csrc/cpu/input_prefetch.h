@@ -5,13 +5,13 @@
 // Philox rounds, lets them arrive during those rounds. Measured at 2^24 elements on 2 threads (Zen 4;
 // BENCHMARKS.md, "dropout's forward: where the time goes"), off against 2 KiB in one process: float32
 // forward 1.03-1.19x faster over seven runs (median 1.08x; 1.2x while other tenants loaded the memory),
-// backward from bits 0.97-1.03x (it runs at the copy limit already); bfloat16 0.98-1.03x; float64 0.90-0.96x,
-// so float64 (half the Philox words per byte of float32, bound by memory) does not prefetch. Distances of
-// 4-64 KiB gained no more for float32. gaussian_dropout's loop (Philox words, then normals, then the
-// input) the same way: float32 1.05-1.06x, bfloat16 1.00x. Tried and not kept: the epilogue's x and
-// residual (0.99-1.01x). A prefetch never faults and never changes a value: outputs are the same bits for
-// every distance. Used by the contiguous dropout loop, forward and backward, when it reads an input (a
-// mask-only call reads none), and by gaussian_dropout's loop.
+// backward from bits 0.97-1.03x (at the copy limit already; 1.16-1.18x under memory load); bfloat16
+// 0.98-1.03x; float64 0.90-0.96x, so float64 (half the Philox words per byte of float32, bound by memory)
+// does not prefetch. Distances of 4-64 KiB gained no more for float32. gaussian_dropout's loop (Philox
+// words, then normals, then the input) the same way: float32 1.05-1.06x, bfloat16 1.00x. Tried and not
+// kept: the epilogue's x and residual (float32 0.99-1.01x, bfloat16 1.00-1.04x). A prefetch never faults
+// and never changes a value: outputs are the same bits for every distance. Used by the contiguous dropout
+// loop, forward and backward (a mask-only call reads no input), and by gaussian_dropout's loop.
 #pragma once
 #include <cstdint>
 

@@ -4,6 +4,7 @@
 // half-precision and bfloat16 conversion) use AVX2/AVX-512 intrinsics in those builds. The generic build
 // uses no intrinsics at all, so the code aarch64 and other architectures run is the code tested on x86 too.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -41,9 +42,10 @@ constexpr int kBlocks = RDF_VEC_BYTES / 8;  // Philox blocks per vector (one per
 // - AVX-512: four. On a Zen 4 (512-bit operations in two halves) one chain is latency bound: mask-only 1.80
 //   -> 2.30 G words/s per thread with four (two: 1.95); on the Zen 5 of the first measurement four were
 //   no faster and no slower (BENCHMARKS.md, "Philox"). 16 of the 32 vector registers hold the four chains.
-// - AVX2: two. On a Zen 4 the generation alone (bench/philox_rate.cpp's loop, one thread) ran 1.38-1.40
-//   G words/s with one chain, 1.62-1.67 with two, 1.28-1.29 with four (16 registers: four chains spill);
-//   earlier measurements on other machines found two no faster than one, and never slower.
+// - AVX2: two. On a Zen 4 the generation alone (philox_words, one thread; a /tmp program linking it with
+//   one, two and four chains side by side, BENCHMARKS.md "Philox generation per core") ran 1.38-1.40 G
+//   words/s with one chain, 1.62-1.67 with two, 1.28-1.29 with four (16 registers: four chains spill);
+//   earlier measurements on other machines found two no faster than one.
 constexpr int kPhiloxVecs = RDF_VEC_BYTES == 32 ? 2 : 4;
 
 typedef uint32_t vu32 __attribute__((vector_size(RDF_VEC_BYTES)));
@@ -137,8 +139,9 @@ struct LineStream {
 // Prefetch into L1 the lines of [from, to) (input_prefetch.h); nothing when from >= to. A hint only: it never
 // faults and changes no value.
 RDF_VEC_FN void prefetch_lines(const void* from, const void* to) {
-  const char* const end = static_cast<const char*>(to);
-  for (const char* p = static_cast<const char*>(from); p < end; p += 64) __builtin_prefetch(p, 0, 3);
+  const char* const first = static_cast<const char*>(from);
+  const ptrdiff_t bytes = static_cast<const char*>(to) - first;
+  for (ptrdiff_t k = 0; k < bytes; k += 64) __builtin_prefetch(first + k, 0, 3);  // never past `to`
 }
 
 // A range of out written tile by tile (tiles of at most kTileElems elements, in order, each after the last):
