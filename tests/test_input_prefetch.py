@@ -1,9 +1,10 @@
 """Software prefetch of the dropout and gaussian_dropout loops' input (csrc/cpu/input_prefetch.h): each tile
-asks for the input prefetch_bytes() ahead of it. A prefetch is a hint, so every distance must give the bits
-of no prefetch: for every dtype, forward (values and mask) and backward, with and without a mask, and
-gaussian_dropout, at every alignment of the input against the cache lines, over lengths that end inside and
-past the prefetch distance and a length of two tasks (the prefetches stop short of a task's end), on every
-SIMD level and thread count."""
+asks for the input prefetch_bytes() ahead of it. A prefetch has no visible effect (its speed is measured by
+bench/prefetch_ab.py), so what can be tested is that the code around it is sound: every distance gives the
+bits of no prefetch, for every dtype and SIMD level, forward (values and mask) and backward, with and
+without a mask, p of 0 and 1 (no stream drawn), in place, and gaussian_dropout, at every alignment of the
+input against the cache lines, over lengths that end inside and past the prefetch distance and a length of
+two tasks (the prefetches stop short of a task's end), and on every thread count."""
 
 from __future__ import annotations
 
@@ -49,15 +50,19 @@ def shifted(a: np.ndarray, shift: int) -> np.ndarray:
 
 
 def dropout_results(x: np.ndarray, g: np.ndarray):
-    """Forward with bits and with a seed, backward from the bits and from the seed, gaussian_dropout."""
+    """Forward with bits and with a seed, backward from the bits and from the seed, p = 0 and 1, in place
+    (on a copy of x), gaussian_dropout."""
     y_bits, mask = rdf.dropout(x, 0.3, seed=17, offset=5)
     y_seed, seed_mask = rdf.dropout(x, 0.3, seed=17, offset=5, store="seed")
+    in_place = x.copy()
+    rdf.dropout(in_place, 0.3, seed=17, offset=5, out=in_place)
     return (y_bits, mask.bits, y_seed, rdf.dropout_backward(g, mask), rdf.dropout_backward(g, seed_mask),
+            rdf.dropout(x, 0.0, seed=17)[0], rdf.dropout(x, 1.0, seed=17)[0], in_place,
             rdf.gaussian_dropout(x, 0.3, seed=17, offset=5)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-def test_every_distance_gives_the_bits_of_none(dtype):
+def test_every_distance_gives_the_bits_of_none(dtype, each_simd):
     rng = np.random.default_rng(8)
     for n in LENGTHS:
         x0 = values(rng, n, dtype, specials=True)

@@ -104,11 +104,13 @@ def test_new_pages_are_not_streamed():
     core = _native.core
     mapping = mmap.mmap(-1, 64 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     fresh = np.frombuffer(mapping, np.float32)
-    assert not core.streams_output(fresh, False)
-    fresh[...] = 1.0
-    assert core.streams_output(fresh, False)
-    del fresh
-    mapping.close()
+    try:
+        assert not core.streams_output(fresh, False)
+        fresh[...] = 1.0
+        assert core.streams_output(fresh, False)
+    finally:
+        del fresh
+        mapping.close()
 
 
 @needs_streaming
