@@ -1,9 +1,9 @@
-"""Input prefetch on and off, in one process (csrc/cpu/input_prefetch.h).
+"""Input prefetch of the dropout and gaussian loops on and off, in one process (csrc/cpu/input_prefetch.h).
 
     PYTHONPATH=python python bench/prefetch_ab.py [--rounds 21] [--n 2^24] [--dtypes float32,bfloat16,float64]
 
-Dropout forward (store="bits", out= preallocated) and backward from the bits, each dtype, with the dropout
-loop's prefetch distance switched between 0 (no prefetches) and the default between interleaved calls
+Dropout forward (store="bits", out= preallocated), backward from the bits and gaussian_dropout, each dtype,
+with the loops' prefetch distance switched between 0 (no prefetches) and the default between interleaved calls
 (`_core.set_prefetch_bytes`; the order alternates from round to round). Prints the median time of each and
 the median of the per-round ratios off / on (above 1: the prefetch is faster). float64 does not prefetch
 (prefetch_bytes_for), so its rows show the noise of the method. Same bits either way
@@ -47,7 +47,8 @@ def main() -> None:
             y, dx = np.empty_like(x), np.empty_like(x)
             _, mask = rdf.dropout(x, 0.5, seed=3, out=y)
             calls = {"forward": lambda: rdf.dropout(x, 0.5, seed=3, out=y),
-                     "backward from bits": lambda: rdf.dropout_backward(x, mask, out=dx)}
+                     "backward from bits": lambda: rdf.dropout_backward(x, mask, out=dx),
+                     "gaussian_dropout": lambda: rdf.gaussian_dropout(x, 0.3, seed=3, out=y)}
             for what, call in calls.items():
                 times: dict[int, list[float]] = {s: [] for s in settings}
                 for r in range(args.rounds):
