@@ -20,10 +20,9 @@ import statistics
 import sys
 
 import regdrop_fast as rdf
+from regdrop_fast._info import SIMD_LEVELS as LEVELS
 from regdrop_fast.bench import cases, report
 from regdrop_fast.bench.timing import Timing, _sample, calibrate
-
-LEVELS = ("generic", "avx2", "avx512")
 
 
 def _configs(threads: list[int]) -> list[tuple[str, int]]:

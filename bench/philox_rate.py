@@ -26,10 +26,10 @@ import time
 import numpy as np
 
 import regdrop_fast as rdf
+from regdrop_fast._info import SIMD_LEVELS
 from regdrop_fast.bench import limits
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LEVELS = ("generic", "avx2", "avx512")
 
 
 def isa_flags() -> dict[str, tuple[int, list[str]]]:
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     best = rdf.backend_info()["simd_best"]
-    levels = LEVELS[: LEVELS.index(best) + 1]
+    levels = SIMD_LEVELS[: SIMD_LEVELS.index(best) + 1]
     flags = isa_flags()
     results = []
     with tempfile.TemporaryDirectory() as folder:

@@ -21,18 +21,15 @@ import numpy as np
 
 import regdrop_fast as rdf
 from regdrop_fast import _native
+from regdrop_fast.bench.cases import parse_size
 
 DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16, "float64": np.float64}
-
-
-def size(text: str) -> int:
-    return 1 << int(text[2:]) if text.startswith("2^") else int(text)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=21)
-    ap.add_argument("--n", type=size, default=1 << 24)
+    ap.add_argument("--n", type=parse_size, default=1 << 24)
     ap.add_argument("--dtypes", default="float32,bfloat16,float64")
     args = ap.parse_args()
     core = _native.core
