@@ -19,7 +19,7 @@ CXX = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
 def test_list_plan_packs_every_chunk_once_within_the_limits(tmp_path):
     exe = tmp_path / "list_plan"
     subprocess.run(
-        [CXX, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", str(ROOT / "tests/native/list_plan_main.cpp"),
+        [CXX, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", str(ROOT / "tests/native/list_plan_main.cpp"),
          "-o", str(exe)],
         check=True, capture_output=True, text=True,
     )
