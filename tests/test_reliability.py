@@ -156,16 +156,19 @@ def test_pool_shrinks_with_set_num_threads():
 
 
 def test_ctrl_c_stops_a_long_call():
-    """SIGINT sent once the first task of a 2^28-element float64 dropout has written raises KeyboardInterrupt
+    """SIGINT sent once the first task of a 2^27-element float32 dropout has written raises KeyboardInterrupt
     well before the call would end; the output is then partly written. The signal is tied to the call's own
     progress, not to a clock, so a loaded machine cannot let the call finish first (it once did with a fixed
-    0.3 s delay). The portable SIMD level keeps the call long (about 3 s on 2 cores)."""
+    0.3 s delay). The portable SIMD level on one thread keeps the call long (about 2 s): its 8 chunks of 256
+    tasks take about 0.3 s each. The arrays are 2 x 512 MiB: first touching 2 x 2 GiB (float64, 2^28) took
+    this machine 35-50 s of page faults."""
     out = run_child("""
     import signal, threading, time
     rdf.set_simd("generic")
-    n = 1 << 28
-    x = np.ones(n, np.float64)
-    y = np.full(n, np.nan, np.float64)  # 2 x 2 GiB
+    rdf.set_num_threads(1)
+    n = 1 << 27
+    x = np.ones(n, np.float32)
+    y = np.full(n, np.nan, np.float32)
     sent = []
 
     def interrupt():
