@@ -36,7 +36,8 @@
 # stage prints "skipped: no GPU". tests/test_gpu_check.py runs it, so the script cannot rot.
 #
 # Settings (environment): OUT (results folder, default ./gpu-check-out), PYTHON (default python3),
-# GPU_CHECK_BUDGET_S (default 465: the whole run, under 8 minutes), GPU_CHECK_BUILD_DIR (scikit-build-core's
+# GPU_CHECK_BUDGET_S (default 465: the whole run, under 8 minutes), GPU_CHECK_BUILD_S (default 240: the build
+# stage's limit; the GPU machine's 16 cores build in well under it), GPU_CHECK_BUILD_DIR (scikit-build-core's
 # build folder: kept and reused between runs when given, else a fresh scratch one), GPU_CHECK_ARCH (CUDA
 # architecture when no GPU says it).
 #
@@ -251,7 +252,7 @@ fi
 [[ "$arch" =~ ^[0-9]+$ ]] || arch=${GPU_CHECK_ARCH:-90}
 echo "building for CUDA architecture $arch into $site (build folder $build_dir); numpy and ml_dtypes come"
 echo "from $python's packages"
-QUIET=1 run_stage build 240 env CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+QUIET=1 run_stage build "${GPU_CHECK_BUILD_S:-240}" env CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
   "$python" -m pip install --no-build-isolation --no-deps --no-index --no-compile --target "$site" -v \
   -Cbuild-dir="$build_dir" -Ccmake.define.REGDROP_CUDA=ON -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="$arch" "$root"
 built=0

@@ -35,6 +35,18 @@ U64_MAX = (1 << 64) - 1
 ALL_SIMD_LEVELS = ("generic", "avx2", "avx512")
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked `long(cpu_s=...)` (a minute or more: builds) first, the longest first, the rest in their
+    order. pytest-xdist hands out the first tests one to each worker in turn, so these start at once and
+    overlap the rest of the suite instead of trailing it on one worker while the others idle (every worker
+    sorts its collection the same way)."""
+    def key(item):
+        mark = item.get_closest_marker("long")
+        return (0, -mark.kwargs["cpu_s"]) if mark else (1, 0)
+
+    items.sort(key=key)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # data
 
@@ -318,6 +330,32 @@ def cuda_bindings_source() -> pathlib.Path:
     return ROOT / "csrc/bindings/cuda.cpp"
 
 
+@contextlib.contextmanager
+def built_once(tmp_path_factory, name: str):
+    """A folder for a session-wide build, yielded as (folder, done): `done` is True when this folder already
+    holds the finished build, else the caller builds into it and the folder is marked finished afterwards.
+
+    Under pytest-xdist every worker process runs session fixtures for itself; without this each of them
+    would compile the same thing (the CUDA emulation takes ~40 s of CPU). The workers' temporary folders
+    share a parent, so the folder is placed there and an exclusive lock makes one worker build while the
+    others wait and then reuse it. Run without xdist it is a fresh folder of this session."""
+    import fcntl
+    import os
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield tmp_path_factory.mktemp(name), False
+        return
+    folder = tmp_path_factory.getbasetemp().parent / name
+    folder.mkdir(exist_ok=True)
+    finished = folder / ".finished"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the build fails
+        done = finished.exists()
+        yield folder, done
+        if not done:
+            finished.touch()
+
+
 @pytest.fixture(scope="session")
 def emulated_cuda_module(tmp_path_factory):
     """The CUDA kernels (every csrc/cuda/*.cu and the CUDA bindings) built with the host compiler against the
@@ -326,7 +364,6 @@ def emulated_cuda_module(tmp_path_factory):
     another), loaded as a Python module that stands in for the package's CUDA kernel module."""
     import importlib.machinery
     import importlib.util
-    import os
     import sys
     import sysconfig
 
@@ -334,7 +371,20 @@ def emulated_cuda_module(tmp_path_factory):
     if cxx is None or not sys.platform.startswith("linux"):
         pytest.skip("needs a host C++ compiler and Linux (the emulation uses ucontext fibers)")
     pybind11 = pytest.importorskip("pybind11")
-    out = tmp_path_factory.mktemp("cuda_emulated")
+    with built_once(tmp_path_factory, "cuda_emulated") as (out, done):
+        lib = out / f"_cuda{sysconfig.get_config_var('EXT_SUFFIX')}"
+        if not done:
+            _build_emulated_cuda_module(cxx, pybind11.get_include(), out, lib)
+    loader = importlib.machinery.ExtensionFileLoader("_cuda", str(lib))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_cuda", loader))
+    loader.exec_module(module)
+    return module
+
+
+def _build_emulated_cuda_module(cxx: str, pybind11_include: str, out: pathlib.Path, lib: pathlib.Path) -> None:
+    import os
+    import sysconfig
+
     sources = [emulated_source(src, out) for src in sorted((ROOT / "csrc/cuda").glob("*.cu"))]
     sources.append(cuda_bindings_source())
     # RDF_EMULATION_CXXFLAGS adds flags, e.g. "-fsanitize=address" (then run pytest with libasan preloaded:
@@ -345,20 +395,15 @@ def emulated_cuda_module(tmp_path_factory):
     # launches stays small under the emulation; the GPU build keeps its 2^16.
     flags = ["-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-DRDF_LIST_MAX_BLOCKS=512", f"-I{EMULATION}",
              f"-I{ROOT / 'csrc'}",
-             f"-I{ROOT / 'csrc/cuda'}", f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}",
+             f"-I{ROOT / 'csrc/cuda'}", f"-I{pybind11_include}", f"-I{sysconfig.get_paths()['include']}",
              *extra]
     jobs = [(subprocess.Popen([cxx, *flags, "-c", str(s), "-o", str(out / f"{s.stem}.o")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), s) for s in sources]
     for proc, src in jobs:
         log = proc.communicate(timeout=600)[0]
         assert proc.returncode == 0, f"{src.name} does not build against the emulation:\n{log[-4000:]}"
-    lib = out / f"_cuda{sysconfig.get_config_var('EXT_SUFFIX')}"
     subprocess.run([cxx, "-shared", *extra, *[str(out / f"{s.stem}.o") for s in sources], "-o", str(lib)],
                    check=True, capture_output=True, text=True)
-    loader = importlib.machinery.ExtensionFileLoader("_cuda", str(lib))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_cuda", loader))
-    loader.exec_module(module)
-    return module
 
 
 def use_cuda_kernels(monkeypatch, module) -> None:

@@ -110,6 +110,7 @@ def test_the_cycle_search_finds_cycles():
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
+@pytest.mark.long(cpu_s=45)  # 30-odd interpreters, many importing torch
 def test_each_module_imports_alone_in_a_fresh_interpreter():
     """Every module of the library (the bench and demo machinery of the command line aside), first in its
     own interpreter, four at a time: a cycle that only bites when a module is imported first shows here."""

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import regdrop_fast as rdf
+from conftest import built_once
 from regdrop_fast.bench import cases, report, run, shapes, timing
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -171,15 +172,20 @@ def test_cuda_device_without_a_gpu_is_refused_clearly(tmp_path):
 # bench: a tiny end-to-end run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_bench(tmp_path_factory):
-    """`bench --quick` shrunk to two sizes, three repeats and small penalty lists (hidden --tiny)."""
-    out = tmp_path_factory.mktemp("bench")
-    proc = cli("bench", "--quick", "--tiny", "--sizes", "2^10,4100", "--repeats", "3", "--out", str(out / "res"),
-               cwd=out)
-    return proc, out / "res"
+    """`bench --quick` shrunk to two sizes, three repeats and small penalty lists (hidden --tiny): run once per
+    session (~25 s), also when pytest-xdist spreads the tests that read it over several workers."""
+    with built_once(tmp_path_factory, "bench") as (out, done):
+        if not done:
+            proc = cli("bench", "--quick", "--tiny", "--sizes", "2^10,4100", "--repeats", "3", "--out",
+                       str(out / "res"), cwd=out)
+            (out / "proc.json").write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
+        args, returncode, stdout, stderr = json.loads((out / "proc.json").read_text())
+    return subprocess.CompletedProcess(args, returncode, stdout, stderr), out / "res"
 
 
+@pytest.mark.long(cpu_s=25)  # its fixture runs the benchmark
 def test_bench_runs_and_writes_its_files(tiny_bench):
     proc, out = tiny_bench
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -241,7 +241,8 @@ def test_out_of_an_unsupported_dtype(impl, dtype, x):
 
 
 @IMPLS
-@pytest.mark.parametrize("bad", [[0.0] * 20, (0.0,), 3.0, "out", memoryview(bytearray(80))], ids=repr)
+@pytest.mark.parametrize("bad", [[0.0] * 20, (0.0,), 3.0, "out", memoryview(bytearray(80))],
+                         ids=["list", "tuple", "float", "str", "memoryview"])  # stable ids: pytest-xdist
 def test_out_not_an_ndarray(impl, bad, x):
     rejects(TypeError, "out: expected a numpy.ndarray", lambda: impl.dropout(x, 0.5, seed=1, out=bad), x)
     _, mask = impl.dropout(x, 0.5, seed=1)
