@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(items):
     sorts its collection the same way)."""
     def key(item):
         mark = item.get_closest_marker("long")
-        return (0, -mark.kwargs["cpu_s"]) if mark else (1, 0)
+        return (0, -mark.kwargs.get("cpu_s", 0)) if mark else (1, 0)
 
     items.sort(key=key)
 
@@ -338,20 +338,30 @@ def built_once(tmp_path_factory, name: str):
     Under pytest-xdist every worker process runs session fixtures for itself; without this each of them
     would compile the same thing (the CUDA emulation takes ~40 s of CPU). The workers' temporary folders
     share a parent, so the folder is placed there and an exclusive lock makes one worker build while the
-    others wait and then reuse it. Run without xdist it is a fresh folder of this session."""
+    others wait and then reuse it; a failed build is reported to them rather than tried again. Run without
+    xdist (also in a pytest started by a worker, which inherits its environment) it is a fresh folder of
+    this session."""
     import fcntl
     import os
 
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    base = tmp_path_factory.getbasetemp()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or base.name != f"popen-{worker}":
         yield tmp_path_factory.mktemp(name), False
         return
-    folder = tmp_path_factory.getbasetemp().parent / name
+    folder = base.parent / name
     folder.mkdir(exist_ok=True)
-    finished = folder / ".finished"
+    finished, failed = folder / ".finished", folder / ".failed"
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the build fails
+        if failed.exists():
+            raise RuntimeError(f"{name}: the build failed in another pytest-xdist worker:\n{failed.read_text()}")
         done = finished.exists()
-        yield folder, done
+        try:
+            yield folder, done
+        except BaseException as exc:
+            failed.write_text(f"{type(exc).__name__}: {exc}"[-4000:])
+            raise
         if not done:
             finished.touch()
 

@@ -159,13 +159,14 @@ def test_ctrl_c_stops_a_long_call():
     """SIGINT sent once the first task of a 2^27-element float32 dropout has written raises KeyboardInterrupt
     well before the call would end; the output is then partly written. The signal is tied to the call's own
     progress, not to a clock, so a loaded machine cannot let the call finish first (it once did with a fixed
-    0.3 s delay). The portable SIMD level on one thread keeps the call long (about 2 s): its 8 chunks of 256
-    tasks take about 0.3 s each. The arrays are 2 x 512 MiB: first touching 2 x 2 GiB (float64, 2^28) took
-    this machine 35-50 s of page faults."""
+    0.3 s delay). The pool runs the call on 2 threads at the portable SIMD level: 8 chunks of 256 tasks of
+    2^16 elements, about 0.15 s each here, and the call stops at the checkpoint after a chunk, so exactly a
+    whole number of chunks is written. The arrays are 2 x 512 MiB: first touching 2 x 2 GiB (float64, 2^28)
+    took this machine 35-50 s of page faults."""
     out = run_child("""
     import signal, threading, time
     rdf.set_simd("generic")
-    rdf.set_num_threads(1)
+    rdf.set_num_threads(2)
     n = 1 << 27
     x = np.ones(n, np.float32)
     y = np.full(n, np.nan, np.float32)
@@ -184,8 +185,9 @@ def test_ctrl_c_stops_a_long_call():
     except KeyboardInterrupt:
         late = time.monotonic() - sent[0]
     written = int(np.count_nonzero(~np.isnan(y)))
-    # Stopped within a chunk of 256 tasks of the first store: far from the end whatever the load.
-    assert written < n // 2, (written, n)
+    # Stopped at a checkpoint (the tasks of a chunk all run, none of the next), before the end.
+    chunk = 256 << 16
+    assert written % chunk == 0 and 0 < written < n, (written, n)
     assert late < 10.0, late  # a hang guard only: timing under a loaded machine proves nothing
     print("ok", late, written / n)
     """, timeout=90)
