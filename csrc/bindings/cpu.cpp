@@ -52,8 +52,11 @@ struct LayoutArg {
 // its exception (KeyboardInterrupt), with the outputs partly written. Takes the GIL only there, so calls of
 // up to kCheckpointTasks tasks never do.
 void check_signals() {
-  py::gil_scoped_acquire gil;
-  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  // The error is fetched while the GIL is held; the exception then leaves without it, and without_gil (gil.h)
+  // takes the GIL back before the binding raises it in Python.
+  rdf::bindings::with_gil_inside_work([] {
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  });
 }
 
 // Runs kernel() with the GIL released (gil.h) and the signal check set for this thread, and returns its

@@ -45,10 +45,39 @@ inline void take_gil_back(PyThreadState* state) {
 #endif
 }
 
+// The thread state without_gil saved on this thread while its work runs (nullptr outside it). Code inside the
+// work that needs the GIL for a moment (cpu.cpp's signal check between chunks) takes it back through this
+// state with with_gil_inside_work. Asking pybind11 for the GIL there instead (gil_scoped_acquire) looks the
+// thread's state up in CPython's thread-state key, which interpreter finalization deletes: a daemon thread
+// then made a new thread state, on the runtime's lock that finalization had freed, and crashed (SIGSEGV in
+// new_threadstate, seen in a core dump of the daemon-exit test in test_reliability.py).
+inline thread_local PyThreadState* t_saved_state = nullptr;
+
+// Runs check() with the GIL held, from inside without_gil's work on the same thread, and releases the GIL
+// again, also when check() throws. Parks (above) if the interpreter is finalizing.
+template <class Check>
+void with_gil_inside_work(Check&& check) {
+  take_gil_back(t_saved_state);
+  try {
+    check();
+  } catch (...) {
+    PyEval_SaveThread();
+    throw;
+  }
+  PyEval_SaveThread();
+}
+
 // Runs work() with the GIL released and returns its result, taking the GIL back as above.
 template <class Work>
 auto without_gil(Work&& work) -> decltype(work()) {
   PyThreadState* state = PyEval_SaveThread();
+  // Restores the outer value on every way out (work() does not nest calls today; this keeps it correct if
+  // it does).
+  struct SavedState {
+    PyThreadState* outer;
+    ~SavedState() { t_saved_state = outer; }
+  } saved{t_saved_state};
+  t_saved_state = state;
   try {
     if constexpr (std::is_void_v<decltype(work())>) {
       work();
