@@ -165,6 +165,12 @@ def num_threads(n: int):
     return _global_setting(rdf.get_num_threads, rdf.set_num_threads, n)
 
 
+def pool_polling(ns: int):
+    """Run the block with the thread pool's polling window set to ns nanoseconds (csrc/cpu/parallel.cpp),
+    restoring the previous window afterwards."""
+    return _global_setting(_native.core.pool_spin_ns, _native.core.set_pool_spin_ns, ns)
+
+
 def streamed_outputs(min_bytes: int):
     """Run the block with every output of at least min_bytes bytes written by non-temporal stores (0: every
     output; csrc/cpu/output_streaming.h), restoring the previous threshold afterwards."""
@@ -207,18 +213,19 @@ def each_simd(request):
 
 @pytest.fixture(autouse=True)
 def _restore_global_settings():
-    """No test may leak a changed thread count, SIMD level, output-streaming threshold or input-prefetch
-    distance into the next one."""
+    """No test may leak a changed thread count, SIMD level, output-streaming threshold, input-prefetch
+    distance or thread-pool polling window into the next one."""
     core = _native.core
     settings = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes(),
-                core.prefetch_bytes())
+                core.prefetch_bytes(), core.pool_spin_ns())
     yield
     leaked = (rdf.get_num_threads(), rdf.backend_info()["simd"], core.stream_output_bytes(),
-              core.prefetch_bytes())
+              core.prefetch_bytes(), core.pool_spin_ns())
     rdf.set_num_threads(settings[0])
     rdf.set_simd(settings[1])
     core.set_stream_output_bytes(settings[2])
     core.set_prefetch_bytes(settings[3])
+    core.set_pool_spin_ns(settings[4])
     assert leaked == settings, f"test leaked settings {leaked}, expected {settings}"
 
 

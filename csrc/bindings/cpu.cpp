@@ -360,7 +360,8 @@ PYBIND11_MODULE(_core, m) {
   });
   // Private, for tests and A/B benchmarks: how far ahead the dropout and gaussian loops prefetch their input
   // (csrc/cpu/input_prefetch.h) and the output size from which stores are non-temporal
-  // (csrc/cpu/output_streaming.h); no value depends on either.
+  // (csrc/cpu/output_streaming.h), and how long the thread pool polls before it sleeps (csrc/cpu/parallel.h);
+  // no value depends on any of them.
   m.def("prefetch_bytes", &rdf::cpu::prefetch_bytes);
   m.def("set_prefetch_bytes", &rdf::cpu::set_prefetch_bytes);
   m.def("stream_output_bytes", &rdf::cpu::stream_output_bytes);
@@ -368,6 +369,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("streams_output", [](py::array& a, bool in_place) {
     return rdf::cpu::streams_output(static_cast<int64_t>(a.nbytes()), data_of(a), in_place);
   });
+  m.def("pool_spin_ns", &rdf::pool_spin_ns);
+  m.def("set_pool_spin_ns", &rdf::set_pool_spin_ns);
 
   m.def("get_num_threads", &rdf::get_num_threads);
   m.def("set_num_threads", &rdf::set_num_threads);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -14,9 +15,71 @@
 namespace rdf {
 namespace {
 
-// Workers sleep on a condition variable between calls: an idle pool costs no CPU, so a process that also
-// runs torch or BLAS thread pools is not oversubscribed while those run. Only the call that holds the busy
-// lock (below) runs or resizes the pool.
+// How long a worker keeps polling for the next call after its last one, and how long a caller polls for its
+// helpers to finish before sleeping (nanoseconds; 0: sleep at once). Waking a sleeping thread costs more
+// than the tasks of a small call on this kind of machine (measured on a 2-vCPU KVM guest: the notify ~6 us,
+// the worker running ~16 us after it, the caller's own wake-up at the end another ~16 us, and a woken
+// worker placed on the caller's CPU, where the two take turns instead of running side by side):
+// BENCHMARKS.md, "the pool's wake-ups". A polling thread needs no wake-up. The window is short so that an
+// idle pool still costs no CPU a few hundred microseconds after a call (tests/test_pool_spin.py).
+std::atomic<int64_t> g_spin_ns{kDefaultSpinNs};
+
+using Clock = std::chrono::steady_clock;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls done() for up to ns nanoseconds; true when it returned true. The clock is read every 64 polls.
+template <class Done>
+bool poll_for(int64_t ns, const Done& done) {
+  if (ns <= 0) return false;
+  const auto until = Clock::now() + std::chrono::nanoseconds(ns);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (Clock::now() >= until) return done();
+  }
+}
+
+int current_cpu() {
+#if defined(__linux__)
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
+// Keeps the workers off the caller's CPU: the CPUs the caller may use, less the one it runs on (all of them
+// when that is its only one). A worker on the caller's CPU takes turns with the caller there instead of
+// running beside it, and the scheduler does put it there: a worker woken by the caller was placed on the
+// caller's CPU (its own idle, the guest's vCPU halted), and a polling one shared the caller's CPU with the
+// other one idle, for longer than a small call lasts (measured: calls of 2-4 tasks ran one task at a time).
+template <class Threads>
+void keep_off_cpu(Threads& threads, int cpu) {
+#if defined(__linux__)
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  if (CPU_ISSET(cpu, &allowed) && CPU_COUNT(&allowed) >= 2) CPU_CLR(cpu, &allowed);
+  for (auto& t : threads) pthread_setaffinity_np(t.native_handle(), sizeof allowed, &allowed);
+#else
+  (void)threads;
+  (void)cpu;
+#endif
+}
+
+// Workers poll for a new call for g_spin_ns after their last one, then sleep on a condition variable: an
+// idle pool costs no CPU, so a process that also runs torch or BLAS thread pools is not oversubscribed while
+// those run. Only the call that holds the busy lock (below) runs or resizes the pool. generation_, live_ and
+// helpers_active_ change under mu_ and are atomic so that the polls can read them without it; a caller
+// notifies only threads that sleep (sleeping_, caller_sleeps_), so a call that finds its workers polling
+// makes no system call.
 class Pool {
  public:
   ~Pool() { resize(0); }
@@ -27,10 +90,13 @@ class Pool {
   bool resize(int n) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      live_ = n;
+      live_.store(n);
+      // With more threads than CPUs a polling thread takes a CPU from one that has work: poll only when each
+      // thread of a call can have a CPU of its own.
+      polls_.store(n + 1 <= default_num_threads());
     }
     if (n < workers()) {
-      wake_.notify_all();  // workers with index >= live_ exit
+      wake_.notify_all();  // workers with index >= live_ exit (polling ones see live_ change)
       for (size_t i = static_cast<size_t>(n); i < threads_.size(); ++i) threads_[i].join();
       threads_.resize(static_cast<size_t>(n));
       return true;
@@ -38,6 +104,7 @@ class Pool {
     bool all = true;
     try {
       threads_.reserve(static_cast<size_t>(n));
+      off_cpu_ = -1;  // the next call places the new threads
       while (workers() < n) {
         const int index = workers();
         threads_.emplace_back([this, index] { worker_loop(index); });
@@ -45,7 +112,7 @@ class Pool {
     } catch (const std::exception&) {  // std::system_error from std::thread, or bad_alloc
       all = false;
       std::lock_guard<std::mutex> lock(mu_);
-      live_ = workers();
+      live_.store(workers());
     }
     return all;
   }
@@ -53,33 +120,52 @@ class Pool {
   // Runs the job with up to `helpers` workers plus the caller.
   void run(int64_t n_tasks, int helpers, const std::function<void(int64_t)>& task) {
     helpers = std::min(helpers, workers());
+    const int cpu = polls_.load() ? current_cpu() : -1;
+    if (cpu >= 0 && cpu != off_cpu_) {  // a system call only when the caller has moved since the last call
+      keep_off_cpu(threads_, cpu);
+      off_cpu_ = cpu;
+    }
+    int sleeping;
     {
       std::lock_guard<std::mutex> lock(mu_);
       task_ = &task;
       n_tasks_ = n_tasks;
       next_.store(0);
       helpers_wanted_ = helpers;
-      helpers_active_ = 0;
+      helpers_active_.store(0);
       error_ = nullptr;
-      ++generation_;
+      generation_.store(generation_.load() + 1);
+      sleeping = sleeping_;
     }
-    // Wake only as many workers as can take part: a missed wake-up costs speed, never a result, since the
-    // caller runs whatever tasks are left.
-    if (helpers >= workers()) {
-      wake_.notify_all();
-    } else {
-      for (int i = 0; i < helpers; ++i) wake_.notify_one();
+    // Wake only as many sleeping workers as can take part: a missed wake-up costs speed, never a result,
+    // since the caller runs whatever tasks are left.
+    if (sleeping > 0) {
+      if (helpers >= workers()) {
+        wake_.notify_all();
+      } else {
+        for (int i = 0; i < std::min(helpers, sleeping); ++i) wake_.notify_one();
+      }
     }
     drain();
+    const int64_t spin_ns = spin_ns_now();
     std::unique_lock<std::mutex> lock(mu_);
     // Workers that never joined this generation must not join it late: close it before waiting.
     helpers_wanted_ = 0;
-    done_.wait(lock, [this] { return helpers_active_ == 0; });
+    if (helpers_active_.load() != 0) {
+      lock.unlock();  // the helpers are in their last task: poll before sleeping
+      poll_for(spin_ns, [this] { return helpers_active_.load(std::memory_order_acquire) == 0; });
+      lock.lock();
+      caller_sleeps_ = true;
+      done_.wait(lock, [this] { return helpers_active_.load() == 0; });
+      caller_sleeps_ = false;
+    }
     task_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  int64_t spin_ns_now() const { return polls_.load(std::memory_order_relaxed) ? g_spin_ns.load(std::memory_order_relaxed) : 0; }
+
   void drain() {
     for (;;) {
       const int64_t t = next_.fetch_add(1);
@@ -95,17 +181,30 @@ class Pool {
 
   void worker_loop(int index) {
     std::unique_lock<std::mutex> lock(mu_);
-    uint64_t seen = generation_;  // a worker started now joins the next call, not one that ran before
+    uint64_t seen = generation_.load();  // a worker started now joins the next call, not one that ran before
     for (;;) {
-      wake_.wait(lock, [&] { return index >= live_ || (generation_ != seen && helpers_wanted_ > 0); });
-      if (index >= live_) return;
-      seen = generation_;
-      --helpers_wanted_;
-      ++helpers_active_;
+      if (index >= live_.load()) return;
+      if (generation_.load() != seen && helpers_wanted_ > 0) {
+        seen = generation_.load();
+        --helpers_wanted_;
+        helpers_active_.store(helpers_active_.load() + 1);
+        lock.unlock();
+        drain();
+        lock.lock();
+        helpers_active_.store(helpers_active_.load() - 1, std::memory_order_release);
+        if (helpers_active_.load() == 0 && caller_sleeps_) done_.notify_all();
+        continue;
+      }
+      seen = generation_.load();  // a call this worker missed is closed, or wants no more helpers
       lock.unlock();
-      drain();
+      const bool news = poll_for(spin_ns_now(), [&] {
+        return generation_.load(std::memory_order_acquire) != seen || index >= live_.load(std::memory_order_relaxed);
+      });
       lock.lock();
-      if (--helpers_active_ == 0) done_.notify_all();
+      if (news) continue;
+      ++sleeping_;
+      wake_.wait(lock, [&] { return index >= live_.load() || generation_.load() != seen; });
+      --sleeping_;
     }
   }
 
@@ -115,10 +214,14 @@ class Pool {
   const std::function<void(int64_t)>* task_ = nullptr;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_{0};
-  int live_ = 0;  // workers with a smaller index keep running
+  std::atomic<int> live_{0};  // workers with a smaller index keep running
   int helpers_wanted_ = 0;
-  int helpers_active_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<int> helpers_active_{0};
+  int sleeping_ = 0;           // workers waiting on wake_
+  bool caller_sleeps_ = false;  // the caller waits on done_
+  std::atomic<bool> polls_{false};   // each thread of a call has a CPU of its own (resize)
+  int off_cpu_ = -1;  // the CPU the workers are kept off (the caller's at the last call; -1: none yet)
+  std::atomic<uint64_t> generation_{0};
   std::exception_ptr error_;
 };
 
@@ -209,6 +312,9 @@ void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& task) {
     run_all(std::min(kCheckpointTasks, n_tasks - lo), [&](int64_t t) { task(lo + t); });
   }
 }
+
+int64_t pool_spin_ns() { return g_spin_ns.load(std::memory_order_relaxed); }
+void set_pool_spin_ns(int64_t ns) { g_spin_ns.store(ns < 0 ? 0 : ns, std::memory_order_relaxed); }
 
 ScopedCheckpoint::ScopedCheckpoint(void (*checkpoint)()) : previous_(t_checkpoint) { t_checkpoint = checkpoint; }
 ScopedCheckpoint::~ScopedCheckpoint() { t_checkpoint = previous_; }
