@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -22,7 +24,19 @@ namespace {
 // worker placed on the caller's CPU, where the two take turns instead of running side by side):
 // BENCHMARKS.md, "the pool's wake-ups". A polling thread needs no wake-up. The window is short so that an
 // idle pool still costs no CPU a few hundred microseconds after a call (tests/test_pool_spin.py).
-std::atomic<int64_t> g_spin_ns{kDefaultSpinNs};
+// REGDROP_POOL_SPIN_US (whole microseconds, 0 to 10^6) sets it at load, e.g. 0 under a CPU quota, where
+// polling spends the quota; other values are ignored.
+constexpr int64_t kMaxSpinNs = 1000000000;
+int64_t spin_ns_from_env() {
+  const char* env = std::getenv("REGDROP_POOL_SPIN_US");
+  if (env == nullptr || *env == '\0') return kDefaultSpinNs;
+  char* end = nullptr;
+  errno = 0;
+  const long long us = std::strtoll(env, &end, 10);
+  if (errno != 0 || *end != '\0' || us < 0 || us > kMaxSpinNs / 1000) return kDefaultSpinNs;
+  return static_cast<int64_t>(us) * 1000;
+}
+std::atomic<int64_t> g_spin_ns{spin_ns_from_env()};
 
 using Clock = std::chrono::steady_clock;
 
@@ -56,28 +70,47 @@ int current_cpu() {
 #endif
 }
 
-// Keeps the workers off the caller's CPU: the CPUs the caller may use, less the one it runs on (all of them
-// when that is its only one). A worker on the caller's CPU takes turns with the caller there instead of
-// running beside it, and the scheduler does put it there: a worker woken by the caller was placed on the
-// caller's CPU (its own idle, the guest's vCPU halted), and a polling one shared the caller's CPU with the
-// other one idle, for longer than a small call lasts (measured: calls of 2-4 tasks ran one task at a time).
-template <class Threads>
-void keep_off_cpu(Threads& threads, int cpu) {
+// The CPUs the process may use, as the thread that sizes the pool sees them (Linux; elsewhere no placement).
+struct CpuMask {
 #if defined(__linux__)
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-  if (CPU_ISSET(cpu, &allowed) && CPU_COUNT(&allowed) >= 2) CPU_CLR(cpu, &allowed);
-  for (auto& t : threads) pthread_setaffinity_np(t.native_handle(), sizeof allowed, &allowed);
+  cpu_set_t set;
+  bool known = false;
+  void read() { known = sched_getaffinity(0, sizeof set, &set) == 0; }
+  int count() const { return known ? CPU_COUNT(&set) : default_num_threads(); }
+#else
+  void read() {}
+  int count() const { return default_num_threads(); }
+#endif
+};
+
+// Places the workers on the pool's CPUs less `cpu`, the caller's (all of the pool's CPUs when cpu < 0, or
+// when fewer would be left than workers). A worker on the caller's CPU takes turns with the caller there
+// instead of running beside it, and the scheduler does put it there: a worker woken by the caller was
+// placed on the caller's CPU (its own idle, the guest's vCPU halted), and a polling one shared the
+// caller's CPU with the other one idle, for longer than a small call lasts (measured: calls of 2-4 tasks
+// ran one task at a time). The cost: on 2 CPUs the worker has one CPU, and when another process loads it
+// the scheduler can no longer move the worker to the caller's idle one (the caller then runs more of the
+// tasks: a call waits at most for the worker's last task).
+template <class Threads>
+void place_workers(Threads& threads, const CpuMask& mask, int cpu) {
+#if defined(__linux__)
+  if (!mask.known) return;
+  cpu_set_t set = mask.set;
+  const int n = static_cast<int>(threads.size());
+  if (cpu >= 0 && CPU_ISSET(cpu, &set) && CPU_COUNT(&set) - 1 >= n) CPU_CLR(cpu, &set);
+  for (auto& t : threads) pthread_setaffinity_np(t.native_handle(), sizeof set, &set);
 #else
   (void)threads;
+  (void)mask;
   (void)cpu;
 #endif
 }
 
 // Workers poll for a new call for g_spin_ns after their last one, then sleep on a condition variable: an
 // idle pool costs no CPU, so a process that also runs torch or BLAS thread pools is not oversubscribed while
-// those run. Only the call that holds the busy lock (below) runs or resizes the pool. generation_, live_ and
-// helpers_active_ change under mu_ and are atomic so that the polls can read them without it; a caller
+// those run. Only the call that holds the busy lock (below) runs or resizes the pool. generation_, live_,
+// helpers_wanted_ and helpers_active_ change under mu_ and are atomic so that the polls can read them
+// without it (a polling worker still joins a call under mu_); a caller
 // notifies only threads that sleep (sleeping_, caller_sleeps_), so a call that finds its workers polling
 // makes no system call.
 class Pool {
@@ -91,10 +124,12 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       live_.store(n);
-      // With more threads than CPUs a polling thread takes a CPU from one that has work: poll only when each
-      // thread of a call can have a CPU of its own.
-      polls_.store(n + 1 <= default_num_threads());
+      // With more threads than CPUs a polling thread takes a CPU from one that has work: poll (and place
+      // the workers) only when each thread of a call can have a CPU of its own.
+      cpus_.read();
+      polls_.store(n + 1 <= cpus_.count());
     }
+    placed_cpu_ = kUnplaced;  // the next call places the workers (new ones start with their creator's CPUs)
     if (n < workers()) {
       wake_.notify_all();  // workers with index >= live_ exit (polling ones see live_ change)
       for (size_t i = static_cast<size_t>(n); i < threads_.size(); ++i) threads_[i].join();
@@ -104,7 +139,6 @@ class Pool {
     bool all = true;
     try {
       threads_.reserve(static_cast<size_t>(n));
-      off_cpu_ = -1;  // the next call places the new threads
       while (workers() < n) {
         const int index = workers();
         threads_.emplace_back([this, index] { worker_loop(index); });
@@ -120,10 +154,12 @@ class Pool {
   // Runs the job with up to `helpers` workers plus the caller.
   void run(int64_t n_tasks, int helpers, const std::function<void(int64_t)>& task) {
     helpers = std::min(helpers, workers());
-    const int cpu = polls_.load() ? current_cpu() : -1;
-    if (cpu >= 0 && cpu != off_cpu_) {  // a system call only when the caller has moved since the last call
-      keep_off_cpu(threads_, cpu);
-      off_cpu_ = cpu;
+    // Off the caller's CPU while they poll; on all of the pool's CPUs when not (-1). System calls only when
+    // the caller has moved since the last call, or the pool or the setting changed.
+    const int cpu = spin_ns_now() > 0 ? std::max(current_cpu(), -1) : -1;
+    if (cpu != placed_cpu_) {
+      place_workers(threads_, cpus_, cpu);
+      placed_cpu_ = cpu;
     }
     int sleeping;
     {
@@ -197,8 +233,14 @@ class Pool {
       }
       seen = generation_.load();  // a call this worker missed is closed, or wants no more helpers
       lock.unlock();
+      // A call that wants no more helpers is passed over without ending the poll (seen moves on).
       const bool news = poll_for(spin_ns_now(), [&] {
-        return generation_.load(std::memory_order_acquire) != seen || index >= live_.load(std::memory_order_relaxed);
+        const uint64_t g = generation_.load(std::memory_order_acquire);
+        if (g != seen) {
+          if (helpers_wanted_.load(std::memory_order_relaxed) > 0) return true;
+          seen = g;
+        }
+        return index >= live_.load(std::memory_order_relaxed);
       });
       lock.lock();
       if (news) continue;
@@ -215,12 +257,14 @@ class Pool {
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_{0};
   std::atomic<int> live_{0};  // workers with a smaller index keep running
-  int helpers_wanted_ = 0;
+  std::atomic<int> helpers_wanted_{0};
   std::atomic<int> helpers_active_{0};
   int sleeping_ = 0;           // workers waiting on wake_
   bool caller_sleeps_ = false;  // the caller waits on done_
   std::atomic<bool> polls_{false};   // each thread of a call has a CPU of its own (resize)
-  int off_cpu_ = -1;  // the CPU the workers are kept off (the caller's at the last call; -1: none yet)
+  static constexpr int kUnplaced = -2;
+  CpuMask cpus_;                 // the pool's CPUs (resize)
+  int placed_cpu_ = kUnplaced;   // the CPU the workers are kept off (-1: none, on all of cpus_)
   std::atomic<uint64_t> generation_{0};
   std::exception_ptr error_;
 };
@@ -314,7 +358,7 @@ void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& task) {
 }
 
 int64_t pool_spin_ns() { return g_spin_ns.load(std::memory_order_relaxed); }
-void set_pool_spin_ns(int64_t ns) { g_spin_ns.store(ns < 0 ? 0 : ns, std::memory_order_relaxed); }
+void set_pool_spin_ns(int64_t ns) { g_spin_ns.store(std::min(std::max<int64_t>(ns, 0), kMaxSpinNs), std::memory_order_relaxed); }
 
 ScopedCheckpoint::ScopedCheckpoint(void (*checkpoint)()) : previous_(t_checkpoint) { t_checkpoint = checkpoint; }
 ScopedCheckpoint::~ScopedCheckpoint() { t_checkpoint = previous_; }

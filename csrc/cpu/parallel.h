@@ -15,10 +15,11 @@ int default_num_threads();      // the CPUs this process may run on (sched affin
 int max_num_threads();          // the cap of set_num_threads: max(4 x default_num_threads(), 256)
 
 // How long (ns) an idle worker polls for the next call before it sleeps, and a caller for its helpers to
-// finish (parallel.cpp says why); 0: sleep at once. Private: for benchmarks that switch it in one process.
+// finish (parallel.cpp says why); 0: sleep at once. REGDROP_POOL_SPIN_US sets it at load; the setter is
+// private, for benchmarks that switch it in one process. A poll under way keeps the window it started with.
 constexpr int64_t kDefaultSpinNs = 200000;
 int64_t pool_spin_ns();
-void set_pool_spin_ns(int64_t ns);  // negative counts as 0
+void set_pool_spin_ns(int64_t ns);  // clamped to [0, 1 s]
 
 // Runs task(t) for t in [0, n_tasks) on up to get_num_threads() threads, the caller included; returns when
 // all are done. Callable from several Python threads at once: a call that finds the pool busy runs its
