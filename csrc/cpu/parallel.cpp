@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -29,12 +29,13 @@ namespace {
 constexpr int64_t kMaxSpinNs = 1000000000;
 int64_t spin_ns_from_env() {
   const char* env = std::getenv("REGDROP_POOL_SPIN_US");
-  if (env == nullptr || *env == '\0') return kDefaultSpinNs;
-  char* end = nullptr;
-  errno = 0;
-  const long long us = std::strtoll(env, &end, 10);
-  if (errno != 0 || *end != '\0' || us < 0 || us > kMaxSpinNs / 1000) return kDefaultSpinNs;
-  return static_cast<int64_t>(us) * 1000;
+  if (env == nullptr || *env == '\0' || std::strlen(env) > 7) return kDefaultSpinNs;
+  int64_t us = 0;
+  for (const char* c = env; *c != '\0'; ++c) {
+    if (*c < '0' || *c > '9') return kDefaultSpinNs;  // digits only: no sign, no spaces
+    us = 10 * us + (*c - '0');
+  }
+  return us <= kMaxSpinNs / 1000 ? us * 1000 : kDefaultSpinNs;
 }
 std::atomic<int64_t> g_spin_ns{spin_ns_from_env()};
 
@@ -70,38 +71,38 @@ int current_cpu() {
 #endif
 }
 
-// The CPUs the process may use, as the thread that sizes the pool sees them (Linux; elsewhere no placement).
+// A thread's CPUs (Linux; elsewhere nothing is placed).
 struct CpuMask {
 #if defined(__linux__)
   cpu_set_t set;
   bool known = false;
-  void read() { known = sched_getaffinity(0, sizeof set, &set) == 0; }
+  void read() { known = sched_getaffinity(0, sizeof set, &set) == 0; }  // the calling thread's
+  void read(std::thread& t) { known = pthread_getaffinity_np(t.native_handle(), sizeof set, &set) == 0; }
   int count() const { return known ? CPU_COUNT(&set) : default_num_threads(); }
 #else
   void read() {}
+  void read(std::thread&) {}
   int count() const { return default_num_threads(); }
 #endif
 };
 
-// Places the workers on the pool's CPUs less `cpu`, the caller's (all of the pool's CPUs when cpu < 0, or
-// when fewer would be left than workers). A worker on the caller's CPU takes turns with the caller there
-// instead of running beside it, and the scheduler does put it there: a worker woken by the caller was
-// placed on the caller's CPU (its own idle, the guest's vCPU halted), and a polling one shared the
-// caller's CPU with the other one idle, for longer than a small call lasts (measured: calls of 2-4 tasks
-// ran one task at a time). The cost: on 2 CPUs the worker has one CPU, and when another process loads it
-// the scheduler can no longer move the worker to the caller's idle one (the caller then runs more of the
-// tasks: a call waits at most for the worker's last task).
-template <class Threads>
-void place_workers(Threads& threads, const CpuMask& mask, int cpu) {
+// Places worker thread t, whose own CPUs (those it started with) are `own`, on them less `cpu`, the
+// caller's; cpu < 0, or `cpu` its only one: on all of them. A worker on the caller's CPU takes turns with
+// the caller there instead of running beside it, and the scheduler does put it there: a worker woken by
+// the caller was placed on the caller's CPU (its own idle, the guest's vCPU halted), and a polling one
+// shared the caller's CPU with the other one idle, for longer than a small call lasts (measured: calls of
+// 2-4 tasks ran one task at a time). The cost: on 2 CPUs the worker has one CPU, and when another process
+// loads it the scheduler can no longer move the worker to the caller's idle one (the caller then runs more
+// of the tasks: a call waits at most for the worker's last task).
+void place_worker(std::thread& t, const CpuMask& own, int cpu) {
 #if defined(__linux__)
-  if (!mask.known) return;
-  cpu_set_t set = mask.set;
-  const int n = static_cast<int>(threads.size());
-  if (cpu >= 0 && CPU_ISSET(cpu, &set) && CPU_COUNT(&set) - 1 >= n) CPU_CLR(cpu, &set);
-  for (auto& t : threads) pthread_setaffinity_np(t.native_handle(), sizeof set, &set);
+  if (!own.known) return;
+  cpu_set_t set = own.set;
+  if (cpu >= 0 && CPU_ISSET(cpu, &set) && CPU_COUNT(&set) >= 2) CPU_CLR(cpu, &set);
+  pthread_setaffinity_np(t.native_handle(), sizeof set, &set);  // on failure it keeps the CPUs it has
 #else
-  (void)threads;
-  (void)mask;
+  (void)t;
+  (void)own;
   (void)cpu;
 #endif
 }
@@ -110,9 +111,8 @@ void place_workers(Threads& threads, const CpuMask& mask, int cpu) {
 // idle pool costs no CPU, so a process that also runs torch or BLAS thread pools is not oversubscribed while
 // those run. Only the call that holds the busy lock (below) runs or resizes the pool. generation_, live_,
 // helpers_wanted_ and helpers_active_ change under mu_ and are atomic so that the polls can read them
-// without it (a polling worker still joins a call under mu_); a caller
-// notifies only threads that sleep (sleeping_, caller_sleeps_), so a call that finds its workers polling
-// makes no system call.
+// without it (a polling worker still joins a call under mu_); a caller notifies only threads that sleep
+// (sleeping_, caller_sleeps_), so a call that finds its workers polling makes no system call.
 class Pool {
  public:
   ~Pool() { resize(0); }
@@ -126,27 +126,38 @@ class Pool {
       live_.store(n);
       // With more threads than CPUs a polling thread takes a CPU from one that has work: poll (and place
       // the workers) only when each thread of a call can have a CPU of its own.
-      cpus_.read();
-      polls_.store(n + 1 <= cpus_.count());
+      CpuMask cpus;
+      cpus.read();
+      polls_.store(n + 1 <= cpus.count());
     }
-    placed_cpu_ = kUnplaced;  // the next call places the workers (new ones start with their creator's CPUs)
     if (n < workers()) {
       wake_.notify_all();  // workers with index >= live_ exit (polling ones see live_ change)
       for (size_t i = static_cast<size_t>(n); i < threads_.size(); ++i) threads_[i].join();
       threads_.resize(static_cast<size_t>(n));
+      own_cpus_.resize(static_cast<size_t>(n));
+      placed_.resize(static_cast<size_t>(n));
       return true;
     }
     bool all = true;
     try {
       threads_.reserve(static_cast<size_t>(n));
+      own_cpus_.reserve(static_cast<size_t>(n));
+      placed_.reserve(static_cast<size_t>(n));
+      // A new worker joins the next call, the one about to start if this is a call's resize.
+      const uint64_t start = generation_.load();
       while (workers() < n) {
         const int index = workers();
-        threads_.emplace_back([this, index] { worker_loop(index); });
+        threads_.emplace_back([this, index, start] { worker_loop(index, start); });
+        own_cpus_.emplace_back();
+        own_cpus_.back().read(threads_.back());  // its creator's, which it inherits
+        placed_.push_back(kUnplaced);
       }
     } catch (const std::exception&) {  // std::system_error from std::thread, or bad_alloc
       all = false;
       std::lock_guard<std::mutex> lock(mu_);
       live_.store(workers());
+      own_cpus_.resize(threads_.size());
+      placed_.resize(threads_.size());
     }
     return all;
   }
@@ -154,12 +165,14 @@ class Pool {
   // Runs the job with up to `helpers` workers plus the caller.
   void run(int64_t n_tasks, int helpers, const std::function<void(int64_t)>& task) {
     helpers = std::min(helpers, workers());
-    // Off the caller's CPU while they poll; on all of the pool's CPUs when not (-1). System calls only when
-    // the caller has moved since the last call, or the pool or the setting changed.
+    // Off the caller's CPU while they poll; back on their own CPUs when not (-1; a worker never placed is
+    // left alone). System calls only for a worker placed otherwise: the caller moved since the last call,
+    // or the pool or the setting changed.
     const int cpu = spin_ns_now() > 0 ? std::max(current_cpu(), -1) : -1;
-    if (cpu != placed_cpu_) {
-      place_workers(threads_, cpus_, cpu);
-      placed_cpu_ = cpu;
+    for (size_t i = 0; i < threads_.size(); ++i) {
+      if (placed_[i] == cpu || (cpu == -1 && placed_[i] == kUnplaced)) continue;
+      place_worker(threads_[i], own_cpus_[i], cpu);
+      placed_[i] = cpu;
     }
     int sleeping;
     {
@@ -200,7 +213,9 @@ class Pool {
   }
 
  private:
-  int64_t spin_ns_now() const { return polls_.load(std::memory_order_relaxed) ? g_spin_ns.load(std::memory_order_relaxed) : 0; }
+  int64_t spin_ns_now() const {
+    return polls_.load(std::memory_order_relaxed) ? g_spin_ns.load(std::memory_order_relaxed) : 0;
+  }
 
   void drain() {
     for (;;) {
@@ -215,9 +230,8 @@ class Pool {
     }
   }
 
-  void worker_loop(int index) {
+  void worker_loop(int index, uint64_t seen) {
     std::unique_lock<std::mutex> lock(mu_);
-    uint64_t seen = generation_.load();  // a worker started now joins the next call, not one that ran before
     for (;;) {
       if (index >= live_.load()) return;
       if (generation_.load() != seen && helpers_wanted_ > 0) {
@@ -263,8 +277,8 @@ class Pool {
   bool caller_sleeps_ = false;  // the caller waits on done_
   std::atomic<bool> polls_{false};   // each thread of a call has a CPU of its own (resize)
   static constexpr int kUnplaced = -2;
-  CpuMask cpus_;                 // the pool's CPUs (resize)
-  int placed_cpu_ = kUnplaced;   // the CPU the workers are kept off (-1: none, on all of cpus_)
+  std::vector<CpuMask> own_cpus_;  // worker i's CPUs when it started
+  std::vector<int> placed_;        // the CPU worker i is kept off (-1: none, on its own CPUs; kUnplaced: never placed)
   std::atomic<uint64_t> generation_{0};
   std::exception_ptr error_;
 };
@@ -358,7 +372,9 @@ void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& task) {
 }
 
 int64_t pool_spin_ns() { return g_spin_ns.load(std::memory_order_relaxed); }
-void set_pool_spin_ns(int64_t ns) { g_spin_ns.store(std::min(std::max<int64_t>(ns, 0), kMaxSpinNs), std::memory_order_relaxed); }
+void set_pool_spin_ns(int64_t ns) {
+  g_spin_ns.store(std::min(std::max<int64_t>(ns, 0), kMaxSpinNs), std::memory_order_relaxed);
+}
 
 ScopedCheckpoint::ScopedCheckpoint(void (*checkpoint)()) : previous_(t_checkpoint) { t_checkpoint = checkpoint; }
 ScopedCheckpoint::~ScopedCheckpoint() { t_checkpoint = previous_; }
