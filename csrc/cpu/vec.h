@@ -107,14 +107,20 @@ RDF_VEC_FN void stream_fence() {
 // a stream_fence() after the task's last range orders its streamed lines before the task ends.
 template <int64_t kCapacity>
 struct LineStream {
-  alignas(64) unsigned char buf[kCapacity + 64];  // read only through memcpy and unaligned vector loads
+  alignas(64) unsigned char region[kCapacity + 128];
+  unsigned char* buf;  // in region, read only through memcpy and unaligned vector loads
   char* line;     // the line in memory that buf[0..64) stands for (64-byte aligned)
   int64_t held;   // bytes of buf in use, from buf[0]; buf[0..first) is not the range's
   int64_t first;  // the range's offset in its first line until that line is stored, then 0
+  // buf starts 64 - first bytes into a line of region, so that the tiles' bytes (each tile a whole number
+  // of lines, from buf + held, held = first modulo 64) are stored on line boundaries: with buf aligned
+  // instead, an output not 64-byte aligned (NumPy's large arrays start 16 bytes past a page) made every
+  // vector store of a tile straddle two lines (BENCHMARKS.md, "the one-thread backward's slow mode").
   explicit LineStream(void* dst) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
     line = reinterpret_cast<char*>(a - a % 64);
     held = first = static_cast<int64_t>(a % 64);
+    buf = region + (64 - first) % 64;
   }
   // Where the next tile's bytes go (the address of its first byte in memory, modulo 64).
   void* next() { return buf + held; }
