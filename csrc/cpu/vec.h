@@ -115,7 +115,7 @@ struct LineStream {
   // buf starts 64 - first bytes into a line of region, so that the tiles' bytes (each tile a whole number
   // of lines, from buf + held, held = first modulo 64) are stored on line boundaries: with buf aligned
   // instead, an output not 64-byte aligned (NumPy's large arrays start 16 bytes past a page) made every
-  // vector store of a tile straddle two lines (BENCHMARKS.md, "the one-thread backward's slow mode").
+  // vector store of a tile straddle two lines (BENCHMARKS.md, "the staging stores on line boundaries").
   explicit LineStream(void* dst) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
     line = reinterpret_cast<char*>(a - a % 64);
