@@ -1,13 +1,13 @@
 // CPU iteration for the fused epilogue y = residual + dropout(x + bias) and its backward over one task's
 // elements. Compiled once per ISA (see isa.h); the values come from csrc/common/bias_dropout_add_element.h.
 //
-// Forward, tile by tile (kTile elements): a plain float16 / bfloat16 call drawing from the stream takes each
+// Forward, tile by tile (kTile elements): a plain float16 / bfloat16 / float32 call drawing from the stream takes each
 // tile's words from stream_words (dropout_lanes.h, dropout's own generator) and decides word >= threshold as
 // lane masks, as dropout's loop does, packing the bits the same way when the call stores them; so the mask is
 // dropout's bit for bit by construction, without writing the bits and reading them back. Other tiles take
 // their bits from dropout's loops and read them back as lane masks: a block of a global tensor from
 // dropout_global_range, dropout_global's piece generator (one dropout_range per row piece of the tile);
-// float32, float64 (forward_range says why) and p rounding to 0 or 1 from dropout_range. x, residual and y
+// float64 (forward_range says why) and p rounding to 0 or 1 from dropout_range. x, residual and y
 // are each touched once. Rows are walked as segments of whole columns so that bias loads are vector loads.
 //
 // Backward: a task owns row blocks (kBiasRowBlock rows) x a column range; per block it walks the rows in
@@ -176,15 +176,16 @@ void forward_tiles(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
   y.end();
 }
 
-// A plain call drawing from the stream, in float16 or bfloat16: the words in the tile loop itself
-// (stream_words, dropout's own generator), so the decisions need no trip through mask bits; those forwards
-// are bound by arithmetic (the mask-only time is above the copy time), and the trip's scalar bit work cost
-// ~8% (bfloat16). float32 and float64 keep the bits: their float32 forward (bound by memory) ran 15-25%
-// slower from the words, for a reason not found (BENCHMARKS.md, "epilogue bfloat16"). A block of a global
-// tensor, or p rounding to 0 or 1 (no words needed): the bits from dropout's loops (keep_bits).
+// A plain call drawing from the stream, in float16, bfloat16 or float32: the words in the tile loop itself
+// (stream_words, dropout's own generator), so the decisions need no trip through mask bits; the trip's
+// scalar bit work cost ~8% (bfloat16). float32 ran 15-25% slower from the words until the output's staging
+// stores were put on line boundaries (vec.h's LineStream); since then it is 5-15% faster from the words
+// (BENCHMARKS.md, "the epilogue's float32 forward from the words"). float64 keeps the bits (not measured).
+// A block of a global tensor, or p rounding to 0 or 1 (no words needed): the bits from dropout's loops
+// (keep_bits).
 template <class T, bool HAS_BIAS>
 void forward_range(const BiasDropoutAddPass& pass, int64_t begin, int64_t end) {
-  if (sizeof(T) == 2 && pass.block == nullptr && keep_source(false, pass.params) == KeepSource::kStream) {
+  if (sizeof(T) <= 4 && pass.block == nullptr && keep_source(false, pass.params) == KeepSource::kStream) {
     forward_tiles<T, HAS_BIAS, true>(pass, begin, end);
   } else {
     forward_tiles<T, HAS_BIAS, false>(pass, begin, end);
