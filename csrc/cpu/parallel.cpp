@@ -76,13 +76,9 @@ struct CpuMask {
 #if defined(__linux__)
   cpu_set_t set;
   bool known = false;
-  void read() { known = sched_getaffinity(0, sizeof set, &set) == 0; }  // the calling thread's
   void read(std::thread& t) { known = pthread_getaffinity_np(t.native_handle(), sizeof set, &set) == 0; }
-  int count() const { return known ? CPU_COUNT(&set) : default_num_threads(); }
 #else
-  void read() {}
   void read(std::thread&) {}
-  int count() const { return default_num_threads(); }
 #endif
 };
 
@@ -126,9 +122,7 @@ class Pool {
       live_.store(n);
       // With more threads than CPUs a polling thread takes a CPU from one that has work: poll (and place
       // the workers) only when each thread of a call can have a CPU of its own.
-      CpuMask cpus;
-      cpus.read();
-      polls_.store(n + 1 <= cpus.count());
+      polls_.store(n + 1 <= default_num_threads());
     }
     if (n < workers()) {
       wake_.notify_all();  // workers with index >= live_ exit (polling ones see live_ change)
