@@ -235,6 +235,32 @@ def test_backward_out(backend):
         assert same_bits(got[0], expected[0]) and same_bits(got[1], expected[1])
 
 
+def test_out_in_another_dense_layout_is_rejected(backend):
+    """The kernels write y and dx in C order: an out= that is dense but not C-contiguous (here the transpose
+    of a C array; Fortran order and channels_last alike) is refused with nothing written, where it used to
+    receive the values in the wrong places. In place on a transposed residual too."""
+    rng = np.random.default_rng(9)
+    xh, bh, rh = inputs(rng, (6, 5), np.float32)
+    g = backend.asarray(values(rng, 30, np.float32).reshape(6, 5))
+    _, mask = rdf.bias_dropout_add(backend.asarray(xh), backend.asarray(bh), backend.asarray(rh), 0.5, seed=3)
+    calls = {
+        "bias_dropout_add": lambda x, r, out: rdf.bias_dropout_add(x, backend.asarray(bh), r, 0.5, seed=3, out=out),
+        "dropout_add": lambda x, r, out: rdf.dropout_add(x, r, 0.5, seed=3, out=out),
+        "bias_dropout_add_backward": lambda x, r, out: rdf.bias_dropout_add_backward(g, mask, out=out),
+    }
+    for name, call in calls.items():
+        x, r = backend.asarray(xh), backend.asarray(rh)
+        out = backend.transpose(backend.asarray(np.full((5, 6), 7.0, np.float32)))
+        with pytest.raises(ValueError, match="out: must be C-contiguous"):
+            call(x, r, out)
+        assert np.all(backend.to_numpy(out) == 7.0), name
+        assert same_bits(backend.to_numpy(x), xh) and same_bits(backend.to_numpy(r), rh), name
+    r_t = backend.transpose(backend.asarray(np.ascontiguousarray(rh.T)))  # rh's values, not C-contiguous
+    with pytest.raises(ValueError, match="out: must be C-contiguous"):
+        rdf.bias_dropout_add(backend.asarray(xh), backend.asarray(bh), r_t, 0.5, seed=3, out=r_t)
+    assert same_bits(backend.to_numpy(r_t), rh)
+
+
 def test_non_contiguous_inputs(backend):
     rng = np.random.default_rng(8)
     xh = values(rng, 40 * 25, np.float32).reshape(40, 25)

@@ -643,6 +643,13 @@ def _fused_rows():
         ("bias_dropout_add", ValueError, "out: overlaps bias",
          fused(bias=lambda b: b[8:12], out=lambda b, x, r: b[:12].reshape(3, 4))),
         ("bias_dropout_add", ValueError, r"out: shape \(4, 3\) does not match", fused(out=lambda b, x, r: _w().reshape(4, 3))),
+        ("bias_dropout_add", ValueError, "out: must be C-contiguous",
+         fused(out=lambda b, x, r: np.zeros((4, 3), np.float32).T)),
+        ("bias_dropout_add", ValueError, "out: must be C-contiguous",
+         fused(out=lambda b, x, r: np.asfortranarray(np.zeros((3, 4), np.float32)), global_shape=(6, 8))),
+        ("dropout_add", ValueError, "out: must be C-contiguous",
+         lambda: (lambda x=_w(), r=_w() * 2, o=np.zeros((4, 3), np.float32).T:
+                  (lambda: rdf.dropout_add(x, r, 0.5, seed=1, out=o), [x, r, o]))()),
         ("bias_dropout_add", ValueError, "p: dropout probability", lambda: (lambda x=_w(): (lambda: rdf.bias_dropout_add(x, None, x, -0.5, seed=1), [x]))()),
         ("bias_dropout_add", ValueError, "store: expected 'bits' or 'seed'", fused(store="both")),
         # global addressing: x (residual, out) a block of a global tensor
@@ -681,6 +688,9 @@ def _fused_rows():
                   (lambda: rdf.bias_dropout_add_backward(b[1:], m, out=b[:12]), [b, m]))()),
         ("bias_dropout_add_backward", ValueError, r"out: shape \(4, 3\) does not match",
          lambda: (lambda g=_w(), m=rdf.dropout_mask((3, 4), 0.5, seed=1), o=np.zeros((4, 3), np.float32):
+                  (lambda: rdf.bias_dropout_add_backward(g, m, out=o), [g, m, o]))()),
+        ("bias_dropout_add_backward", ValueError, "out: must be C-contiguous",
+         lambda: (lambda g=_w(), m=rdf.dropout_mask((3, 4), 0.5, seed=1), o=np.zeros((4, 3), np.float32).T:
                   (lambda: rdf.bias_dropout_add_backward(g, m, out=o), [g, m, o]))()),
         ("bias_dropout_add_backward", TypeError, "grad: dtype int64 is not supported",
          backward(lambda: np.zeros((3, 4), np.int64), lambda: rdf.dropout_mask((3, 4), 0.5, seed=1))),

@@ -77,8 +77,8 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     ValueError
         p outside [0, 1], a negative seed or offset, a bad ``store``; bias not of shape ``(x.shape[-1],)``,
         residual of another shape, bias or residual of another (supported) dtype than x; an ``out`` that does
-        not fit or overlaps its inputs partly; a global_shape of another rank than x, a block outside it,
-        or local_start without global_shape.
+        not fit, is not C-contiguous (Fortran order, channels_last) or overlaps its inputs partly; a
+        global_shape of another rank than x, a block outside it, or local_start without global_shape.
 
     Examples
     --------
@@ -114,7 +114,8 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
     offset : int, default 0
         Position of element 0 in the random stream.
     out : array, optional
-        Where to write y; may be x or residual itself (in place), never a partial overlap of them.
+        Where to write y (C-contiguous); may be x or residual itself (in place), never a partial overlap of
+        them.
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits or only the seed.
     global_shape : sequence of int, optional
@@ -136,8 +137,8 @@ def dropout_add(x: Any, residual: Any, p: float, *, seed: int | None = None, off
     TypeError
         An argument is not an array of a supported dtype, or has the wrong type.
     ValueError
-        A bad p, seed, offset or store; residual of another shape or dtype; a misfit or overlapping ``out``;
-        a bad global_shape or local_start.
+        A bad p, seed, offset or store; residual of another shape or dtype; a misfit, non-C-contiguous or
+        overlapping ``out``; a bad global_shape or local_start.
 
     Examples
     --------
@@ -188,7 +189,8 @@ def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tupl
     TypeError
         grad is not an array of a supported dtype, or mask is not a Mask.
     ValueError
-        grad's shape differs from the mask's, grad is 0-d, or ``out`` does not fit or overlaps grad.
+        grad's shape differs from the mask's, grad is 0-d, or ``out`` does not fit, is not C-contiguous or
+        overlaps grad.
 
     Examples
     --------

@@ -184,6 +184,11 @@ def dropout_mask_dims(shape, p, seed, offset, broadcast_dims, global_shape=None,
 # bias_dropout_add (and dropout_add: bias None)
 
 
+# The epilogue kernels walk y (dx) in C order, rows of the bias's length: an out= in another dense layout
+# (Fortran order, channels_last), which dropout accepts, would receive the values in the wrong places.
+_EPILOGUE_OUT_C = "out: must be C-contiguous (the fused epilogue writes its result in C order)"
+
+
 def _host_alias(a: np.ndarray, out: np.ndarray) -> bool:
     """out is exactly a (same first byte, both C-contiguous, same shape and dtype): in place is allowed."""
     return a.flags.c_contiguous and a.ctypes.data == out.ctypes.data and a.shape == out.shape
@@ -239,6 +244,8 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, global_shap
         # and bias is read again for every row.
         if backend is _route.CPU:
             oa = _arrays.host_out(out, xa)
+            if not oa.flags.c_contiguous:
+                raise ValueError(_EPILOGUE_OUT_C)
             for a, name in ((xa, "x"), (ra, "residual")):
                 if not _host_alias(a, oa) and np.may_share_memory(a, oa):
                     raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
@@ -247,6 +254,8 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, global_shap
                 raise ValueError("out: overlaps bias; bias is read for every row")
         else:
             oa = _arrays.device_out(out, xa)
+            if not oa.contiguous:
+                raise ValueError(_EPILOGUE_OUT_C)
             for a, name in ((xa, "x"), (ra, "residual")):
                 if not _device_alias(a, oa) and a.overlaps(oa):
                     raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
@@ -266,6 +275,8 @@ def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tu
     if len(shape) == 0:
         raise ValueError("grad: is 0-d; the bias gradient sums over all axes but the last, so grad needs one")
     o, g = call.out, call.grad
+    if o is not None and not (o.flags.c_contiguous if backend is _route.CPU else o.contiguous):
+        raise ValueError(_EPILOGUE_OUT_C)
     if o is not None and (np.may_share_memory(o, g) if backend is _route.CPU else o.overlaps(g)):
         raise ValueError("out: overlaps grad; grad is returned as dresidual, so dx needs memory of its own")
     return backend, BiasGradCall(call, math.prod(shape[:-1]), shape[-1])

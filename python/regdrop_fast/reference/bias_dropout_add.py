@@ -44,7 +44,7 @@ def bias_dropout_add(x: Any, bias: Any, residual: Any, p: float, *, seed: int | 
     offset : int, default 0
         Position of element 0 in the random stream.
     out : ndarray, optional
-        Where to write y; may be x or residual itself.
+        Where to write y (C-contiguous); may be x or residual itself.
     store : {"bits", "seed"}, default "bits"
         Keep the mask as packed bits or only the seed.
     global_shape : sequence of int, optional
@@ -160,7 +160,7 @@ def bias_dropout_add_backward(grad: Any, mask: Mask, *, out: Any = None) -> tupl
     mask : regdrop_fast.Mask
         From ``bias_dropout_add`` (either implementation).
     out : ndarray, optional
-        Where to write dx; may not overlap grad.
+        Where to write dx (C-contiguous); may not overlap grad.
 
     Returns
     -------
