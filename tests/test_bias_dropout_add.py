@@ -216,6 +216,27 @@ def test_in_place_on_the_residual_and_on_x(backend):
             assert same_bits(backend.to_numpy(mask.bits), mc.bits)
 
 
+def test_in_place_through_another_view_of_the_same_memory():
+    """out= a different array object over exactly x's or residual's memory (a view, a reshape) is in place,
+    as out=x itself; a view shifted by one element is a partial overlap (validation compares addresses only
+    when the two share memory)."""
+    x, b, r = inputs(np.random.default_rng(4), (9, 16), np.float32)
+    expected, _ = rdf.bias_dropout_add(x, b, r, 0.4, seed=6)
+    for target in ("residual", "x"):
+        xs, rs = x.copy(), r.copy()
+        base = rs if target == "residual" else xs
+        for out in (base.view(), base.reshape(-1).reshape(base.shape)):
+            base[...] = r if target == "residual" else x
+            y, _ = rdf.bias_dropout_add(xs, b, rs, 0.4, seed=6, out=out)
+            assert y is out and out is not base
+            assert same_bits(base, expected), target
+    buf = np.zeros(9 * 16 + 1, np.float32)
+    buf[1:] = r.reshape(-1)
+    with pytest.raises(ValueError, match="out: overlaps residual partially"):
+        rdf.bias_dropout_add(x, b, buf[1:].reshape(9, 16), 0.4, seed=6, out=buf[:-1].reshape(9, 16))
+    assert same_bits(buf[1:].reshape(9, 16), r)
+
+
 def test_backward_out(backend):
     """out= receives dx (also when it overlaps the mask's bits, which are read first); dbias unchanged."""
     g = values(np.random.default_rng(5), 80 * 24, np.float32).reshape(80, 24)
