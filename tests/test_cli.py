@@ -349,6 +349,9 @@ def test_bench_penalty_and_latency_rows(tiny_bench):
     latency = [r for r in rows if r["section"] == "latency"]
     assert {r["size"] for r in latency} == {1024}
     assert any(r["impl"].startswith("regdrop_fast dropout(") for r in latency)
+    if any(r["framework"] == "torch" for r in latency):  # the torch layer's rows come with torch's own
+        layer = [r for r in latency if r["impl"].startswith("regdrop_fast.torch")]
+        assert len(layer) == 2 and all("torch" in r["speedup"] for r in layer)
 
 
 def test_bench_constraint_rows(tiny_bench):

@@ -178,7 +178,9 @@ def penalty_case(plist: ParameterList, peers: Sequence[Framework], notes: list[s
 
 
 def latency_case(peers: Sequence[Framework], notes: list[str]) -> Case:
-    """One 1,024-element float32 dropout forward, end to end from Python, as users call it."""
+    """One 1,024-element float32 dropout forward, end to end from Python, as users call it; with torch among
+    the peers, also regdrop_fast.torch.dropout on a CPU tensor (no grad, and a leaf that requires grad),
+    next to torch's own row."""
     n = LATENCY_SIZE
 
     def build() -> list[Impl]:
@@ -190,11 +192,26 @@ def latency_case(peers: Sequence[Framework], notes: list[str]) -> Case:
             Impl("regdrop_fast ... out=y", "regdrop_fast", lambda: rdf.dropout(x, P, seed=SEED, out=out), nbytes),
             Impl("regdrop_fast ... seed=None", "regdrop_fast", lambda: rdf.dropout(x, P), nbytes),
         ]
+        if any(fw.name == "torch" for fw in peers):
+            impls += _torch_layer_latency_impls(x, nbytes)
         for fw in peers:
             _add_peer(impls, fw, fw.forward_label, partial(fw.dropout_forward, x, P, SEED), nbytes, notes)
         return impls
 
     return Case("latency", f"dropout forward, {n} elements", "float32", n, f"latency dropout n={n}", build)
+
+
+def _torch_layer_latency_impls(x: np.ndarray, nbytes: int) -> list[Impl]:
+    """regdrop_fast.torch.dropout on x as a CPU tensor: without grad, and on a leaf requiring grad (the
+    forward of a training step: the autograd Function's cost included)."""
+    import torch
+
+    import regdrop_fast.torch as rt
+
+    xt = torch.from_numpy(x)
+    leaf = xt.clone().requires_grad_(True)
+    return [Impl("regdrop_fast.torch.dropout(t, p)", "regdrop_fast", lambda: rt.dropout(xt, P), nbytes),
+            Impl("regdrop_fast.torch ... t.requires_grad", "regdrop_fast", lambda: rt.dropout(leaf, P), nbytes)]
 
 
 def layer_case(n: int, peers: Sequence[Framework], notes: list[str]) -> Case | None:
