@@ -18,6 +18,7 @@ from __future__ import annotations
 del annotations  # the __future__ flag, not API
 
 import ctypes as _ctypes
+import inspect as _inspect
 import math as _math
 import warnings as _warnings
 import numbers as _numbers
@@ -167,6 +168,77 @@ def _unsupported_device(t: torch.Tensor, what: str) -> NotImplementedError:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The autograd Functions' per-call cost
+
+
+def _signature_kept(cls: _Any) -> _Any:
+    """Class decorator for an autograd.Function with setup_context: torch's Function.apply binds every call's
+    arguments to forward's signature, and inspect.signature rebuilt that signature each time (~10 us of a
+    ~120 us dropout call on 1,024 elements). Computed here once and kept as forward.__signature__, which
+    inspect.signature returns as it is; the binding itself is unchanged."""
+    cls.forward.__signature__ = _inspect.signature(cls.forward)
+    return cls
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The custom ops called from the autograd Functions' forwards
+
+
+# The Python implementation behind each out-of-place custom op registered by _custom_op (for _in_eager).
+_OP_IMPL: dict[_Any, _Any] = {}
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+# The dispatch keys of a plain dense CPU tensor, whatever its dtype, strides or requires_grad: (CPU,
+# ADInplaceOrView, AutogradCPU, AutocastCPU). A batched tensor of torch's legacy vmap (gradcheck's batched
+# gradients) is a torch.Tensor without the CPU key; a zero tensor, a conjugate view, a meta or a fake tensor
+# carry other keys.
+_PLAIN_CPU_KEYS = torch._C._dispatch_keys(torch.empty(0)).raw_repr()
+
+
+def _custom_op(name: str, *, schema: str) -> _Any:
+    """torch.library.custom_op for an op that writes none of its inputs, remembering its implementation."""
+    def register(impl: _Any) -> _Any:
+        op = torch.library.custom_op(name, mutates_args=(), schema=schema)(impl)
+        _OP_IMPL[op] = impl
+        return op
+    return register
+
+
+def _in_eager(op: _Any, *tensors: torch.Tensor | None) -> _Any:
+    """What an autograd.Function's forward calls for the custom op `op`: op itself, or, in plain eager use,
+    its implementation directly.
+
+    The Function already does the autograd work; the dispatcher's second pass (the op's own autograd
+    wrapper, then its kernel) cost ~32 us of a ~120 us dropout on 1,024 elements, twice the implementation's
+    own cost (BENCHMARKS.md, "small calls of the torch layer"). The implementation is called directly only
+    when nothing else may need to see the op: plain dense CPU tensors (no subclass, no batched, zero, meta or
+    fake tensor: _PLAIN_CPU_KEYS), no torch.func transform, no torch function or dispatch mode (FakeTensorMode,
+    make_fx, FlopCounterMode, ...), not while torch.compile traces. CUDA tensors keep the dispatcher. The op
+    writes no input, so its implementation is all it does."""
+    if (torch._C._are_functorch_transforms_active() or torch._C._len_torch_dispatch_stack() > 0
+            or torch._C._is_torch_function_mode_enabled() or torch.compiler.is_compiling()):
+        return op
+    for t in tensors:
+        if t is not None and (type(t) not in _PLAIN_TENSOR_TYPES
+                              or torch._C._dispatch_keys(t).raw_repr() != _PLAIN_CPU_KEYS):
+            return op
+    return _OP_IMPL[op]
+
+
+def _apply(function: _Any, op: _Any, tensors: tuple[torch.Tensor | None, ...], *args: _Any) -> _Any:
+    """function.apply(*args), the autograd.Function whose forward is op(*args) (function None: op(*args)
+    itself, whose registered autograd then applies); or op's implementation directly when no tensor of
+    `tensors` (the call's tensor arguments) can take a gradient or a tangent from the call (grad mode off or
+    none requires grad, no forward-AD level open) and _in_eager allows it: the Function's own cost (~35 us
+    on a small tensor) then buys nothing. The outputs are the same."""
+    if ((not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors))
+            and getattr(_forward_ad, "_current_level", 0) < 0):
+        direct = _in_eager(op, *tensors)
+        if direct is not op:
+            return direct(*args)
+    return op(*args) if function is None else function.apply(*args)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Dropout ops
 #
 # dropout_fwd is a pure function of (x, p, seed): the seed tensor [seed, offset] is an input, drawn outside
@@ -194,8 +266,8 @@ def _mask_block(global_shape: _Sequence[int], local_start: _Sequence[int], shape
     return _args.global_block(tuple(global_shape), tuple(local_start), shape)
 
 
-@torch.library.custom_op(
-    "regdrop_fast::dropout_fwd", mutates_args=(),
+@_custom_op(
+    "regdrop_fast::dropout_fwd",
     schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] global_shape=[], int[] local_start=[]) "
            "-> (Tensor, Tensor)",
 )
@@ -265,8 +337,8 @@ def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_sha
     return x.new_empty((nbytes,), dtype=torch.uint8)
 
 
-@torch.library.custom_op(
-    "regdrop_fast::dropout_bwd", mutates_args=(),
+@_custom_op(
+    "regdrop_fast::dropout_bwd",
     schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] global_shape=[], "
            "int[] local_start=[]) -> Tensor",
 )
@@ -467,6 +539,7 @@ def _save_mask(ctx: _Any, p: float, bits: torch.Tensor, seed: torch.Tensor, from
     ctx.p, ctx.from_bits, ctx.block = p, from_bits, (list(global_shape), list(local_start))
 
 
+@_signature_kept
 class _DropoutBwdFn(torch.autograd.Function):
     """dropout_bwd with its derivatives: it is linear in grad with the same mask, so its backward and its
     jvp are itself (double backward, forward-over-backward)."""
@@ -476,7 +549,7 @@ class _DropoutBwdFn(torch.autograd.Function):
     @staticmethod
     def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
                 global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
-        return _dropout_bwd(grad, bits, seed, p, from_bits, global_shape, local_start)
+        return _in_eager(_dropout_bwd, grad, bits, seed)(grad, bits, seed, p, from_bits, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
@@ -506,9 +579,11 @@ def _mask_backward(ctx: _Any, grad: torch.Tensor | None) -> tuple[_Any, None, No
     if grad is None:  # the output did not reach the loss
         return None, None, None, None, None, None
     bits, seed = ctx.saved_tensors
-    return _DropoutBwdFn.apply(grad, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None, None, None, None, None
+    return (_apply(_DropoutBwdFn, _dropout_bwd, (grad, bits, seed), grad, bits, seed, ctx.p, ctx.from_bits, *ctx.block),
+            None, None, None, None, None)
 
 
+@_signature_kept
 class _DropoutFn(torch.autograd.Function):
     """dropout_fwd with its backward and its jvp (the tangent through the same mask and scale)."""
 
@@ -517,7 +592,7 @@ class _DropoutFn(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, global_shape: _Sequence[int] = (),
                 local_start: _Sequence[int] = ()) -> _Any:
-        return _dropout_fwd(x, p, seed, keep_bits, global_shape, local_start)
+        return _in_eager(_dropout_fwd, x, seed)(x, p, seed, keep_bits, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -535,6 +610,7 @@ class _DropoutFn(torch.autograd.Function):
         return (None if dx is None else _through_mask(ctx, dx)), None
 
 
+@_signature_kept
 class _DropoutInplaceFn(torch.autograd.Function):
     """dropout_fwd_ (x written in place) with its backward and its jvp (the tangent, written in place too)."""
 
@@ -757,7 +833,7 @@ def dropout(
             return input.copy_(y)
         _DropoutInplaceFn.apply(input, p, seed, keep_bits, *block)  # its jvp drops the tangent in place too
         return input
-    return _DropoutFn.apply(input, p, seed, keep_bits, *block)[0]
+    return _apply(_DropoutFn, _dropout_fwd, (input, seed), input, p, seed, keep_bits, *block)[0]
 
 
 class Dropout(torch.nn.Dropout):
@@ -846,8 +922,8 @@ class Dropout(torch.nn.Dropout):
 # global tensor travels through them as through the dropout ops: two int lists, empty for a plain call.
 
 
-@torch.library.custom_op(
-    "regdrop_fast::bias_dropout_add_fwd", mutates_args=(),
+@_custom_op(
+    "regdrop_fast::bias_dropout_add_fwd",
     schema="(Tensor x, Tensor? bias, Tensor residual, float p, Tensor seed, bool keep_bits, int[] global_shape=[], "
            "int[] local_start=[]) -> (Tensor, Tensor)",
 )
@@ -887,8 +963,8 @@ def _host_tensor(a: _numpy.ndarray) -> torch.Tensor:
     return torch.from_numpy(a)
 
 
-@torch.library.custom_op(
-    "regdrop_fast::bias_dropout_add_bwd", mutates_args=(),
+@_custom_op(
+    "regdrop_fast::bias_dropout_add_bwd",
     schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] global_shape=[], "
            "int[] local_start=[]) -> (Tensor, Tensor)",
 )
@@ -934,10 +1010,11 @@ def _bias_dropout_add_backward(ctx: _Any, grad_y: torch.Tensor | None, _grad_bit
     if grad_y is None:  # y did not reach the loss
         return None, None, None, None, None, None, None, None
     bits, seed = ctx.saved_tensors
+    args = (grad_y, bits, seed, ctx.p, ctx.from_bits, *ctx.block)
     if ctx.with_bias:
-        dx, dbias = _bias_dropout_add_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, *ctx.block)
+        dx, dbias = _apply(None, _bias_dropout_add_bwd, (grad_y, bits, seed), *args)
     else:
-        dx, dbias = _dropout_bwd(grad_y, bits, seed, ctx.p, ctx.from_bits, *ctx.block), None
+        dx, dbias = _apply(None, _dropout_bwd, (grad_y, bits, seed), *args), None
     return dx, dbias, grad_y, None, None, None, None, None
 
 
@@ -974,6 +1051,7 @@ _bias_dropout_add_bwd.register_autograd(_bias_dropout_add_bwd_backward,
                                         setup_context=_bias_dropout_add_bwd_setup_context)
 
 
+@_signature_kept
 class _BiasDropoutAddFn(torch.autograd.Function):
     """bias_dropout_add_fwd with its backward and its jvp: y is linear in (x, bias, residual), so the tangent
     is residual's plus (x's + bias's) through the forward's mask and scale."""
@@ -981,7 +1059,8 @@ class _BiasDropoutAddFn(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor, p: float, seed: torch.Tensor,
                 keep_bits: bool, global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
-        return _bias_dropout_add_fwd(x, bias, residual, p, seed, keep_bits, global_shape, local_start)
+        return _in_eager(_bias_dropout_add_fwd, x, bias, residual, seed)(x, bias, residual, p, seed, keep_bits,
+                                                                          global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -1106,7 +1185,8 @@ def bias_dropout_add(
     seed = _draw_seed(state, n)
     if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
         return _bias_dropout_add_fwd(input, bias, residual, p, seed, keep_bits, *block)[0]
-    return _BiasDropoutAddFn.apply(input, bias, residual, p, seed, keep_bits, *block)[0]
+    return _apply(_BiasDropoutAddFn, _bias_dropout_add_fwd, (input, bias, residual, seed), input, bias, residual, p,
+                  seed, keep_bits, *block)[0]
 
 
 class BiasDropoutAdd(torch.nn.Module):
@@ -1186,8 +1266,8 @@ class BiasDropoutAdd(torch.nn.Module):
 # factors, its backward (and its jvp, and the backward's backward) is the same op applied to the gradient.
 
 
-@torch.library.custom_op(
-    "regdrop_fast::gaussian_dropout_fwd", mutates_args=(),
+@_custom_op(
+    "regdrop_fast::gaussian_dropout_fwd",
     schema="(Tensor x, float p, Tensor seed, int[] global_shape=[], int[] local_start=[]) -> Tensor",
 )
 def _gaussian_dropout_fwd(x: torch.Tensor, p: float, seed: torch.Tensor, global_shape: _Sequence[int] = (),
@@ -1247,6 +1327,7 @@ def _gaussian_dropout_fwd_vmap(
 _gaussian_dropout_fwd.register_vmap(_gaussian_dropout_fwd_vmap)
 
 
+@_signature_kept
 class _GaussianDropoutFn(torch.autograd.Function):
     """gaussian_dropout_fwd with its derivatives: linear in x with the same factors, so the backward, its own
     backward and the jvp are all the op itself on the incoming tensor."""
@@ -1256,7 +1337,7 @@ class _GaussianDropoutFn(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, p: float, seed: torch.Tensor, global_shape: _Sequence[int] = (),
                 local_start: _Sequence[int] = ()) -> _Any:
-        return _gaussian_dropout_fwd(x, p, seed, global_shape, local_start)
+        return _in_eager(_gaussian_dropout_fwd, x, seed)(x, p, seed, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: torch.Tensor) -> None:
@@ -1268,7 +1349,8 @@ class _GaussianDropoutFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: _Any, grad: torch.Tensor) -> tuple[_Any, None, None, None, None]:
         (seed,) = ctx.saved_tensors
-        return _GaussianDropoutFn.apply(grad, ctx.p, seed, *ctx.block), None, None, None, None
+        return (_apply(_GaussianDropoutFn, _gaussian_dropout_fwd, (grad, seed), grad, ctx.p, seed, *ctx.block),
+                None, None, None, None)
 
     @staticmethod
     def jvp(ctx: _Any, dx: torch.Tensor | None, *_: _Any) -> _Any:
@@ -1370,7 +1452,7 @@ def gaussian_dropout(input: torch.Tensor, p: float = 0.5, training: bool = True,
     seed = _draw_seed(state, n)
     if torch.compiler.is_compiling():  # the custom op itself (Dynamo does not trace a custom jvp)
         return _gaussian_dropout_fwd(input, p, seed, *block)
-    return _GaussianDropoutFn.apply(input, p, seed, *block)
+    return _apply(_GaussianDropoutFn, _gaussian_dropout_fwd, (input, seed), input, p, seed, *block)
 
 
 class GaussianDropout(torch.nn.Module):
@@ -1769,6 +1851,7 @@ def _penalty_backward_grad_fn(ctx: _Any, g_out: list[torch.Tensor | None]) -> tu
 _penalty_backward.register_autograd(_penalty_backward_grad_fn, setup_context=_penalty_backward_setup_context)
 
 
+@_signature_kept
 class _PenaltyBackwardFn(torch.autograd.Function):
     """penalty_backward with its derivative, as a Function: what torch.func.grad needs to differentiate the
     penalty's backward (per-sample gradients under vmap, double backward)."""
@@ -1807,6 +1890,7 @@ class _PenaltyBackwardFn(torch.autograd.Function):
         return tuple(out)
 
 
+@_signature_kept
 class _PenaltyFn(torch.autograd.Function):
     """The penalty op with its backward and its jvp: sum(l1*sign(w)*dw + l2*w*dw) over the params (the
     slopes from penalty_backward, the sum in float64)."""
@@ -2341,8 +2425,8 @@ def _variant_host(x: _Any, p: float, s: int, o: int, out: _Any, store: str, dims
     return _rf.dropout(x, p, broadcast_dims=dims, seed=s, offset=o, out=out, store=store, **block)
 
 
-@torch.library.custom_op(
-    "regdrop_fast::dropout_variant_fwd", mutates_args=(),
+@_custom_op(
+    "regdrop_fast::dropout_variant_fwd",
     schema="(Tensor x, float p, Tensor seed, bool keep_bits, int[] dims, int kind, int[] global_shape=[], "
            "int[] local_start=[]) -> (Tensor, Tensor)",
 )
@@ -2375,8 +2459,8 @@ def _(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list
     return _new_like(x), x.new_empty((nbytes,), dtype=torch.uint8)
 
 
-@torch.library.custom_op(
-    "regdrop_fast::dropout_variant_bwd", mutates_args=(),
+@_custom_op(
+    "regdrop_fast::dropout_variant_bwd",
     schema="(Tensor grad, Tensor bits, Tensor seed, float p, bool from_bits, int[] dims, int kind, "
            "int[] global_shape=[], int[] local_start=[]) -> Tensor",
 )
@@ -2482,6 +2566,7 @@ def _variant_bwd_vmap(
 _dropout_variant_bwd.register_vmap(_variant_bwd_vmap)
 
 
+@_signature_kept
 class _VariantBwdFn(torch.autograd.Function):
     """dropout_variant_bwd as a Function: differentiable again, with its jvp (itself)."""
 
@@ -2491,7 +2576,8 @@ class _VariantBwdFn(torch.autograd.Function):
     def forward(grad: torch.Tensor, bits: torch.Tensor, seed: torch.Tensor, p: float, from_bits: bool,
                 dims: list[int], kind: int, global_shape: _Sequence[int] = (),
                 local_start: _Sequence[int] = ()) -> _Any:
-        return _dropout_variant_bwd(grad, bits, seed, p, from_bits, dims, kind, global_shape, local_start)
+        return _in_eager(_dropout_variant_bwd, grad, bits, seed)(grad, bits, seed, p, from_bits, dims, kind,
+                                                                 global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: _Any) -> None:
@@ -2522,6 +2608,7 @@ def _through_variant(ctx: _Any, t: torch.Tensor) -> torch.Tensor:
     return _dropout_variant_bwd(t, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block)
 
 
+@_signature_kept
 class _VariantFn(torch.autograd.Function):
     """dropout_variant_fwd with its backward and its jvp (the tangent through the same mask and factor)."""
 
@@ -2530,7 +2617,7 @@ class _VariantFn(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, p: float, seed: torch.Tensor, keep_bits: bool, dims: list[int], kind: int,
                 global_shape: _Sequence[int] = (), local_start: _Sequence[int] = ()) -> _Any:
-        return _dropout_variant_fwd(x, p, seed, keep_bits, dims, kind, global_shape, local_start)
+        return _in_eager(_dropout_variant_fwd, x, seed)(x, p, seed, keep_bits, dims, kind, global_shape, local_start)
 
     @staticmethod
     def setup_context(ctx: _Any, inputs: tuple[_Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -2544,7 +2631,8 @@ class _VariantFn(torch.autograd.Function):
         if grad_y is None:
             return (None,) * 8
         bits, seed = ctx.saved_tensors
-        return (_VariantBwdFn.apply(grad_y, bits, seed, ctx.p, ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
+        return (_apply(_VariantBwdFn, _dropout_variant_bwd, (grad_y, bits, seed), grad_y, bits, seed, ctx.p,
+                       ctx.from_bits, ctx.dims, ctx.kind, *ctx.block),
                 *(None,) * 7)
 
     @staticmethod
@@ -2579,7 +2667,7 @@ def _variant(input: torch.Tensor, p: float, training: bool, inplace: bool, dims:
     if torch.compiler.is_compiling():  # the custom ops themselves (Dynamo does not trace a custom jvp)
         y = _dropout_variant_fwd(input, p, seed, keep_bits, d, kind, *block)[0]
     else:
-        y = _VariantFn.apply(input, p, seed, keep_bits, d, kind, *block)[0]
+        y = _apply(_VariantFn, _dropout_variant_fwd, (input, seed), input, p, seed, keep_bits, d, kind, *block)[0]
     return input.copy_(y) if inplace else y
 
 
@@ -3448,6 +3536,7 @@ def _rescaled_tangent(w: torch.Tensor, dw: torch.Tensor, lo: float, hi: float, r
     return out.reshape(dw.shape).to(w.dtype)
 
 
+@_signature_kept
 class _InplaceHelperFn(torch.autograd.Function):
     """One in-place penalty helper applied out of place (the tensors are copied, the custom op runs on the
     copies), with its jvp. Inputs: the helper's name, its non-tensor arguments, the count of tensors that

@@ -1,0 +1,142 @@
+"""regdrop_fast.torch's eager shortcut (torch.py: _in_eager, _apply): in plain eager use the autograd Functions
+call the custom ops' implementations directly, and calls that need no gradient skip the Function. Checked
+here: the shortcut is taken where it should be, never where something else must see the op (a dispatch mode,
+a fake tensor, a batched tensor), and every result and gradient is the same bits either way."""
+
+from __future__ import annotations
+
+import pytest
+
+import regdrop_fast as rf
+
+torch = pytest.importorskip("torch")
+import regdrop_fast.torch as rt  # noqa: E402  only importable with torch
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+
+class Recorder(TorchDispatchMode):
+    """Passes every op through unchanged and records the names of the regdrop_fast ops it saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        if name.startswith("regdrop_fast."):
+            self.ops.append(name.split(".")[1])
+        return func(*args, **(kwargs or {}))
+
+
+def _bias_dropout_add(x, g):
+    bias = torch.linspace(-1, 1, x.shape[-1], dtype=x.dtype)
+    return rt.bias_dropout_add(x, bias, torch.ones_like(x), 0.4, generator=g)
+
+
+# (name, call(x, generator) -> y): each of the Functions the shortcut covers, forward and backward
+CALLS = [
+    ("dropout", lambda x, g: rt.dropout(x, 0.4, generator=g)),
+    ("dropout seed", lambda x, g: rt.dropout(x, 0.4, store="seed", generator=g)),
+    ("bias_dropout_add", _bias_dropout_add),
+    ("dropout_add", lambda x, g: rt.bias_dropout_add(x, None, x * 2, 0.4, generator=g)),
+    ("gaussian_dropout", lambda x, g: rt.gaussian_dropout(x, 0.3, generator=g)),
+    ("dropout2d", lambda x, g: rt.dropout2d(x, 0.4, generator=g)),
+    ("drop_path", lambda x, g: rt.drop_path(x, 0.4, True, generator=g)),
+    ("alpha_dropout", lambda x, g: rt.alpha_dropout(x, 0.4, True, generator=g)),
+]
+IDS = [c[0] for c in CALLS]
+
+
+def _forward_backward(call, x0, grad_enabled=True):
+    """(y, x.grad) of call on a fresh leaf copy of x0, with Generator(5); x.grad None without grad."""
+    x = x0.clone().requires_grad_(grad_enabled)
+    y = call(x, rf.Generator(5))
+    if not grad_enabled:
+        return y, None
+    y.backward(torch.linspace(-2, 3, y.numel(), dtype=y.dtype).reshape(y.shape))
+    return y, x.grad
+
+
+@pytest.fixture
+def x0():
+    return torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("name,call", CALLS, ids=IDS)
+def test_same_bits_with_and_without_the_shortcut(name, call, x0):
+    """Plain eager (shortcut) against the same calls under a pass-through dispatch mode (every op through
+    the dispatcher): outputs and gradients bit for bit, with and without grad."""
+    for grad_enabled in (True, False):
+        y, gx = _forward_backward(call, x0, grad_enabled)
+        with Recorder() as rec:
+            y_op, gx_op = _forward_backward(call, x0, grad_enabled)
+        assert rec.ops, "the mode saw no regdrop_fast op: the shortcut ignored it"
+        assert torch.equal(y, y_op), name
+        assert (gx is None) == (gx_op is None) and (gx is None or torch.equal(gx, gx_op)), name
+
+
+def test_plain_eager_calls_run_the_implementations_directly(x0, monkeypatch):
+    """The shortcut is taken: forward without grad (no Function), forward with grad (inside the Function)
+    and the backward each call an implementation directly, not through the dispatcher."""
+    seen = []
+    for op, impl in list(rt._OP_IMPL.items()):
+        monkeypatch.setitem(rt._OP_IMPL, op, lambda *a, _impl=impl, _op=op: seen.append(_op) or _impl(*a))
+    rt.dropout(x0, 0.4, generator=rf.Generator(1))
+    assert seen == [rt._dropout_fwd]
+    seen.clear()
+    x = x0.clone().requires_grad_()
+    y = rt.dropout(x, 0.4, generator=rf.Generator(1))
+    assert seen == [rt._dropout_fwd]
+    y.sum().backward()
+    assert seen == [rt._dropout_fwd, rt._dropout_bwd]
+    seen.clear()
+    with Recorder() as rec:
+        rt.dropout(x0, 0.4, generator=rf.Generator(1))
+    assert seen == [] and rec.ops == ["generator_next_", "dropout_fwd"]
+
+
+def test_fake_and_meta_tensors_go_through_the_ops():
+    """A fake tensor (FakeTensorMode, as torch.export and make_fx trace) and a meta tensor reach the ops'
+    fake kernels: shapes come back, no kernel runs."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.empty(4, 6, requires_grad=True)
+        y = rt.dropout(x, 0.5, generator=rf.Generator(1))
+        y.sum().backward()
+        assert y.shape == (4, 6) and x.grad.shape == (4, 6)
+    y = rt.dropout(torch.empty(4, 6, device="meta"), 0.5, generator=rf.Generator(1))
+    assert y.device.type == "meta" and y.shape == (4, 6)
+
+
+def test_forward_ad_still_goes_through_the_function(x0):
+    """With a forward-AD level open the no-grad shortcut is not taken: the tangent goes through the mask."""
+    import torch.autograd.forward_ad as fwAD
+
+    t = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), fwAD.dual_level():
+        y = rt.dropout(fwAD.make_dual(x0, t), 0.4, generator=rf.Generator(5))
+        primal, tangent = fwAD.unpack_dual(y)
+    expected = rt.dropout(x0, 0.4, generator=rf.Generator(5))
+    assert torch.equal(primal, expected)
+    assert tangent is not None and torch.equal(tangent, rt.dropout(t, 0.4, generator=rf.Generator(5)))
+
+
+def test_a_torch_function_mode_sees_the_op(x0):
+    """Under a TorchFunctionMode (as FlopCounterMode and function-level tracers use) the op is called, not
+    its implementation."""
+    from torch.overrides import TorchFunctionMode
+
+    class Names(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Names() as mode:
+        y = rt.dropout(x0, 0.4, generator=rf.Generator(5))
+    assert any("dropout_fwd" in n for n in mode.names), mode.names
+    assert torch.equal(y, rt.dropout(x0, 0.4, generator=rf.Generator(5)))
