@@ -140,3 +140,46 @@ def test_a_torch_function_mode_sees_the_op(x0):
         y = rt.dropout(x0, 0.4, generator=rf.Generator(5))
     assert any("dropout_fwd" in n for n in mode.names), mode.names
     assert torch.equal(y, rt.dropout(x0, 0.4, generator=rf.Generator(5)))
+
+
+@pytest.mark.parametrize("name,call", CALLS, ids=IDS)
+def test_jit_trace_records_the_ops(name, call, x0):
+    """torch.jit.trace (and the TorchScript ONNX export that traces) must see the ops: the kernels write
+    through NumPy, so a trace of the direct call would replay only the empty output's allocation."""
+    import warnings
+
+    def f(x):
+        return call(x, None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings about Python values
+        torch.manual_seed(0)
+        traced = torch.jit.trace(f, (x0,), check_trace=False)
+    torch.manual_seed(0)
+    expected = f(x0)
+    torch.manual_seed(0)
+    assert torch.equal(traced(x0.clone()), expected), name
+    assert "regdrop_fast" in str(traced.graph) or "PythonOp" in str(traced.graph)
+
+
+def test_the_profiler_names_the_ops(x0):
+    with torch.profiler.profile() as prof:
+        rt.dropout(x0, 0.4, generator=rf.Generator(1))
+    assert any("regdrop_fast::dropout_fwd" in e.name for e in prof.events())
+
+
+def test_imported_under_inference_mode_or_a_default_device_still_takes_the_shortcut():
+    """The plain CPU key set is an ordinary CPU tensor's, whatever the importer's context."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "with torch.inference_mode(), torch.device('meta'):\n"
+        "    import regdrop_fast.torch as rt\n"
+        "assert rt._PLAIN_CPU_KEYS == torch._C._dispatch_keys(torch.empty(0)).raw_repr()\n"
+        "op = rt._dropout_fwd\n"
+        "assert rt._in_eager(op, torch.ones(3), torch.zeros(2, dtype=torch.int64)) is rt._OP_IMPL[op]\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

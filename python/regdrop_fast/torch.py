@@ -189,9 +189,11 @@ _OP_IMPL: dict[_Any, _Any] = {}
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 # The dispatch keys of a plain dense CPU tensor, whatever its dtype, strides or requires_grad: (CPU,
 # ADInplaceOrView, AutogradCPU, AutocastCPU). A batched tensor of torch's legacy vmap (gradcheck's batched
-# gradients) is a torch.Tensor without the CPU key; a zero tensor, a conjugate view, a meta or a fake tensor
-# carry other keys.
-_PLAIN_CPU_KEYS = torch._C._dispatch_keys(torch.empty(0)).raw_repr()
+# gradients) is a torch.Tensor without the CPU key; a zero tensor, a conjugate view, an inference tensor, a
+# meta or a fake tensor carry other keys. Taken from an ordinary CPU tensor even when this module is
+# imported under inference_mode or a default device.
+with torch.inference_mode(False):
+    _PLAIN_CPU_KEYS = torch._C._dispatch_keys(torch.empty(0, device="cpu")).raw_repr()
 
 
 def _custom_op(name: str, *, schema: str) -> _Any:
@@ -212,10 +214,13 @@ def _in_eager(op: _Any, *tensors: torch.Tensor | None) -> _Any:
     own cost (BENCHMARKS.md, "small calls of the torch layer"). The implementation is called directly only
     when nothing else may need to see the op: plain dense CPU tensors (no subclass, no batched, zero, meta or
     fake tensor: _PLAIN_CPU_KEYS), no torch.func transform, no torch function or dispatch mode (FakeTensorMode,
-    make_fx, FlopCounterMode, ...), not while torch.compile traces. CUDA tensors keep the dispatcher. The op
-    writes no input, so its implementation is all it does."""
+    make_fx, FlopCounterMode, a default device, ...), not while torch.compile or torch.jit.trace traces (the
+    kernel writes through NumPy, which a trace cannot see), not while the autograd profiler records (it names
+    the op). CUDA tensors keep the dispatcher. The op writes no input, so its implementation is all it does;
+    kernels registered on the op from outside (torch.library.register_kernel) are not consulted then."""
     if (torch._C._are_functorch_transforms_active() or torch._C._len_torch_dispatch_stack() > 0
-            or torch._C._is_torch_function_mode_enabled() or torch.compiler.is_compiling()):
+            or torch._C._is_torch_function_mode_enabled() or torch.compiler.is_compiling()
+            or torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled()):
         return op
     for t in tensors:
         if t is not None and (type(t) not in _PLAIN_TENSOR_TYPES
