@@ -184,9 +184,13 @@ def dropout_mask_dims(shape, p, seed, offset, broadcast_dims, global_shape=None,
 # bias_dropout_add (and dropout_add: bias None)
 
 
-# The epilogue kernels walk y (dx) in C order, rows of the bias's length: an out= in another dense layout
-# (Fortran order, channels_last), which dropout accepts, would receive the values in the wrong places.
-_EPILOGUE_OUT_C = "out: must be C-contiguous (the fused epilogue writes its result in C order)"
+def _c_order_out(oa, backend) -> None:
+    """Refuse an out= (already checked dense by host_out / device_out) that is not C-contiguous, for the ops
+    whose kernels write their result in C order: the epilogue (rows of the bias's length) and gaussian
+    dropout (the stream's flat order). dropout and its variants follow out's strides instead; here another
+    dense layout (Fortran order, channels_last) would receive the values in the wrong places."""
+    if not (oa.flags.c_contiguous if backend is _route.CPU else oa.contiguous):
+        raise ValueError("out: must be C-contiguous (this op writes its result in C order)")
 
 
 def _host_alias(a: np.ndarray, out: np.ndarray) -> bool:
@@ -246,8 +250,7 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, global_shap
         # and bias is read again for every row.
         if backend is _route.CPU:
             oa = _arrays.host_out(out, xa)
-            if not oa.flags.c_contiguous:
-                raise ValueError(_EPILOGUE_OUT_C)
+            _c_order_out(oa, backend)
             for a, name in ((xa, "x"), (ra, "residual")):
                 if np.may_share_memory(a, oa) and not _host_alias(a, oa):
                     raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
@@ -256,8 +259,7 @@ def bias_dropout_add(x, bias, residual, p, seed, offset, out, store, global_shap
                 raise ValueError("out: overlaps bias; bias is read for every row")
         else:
             oa = _arrays.device_out(out, xa)
-            if not oa.contiguous:
-                raise ValueError(_EPILOGUE_OUT_C)
+            _c_order_out(oa, backend)
             for a, name in ((xa, "x"), (ra, "residual")):
                 if not _device_alias(a, oa) and a.overlaps(oa):
                     raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) "
@@ -277,8 +279,8 @@ def bias_dropout_add_backward(grad, mask, out, *, host_only: bool = False) -> tu
     if len(shape) == 0:
         raise ValueError("grad: is 0-d; the bias gradient sums over all axes but the last, so grad needs one")
     o, g = call.out, call.grad
-    if o is not None and not (o.flags.c_contiguous if backend is _route.CPU else o.contiguous):
-        raise ValueError(_EPILOGUE_OUT_C)
+    if o is not None:
+        _c_order_out(o, backend)
     if o is not None and (np.may_share_memory(o, g) if backend is _route.CPU else o.overlaps(g)):
         raise ValueError("out: overlaps grad; grad is returned as dresidual, so dx needs memory of its own")
     return backend, BiasGradCall(call, math.prod(shape[:-1]), shape[-1])
@@ -297,8 +299,7 @@ def _gaussian_operands(backend, x, out, name: str) -> tuple[Any, Any]:
         xa = _arrays.host_array(x, name)
         if out is not None:
             oa = _arrays.host_out(out, xa)
-            if not oa.flags.c_contiguous:
-                raise ValueError("out: must be C-contiguous")
+            _c_order_out(oa, backend)
             if np.may_share_memory(xa, oa) and not _host_alias(xa, oa):
                 raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) or "
                                  "memory apart from it")
@@ -306,8 +307,7 @@ def _gaussian_operands(backend, x, out, name: str) -> tuple[Any, Any]:
         xa = _arrays.device_array(x, name)
         if out is not None:
             oa = _arrays.device_out(out, xa)
-            if not oa.contiguous:
-                raise ValueError("out: must be C-contiguous")
+            _c_order_out(oa, backend)
             if not _device_alias(xa, oa) and xa.overlaps(oa):
                 raise ValueError(f"out: overlaps {name} partially; out may be {name} itself (in place) or "
                                  "memory apart from it")
