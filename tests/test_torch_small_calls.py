@@ -95,6 +95,22 @@ def test_plain_eager_calls_run_the_implementations_directly(x0, monkeypatch):
     assert seen == [] and rec.ops == ["generator_next_", "dropout_fwd"]
 
 
+@pytest.mark.parametrize("name,call", CALLS, ids=IDS)
+def test_every_covered_call_takes_the_shortcut(name, call, x0, monkeypatch):
+    """So that the same-bits test above compares two different paths for every call: in plain eager each
+    call's forward (grad off and on) and backward run an implementation directly."""
+    seen = []
+    for op, impl in list(rt._OP_IMPL.items()):
+        monkeypatch.setitem(rt._OP_IMPL, op, lambda *a, _impl=impl, _op=op: seen.append(_op) or _impl(*a))
+    call(x0, rf.Generator(5))
+    assert len(seen) == 1, name
+    x = x0.clone().requires_grad_()
+    y = call(x, rf.Generator(5))
+    assert len(seen) == 2, name
+    y.sum().backward()
+    assert len(seen) == 3, name
+
+
 def test_fake_and_meta_tensors_go_through_the_ops():
     """A fake tensor (FakeTensorMode, as torch.export and make_fx trace) and a meta tensor reach the ops'
     fake kernels: shapes come back, no kernel runs."""
