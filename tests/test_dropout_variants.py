@@ -172,6 +172,8 @@ def test_out_and_in_place(kind):
 def test_many_axes():
     """Arrays of more axes than the kernel's layout limit (NumPy allows 64), also transposed (read through a
     C-order copy) and with out=."""
+    if int(np.__version__.split(".")[0]) < 2:
+        pytest.skip("NumPy 1.x allows at most 32 axes, the kernels' own limit: no array can exceed it")
     shape = (1, 2) * 18  # 36 axes
     x = values(np.random.default_rng(4), 2**18, np.float32).reshape(shape)
     dims = tuple(range(1, 36, 4))
