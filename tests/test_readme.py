@@ -15,16 +15,33 @@ def test_readme_python_blocks_run():
     assert namespace["zeros"] == 256 and namespace["value"] > 0
 
 
-def _pinned_torch(name: str) -> str:
+def _pins(name: str) -> dict[str, str]:
+    """The exact pins (name==version) of a .ci requirements file."""
     text = (README.parent / ".ci" / name).read_text()
-    (version,) = re.findall(r"^torch==(\S+)$", text, flags=re.M)
-    return version
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", text, flags=re.M))
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
 
 
 def test_supported_torch_range_is_the_tested_one():
     # .ci/run tests the torch suite on these two pins; the [torch] extra and the README must say the same.
-    floor, newest = _pinned_torch("requirements-torch-floor.txt"), _pinned_torch("requirements-torch-newest.txt")
+    floor, newest = _pins("requirements-floor.txt")["torch"], _pins("requirements-newest.txt")["torch"]
     pyproject = (README.parent / "pyproject.toml").read_text()
-    assert re.search(r'^torch = \["torch>=(\S+)"\]$', pyproject, flags=re.M).group(1) == floor.rsplit(".0", 1)[0]
-    minor = lambda v: ".".join(v.split(".")[:2])  # noqa: E731
-    assert f"Supported torch: {minor(floor)} (the `[torch]` extra's floor) to {minor(newest)}" in README.read_text()
+    assert re.search(r'^torch = \["torch>=(\S+)"\]$', pyproject, flags=re.M).group(1) == _minor(floor)
+    assert f"Supported torch: {_minor(floor)} (the `[torch]` extra's floor) to {_minor(newest)}" in README.read_text()
+
+
+def test_declared_floors_are_the_tested_ones():
+    # .ci/run runs the whole suite on requirements-floor.txt: every lower bound pyproject.toml declares for a
+    # runtime dependency (and scikit-learn's, which the demo and the tests use) is one of its pins, at the
+    # same minor version, and the README names them.
+    pins = _pins("requirements-floor.txt")
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    bounds = dict(re.findall(r'"([a-z_-]+)(?:\[[a-z]+\])?>=([0-9.]+)"', pyproject))
+    readme = " ".join(README.read_text().split())
+    for name in ("numpy", "ml_dtypes", "scikit-learn", "torch"):
+        assert bounds[name] == _minor(pins[name]), (name, bounds[name], pins[name])
+    assert f"Supported NumPy: {_minor(pins['numpy'])} and newer" in readme
+    assert f"with ml_dtypes {_minor(pins['ml_dtypes'])} and scikit-learn {_minor(pins['scikit-learn'])}" in readme
