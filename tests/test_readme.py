@@ -34,14 +34,20 @@ def test_supported_torch_range_is_the_tested_one():
 
 
 def test_declared_floors_are_the_tested_ones():
-    # .ci/run runs the whole suite on requirements-floor.txt: every lower bound pyproject.toml declares for a
-    # runtime dependency (and scikit-learn's, which the demo and the tests use) is one of its pins, at the
-    # same minor version, and the README names them.
+    # .ci/run builds the package with requirements-floor.txt's build tools and runs the whole suite on its
+    # runtime pins: every lower bound pyproject.toml declares for the build, a runtime dependency, torch and
+    # scikit-learn (which the demo and the tests use) is one of its pins at the same minor version, CMake's
+    # is CMakeLists.txt's too, and the README names the runtime ones.
     pins = _pins("requirements-floor.txt")
     pyproject = (README.parent / "pyproject.toml").read_text()
-    bounds = dict(re.findall(r'"([a-z_-]+)(?:\[[a-z]+\])?>=([0-9.]+)"', pyproject))
+    bounds = re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[a-z]+\])?>=([0-9.]+)"', pyproject)  # every occurrence
     readme = " ".join(README.read_text().split())
-    for name in ("numpy", "ml_dtypes", "scikit-learn", "torch"):
-        assert bounds[name] == _minor(pins[name]), (name, bounds[name], pins[name])
+    for name in ("numpy", "ml_dtypes", "scikit-learn", "torch", "scikit-build-core", "pybind11"):
+        declared = {bound for n, bound in bounds if n == name}
+        assert declared == {_minor(pins[name])}, (name, declared, pins[name])
+    cmake = re.search(r'^cmake\.version = ">=(\S+)"$', pyproject, flags=re.M).group(1)
+    assert cmake == _minor(pins["cmake"])
+    cmakelists = (README.parent / "CMakeLists.txt").read_text()
+    assert f"cmake_minimum_required(VERSION {cmake}..." in cmakelists
     assert f"Supported NumPy: {_minor(pins['numpy'])} and newer" in readme
     assert f"with ml_dtypes {_minor(pins['ml_dtypes'])} and scikit-learn {_minor(pins['scikit-learn'])}" in readme
