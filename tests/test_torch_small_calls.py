@@ -125,6 +125,26 @@ def test_fake_and_meta_tensors_go_through_the_ops():
     assert y.device.type == "meta" and y.shape == (4, 6)
 
 
+def test_the_default_draw_under_modes_and_traces():
+    """The default [seed, offset] draw keeps its [-1, -4] mask between plain eager calls (never written to)
+    and builds it inside under a dispatch mode, fake tensors and make_fx: the same draw everywhere."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    torch.manual_seed(7)
+    plain = rt._draw_seed(None, 10)
+    torch.manual_seed(7)
+    with Recorder():
+        moded = rt._draw_seed(None, 10)
+    assert torch.equal(plain, moded) and plain[1] % 4 == 0
+    assert torch.equal(rt._SEED_OFFSET_MASK, torch.tensor([-1, -4]))
+    with FakeTensorMode():
+        y = rt.dropout(torch.empty(4, 6), 0.5)
+    assert y.shape == (4, 6)
+    graph = make_fx(lambda t: rt.dropout(t, 0.5), tracing_mode="fake")(torch.ones(4, 6))
+    assert "randint" in graph.code and "bitwise_and" in graph.code
+
+
 def test_forward_ad_still_goes_through_the_function(x0):
     """With a forward-AD level open the no-grad shortcut is not taken: the tangent goes through the mask."""
     import torch.autograd.forward_ad as fwAD
@@ -199,6 +219,7 @@ def test_imported_under_inference_mode_or_a_default_device_still_takes_the_short
         "with torch.inference_mode(), torch.device('meta'):\n"
         "    import regdrop_fast.torch as rt\n"
         "assert rt._PLAIN_CPU_KEYS == torch._C._dispatch_keys(torch.empty(0)).raw_repr()\n"
+        "assert rt._SEED_OFFSET_MASK.device.type == 'cpu' and not rt._SEED_OFFSET_MASK.is_inference()\n"
         "op = rt._dropout_fwd\n"
         "assert rt._in_eager(op, torch.ones(3), torch.zeros(2, dtype=torch.int64)) is rt._OP_IMPL[op]\n"
     )

@@ -205,6 +205,16 @@ def _custom_op(name: str, *, schema: str) -> _Any:
     return register
 
 
+def _plain_eager() -> bool:
+    """Nothing but eager torch is watching: no torch.func transform, no torch function or dispatch mode, not
+    compiling or jit-tracing, no autograd profiler. Then a call may take shortcuts that a mode or a trace would
+    not see (a direct op implementation, a tensor kept between calls). is_compiling() comes first: Dynamo
+    folds it to True, and cannot trace the C queries after it."""
+    return not (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+                or torch._C._len_torch_dispatch_stack() > 0 or torch._C._is_torch_function_mode_enabled()
+                or torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled())
+
+
 def _in_eager(op: _Any, *tensors: torch.Tensor | None) -> _Any:
     """What an autograd.Function's forward calls for the custom op `op`: op itself, or, in plain eager use,
     its implementation directly.
@@ -218,9 +228,7 @@ def _in_eager(op: _Any, *tensors: torch.Tensor | None) -> _Any:
     kernel writes through NumPy, which a trace cannot see), not while the autograd profiler records (it names
     the op). CUDA tensors keep the dispatcher. The op writes no input, so its implementation is all it does;
     kernels registered on the op from outside (torch.library.register_kernel) are not consulted then."""
-    if (torch._C._are_functorch_transforms_active() or torch._C._len_torch_dispatch_stack() > 0
-            or torch._C._is_torch_function_mode_enabled() or torch.compiler.is_compiling()
-            or torch._C._get_tracing_state() is not None or torch.autograd._profiler_enabled()):
+    if not _plain_eager():
         return op
     for t in tensors:
         if t is not None and (type(t) not in _PLAIN_TENSOR_TYPES
@@ -697,6 +705,10 @@ def _generator_state(generator: object) -> torch.Tensor | None:
     return generator._torch_state
 
 
+with torch.inference_mode(False):  # an ordinary CPU tensor, also when imported under a mode or default device
+    _SEED_OFFSET_MASK = torch.tensor([-1, -4], dtype=torch.int64, device="cpu")
+
+
 def _draw_seed(state: torch.Tensor | None, n: int) -> torch.Tensor:
     """The [seed, offset] tensor of a call on n elements.
 
@@ -710,7 +722,10 @@ def _draw_seed(state: torch.Tensor | None, n: int) -> torch.Tensor:
     """
     if state is not None:
         return _generator_next_(state, n)
-    return torch.randint(0, _SEED_BOUND, (2,), dtype=torch.int64, device="cpu") & torch.tensor([-1, -4])
+    draw = torch.randint(0, _SEED_BOUND, (2,), dtype=torch.int64, device="cpu")
+    # The [-1, -4] mask is kept between calls in plain eager (building it took half of this function's ~7 us);
+    # under a mode or a trace it is built inside, as a fake tensor or a graph constant must be.
+    return draw.bitwise_and_(_SEED_OFFSET_MASK) if _plain_eager() else draw & torch.tensor([-1, -4])
 
 
 # ---------------------------------------------------------------------------------------------------------
