@@ -143,6 +143,14 @@ def test_the_default_draw_under_modes_and_traces():
     assert y.shape == (4, 6)
     graph = make_fx(lambda t: rt.dropout(t, 0.5), tracing_mode="fake")(torch.ones(4, 6))
     assert "randint" in graph.code and "bitwise_and" in graph.code
+    # a default device (a torch function mode) leaves the draw, and the CPU call, on the CPU
+    x = torch.ones(64)
+    torch.manual_seed(7)
+    expected = rt.dropout(x, 0.5)
+    torch.manual_seed(7)
+    with torch.device("meta"):
+        y = rt.dropout(x, 0.5)
+    assert y.device.type == "cpu" and torch.equal(y, expected)
 
 
 def test_forward_ad_still_goes_through_the_function(x0):

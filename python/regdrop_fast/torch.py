@@ -725,7 +725,9 @@ def _draw_seed(state: torch.Tensor | None, n: int) -> torch.Tensor:
     draw = torch.randint(0, _SEED_BOUND, (2,), dtype=torch.int64, device="cpu")
     # The [-1, -4] mask is kept between calls in plain eager (building it took half of this function's ~7 us);
     # under a mode or a trace it is built inside, as a fake tensor or a graph constant must be.
-    return draw.bitwise_and_(_SEED_OFFSET_MASK) if _plain_eager() else draw & torch.tensor([-1, -4])
+    if _plain_eager():
+        return draw.bitwise_and_(_SEED_OFFSET_MASK)
+    return draw & torch.tensor([-1, -4], dtype=torch.int64, device="cpu")  # on the CPU under a default device too
 
 
 # ---------------------------------------------------------------------------------------------------------
