@@ -744,3 +744,18 @@ def is_result_scalar(backend, v, dtype) -> bool:
 def scalar(v):
     """A result scalar of any backend as a Python number."""
     return v if isinstance(v, (int, float)) else to_numpy(v).item()
+
+
+def cmake_project_tools() -> str | None:
+    """Why this project cannot be configured with the cmake on the PATH (None: it can): none found, or one
+    older than CMakeLists.txt's minimum (3.20), or no make for the "Unix Makefiles" generator the tests use."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        return "needs cmake"
+    version = subprocess.run([cmake, "--version"], capture_output=True, text=True, timeout=60).stdout
+    found = re.search(r"cmake version (\d+)\.(\d+)", version)
+    if found is None or (int(found.group(1)), int(found.group(2))) < (3, 20):
+        return f"needs cmake >= 3.20 (CMakeLists.txt's minimum), found {version.splitlines()[0] if version else cmake}"
+    if shutil.which("make") is None:
+        return "needs make"
+    return None

@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cmake_project_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 
-needs_tools = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("git") is None
-                                 or not (ROOT / ".git").exists(), reason="needs cmake, git and a git checkout")
+CMAKE_MISSING = cmake_project_tools()
+needs_tools = pytest.mark.skipif(CMAKE_MISSING is not None or shutil.which("git") is None
+                                 or not (ROOT / ".git").exists(),
+                                 reason=f"needs git and a git checkout; {CMAKE_MISSING or 'cmake found'}")
 
 
 def _configure(src: Path, build: Path) -> dict:
