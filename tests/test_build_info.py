@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CMAKE_MISSING = cmake_project_tools()
 needs_tools = pytest.mark.skipif(CMAKE_MISSING is not None or shutil.which("git") is None
                                  or not (ROOT / ".git").exists(),
-                                 reason=f"needs git and a git checkout; {CMAKE_MISSING or 'cmake found'}")
+                                 reason=CMAKE_MISSING or "needs git and a git checkout")
 
 
 def _configure(src: Path, build: Path) -> dict:
