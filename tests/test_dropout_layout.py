@@ -68,7 +68,14 @@ CASES = (
      ((5, 4099), (1, 0)),
      ((3, 4, 4097), (1, 0, 2)),  # inner == minor: runs of 4096 and 1
      ((2, 1, 3, 1, 5), (4, 3, 2, 1, 0)),
-     ((6, 10, 7), (2, 0, 1))]
+     ((6, 10, 7), (2, 0, 1)),
+     # The forward writes its own mask bits (rows of whole mask bytes: inner length and tile rows multiples
+     # of 8, 16 channels or more): rows of 40 (a 32-bit word and one byte), 64 with 128 channels (two tiles
+     # an image), a transpose; and 48 channels, tile rows of 85: the mask pass first.
+     ((2, 5, 8, 16), (0, 3, 1, 2)),
+     ((3, 8, 8, 128), (0, 3, 1, 2)),
+     ((64, 24), (1, 0)),
+     ((1, 4, 24, 48), (0, 3, 1, 2))]
     + [((2, 3, 4, 5), perm) for perm in itertools.permutations(range(4))]
     + [((3, 17, 9), perm) for perm in itertools.permutations(range(3))]
 )
@@ -111,7 +118,8 @@ def test_layouts_with_every_element_kept_or_dropped(p, rng):
 
 
 # Several parallel tasks (2^16 elements each) and every SIMD level.
-LARGE = [((4, 64, 33, 32), (0, 3, 1, 2)), ((300, 700), (1, 0)), ((3, 40, 2000), (1, 0, 2))]
+LARGE = [((4, 64, 33, 32), (0, 3, 1, 2)), ((300, 700), (1, 0)), ((3, 40, 2000), (1, 0, 2)),
+         ((4, 16, 40, 32), (0, 3, 1, 2))]  # a task ends inside an image: mask bytes written by both tasks
 
 
 @pytest.mark.parametrize("case", LARGE, ids=[f"{'x'.join(map(str, s))}" for s, _ in LARGE])

@@ -27,8 +27,8 @@ void run_dropout_pass(const DropoutPass& pass, int64_t n) {
 }
 
 // A pass over a strided layout (dropout_strided.cpp): units split into tasks of about kDropoutTaskElems
-// elements. The pass writes no mask bits, so any split gives the same result; this one depends only on
-// the layout anyway.
+// elements. Any split gives the same result (the mask bits a pass writes, strided::writes_own_bits, are
+// whole bytes of one row each); this one depends only on the layout anyway.
 void run_strided_pass(const DropoutPass& pass, const StridedLayout& L) {
   const auto range = RDF_ACTIVE_ISA_KERNEL(dropout_strided_range);
   const int64_t n_inner = L.shape[L.inner];
@@ -56,8 +56,9 @@ void run_strided_pass(const DropoutPass& pass, const StridedLayout& L) {
 }
 
 // One dropout pass of a call (forward: bits_out may be set; backward: bits_in may be set) over its layout.
-// A strided layout writes the mask bits first, in logical order (the contiguous mask pass), then reads them
-// back for the values: the same decisions the stream gives, each generated once.
+// A strided layout writes the mask bits from its own pass where each tile row covers whole bytes of them
+// (strided::writes_own_bits); otherwise first, in logical order (the contiguous mask pass), then reads them
+// back for the values. The same decisions the stream gives either way, each generated once.
 void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8_t* bits_out, int64_t n,
               const DropoutParams& prm, const ArrayLayout* layout) {
   StridedLayout L;
@@ -68,11 +69,15 @@ void run_call(DType dt, const void* in, void* out, const uint8_t* bits_in, uint8
     run_dropout_pass(pass, n);
     return;
   }
-  if (bits_out != nullptr) {
+  if (bits_out != nullptr && !strided::writes_own_bits(L)) {
     run_dropout_pass(DropoutPass{dt, nullptr, nullptr, nullptr, bits_out, prm}, n);
     bits_in = bits_out;
+    bits_out = nullptr;
   }
-  run_strided_pass(DropoutPass{dt, in, out, bits_in, nullptr, prm}, L);
+  DropoutPass pass{dt, in, out, bits_in, bits_out, prm};
+  pass.stream_out = streams_output(dt, n, out, out == in);  // used by dense tiles only (dropout_strided.cpp)
+  pass.prefetch_bytes = prefetch_bytes_for(dt);             // there a switch: each tile's own input
+  run_strided_pass(pass, L);
 }
 
 // OR the first len decisions of tmp (bit 0 first, bits past len zero) into bits at bit position at. Writes

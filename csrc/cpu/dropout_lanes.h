@@ -14,33 +14,62 @@ namespace cpu {
 namespace RDF_ISA {
 namespace {
 
-// words[j] = word (j % 4) of dropout-stream block (first_block + j / 4) mod 2^62, for j < 4 * n_blocks;
-// kPhiloxVecs vectors of kBlocks blocks per step (vec.h), the rest one vector, then one block, at a time.
-void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_t* words) {
+// Words of n_runs runs of the dropout stream: words[r * run_words + j] = word (j % 4) of block
+// (first_block[r] + j / 4) mod 2^62, for j < 4 * n_blocks. The runs' whole vectors of kBlocks blocks are
+// generated kPhiloxVecs at a time (vec.h), in run order, so that short runs (the strided pass's tile rows,
+// one or two vectors each) still fill the independent chains that cover the multiplies' latency; the
+// vectors left over one at a time, then each run's last blocks one at a time.
+void philox_runs(const uint64_t* first_block, int n_runs, int64_t n_blocks, uint64_t seed, uint32_t* words,
+                 int64_t run_words) {
   const vu64 k0 = vu64{} + (seed & 0xFFFFFFFFull), k1 = vu64{} + (seed >> 32);
   vu64 lane;
   for (int l = 0; l < kBlocks; ++l) lane[l] = static_cast<uint64_t>(l);
-  int64_t b = 0;
-  for (; b + kPhiloxVecs * kBlocks <= n_blocks; b += kPhiloxVecs * kBlocks) {
+  const int64_t per_run = n_blocks / kBlocks;  // whole vectors of each run
+  const int64_t vectors = per_run * n_runs;
+  int r = 0;
+  int64_t q = 0;  // the next vector: run r's q-th
+  // The next vector's counters (its blocks' indices) and where its words go; moves on to the one after.
+  const auto take = [&](vu64& block, uint32_t*& dst) {
+    block = (lane + (first_block[r] + static_cast<uint64_t>(q * kBlocks))) & kDropoutBlockMask;
+    dst = words + r * run_words + 4 * q * kBlocks;
+    if (++q == per_run) {
+      q = 0;
+      ++r;
+    }
+  };
+  int64_t v = 0;
+  for (; v + kPhiloxVecs <= vectors; v += kPhiloxVecs) {
     vu64 c[kPhiloxVecs][4];
+    uint32_t* dst[kPhiloxVecs];
     for (int u = 0; u < kPhiloxVecs; ++u) {
-      const vu64 block = (lane + (first_block + static_cast<uint64_t>(b + u * kBlocks))) & kDropoutBlockMask;
+      vu64 block;
+      take(block, dst[u]);
       c[u][0] = block;
       c[u][1] = block >> 32;
       c[u][2] = vu64{};
       c[u][3] = vu64{};
     }
     philox4x32_fixed_interleaved<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
-    for (int u = 0; u < kPhiloxVecs; ++u) store_blocks(c[u], words + 4 * (b + u * kBlocks));
+    for (int u = 0; u < kPhiloxVecs; ++u) store_blocks(c[u], dst[u]);
   }
   // Whole vectors left over when fewer than kPhiloxVecs remain (none when kPhiloxVecs is 1).
-  for (; b + kBlocks <= n_blocks; b += kBlocks) {
-    const vu64 block = (lane + (first_block + static_cast<uint64_t>(b))) & kDropoutBlockMask;
+  for (; v < vectors; ++v) {
+    vu64 block;
+    uint32_t* dst;
+    take(block, dst);
     vu64 c[1][4] = {{block, block >> 32, vu64{}, vu64{}}};
     philox4x32_fixed_interleaved<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
-    store_blocks(c[0], words + 4 * b);
+    store_blocks(c[0], dst);
   }
-  for (; b < n_blocks; ++b) dropout_block((first_block + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed, words + 4 * b);
+  for (int run = 0; run < n_runs; ++run)
+    for (int64_t b = per_run * kBlocks; b < n_blocks; ++b)
+      dropout_block((first_block[run] + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed,
+                    words + run * run_words + 4 * b);
+}
+
+// words[j] = word (j % 4) of dropout-stream block (first_block + j / 4) mod 2^62, for j < 4 * n_blocks.
+inline void philox_words(uint64_t first_block, int64_t n_blocks, uint64_t seed, uint32_t* words) {
+  philox_runs(&first_block, 1, n_blocks, seed, words, 0);
 }
 
 // The words of dropout-stream positions [position, position + len) (position = offset + element index, mod

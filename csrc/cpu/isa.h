@@ -61,6 +61,20 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
   ti = ti < kTileInnerMin ? kTileInnerMin : ti > kTileInnerMax ? kTileInnerMax : ti;
   if (ti > L.shape[L.inner]) ti = L.shape[L.inner];
 }
+
+// Whether a forward over layout L writes its mask bits in the strided pass itself, from the decisions the
+// pass draws for its values (else the driver writes them first with the contiguous mask pass, and the pass
+// reads them back: the stream drawn once either way, the mask's bits touched twice). It can when each row
+// of a tile covers whole bytes of the mask, so that no two tasks write one byte: the inner axis's length
+// and the tile's inner extent are multiples of 8 (every other axis's logical stride is a multiple of the
+// inner length, so every row starts on a byte); and the rows take the pass's word path (tm >= 16, at
+// least every ISA's kLanes), which packs 32 decisions per word in the mask's bit order.
+inline bool writes_own_bits(const StridedLayout& L) {
+  if (L.inner == L.minor) return false;
+  int64_t ti, tm;
+  tile_extent(L, ti, tm);
+  return tm >= 16 && ti % 8 == 0 && L.shape[L.inner] % 8 == 0;
+}
 }  // namespace strided
 
 #define RDF_DECLARE_ISA_KERNELS(ns)                                        \

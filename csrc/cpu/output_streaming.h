@@ -14,9 +14,11 @@
 // size, not yet touched): the first touch has the operating system zero the page through the caches, so
 // there is no read for ownership to save (torch layer forward+backward at 2^24, outputs new each call:
 // 31.1 ms plain, 33.8 ms streamed).
-// Streamed: contiguous dropout and dropout_backward, the epilogue forward and backward, gaussian_dropout and
-// the limit copy, on AVX2 and AVX-512 (vec.h's kStreamStores). Plain: the strided and global-block paths,
-// the broadcast variants (Dropout2d, DropPath, alpha: staging measured no faster), the in-place penalties.
+// Streamed: contiguous dropout and dropout_backward, the strided pass's dense tiles (dropout_strided.cpp:
+// channels_last with up to 128 channels, each tile one stretch of memory), the epilogue forward and
+// backward, gaussian_dropout and the limit copy, on AVX2 and AVX-512 (vec.h's kStreamStores). Plain: other
+// strided layouts, the global-block paths, the broadcast variants (Dropout2d, DropPath, alpha: staging
+// measured no faster), the in-place penalties.
 #pragma once
 #include <cstdint>
 
