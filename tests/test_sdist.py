@@ -8,6 +8,7 @@ Needs scikit-build-core (the build backend; CI's floor venv has it) and a git ch
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -37,10 +38,11 @@ def test_sdist_holds_the_project_files_and_nothing_built(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     archive = tmp_path / built.stdout.strip().splitlines()[-1]
-    assert archive.name == "regdrop_fast-0.1.0.tar.gz"
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert archive.name == f"regdrop_fast-{version}.tar.gz"
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if m.isfile()]
-    top = "regdrop_fast-0.1.0/"
+    top = f"regdrop_fast-{version}/"
     assert all(m.name.startswith(top) for m in members), [m.name for m in members if not m.name.startswith(top)]
     in_sdist = {m.name[len(top):] for m in members}
 

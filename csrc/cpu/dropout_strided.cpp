@@ -91,8 +91,9 @@ inline void pack_row_bits(const uint32_t* drawn, int64_t len, uint32_t threshold
   }
 }
 
-// Rows drawn together from the stream (philox_runs): a tile row of 16-32 words is one or two lane vectors
-// of Philox blocks, too few to fill kPhiloxVecs independent chains on its own.
+// Rows drawn together from the stream (philox_runs): a tile row of 32-64 words (channels_last with 128 or
+// 64 channels) is one or two AVX-512 lane vectors of Philox blocks, too few to fill kPhiloxVecs
+// independent chains on its own.
 constexpr int kRowBatch = 4;
 // Words of one row in the batch's buffer: the row's len <= kTileInnerMax words and up to 3 before its first
 // (its first block's), a whole number of 64-byte lines.

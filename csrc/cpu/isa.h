@@ -67,13 +67,16 @@ inline void tile_extent(const StridedLayout& L, int64_t& ti, int64_t& tm) {
 // reads them back: the stream drawn once either way, the mask's bits touched twice). It can when each row
 // of a tile covers whole bytes of the mask, so that no two tasks write one byte: the inner axis's length
 // and the tile's inner extent are multiples of 8 (every other axis's logical stride is a multiple of the
-// inner length, so every row starts on a byte); and the rows take the pass's word path (tm >= 16, at
-// least every ISA's kLanes), which packs 32 decisions per word in the mask's bit order.
+// inner length, so every row starts on a byte); and every tile takes the pass's word path, which packs 32
+// decisions per word in the mask's bit order: each tile's minor extent, the last one's included (the minor
+// length past the last multiple of tm), is 16 or more, at least every ISA's kLanes (a narrower tile takes
+// the path of one -1/0 mask per element, which writes no bits).
 inline bool writes_own_bits(const StridedLayout& L) {
   if (L.inner == L.minor) return false;
   int64_t ti, tm;
   tile_extent(L, ti, tm);
-  return tm >= 16 && ti % 8 == 0 && L.shape[L.inner] % 8 == 0;
+  const int64_t last_tm = L.shape[L.minor] % tm;
+  return tm >= 16 && (last_tm == 0 || last_tm >= 16) && ti % 8 == 0 && L.shape[L.inner] % 8 == 0;
 }
 }  // namespace strided
 
