@@ -293,3 +293,35 @@ def test_small_layouts_on_every_simd_level(dtype, rng):
         return True
 
     assert all(run_each_simd(run).values())
+
+
+def test_layout_strides_is_the_dense_layout_test():
+    """_arrays.layout_strides (one sort, one pass) against the definition it stands for, by enumeration:
+    non-negative strides whose element offsets are exactly 0 .. size - 1 (each once), on random small
+    shapes and strides, dense and not (permuted, gapped, overlapping, size-0 and size-1 axes)."""
+    from regdrop_fast import _arrays
+
+    def dense(shape, strides):
+        if any(s < 0 for s in strides):
+            return False
+        offsets = sorted(sum(i * s for i, s in zip(index, strides)) for index in itertools.product(*map(range, shape)))
+        return offsets == list(range(len(offsets)))
+
+    rng = np.random.default_rng(11)
+    found = 0
+    for _ in range(4000):
+        ndim = int(rng.integers(0, 5))
+        shape = tuple(int(d) for d in rng.integers(0 if rng.random() < 0.2 else 1, 5, ndim))
+        if rng.random() < 0.6:  # a permuted dense layout, sometimes spoiled by one stride
+            strides, step = [0] * ndim, 1
+            for axis in rng.permutation(ndim):
+                strides[axis] = step
+                step *= max(shape[axis], 1)
+            if ndim and rng.random() < 0.3:
+                strides[int(rng.integers(ndim))] += int(rng.choice([-1, 1, 2, -3]))
+        else:
+            strides = [int(s) for s in rng.integers(-2, 20, ndim)]
+        expected = tuple(strides) if dense(shape, strides) else None
+        assert _arrays.layout_strides(shape, strides) == expected, (shape, strides)
+        found += expected is not None
+    assert found > 1000  # the dense side is exercised, not only the refusals
