@@ -4,6 +4,7 @@
 // in its own object.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "../common/dropout_element.h"
 #include "../common/philox.h"
@@ -18,7 +19,7 @@ namespace {
 // (first_block[r] + j / 4) mod 2^62, for j < 4 * n_blocks. The runs' whole vectors of kBlocks blocks are
 // generated kPhiloxVecs at a time (vec.h), in run order, so that short runs (the strided pass's tile rows,
 // one or two vectors each) still fill the independent chains that cover the multiplies' latency; the
-// vectors left over one at a time, then each run's last blocks one at a time.
+// vectors left over one at a time, then the runs' last blocks gathered into vectors.
 void philox_runs(const uint64_t* first_block, int n_runs, int64_t n_blocks, uint64_t seed, uint32_t* words,
                  int64_t run_words) {
   const vu64 k0 = vu64{} + (seed & 0xFFFFFFFFull), k1 = vu64{} + (seed >> 32);
@@ -61,10 +62,33 @@ void philox_runs(const uint64_t* first_block, int n_runs, int64_t n_blocks, uint
     philox4x32_fixed_interleaved<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
     store_blocks(c[0], dst);
   }
+  // Each run's last n_blocks % kBlocks blocks (all of a run shorter than a vector: channels_last rows of
+  // 7 x 7 are 13 blocks, a vector and 5), kBlocks at a time across the runs, one block per lane, the
+  // lanes' words then copied to their blocks' places; a last lone block by itself.
+  alignas(64) uint32_t staged[4 * kBlocks];
+  uint64_t pending[kBlocks];
+  uint32_t* to[kBlocks];
+  int k = 0;
+  const auto flush = [&]() {
+    if (k == 1) {
+      dropout_block(pending[0], seed, to[0]);
+    } else if (k > 1) {
+      vu64 block = vu64{} + pending[0];
+      for (int l = 1; l < k; ++l) block[l] = pending[l];
+      vu64 c[1][4] = {{block, block >> 32, vu64{}, vu64{}}};
+      philox4x32_fixed_interleaved<kPhiloxRounds>(c, k0, k1, WideMulHiLo());
+      store_blocks(c[0], staged);
+      for (int l = 0; l < k; ++l) std::memcpy(to[l], staged + 4 * l, 4 * sizeof(uint32_t));
+    }
+    k = 0;
+  };
   for (int run = 0; run < n_runs; ++run)
-    for (int64_t b = per_run * kBlocks; b < n_blocks; ++b)
-      dropout_block((first_block[run] + static_cast<uint64_t>(b)) & kDropoutBlockMask, seed,
-                    words + run * run_words + 4 * b);
+    for (int64_t b = per_run * kBlocks; b < n_blocks; ++b) {
+      pending[k] = (first_block[run] + static_cast<uint64_t>(b)) & kDropoutBlockMask;
+      to[k] = words + run * run_words + 4 * b;
+      if (++k == kBlocks) flush();
+    }
+  flush();
 }
 
 // words[j] = word (j % 4) of dropout-stream block (first_block + j / 4) mod 2^62, for j < 4 * n_blocks.

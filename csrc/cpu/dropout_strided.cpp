@@ -76,17 +76,17 @@ inline void apply(const T* in, T* out, const uint32_t* keep, int64_t len, lanes_
 // rows[c * tm] bit b = decision of element 32 c + b of the len <= kTileInnerMax logically consecutive
 // elements l .. l + len - 1 (bits past len are 0): one word per 32 elements, so the transpose into memory
 // order costs a word store per 32 decisions.
-// rows[c * tm] from the len stream words drawn[0 .. len) of a row (the kStream case of row_bits).
+// rows[c * tm] from the len stream words drawn[0 .. len) of a row (the kStream case of row_bits). A last
+// word of fewer than 32 decisions is compared in whole vectors too, its bits past len cleared: the words
+// past len are other rows' or earlier batches' (the buffer holds kRowWords >= 32 * ceil(len / 32) + 3 per
+// row and is zeroed once per range, so every word read is initialized).
 inline void pack_row_bits(const uint32_t* drawn, int64_t len, uint32_t threshold, uint32_t* rows, int64_t tm) {
   const vu32 t = vu32{} + threshold;
   for (int64_t c = 0; c < (len + 31) / 32; ++c) {
     const int64_t k0 = 32 * c;
     uint32_t w = 0;
-    if (len - k0 >= 32) {
-      for (int v = 0; v < 32 / kLanes; ++v) w |= compare_bits(load_vec<vu32>(drawn + k0 + v * kLanes), t) << (v * kLanes);
-    } else {
-      for (int64_t k = k0; k < len; ++k) w |= static_cast<uint32_t>(dropout_keep(drawn[k], threshold)) << (k - k0);
-    }
+    for (int v = 0; v < 32 / kLanes; ++v) w |= compare_bits(load_vec<vu32>(drawn + k0 + v * kLanes), t) << (v * kLanes);
+    if (len - k0 < 32) w &= (uint32_t{1} << (len - k0)) - 1;
     rows[c * tm] = w;
   }
 }
@@ -178,7 +178,7 @@ void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, i
   alignas(64) uint32_t keep[kTileElems];
   // ceil(ti / 32) * tm <= ti * tm / 32 + tm words (tile_extent: ti * tm <= kTileElems when tm >= kLanes)
   alignas(64) uint32_t rows[kTileElems / 32 + kTileMinorMax];
-  alignas(64) uint32_t words[kRowBatch * kRowWords];  // stream words of a batch of rows (or of one run)
+  alignas(64) uint32_t words[kRowBatch * kRowWords] = {};  // stream words of a batch of rows (or of one run)
   const int64_t n_inner = L.shape[L.inner];
   if (L.inner == L.minor) {
     const int64_t per_row = (n_inner + kRun - 1) / kRun;
@@ -204,15 +204,16 @@ void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, i
   // Dense tiles: a tile spans the whole minor axis, the inner axis follows it in memory and the other axes
   // follow those two in C order (channels_last with up to kTileMinorMax channels). Then each tile is one
   // stretch of memory and the units [begin, end) are one stretch, tile after tile, so the output can be
-  // written as a contiguous range is (vec.h's TileOutput: streamed when pass.stream_out) and each tile's
-  // input prefetched into L1 while its decisions are drawn (input_prefetch.h). Other layouts write in place.
+  // written as a contiguous range is (vec.h's TileOutput: streamed when pass.stream_out). Other layouts
+  // write in place. Every tile's input is prefetched into L1 while its decisions are drawn
+  // (input_prefetch.h; dense or not, a tile's memory rows are runs of tm elements).
   bool dense = tiles_minor == 1 && inner_stride == n_minor;
   for (int64_t d = L.ndim - 1, expect = n_inner * n_minor; d >= 0; --d) {
     if (d == L.inner || d == L.minor) continue;
     dense = dense && L.stride[d] == expect;
     expect *= L.shape[d];
   }
-  const bool fetch = dense && pass.prefetch_bytes > 0;
+  const bool fetch = pass.prefetch_bytes > 0;  // each tile's own input, while its decisions are drawn
   int64_t first_mem = 0, first_log = 0;
   if (dense && begin < end) {
     outer_offsets(L, begin / tiles_inner, first_mem, first_log);
@@ -236,7 +237,7 @@ void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, i
       // Rows shorter than a lane vector: the decisions one by one into memory order, then the values of
       // each memory row (of the whole tile at once when the rows follow each other in memory).
       for (int64_t j = 0; j < tm; ++j) {
-        if (fetch) prefetch_lines(in + mem + j * ti, in + mem + (j + 1) * ti);  // the tile's input, tm pieces
+        if (fetch && dense) prefetch_lines(in + mem + j * ti, in + mem + (j + 1) * ti);  // the tile, tm pieces
         row_keep<S>(pass, log + j * minor_lstride, ti, keep + j, tm, words);
       }
       if (inner_stride == tm) {
@@ -255,15 +256,26 @@ void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, i
     }
     // Decisions as 32-bit words, rows[c * tm + j] bit b for inner index 32 c + b and minor index j; then
     // for each inner index i a memory row of tm values, its lane masks shifted out of those words.
+    // The tile's input, its ti memory rows of tm elements, asked for in pieces while the decisions are
+    // drawn: memory rows [i_fetched, i_fetched + per_step) at each step of the loops below (per_step rows
+    // for each of the steps, as evenly as they go).
+    const int64_t steps = S == KeepSource::kStream ? (tm + kRowBatch - 1) / kRowBatch : tm;
+    const int64_t per_step = (ti + steps - 1) / steps;
+    int64_t i_fetched = 0;
+    const auto fetch_rows = [&]() {
+      if (!fetch) return;
+      for (const int64_t stop = i_fetched + per_step < ti ? i_fetched + per_step : ti; i_fetched < stop; ++i_fetched)
+        prefetch_lines(in + mem + i_fetched * inner_stride, in + mem + i_fetched * inner_stride + tm);
+    };
     if (S == KeepSource::kStream) {
       for (int64_t j = 0; j < tm; j += kRowBatch) {
         const int n = tm - j < kRowBatch ? static_cast<int>(tm - j) : kRowBatch;
-        if (fetch) prefetch_lines(in + mem + j * ti, in + mem + (j + n) * ti);  // the tile's input, in pieces
+        fetch_rows();
         stream_rows_bits(pass, log + j * minor_lstride, minor_lstride, n, ti, rows + j, tm, words);
       }
     } else {
       for (int64_t j = 0; j < tm; ++j) {
-        if (fetch) prefetch_lines(in + mem + j * ti, in + mem + (j + 1) * ti);  // the tile's input, tm pieces
+        fetch_rows();
         row_bits<S>(pass, log + j * minor_lstride, ti, rows + j, tm, words);
       }
     }
