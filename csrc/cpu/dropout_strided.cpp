@@ -73,10 +73,7 @@ inline void apply(const T* in, T* out, const uint32_t* keep, int64_t len, lanes_
   for (; j < len; ++j) dropout_element(in[j], out[j], keep[j] != 0, s);
 }
 
-// rows[c * tm] bit b = decision of element 32 c + b of the len <= kTileInnerMax logically consecutive
-// elements l .. l + len - 1 (bits past len are 0): one word per 32 elements, so the transpose into memory
-// order costs a word store per 32 decisions.
-// rows[c * tm] from the len stream words drawn[0 .. len) of a row (the kStream case of row_bits). A last
+// rows[c * tm] from the len stream words drawn[0 .. len) of a row (what row_bits gives for mask bits). A last
 // word of fewer than 32 decisions is compared in whole vectors too, its bits past len cleared: the words
 // past len are other rows' or earlier batches' (the buffer holds kRowWords >= 32 * ceil(len / 32) + 3 per
 // row and is zeroed once per range, so every word read is initialized).
@@ -116,12 +113,16 @@ inline void stream_rows_bits(const DropoutPass& pass, int64_t l, int64_t lstride
   for (int j = 0; j < n; ++j) pack_row_bits(words + j * kRowWords + skip[j], len, pass.params.threshold, rows + j, tm);
 }
 
+// rows[c * tm] bit b = decision of element 32 c + b of the len <= kTileInnerMax logically consecutive
+// elements l .. l + len - 1 (bits past len are 0): one word per 32 elements, so the transpose into memory
+// order costs a word store per 32 decisions.
+// Decisions from mask bits or all the same (p = 0, p = 1); rows drawn from the stream go through
+// stream_rows_bits, kRowBatch at a time.
 template <KeepSource S>
-void row_bits(const DropoutPass& pass, int64_t l, int64_t len, uint32_t* rows, int64_t tm, uint32_t* words) {
+void row_bits(const DropoutPass& pass, int64_t l, int64_t len, uint32_t* rows, int64_t tm) {
+  static_assert(S != KeepSource::kStream, "stream rows are drawn in batches (stream_rows_bits)");
   const int64_t n_words = (len + 31) / 32;
-  if (S == KeepSource::kStream) {
-    stream_rows_bits(pass, l, 0, 1, len, rows, tm, words);
-  } else if (S == KeepSource::kBits) {
+  if (S == KeepSource::kBits) {
     for (int64_t c = 0; c < n_words; ++c) {
       const int64_t e = l + 32 * c;  // bits e .. e + m - 1 of the mask, m <= 32: at most 5 bytes
       const int64_t m = len - 32 * c < 32 ? len - 32 * c : 32;
@@ -267,7 +268,7 @@ void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, i
       for (const int64_t stop = i_fetched + per_step < ti ? i_fetched + per_step : ti; i_fetched < stop; ++i_fetched)
         prefetch_lines(in + mem + i_fetched * inner_stride, in + mem + i_fetched * inner_stride + tm);
     };
-    if (S == KeepSource::kStream) {
+    if constexpr (S == KeepSource::kStream) {
       for (int64_t j = 0; j < tm; j += kRowBatch) {
         const int n = tm - j < kRowBatch ? static_cast<int>(tm - j) : kRowBatch;
         fetch_rows();
@@ -276,7 +277,7 @@ void run_units(const DropoutPass& pass, const StridedLayout& L, int64_t begin, i
     } else {
       for (int64_t j = 0; j < tm; ++j) {
         fetch_rows();
-        row_bits<S>(pass, log + j * minor_lstride, ti, rows + j, tm, words);
+        row_bits<S>(pass, log + j * minor_lstride, ti, rows + j, tm);
       }
     }
     if (bits_out != nullptr) put_tile_bits(bits_out, log, minor_lstride, ti, tm, rows);

@@ -12,8 +12,8 @@
 // kept: the epilogue's x and residual (float32 0.99-1.01x, bfloat16 1.00-1.04x). A prefetch never faults
 // and never changes a value: outputs are the same bits for every distance. Used by the contiguous dropout
 // loop, forward and backward (a mask-only call reads no input), by gaussian_dropout's loop, and as a switch
-// (any distance > 0) by the strided pass's dense tiles, which fetch their own input while their rows' words
-// are drawn (dropout_strided.cpp).
+// (any distance > 0) by the strided pass, whose tiles fetch their own input while their rows' decisions are
+// drawn (dropout_strided.cpp).
 #pragma once
 #include <cstdint>
 
